@@ -1,0 +1,1 @@
+// Translation unit that carries flowlab's precompiled header.

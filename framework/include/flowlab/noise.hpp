@@ -1,0 +1,26 @@
+// Base distributions for x0. Any dataset serves too, through noise_from_dataset().
+#pragma once
+
+#include <memory>
+
+#include "flowlab/dataset.hpp"
+
+namespace flowlab {
+
+class FLOWLAB_API Noise : public Plugin {
+ public:
+  /// Called once with a batch of data before training, for noises that adapt to it (`matched`).
+  virtual void fit(const Tensor& data) { (void)data; }
+  /// A tensor of the given shape [B, ...] of base samples.
+  virtual Tensor sample(at::IntArrayRef shape, const at::TensorOptions& options) const = 0;
+};
+
+/// A dataset as the base distribution (the textbook's logo-shaped base, data-to-data flows).
+/// sample() checks that the requested event shape is the dataset's.
+FLOWLAB_API std::shared_ptr<Noise> noise_from_dataset(std::shared_ptr<const Dataset> dataset);
+
+namespace kinds {
+using noise = Noise;
+}
+
+}  // namespace flowlab

@@ -1,0 +1,55 @@
+// Probability paths between noise x0 (t = 0) and data x1 (t = 1): x_t, the target velocity u_t and,
+// for affine paths, the schedule and the conversions between velocity, x1- and eps-prediction.
+#pragma once
+
+#include "flowlab/plugin.hpp"
+#include "flowlab/tensor.hpp"
+
+namespace flowlab {
+
+/// One draw from a path (Meta flow_matching's PathSample): the endpoints, the times and x_t, u_t.
+struct PathSample {
+  Tensor x0, x1, t;  ///< noise [B, ...], data [B, ...], times [B]
+  Tensor xt, ut;     ///< point on the path and its target velocity d/dt x_t, both [B, ...]
+};
+
+/// An affine schedule x_t = alpha_t * x1 + sigma_t * x0, with d/dt of both. Each tensor is shaped like t.
+struct Schedule {
+  Tensor alpha, sigma, d_alpha, d_sigma;
+};
+
+class FLOWLAB_API Path : public Plugin {
+ public:
+  /// x_t and u_t at times t [B]. `eps` is the extra noise of stochastic paths (the bridge), shaped like x0;
+  /// it is drawn from N(0, I) when undefined, and ignored by deterministic paths.
+  virtual PathSample sample(const Tensor& x0, const Tensor& x1, const Tensor& t,
+                            const Tensor& eps = Tensor()) const = 0;
+  /// True when x_t = alpha_t x1 + sigma_t x0 exactly, so schedule() and the conversions below exist.
+  virtual bool affine() const { return false; }
+  /// The schedule at t; throws flowlab::Error for a non-affine path.
+  virtual Schedule schedule(const Tensor& t) const;
+
+  // Conversions for affine paths, derived once from the schedule (solve the 2x2 system
+  //   [alpha sigma; d_alpha d_sigma] [x1; x0] = [x_t; v]). `t` is [B]; the rest are [B, ...].
+  Tensor velocity_to_x1(const Tensor& xt, const Tensor& v, const Tensor& t) const;
+  Tensor velocity_to_eps(const Tensor& xt, const Tensor& v, const Tensor& t) const;
+  Tensor x1_to_velocity(const Tensor& xt, const Tensor& x1, const Tensor& t) const;
+  Tensor eps_to_velocity(const Tensor& xt, const Tensor& eps, const Tensor& t) const;
+  /// Signal-to-noise ratio alpha^2 / sigma^2 at t (affine paths).
+  Tensor snr(const Tensor& t) const;
+};
+
+/// Base for affine paths: implement schedule(); sample() follows from it.
+class FLOWLAB_API AffinePath : public Path {
+ public:
+  PathSample sample(const Tensor& x0, const Tensor& x1, const Tensor& t,
+                    const Tensor& eps = Tensor()) const override;
+  bool affine() const override { return true; }
+  Schedule schedule(const Tensor& t) const override = 0;
+};
+
+namespace kinds {
+using path = Path;
+}
+
+}  // namespace flowlab

@@ -1,0 +1,79 @@
+// The plugin registry: scans directories, lists plugins without running their code, describes and creates them.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "flowlab/params.hpp"
+#include "flowlab/plugin.hpp"
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace flowlab {
+
+/// What a plugin declares in its FLOWLAB_PLUGIN record, plus the file it came from.
+struct FLOWLAB_API PluginInfo {
+  int api_version = 0;
+  std::string kind, name, version, description;
+  std::vector<ParamSpec> params;
+  std::string file;
+  std::string key() const { return kind + "/" + name; }
+};
+
+/// Parses the records found in one library's `flowlab_plugins` section. Throws flowlab::Error on a
+/// malformed record.
+FLOWLAB_API std::vector<PluginInfo> parse_plugin_records(const std::string& section, const std::string& file);
+
+/// The plugin kinds, in the order listings use.
+FLOWLAB_API const std::vector<std::string>& plugin_kinds();
+
+class FLOWLAB_API Registry {
+ public:
+  /// Scans, in order: the build's plugin directory and the installed one (when `default_dirs`), each
+  /// directory in $FLOWLAB_PLUGIN_PATH (colon-separated), then `extra_dirs` (--plugin-path).
+  explicit Registry(const std::vector<std::string>& extra_dirs = {}, bool default_dirs = true);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  const std::vector<std::string>& directories() const { return dirs_; }
+  /// Plugins of one kind (or all, for ""), sorted by kind then name. Runs no plugin code.
+  std::vector<PluginInfo> list(const std::string& kind = "") const;
+  /// The record of kind/name; throws PluginNotFoundError listing the valid names, ApiVersionError or
+  /// DuplicatePluginError.
+  const PluginInfo& info(const std::string& kind, const std::string& name) const;
+  /// Problems met while scanning (unreadable files, API mismatches, duplicates, bad records); none is fatal.
+  const std::vector<std::string>& problems() const { return problems_; }
+
+  /// `raw` checked against the plugin's schema, with defaults filled in.
+  Params resolve(const std::string& kind, const std::string& name, const Params& raw = Params()) const;
+
+  /// Creates kind/name as T. The object keeps its library loaded until it is destroyed.
+  template <class T>
+  std::shared_ptr<T> create(const std::string& kind, const std::string& name, const Params& raw = Params()) const {
+    std::shared_ptr<Plugin> p = create_plugin(kind, name, raw);
+    std::shared_ptr<T> typed = std::dynamic_pointer_cast<T>(p);
+    if (!typed) throw CreateError(kind + "/" + name + ": the object does not implement the " + kind + " interface");
+    return typed;
+  }
+  std::shared_ptr<Plugin> create_plugin(const std::string& kind, const std::string& name, const Params& raw) const;
+
+ private:
+  void scan_directory(const std::string& dir);
+  void scan_file(const std::string& file);
+  std::shared_ptr<boost::dll::shared_library> load(const std::string& file) const;
+
+  std::vector<std::string> dirs_;
+  std::vector<std::string> problems_;
+  std::map<std::string, std::vector<PluginInfo>> plugins_;   // key -> records (more than one: duplicate)
+  std::map<std::string, PluginInfo> wrong_api_;              // key -> record built for another API
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, std::weak_ptr<boost::dll::shared_library>> libraries_;
+};
+
+}  // namespace flowlab

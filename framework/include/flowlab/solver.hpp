@@ -1,0 +1,73 @@
+// ODE solvers for dx/dt = v(x, t) from t0 = 0 (noise) to t1 = 1 (data), and the counted field they see.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "flowlab/plugin.hpp"
+#include "flowlab/tensor.hpp"
+
+namespace flowlab {
+
+/// The velocity field: x [B, ...] and t [B] give v shaped like x.
+using VelocityField = std::function<Tensor(const Tensor& x, const Tensor& t)>;
+
+/// The field as a solver sees it. The framework wraps the user's VelocityField in it, so the NFE is counted
+/// here, once, for every solver, and a NaN/Inf output stops the solve with the step and t in the message.
+class FLOWLAB_API Field {
+ public:
+  Field(const VelocityField& v, std::string solver);
+  /// v(x, t) with t broadcast to [B]. Throws SolverError when the result holds NaN or Inf.
+  Tensor operator()(const Tensor& x, double t);
+  int64_t nfe() const { return nfe_; }
+  /// The step being taken (0-based), for messages.
+  void set_step(int64_t step) { step_ = step; }
+
+ private:
+  const VelocityField& v_;
+  std::string solver_;
+  int64_t nfe_ = 0;
+  int64_t step_ = 0;
+};
+
+/// Per-call overrides, as in FlowMatching.sample(return_all_steps, inference_step).
+struct SampleOptions {
+  std::optional<int64_t> steps;   ///< overrides the solver's `steps` for this call (fixed-step solvers)
+  Tensor grid;                    ///< a custom increasing time grid [T+1] (fixed-step solvers)
+  bool return_trajectory = false; ///< also return the states at every grid point / accepted step
+  double t0 = 0.0;                ///< start time (noise)
+  double t1 = 1.0;                ///< end time (data)
+};
+
+struct SampleResult {
+  Tensor x;           ///< the state at t1, shaped like the initial x
+  Tensor trajectory;  ///< [B, T+1, ...] when return_trajectory, including the initial state
+  Tensor times;       ///< [T+1] float64, when return_trajectory
+  int64_t nfe = 0;    ///< evaluations of the field, counted by the framework
+  int64_t accepted_steps = 0;
+  int64_t rejected_steps = 0;  ///< adaptive solvers only
+};
+
+class FLOWLAB_API Solver : public Plugin {
+ public:
+  /// `owner` is "solver/<name>", used in messages.
+  explicit Solver(std::string owner) : owner_(std::move(owner)) {}
+  const std::string& owner() const { return owner_; }
+  /// Integrates from x0 at opt.t0 to opt.t1. Non-virtual: it wraps `v` in a Field, which counts the NFE.
+  SampleResult sample(const Tensor& x0, const VelocityField& v, const SampleOptions& opt = SampleOptions()) const;
+
+ protected:
+  /// The method itself: fills out.x, out.accepted_steps, out.rejected_steps and, when asked, the
+  /// trajectory and times. It must evaluate the field only through `field`.
+  virtual void integrate(const Tensor& x0, Field& field, const SampleOptions& opt, SampleResult& out) const = 0;
+
+ private:
+  std::string owner_;
+};
+
+namespace kinds {
+using solver = Solver;
+}
+
+}  // namespace flowlab

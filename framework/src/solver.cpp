@@ -1,0 +1,38 @@
+// The counted velocity field and Solver::sample, the one place where NFE is measured.
+#include "flowlab/solver.hpp"
+
+#include <fmt/format.h>
+
+#include "flowlab/errors.hpp"
+
+namespace flowlab {
+
+Field::Field(const VelocityField& v, std::string solver) : v_(v), solver_(std::move(solver)) {}
+
+Tensor Field::operator()(const Tensor& x, double t) {
+  ++nfe_;
+  Tensor tt = at::full({x.size(0)}, t, x.options());
+  Tensor v = v_(x, tt);
+  if (!v.defined() || v.sizes() != x.sizes())
+    throw SolverError(fmt::format("{}: velocity field returned shape {} for x of shape {} at step {} (t = {})",
+                                  solver_, v.defined() ? shape_string(v.sizes()) : "<undefined>",
+                                  shape_string(x.sizes()), step_, t));
+  if (!at::isfinite(v).all().item<bool>())
+    throw SolverError(fmt::format("{}: velocity field returned NaN or Inf at step {} (t = {}), evaluation {}",
+                                  solver_, step_, t, nfe_));
+  return v;
+}
+
+SampleResult Solver::sample(const Tensor& x0, const VelocityField& v, const SampleOptions& opt) const {
+  if (!x0.defined() || x0.dim() < 1 || x0.size(0) < 1)
+    throw SolverError(fmt::format("{}: x0 must be a tensor [B, ...] with B >= 1", owner_));
+  if (!(opt.t1 > opt.t0))
+    throw SolverError(fmt::format("{}: t1 ({}) must be greater than t0 ({})", owner_, opt.t1, opt.t0));
+  Field field(v, owner_);
+  SampleResult out;
+  integrate(x0, field, opt, out);
+  out.nfe = field.nfe();
+  return out;
+}
+
+}  // namespace flowlab
