@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the build in BUILD_DIR to a scratch prefix, builds the out-of-tree plugin in SRC_DIR against it,
+# and checks that the installed flowlab finds and describes it through FLOWLAB_PLUGIN_PATH.
+set -euo pipefail
+build=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work"
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/build" >/dev/null
+export FLOWLAB_PLUGIN_PATH="$work/build"
+out=$("$work/prefix/bin/flowlab" describe solver/ralston)
+expected="solver/ralston 0.1.0: Ralston's method, order 2, 2 NFE per step
+file: $work/build/libmy_solver.so
+parameters:
+  NAME   TYPE  DEFAULT  DOC
+  steps  int   10       number of uniform steps on [0, 1]"
+if [ "$out" != "$expected" ]; then
+  echo "unexpected describe output:"; echo "$out"; exit 1
+fi
+# The installed binary also finds the installed in-tree plugins.
+"$work/prefix/bin/flowlab" plugins solver | grep -q "^solver  rk4 " || { echo "installed plugins not found"; exit 1; }
+echo "out-of-tree plugin built, found and described: OK"
