@@ -10,6 +10,7 @@ PACKAGES=(
   libyaml-cpp-dev                             # experiment files
   libboost-dev libboost-filesystem-dev        # Boost.DLL plugin loading
   libfmt-dev                                  # formatting
+  libelf-dev                                  # reading plugin records from .so files without loading them
   libhdf5-dev                                 # results files
   libbenchmark-dev                            # benchmarks/
   libcatch2-dev                               # tests (v3, bookworm-backports)
@@ -34,12 +35,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "flowlab setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  bp=()
-  [ "$codename" = "bookworm" ] && bp=(-t bookworm-backports)
-  # libcatch2-dev comes from backports; the rest from main (backports pinning only lifts what is asked for).
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]/libcatch2-dev/}" >/dev/null
-  if printf '%s\n' "${missing[@]}" | grep -qx libcatch2-dev; then
-    $SUDO apt-get install -y -qq --no-install-recommends "${bp[@]}" libcatch2-dev >/dev/null
+  # libcatch2-dev (v3) comes from bookworm-backports; the rest from main.
+  main=() backports=()
+  for p in "${missing[@]}"; do
+    if [ "$p" = libcatch2-dev ] && [ "$codename" = bookworm ]; then backports+=("$p"); else main+=("$p"); fi
+  done
+  if [ ${#main[@]} -gt 0 ]; then
+    $SUDO apt-get install -y -qq --no-install-recommends "${main[@]}" >/dev/null
+  fi
+  if [ ${#backports[@]} -gt 0 ]; then
+    $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports "${backports[@]}" >/dev/null
   fi
 fi
 echo "flowlab setup: packages OK"
