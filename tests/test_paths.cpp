@@ -8,15 +8,16 @@
 
 #include "flowlab/path.hpp"
 #include "flowlab/registry.hpp"
+#include "support.hpp"
 
 using flowlab::Tensor;
 
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
+
 namespace {
 
-const flowlab::Registry& registry() {
-  static const flowlab::Registry reg;
-  return reg;
-}
 
 std::shared_ptr<flowlab::Path> path(const std::string& name, const flowlab::Params& p = flowlab::Params()) {
   return registry().create<flowlab::Path>("path", name, p);
@@ -28,7 +29,6 @@ std::vector<std::string> path_names() {
   return names;
 }
 
-double max_abs(const Tensor& a) { return a.abs().max().item<double>(); }
 
 struct Endpoints {
   Tensor x0, x1, eps;

@@ -8,26 +8,21 @@
 
 #include "flowlab/noise.hpp"
 #include "flowlab/registry.hpp"
+#include "support.hpp"
 #include "flowlab/solver.hpp"
 
 using Catch::Matchers::ContainsSubstring;
 namespace fs = std::filesystem;
+
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
 
 namespace {
 
 std::string dir(const std::string& group) { return std::string(FLOWLAB_TEST_PLUGIN_ROOT) + "/" + group; }
 std::string lib(const std::string& group, const std::string& target) { return dir(group) + "/lib" + target + ".so"; }
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return "";
-}
 
 }  // namespace
 

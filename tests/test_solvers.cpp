@@ -11,17 +11,18 @@
 #include <sstream>
 
 #include "flowlab/registry.hpp"
+#include "support.hpp"
 #include "flowlab/solver.hpp"
 
 using Catch::Matchers::StartsWith;
 using flowlab::Tensor;
 
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
+
 namespace {
 
-const flowlab::Registry& registry() {
-  static const flowlab::Registry reg;
-  return reg;
-}
 
 std::shared_ptr<flowlab::Solver> solver(const std::string& name, const flowlab::Params& p = flowlab::Params()) {
   return registry().create<flowlab::Solver>("solver", name, p);
@@ -68,16 +69,6 @@ double slope(const std::vector<double>& h, const std::vector<double>& err) {
   return num / den;
 }
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return "";
-}
 
 }  // namespace
 

@@ -6,14 +6,15 @@
 #include <cmath>
 
 #include "flowlab/registry.hpp"
+#include "support.hpp"
 #include "flowlab/time_sampler.hpp"
+
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
 
 namespace {
 
-const flowlab::Registry& registry() {
-  static const flowlab::Registry reg;
-  return reg;
-}
 
 // sup_t |F_n(t) - F(t)| over the sorted sample.
 double ks_distance(const flowlab::TimeSampler& s, const at::Tensor& draws) {

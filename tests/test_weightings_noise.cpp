@@ -5,33 +5,24 @@
 
 #include "flowlab/noise.hpp"
 #include "flowlab/registry.hpp"
+#include "support.hpp"
 #include "flowlab/weighting.hpp"
 
 using flowlab::Tensor;
 
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
+
 namespace {
 
-const flowlab::Registry& registry() {
-  static const flowlab::Registry reg;
-  return reg;
-}
 
 template <class T>
 std::shared_ptr<T> make(const std::string& kind, const std::string& name, const flowlab::Params& p = flowlab::Params()) {
   return registry().create<T>(kind, name, p);
 }
 
-double max_abs(const Tensor& a) { return a.abs().max().item<double>(); }
 
-template <class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const flowlab::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 /// A two-point dataset, to use as a base distribution.
 class TwoPoints final : public flowlab::Dataset {
@@ -62,15 +53,15 @@ TEST_CASE("weightings follow their formulas", "[weighting]") {
   const Tensor snr = at::tan(M_PI / 2 * t).pow(2);
   CHECK(max_abs(make<flowlab::Weighting>("weighting", "min_snr")->weight(t, *cosine) - snr.clamp_max(5.0)) < 1e-12);
   auto bridge = make<flowlab::Path>("path", "bridge");
-  CHECK(message_of([&] { make<flowlab::Weighting>("weighting", "snr")->weight(t, *bridge); }) ==
+  CHECK(message_of<flowlab::Error>([&] { make<flowlab::Weighting>("weighting", "snr")->weight(t, *bridge); }) ==
         "weighting/snr: needs an affine path (one with an alpha/sigma schedule)");
   flowlab::Params bad_end;
   bad_end.set("end", std::string("middle"));
-  CHECK(message_of([&] { make<flowlab::Weighting>("weighting", "endpoint", bad_end); }) ==
+  CHECK(message_of<flowlab::Error>([&] { make<flowlab::Weighting>("weighting", "endpoint", bad_end); }) ==
         "weighting/endpoint: parameter 'end' must be one of data, noise, got 'middle'");
   flowlab::Params bad_gamma;
   bad_gamma.set("gamma", 0.0);
-  CHECK(message_of([&] { make<flowlab::Weighting>("weighting", "min_snr", bad_gamma); }) ==
+  CHECK(message_of<flowlab::Error>([&] { make<flowlab::Weighting>("weighting", "min_snr", bad_gamma); }) ==
         "weighting/min_snr: parameter 'gamma' must be > 0, got 0");
 }
 
@@ -95,7 +86,7 @@ TEST_CASE("noise distributions have their moments", "[noise]") {
   CHECK(std::abs(s.eq(0).to(at::kDouble).mean().item<double>() - 0.3) < tol);
 
   auto matched = make<flowlab::Noise>("noise", "matched");
-  CHECK(message_of([&] { matched->sample({2, 2}, at::kDouble); }) ==
+  CHECK(message_of<flowlab::Error>([&] { matched->sample({2, 2}, at::kDouble); }) ==
         "noise/matched: sample() before fit(): the data's std is not estimated");
   matched->fit(at::randn({kN, 2}, at::kDouble) * 3 + 1);
   CHECK(std::abs(matched->sample({kN, 2}, at::kDouble).std().item<double>() - 3) < 3 * tol * 2);
@@ -112,17 +103,17 @@ TEST_CASE("noise distributions have their moments", "[noise]") {
 TEST_CASE("bad noise parameters name the parameter", "[noise][errors]") {
   flowlab::Params box;
   box.set("low", 1.0).set("high", 1.0);
-  CHECK(message_of([&] { make<flowlab::Noise>("noise", "uniform", box); }) ==
+  CHECK(message_of<flowlab::Error>([&] { make<flowlab::Noise>("noise", "uniform", box); }) ==
         "noise/uniform: parameter 'high' must be > low (1), got 1");
   flowlab::Params rate;
   rate.set("rate", 1.0);
-  CHECK(message_of([&] { make<flowlab::Noise>("noise", "sparse", rate); }) ==
+  CHECK(message_of<flowlab::Error>([&] { make<flowlab::Noise>("noise", "sparse", rate); }) ==
         "noise/sparse: parameter 'rate' must be in [0, 1), got 1");
 }
 
 TEST_CASE("a dataset serves as the base distribution", "[noise]") {
   auto base = flowlab::noise_from_dataset(std::make_shared<TwoPoints>());
   CHECK(at::equal(base->sample({4, 2}, at::kDouble), at::full({4, 2}, 3.0, at::kDouble)));
-  CHECK(message_of([&] { base->sample({4, 3}, at::kDouble); }) ==
+  CHECK(message_of<flowlab::Error>([&] { base->sample({4, 3}, at::kDouble); }) ==
         "dataset as noise: asked for samples of shape [4, 3], but the dataset's event shape is [2]");
 }
