@@ -16,6 +16,8 @@ PACKAGES=(
   libcatch2-dev                               # tests (v3, bookworm-backports)
   libcli11-dev                                # CLI parsing
   libstb-dev                                  # PNG read/write (image_density, image grids)
+  zlib1g-dev                                  # reading .gz data files (digits, Fashion-MNIST)
+  dataset-fashion-mnist                       # Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)
 )
 
@@ -46,5 +48,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ ${#backports[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports "${backports[@]}" >/dev/null
   fi
+fi
+# sklearn's 8x8 digits: digits.csv.gz from python3-sklearn's .deb (sklearn itself is not installed).
+DIGITS_DIR=/usr/local/share/flowlab/datasets
+if [ ! -s "$DIGITS_DIR/digits.csv.gz" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq python3-sklearn 2>/dev/null && dpkg-deb -x python3-sklearn_*.deb x)
+  $SUDO mkdir -p "$DIGITS_DIR"
+  $SUDO cp "$tmp/x/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz" "$DIGITS_DIR/"
+  rm -rf "$tmp"
 fi
 echo "flowlab setup: packages OK"

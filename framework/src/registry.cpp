@@ -244,11 +244,11 @@ std::shared_ptr<boost::dll::shared_library> Registry::load(const std::string& fi
   return lib;
 }
 
-std::shared_ptr<Plugin> Registry::create_plugin(const std::string& kind, const std::string& name,
-                                                const Params& raw) const {
+Plugin* Registry::create_raw(const std::string& kind, const std::string& name, const Params& raw,
+                             std::shared_ptr<boost::dll::shared_library>& lib) const {
   const PluginInfo& pi = info(kind, name);
   const Params params = resolve_params(pi.key(), pi.params, raw);
-  auto lib = load(pi.file);
+  lib = load(pi.file);
   const std::string symbol = fmt::format("flowlab_create_{}_{}", kind, name);
   if (!lib->has(symbol))
     throw LibraryLoadError(fmt::format("{}: entry point '{}' not found in {}", pi.key(), symbol, pi.file));
@@ -264,8 +264,7 @@ std::shared_ptr<Plugin> Registry::create_plugin(const std::string& kind, const s
     throw CreateError(fmt::format("{}: construction failed ({}): unknown exception", pi.key(), pi.file));
   }
   if (!raw_ptr) throw CreateError(fmt::format("{}: factory in {} returned null", pi.key(), pi.file));
-  // Boost.DLL tutorial 8: the deleter owns the library, so no object outlives its code.
-  return std::shared_ptr<Plugin>(raw_ptr, [lib](Plugin* p) { delete p; });
+  return raw_ptr;
 }
 
 }  // namespace flowlab

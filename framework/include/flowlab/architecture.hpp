@@ -1,15 +1,20 @@
-// Velocity networks v(x, t, cond): torch::nn::Module plugins.
+// Velocity networks v(x, t, cond): torch::nn::Module plugins, with the shared time and condition embedders and
+// classifier-free guidance.
 #pragma once
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
 
 #include "flowlab/plugin.hpp"
+#include "flowlab/solver.hpp"
 #include "flowlab/tensor.hpp"
 
 namespace flowlab {
 
-/// The condition of a batch. Undefined tensors mean "no condition"; `drop` [B] (bool) marks the rows that
-/// get the null condition (classifier-free guidance).
+/// The condition of a batch. Undefined tensors mean "no condition"; `drop` [B] (bool) marks the rows that get
+/// the null condition (classifier-free guidance). A model built with conditions treats an undefined label or
+/// attribute as the null condition for every row.
 struct Condition {
   Tensor label;  ///< [B] int64 class labels
   Tensor attr;   ///< [B, A] continuous attributes
@@ -25,7 +30,8 @@ struct ArchitectureSpec {
 
 class FLOWLAB_API Architecture : public Plugin, public torch::nn::Module {
  public:
-  /// Creates the submodules for data of this shape and these conditions.
+  /// Creates the submodules for data of this shape and these conditions. Throws flowlab::Error for a shape the
+  /// architecture cannot take (the message says which shapes it can).
   virtual void build(const ArchitectureSpec& spec) = 0;
   /// v(x, t, cond): x [B, ...], t [B]; returns a tensor shaped like x.
   virtual Tensor forward(const Tensor& x, const Tensor& t, const Condition& cond = Condition()) = 0;
@@ -34,5 +40,34 @@ class FLOWLAB_API Architecture : public Plugin, public torch::nn::Module {
 namespace kinds {
 using architecture = Architecture;
 }
+
+/// Transformer-style sinusoidal features of t [B]: [B, dim] = [cos(t f_k), sin(t f_k)], f_k = max_period^(-k/half),
+/// with t scaled by 1000 so that t in [0, 1] spans the frequencies (DDPM / DiT convention).
+FLOWLAB_API Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_period = 10000.0);
+
+/// Embeds a Condition into [B, dim]: a class embedding with one extra "null" row, plus a linear map of the
+/// continuous attributes with a learned null vector. Rows marked in `drop`, and absent conditions, get the nulls.
+class FLOWLAB_API ConditionEmbedderImpl : public torch::nn::Module {
+ public:
+  ConditionEmbedderImpl(int64_t num_classes, int64_t attr_dim, int64_t dim);
+  Tensor forward(const Condition& cond, int64_t batch, const at::TensorOptions& options);
+  bool empty() const { return num_classes_ == 0 && attr_dim_ == 0; }
+
+ private:
+  int64_t num_classes_, attr_dim_, dim_;
+  torch::nn::Embedding classes_{nullptr};
+  torch::nn::Linear attr_{nullptr};
+  Tensor null_attr_;
+};
+TORCH_MODULE(ConditionEmbedder);
+
+/// Marks each row for the null condition with probability p_uncond (training for classifier-free guidance).
+FLOWLAB_API Condition drop_condition(const Condition& cond, int64_t batch, double p_uncond,
+                                     const at::TensorOptions& options);
+
+/// Classifier-free guidance: v = v_uncond + w (v_cond - v_uncond). w = 0 returns the unconditional field and
+/// w = 1 the conditional one exactly (one network call each); otherwise both are evaluated. `cond` must have
+/// rows for the batch the solver integrates.
+FLOWLAB_API VelocityField guided_field(std::shared_ptr<Architecture> model, Condition cond, double w);
 
 }  // namespace flowlab

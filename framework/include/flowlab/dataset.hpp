@@ -1,6 +1,7 @@
 // Datasets: samples x1 of the target (or base) distribution, with optional labels and continuous attributes.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "flowlab/plugin.hpp"
@@ -23,10 +24,22 @@ class FLOWLAB_API Dataset : public Plugin {
   virtual int64_t num_classes() const { return 0; }
   /// Width of the continuous attribute vector; 0 when there is none.
   virtual int64_t attr_dim() const { return 0; }
+  /// Number of stored examples of a finite dataset (images, tables); 0 for a generative one (2D toys).
+  virtual int64_t size() const { return 0; }
+  /// The stored examples at `indices` [K] (int64), in order. Finite datasets only.
+  virtual Batch take(const Tensor& indices, const at::TensorOptions& options) const;
 };
 
 namespace kinds {
 using dataset = Dataset;
 }
+
+/// A batch of 2D points with their component label [B] and, as the continuous attribute, the radius |x| [B, 1].
+inline Batch planar_batch(const Tensor& x, const Tensor& label) { return {x, label, x.norm(2, {1}, true)}; }
+
+/// The bytes of a data file, gunzipped when the name ends in .gz. A missing or unreadable file throws
+/// flowlab::Error naming the plugin (`owner`), the file and where it comes from (`provenance`, e.g. "the Debian
+/// package dataset-fashion-mnist (scripts/setup.sh installs it)").
+FLOWLAB_API std::string read_data_file(const std::string& owner, const std::string& path, const std::string& provenance);
 
 }  // namespace flowlab

@@ -56,17 +56,25 @@ class FLOWLAB_API Registry {
   /// Creates kind/name as T. The object keeps its library loaded until it is destroyed.
   template <class T>
   std::shared_ptr<T> create(const std::string& kind, const std::string& name, const Params& raw = Params()) const {
-    std::shared_ptr<Plugin> p = create_plugin(kind, name, raw);
-    std::shared_ptr<T> typed = std::dynamic_pointer_cast<T>(p);
-    if (!typed) throw CreateError(kind + "/" + name + ": the object does not implement the " + kind + " interface");
-    return typed;
+    std::shared_ptr<boost::dll::shared_library> lib;
+    Plugin* p = create_raw(kind, name, raw, lib);
+    T* typed = dynamic_cast<T*>(p);
+    if (!typed) {
+      delete p;
+      throw CreateError(kind + "/" + name + ": the object does not implement the " + kind + " interface");
+    }
+    // Built from T* so that enable_shared_from_this bases (torch::nn::Module) are wired up. Boost.DLL
+    // tutorial 8: the deleter owns the library, so no object outlives its code.
+    return std::shared_ptr<T>(typed, [lib](T* q) { delete q; });
   }
-  std::shared_ptr<Plugin> create_plugin(const std::string& kind, const std::string& name, const Params& raw) const;
 
  private:
   void scan_directory(const std::string& dir);
   void scan_file(const std::string& file);
   std::shared_ptr<boost::dll::shared_library> load(const std::string& file) const;
+  /// Runs the factory; `lib` receives the library the object needs. The caller owns the result.
+  Plugin* create_raw(const std::string& kind, const std::string& name, const Params& raw,
+                     std::shared_ptr<boost::dll::shared_library>& lib) const;
 
   std::vector<std::string> dirs_;
   std::vector<std::string> problems_;

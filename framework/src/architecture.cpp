@@ -1,0 +1,71 @@
+// Shared pieces of the architectures: sinusoidal time features, the condition embedder, CFG.
+#include "flowlab/architecture.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "flowlab/dataset.hpp"
+
+namespace flowlab {
+
+Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_period) {
+  const int64_t half = dim / 2;
+  const Tensor k = at::arange(half, t.options());
+  const Tensor freqs = at::exp(-std::log(max_period) * k / static_cast<double>(half));
+  const Tensor args = (t.reshape({-1, 1}) * 1000.0) * freqs.unsqueeze(0);
+  Tensor emb = at::cat({at::cos(args), at::sin(args)}, 1);
+  if (dim % 2) emb = at::cat({emb, at::zeros({emb.size(0), 1}, emb.options())}, 1);
+  return emb;
+}
+
+ConditionEmbedderImpl::ConditionEmbedderImpl(int64_t num_classes, int64_t attr_dim, int64_t dim)
+    : num_classes_(num_classes), attr_dim_(attr_dim), dim_(dim) {
+  if (num_classes_ > 0) classes_ = register_module("classes", torch::nn::Embedding(num_classes_ + 1, dim_));
+  if (attr_dim_ > 0) {
+    attr_ = register_module("attr", torch::nn::Linear(attr_dim_, dim_));
+    null_attr_ = register_parameter("null_attr", at::randn({1, dim_}) * 0.02);
+  }
+}
+
+Tensor ConditionEmbedderImpl::forward(const Condition& cond, int64_t batch, const at::TensorOptions& options) {
+  Tensor out = at::zeros({batch, dim_}, options);
+  const Tensor drop = cond.drop.defined() ? cond.drop.to(options.device()).to(at::kBool).reshape({batch, 1}) : Tensor();
+  if (num_classes_ > 0) {
+    Tensor labels = cond.label.defined() ? cond.label.to(options.device()).to(at::kLong)
+                                         : at::full({batch}, num_classes_, options.dtype(at::kLong));
+    if (drop.defined()) labels = at::where(drop.reshape({batch}), at::full_like(labels, num_classes_), labels);
+    out = out + classes_->forward(labels);
+  }
+  if (attr_dim_ > 0) {
+    const Tensor null = null_attr_.expand({batch, dim_});
+    Tensor a = cond.attr.defined() ? attr_->forward(cond.attr.to(options.device(), options.dtype().toScalarType()).reshape({batch, attr_dim_}))
+                                   : null;
+    if (drop.defined()) a = at::where(drop, null, a);
+    out = out + a;
+  }
+  return out;
+}
+
+Condition drop_condition(const Condition& cond, int64_t batch, double p_uncond, const at::TensorOptions& options) {
+  Condition out = cond;
+  out.drop = at::rand({batch}, options.dtype(at::kFloat)) < p_uncond;
+  if (cond.drop.defined()) out.drop = out.drop | cond.drop.to(at::kBool);
+  return out;
+}
+
+VelocityField guided_field(std::shared_ptr<Architecture> model, Condition cond, double w) {
+  return [model = std::move(model), cond = std::move(cond), w](const Tensor& x, const Tensor& t) -> Tensor {
+    if (w == 0.0) return model->forward(x, t, Condition());
+    if (w == 1.0) return model->forward(x, t, cond);
+    const Tensor vu = model->forward(x, t, Condition());
+    const Tensor vc = model->forward(x, t, cond);
+    return vu + w * (vc - vu);
+  };
+}
+
+Batch Dataset::take(const Tensor&, const at::TensorOptions&) const {
+  throw Error("this dataset is generative: it has no stored examples to take (size() == 0)");
+}
+
+}  // namespace flowlab

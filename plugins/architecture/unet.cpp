@@ -1,0 +1,207 @@
+// U-Net for images [C, H, W] (Ho et al. 2020 layout): sinusoidal time embedding -> MLP; ResNet blocks with FiLM
+// (scale and shift from the time + condition embedding); down and up paths with skip connections and channel
+// multipliers; optional self-attention at chosen resolutions. Upsampling resizes to the skip's size, so odd
+// sizes (28 -> 14 -> 7) work.
+#include <fmt/format.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <numeric>
+
+#include "flowlab/architecture.hpp"
+
+namespace {
+
+using flowlab::Tensor;
+namespace nn = torch::nn;
+
+int64_t groups_for(int64_t channels) { return std::gcd(channels, int64_t{8}); }
+
+/// GroupNorm -> SiLU -> conv -> FiLM(emb) -> GroupNorm -> SiLU -> conv, plus a 1x1 skip when channels change.
+class ResBlockImpl : public nn::Module {
+ public:
+  ResBlockImpl(int64_t in, int64_t out, int64_t emb_dim)
+      : norm1_(register_module("norm1", nn::GroupNorm(groups_for(in), in))),
+        conv1_(register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1)))),
+        film_(register_module("film", nn::Linear(emb_dim, 2 * out))),
+        norm2_(register_module("norm2", nn::GroupNorm(groups_for(out), out))),
+        conv2_(register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1)))) {
+    if (in != out) skip_ = register_module("skip", nn::Conv2d(nn::Conv2dOptions(in, out, 1)));
+  }
+  Tensor forward(const Tensor& x, const Tensor& emb) {
+    Tensor h = conv1_->forward(at::silu(norm1_->forward(x)));
+    const auto ss = film_->forward(at::silu(emb)).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
+    h = norm2_->forward(h) * (1 + ss[0]) + ss[1];
+    h = conv2_->forward(at::silu(h));
+    return h + (skip_ ? skip_->forward(x) : x);
+  }
+
+ private:
+  nn::GroupNorm norm1_;
+  nn::Conv2d conv1_;
+  nn::Linear film_;
+  nn::GroupNorm norm2_;
+  nn::Conv2d conv2_;
+  nn::Conv2d skip_{nullptr};
+};
+TORCH_MODULE(ResBlock);
+
+/// Single-head self-attention over the H*W positions, with a residual connection.
+class AttentionImpl : public nn::Module {
+ public:
+  explicit AttentionImpl(int64_t ch)
+      : norm_(register_module("norm", nn::GroupNorm(groups_for(ch), ch))),
+        qkv_(register_module("qkv", nn::Conv2d(nn::Conv2dOptions(ch, 3 * ch, 1)))),
+        proj_(register_module("proj", nn::Conv2d(nn::Conv2dOptions(ch, ch, 1)))) {}
+  Tensor forward(const Tensor& x) {
+    const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    const auto qkv = qkv_->forward(norm_->forward(x)).reshape({b, 3, c, h * w}).unbind(1);
+    const Tensor attn = at::softmax(at::matmul(qkv[0].transpose(1, 2), qkv[1]) / std::sqrt(double(c)), -1);
+    const Tensor out = at::matmul(qkv[2], attn.transpose(1, 2)).reshape({b, c, h, w});
+    return x + proj_->forward(out);
+  }
+
+ private:
+  nn::GroupNorm norm_;
+  nn::Conv2d qkv_, proj_;
+};
+TORCH_MODULE(Attention);
+
+/// Options of architecture/unet.
+struct UnetOptions {
+  int64_t channels;               ///< channels at the first level (default 32)
+  std::vector<int64_t> mult;      ///< channel multiplier per level; levels - 1 downsamplings (default 1,2,2)
+  int64_t res_blocks;             ///< ResNet blocks per level (default 1)
+  std::vector<int64_t> attention; ///< resolutions (H) that get self-attention (default none)
+  int64_t time_dim;               ///< width of the time/condition embedding (default 128)
+  explicit UnetOptions(const flowlab::Params& p)
+      : channels(p.integer("channels")), mult(p.int_list("channel_mult")), res_blocks(p.integer("res_blocks")),
+        attention(p.int_list("attention_resolutions")), time_dim(p.integer("time_dim")) {
+    if (channels <= 0) throw flowlab::ParamError("architecture/unet", "channels", fmt::format("must be > 0, got {}", channels));
+    if (mult.empty()) throw flowlab::ParamError("architecture/unet", "channel_mult", "must list at least one level");
+    for (auto m : mult)
+      if (m <= 0) throw flowlab::ParamError("architecture/unet", "channel_mult", fmt::format("entries must be > 0, got {}", m));
+    if (res_blocks <= 0) throw flowlab::ParamError("architecture/unet", "res_blocks", fmt::format("must be > 0, got {}", res_blocks));
+    if (time_dim <= 0) throw flowlab::ParamError("architecture/unet", "time_dim", fmt::format("must be > 0, got {}", time_dim));
+  }
+};
+
+class UnetArchitecture final : public flowlab::Architecture {
+ public:
+  explicit UnetArchitecture(const flowlab::Params& p) : opt_(p) {}
+
+  void build(const flowlab::ArchitectureSpec& spec) override {
+    if (spec.event_shape.size() != 3)
+      throw flowlab::Error(fmt::format("architecture/unet: needs images [C, H, W], got event shape {}",
+                                       flowlab::shape_string(spec.event_shape)));
+    const int64_t in_ch = spec.event_shape[0];
+    int64_t res = spec.event_shape[1];
+    const int64_t levels = static_cast<int64_t>(opt_.mult.size());
+    const int64_t e = opt_.time_dim;
+    time_mlp1_ = register_module("time_mlp1", nn::Linear(e, 4 * e));
+    time_mlp2_ = register_module("time_mlp2", nn::Linear(4 * e, e));
+    cond_ = register_module("cond", flowlab::ConditionEmbedder(spec.num_classes, spec.attr_dim, e));
+    conv_in_ = register_module("conv_in", nn::Conv2d(nn::Conv2dOptions(in_ch, opt_.channels, 3).padding(1)));
+    down_ = register_module("down", nn::ModuleList());
+    down_attn_ = register_module("down_attn", nn::ModuleList());
+    downsample_ = register_module("downsample", nn::ModuleList());
+    up_ = register_module("up", nn::ModuleList());
+    up_attn_ = register_module("up_attn", nn::ModuleList());
+    upsample_ = register_module("upsample", nn::ModuleList());
+    auto wants_attn = [&](int64_t r) {
+      return std::find(opt_.attention.begin(), opt_.attention.end(), r) != opt_.attention.end();
+    };
+    std::vector<int64_t> ch(levels), resolution(levels);
+    int64_t prev = opt_.channels;
+    for (int64_t i = 0; i < levels; ++i) {
+      ch[i] = opt_.channels * opt_.mult[i];
+      resolution[i] = res;
+      for (int64_t r = 0; r < opt_.res_blocks; ++r, prev = ch[i]) {
+        down_->push_back(ResBlock(prev, ch[i], e));
+        down_attn_->push_back(wants_attn(res) ? std::static_pointer_cast<nn::Module>(Attention(ch[i]).ptr()) : nullptr_module());
+      }
+      if (i + 1 < levels) {
+        downsample_->push_back(nn::Conv2d(nn::Conv2dOptions(ch[i], ch[i], 3).stride(2).padding(1)));
+        res = (res + 1) / 2;
+      }
+    }
+    mid1_ = register_module("mid1", ResBlock(ch[levels - 1], ch[levels - 1], e));
+    mid_attn_ = register_module("mid_attn", Attention(ch[levels - 1]));
+    mid2_ = register_module("mid2", ResBlock(ch[levels - 1], ch[levels - 1], e));
+    prev = ch[levels - 1];
+    for (int64_t i = levels - 1; i >= 0; --i) {
+      if (i + 1 < levels) {
+        upsample_->push_back(nn::Conv2d(nn::Conv2dOptions(prev, ch[i], 3).padding(1)));
+        prev = ch[i];
+      }
+      for (int64_t r = 0; r < opt_.res_blocks; ++r) {
+        up_->push_back(ResBlock(r == 0 ? prev + ch[i] : ch[i], ch[i], e));
+        up_attn_->push_back(wants_attn(resolution[i]) ? std::static_pointer_cast<nn::Module>(Attention(ch[i]).ptr()) : nullptr_module());
+        prev = ch[i];
+      }
+    }
+    norm_out_ = register_module("norm_out", nn::GroupNorm(groups_for(prev), prev));
+    conv_out_ = register_module("conv_out", nn::Conv2d(nn::Conv2dOptions(prev, in_ch, 3).padding(1)));
+    levels_ = levels;
+  }
+
+  Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
+    const int64_t b = x.size(0);
+    Tensor emb = time_mlp2_->forward(at::silu(time_mlp1_->forward(
+        flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim))));
+    if (!cond_->empty()) emb = emb + cond_->forward(cond, b, x.options());
+    Tensor h = conv_in_->forward(x);
+    std::vector<Tensor> skips;
+    size_t block = 0;
+    for (int64_t i = 0; i < levels_; ++i) {
+      for (int64_t r = 0; r < opt_.res_blocks; ++r, ++block) {
+        h = down_[block]->as<ResBlock>()->forward(h, emb);
+        if (auto* a = down_attn_[block]->as<Attention>()) h = a->forward(h);
+      }
+      skips.push_back(h);
+      if (i + 1 < levels_) h = downsample_[i]->as<nn::Conv2d>()->forward(h);
+    }
+    h = mid2_->forward(mid_attn_->forward(mid1_->forward(h, emb)), emb);
+    block = 0;
+    size_t up = 0;
+    for (int64_t i = levels_ - 1; i >= 0; --i) {
+      const Tensor& skip = skips[static_cast<size_t>(i)];
+      if (i + 1 < levels_) {
+        h = at::upsample_nearest2d(h, {skip.size(2), skip.size(3)});
+        h = upsample_[up++]->as<nn::Conv2d>()->forward(h);
+      }
+      for (int64_t r = 0; r < opt_.res_blocks; ++r, ++block) {
+        if (r == 0) h = at::cat({h, skip}, 1);
+        h = up_[block]->as<ResBlock>()->forward(h, emb);
+        if (auto* a = up_attn_[block]->as<Attention>()) h = a->forward(h);
+      }
+    }
+    return conv_out_->forward(at::silu(norm_out_->forward(h)));
+  }
+
+ private:
+  // An identity placeholder so attention lists stay index-aligned with their blocks.
+  static std::shared_ptr<nn::Module> nullptr_module() { return std::make_shared<nn::Module>(); }
+
+  UnetOptions opt_;
+  int64_t levels_ = 0;
+  nn::Linear time_mlp1_{nullptr}, time_mlp2_{nullptr};
+  flowlab::ConditionEmbedder cond_{nullptr};
+  nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
+  nn::GroupNorm norm_out_{nullptr};
+  nn::ModuleList down_{nullptr}, down_attn_{nullptr}, downsample_{nullptr}, up_{nullptr}, up_attn_{nullptr},
+      upsample_{nullptr};
+  ResBlock mid1_{nullptr}, mid2_{nullptr};
+  Attention mid_attn_{nullptr};
+};
+
+}  // namespace
+
+FLOWLAB_PLUGIN(architecture, unet, UnetArchitecture, "1.0.0",
+               "U-Net with FiLM ResNet blocks, skips, channel multipliers and optional self-attention",
+               FLOWLAB_PARAM(channels, int, "32", "channels at the first level")
+               FLOWLAB_PARAM(channel_mult, int_list, "1,2,2", "channel multiplier per level (levels - 1 downsamplings)")
+               FLOWLAB_PARAM(res_blocks, int, "1", "ResNet blocks per level")
+               FLOWLAB_PARAM(attention_resolutions, int_list, "", "resolutions (H) with self-attention, e.g. 7 or 14")
+               FLOWLAB_PARAM(time_dim, int, "128", "width of the time and condition embedding"))

@@ -1,0 +1,69 @@
+// Fashion-MNIST (Xiao et al. 2017): 28x28 grayscale images [1, 28, 28], 60000 train and 10000 test, 10 classes,
+// read from the IDX files of Debian's dataset-fashion-mnist. Pixels are scaled to [-1, 1] as x / 127.5 - 1.
+#include <fmt/format.h>
+
+#include "flowlab/dataset.hpp"
+
+namespace {
+
+constexpr char kProvenance[] = "Debian's dataset-fashion-mnist package (scripts/setup.sh installs it)";
+
+/// Options of dataset/fashion_mnist.
+struct FashionMnistOptions {
+  std::string dir;    ///< directory of the IDX files (default /usr/share/datasets/fashion-mnist)
+  std::string split;  ///< train (60000) or test (10000)
+  explicit FashionMnistOptions(const flowlab::Params& p) : dir(p.str("dir")), split(p.str("split")) {}
+};
+
+uint32_t big_endian(const std::string& s, size_t at) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data() + at);
+  return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | uint32_t(b[3]);
+}
+
+// Reads an IDX file: magic 0x00000800 | ndim, then ndim big-endian sizes, then unsigned bytes.
+at::Tensor read_idx(const std::string& path, uint32_t ndim) {
+  const std::string data = flowlab::read_data_file("dataset/fashion_mnist", path, kProvenance);
+  if (data.size() < 4 + 4 * ndim || big_endian(data, 0) != (0x800u | ndim))
+    throw flowlab::Error(fmt::format("dataset/fashion_mnist: '{}' is not an IDX file of {} dimensions", path, ndim));
+  std::vector<int64_t> shape;
+  size_t count = 1;
+  for (uint32_t d = 0; d < ndim; ++d) shape.push_back(big_endian(data, 4 + 4 * d)), count *= shape.back();
+  const size_t offset = 4 + 4 * ndim;
+  if (data.size() != offset + count)
+    throw flowlab::Error(fmt::format("dataset/fashion_mnist: '{}' holds {} bytes of data, its header says {}", path,
+                                     data.size() - offset, count));
+  return at::from_blob(const_cast<char*>(data.data() + offset), shape, at::kByte).clone();
+}
+
+class FashionMnist final : public flowlab::Dataset {
+ public:
+  explicit FashionMnist(const flowlab::Params& p) : opt_(p) {
+    const std::string prefix = opt_.dir + "/" + (opt_.split == "train" ? "train" : "t10k");
+    images_ = read_idx(prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
+    labels_ = read_idx(prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
+    if (images_.size(0) != labels_.size(0))
+      throw flowlab::Error(fmt::format("dataset/fashion_mnist: {} images but {} labels in {}", images_.size(0),
+                                       labels_.size(0), opt_.dir));
+  }
+  std::vector<int64_t> event_shape() const override { return {1, 28, 28}; }
+  int64_t num_classes() const override { return 10; }
+  int64_t size() const override { return images_.size(0); }
+  flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override {
+    const at::Tensor i = idx.to(at::kCPU, at::kLong);
+    return {(images_.index_select(0, i).to(o.dtype()) / 127.5 - 1).to(o.device()),
+            labels_.index_select(0, i).to(o.device()), at::Tensor()};
+  }
+  flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
+    return take(at::randint(size(), {n}, at::kLong), o);
+  }
+
+ private:
+  FashionMnistOptions opt_;
+  at::Tensor images_, labels_;
+};
+
+}  // namespace
+
+FLOWLAB_PLUGIN(dataset, fashion_mnist, FashionMnist, "1.0.0", "Fashion-MNIST 28x28, 10 classes, scaled to [-1, 1]",
+               FLOWLAB_PARAM(dir, string, "/usr/share/datasets/fashion-mnist", "directory of the IDX .gz files")
+               FLOWLAB_PARAM(split, enum(train|test), "train", "train (60000) or test (10000)"))

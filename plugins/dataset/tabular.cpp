@@ -1,0 +1,129 @@
+// Any table as data (gene expression, measurements): a 2-D HDF5 dataset (.h5/.hdf5) or a numeric CSV (optionally
+// .gz, an optional header line), rows are samples. Preprocessing in this order: log1p, then `normalize`:
+// scale each column to [-1, 1], or standardise it to mean 0 and std 1.
+#include <fmt/format.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "flowlab/dataset.hpp"
+
+namespace {
+
+/// Options of dataset/tabular.
+struct TabularOptions {
+  std::string file;       ///< .h5/.hdf5 or .csv(.gz) (required)
+  std::string dataset;    ///< HDF5 dataset path (default /data)
+  bool log1p;             ///< apply log(1 + x) first (default false)
+  std::string normalize;  ///< none, scale ([-1, 1] per column) or standardize (default standardize)
+  explicit TabularOptions(const flowlab::Params& p)
+      : file(p.str("file")), dataset(p.str("dataset")), log1p(p.boolean("log1p")), normalize(p.str("normalize")) {
+    if (file.empty()) throw flowlab::ParamError("dataset/tabular", "file", "is required (an .h5/.hdf5 or .csv file)");
+  }
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+at::Tensor read_hdf5(const std::string& file, const std::string& name) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors are reported below, not printed by HDF5
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw flowlab::Error(fmt::format("dataset/tabular: cannot open HDF5 file '{}'", file));
+  const hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+  if (d < 0) {
+    H5Fclose(f);
+    throw flowlab::Error(fmt::format("dataset/tabular: '{}' has no dataset '{}' (set parameter 'dataset')", file, name));
+  }
+  const hid_t space = H5Dget_space(d);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  hsize_t dims[2] = {0, 1};
+  if (rank == 1 || rank == 2) H5Sget_simple_extent_dims(space, dims, nullptr);
+  at::Tensor out;
+  herr_t status = -1;
+  if (rank == 1 || rank == 2) {
+    out = at::empty({static_cast<int64_t>(dims[0]), static_cast<int64_t>(dims[1])}, at::kDouble);
+    status = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr<double>());
+  }
+  H5Sclose(space), H5Dclose(d), H5Fclose(f);
+  if (rank != 1 && rank != 2)
+    throw flowlab::Error(fmt::format("dataset/tabular: '{}:{}' has {} dimensions; expected a 2-D table", file, name, rank));
+  if (status < 0) throw flowlab::Error(fmt::format("dataset/tabular: cannot read '{}:{}' as numbers", file, name));
+  return out;
+}
+
+at::Tensor read_csv(const std::string& file) {
+  const std::string text = flowlab::read_data_file("dataset/tabular", file, "the path given in parameter 'file'");
+  std::vector<double> values;
+  int64_t rows = 0, cols = -1, line_no = 0;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<double> row;
+    std::istringstream fields(line);
+    std::string v;
+    bool numeric = true;
+    while (std::getline(fields, v, ',')) {
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      if (end == v.c_str()) numeric = false;
+      row.push_back(x);
+    }
+    if (!numeric) {
+      if (rows == 0 && cols < 0) continue;  // header
+      throw flowlab::Error(fmt::format("dataset/tabular: {}:{}: non-numeric value in '{}'", file, line_no, line));
+    }
+    if (cols >= 0 && static_cast<int64_t>(row.size()) != cols)
+      throw flowlab::Error(fmt::format("dataset/tabular: {}:{}: {} columns, expected {}", file, line_no, row.size(), cols));
+    cols = static_cast<int64_t>(row.size());
+    values.insert(values.end(), row.begin(), row.end());
+    ++rows;
+  }
+  if (rows == 0) throw flowlab::Error(fmt::format("dataset/tabular: '{}' has no numeric rows", file));
+  return at::tensor(values, at::kDouble).reshape({rows, cols});
+}
+
+class Tabular final : public flowlab::Dataset {
+ public:
+  explicit Tabular(const flowlab::Params& p) : opt_(p) {
+    at::Tensor x = ends_with(opt_.file, ".h5") || ends_with(opt_.file, ".hdf5") ? read_hdf5(opt_.file, opt_.dataset)
+                                                                                : read_csv(opt_.file);
+    if (opt_.log1p) {
+      if ((x <= -1).any().item<bool>())
+        throw flowlab::ParamError("dataset/tabular", "log1p", fmt::format("needs values > -1, but '{}' has some", opt_.file));
+      x = at::log1p(x);
+    }
+    if (opt_.normalize == "scale") {
+      const at::Tensor lo = std::get<0>(x.min(0, true)), hi = std::get<0>(x.max(0, true));
+      x = (x - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1;
+    } else if (opt_.normalize == "standardize") {
+      x = (x - x.mean(0, true)) / x.std(0, true, true).clamp_min(1e-12);
+    }
+    table_ = x;
+  }
+  std::vector<int64_t> event_shape() const override { return {table_.size(1)}; }
+  int64_t size() const override { return table_.size(0); }
+  flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override {
+    return {table_.index_select(0, idx.to(at::kCPU, at::kLong)).to(o.device(), o.dtype().toScalarType()), at::Tensor(),
+            at::Tensor()};
+  }
+  flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
+    return take(at::randint(size(), {n}, at::kLong), o);
+  }
+
+ private:
+  TabularOptions opt_;
+  at::Tensor table_;
+};
+
+}  // namespace
+
+FLOWLAB_PLUGIN(dataset, tabular, Tabular, "1.0.0", "rows of an HDF5 dataset or CSV file, with log1p/scaling",
+               FLOWLAB_PARAM(file, string, "", "an .h5/.hdf5 file or a numeric .csv (or .csv.gz)")
+               FLOWLAB_PARAM(dataset, string, "/data", "the HDF5 dataset to read")
+               FLOWLAB_PARAM(log1p, bool, "false", "apply log(1 + x) first")
+               FLOWLAB_PARAM(normalize, enum(none|scale|standardize), "standardize",
+                             "per column: none, scale to [-1, 1], or mean 0 / std 1"))

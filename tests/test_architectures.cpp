@@ -1,0 +1,191 @@
+// Architectures: shapes, gradients to every parameter, t and condition enter, overfitting one batch, build
+// errors, and classifier-free guidance. The contract cases run over every architecture plugin.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+#include <catch2/generators/catch_generators_range.hpp>
+#include <torch/optim/adam.h>
+
+#include "flowlab/architecture.hpp"
+#include "support.hpp"
+
+using flowlab::Tensor;
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
+
+namespace {
+
+constexpr int64_t kClasses = 3;
+
+// Small settings so the suite stays fast; an architecture not listed here runs with its defaults.
+flowlab::Params small(const std::string& name) {
+  flowlab::Params p;
+  if (name == "mlp") p.set("width", std::int64_t{64}).set("depth", std::int64_t{2});
+  if (name == "unet")
+    p.set("channels", std::int64_t{8}).set("time_dim", std::int64_t{32}).set("attention_resolutions", std::string("4,7"));
+  if (name == "dit") p.set("hidden", std::int64_t{32}).set("depth", std::int64_t{2}).set("heads", std::int64_t{2});
+  return p;
+}
+
+std::vector<std::vector<int64_t>> candidate_shapes() { return {{2}, {5}, {1, 8, 8}, {3, 8, 8}, {1, 28, 28}}; }
+
+// The architecture built for `shape` with class and attribute conditions, or null if it refuses the shape.
+std::shared_ptr<flowlab::Architecture> build(const std::string& name, const std::vector<int64_t>& shape) {
+  auto a = registry().create<flowlab::Architecture>("architecture", name, small(name));
+  try {
+    a->build({shape, kClasses, 1});
+  } catch (const flowlab::Error&) {
+    return nullptr;
+  }
+  a->to(at::kDouble);
+  return a;
+}
+
+std::vector<std::string> names() {
+  std::vector<std::string> out;
+  for (const auto& info : registry().list("architecture")) out.push_back(info.name);
+  return out;
+}
+
+flowlab::Condition condition(int64_t b) {
+  flowlab::Condition c;
+  c.label = at::arange(b, at::kLong).remainder(kClasses);
+  c.attr = at::linspace(0.5, 2.0, b, at::kDouble).unsqueeze(1);
+  c.drop = at::arange(b, at::kLong) >= b / 2;  // the second half gets the null condition
+  return c;
+}
+
+// Moves every weight a little, so zero-initialised gates (adaLN-Zero) do not hide the graph.
+void perturb(flowlab::Architecture& a) {
+  at::NoGradGuard g;
+  for (auto& p : a.parameters()) p.add_(at::randn_like(p) * 0.05);
+}
+
+Tensor input(const std::vector<int64_t>& shape, int64_t b) {
+  std::vector<int64_t> full = {b};
+  full.insert(full.end(), shape.begin(), shape.end());
+  return at::randn(full, at::kDouble);
+}
+
+}  // namespace
+
+TEST_CASE("contract: shapes, gradients, time and condition for every architecture", "[architecture][contract]") {
+  const std::string name = GENERATE_COPY(from_range(names()));
+  at::manual_seed(0);
+  int supported = 0;
+  for (const auto& shape : candidate_shapes()) {
+    auto a = build(name, shape);
+    if (!a) continue;
+    ++supported;
+    INFO("architecture/" << name << " on " << flowlab::shape_string(shape));
+    perturb(*a);
+    const int64_t b = 6;
+    const Tensor x = input(shape, b);
+    const Tensor t = at::full({b}, 0.3, at::kDouble);
+    const auto cond = condition(b);
+    const Tensor v = a->forward(x, t, cond);
+    CHECK(v.sizes() == x.sizes());
+    v.pow(2).mean().backward();
+    for (const auto& p : a->named_parameters()) {
+      INFO("parameter " << p.key());
+      REQUIRE(p.value().grad().defined());
+      CHECK(p.value().grad().abs().max().item<double>() > 0);
+    }
+    at::NoGradGuard g;
+    CHECK(max_abs(a->forward(x, at::full({b}, 0.7, at::kDouble), cond) - v) > 1e-6);  // t enters
+    flowlab::Condition other = cond;
+    other.label = (cond.label + 1).remainder(kClasses);
+    CHECK(max_abs(a->forward(x, t, other) - v) > 1e-6);  // the class enters
+    other = cond;
+    other.attr = cond.attr * 3;
+    CHECK(max_abs(a->forward(x, t, other) - v) > 1e-6);  // the attribute enters
+    CHECK(max_abs(a->forward(x, t, flowlab::Condition()) - v) > 1e-6);  // the null condition differs
+  }
+  CHECK(supported > 0);
+}
+
+TEST_CASE("contract: 300 steps on one batch cut the loss at least in half", "[architecture][contract]") {
+  const std::string name = GENERATE_COPY(from_range(names()));
+  at::manual_seed(1);
+  std::shared_ptr<flowlab::Architecture> a;
+  std::vector<int64_t> shape;
+  for (const auto& s : candidate_shapes())
+    if ((a = build(name, s))) {
+      shape = s;
+      break;
+    }
+  REQUIRE(a);
+  a->to(at::kFloat);
+  const int64_t b = 16;
+  const Tensor x = input(shape, b).to(at::kFloat), target = input(shape, b).to(at::kFloat);
+  const Tensor t = at::rand({b});
+  const auto cond = condition(b);
+  torch::optim::Adam opt(a->parameters(), torch::optim::AdamOptions(1e-3));
+  double first = 0, last = 0;
+  for (int step = 0; step < 300; ++step) {
+    opt.zero_grad();
+    const Tensor loss = (a->forward(x, t, cond) - target).pow(2).mean();
+    loss.backward();
+    opt.step();
+    (step == 0 ? first : last) = loss.item<double>();
+  }
+  INFO("architecture/" << name << ": loss " << first << " -> " << last);
+  CHECK(last <= 0.5 * first);
+}
+
+TEST_CASE("architectures refuse shapes they cannot take, saying why", "[architecture][errors]") {
+  auto unet = registry().create<flowlab::Architecture>("architecture", "unet");
+  CHECK(message_of<flowlab::Error>([&] { unet->build({{2}, 0, 0}); }) ==
+        "architecture/unet: needs images [C, H, W], got event shape [2]");
+  flowlab::Params p;
+  p.set("patch_size", std::int64_t{3});
+  auto dit = registry().create<flowlab::Architecture>("architecture", "dit", p);
+  CHECK(message_of<flowlab::ParamError>([&] { dit->build({{1, 8, 8}, 0, 0}); }) ==
+        "architecture/dit: parameter 'patch_size' must divide the image size 8x8, got 3");
+  flowlab::Params heads;
+  heads.set("hidden", std::int64_t{30}).set("heads", std::int64_t{4});
+  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "dit", heads); }) ==
+        "architecture/dit: parameter 'heads' must divide hidden (30), got 4");
+  flowlab::Params act;
+  act.set("activation", std::string("tanh"));
+  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", act); }) ==
+        "architecture/mlp: parameter 'activation' must be one of silu, relu, gelu, selu, got 'tanh'");
+}
+
+TEST_CASE("mlp supports every activation and both time embeddings", "[architecture]") {
+  for (const char* act : {"silu", "relu", "gelu", "selu"})
+    for (const char* temb : {"sinusoidal", "mlp"}) {
+      flowlab::Params p = small("mlp");
+      p.set("activation", std::string(act)).set("time_embedding", std::string(temb));
+      auto a = registry().create<flowlab::Architecture>("architecture", "mlp", p);
+      a->build({{2}, 0, 0});
+      const Tensor x = at::randn({4, 2});
+      CHECK(a->forward(x, at::rand({4})).sizes() == x.sizes());
+      CHECK(a->named_parameters().contains("time_in.weight") == (std::string(temb) == "mlp"));
+    }
+}
+
+TEST_CASE("guidance: w = 0 is exactly unconditional, w = 1 exactly conditional", "[architecture][cfg]") {
+  at::manual_seed(2);
+  auto a = build("mlp", {2});
+  at::NoGradGuard g;
+  const int64_t b = 8;
+  const Tensor x = input({2}, b), t = at::rand({b}, at::kDouble);
+  flowlab::Condition cond;
+  cond.label = at::arange(b, at::kLong).remainder(kClasses);
+  cond.attr = at::rand({b, 1}, at::kDouble);
+  const Tensor vu = a->forward(x, t, flowlab::Condition()), vc = a->forward(x, t, cond);
+  CHECK(at::equal(flowlab::guided_field(a, cond, 0.0)(x, t), vu));
+  CHECK(at::equal(flowlab::guided_field(a, cond, 1.0)(x, t), vc));
+  CHECK(max_abs(flowlab::guided_field(a, cond, 2.5)(x, t) - (vu + 2.5 * (vc - vu))) < 1e-14);
+  CHECK(max_abs(vc - vu) > 1e-6);
+}
+
+TEST_CASE("drop_condition marks rows for the null condition with probability p_uncond", "[architecture][cfg]") {
+  flowlab::Condition c;
+  c.label = at::zeros({20000}, at::kLong);
+  CHECK(flowlab::drop_condition(c, 20000, 0.0, at::kFloat).drop.sum().item<int64_t>() == 0);
+  CHECK(flowlab::drop_condition(c, 20000, 1.0, at::kFloat).drop.sum().item<int64_t>() == 20000);
+  const double frac = flowlab::drop_condition(c, 20000, 0.2, at::kFloat).drop.to(at::kDouble).mean().item<double>();
+  CHECK(std::abs(frac - 0.2) < 0.015);
+}

@@ -1,0 +1,219 @@
+// Datasets: determinism for a seed, shapes, labels and attributes (contract over every dataset plugin), the
+// statistics of each definition, the digits and Fashion-MNIST counts, and missing-file errors.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+#include <catch2/generators/catch_generators_range.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+#include <hdf5.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "flowlab/dataset.hpp"
+#include "support.hpp"
+
+using Catch::Matchers::StartsWith;
+using flowlab::Tensor;
+using flowlab::test::max_abs;
+using flowlab::test::message_of;
+using flowlab::test::registry;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch() {
+  const fs::path d = fs::temp_directory_path() / ("flowlab_datasets_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+// A 4 x 2 binary PGM, white but for one black pixel at column 3, row 1.
+std::string write_pgm() {
+  const fs::path p = scratch() / "one_dark_pixel.pgm";
+  std::ofstream f(p, std::ios::binary);
+  f << "P5\n4 2\n255\n";
+  const unsigned char px[8] = {255, 255, 255, 255, 255, 255, 255, 0};
+  f.write(reinterpret_cast<const char*>(px), 8);
+  return p.string();
+}
+
+std::string write_csv() {
+  const fs::path p = scratch() / "table.csv";
+  std::ofstream(p) << "gene_a,gene_b\n0,10\n3,20\n7,30\n1,40\n";
+  return p.string();
+}
+
+// Parameters that make every dataset constructible here.
+flowlab::Params params_for(const std::string& name) {
+  flowlab::Params p;
+  if (name == "image_density") p.set("file", write_pgm());
+  if (name == "tabular") p.set("file", write_csv());
+  return p;
+}
+
+std::shared_ptr<flowlab::Dataset> make(const std::string& name, const flowlab::Params& p) {
+  return registry().create<flowlab::Dataset>("dataset", name, p);
+}
+
+}  // namespace
+
+TEST_CASE("contract: every dataset is deterministic for a seed and has the declared shapes", "[dataset][contract]") {
+  std::vector<std::string> names;
+  for (const auto& info : registry().list("dataset")) names.push_back(info.name);
+  const std::string name = GENERATE_COPY(from_range(names));
+  INFO("dataset/" << name);
+  auto d = make(name, params_for(name));
+  at::manual_seed(5);
+  const auto a = d->sample(64, at::kDouble);
+  at::manual_seed(5);
+  const auto b = d->sample(64, at::kDouble);
+  CHECK(at::equal(a.x, b.x));
+  std::vector<int64_t> shape = {64};
+  for (auto s : d->event_shape()) shape.push_back(s);
+  CHECK(a.x.sizes() == at::IntArrayRef(shape));
+  CHECK(a.x.scalar_type() == at::kDouble);
+  if (d->num_classes() > 0) {
+    REQUIRE(a.label.defined());
+    CHECK(at::equal(a.label, b.label));
+    CHECK(a.label.min().item<int64_t>() >= 0);
+    CHECK(a.label.max().item<int64_t>() < d->num_classes());
+  }
+  if (d->attr_dim() > 0) CHECK(a.attr.sizes() == at::IntArrayRef({64, d->attr_dim()}));
+  at::manual_seed(6);
+  CHECK_FALSE(at::equal(d->sample(64, at::kDouble).x, a.x));
+}
+
+TEST_CASE("ring_gaussians: each mode sits on the ring at its angle", "[dataset]") {
+  flowlab::Params p;
+  p.set("modes", std::int64_t{6}).set("radius", 5.0).set("std", 0.1);
+  auto d = make("ring_gaussians", p);
+  at::manual_seed(0);
+  const auto batch = d->sample(60000, at::kDouble);
+  for (int64_t k = 0; k < 6; ++k) {
+    const Tensor pts = batch.x.index({batch.label == k});
+    const double tol = 5 * 0.1 / std::sqrt(double(pts.size(0)));
+    const double a = 2 * M_PI * k / 6;
+    CHECK(std::abs(pts.select(1, 0).mean().item<double>() - 5 * std::cos(a)) < tol);
+    CHECK(std::abs(pts.select(1, 1).mean().item<double>() - 5 * std::sin(a)) < tol);
+    CHECK(std::abs(pts.size(0) / 60000.0 - 1 / 6.0) < 0.01);
+  }
+  CHECK(std::abs(batch.attr.mean().item<double>() - 5.0) < 0.01);
+  CHECK(max_abs(batch.attr.squeeze(1) - batch.x.norm(2, {1})) < 1e-12);
+}
+
+TEST_CASE("the 2D toys follow their definitions", "[dataset]") {
+  at::manual_seed(0);
+  const auto cb = make("checkerboard", {})->sample(20000, at::kDouble);
+  // every point on a dark square: floor(x/2) + floor(y/2) even, inside [-4, 4]^2
+  const Tensor parity = ((cb.x.select(1, 0) / 2).floor() + (cb.x.select(1, 1) / 2).floor()).remainder(2);
+  CHECK(parity.abs().max().item<double>() == 0);
+  CHECK(max_abs(cb.x) <= 4.0);
+  flowlab::Params clean;
+  clean.set("noise", 0.0);
+  const auto circ = make("circles", clean)->sample(1000, at::kDouble);
+  CHECK(max_abs(circ.attr.squeeze(1) - (3 - 1.5 * circ.label.to(at::kDouble))) < 1e-12);
+  const auto moons = make("moons", clean)->sample(1000, at::kDouble);
+  const Tensor upper = moons.x.index({moons.label == 0}) + at::tensor({0.5, 0.25}, at::kDouble);
+  CHECK(max_abs(upper.norm(2, {1}) - 1) < 1e-12);  // the upper moon is the unit half circle
+  const auto spirals = make("spirals", clean)->sample(1000, at::kDouble);
+  CHECK(max_abs(spirals.attr) <= M_PI + 1e-12);  // r / 3 with r <= 3 pi
+  const auto roll = make("swiss_roll", clean)->sample(1000, at::kDouble);
+  CHECK(roll.attr.min().item<double>() >= 1.5 * M_PI / 5 - 1e-12);
+  CHECK(roll.attr.max().item<double>() <= 4.5 * M_PI / 5 + 1e-12);
+  const auto eight = make("eight_gaussians", {})->sample(8000, at::kDouble);
+  CHECK(std::abs(eight.attr.mean().item<double>() - 2.0) < 0.05);
+}
+
+TEST_CASE("image_density draws only from dark pixels", "[dataset]") {
+  flowlab::Params p;
+  p.set("file", write_pgm()).set("extent", 2.0);
+  const auto b = make("image_density", p)->sample(1000, at::kDouble);
+  // 4 x 2 pixels over [-2, 2] x [-1, 1]; the dark pixel (col 3, row 1) covers x in [1, 2], y in [-1, 0].
+  CHECK(b.x.select(1, 0).min().item<double>() >= 1.0);
+  CHECK(b.x.select(1, 1).max().item<double>() <= 0.0);
+  flowlab::Params missing;
+  missing.set("file", std::string("/nonexistent/logo.png"));
+  CHECK(message_of<flowlab::CreateError>([&] { make("image_density", missing); }) ==
+        "dataset/image_density: construction failed (" + registry().info("dataset", "image_density").file +
+            "): dataset/image_density: cannot read image '/nonexistent/logo.png': can't fopen");
+}
+
+TEST_CASE("digits: 1797 images of 8x8 in [-1, 1] with sklearn's class counts", "[dataset][data]") {
+  auto d = make("digits", {});
+  REQUIRE(d->size() == 1797);
+  const auto all = d->take(at::arange(1797, at::kLong), at::kDouble);
+  CHECK(all.x.sizes() == at::IntArrayRef({1797, 1, 8, 8}));
+  CHECK(all.x.min().item<double>() == -1.0);
+  CHECK(all.x.max().item<double>() == 1.0);
+  // tests/data/digits_reference.txt (make_digits_reference.py): mean pixel 4.884164579855314 in 0..16
+  CHECK(std::abs(all.x.mean().item<double>() - (4.884164579855314 / 8 - 1)) < 1e-12);
+  const Tensor counts = at::bincount(all.label, {}, 10);
+  CHECK(at::equal(counts, at::tensor(std::vector<int64_t>{178, 182, 177, 183, 181, 182, 181, 179, 174, 180}, at::kLong)));
+}
+
+TEST_CASE("fashion_mnist: 60000 train and 10000 test images, balanced classes", "[dataset][data]") {
+  auto train = make("fashion_mnist", {});
+  flowlab::Params test_split;
+  test_split.set("split", std::string("test"));
+  auto test = make("fashion_mnist", test_split);
+  REQUIRE(train->size() == 60000);
+  REQUIRE(test->size() == 10000);
+  const auto tr = train->take(at::arange(60000, at::kLong), at::kFloat);
+  const auto te = test->take(at::arange(10000, at::kLong), at::kFloat);
+  CHECK(tr.x.sizes() == at::IntArrayRef({60000, 1, 28, 28}));
+  CHECK(at::equal(at::bincount(tr.label, {}, 10), at::full({10}, 6000, at::kLong)));
+  CHECK(at::equal(at::bincount(te.label, {}, 10), at::full({10}, 1000, at::kLong)));
+  CHECK(tr.x.min().item<float>() == -1.0f);
+  CHECK(tr.x.max().item<float>() == 1.0f);
+}
+
+TEST_CASE("a missing data file names the file and the Debian package", "[dataset][errors]") {
+  flowlab::Params digits;
+  digits.set("file", std::string("/nonexistent/digits.csv.gz"));
+  CHECK_THAT(message_of<flowlab::CreateError>([&] { make("digits", digits); }),
+             Catch::Matchers::EndsWith("): dataset/digits: data file '/nonexistent/digits.csv.gz' cannot be opened (No "
+                                       "such file or directory); it comes from Debian's python3-sklearn package "
+                                       "(scripts/setup.sh extracts it with apt-get download and dpkg-deb -x)"));
+  flowlab::Params fm;
+  fm.set("dir", std::string("/nonexistent"));
+  CHECK_THAT(message_of<flowlab::CreateError>([&] { make("fashion_mnist", fm); }),
+             Catch::Matchers::EndsWith("): dataset/fashion_mnist: data file '/nonexistent/train-images-idx3-ubyte.gz' "
+                                       "cannot be opened (No such file or directory); it comes from Debian's "
+                                       "dataset-fashion-mnist package (scripts/setup.sh installs it)"));
+}
+
+TEST_CASE("tabular reads CSV and HDF5 with log1p, scaling and standardisation", "[dataset]") {
+  flowlab::Params p;
+  p.set("file", write_csv()).set("normalize", std::string("none"));
+  auto raw = make("tabular", p);
+  REQUIRE(raw->size() == 4);
+  CHECK(at::equal(raw->take(at::arange(4, at::kLong), at::kDouble).x,
+                  at::tensor(std::vector<double>{0, 10, 3, 20, 7, 30, 1, 40}, at::kDouble).reshape({4, 2})));
+  p.set("log1p", true).set("normalize", std::string("scale"));
+  const Tensor scaled = make("tabular", p)->take(at::arange(4, at::kLong), at::kDouble).x;
+  CHECK(at::equal(std::get<0>(scaled.min(0)), at::full({2}, -1.0, at::kDouble)));
+  CHECK(std::abs(scaled[2][0].item<double>() - 1.0) < 1e-15);
+  CHECK(std::abs(scaled[1][0].item<double>() - (2 * std::log1p(3) / std::log1p(7) - 1)) < 1e-12);
+  p.set("log1p", false).set("normalize", std::string("standardize"));
+  const Tensor z = make("tabular", p)->take(at::arange(4, at::kLong), at::kDouble).x;
+  CHECK(max_abs(z.mean(0)) < 1e-12);
+  CHECK(max_abs(z.std(0) - 1) < 1e-12);
+
+  const std::string h5 = (scratch() / "table.h5").string();
+  const hid_t f = H5Fcreate(h5.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hsize_t dims[2] = {3, 2};
+  const hid_t space = H5Screate_simple(2, dims, nullptr);
+  const hid_t d = H5Dcreate2(f, "/expr", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const double values[6] = {1, 2, 3, 4, 5, 6};
+  H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values);
+  H5Dclose(d), H5Sclose(space), H5Fclose(f);
+  flowlab::Params hp;
+  hp.set("file", h5).set("dataset", std::string("/expr")).set("normalize", std::string("none"));
+  CHECK(at::equal(make("tabular", hp)->take(at::arange(3, at::kLong), at::kDouble).x,
+                  at::tensor(std::vector<double>{1, 2, 3, 4, 5, 6}, at::kDouble).reshape({3, 2})));
+  hp.set("dataset", std::string("/missing"));
+  CHECK_THAT(message_of<flowlab::CreateError>([&] { make("tabular", hp); }),
+             Catch::Matchers::EndsWith("): dataset/tabular: '" + h5 + "' has no dataset '/missing' (set parameter 'dataset')"));
+  fs::remove_all(scratch());
+}
