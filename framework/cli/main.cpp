@@ -4,7 +4,17 @@
 
 #include <iostream>
 
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <climits>
+#include <filesystem>
+
+#include "flowlab/config.hpp"
+#include "flowlab/engine.hpp"
 #include "flowlab/registry.hpp"
+#include "flowlab/results.hpp"
+#include "flowlab/runner.hpp"
 #include "flowlab/version.hpp"
 
 namespace {
@@ -58,6 +68,46 @@ int cmd_describe(const flowlab::Registry& registry, const std::string& what) {
   return 0;
 }
 
+std::string self_path(const char* argv0) {
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n > 0) return std::string(buf, static_cast<size_t>(n));
+  return std::filesystem::absolute(argv0).string();
+}
+
+int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
+  const auto ex = flowlab::load_experiment(file, registry);
+  std::cout << fmt::format("{}: OK ({} trials)\n", file, ex.trials.size());
+  return 0;
+}
+
+// The worker side of `flowlab run`: one trial, result written to --out; progress lines on stdout.
+int cmd_trial(const flowlab::Registry& registry, const std::string& file, const std::string& id,
+              const std::string& device, int64_t threads, const std::string& out) {
+  at::set_num_threads(static_cast<int>(threads));
+  const auto ex = flowlab::load_experiment(file, registry);
+  const flowlab::TrialConfig* trial = nullptr;
+  for (const auto& t : ex.trials)
+    if (t.id == id) trial = &t;
+  if (!trial) throw flowlab::Error(fmt::format("{}: no trial '{}'", file, id));
+  flowlab::TrialResult result;
+  try {
+    result = flowlab::run_trial(*trial, registry, device, [](int64_t step, int64_t total, double loss) {
+      std::cout << "PROGRESS " << step << " " << total << " " << loss << std::endl;
+    });
+  } catch (const std::exception& e) {
+    result = flowlab::TrialResult();
+    result.id = trial->id, result.seed = trial->seed, result.device = device;
+    result.status = "failed";
+    result.error = e.what();
+    flowlab::write_trial_file(out, *trial, result);
+    std::cerr << "flowlab: trial " << id << " failed: " << e.what() << "\n";
+    return 3;
+  }
+  flowlab::write_trial_file(out, *trial, result);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,6 +126,32 @@ int main(int argc, char** argv) {
   auto* describe = app.add_subcommand("describe", "show a plugin's parameters with types, defaults and docs");
   describe->add_option("plugin", what, "KIND/NAME, e.g. solver/rk4")->required();
 
+  std::string exp_file;
+  auto* validate = app.add_subcommand("validate", "check an experiment file: schema, plugins and their parameters");
+  validate->add_option("experiment", exp_file, "the experiment YAML")->required();
+
+  flowlab::RunOptions run_opt;
+  auto* run = app.add_subcommand("run", "run an experiment's sweep and write its HDF5 results");
+  run->add_option("experiment", exp_file, "the experiment YAML")->required();
+  run->add_flag("--dry-run", run_opt.dry_run, "print the trial table and run nothing");
+  run->add_option("--devices", run_opt.devices, "devices, overriding the YAML: auto, cpu, cuda:N (repeatable)");
+  run->add_option("--workers", run_opt.workers, "workers per device")->check(CLI::PositiveNumber);
+  run->add_option("--threads", run_opt.threads, "threads per worker")->check(CLI::PositiveNumber);
+  run->add_option("--out", run_opt.out, "the HDF5 file, overriding the YAML's output");
+  run->add_flag("--resume", run_opt.resume, "finish an interrupted sweep without redoing finished trials");
+  run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
+  run->add_flag("--fail-fast", run_opt.fail_fast, "stop at the first failed trial");
+
+  std::string trial_id, trial_device = "cpu", trial_out;
+  int64_t trial_threads = 1;
+  auto* trial = app.add_subcommand("_trial", "");  // internal: one trial in a worker process
+  trial->group("");
+  trial->add_option("experiment", exp_file)->required();
+  trial->add_option("--id", trial_id)->required();
+  trial->add_option("--device", trial_device);
+  trial->add_option("--threads", trial_threads);
+  trial->add_option("--out", trial_out)->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -90,9 +166,18 @@ int main(int argc, char** argv) {
   }
   try {
     flowlab::Registry registry(plugin_path);
-    print_problems(registry);
+    if (!*trial) print_problems(registry);
     if (*plugins) return cmd_plugins(registry, kind);
     if (*describe) return cmd_describe(registry, what);
+    if (*validate) return cmd_validate(registry, exp_file);
+    if (*trial) return cmd_trial(registry, exp_file, trial_id, trial_device, trial_threads, trial_out);
+    if (*run) {
+      if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
+      run_opt.self = self_path(argv[0]);
+      run_opt.plugin_paths = plugin_path;
+      const auto ex = flowlab::load_experiment(exp_file, registry);
+      return flowlab::run_experiment(ex, run_opt, std::cout);
+    }
   } catch (const std::exception& e) {
     std::cerr << "flowlab: error: " << e.what() << "\n";
     return 1;

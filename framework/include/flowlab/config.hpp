@@ -1,0 +1,82 @@
+// Experiment files: YAML -> validated experiment -> expanded trials (grid x zip x seeds).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "flowlab/errors.hpp"
+#include "flowlab/params.hpp"
+
+namespace flowlab {
+
+class Registry;
+
+/// A YAML error: "FILE:LINE:COL: KEY.PATH: what was expected". Line and column are 1-based.
+class FLOWLAB_API ConfigError : public Error {
+ public:
+  using Error::Error;
+  ~ConfigError() override;
+};
+
+/// A plugin chosen in the experiment: its name and its resolved parameters (defaults filled in).
+struct PluginChoice {
+  std::string kind, name, version;
+  Params params;
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;
+  int64_t batch_size = 256;
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double weight_decay = 0.0;
+  int64_t warmup = 0;
+  std::string schedule = "cosine";  ///< cosine or constant, after the linear warmup
+  double ema = 0.999;               ///< 0 disables the EMA
+  double grad_clip = 0.0;           ///< 0 disables clipping
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 0;     ///< 0: no checkpoints
+};
+
+/// One evaluation row: a solver with its parameters and, for fixed-step solvers, a step count.
+struct EvalRun {
+  PluginChoice solver;
+  int64_t steps = 0;  ///< 0 for adaptive solvers
+};
+
+struct EvalConfig {
+  int64_t samples = 1000;
+  bool use_ema = true;
+  std::vector<EvalRun> runs;
+  std::vector<PluginChoice> metrics;
+};
+
+/// Everything one trial needs, fully resolved.
+struct TrialConfig {
+  std::string id;                              ///< stable and readable: the swept values and the seed
+  int64_t seed = 0;
+  std::vector<std::pair<std::string, std::string>> swept;  ///< dotted key -> value, in sweep order
+  PluginChoice data, path, weighting, time_sampler, noise, architecture;
+  TrainConfig train;
+  EvalConfig eval;
+  std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
+};
+
+struct Experiment {
+  std::string file, text;  ///< the YAML file and its text
+  std::string name, output;
+  std::vector<std::string> devices;  ///< "auto", or explicit names such as "cpu", "cuda:0"
+  int64_t workers_per_device = 1;
+  int64_t threads = 1;
+  std::vector<TrialConfig> trials;
+};
+
+/// Reads, validates (schema and every plugin's parameters, for every trial) and expands an experiment file.
+/// Throws ConfigError naming file:line:col, the key path and what was expected, with the nearest valid name.
+FLOWLAB_API Experiment load_experiment(const std::string& file, const Registry& registry);
+
+/// The closest of `choices` to `word` by edit distance, or "" when none is close.
+FLOWLAB_API std::string nearest(const std::string& word, const std::vector<std::string>& choices);
+
+}  // namespace flowlab

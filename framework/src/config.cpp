@@ -1,0 +1,544 @@
+// Experiment files: schema checks with file:line:col locations and suggestions, plugin parameter validation
+// through the registry, and sweep expansion (grid x zip x seeds) into fully resolved trials.
+#include "flowlab/config.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "flowlab/registry.hpp"
+
+namespace flowlab {
+
+ConfigError::~ConfigError() = default;
+
+std::string nearest(const std::string& word, const std::vector<std::string>& choices) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : choices) {
+    // Levenshtein distance
+    std::vector<size_t> prev(c.size() + 1), cur(c.size() + 1);
+    for (size_t j = 0; j <= c.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= word.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= c.size(); ++j)
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (word[i - 1] == c[j - 1] ? 0 : 1)});
+      std::swap(prev, cur);
+    }
+    if (prev[c.size()] < best_d) best_d = prev[c.size()], best = c;
+  }
+  return best_d <= std::max<size_t>(2, word.size() / 3) ? best : "";
+}
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {"name", "output", "devices", "workers_per_device", "threads",
+                                           "data", "model", "train", "eval", "sweep"};
+const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler", "noise", "architecture"};
+const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
+                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every"};
+const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "solvers", "metrics"};
+const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
+const std::vector<std::string> kPluginKeys = {"name", "params"};
+const std::vector<std::string> kDataKeys = {"dataset", "params"};
+const std::vector<std::string> kSolverKeys = {"solver", "steps", "params"};
+// Defaults of the model section when a key is left out.
+const std::map<std::string, std::string> kModelDefaults = {
+    {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"}};
+
+std::string kind_name(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return fmt::format("'{}'", n.Scalar());
+    default: return "an undefined value";
+  }
+}
+
+std::string suggestion(const std::string& word, const std::vector<std::string>& valid) {
+  const std::string near = nearest(word, valid);
+  return near.empty() ? fmt::format("valid: {}", fmt::join(valid, ", "))
+                      : fmt::format("did you mean '{}'? valid: {}", near, fmt::join(valid, ", "));
+}
+
+/// Reads one parsed experiment document; every error carries the file and the node's position.
+class Reader {
+ public:
+  Reader(std::string file, const Registry& reg) : file_(std::move(file)), reg_(reg) {}
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& path, const std::string& what) const {
+    const YAML::Mark m = at.Mark();
+    throw ConfigError(fmt::format("{}:{}:{}: {}: {}", file_, m.line + 1, m.column + 1, path, what));
+  }
+
+  void expect_map(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsMap()) fail(n, path, fmt::format("expected a mapping, got {}", kind_name(n)));
+  }
+
+  void check_keys(const YAML::Node& n, const std::string& path, const std::vector<std::string>& valid) const {
+    expect_map(n, path);
+    for (const auto& kv : n) {
+      const std::string key = kv.first.as<std::string>();
+      if (std::find(valid.begin(), valid.end(), key) == valid.end())
+        fail(kv.first, path.empty() ? key : path + "." + key,
+             fmt::format("unknown key '{}' ({})", key, suggestion(key, valid)));
+    }
+  }
+
+  template <class T>
+  T scalar(const YAML::Node& n, const std::string& path, const char* expected) const {
+    if (!n.IsScalar()) fail(n, path, fmt::format("expected {}, got {}", expected, kind_name(n)));
+    try {
+      return n.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(n, path, fmt::format("expected {}, got {}", expected, kind_name(n)));
+    }
+  }
+  int64_t integer(const YAML::Node& n, const std::string& path, int64_t min) const {
+    const auto v = scalar<int64_t>(n, path, "an integer");
+    if (v < min) fail(n, path, fmt::format("expected an integer >= {}, got {}", min, v));
+    return v;
+  }
+  double real(const YAML::Node& n, const std::string& path, double min, double max) const {
+    const auto v = scalar<double>(n, path, "a number");
+    if (!(v >= min && v <= max)) fail(n, path, fmt::format("expected a number in [{}, {}], got {}", min, max, v));
+    return v;
+  }
+  std::string text(const YAML::Node& n, const std::string& path) const { return scalar<std::string>(n, path, "a string"); }
+
+  /// A plugin given as `name` or {name: ..., params: {...}} (datasets: {dataset: ..., params: ...}).
+  PluginChoice plugin(const std::string& kind, const YAML::Node& n, const std::string& path,
+                      const std::string& name_key = "name") const {
+    // Nodes are bound at construction only: assigning a YAML::Node overwrites the node it refers to.
+    const YAML::Node& cn = n;
+    if (n.IsMap()) {
+      check_keys(n, path, name_key == "name" ? kPluginKeys : kDataKeys);
+      if (!cn[name_key]) fail(n, path, fmt::format("missing key '{}' (the {} plugin to use)", name_key, kind));
+    }
+    const YAML::Node name_node = n.IsMap() ? cn[name_key] : n;
+    const YAML::Node params_node = n.IsMap() ? cn["params"] : YAML::Node();
+    const std::string name = text(name_node, path + (n.IsMap() ? "." + name_key : ""));
+    return plugin_with_params(kind, name, name_node, params_node, path);
+  }
+
+  PluginChoice plugin_with_params(const std::string& kind, const std::string& name, const YAML::Node& name_node,
+                                  const YAML::Node& params_node, const std::string& path) const {
+    std::vector<std::string> names;
+    for (const auto& p : reg_.list(kind)) names.push_back(p.name);
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      fail(name_node, path, fmt::format("unknown {} '{}' ({})", kind, name, suggestion(name, names)));
+    const PluginInfo& info = reg_.info(kind, name);
+    Params raw(info.key());
+    std::map<std::string, YAML::Node> where;
+    if (params_node && !params_node.IsNull()) {
+      expect_map(params_node, path + ".params");
+      for (const auto& kv : params_node) {
+        const std::string key = kv.first.as<std::string>();
+        where[key] = kv.second;
+        if (kv.second.IsScalar()) {
+          raw.set(key, kv.second.Scalar());
+        } else if (kv.second.IsSequence()) {
+          std::string joined;
+          for (const auto& item : kv.second) {
+            if (!item.IsScalar()) fail(item, path + ".params." + key, "expected a list of numbers");
+            joined += (joined.empty() ? "" : ",") + item.Scalar();
+          }
+          raw.set(key, joined);
+        } else {
+          fail(kv.second, path + ".params." + key, fmt::format("expected a value, got {}", kind_name(kv.second)));
+        }
+      }
+    }
+    PluginChoice out{kind, name, info.version, Params()};
+    try {
+      out.params = resolve_params(info.key(), info.params, raw);
+    } catch (const ParamError& e) {
+      const auto it = where.find(e.param());
+      if (it == where.end()) {
+        for (const auto& kv : params_node)
+          if (kv.first.as<std::string>() == e.param()) fail(kv.first, path + ".params." + e.param(), e.what());
+        fail(params_node ? params_node : name_node, path + ".params", e.what());
+      }
+      fail(it->second, path + ".params." + e.param(), e.what());
+    }
+    // Range checks live in the plugins' constructors; datasets are skipped here because they load files.
+    if (kind != "dataset") {
+      try {
+        reg_.create<Plugin>(kind, name, out.params);
+      } catch (const ParamError& e) {
+        const auto it = where.find(e.param());
+        fail(it != where.end() ? it->second : name_node, path + ".params." + e.param(), e.what());
+      } catch (const Error& e) {
+        fail(name_node, path, e.what());
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::string file_;
+  const Registry& reg_;
+};
+
+// Rebinds `cur` to child `key`, creating a map there if needed (Node::reset, since Node assignment copies).
+void descend(YAML::Node& cur, const std::string& key) {
+  YAML::Node next = cur[key];
+  cur.reset(next);
+}
+
+std::vector<std::string> split_dots(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, '.')) out.push_back(part);
+  return out;
+}
+
+// Checks a dotted sweep key against the schema; returns "" if valid, else the message.
+std::string check_sweep_key(const std::string& key) {
+  const auto parts = split_dots(key);
+  const std::vector<std::string> sweepable = {"data", "model", "train", "eval"};
+  auto bad = [&](const std::string& part, const std::vector<std::string>& valid) {
+    return fmt::format("unknown key '{}' in '{}' ({})", part, key, suggestion(part, valid));
+  };
+  if (parts.empty() || std::find(sweepable.begin(), sweepable.end(), parts[0]) == sweepable.end())
+    return bad(parts.empty() ? "" : parts[0], sweepable);
+  if (parts.size() < 2) return fmt::format("'{}' names a whole section; sweep one of its keys", key);
+  const std::string& s = parts[0];
+  if (s == "train") {
+    if (std::find(kTrainKeys.begin(), kTrainKeys.end(), parts[1]) == kTrainKeys.end()) return bad(parts[1], kTrainKeys);
+    return parts.size() == 2 ? "" : fmt::format("'{}' goes below a train setting", key);
+  }
+  if (s == "eval") {
+    const std::vector<std::string> ok = {"samples", "use_ema"};
+    if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
+    return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
+  }
+  const std::vector<std::string>& first = s == "data" ? kDataKeys : kModelKeys;
+  if (std::find(first.begin(), first.end(), parts[1]) == first.end()) return bad(parts[1], first);
+  if (s == "data") return parts[1] == "dataset" ? (parts.size() == 2 ? "" : "'data.dataset' is a name")
+                                                : (parts.size() == 3 ? "" : "sweep one parameter: data.params.NAME");
+  if (parts.size() == 2) return "";
+  if (parts[2] == "name") return parts.size() == 3 ? "" : fmt::format("'{}' goes below a name", key);
+  if (parts[2] == "params") return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
+  return bad(parts[2], kPluginKeys);
+}
+
+// Writes `value` at dotted `key` under `root`. For model.X.params.P on a plugin given as a bare name, the name
+// is moved into {name: ...} first.
+void set_path(YAML::Node root, const std::vector<std::string>& parts, const YAML::Node& value) {
+  YAML::Node cur = root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node child = cur[parts[i]];
+    if (child.IsScalar() && parts[i + 1] != "name") {  // "rectified" -> {name: rectified}
+      const std::string name = child.Scalar();
+      YAML::Node m(YAML::NodeType::Map);
+      m["name"] = name;
+      cur[parts[i]] = m;
+    } else if (child.IsScalar() && parts[i + 1] == "name") {
+      cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    }
+    descend(cur, parts[i]);
+  }
+  cur[parts.back()] = value;
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+void emit_plugin(YAML::Emitter& e, const std::string& key, const PluginChoice& p) {
+  e << YAML::Key << key << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << p.name << YAML::Key << "version" << YAML::Value << p.version;
+  e << YAML::Key << "params" << YAML::Value << YAML::BeginMap;
+  for (const auto& [k, v] : p.params.values()) e << YAML::Key << k << YAML::Value << to_string(v);
+  e << YAML::EndMap << YAML::EndMap;
+}
+
+// Everything of one trial, from its (overridden) document.
+TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
+  TrialConfig t;
+  if (!root["data"]) r.fail(root, "data", "missing section 'data' (e.g. data: {dataset: ring_gaussians})");
+  t.data = r.plugin("dataset", root["data"], "data", "dataset");
+  if (!root["model"]) r.fail(root, "model", "missing section 'model' (at least model.architecture)");
+  const YAML::Node model = root["model"];
+  r.check_keys(model, "model", kModelKeys);
+  for (const auto& [key, def] : kModelDefaults) {
+    PluginChoice& slot = key == "path" ? t.path : key == "weighting" ? t.weighting : key == "time_sampler" ? t.time_sampler : t.noise;
+    slot = model[key] ? r.plugin(key, model[key], "model." + key)
+                      : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
+  }
+  if (!model["architecture"]) r.fail(model, "model.architecture", "missing key 'architecture' (e.g. {name: mlp})");
+  t.architecture = r.plugin("architecture", model["architecture"], "model.architecture");
+
+  if (const YAML::Node tr = root["train"]) {
+    r.check_keys(tr, "train", kTrainKeys);
+    auto& c = t.train;
+    if (tr["steps"]) c.steps = r.integer(tr["steps"], "train.steps", 1);
+    if (tr["batch_size"]) c.batch_size = r.integer(tr["batch_size"], "train.batch_size", 1);
+    if (tr["lr"]) c.lr = r.real(tr["lr"], "train.lr", 0, 1e3);
+    if (tr["betas"]) {
+      const YAML::Node b = tr["betas"];
+      if (!b.IsSequence() || b.size() != 2) r.fail(b, "train.betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
+      c.beta1 = r.real(b[0], "train.betas[0]", 0, 0.999999);
+      c.beta2 = r.real(b[1], "train.betas[1]", 0, 0.999999);
+    }
+    if (tr["weight_decay"]) c.weight_decay = r.real(tr["weight_decay"], "train.weight_decay", 0, 1e3);
+    if (tr["warmup"]) c.warmup = r.integer(tr["warmup"], "train.warmup", 0);
+    if (tr["schedule"]) {
+      c.schedule = r.text(tr["schedule"], "train.schedule");
+      const std::vector<std::string> ok = {"cosine", "constant"};
+      if (std::find(ok.begin(), ok.end(), c.schedule) == ok.end())
+        r.fail(tr["schedule"], "train.schedule", fmt::format("unknown schedule '{}' ({})", c.schedule, suggestion(c.schedule, ok)));
+    }
+    if (tr["ema"]) c.ema = r.real(tr["ema"], "train.ema", 0, 0.999999999);
+    if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], "train.grad_clip", 0, 1e12);
+    if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], "train.log_every", 1);
+    if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], "train.checkpoint_every", 0);
+  }
+
+  if (const YAML::Node ev = root["eval"]) {
+    r.check_keys(ev, "eval", kEvalKeys);
+    if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
+    if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
+    if (const YAML::Node solvers = ev["solvers"]) {
+      if (!solvers.IsSequence() || solvers.size() == 0)
+        r.fail(solvers, "eval.solvers", fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
+      for (size_t i = 0; i < solvers.size(); ++i) {
+        const YAML::Node s = solvers[i];
+        const std::string path = fmt::format("eval.solvers[{}]", i);
+        r.check_keys(s, path, kSolverKeys);
+        if (!s["solver"]) r.fail(s, path, "missing key 'solver'");
+        const std::string name = r.text(s["solver"], path + ".solver");
+        // Lists in params expand into one run per combination.
+        std::vector<YAML::Node> combos = {YAML::Node(YAML::NodeType::Map)};
+        if (const YAML::Node params = s["params"]) {
+          r.expect_map(params, path + ".params");
+          for (const auto& kv : params) {
+            std::vector<YAML::Node> next;
+            const std::vector<YAML::Node> values = kv.second.IsSequence() ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
+                                                                          : std::vector<YAML::Node>{kv.second};
+            if (values.empty()) r.fail(kv.second, path + ".params." + kv.first.as<std::string>(), "empty list: give at least one value");
+            for (const auto& c : combos)
+              for (const auto& v : values) {
+                YAML::Node copy(YAML::NodeType::Map);
+                for (const auto& e : c) copy[e.first] = e.second;
+                copy[kv.first] = v;
+                next.push_back(copy);
+              }
+            combos.swap(next);
+          }
+        }
+        const bool fixed = [&] {
+          const auto& info = r.plugin_with_params("solver", name, s["solver"], YAML::Node(), path + ".solver");
+          return info.params.has("steps");
+        }();
+        std::vector<int64_t> steps = {0};
+        if (const YAML::Node st = s["steps"]) {
+          if (!fixed) r.fail(st, path + ".steps", fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
+          const std::vector<YAML::Node> values = st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
+          if (values.empty()) r.fail(st, path + ".steps", "empty list: give at least one step count");
+          steps.clear();
+          for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1));
+        }
+        for (const auto& c : combos) {
+          const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
+          for (int64_t n : steps) {
+            EvalRun run{choice, n};
+            if (fixed && n == 0) run.steps = choice.params.integer("steps");
+            if (fixed) run.solver.params.set("steps", run.steps);
+            t.eval.runs.push_back(run);
+          }
+        }
+      }
+    }
+    if (const YAML::Node metrics = ev["metrics"]) {
+      if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
+      for (size_t i = 0; i < metrics.size(); ++i)
+        t.eval.metrics.push_back(r.plugin("metric", metrics[i], fmt::format("eval.metrics[{}]", i)));
+    }
+  }
+
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  emit_plugin(e, "data", t.data);
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  emit_plugin(e, "path", t.path);
+  emit_plugin(e, "weighting", t.weighting);
+  emit_plugin(e, "time_sampler", t.time_sampler);
+  emit_plugin(e, "noise", t.noise);
+  emit_plugin(e, "architecture", t.architecture);
+  e << YAML::EndMap;
+  const auto& c = t.train;
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps
+    << YAML::Key << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << c.lr
+    << YAML::Key << "betas" << YAML::Value << YAML::Flow << std::vector<double>{c.beta1, c.beta2}
+    << YAML::Key << "weight_decay" << YAML::Value << c.weight_decay << YAML::Key << "warmup" << YAML::Value << c.warmup
+    << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << c.ema
+    << YAML::Key << "grad_clip" << YAML::Value << c.grad_clip << YAML::Key << "log_every" << YAML::Value << c.log_every
+    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::EndMap;
+  e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
+    << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
+  for (const auto& run : t.eval.runs) {
+    e << YAML::BeginMap;
+    emit_plugin(e, "solver", run.solver);
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
+  for (const auto& m : t.eval.metrics) {
+    e << YAML::BeginMap;
+    emit_plugin(e, "metric", m);
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  t.resolved_yaml = e.c_str();
+  return t;
+}
+
+struct Axis {
+  std::string key;
+  std::vector<std::string> parts;
+  std::vector<YAML::Node> values;
+};
+
+}  // namespace
+
+Experiment load_experiment(const std::string& file, const Registry& registry) {
+  Experiment ex;
+  ex.file = file;
+  {
+    std::ifstream in(file);
+    if (!in) throw ConfigError(fmt::format("{}: cannot read experiment file ({})", file, std::strerror(errno)));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ex.text = ss.str();
+  }
+  auto parse = [&] {
+    try {
+      return YAML::Load(ex.text);
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
+    }
+  };
+  const Reader r(file, registry);
+  YAML::Node root = parse();
+  if (!root.IsMap()) r.fail(root, "(top level)", fmt::format("expected a mapping of sections, got {}", kind_name(root)));
+  r.check_keys(root, "", kTopKeys);
+  if (!root["name"]) r.fail(root, "name", "missing key 'name' (the experiment's name)");
+  ex.name = r.text(root["name"], "name");
+  ex.output = root["output"] ? r.text(root["output"], "output") : "results/" + ex.name + ".h5";
+  if (const YAML::Node d = root["devices"]) {
+    if (d.IsScalar()) ex.devices = {r.text(d, "devices")};
+    else if (d.IsSequence() && d.size() > 0)
+      for (size_t i = 0; i < d.size(); ++i) ex.devices.push_back(r.text(d[i], fmt::format("devices[{}]", i)));
+    else r.fail(d, "devices", fmt::format("expected auto or a list such as [cpu] or [cuda:0, cuda:1], got {}", kind_name(d)));
+    for (size_t i = 0; i < ex.devices.size(); ++i) {
+      const std::string& dev = ex.devices[i];
+      const bool ok = dev == "auto" || dev == "cpu" || (dev.rfind("cuda:", 0) == 0 && dev.size() > 5 &&
+                                                        dev.find_first_not_of("0123456789", 5) == std::string::npos);
+      if (!ok) r.fail(d.IsScalar() ? d : d[i], "devices", fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", dev));
+    }
+  } else {
+    ex.devices = {"auto"};
+  }
+  if (root["workers_per_device"]) ex.workers_per_device = r.integer(root["workers_per_device"], "workers_per_device", 1);
+  if (root["threads"]) ex.threads = r.integer(root["threads"], "threads", 1);
+
+  // The sweep axes: grid keys cross, zip keys pair, seeds multiply.
+  std::vector<Axis> grid, zip;
+  std::vector<int64_t> seeds = {0};
+  if (const YAML::Node sw = root["sweep"]) {
+    r.check_keys(sw, "sweep", kSweepKeys);
+    for (const char* section : {"grid", "zip"}) {
+      const YAML::Node axes = sw[section];
+      if (!axes) continue;
+      r.expect_map(axes, fmt::format("sweep.{}", section));
+      for (const auto& kv : axes) {
+        Axis a;
+        a.key = kv.first.as<std::string>();
+        const std::string path = fmt::format("sweep.{}.{}", section, a.key);
+        const std::string bad = check_sweep_key(a.key);
+        if (!bad.empty()) r.fail(kv.first, path, bad);
+        a.parts = split_dots(a.key);
+        if (!kv.second.IsSequence()) r.fail(kv.second, path, fmt::format("expected a list of values, got {}", kind_name(kv.second)));
+        if (kv.second.size() == 0) r.fail(kv.second, path, "empty list: give at least one value");
+        for (const auto& v : kv.second) a.values.push_back(v);
+        (std::string(section) == "grid" ? grid : zip).push_back(a);
+      }
+    }
+    if (!zip.empty())
+      for (const auto& a : zip)
+        if (a.values.size() != zip.front().values.size())
+          r.fail(sw["zip"], "sweep.zip", fmt::format("zip lists must have equal lengths: {} has {}, {} has {}", zip.front().key,
+                                                     zip.front().values.size(), a.key, a.values.size()));
+    if (const YAML::Node s = sw["seeds"]) {
+      if (!s.IsSequence()) r.fail(s, "sweep.seeds", fmt::format("expected a list of integers, got {}", kind_name(s)));
+      if (s.size() == 0) r.fail(s, "sweep.seeds", "empty list: give at least one seed");
+      seeds.clear();
+      std::set<int64_t> seen;
+      for (size_t i = 0; i < s.size(); ++i) {
+        seeds.push_back(r.integer(s[i], "sweep.seeds", 0));
+        if (!seen.insert(seeds.back()).second) r.fail(s[i], "sweep.seeds", fmt::format("seed {} appears twice", seeds.back()));
+      }
+    }
+  }
+
+  // Short names for ids: the last key component, or the whole key where two axes share it.
+  std::vector<Axis> axes = grid;
+  axes.insert(axes.end(), zip.begin(), zip.end());
+  std::map<std::string, int> last_count;
+  for (const auto& a : axes) ++last_count[a.parts.back()];
+  auto short_name = [&](const Axis& a) { return last_count[a.parts.back()] > 1 ? a.key : a.parts.back(); };
+
+  // Grid combinations in row-major order (the last grid key varies fastest), then zip rows, then seeds.
+  std::vector<std::vector<size_t>> grid_rows = {{}};
+  for (const auto& a : grid) {
+    std::vector<std::vector<size_t>> next;
+    for (const auto& row : grid_rows)
+      for (size_t i = 0; i < a.values.size(); ++i) {
+        auto r2 = row;
+        r2.push_back(i);
+        next.push_back(r2);
+      }
+    grid_rows = next;
+  }
+  const size_t zip_len = zip.empty() ? 1 : zip.front().values.size();
+  std::set<std::string> ids;
+  for (const auto& row : grid_rows)
+    for (size_t z = 0; z < zip_len; ++z)
+      for (int64_t seed : seeds) {
+        YAML::Node doc = parse();  // a fresh tree per trial keeps every node's source position
+        YAML::Node sweep = doc["sweep"];
+        std::vector<std::pair<std::string, std::string>> swept;
+        std::vector<std::string> id_parts;
+        auto apply = [&](const Axis& a, const char* section, size_t idx) {
+          const YAML::Node value = sweep[section][a.key][idx];
+          set_path(doc, a.parts, value);
+          swept.emplace_back(a.key, scalar_text(value));
+          std::string v = scalar_text(value);
+          std::replace(v.begin(), v.end(), '/', '_');
+          id_parts.push_back(short_name(a) + "=" + v);
+        };
+        for (size_t g = 0; g < grid.size(); ++g) apply(grid[g], "grid", row[g]);
+        for (const auto& a : zip) apply(a, "zip", z);
+        id_parts.push_back(fmt::format("seed={}", seed));
+        TrialConfig t = read_trial(r, doc);
+        t.seed = seed;
+        t.swept = swept;
+        t.id = fmt::format("{}", fmt::join(id_parts, ","));
+        if (!ids.insert(t.id).second)
+          r.fail(root["sweep"], "sweep", fmt::format("two trials would share the id '{}': the sweep repeats a value", t.id));
+        ex.trials.push_back(std::move(t));
+      }
+  return ex;
+}
+
+}  // namespace flowlab

@@ -1,0 +1,156 @@
+// Training (the flow-matching loss from the path, weighting, time sampler and noise plugins; AdamW with warmup
+// and cosine/constant schedule; EMA; gradient clipping) and evaluation (every solver run on the same noise).
+#include "flowlab/engine.hpp"
+
+#include <fmt/format.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "flowlab/architecture.hpp"
+#include "flowlab/dataset.hpp"
+#include "flowlab/metric.hpp"
+#include "flowlab/noise.hpp"
+#include "flowlab/registry.hpp"
+#include "flowlab/time_sampler.hpp"
+#include "flowlab/weighting.hpp"
+
+namespace flowlab {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Linear warmup to lr, then cosine decay to 0 or constant.
+double learning_rate(const TrainConfig& c, int64_t step) {
+  if (c.warmup > 0 && step < c.warmup) return c.lr * double(step + 1) / double(c.warmup);
+  if (c.schedule == "constant") return c.lr;
+  const double progress = double(step - c.warmup) / double(std::max<int64_t>(1, c.steps - c.warmup));
+  return c.lr * 0.5 * (1 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+template <class T>
+std::shared_ptr<T> make(const Registry& reg, const PluginChoice& p) {
+  return reg.create<T>(p.kind, p.name, p.params);
+}
+
+}  // namespace
+
+TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress) {
+  TrialResult out;
+  out.id = trial.id;
+  out.seed = trial.seed;
+  out.device = device;
+  const torch::Device dev(device);
+  const auto opts = at::TensorOptions().dtype(at::kFloat).device(dev);
+  torch::manual_seed(static_cast<uint64_t>(trial.seed));
+
+  auto data = make<Dataset>(reg, trial.data);
+  auto path = make<Path>(reg, trial.path);
+  auto weighting = make<Weighting>(reg, trial.weighting);
+  auto sampler = make<TimeSampler>(reg, trial.time_sampler);
+  auto noise = make<Noise>(reg, trial.noise);
+  auto model = make<Architecture>(reg, trial.architecture);
+  model->build({data->event_shape(), 0, 0});
+  model->to(dev);
+  noise->fit(data->sample(std::min<int64_t>(10000, std::max<int64_t>(2, trial.train.batch_size * 4)), opts).x);
+
+  const auto& c = trial.train;
+  torch::optim::AdamW opt(model->parameters(),
+                          torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay));
+  std::vector<at::Tensor> ema;
+  if (c.ema > 0)
+    for (const auto& p : model->parameters()) ema.push_back(p.detach().clone());
+
+  const auto t_train = Clock::now();
+  for (int64_t step = 0; step < c.steps; ++step) {
+    const double lr = learning_rate(c, step);
+    for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const at::Tensor x1 = data->sample(c.batch_size, opts).x;
+    const at::Tensor x0 = noise->sample(x1.sizes(), opts);
+    const at::Tensor t = sampler->sample(c.batch_size, opts);
+    const PathSample s = path->sample(x0, x1, t);
+    const at::Tensor err = (model->forward(s.xt, t) - s.ut).pow(2).flatten(1).mean(1);
+    const at::Tensor loss = (weighting->weight(t, *path) * err).mean();
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) {
+      out.status = "diverged";
+      out.diverged_step = step;
+      out.error = fmt::format("loss is {} at step {}", loss_value, step);
+      out.train_seconds = seconds_since(t_train);
+      return out;
+    }
+    opt.zero_grad();
+    loss.backward();
+    double grad_norm;
+    if (c.grad_clip > 0) {
+      grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), c.grad_clip);
+    } else {
+      at::Tensor sq = at::zeros({}, opts.dtype(at::kDouble));
+      for (const auto& p : model->parameters())
+        if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum();
+      grad_norm = std::sqrt(sq.item<double>());
+    }
+    opt.step();
+    if (c.ema > 0) {
+      at::NoGradGuard g;
+      const auto params = model->parameters();
+      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(c.ema).add_(params[i].detach(), 1 - c.ema);
+    }
+    if (step % c.log_every == 0 || step + 1 == c.steps) {
+      out.train.step.push_back(step);
+      out.train.loss.push_back(loss_value);
+      out.train.grad_norm.push_back(grad_norm);
+      out.train.lr.push_back(lr);
+      if (progress) progress(step + 1, c.steps, loss_value);
+    }
+  }
+  out.train_seconds = seconds_since(t_train);
+
+  // Evaluation on the EMA weights (by default), from noise fixed per trial so every solver sees the same x0.
+  const auto t_eval = Clock::now();
+  model->eval();
+  at::NoGradGuard no_grad;
+  if (trial.eval.use_ema && c.ema > 0) {
+    const auto params = model->parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(ema[i]);
+  }
+  torch::manual_seed(static_cast<uint64_t>(trial.seed) + 0x5eedULL);
+  const int64_t m = trial.eval.samples;
+  std::vector<int64_t> shape = {m};
+  for (auto s : data->event_shape()) shape.push_back(s);
+  const at::Tensor x0 = noise->sample(shape, opts);
+  const at::Tensor reference = data->sample(m, opts).x;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  for (const auto& mc : trial.eval.metrics) {
+    metrics.push_back(make<Metric>(reg, mc));
+    out.metric_names.push_back(mc.name);
+  }
+  const VelocityField field = [&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); };
+  for (const auto& run : trial.eval.runs) {
+    auto solver = make<Solver>(reg, run.solver);
+    EvalRow row;
+    row.solver = run.solver.name;
+    row.steps = run.steps;
+    row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : std::nan("");
+    row.atol = run.solver.params.has("atol") ? run.solver.params.real("atol") : std::nan("");
+    const auto t0 = Clock::now();
+    const SampleResult r = solver->sample(x0, field);
+    row.seconds = seconds_since(t0);
+    row.samples_per_s = double(m) / row.seconds;
+    row.nfe = r.nfe;
+    row.accepted = r.accepted_steps;
+    row.rejected = r.rejected_steps;
+    for (const auto& metric : metrics) row.metrics.push_back(metric->compute(r.x, reference));
+    out.eval.push_back(row);
+  }
+  out.eval_seconds = seconds_since(t_eval);
+  out.status = "completed";
+  return out;
+}
+
+}  // namespace flowlab
