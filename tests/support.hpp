@@ -3,6 +3,13 @@
 
 #include <catch2/catch_test_macros.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "flowlab/registry.hpp"
@@ -25,6 +32,31 @@ std::string message_of(F&& f) {
   }
   FAIL("expected an exception");
   return "";
+}
+
+/// What a shell command printed and how it exited.
+struct CommandResult {
+  int status;  ///< exit status, or -1 if it did not exit normally
+  std::string out, err;
+};
+
+/// Runs `command` through the shell, capturing stdout and stderr separately.
+inline CommandResult run_command(const std::string& command) {
+  static int calls = 0;
+  const std::string err_file =
+      "/tmp/flowlab_test_stderr." + std::to_string(::getpid()) + "." + std::to_string(calls++) + ".txt";
+  CommandResult r;
+  FILE* p = ::popen((command + " 2>" + err_file).c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::stringstream ss;
+  ss << std::ifstream(err_file).rdbuf();
+  r.err = ss.str();
+  std::remove(err_file.c_str());
+  return r;
 }
 
 /// max |a| over all elements.

@@ -2,13 +2,9 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
-#include <array>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
 using Catch::Matchers::Matches;
@@ -16,28 +12,10 @@ using Catch::Matchers::StartsWith;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out, err;
-};
+using Run = flowlab::test::CommandResult;
 
 Run run(const std::string& args) {
-  static int calls = 0;
-  const std::string err_file =
-      "/tmp/flowlab_cli_test_stderr." + std::to_string(::getpid()) + "." + std::to_string(calls++) + ".txt";
-  const std::string cmd = std::string("FLOWLAB_PLUGIN_PATH= ") + FLOWLAB_CLI + " " + args + " 2>" + err_file;
-  Run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::stringstream ss;
-  ss << std::ifstream(err_file).rdbuf();
-  r.err = ss.str();
-  std::remove(err_file.c_str());
-  return r;
+  return flowlab::test::run_command(std::string("FLOWLAB_PLUGIN_PATH= ") + FLOWLAB_CLI + " " + args);
 }
 
 const std::string kGood = std::string("--plugin-path ") + FLOWLAB_TEST_PLUGIN_ROOT + "/good";

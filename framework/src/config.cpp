@@ -158,6 +158,11 @@ class Reader {
     try {
       out.params = resolve_params(info.key(), info.params, raw);
     } catch (const ParamError& e) {
+      const bool known = std::any_of(info.params.begin(), info.params.end(), [&](const ParamSpec& p) { return p.name == e.param(); });
+      if (!known && params_node)  // an unknown name: point at the key, or at the value where a sweep made the key
+        for (const auto& kv : params_node)
+          if (kv.first.as<std::string>() == e.param())
+            fail(kv.first.Mark().is_null() ? kv.second : kv.first, path + ".params." + e.param(), e.what());
       const auto it = where.find(e.param());
       if (it == where.end()) {
         for (const auto& kv : params_node)

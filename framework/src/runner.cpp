@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <torch/cuda.h>
 #include <unistd.h>
@@ -129,9 +130,12 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     if (device.rfind("cuda:", 0) == 0) cuda_visible = device.substr(5), device = "cuda:0";  // pinned: sees one GPU
     args.insert(args.end(), {"_trial", ex.file, "--id", t.id, "--device", device, "--threads", std::to_string(threads),
                              "--out", trial_file_path(output, t.id)});
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));
     if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed runner takes its workers with it; --resume redoes their trials
+      if (::getppid() != parent) ::_exit(126);  // the runner died before prctl took effect
       ::dup2(out_pipe[1], STDOUT_FILENO), ::dup2(err_pipe[1], STDERR_FILENO);
       ::close(out_pipe[0]), ::close(err_pipe[0]), ::close(out_pipe[1]), ::close(err_pipe[1]);
       if (!cuda_visible.empty()) ::setenv("CUDA_VISIBLE_DEVICES", cuda_visible.c_str(), 1);
