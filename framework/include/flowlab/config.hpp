@@ -36,7 +36,6 @@ struct TrainConfig {
   double ema = 0.999;               ///< 0 disables the EMA
   double grad_clip = 0.0;           ///< 0 disables clipping
   int64_t log_every = 10;
-  int64_t checkpoint_every = 0;     ///< 0: no checkpoints
 };
 
 /// One evaluation row: a solver with its parameters and, for fixed-step solvers, a step count.
