@@ -40,7 +40,7 @@ workers_per_device: 2
 data: {dataset: ring_gaussians}
 model:
   architecture: )" << arch << R"(
-train: {steps: )" << steps << R"(, batch_size: 32, log_every: 5}
+train: {steps: )" << steps << R"(, batch_size: 32, log_every: 5, checkpoint_every: 100}
 eval:
   samples: 64
   solvers: [{solver: euler, steps: [2]}]
@@ -209,4 +209,5 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
     CHECK(attr(out, std::string("trials/") + id, "status") == "completed");
   for (const auto& [id, ino] : done) CHECK(inode(flowlab::trial_file_path(out, id)) == ino);  // not rerun
+  for (const auto& e : fs::directory_iterator(out + ".trials")) CHECK(e.path().extension() != ".ckpt");  // cleaned up
 }

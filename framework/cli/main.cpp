@@ -83,7 +83,7 @@ int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
 
 // The worker side of `flowlab run`: one trial, result written to --out; progress lines on stdout.
 int cmd_trial(const flowlab::Registry& registry, const std::string& file, const std::string& id,
-              const std::string& device, int64_t threads, const std::string& out) {
+              const std::string& device, int64_t threads, const std::string& out, const std::string& checkpoint) {
   at::set_num_threads(static_cast<int>(threads));
   const auto ex = flowlab::load_experiment(file, registry);
   const flowlab::TrialConfig* trial = nullptr;
@@ -94,7 +94,7 @@ int cmd_trial(const flowlab::Registry& registry, const std::string& file, const 
   try {
     result = flowlab::run_trial(*trial, registry, device, [](int64_t step, int64_t total, double loss) {
       std::cout << "PROGRESS " << step << " " << total << " " << loss << std::endl;
-    });
+    }, checkpoint);
   } catch (const std::exception& e) {
     result = flowlab::TrialResult();
     result.id = trial->id, result.seed = trial->seed, result.device = device;
@@ -105,6 +105,7 @@ int cmd_trial(const flowlab::Registry& registry, const std::string& file, const 
     return 3;
   }
   flowlab::write_trial_file(out, *trial, result);
+  if (!checkpoint.empty()) std::filesystem::remove(checkpoint);  // the result supersedes it
   return 0;
 }
 
@@ -142,7 +143,7 @@ int main(int argc, char** argv) {
   run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
   run->add_flag("--fail-fast", run_opt.fail_fast, "stop at the first failed trial");
 
-  std::string trial_id, trial_device = "cpu", trial_out;
+  std::string trial_id, trial_device = "cpu", trial_out, trial_checkpoint;
   int64_t trial_threads = 1;
   auto* trial = app.add_subcommand("_trial", "");  // internal: one trial in a worker process
   trial->group("");
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
   trial->add_option("--device", trial_device);
   trial->add_option("--threads", trial_threads);
   trial->add_option("--out", trial_out)->required();
+  trial->add_option("--checkpoint", trial_checkpoint);
 
   try {
     app.parse(argc, argv);
@@ -170,7 +172,7 @@ int main(int argc, char** argv) {
     if (*plugins) return cmd_plugins(registry, kind);
     if (*describe) return cmd_describe(registry, what);
     if (*validate) return cmd_validate(registry, exp_file);
-    if (*trial) return cmd_trial(registry, exp_file, trial_id, trial_device, trial_threads, trial_out);
+    if (*trial) return cmd_trial(registry, exp_file, trial_id, trial_device, trial_threads, trial_out, trial_checkpoint);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);

@@ -40,7 +40,7 @@ const std::vector<std::string> kTopKeys = {"name", "output", "devices", "workers
                                            "data", "model", "train", "eval", "sweep"};
 const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler", "noise", "architecture"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
-                                             "schedule", "ema", "grad_clip", "log_every"};
+                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "solvers", "metrics"};
 const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kPluginKeys = {"name", "params"};
@@ -307,6 +307,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     if (tr["ema"]) c.ema = r.real(tr["ema"], "train.ema", 0, 0.999999999);
     if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], "train.grad_clip", 0, 1e12);
     if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], "train.log_every", 1);
+    if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], "train.checkpoint_every", 0);
   }
 
   if (const YAML::Node ev = root["eval"]) {
@@ -388,7 +389,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     << YAML::Key << "weight_decay" << YAML::Value << c.weight_decay << YAML::Key << "warmup" << YAML::Value << c.warmup
     << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << c.ema
     << YAML::Key << "grad_clip" << YAML::Value << c.grad_clip << YAML::Key << "log_every" << YAML::Value << c.log_every
-    << YAML::EndMap;
+    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::EndMap;
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& run : t.eval.runs) {

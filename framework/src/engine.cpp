@@ -7,8 +7,13 @@
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/dataset.hpp"
@@ -38,9 +43,71 @@ std::shared_ptr<T> make(const Registry& reg, const PluginChoice& p) {
   return reg.create<T>(p.kind, p.name, p.params);
 }
 
+at::Tensor as_tensor(const std::vector<double>& v) { return at::tensor(v, at::kDouble); }
+at::Tensor as_tensor(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
+template <class T>
+std::vector<T> as_vector(const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
+// Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
+// state and the log so far. Written to path.tmp, then renamed.
+void save_checkpoint(const std::string& path, Architecture& model, const std::vector<at::Tensor>& ema,
+                     torch::optim::Optimizer& opt, int64_t next_step, const TrainLog& log) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive, opt_archive;
+  model.save(model_archive);
+  opt.save(opt_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", opt_archive);
+  for (size_t i = 0; i < ema.size(); ++i) archive.write("ema_" + std::to_string(i), ema[i]);
+  archive.write("next_step", at::tensor({next_step}, at::kLong));
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    archive.write("rng", gen.get_state());
+  }
+  archive.write("log_step", as_tensor(log.step));
+  archive.write("log_loss", as_tensor(log.loss));
+  archive.write("log_grad_norm", as_tensor(log.grad_norm));
+  archive.write("log_lr", as_tensor(log.lr));
+  archive.save_to(path + ".tmp");
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+int64_t load_checkpoint(const std::string& path, Architecture& model, std::vector<at::Tensor>& ema,
+                        torch::optim::Optimizer& opt, TrainLog& log) {
+  torch::serialize::InputArchive archive, model_archive, opt_archive;
+  archive.load_from(path);
+  archive.read("model", model_archive);
+  archive.read("optimizer", opt_archive);
+  model.load(model_archive);
+  opt.load(opt_archive);
+  for (size_t i = 0; i < ema.size(); ++i) archive.read("ema_" + std::to_string(i), ema[i]);
+  // Each entry into a fresh tensor: reading into a defined one would set_() it in place.
+  auto read = [&](const char* key) {
+    at::Tensor x;
+    archive.read(key, x);
+    return x;
+  };
+  const int64_t next = read("next_step").item<int64_t>();
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(read("rng"));
+  }
+  log.step = as_vector<int64_t>(read("log_step"));
+  log.loss = as_vector<double>(read("log_loss"));
+  log.grad_norm = as_vector<double>(read("log_grad_norm"));
+  log.lr = as_vector<double>(read("log_lr"));
+  return next;
+}
+
 }  // namespace
 
-TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress) {
+TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
+                      const std::string& checkpoint) {
   TrialResult out;
   out.id = trial.id;
   out.seed = trial.seed;
@@ -66,8 +133,12 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   if (c.ema > 0)
     for (const auto& p : model->parameters()) ema.push_back(p.detach().clone());
 
+  const bool checkpoints = c.checkpoint_every > 0 && !checkpoint.empty();
+  int64_t first_step = 0;
+  if (checkpoints && std::filesystem::exists(checkpoint)) first_step = load_checkpoint(checkpoint, *model, ema, opt, out.train);
+
   const auto t_train = Clock::now();
-  for (int64_t step = 0; step < c.steps; ++step) {
+  for (int64_t step = first_step; step < c.steps; ++step) {
     const double lr = learning_rate(c, step);
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     const at::Tensor x1 = data->sample(c.batch_size, opts).x;
@@ -108,6 +179,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
       out.train.lr.push_back(lr);
       if (progress) progress(step + 1, c.steps, loss_value);
     }
+    if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
+      save_checkpoint(checkpoint, *model, ema, opt, step + 1, out.train);
   }
   out.train_seconds = seconds_since(t_train);
 

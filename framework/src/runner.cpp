@@ -129,7 +129,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     std::string cuda_visible;
     if (device.rfind("cuda:", 0) == 0) cuda_visible = device.substr(5), device = "cuda:0";  // pinned: sees one GPU
     args.insert(args.end(), {"_trial", ex.file, "--id", t.id, "--device", device, "--threads", std::to_string(threads),
-                             "--out", trial_file_path(output, t.id)});
+                             "--out", trial_file_path(output, t.id), "--checkpoint",
+                             output + ".trials/" + t.id + ".ckpt"});
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));

@@ -36,6 +36,7 @@ struct TrainConfig {
   double ema = 0.999;               ///< 0 disables the EMA
   double grad_clip = 0.0;           ///< 0 disables clipping
   int64_t log_every = 10;
+  int64_t checkpoint_every = 0;     ///< save a checkpoint every N steps; 0: none
 };
 
 /// One evaluation row: a solver with its parameters and, for fixed-step solvers, a step count.

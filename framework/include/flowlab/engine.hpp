@@ -45,7 +45,10 @@ using ProgressFn = std::function<void(int64_t, int64_t, double)>;
 
 /// Trains and evaluates one trial on `device` ("cpu", "cuda:0"). Divergence (NaN/Inf loss) ends training and is
 /// reported in the result; any other error propagates.
+/// With `checkpoint` set and train.checkpoint_every > 0, the model, EMA, optimizer, step, RNG state and the log so
+/// far are saved there every N steps (atomically); if the file exists at the start, training continues from it,
+/// bit for bit on CPU.
 FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& registry, const std::string& device,
-                                  const ProgressFn& progress = ProgressFn());
+                                  const ProgressFn& progress = ProgressFn(), const std::string& checkpoint = "");
 
 }  // namespace flowlab
