@@ -60,3 +60,46 @@ eval:
   CHECK(fresh.train.loss == straight.train.loss);
   fs::remove_all(dir);
 }
+
+TEST_CASE("conditioned training with p_uncond; guidance changes sampling only", "[engine][cfg]") {
+  const fs::path dir = fs::temp_directory_path() / ("flowlab_engine_cfg_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "exp.yaml") << R"(name: cfg
+data: {dataset: ring_gaussians, params: {modes: 4, radius: 4.0, std: 0.1}}
+model:
+  condition: label
+  architecture: {name: mlp, params: {width: 64, depth: 2}}
+train: {steps: 200, batch_size: 128, lr: 3.0e-3, p_uncond: 0.2, log_every: 10}
+eval:
+  samples: 400
+  solvers: [{solver: euler, steps: [8]}]
+  metrics: [frechet]
+sweep:
+  grid: {eval.guidance: [0.0, 1.0, 3.0]}
+)";
+  const auto ex = flowlab::load_experiment((dir / "exp.yaml").string(), registry());
+  REQUIRE(ex.trials.size() == 3);
+  CHECK(ex.trials[2].eval.guidance == 3.0);
+  CHECK(ex.trials[0].resolved_yaml.find("condition: label") != std::string::npos);
+  std::vector<flowlab::TrialResult> r;
+  for (const auto& t : ex.trials) r.push_back(flowlab::run_trial(t, registry(), "cpu"));
+  for (const auto& x : r) REQUIRE(x.status == "completed");
+  CHECK(r[0].train.loss == r[1].train.loss);  // the same training ...
+  CHECK(r[1].train.loss == r[2].train.loss);
+  CHECK(r[0].eval[0].metrics[0] != r[1].eval[0].metrics[0]);  // ... sampled with different guidance
+  CHECK(r[1].eval[0].metrics[0] != r[2].eval[0].metrics[0]);
+  CHECK(r[1].eval[0].nfe == 8);  // w = 1: one network call per step
+  CHECK(r[2].eval[0].nfe == 8);  // the framework counts field evaluations; w = 3 makes two calls inside each
+
+  std::ofstream(dir / "nolabels.csv") << "a,b\n1,2\n3,4\n5,7\n";
+  std::ofstream(dir / "bad.yaml") << "name: bad\ndata: {dataset: tabular, params: {file: " << (dir / "nolabels.csv").string()
+                                  << "}}\nmodel: {condition: label, architecture: mlp}\ntrain: {steps: 2, batch_size: 2}\n";
+  const auto bad = flowlab::load_experiment((dir / "bad.yaml").string(), registry());
+  try {
+    flowlab::run_trial(bad.trials.at(0), registry(), "cpu");
+    FAIL("no error");
+  } catch (const flowlab::Error& e) {
+    CHECK(std::string(e.what()) == "model.condition: label needs class labels, but dataset/tabular has none");
+  }
+  fs::remove_all(dir);
+}

@@ -38,10 +38,11 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name", "output", "devices", "workers_per_device", "threads",
                                            "data", "model", "train", "eval", "sweep"};
-const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler", "noise", "architecture"};
+const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler", "noise", "architecture", "condition"};
+const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
-                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every"};
-const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "solvers", "metrics"};
+                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond"};
+const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "solvers", "metrics"};
 const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kPluginKeys = {"name", "params"};
 const std::vector<std::string> kDataKeys = {"dataset", "params"};
@@ -220,12 +221,13 @@ std::string check_sweep_key(const std::string& key) {
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below a train setting", key);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
   const std::vector<std::string>& first = s == "data" ? kDataKeys : kModelKeys;
   if (std::find(first.begin(), first.end(), parts[1]) == first.end()) return bad(parts[1], first);
+  if (parts[1] == "condition") return parts.size() == 2 ? "" : "'model.condition' is a single value";
   if (s == "data") return parts[1] == "dataset" ? (parts.size() == 2 ? "" : "'data.dataset' is a name")
                                                 : (parts.size() == 3 ? "" : "sweep one parameter: data.params.NAME");
   if (parts.size() == 2) return "";
@@ -281,6 +283,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     slot = model[key] ? r.plugin(key, model[key], "model." + key)
                       : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
   }
+  if (const YAML::Node cond = model["condition"]) {
+    t.condition = r.text(cond, "model.condition");
+    if (std::find(kConditions.begin(), kConditions.end(), t.condition) == kConditions.end())
+      r.fail(cond, "model.condition", fmt::format("unknown condition '{}' ({})", t.condition, suggestion(t.condition, kConditions)));
+  }
   if (!model["architecture"]) r.fail(model, "model.architecture", "missing key 'architecture' (e.g. {name: mlp})");
   t.architecture = r.plugin("architecture", model["architecture"], "model.architecture");
 
@@ -308,12 +315,14 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], "train.grad_clip", 0, 1e12);
     if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], "train.log_every", 1);
     if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], "train.checkpoint_every", 0);
+    if (tr["p_uncond"]) c.p_uncond = r.real(tr["p_uncond"], "train.p_uncond", 0, 1);
   }
 
   if (const YAML::Node ev = root["eval"]) {
     r.check_keys(ev, "eval", kEvalKeys);
     if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
     if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
+    if (ev["guidance"]) t.eval.guidance = r.real(ev["guidance"], "eval.guidance", -1e6, 1e6);
     if (const YAML::Node solvers = ev["solvers"]) {
       if (!solvers.IsSequence() || solvers.size() == 0)
         r.fail(solvers, "eval.solvers", fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
@@ -381,6 +390,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   emit_plugin(e, "time_sampler", t.time_sampler);
   emit_plugin(e, "noise", t.noise);
   emit_plugin(e, "architecture", t.architecture);
+  e << YAML::Key << "condition" << YAML::Value << t.condition;
   e << YAML::EndMap;
   const auto& c = t.train;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps
@@ -389,9 +399,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     << YAML::Key << "weight_decay" << YAML::Value << c.weight_decay << YAML::Key << "warmup" << YAML::Value << c.warmup
     << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << c.ema
     << YAML::Key << "grad_clip" << YAML::Value << c.grad_clip << YAML::Key << "log_every" << YAML::Value << c.log_every
-    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::EndMap;
+    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::Key << "p_uncond" << YAML::Value
+    << c.p_uncond << YAML::EndMap;
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
-    << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
+    << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
+    << t.eval.guidance << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& run : t.eval.runs) {
     e << YAML::BeginMap;
     emit_plugin(e, "solver", run.solver);

@@ -122,7 +122,22 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   auto sampler = make<TimeSampler>(reg, trial.time_sampler);
   auto noise = make<Noise>(reg, trial.noise);
   auto model = make<Architecture>(reg, trial.architecture);
-  model->build({data->event_shape(), 0, 0});
+  // Conditioning: the dataset's labels and/or continuous attributes.
+  const bool use_label = trial.condition == "label" || trial.condition == "both";
+  const bool use_attr = trial.condition == "attr" || trial.condition == "both";
+  if (use_label && data->num_classes() == 0)
+    throw Error(fmt::format("model.condition: {} needs class labels, but dataset/{} has none", trial.condition, trial.data.name));
+  if (use_attr && data->attr_dim() == 0)
+    throw Error(fmt::format("model.condition: {} needs continuous attributes, but dataset/{} has none", trial.condition,
+                            trial.data.name));
+  auto condition_of = [&](const Batch& b) {
+    Condition cond;
+    if (use_label) cond.label = b.label;
+    if (use_attr) cond.attr = b.attr;
+    return cond;
+  };
+  const bool conditioned = use_label || use_attr;
+  model->build({data->event_shape(), use_label ? data->num_classes() : 0, use_attr ? data->attr_dim() : 0});
   model->to(dev);
   noise->fit(data->sample(std::min<int64_t>(10000, std::max<int64_t>(2, trial.train.batch_size * 4)), opts).x);
 
@@ -141,11 +156,13 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   for (int64_t step = first_step; step < c.steps; ++step) {
     const double lr = learning_rate(c, step);
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    const at::Tensor x1 = data->sample(c.batch_size, opts).x;
+    const Batch batch = data->sample(c.batch_size, opts);
+    const at::Tensor& x1 = batch.x;
     const at::Tensor x0 = noise->sample(x1.sizes(), opts);
     const at::Tensor t = sampler->sample(c.batch_size, opts);
     const PathSample s = path->sample(x0, x1, t);
-    const at::Tensor err = (model->forward(s.xt, t) - s.ut).pow(2).flatten(1).mean(1);
+    const Condition cond = conditioned ? drop_condition(condition_of(batch), c.batch_size, c.p_uncond, opts) : Condition();
+    const at::Tensor err = (model->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
     const at::Tensor loss = (weighting->weight(t, *path) * err).mean();
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
@@ -197,13 +214,17 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   std::vector<int64_t> shape = {m};
   for (auto s : data->event_shape()) shape.push_back(s);
   const at::Tensor x0 = noise->sample(shape, opts);
-  const at::Tensor reference = data->sample(m, opts).x;
+  const Batch reference_batch = data->sample(m, opts);
+  const at::Tensor& reference = reference_batch.x;
   std::vector<std::shared_ptr<Metric>> metrics;
   for (const auto& mc : trial.eval.metrics) {
     metrics.push_back(make<Metric>(reg, mc));
     out.metric_names.push_back(mc.name);
   }
-  const VelocityField field = [&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); };
+  // Conditioned models sample with the reference batch's conditions, guided with weight w.
+  const VelocityField field =
+      conditioned ? guided_field(model, condition_of(reference_batch), trial.eval.guidance)
+                  : VelocityField([&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
   for (const auto& run : trial.eval.runs) {
     auto solver = make<Solver>(reg, run.solver);
     EvalRow row;

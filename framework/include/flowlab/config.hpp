@@ -37,6 +37,7 @@ struct TrainConfig {
   double grad_clip = 0.0;           ///< 0 disables clipping
   int64_t log_every = 10;
   int64_t checkpoint_every = 0;     ///< save a checkpoint every N steps; 0: none
+  double p_uncond = 0.1;            ///< probability of training a row with the null condition (conditioned models)
 };
 
 /// One evaluation row: a solver with its parameters and, for fixed-step solvers, a step count.
@@ -48,6 +49,7 @@ struct EvalRun {
 struct EvalConfig {
   int64_t samples = 1000;
   bool use_ema = true;
+  double guidance = 1.0;  ///< classifier-free guidance weight w (conditioned models): v_u + w (v_c - v_u)
   std::vector<EvalRun> runs;
   std::vector<PluginChoice> metrics;
 };
@@ -58,6 +60,7 @@ struct TrialConfig {
   int64_t seed = 0;
   std::vector<std::pair<std::string, std::string>> swept;  ///< dotted key -> value, in sweep order
   PluginChoice data, path, weighting, time_sampler, noise, architecture;
+  std::string condition = "none";  ///< none, label, attr or both: what the model is conditioned on
   TrainConfig train;
   EvalConfig eval;
   std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
