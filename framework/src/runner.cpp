@@ -118,6 +118,11 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   int failures = 0;
   const bool tty = ::isatty(STDOUT_FILENO);
   auto last_report = Clock::now();
+  size_t drawn = 0;  // lines of the live block on the terminal, redrawn in place
+  auto clear_block = [&] {
+    if (tty && drawn > 0) log << fmt::format("\x1b[{}F\x1b[J", drawn);
+    drawn = 0;
+  };
 
   auto launch = [&](size_t slot_index, size_t trial) {
     int out_pipe[2], err_pipe[2];
@@ -186,21 +191,28 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     if (st == "failed") ++failures;
     merge_experiment(output, ex, existing_files());
     const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
-    log << fmt::format("{}[{}] {} {} ({:.1f} s)\n", tty ? "\r\x1b[K" : "", r.slot, st, t.id, secs);
+    clear_block();
+    log << fmt::format("[{}] {} {} ({:.1f} s)\n", r.slot, st, t.id, secs);
     r.pid = -1;
     if (st == "failed" && opt.fail_fast) stop = true;
   };
 
   auto report = [&] {
     if (tty) {
-      for (const auto& r : running)
+      clear_block();
+      for (size_t i = 0; i < running.size(); ++i) {
+        const auto& r = running[i];
         if (r.pid > 0) {
           const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
           const double rate = r.step / std::max(1e-9, secs);
-          log << fmt::format("\r\x1b[K[{}] {}  step {}/{}  loss {:.4g}  {:.0f} it/s  ETA {:.0f} s", r.slot,
+          log << fmt::format("worker {} [{}] {}  step {}/{}  loss {:.4g}  {:.0f} it/s  ETA {:.0f} s\n", i, r.slot,
                              ex.trials[r.trial].id, r.step, r.total, r.loss, rate,
                              rate > 0 ? (r.total - r.step) / rate : 0.0);
+        } else {
+          log << fmt::format("worker {} [{}] idle\n", i, running[i].slot.empty() ? slots[i] : running[i].slot);
         }
+        ++drawn;
+      }
       log.flush();
     } else if (Clock::now() - last_report > std::chrono::seconds(5)) {
       for (const auto& r : running)
@@ -250,6 +262,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   }
 
   // Final summary table.
+  clear_block();
   log << fmt::format("\n{:<6} {:<10} {}\n", "#", "STATUS", "TRIAL");
   for (size_t i = 0; i < ex.trials.size(); ++i)
     log << fmt::format("{:<6} {:<10} {}\n", i, status[i].empty() ? "not run" : status[i], ex.trials[i].id);
