@@ -193,17 +193,18 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   REQUIRE(WIFSIGNALED(wstatus));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the worker dies with its parent
 
-  const hsize_t before = groups(out);  // readable, with the trials finished so far
-  CHECK(before >= 1);
-  CHECK(before < 4);
+  // The experiment file is readable; it holds the trials merged before the kill, which may lag the trial files.
+  const hsize_t before = groups(out);
   std::map<std::string, ino_t> done;
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
     if (flowlab::trial_file_status(flowlab::trial_file_path(out, id))) done[id] = inode(flowlab::trial_file_path(out, id));
-  CHECK(done.size() == before);
+  CHECK(done.size() >= 1);
+  CHECK(done.size() < 4);
+  CHECK(before <= done.size());
 
   const auto r = flowlab_cmd("run --resume --workers 1 " + exp);
   CHECK(r.status == 0);
-  CHECK_THAT(r.out, ContainsSubstring(fmt::format("runner_test: 4 trials, {} to run", 4 - before)));
+  CHECK_THAT(r.out, ContainsSubstring(fmt::format("runner_test: 4 trials, {} to run", 4 - done.size())));
   CHECK(groups(out) == 4);
   CHECK(rows(out, "summary") == 4);
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
