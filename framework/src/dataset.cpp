@@ -36,4 +36,25 @@ std::string read_data_file(const std::string& owner, const std::string& path, co
   return out;
 }
 
+std::vector<int64_t> StoredImages::event_shape() const {
+  return {images_.size(1), images_.size(2), images_.size(3)};
+}
+
+Batch StoredImages::take(const Tensor& indices, const at::TensorOptions& o) const {
+  const Tensor i = indices.to(at::kCPU, at::kLong);
+  return {(images_.index_select(0, i).to(o.dtype()) / (max_value_ / 2) - 1).to(o.device()),
+          labels_.index_select(0, i).to(o.device()), Tensor()};
+}
+
+Batch StoredImages::sample(int64_t n, const at::TensorOptions& o) const {
+  return take(at::randint(size(), {n}, at::kLong), o);
+}
+
+void StoredImages::set_images(Tensor images, Tensor labels, int64_t num_classes, double max_value) {
+  images_ = std::move(images);
+  labels_ = std::move(labels);
+  num_classes_ = num_classes;
+  max_value_ = max_value;
+}
+
 }  // namespace flowlab

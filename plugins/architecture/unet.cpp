@@ -181,7 +181,7 @@ class UnetArchitecture final : public flowlab::Architecture {
   }
 
  private:
-  // An identity placeholder so attention lists stay index-aligned with their blocks.
+  // An empty module where a block has no attention, so attention lists stay index-aligned with their blocks.
   static std::shared_ptr<nn::Module> nullptr_module() { return std::make_shared<nn::Module>(); }
 
   UnetOptions opt_;

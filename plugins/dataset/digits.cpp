@@ -15,7 +15,7 @@ struct DigitsOptions {
   explicit DigitsOptions(const flowlab::Params& p) : file(p.str("file")) {}
 };
 
-class Digits final : public flowlab::Dataset {
+class Digits final : public flowlab::StoredImages {
  public:
   explicit Digits(const flowlab::Params& p) : opt_(p) {
     const std::string text = flowlab::read_data_file(
@@ -43,24 +43,11 @@ class Digits final : public flowlab::Dataset {
                                          opt_.file, row, col));
     }
     const int64_t n = static_cast<int64_t>(labels.size());
-    images_ = at::tensor(pixels, at::kByte).reshape({n, 1, 8, 8});
-    labels_ = at::tensor(labels, at::kLong);
-  }
-  std::vector<int64_t> event_shape() const override { return {1, 8, 8}; }
-  int64_t num_classes() const override { return 10; }
-  int64_t size() const override { return images_.size(0); }
-  flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override {
-    const at::Tensor i = idx.to(at::kCPU, at::kLong);
-    return {(images_.index_select(0, i).to(o.dtype()) / 8.0 - 1).to(o.device()),
-            labels_.index_select(0, i).to(o.device()), at::Tensor()};
-  }
-  flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
-    return take(at::randint(size(), {n}, at::kLong), o);
+    set_images(at::tensor(pixels, at::kByte).reshape({n, 1, 8, 8}), at::tensor(labels, at::kLong), 10, 16);
   }
 
  private:
   DigitsOptions opt_;
-  at::Tensor images_, labels_;
 };
 
 }  // namespace

@@ -35,31 +35,20 @@ at::Tensor read_idx(const std::string& path, uint32_t ndim) {
   return at::from_blob(const_cast<char*>(data.data() + offset), shape, at::kByte).clone();
 }
 
-class FashionMnist final : public flowlab::Dataset {
+class FashionMnist final : public flowlab::StoredImages {
  public:
   explicit FashionMnist(const flowlab::Params& p) : opt_(p) {
     const std::string prefix = opt_.dir + "/" + (opt_.split == "train" ? "train" : "t10k");
-    images_ = read_idx(prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
-    labels_ = read_idx(prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
-    if (images_.size(0) != labels_.size(0))
-      throw flowlab::Error(fmt::format("dataset/fashion_mnist: {} images but {} labels in {}", images_.size(0),
-                                       labels_.size(0), opt_.dir));
-  }
-  std::vector<int64_t> event_shape() const override { return {1, 28, 28}; }
-  int64_t num_classes() const override { return 10; }
-  int64_t size() const override { return images_.size(0); }
-  flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override {
-    const at::Tensor i = idx.to(at::kCPU, at::kLong);
-    return {(images_.index_select(0, i).to(o.dtype()) / 127.5 - 1).to(o.device()),
-            labels_.index_select(0, i).to(o.device()), at::Tensor()};
-  }
-  flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
-    return take(at::randint(size(), {n}, at::kLong), o);
+    at::Tensor images = read_idx(prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
+    at::Tensor labels = read_idx(prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
+    if (images.size(0) != labels.size(0))
+      throw flowlab::Error(fmt::format("dataset/fashion_mnist: {} images but {} labels in {}", images.size(0),
+                                       labels.size(0), opt_.dir));
+    set_images(images, labels, 10, 255);
   }
 
  private:
   FashionMnistOptions opt_;
-  at::Tensor images_, labels_;
 };
 
 }  // namespace

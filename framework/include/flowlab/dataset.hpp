@@ -34,6 +34,27 @@ namespace kinds {
 using dataset = Dataset;
 }
 
+/// Base for datasets of stored 8-bit images with labels (digits, Fashion-MNIST): the subclass loads the pixels once
+/// with set_images(); take() and sample() return them scaled to [-1, 1] as pixel / (max_value / 2) - 1.
+class FLOWLAB_API StoredImages : public Dataset {
+ public:
+  std::vector<int64_t> event_shape() const override;
+  int64_t num_classes() const override { return num_classes_; }
+  int64_t size() const override { return images_.defined() ? images_.size(0) : 0; }
+  Batch take(const Tensor& indices, const at::TensorOptions& options) const override;
+  /// n examples drawn uniformly with replacement (torch's default generator).
+  Batch sample(int64_t n, const at::TensorOptions& options) const override;
+
+ protected:
+  /// images [N, C, H, W] uint8, labels [N] int64, pixel values in [0, max_value].
+  void set_images(Tensor images, Tensor labels, int64_t num_classes, double max_value);
+
+ private:
+  Tensor images_, labels_;
+  int64_t num_classes_ = 0;
+  double max_value_ = 255;
+};
+
 /// A batch of 2D points with their component label [B] and, as the continuous attribute, the radius |x| [B, 1].
 inline Batch planar_batch(const Tensor& x, const Tensor& label) { return {x, label, x.norm(2, {1}, true)}; }
 
