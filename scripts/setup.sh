@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # flowlab setup: installs the Debian packages flowlab needs (idempotent; names Debian packages only).
 # Run as root, or with sudo available. Safe to run again: it installs only what is missing.
+# Package sources: the machine's own. Catch2 v3 lives in <suite>-backports; when that suite is not configured,
+# it is added with the same URIs as the suite already configured (one-line or deb822 format). No host is named here.
 set -euo pipefail
 
-# Catch2 v3 lives in bookworm-backports; everything else is in bookworm main.
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-openmp            # LibTorch 1.13 (CPU) + a fast BLAS (else ~18x slower training)
@@ -16,14 +17,40 @@ PACKAGES=(
   libcatch2-dev                               # tests (v3, bookworm-backports)
   libcli11-dev                                # CLI parsing
   libstb-dev                                  # PNG read/write (image_density, image grids)
+  liblemon-dev                                # exact optimal transport (NetworkSimplex): w2 metric, OT couplings
+  gnuplot-nox                                 # flowlab plot (pngcairo terminal)
   zlib1g-dev                                  # reading .gz data files (digits, Fashion-MNIST)
   dataset-fashion-mnist                       # Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)
   python3-h5py python3-pandas                 # the HDF5 layout test reads results as a user would
 )
+BACKPORTS_PACKAGES=(libcatch2-dev)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Prints "URI COMPONENTS" of the configured suite $1, one per line, from one-line and deb822 sources.
+configured_uris() {
+  local suite=$1 f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
+    awk -v s="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                         if ($(i+1) == s) { c = ""; for (j = i+2; j <= NF; j++) c = c " " $j; print $i c } }' "$f"
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    awk -v s="$suite" 'function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no" && (" " suites " ") ~ (" " s " "))
+                           { n = split(uris, u, " "); for (k = 1; k <= n; k++) print u[k], comps }
+                         types = uris = suites = comps = ""; enabled = "" }
+                       /^[ \t]*$/ { flush(); next }
+                       /^#/ { next }
+                       { key = tolower($1); sub(/:$/, "", key); $1 = ""; v = $0; sub(/^ +/, "", v)
+                         if (key == "types") types = v; else if (key == "uris") uris = v
+                         else if (key == "suites") suites = v; else if (key == "components") comps = v
+                         else if (key == "enabled") enabled = tolower(v) }
+                       END { flush() }' "$f"
+  done
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,17 +58,36 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  if [ "$codename" = "bookworm" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    echo "deb http://deb.debian.org/debian bookworm-backports main" | $SUDO tee /etc/apt/sources.list.d/flowlab-backports.list >/dev/null
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  needs_backports=0
+  for p in "${missing[@]}"; do
+    for b in "${BACKPORTS_PACKAGES[@]}"; do [ "$p" = "$b" ] && needs_backports=1; done
+  done
+  if [ "$codename" = bookworm ] && [ $needs_backports = 1 ] && [ -z "$(configured_uris bookworm-backports)" ]; then
+    uris=$(configured_uris bookworm | awk '{print $1}' | sort -u)
+    if [ -z "$uris" ]; then
+      echo "flowlab setup: error: cannot read the configured Debian sources (no 'bookworm' suite found in" \
+           "/etc/apt/sources.list or /etc/apt/sources.list.d/*.list|*.sources); add bookworm-backports by hand" >&2
+      exit 1
+    fi
+    {
+      echo "# Added by flowlab's scripts/setup.sh: bookworm-backports from the URIs already configured for bookworm."
+      echo "Types: deb"
+      echo "URIs: $(echo $uris)"
+      echo "Suites: bookworm-backports"
+      echo "Components: main"
+      key=/usr/share/keyrings/debian-archive-keyring.gpg
+      [ -r "$key" ] && echo "Signed-By: $key"
+    } | $SUDO tee /etc/apt/sources.list.d/flowlab-backports.sources >/dev/null
   fi
   echo "flowlab setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  # libcatch2-dev (v3) comes from bookworm-backports; the rest from main.
   main=() backports=()
   for p in "${missing[@]}"; do
-    if [ "$p" = libcatch2-dev ] && [ "$codename" = bookworm ]; then backports+=("$p"); else main+=("$p"); fi
+    bp=0
+    for b in "${BACKPORTS_PACKAGES[@]}"; do [ "$p" = "$b" ] && bp=1; done
+    if [ $bp = 1 ] && [ "$codename" = bookworm ]; then backports+=("$p"); else main+=("$p"); fi
   done
   if [ ${#main[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${main[@]}" >/dev/null
