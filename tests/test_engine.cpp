@@ -35,16 +35,16 @@ eval:
   // Interrupt after step 25: the checkpoint on disk holds the state after step 20.
   const std::string ckpt = (dir / "resumed.ckpt").string();
   CHECK_THROWS_AS(flowlab::run_trial(trial, registry(), "cpu",
-                                     [](int64_t step, int64_t, double) {
-                                       if (step == 25) throw std::runtime_error("interrupted");
+                                     [](const flowlab::Progress& p) {
+                                       if (p.step == 25) throw std::runtime_error("interrupted");
                                      },
                                      ckpt),
                   std::runtime_error);
   REQUIRE(fs::exists(ckpt));
   int64_t first_step_after_resume = -1;
   const auto resumed = flowlab::run_trial(trial, registry(), "cpu",
-                                          [&](int64_t step, int64_t, double) {
-                                            if (first_step_after_resume < 0) first_step_after_resume = step;
+                                          [&](const flowlab::Progress& p) {
+                                            if (first_step_after_resume < 0) first_step_after_resume = p.step;
                                           },
                                           ckpt);
   CHECK(first_step_after_resume == 21);  // steps 0..19 were not redone

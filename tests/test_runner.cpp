@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "flowlab/results.hpp"
+#include "flowlab/worker.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
@@ -127,15 +128,15 @@ TEST_CASE("a segfaulting and a throwing plugin fail their trials only; NaN marks
   CHECK(rows(out, "trials/architecture=mlp,seed=0/train/loss") == 5);  // steps 0, 5, 10, 15 and the last, 19
 
   SECTION("--resume --retry-failed reruns only the failed trials") {
-    const auto done = inode(flowlab::trial_file_path(out, "architecture=mlp,seed=0"));
-    const auto diverged = inode(flowlab::trial_file_path(out, "architecture=test_nan,seed=0"));
-    const auto crashed = inode(flowlab::trial_file_path(out, "architecture=test_crash,seed=0"));
+    const auto done = inode(flowlab::worker::trial_file_path(out, "architecture=mlp,seed=0"));
+    const auto diverged = inode(flowlab::worker::trial_file_path(out, "architecture=test_nan,seed=0"));
+    const auto crashed = inode(flowlab::worker::trial_file_path(out, "architecture=test_crash,seed=0"));
     const auto again = flowlab_cmd("run --resume --retry-failed " + exp);
     CHECK(again.status == 1);
     CHECK_THAT(again.out, ContainsSubstring("runner_test: 4 trials, 2 to run"));
-    CHECK(inode(flowlab::trial_file_path(out, "architecture=mlp,seed=0")) == done);
-    CHECK(inode(flowlab::trial_file_path(out, "architecture=test_nan,seed=0")) == diverged);
-    CHECK(inode(flowlab::trial_file_path(out, "architecture=test_crash,seed=0")) != crashed);
+    CHECK(inode(flowlab::worker::trial_file_path(out, "architecture=mlp,seed=0")) == done);
+    CHECK(inode(flowlab::worker::trial_file_path(out, "architecture=test_nan,seed=0")) == diverged);
+    CHECK(inode(flowlab::worker::trial_file_path(out, "architecture=test_crash,seed=0")) != crashed);
     CHECK(groups(out) == 4);
   }
   SECTION("running again without --resume is refused, nothing is touched") {
@@ -183,7 +184,7 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
     ::_exit(127);
   }
   // Kill the runner as soon as the first trial is done.
-  const std::string first = flowlab::trial_file_path(out, "seed=0");
+  const std::string first = flowlab::worker::trial_file_path(out, "seed=0");
   for (int i = 0; i < 600 && !fs::exists(first); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(fs::exists(first));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it get into the next trial
@@ -197,7 +198,7 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   const hsize_t before = groups(out);
   std::map<std::string, ino_t> done;
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
-    if (flowlab::trial_file_status(flowlab::trial_file_path(out, id))) done[id] = inode(flowlab::trial_file_path(out, id));
+    if (flowlab::trial_file_status(flowlab::worker::trial_file_path(out, id))) done[id] = inode(flowlab::worker::trial_file_path(out, id));
   CHECK(done.size() >= 1);
   CHECK(done.size() < 4);
   CHECK(before <= done.size());
@@ -209,6 +210,6 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   CHECK(rows(out, "summary") == 4);
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
     CHECK(attr(out, std::string("trials/") + id, "status") == "completed");
-  for (const auto& [id, ino] : done) CHECK(inode(flowlab::trial_file_path(out, id)) == ino);  // not rerun
+  for (const auto& [id, ino] : done) CHECK(inode(flowlab::worker::trial_file_path(out, id)) == ino);  // not rerun
   for (const auto& e : fs::directory_iterator(out + ".trials")) CHECK(e.path().extension() != ".ckpt");  // cleaned up
 }

@@ -4,18 +4,16 @@
 
 #include <iostream>
 
-#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <climits>
 #include <filesystem>
 
 #include "flowlab/config.hpp"
-#include "flowlab/engine.hpp"
 #include "flowlab/registry.hpp"
-#include "flowlab/results.hpp"
 #include "flowlab/runner.hpp"
 #include "flowlab/version.hpp"
+#include "flowlab/worker.hpp"
 
 namespace {
 
@@ -81,34 +79,6 @@ int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
   return 0;
 }
 
-// The worker side of `flowlab run`: one trial, result written to --out; progress lines on stdout.
-int cmd_trial(const flowlab::Registry& registry, const std::string& file, const std::string& id,
-              const std::string& device, int64_t threads, const std::string& out, const std::string& checkpoint) {
-  at::set_num_threads(static_cast<int>(threads));
-  const auto ex = flowlab::load_experiment(file, registry);
-  const flowlab::TrialConfig* trial = nullptr;
-  for (const auto& t : ex.trials)
-    if (t.id == id) trial = &t;
-  if (!trial) throw flowlab::Error(fmt::format("{}: no trial '{}'", file, id));
-  flowlab::TrialResult result;
-  try {
-    result = flowlab::run_trial(*trial, registry, device, [](int64_t step, int64_t total, double loss) {
-      std::cout << "PROGRESS " << step << " " << total << " " << loss << std::endl;
-    }, checkpoint);
-  } catch (const std::exception& e) {
-    result = flowlab::TrialResult();
-    result.id = trial->id, result.seed = trial->seed, result.device = device;
-    result.status = "failed";
-    result.error = e.what();
-    flowlab::write_trial_file(out, *trial, result);
-    std::cerr << "flowlab: trial " << id << " failed: " << e.what() << "\n";
-    return 3;
-  }
-  flowlab::write_trial_file(out, *trial, result);
-  if (!checkpoint.empty()) std::filesystem::remove(checkpoint);  // the result supersedes it
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,7 +91,7 @@ int main(int argc, char** argv) {
 
   std::string kind;
   auto* plugins = app.add_subcommand("plugins", "list the plugins found, optionally of one KIND");
-  plugins->add_option("kind", kind, "path, weighting, time_sampler, noise, architecture, solver, dataset, metric, coupling");
+  plugins->add_option("kind", kind, fmt::format("{}", fmt::join(flowlab::plugin_kinds(), ", ")));
 
   std::string what;
   auto* describe = app.add_subcommand("describe", "show a plugin's parameters with types, defaults and docs");
@@ -143,16 +113,15 @@ int main(int argc, char** argv) {
   run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
   run->add_flag("--fail-fast", run_opt.fail_fast, "stop at the first failed trial");
 
-  std::string trial_id, trial_device = "cpu", trial_out, trial_checkpoint;
-  int64_t trial_threads = 1;
-  auto* trial = app.add_subcommand("_trial", "");  // internal: one trial in a worker process
+  flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
+  auto* trial = app.add_subcommand("_trial", "");
   trial->group("");
-  trial->add_option("experiment", exp_file)->required();
-  trial->add_option("--id", trial_id)->required();
-  trial->add_option("--device", trial_device);
-  trial->add_option("--threads", trial_threads);
-  trial->add_option("--out", trial_out)->required();
-  trial->add_option("--checkpoint", trial_checkpoint);
+  trial->add_option("experiment", job.experiment_file)->required();
+  trial->add_option("--id", job.id)->required();
+  trial->add_option("--device", job.device);
+  trial->add_option("--threads", job.threads);
+  trial->add_option("--out", job.out)->required();
+  trial->add_option("--checkpoint", job.checkpoint);
 
   try {
     app.parse(argc, argv);
@@ -172,7 +141,7 @@ int main(int argc, char** argv) {
     if (*plugins) return cmd_plugins(registry, kind);
     if (*describe) return cmd_describe(registry, what);
     if (*validate) return cmd_validate(registry, exp_file);
-    if (*trial) return cmd_trial(registry, exp_file, trial_id, trial_device, trial_threads, trial_out, trial_checkpoint);
+    if (*trial) return flowlab::worker::run_worker(job, registry);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);

@@ -8,13 +8,13 @@ namespace {
 struct Dopri5Options {
   flowlab::AdaptiveOptions adaptive;
   explicit Dopri5Options(const flowlab::Params& p) {
-    adaptive.rtol = p.real("rtol");              ///< relative tolerance (default 1e-5)
-    adaptive.atol = p.real("atol");              ///< absolute tolerance (default 1e-5)
-    adaptive.safety = p.real("safety");          ///< safety factor (default 0.9)
-    adaptive.min_factor = p.real("min_factor");  ///< largest shrink per step (default 0.2)
-    adaptive.max_factor = p.real("max_factor");  ///< largest growth per step (default 10)
-    adaptive.max_steps = p.integer("max_steps"); ///< attempted steps before giving up (default 10000)
-    adaptive.first_step = p.real("first_step");  ///< 0 = Hairer's initial step selection (default 0)
+    adaptive.rtol = p.real("rtol");
+    adaptive.atol = p.real("atol");
+    adaptive.safety = p.real("safety");
+    adaptive.min_factor = p.real("min_factor");
+    adaptive.max_factor = p.real("max_factor");
+    adaptive.max_steps = p.integer("max_steps");
+    adaptive.first_step = p.real("first_step");
   }
 };
 

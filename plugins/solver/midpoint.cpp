@@ -3,28 +3,15 @@
 
 namespace {
 
-/// Options of solver/midpoint.
-struct MidpointOptions {
-  int64_t steps;  ///< number of uniform steps on [0, 1] (default 10); SampleOptions may override it
-  explicit MidpointOptions(const flowlab::Params& p) : steps(p.integer("steps")) {}
-};
-
-class MidpointSolver final : public flowlab::FixedStepRungeKutta {
- public:
-  explicit MidpointSolver(const flowlab::Params& p) : FixedStepRungeKutta(tableau(), MidpointOptions(p).steps, "solver/midpoint") {}
-
- private:
-  static flowlab::ButcherTableau tableau() {
-    flowlab::ButcherTableau tb;
-    tb.c = {0.0, 0.5};
-    tb.a = {{}, {0.5}};
-    tb.b = {0.0, 1.0};
-    tb.order = 2;
-    return tb;
-  }
-};
+flowlab::ButcherTableau midpoint_tableau() {
+  flowlab::ButcherTableau tb;
+  tb.c = {0.0, 0.5};
+  tb.a = {{}, {0.5}};
+  tb.b = {0.0, 1.0};
+  tb.order = 2;
+  return tb;
+}
 
 }  // namespace
 
-FLOWLAB_PLUGIN(solver, midpoint, MidpointSolver, "1.0.0", "explicit midpoint, order 2, 2 NFE per step",
-               FLOWLAB_PARAM(steps, int, "10", "number of uniform steps on [0, 1]"))
+FLOWLAB_FIXED_STEP_SOLVER(midpoint, midpoint_tableau, "1.0.0", "explicit midpoint, order 2, 2 NFE per step")

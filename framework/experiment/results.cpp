@@ -119,10 +119,6 @@ struct Silence {  // HDF5 prints its error stack by default; flowlab reports err
 
 }  // namespace
 
-std::string trial_file_path(const std::string& output, const std::string& id) {
-  return output + ".trials/" + id + ".h5";
-}
-
 void write_trial_file(const std::string& path, const TrialConfig& trial, const TrialResult& r) {
   Silence s;
   fs::create_directories(fs::path(path).parent_path());

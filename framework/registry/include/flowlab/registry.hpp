@@ -29,9 +29,6 @@ struct FLOWLAB_API PluginInfo {
 /// malformed record.
 FLOWLAB_API std::vector<PluginInfo> parse_plugin_records(const std::string& section, const std::string& file);
 
-/// The plugin kinds, in the order listings use.
-FLOWLAB_API const std::vector<std::string>& plugin_kinds();
-
 class FLOWLAB_API Registry {
  public:
   /// Scans, in order: the build's plugin directory and the installed one (when `default_dirs`), each

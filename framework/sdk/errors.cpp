@@ -19,4 +19,10 @@ CreateError::~CreateError() = default;
 SolverError::~SolverError() = default;
 Plugin::~Plugin() = default;
 
+const std::vector<std::string>& plugin_kinds() {
+  static const std::vector<std::string> kKinds = {"path",   "weighting", "time_sampler", "noise",   "architecture",
+                                                  "solver", "dataset",   "metric",       "coupling"};
+  return kKinds;
+}
+
 }  // namespace flowlab

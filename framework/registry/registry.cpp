@@ -73,12 +73,6 @@ std::string join_names(const std::vector<std::string>& names) {
 
 }  // namespace
 
-const std::vector<std::string>& plugin_kinds() {
-  static const std::vector<std::string> kKinds = {"path",         "weighting", "time_sampler", "noise",   "architecture",
-                                                  "solver",       "dataset",   "metric",       "coupling"};
-  return kKinds;
-}
-
 std::vector<PluginInfo> parse_plugin_records(const std::string& section, const std::string& file) {
   std::vector<PluginInfo> out;
   for (const std::string& rec : split(section, '\0')) {

@@ -1,15 +1,12 @@
-// The engine: trains one trial and evaluates it. It knows nothing of processes, queues or files.
+// The records of a finished trial: its training log and evaluation rows. Plain data, shared by the engine that
+// fills them, the results code that writes them to HDF5 and the runner that reports them.
 #pragma once
 
-#include <functional>
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include "flowlab/config.hpp"
-
 namespace flowlab {
-
-class Registry;
 
 struct TrainLog {
   std::vector<int64_t> step;
@@ -39,16 +36,5 @@ struct TrialResult {
   std::vector<EvalRow> eval;
   std::vector<std::string> metric_names;
 };
-
-/// Called every log_every steps with (step, total steps, loss).
-using ProgressFn = std::function<void(int64_t, int64_t, double)>;
-
-/// Trains and evaluates one trial on `device` ("cpu", "cuda:0"). Divergence (NaN/Inf loss) ends training and is
-/// reported in the result; any other error propagates.
-/// With `checkpoint` set and train.checkpoint_every > 0, the model, EMA, optimizer, step, RNG state and the log so
-/// far are saved there every N steps (atomically); if the file exists at the start, training continues from it,
-/// bit for bit on CPU.
-FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& registry, const std::string& device,
-                                  const ProgressFn& progress = ProgressFn(), const std::string& checkpoint = "");
 
 }  // namespace flowlab

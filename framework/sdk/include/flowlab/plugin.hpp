@@ -8,7 +8,9 @@
 // One library may hold any number of plugins.
 #pragma once
 
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #include "flowlab/errors.hpp"
 #include "flowlab/export.hpp"
@@ -27,6 +29,9 @@ class FLOWLAB_API Plugin {
 
 /// Each kind's header adds `using <kind> = <Interface>;` here, so FLOWLAB_PLUGIN can check the class.
 namespace kinds {}
+
+/// The plugin kinds, in the order listings use: the one list the registry, the CLI and the docs read.
+FLOWLAB_API const std::vector<std::string>& plugin_kinds();
 
 }  // namespace flowlab
 

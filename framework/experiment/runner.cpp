@@ -19,11 +19,14 @@
 #include <sstream>
 
 #include "flowlab/results.hpp"
+#include "flowlab/worker.hpp"
 
 namespace fs = std::filesystem;
 
 namespace flowlab {
 namespace {
+
+using worker::trial_file_path;
 
 using Clock = std::chrono::steady_clock;
 
@@ -90,7 +93,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     return 0;
   }
 
-  const std::string trial_dir = output + ".trials";
+  const std::string trial_dir = worker::trial_dir(output);
   if (!opt.resume && (fs::exists(output) || fs::exists(trial_dir)))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
 
@@ -128,20 +131,19 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     int out_pipe[2], err_pipe[2];
     if (::pipe(out_pipe) || ::pipe(err_pipe)) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
     const auto& t = ex.trials[trial];
-    std::string device = slots[slot_index];
-    std::vector<std::string> args = {opt.self};
-    for (const auto& p : opt.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
+    worker::Job job;
+    job.self = opt.self, job.plugin_paths = opt.plugin_paths, job.experiment_file = ex.file, job.id = t.id;
+    job.device = slots[slot_index], job.threads = threads;
+    job.out = trial_file_path(output, t.id), job.checkpoint = worker::checkpoint_path(output, t.id);
     std::string cuda_visible;
-    if (device.rfind("cuda:", 0) == 0) cuda_visible = device.substr(5), device = "cuda:0";  // pinned: sees one GPU
-    args.insert(args.end(), {"_trial", ex.file, "--id", t.id, "--device", device, "--threads", std::to_string(threads),
-                             "--out", trial_file_path(output, t.id), "--checkpoint",
-                             output + ".trials/" + t.id + ".ckpt"});
+    if (job.device.rfind("cuda:", 0) == 0) cuda_visible = job.device.substr(5), job.device = "cuda:0";  // pinned: sees one GPU
+    std::vector<std::string> args = worker::command_line(job);
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed runner takes its workers with it; --resume redoes their trials
-      if (::getppid() != parent) ::_exit(126);  // the runner died before prctl took effect
+      if (::getppid() != parent) ::_exit(worker::kExitCannotStart);  // the runner died before prctl took effect
       ::dup2(out_pipe[1], STDOUT_FILENO), ::dup2(err_pipe[1], STDERR_FILENO);
       ::close(out_pipe[0]), ::close(err_pipe[0]), ::close(out_pipe[1]), ::close(err_pipe[1]);
       if (!cuda_visible.empty()) ::setenv("CUDA_VISIBLE_DEVICES", cuda_visible.c_str(), 1);
@@ -150,7 +152,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       argv.push_back(nullptr);
       ::execv(opt.self.c_str(), argv.data());
       std::fprintf(stderr, "cannot run %s: %s\n", opt.self.c_str(), std::strerror(errno));
-      ::_exit(127);
+      ::_exit(worker::kExitExecFailed);
     }
     ::close(out_pipe[1]), ::close(err_pipe[1]);
     ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK), ::fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
@@ -174,7 +176,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     const auto& t = ex.trials[r.trial];
     const std::string file = trial_file_path(output, t.id);
     std::string st = trial_file_status(file).value_or("");
-    const bool clean_exit = WIFEXITED(wstatus) && (WEXITSTATUS(wstatus) == 0 || WEXITSTATUS(wstatus) == 3);
+    const bool clean_exit = WIFEXITED(wstatus) && (WEXITSTATUS(wstatus) == worker::kExitDone || WEXITSTATUS(wstatus) == worker::kExitTrialFailed);
     if (!clean_exit || st.empty()) {
       // The worker died without writing its result: record the failure here.
       TrialResult res;
@@ -238,10 +240,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       drain(r.out_fd, r.out_buf), drain(r.err_fd, r.err_buf);
       size_t nl;
       while ((nl = r.out_buf.find('\n')) != std::string::npos) {
-        std::istringstream line(r.out_buf.substr(0, nl));
+        worker::parse_progress(r.out_buf.substr(0, nl), r.step, r.total, r.loss);
         r.out_buf.erase(0, nl + 1);
-        std::string tag;
-        if (line >> tag && tag == "PROGRESS") line >> r.step >> r.total >> r.loss;
       }
       int wstatus = 0;
       if (::waitpid(r.pid, &wstatus, WNOHANG) == r.pid) finish(s, wstatus);

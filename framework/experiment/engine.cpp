@@ -106,8 +106,12 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, std::vecto
 
 }  // namespace
 
+Interrupted::Interrupted(int64_t step, TrainLog log)
+    : Error(fmt::format("stopped at step {}", step)), step_(step), log_(std::move(log)) {}
+Interrupted::~Interrupted() = default;
+
 TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
-                      const std::string& checkpoint) {
+                      const std::string& checkpoint, const StopFn& should_stop) {
   TrialResult out;
   out.id = trial.id;
   out.seed = trial.seed;
@@ -154,6 +158,10 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
 
   const auto t_train = Clock::now();
   for (int64_t step = first_step; step < c.steps; ++step) {
+    if (should_stop && should_stop()) {
+      if (checkpoints && step > first_step) save_checkpoint(checkpoint, *model, ema, opt, step, out.train);
+      throw Interrupted(step, out.train);
+    }
     const double lr = learning_rate(c, step);
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     const Batch batch = data->sample(c.batch_size, opts);
@@ -194,7 +202,7 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
       out.train.loss.push_back(loss_value);
       out.train.grad_norm.push_back(grad_norm);
       out.train.lr.push_back(lr);
-      if (progress) progress(step + 1, c.steps, loss_value);
+      if (progress) progress(Progress{step + 1, c.steps, loss_value, grad_norm, lr});
     }
     if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
       save_checkpoint(checkpoint, *model, ema, opt, step + 1, out.train);

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "flowlab/plugin.hpp"
 #include "flowlab/solver.hpp"
 
 namespace flowlab {
@@ -37,16 +38,36 @@ class FLOWLAB_API FixedStepRungeKutta : public Solver {
   int64_t steps_;
 };
 
-/// Step-size control of an adaptive method; every field is a plugin parameter. The constructor of
+/// The options every fixed-step method takes: `steps`, whose default lives in FLOWLAB_FIXED_STEP_SOLVER's schema.
+struct FixedStepOptions {
+  int64_t steps;  ///< number of uniform steps on [0, 1]; SampleOptions may override it per call
+  explicit FixedStepOptions(const Params& p) : steps(p.integer("steps")) {}
+};
+
+/// Declares fixed-step solver `solver/<name>` from a function returning its Butcher tableau: the whole plugin is
+/// the tableau plus this line. Example: FLOWLAB_FIXED_STEP_SOLVER(rk4, rk4_tableau, "1.0.0", "classic RK4")
+#define FLOWLAB_FIXED_STEP_SOLVER(name, tableau_fn, version, description)                                  \
+  namespace {                                                                                             \
+  class FixedStepSolver_##name final : public ::flowlab::FixedStepRungeKutta {                             \
+   public:                                                                                                \
+    explicit FixedStepSolver_##name(const ::flowlab::Params& p)                                           \
+        : FixedStepRungeKutta(tableau_fn(), ::flowlab::FixedStepOptions(p).steps, "solver/" #name) {}     \
+  };                                                                                                      \
+  }                                                                                                       \
+  FLOWLAB_PLUGIN(solver, name, FixedStepSolver_##name, version, description,                               \
+                 FLOWLAB_PARAM(steps, int, "10", "number of uniform steps on [0, 1]"))
+
+/// Step-size control of an adaptive method; every field is a plugin parameter whose default is in the plugin's
+/// schema (FLOWLAB_PARAM), the one place it is written. The constructor of
 /// AdaptiveRungeKutta rejects rtol <= 0, atol < 0, max_steps <= 0 and factors out of range (ParamError).
 struct AdaptiveOptions {
-  double rtol = 1e-5;
-  double atol = 1e-5;
-  double safety = 0.9;       ///< factor = safety * err^(-1/(error_order+1))
-  double min_factor = 0.2;   ///< the most a step may shrink
-  double max_factor = 10.0;  ///< the most a step may grow
-  int64_t max_steps = 10000; ///< attempted steps before SolverError
-  double first_step = 0.0;   ///< 0: choose it (Hairer's algorithm)
+  double rtol;
+  double atol;
+  double safety;       ///< factor = safety * err^(-1/(error_order+1))
+  double min_factor;   ///< the most a step may shrink
+  double max_factor;   ///< the most a step may grow
+  int64_t max_steps;   ///< attempted steps before SolverError
+  double first_step;   ///< 0: choose it (Hairer's algorithm)
 };
 
 /// Embedded-pair explicit RK with error control, following the controller of SciPy's RK45:

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "flowlab/config.hpp"
-#include "flowlab/engine.hpp"
+#include "flowlab/records.hpp"
 
 namespace flowlab {
 
@@ -21,8 +21,5 @@ FLOWLAB_API std::optional<std::string> trial_file_status(const std::string& path
 /// and /summary with one row per trial. Written to `output`.tmp, then renamed over `output`.
 FLOWLAB_API void merge_experiment(const std::string& output, const Experiment& experiment,
                                   const std::vector<std::string>& trial_files);
-
-/// The per-trial file of `id` under the experiment's trial directory (`output` + ".trials/").
-FLOWLAB_API std::string trial_file_path(const std::string& output, const std::string& id);
 
 }  // namespace flowlab

@@ -1,0 +1,47 @@
+// The engine: trains one trial and evaluates it. It knows nothing of processes, queues or files.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "flowlab/config.hpp"
+#include "flowlab/records.hpp"
+
+namespace flowlab {
+
+class Registry;
+
+/// What the engine reports every log_every steps (and at the last step).
+struct Progress {
+  int64_t step = 0, total = 0;  ///< steps done, steps in all
+  double loss = 0, grad_norm = 0, lr = 0;
+};
+using ProgressFn = std::function<void(const Progress&)>;
+/// Asked between training steps; true stops training: the engine saves a checkpoint (when checkpoints are on) and
+/// throws Interrupted.
+using StopFn = std::function<bool()>;
+
+/// Thrown by run_trial when `should_stop` asked it to stop; the checkpoint (if any) holds the state at `step`.
+class FLOWLAB_API Interrupted : public Error {
+ public:
+  Interrupted(int64_t step, TrainLog log);
+  ~Interrupted() override;
+  int64_t step() const { return step_; }
+  const TrainLog& log() const { return log_; }
+
+ private:
+  int64_t step_;
+  TrainLog log_;
+};
+
+/// Trains and evaluates one trial on `device` ("cpu", "cuda:0"). Divergence (NaN/Inf loss) ends training and is
+/// reported in the result; any other error propagates.
+/// With `checkpoint` set and train.checkpoint_every > 0, the model, EMA, optimizer, step, RNG state and the log so
+/// far are saved there every N steps (atomically); if the file exists at the start, training continues from it,
+/// bit for bit on CPU.
+FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& registry, const std::string& device,
+                                  const ProgressFn& progress = ProgressFn(), const std::string& checkpoint = "",
+                                  const StopFn& should_stop = StopFn());
+
+}  // namespace flowlab
