@@ -36,8 +36,8 @@ std::string nearest(const std::string& word, const std::vector<std::string>& cho
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name", "output", "devices", "workers_per_device", "threads",
-                                           "data", "model", "train", "eval", "sweep"};
+const std::vector<std::string> kTopKeys = {"name",  "output", "devices", "workers_per_device", "threads",
+                                           "max_trial_seconds", "data", "model", "train", "eval", "sweep"};
 const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler", "noise", "architecture", "condition"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
@@ -468,6 +468,7 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
   }
   if (root["workers_per_device"]) ex.workers_per_device = r.integer(root["workers_per_device"], "workers_per_device", 1);
   if (root["threads"]) ex.threads = r.integer(root["threads"], "threads", 1);
+  if (root["max_trial_seconds"]) ex.max_trial_seconds = r.real(root["max_trial_seconds"], "max_trial_seconds", 0, 1e9);
 
   // The sweep axes: grid keys cross, zip keys pair, seeds multiply.
   std::vector<Axis> grid, zip;

@@ -72,6 +72,7 @@ struct Experiment {
   std::vector<std::string> devices;  ///< "auto", or explicit names such as "cpu", "cuda:0"
   int64_t workers_per_device = 1;
   int64_t threads = 1;
+  double max_trial_seconds = 0;  ///< wall-clock limit of one trial (training + evaluation); 0: none
   std::vector<TrialConfig> trials;
 };
 
