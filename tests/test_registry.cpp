@@ -2,6 +2,8 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -144,6 +146,37 @@ TEST_CASE("duplicate kind/name names both files", "[registry][errors]") {
   CHECK(reg.problems()[0] == "duplicate plugin noise/dup: declared in " + a + " and in " + b);
   CHECK(message_of<flowlab::DuplicatePluginError>([&] { reg.create<flowlab::Noise>("noise", "dup"); }) ==
         "duplicate plugin noise/dup: declared in " + a + " and in " + b);
+}
+
+TEST_CASE("a later search location shadows a plugin, with a note; listing marks the shadowed one", "[registry]") {
+  const fs::path tmp = fs::temp_directory_path() / ("flowlab_shadow_" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string mine = (tmp / "libmy_good.so").string();
+  fs::copy_file(lib("good", "test_good"), mine);
+  flowlab::Registry reg({dir("good"), tmp.string()}, false);
+  CHECK(reg.problems().empty());
+  REQUIRE(reg.notes().size() == 2);
+  CHECK(reg.notes()[0] == "noise/test_const: " + mine + " shadows " + lib("good", "test_good"));
+  CHECK(reg.notes()[1] == "solver/test_double: " + mine + " shadows " + lib("good", "test_good"));
+  CHECK(reg.info("noise", "test_const").file == mine);  // the later one wins, and creating it is no error
+  CHECK(reg.create<flowlab::Noise>("noise", "test_const") != nullptr);
+  const auto plain = reg.list("noise");
+  REQUIRE(plain.size() == 1);
+  const auto all = reg.list("noise", true);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].file == mine);
+  CHECK(all[0].shadowed_by.empty());
+  CHECK(all[1].file == lib("good", "test_good"));
+  CHECK(all[1].shadowed_by == mine);
+  // Two in the same location stay a duplicate.
+  fs::copy_file(lib("good", "test_good"), tmp / "libmy_good2.so");
+  flowlab::Registry twice({tmp.string()}, false);
+  CHECK(twice.notes().empty());
+  REQUIRE(twice.problems().size() == 2);
+  CHECK(twice.problems()[0] == "duplicate plugin noise/test_const: declared in " + mine + " and in " +
+                                   (tmp / "libmy_good2.so").string());
+  fs::remove_all(tmp);
 }
 
 TEST_CASE("missing entry point names the symbol and the file", "[registry][errors]") {

@@ -34,6 +34,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 
 void print_problems(const flowlab::Registry& registry) {
   for (const auto& p : registry.problems()) std::cerr << "flowlab: warning: " << p << "\n";
+  for (const auto& n : registry.notes()) std::cerr << "flowlab: note: " << n << "\n";
 }
 
 int cmd_plugins(const flowlab::Registry& registry, const std::string& kind) {
@@ -44,7 +45,9 @@ int cmd_plugins(const flowlab::Registry& registry, const std::string& kind) {
           fmt::format("unknown plugin kind '{}' (valid: {})", kind, fmt::join(kinds, ", ")));
   }
   std::vector<std::vector<std::string>> rows = {{"KIND", "NAME", "VERSION", "DESCRIPTION", "FILE"}};
-  for (const auto& p : registry.list(kind)) rows.push_back({p.kind, p.name, p.version, p.description, p.file});
+  for (const auto& p : registry.list(kind, true))
+    rows.push_back({p.kind, p.name, p.version, p.description,
+                    p.shadowed_by.empty() ? p.file : p.file + "  (shadowed by " + p.shadowed_by + ")"});
   print_table(rows);
   return 0;
 }
@@ -79,6 +82,35 @@ int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
   return 0;
 }
 
+// A range check that says what it wants in words ("--workers must be at least 1").
+CLI::Validator at_least_one(const std::string& option) {
+  return CLI::Validator(
+      [option](std::string& value) -> std::string {
+        try {
+          size_t used = 0;
+          const long long v = std::stoll(value, &used);
+          if (used == value.size() && v >= 1) return "";
+        } catch (const std::exception&) {
+        }
+        return fmt::format("{} must be at least 1 (got '{}')", option, value);
+      },
+      "INT >= 1");
+}
+
+// The first word that is not an option (or an option's value): the subcommand the user asked for.
+std::string requested_subcommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--plugin-path") {
+      ++i;
+      continue;
+    }
+    if (!a.empty() && a[0] == '-') continue;
+    return a;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,8 +138,8 @@ int main(int argc, char** argv) {
   run->add_option("experiment", exp_file, "the experiment YAML")->required();
   run->add_flag("--dry-run", run_opt.dry_run, "print the trial table and run nothing");
   run->add_option("--devices", run_opt.devices, "devices, overriding the YAML: auto, cpu, cuda:N (repeatable)");
-  run->add_option("--workers", run_opt.workers, "workers per device")->check(CLI::PositiveNumber);
-  run->add_option("--threads", run_opt.threads, "threads per worker")->check(CLI::PositiveNumber);
+  run->add_option("--workers", run_opt.workers, "workers per device")->check(at_least_one("--workers"));
+  run->add_option("--threads", run_opt.threads, "threads per worker")->check(at_least_one("--threads"));
   run->add_option("--out", run_opt.out, "the HDF5 file, overriding the YAML's output");
   run->add_flag("--resume", run_opt.resume, "finish an interrupted sweep without redoing finished trials");
   run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
@@ -123,6 +155,17 @@ int main(int argc, char** argv) {
   trial->add_option("--out", job.out)->required();
   trial->add_option("--checkpoint", job.checkpoint);
 
+  {
+    // An unknown subcommand gets its own message (CLI11 would only say that one is required).
+    std::vector<std::string> names;
+    for (const auto* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); }))
+      names.push_back(sub->get_name());
+    const std::string asked = requested_subcommand(argc, argv);
+    if (!asked.empty() && asked[0] != '_' && std::find(names.begin(), names.end(), asked) == names.end()) {
+      std::cerr << fmt::format("flowlab: error: unknown subcommand '{}' (valid: {})\n", asked, fmt::join(names, ", "));
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -51,6 +51,9 @@ const std::vector<std::string> kSolverKeys = {"solver", "steps", "params"};
 const std::map<std::string, std::string> kModelDefaults = {
     {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"}};
 
+// A number as YAML text in its shortest round-trip form (0.9, not 0.90000000000000002).
+std::string number_text(double v) { return fmt::format("{}", v); }
+
 std::string kind_name(const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Map: return "a mapping";
@@ -77,6 +80,13 @@ class Reader {
     throw ConfigError(fmt::format("{}:{}:{}: {}: {}", file_, m.line + 1, m.column + 1, path, what));
   }
 
+  /// A mapping key as text; a key that is itself a mapping or a list is an error at its position.
+  std::string key_text(const YAML::Node& key, const std::string& path) const {
+    if (!key.IsScalar())
+      fail(key, path.empty() ? "(top level)" : path, fmt::format("expected a plain key, got {} as a key", kind_name(key)));
+    return key.Scalar();
+  }
+
   void expect_map(const YAML::Node& n, const std::string& path) const {
     if (!n.IsMap()) fail(n, path, fmt::format("expected a mapping, got {}", kind_name(n)));
   }
@@ -84,7 +94,7 @@ class Reader {
   void check_keys(const YAML::Node& n, const std::string& path, const std::vector<std::string>& valid) const {
     expect_map(n, path);
     for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = key_text(kv.first, path);
       if (std::find(valid.begin(), valid.end(), key) == valid.end())
         fail(kv.first, path.empty() ? key : path + "." + key,
              fmt::format("unknown key '{}' ({})", key, suggestion(key, valid)));
@@ -139,7 +149,7 @@ class Reader {
     if (params_node && !params_node.IsNull()) {
       expect_map(params_node, path + ".params");
       for (const auto& kv : params_node) {
-        const std::string key = kv.first.as<std::string>();
+        const std::string key = key_text(kv.first, path + ".params");
         where[key] = kv.second;
         if (kv.second.IsScalar()) {
           raw.set(key, kv.second.Scalar());
@@ -340,7 +350,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
             std::vector<YAML::Node> next;
             const std::vector<YAML::Node> values = kv.second.IsSequence() ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
                                                                           : std::vector<YAML::Node>{kv.second};
-            if (values.empty()) r.fail(kv.second, path + ".params." + kv.first.as<std::string>(), "empty list: give at least one value");
+            if (values.empty()) r.fail(kv.second, path + ".params." + r.key_text(kv.first, path + ".params"), "empty list: give at least one value");
             for (const auto& c : combos)
               for (const auto& v : values) {
                 YAML::Node copy(YAML::NodeType::Map);
@@ -394,16 +404,16 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   e << YAML::EndMap;
   const auto& c = t.train;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps
-    << YAML::Key << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << c.lr
-    << YAML::Key << "betas" << YAML::Value << YAML::Flow << std::vector<double>{c.beta1, c.beta2}
-    << YAML::Key << "weight_decay" << YAML::Value << c.weight_decay << YAML::Key << "warmup" << YAML::Value << c.warmup
-    << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << c.ema
-    << YAML::Key << "grad_clip" << YAML::Value << c.grad_clip << YAML::Key << "log_every" << YAML::Value << c.log_every
+    << YAML::Key << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << number_text(c.lr)
+    << YAML::Key << "betas" << YAML::Value << YAML::Flow << std::vector<std::string>{number_text(c.beta1), number_text(c.beta2)}
+    << YAML::Key << "weight_decay" << YAML::Value << number_text(c.weight_decay) << YAML::Key << "warmup" << YAML::Value << c.warmup
+    << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << number_text(c.ema)
+    << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key << "log_every" << YAML::Value << c.log_every
     << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::Key << "p_uncond" << YAML::Value
-    << c.p_uncond << YAML::EndMap;
+    << number_text(c.p_uncond) << YAML::EndMap;
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
-    << t.eval.guidance << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
+    << number_text(t.eval.guidance) << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& run : t.eval.runs) {
     e << YAML::BeginMap;
     emit_plugin(e, "solver", run.solver);
@@ -418,6 +428,24 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   e << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
   t.resolved_yaml = e.c_str();
   return t;
+}
+
+// Duplicate keys at any level are errors naming both places (yaml-cpp keeps both pairs; a lookup would take one).
+void check_duplicates(const Reader& r, const YAML::Node& n, const std::string& path) {
+  if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) check_duplicates(r, n[i], fmt::format("{}[{}]", path, i));
+  } else if (n.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : n) {
+      const std::string key = r.key_text(kv.first, path);
+      const std::string child = path.empty() ? key : path + "." + key;
+      const auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+      if (!fresh)
+        r.fail(kv.first, child, fmt::format("duplicate key '{}' (first at line {}:{})", key, it->second.line + 1,
+                                            it->second.column + 1));
+      check_duplicates(r, kv.second, child);
+    }
+  }
 }
 
 struct Axis {
@@ -448,9 +476,16 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
   const Reader r(file, registry);
   YAML::Node root = parse();
   if (!root.IsMap()) r.fail(root, "(top level)", fmt::format("expected a mapping of sections, got {}", kind_name(root)));
+  check_duplicates(r, root, "");
   r.check_keys(root, "", kTopKeys);
   if (!root["name"]) r.fail(root, "name", "missing key 'name' (the experiment's name)");
   ex.name = r.text(root["name"], "name");
+  // The name becomes a file name (results/<name>.h5): a plain identifier, never a path.
+  if (ex.name.empty() || ex.name == "." || ex.name == ".." ||
+      ex.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
+    r.fail(root["name"], "name",
+           fmt::format("'{}' is not a plain name: use letters, digits, '-', '_' and '.' (set output: to choose a path)",
+                       ex.name));
   ex.output = root["output"] ? r.text(root["output"], "output") : "results/" + ex.name + ".h5";
   if (const YAML::Node d = root["devices"]) {
     if (d.IsScalar()) ex.devices = {r.text(d, "devices")};
@@ -481,7 +516,7 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
       r.expect_map(axes, fmt::format("sweep.{}", section));
       for (const auto& kv : axes) {
         Axis a;
-        a.key = kv.first.as<std::string>();
+        a.key = r.key_text(kv.first, fmt::format("sweep.{}", section));
         const std::string path = fmt::format("sweep.{}.{}", section, a.key);
         const std::string bad = check_sweep_key(a.key);
         if (!bad.empty()) r.fail(kv.first, path, bad);

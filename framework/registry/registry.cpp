@@ -113,28 +113,33 @@ std::vector<PluginInfo> parse_plugin_records(const std::string& section, const s
 
 Registry::Registry(const std::vector<std::string>& extra_dirs, bool default_dirs) {
   if (default_dirs) {
-#ifdef FLOWLAB_BUILD_PLUGIN_DIR
-    dirs_.push_back(FLOWLAB_BUILD_PLUGIN_DIR);
-#endif
-    // Installed layout: <prefix>/lib/libflowlab_registry.so and <prefix>/lib/flowlab/plugins/.
+    // One default directory: the build's, when this library runs from the build tree; else the installed layout
+    // <prefix>/lib/libflowlab_registry.so -> <prefix>/lib/flowlab/plugins. An installed flowlab never scans the
+    // build tree it came from.
     boost::system::error_code ec;
     const auto here = boost::dll::this_line_location(ec);
+    const fs::path lib_dir = ec ? fs::path() : fs::path(here.parent_path().string());
+#if defined(FLOWLAB_BUILD_PLUGIN_DIR) && defined(FLOWLAB_BUILD_LIB_DIR)
+    std::error_code same_ec;
+    if (!ec && fs::equivalent(lib_dir, FLOWLAB_BUILD_LIB_DIR, same_ec)) {
+      dirs_.push_back(FLOWLAB_BUILD_PLUGIN_DIR);
+    } else
+#endif
     if (!ec) {
-      const std::string installed = (here.parent_path() / "flowlab" / "plugins").string();
-      if (fs::is_directory(installed) && std::find(dirs_.begin(), dirs_.end(), installed) == dirs_.end())
-        dirs_.push_back(installed);
+      const std::string installed = (lib_dir / "flowlab" / "plugins").string();
+      if (fs::is_directory(installed)) dirs_.push_back(installed);
     }
   }
   if (const char* env = std::getenv("FLOWLAB_PLUGIN_PATH"))
     for (const auto& d : split(env, ':'))
       if (!d.empty()) dirs_.push_back(d);
   for (const auto& d : extra_dirs) dirs_.push_back(d);
-  for (const auto& d : dirs_) scan_directory(d);
+  for (size_t i = 0; i < dirs_.size(); ++i) scan_directory(dirs_[i], i);
 }
 
 Registry::~Registry() = default;
 
-void Registry::scan_directory(const std::string& dir) {
+void Registry::scan_directory(const std::string& dir, size_t location) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     problems_.push_back(fmt::format("{}: plugin directory does not exist", dir));
@@ -144,10 +149,10 @@ void Registry::scan_directory(const std::string& dir) {
   for (const auto& entry : fs::directory_iterator(dir, ec))
     if (entry.path().extension() == ".so" && entry.is_regular_file()) files.push_back(entry.path().string());
   std::sort(files.begin(), files.end());  // deterministic: duplicates always keep the same winner
-  for (const auto& f : files) scan_file(f);
+  for (const auto& f : files) scan_file(f, location);
 }
 
-void Registry::scan_file(const std::string& file) {
+void Registry::scan_file(const std::string& file, size_t location) {
   std::string section, error;
   bool found = false;
   if (!read_section(file, kSection, section, found, error)) {
@@ -162,6 +167,9 @@ void Registry::scan_file(const std::string& file) {
     problems_.push_back(fmt::format("{}; skipped", e.what()));
     return;
   }
+  // The section's order follows the linker; kind/name order makes notes and problems the same on every build.
+  std::sort(records.begin(), records.end(),
+            [](const PluginInfo& a, const PluginInfo& b) { return a.key() < b.key(); });
   const auto& kinds = plugin_kinds();
   for (auto& info : records) {
     if (std::find(kinds.begin(), kinds.end(), info.kind) == kinds.end()) {
@@ -177,16 +185,30 @@ void Registry::scan_file(const std::string& file) {
       continue;
     }
     auto& slot = plugins_[info.key()];
-    if (!slot.empty())
+    if (!slot.empty() && location_of_[info.key()] != location) {
+      // A later search location overrides an earlier one: the user's own version of a plugin.
+      notes_.push_back(fmt::format("{}: {} shadows {}", info.key(), file, slot.front().file));
+      for (auto& old : slot) old.shadowed_by = file;
+      auto& hidden = shadowed_[info.key()];
+      hidden.insert(hidden.end(), slot.begin(), slot.end());
+      slot.clear();
+    } else if (!slot.empty()) {
       problems_.push_back(fmt::format("duplicate plugin {}: declared in {} and in {}", info.key(), slot.front().file, file));
+    }
+    location_of_[info.key()] = location;
     slot.push_back(std::move(info));
   }
 }
 
-std::vector<PluginInfo> Registry::list(const std::string& kind) const {
+std::vector<PluginInfo> Registry::list(const std::string& kind, bool include_shadowed) const {
   std::vector<PluginInfo> out;
   for (const auto& [key, records] : plugins_)
-    if (kind.empty() || records.front().kind == kind) out.push_back(records.front());
+    if (kind.empty() || records.front().kind == kind) {
+      out.push_back(records.front());
+      const auto hidden = shadowed_.find(key);
+      if (include_shadowed && hidden != shadowed_.end())
+        for (auto it = hidden->second.rbegin(); it != hidden->second.rend(); ++it) out.push_back(*it);
+    }
   const auto& kinds = plugin_kinds();
   auto rank = [&](const std::string& k) { return std::find(kinds.begin(), kinds.end(), k) - kinds.begin(); };
   std::stable_sort(out.begin(), out.end(), [&](const PluginInfo& a, const PluginInfo& b) {

@@ -19,4 +19,22 @@ if [ "$out" != "$expected" ]; then
 fi
 # The installed binary also finds the installed in-tree plugins.
 "$work/prefix/bin/flowlab" plugins solver | grep -q "^solver  rk4 " || { echo "installed plugins not found"; exit 1; }
-echo "out-of-tree plugin built, found and described: OK"
+# The installed flowlab looks in its own prefix only, though the build tree still exists: no duplicate of any
+# built-in plugin, no test plugin installed, and the quickstart runs with it.
+unset FLOWLAB_PLUGIN_PATH
+if ls "$work/prefix/lib/flowlab/plugins" | grep -q test_; then
+  echo "test plugins were installed:"; ls "$work/prefix/lib/flowlab/plugins"; exit 1
+fi
+if [ -d "$work/prefix/include/flowlab" ] && ls "$work/prefix/include/flowlab" | grep -qE '^(registry|config|engine|results|runner|worker|records)\.hpp$'; then
+  echo "non-SDK headers were installed"; exit 1
+fi
+quick=$(cd "$src/../.." && pwd)/experiments/quickstart.yaml
+set +e
+"$work/prefix/bin/flowlab" run "$quick" --out "$work/quickstart.h5" --threads 1 >"$work/run.log" 2>&1
+rc=$?
+set -e
+if [ $rc -ne 0 ] || grep -q "duplicate plugin\|warning" "$work/run.log"; then
+  echo "the installed flowlab failed the quickstart (exit $rc):"; cat "$work/run.log"; exit 1
+fi
+grep -q "^results: $work/quickstart.h5" "$work/run.log" || { echo "no results line:"; cat "$work/run.log"; exit 1; }
+echo "out-of-tree plugin built, found and described; installed flowlab ran the quickstart: OK"

@@ -22,6 +22,7 @@ struct FLOWLAB_API PluginInfo {
   std::string kind, name, version, description;
   std::vector<ParamSpec> params;
   std::string file;
+  std::string shadowed_by;  ///< for a plugin overridden by one in a later search location: that one's file
   std::string key() const { return kind + "/" + name; }
 };
 
@@ -31,21 +32,27 @@ FLOWLAB_API std::vector<PluginInfo> parse_plugin_records(const std::string& sect
 
 class FLOWLAB_API Registry {
  public:
-  /// Scans, in order: the build's plugin directory and the installed one (when `default_dirs`), each
-  /// directory in $FLOWLAB_PLUGIN_PATH (colon-separated), then `extra_dirs` (--plugin-path).
+  /// Scans, in order: the default directory (when `default_dirs`: the build's plugin directory for a flowlab
+  /// run from its build tree, <prefix>/lib/flowlab/plugins for an installed one, never both), each directory in
+  /// $FLOWLAB_PLUGIN_PATH (colon-separated), then `extra_dirs` (--plugin-path). A plugin found again in a later
+  /// directory shadows the earlier one (a note says so); twice in the same directory is a duplicate (an error
+  /// when it is created).
   explicit Registry(const std::vector<std::string>& extra_dirs = {}, bool default_dirs = true);
   ~Registry();
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
   const std::vector<std::string>& directories() const { return dirs_; }
-  /// Plugins of one kind (or all, for ""), sorted by kind then name. Runs no plugin code.
-  std::vector<PluginInfo> list(const std::string& kind = "") const;
+  /// Plugins of one kind (or all, for ""), sorted by kind then name. Runs no plugin code. With
+  /// `include_shadowed`, the shadowed records too (their shadowed_by set), each after the one that shadows it.
+  std::vector<PluginInfo> list(const std::string& kind = "", bool include_shadowed = false) const;
   /// The record of kind/name; throws PluginNotFoundError listing the valid names, ApiVersionError or
   /// DuplicatePluginError.
   const PluginInfo& info(const std::string& kind, const std::string& name) const;
   /// Problems met while scanning (unreadable files, API mismatches, duplicates, bad records); none is fatal.
   const std::vector<std::string>& problems() const { return problems_; }
+  /// Plugins that shadow others, one line each ("solver/rk4: /x/librk4.so shadows /build/plugins/...").
+  const std::vector<std::string>& notes() const { return notes_; }
 
   /// `raw` checked against the plugin's schema, with defaults filled in.
   Params resolve(const std::string& kind, const std::string& name, const Params& raw = Params()) const;
@@ -66,16 +73,18 @@ class FLOWLAB_API Registry {
   }
 
  private:
-  void scan_directory(const std::string& dir);
-  void scan_file(const std::string& file);
+  void scan_directory(const std::string& dir, size_t location);
+  void scan_file(const std::string& file, size_t location);
   std::shared_ptr<boost::dll::shared_library> load(const std::string& file) const;
   /// Runs the factory; `lib` receives the library the object needs. The caller owns the result.
   Plugin* create_raw(const std::string& kind, const std::string& name, const Params& raw,
                      std::shared_ptr<boost::dll::shared_library>& lib) const;
 
   std::vector<std::string> dirs_;
-  std::vector<std::string> problems_;
+  std::vector<std::string> problems_, notes_;
   std::map<std::string, std::vector<PluginInfo>> plugins_;   // key -> records (more than one: duplicate)
+  std::map<std::string, size_t> location_of_;                // key -> index in dirs_ of its records
+  std::map<std::string, std::vector<PluginInfo>> shadowed_;  // key -> records shadowed by a later directory
   std::map<std::string, PluginInfo> wrong_api_;              // key -> record built for another API
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::weak_ptr<boost::dll::shared_library>> libraries_;
