@@ -57,4 +57,7 @@ void StoredImages::set_images(Tensor images, Tensor labels, int64_t num_classes,
   max_value_ = max_value;
 }
 
+Batch Dataset::reference(int64_t n, const at::TensorOptions& options) const { return sample(n, options); }
+std::string Dataset::reference_source() const { return "independent stream"; }
+
 }  // namespace flowlab

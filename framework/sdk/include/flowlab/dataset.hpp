@@ -28,6 +28,13 @@ class FLOWLAB_API Dataset : public Plugin {
   virtual int64_t size() const { return 0; }
   /// The stored examples at `indices` [K] (int64), in order. Finite datasets only.
   virtual Batch take(const Tensor& indices, const at::TensorOptions& options) const;
+  /// n reference samples the model never trains on, for metrics. Finite datasets: drawn without replacement from
+  /// the held-out split (all of it, in a random order, when n exceeds its size; so the result may have fewer than
+  /// n rows). Generated datasets (size() == 0): n fresh samples from sample(); the caller seeds torch's generator
+  /// with a seed of its own, so the stream is independent of training. Uses torch's default generator.
+  virtual Batch reference(int64_t n, const at::TensorOptions& options) const;
+  /// What reference() draws from, for the results file.
+  virtual std::string reference_source() const;
 };
 
 namespace kinds {
