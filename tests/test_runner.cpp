@@ -162,11 +162,11 @@ TEST_CASE("dry run: --dry-run prints the trial table and writes nothing", "[runn
   const std::string exp = experiment(s, "  grid: {train.lr: [0.01, 0.001]}\n  seeds: [0, 1]\n");
   const auto r = flowlab_cmd("run --dry-run --workers 3 " + exp);
   CHECK(r.status == 0);
-  CHECK(r.out == "runner_test: 4 trials on 3 slots (cpu, cpu, cpu), 1 threads each -> " + s.file("out.h5") + "\n"
-                 "   0  lr=0.01,seed=0  (train 20 steps, 1 eval runs)\n"
-                 "   1  lr=0.01,seed=1  (train 20 steps, 1 eval runs)\n"
-                 "   2  lr=0.001,seed=0  (train 20 steps, 1 eval runs)\n"
-                 "   3  lr=0.001,seed=1  (train 20 steps, 1 eval runs)\n");
+  CHECK(r.out == "runner_test: 4 trials on 3 slots (cpu, cpu, cpu), 1 thread each -> " + s.file("out.h5") + "\n"
+                 "   0  lr=0.01,seed=0  (train 20 steps, 1 eval run)\n"
+                 "   1  lr=0.01,seed=1  (train 20 steps, 1 eval run)\n"
+                 "   2  lr=0.001,seed=0  (train 20 steps, 1 eval run)\n"
+                 "   3  lr=0.001,seed=1  (train 20 steps, 1 eval run)\n");
   CHECK_FALSE(fs::exists(s.file("out.h5")));
 }
 

@@ -1,6 +1,8 @@
-// Test architectures for the runner's fault isolation: one segfaults, one throws, one returns NaN.
+// Test architectures for the runner's fault isolation: one segfaults, one throws, one returns NaN, one hangs.
+#include <chrono>
 #include <csignal>
 #include <stdexcept>
+#include <thread>
 
 #include "flowlab/architecture.hpp"
 
@@ -40,8 +42,25 @@ class NanArchitecture final : public FaultyBase {
   }
 };
 
+/// Trains normally for kHangAfter steps (one forward call per training step), then sleeps forever inside forward,
+/// as a plugin stuck in a system call or a deadlock does: it never reaches the point where a stop request is seen.
+class HangArchitecture final : public FaultyBase {
+ public:
+  static constexpr int kHangAfter = 11;  ///< steps 0..10 finish, so steps 0, 5 and 10 are logged (log_every: 5)
+  explicit HangArchitecture(const flowlab::Params&) {}
+  flowlab::Tensor forward(const flowlab::Tensor& x, const flowlab::Tensor&, const flowlab::Condition&) override {
+    if (calls_++ >= kHangAfter)
+      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+    return x * w_;
+  }
+
+ private:
+  int calls_ = 0;
+};
+
 }  // namespace
 
+FLOWLAB_PLUGIN(architecture, test_hang, HangArchitecture, "1.0.0", "hangs in forward after 11 steps")
 FLOWLAB_PLUGIN(architecture, test_crash, CrashArchitecture, "1.0.0", "raises SIGSEGV in forward")
 FLOWLAB_PLUGIN(architecture, test_throw, ThrowArchitecture, "1.0.0", "throws in forward")
 FLOWLAB_PLUGIN(architecture, test_nan, NanArchitecture, "1.0.0", "returns NaN")
