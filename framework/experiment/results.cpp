@@ -298,6 +298,7 @@ std::optional<TrialFileInfo> read_trial_file(const std::string& path) {
     info.id = only_link_name(trials);
     const H5Handle g(H5Gopen2(trials, info.id.c_str(), H5P_DEFAULT), "opening the trial's group");
     info.status = read_attr_string(g, "status", true);
+    info.error = read_attr_string(g, "error", false);
     info.config_hash = read_attr_string(g, "config_hash", false);
     return info;
   } catch (const Error&) {

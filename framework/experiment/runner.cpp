@@ -420,7 +420,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     std::string st, detail;
     if (written) {
       st = info->status;
-      if (st == "failed") detail = tail_lines(r.err_buf, 1);
+      if (st == "failed") detail = info->error;
     } else if (r.timed_out) {
       TrialResult res;
       res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "timeout";

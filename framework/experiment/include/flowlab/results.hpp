@@ -16,10 +16,10 @@ namespace flowlab {
 /// durably. Throws flowlab::Error ("HDF5: <what>: <the library's description>") when HDF5 fails.
 FLOWLAB_API void write_trial_file(const std::string& path, const TrialConfig& trial, const TrialResult& result);
 
-/// What identifies a trial file: the full trial id (its group name), its status and the hash of the configuration
-/// it was run with ("" in files written before config_hash existed).
+/// What identifies a trial file: the full trial id (its group name), its status and error, and the hash of the
+/// configuration it was run with ("" in files written before config_hash existed).
 struct TrialFileInfo {
-  std::string id, status, config_hash;
+  std::string id, status, error, config_hash;
 };
 
 /// The identity of a trial file, or nullopt if the file is absent or unreadable.
