@@ -495,7 +495,7 @@ TEST_CASE("a second SIGINT kills a worker that does not stop, at once", "[runner
   CHECK(files_ending(s.file("out.h5.trials"), ".h5").empty());
 }
 
-TEST_CASE("--resume after a configuration edit reruns the changed trials and says so", "[runner][resume]") {
+TEST_CASE("resume after a configuration edit: the changed trials run again, and the runner says so", "[runner][resume]") {
   Scratch s("edit");
   std::string exp = experiment(s, "  seeds: [0, 1]\n", 20);
   const std::string out = s.file("out.h5");

@@ -100,7 +100,8 @@ struct ExecArgs {
 /// In the child after fork: writes "cannot run <file>: <reason>" to stderr and exits with kExitExecFailed.
 [[noreturn]] void exec_or_die(const ExecArgs& a) {
   ::execve(a.argv[0], a.argv.data(), a.envp.data());
-  const char* why = std::strerror(errno);  // not async-signal-safe in theory; glibc's is a table lookup
+  const char* why = ::strerrordesc_np(errno);  // unlike strerror, never translates or allocates
+  if (!why) why = "unknown error";
   for (const char* s : {"cannot run ", static_cast<const char*>(a.argv[0]), ": ", why, "\n"})
     if (::write(STDERR_FILENO, s, std::strlen(s)) < 0) break;
   ::_exit(worker::kExitExecFailed);
