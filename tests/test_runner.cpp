@@ -472,6 +472,27 @@ TEST_CASE("SIGINT: workers checkpoint and stop, the run exits 130, --resume fini
         table_column(s.file("ref.h5"), "summary", "frechet@euler:steps=2"));
 }
 
+TEST_CASE("SIGTERM stops the run like Ctrl-C and exits 143", "[runner][signals]") {
+  Scratch s("sigterm");
+  const std::string exp = experiment(s, "  seeds: [0]\n", 100000, "{name: mlp, params: {width: 16, depth: 1}}", "", 20);
+  const std::string trials = s.file("out.h5.trials");
+  const pid_t pid = start_runner({exp}, s.file("run.log"));
+  REQUIRE(wait_for([&] { return !files_ending(trials, ".ckpt").empty(); }, 60));
+  ::kill(pid, SIGTERM);
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  REQUIRE(WIFEXITED(wstatus));
+  CHECK(WEXITSTATUS(wstatus) == 143);
+  const std::string log = read_text(s.file("run.log"));
+  CHECK_THAT(log, ContainsSubstring("\nSIGTERM: stopping: the workers save their checkpoints (at most 10 s; a second "
+                                    "SIGTERM stops at once)\n"));
+  CHECK_THAT(log, ContainsSubstring("\n[cpu] stopped seed=0 at step "));
+  CHECK_THAT(log, ContainsSubstring("\ninterrupted by SIGTERM: flowlab run --resume continues the sweep\n"));
+  CHECK(last_line(log) == "1 trial: 1 not run\n");
+  CHECK(files_ending(trials, ".ckpt").size() == 1);
+  CHECK(files_ending(trials, ".tmp").empty());
+}
+
 TEST_CASE("a second SIGINT kills a worker that does not stop, at once", "[runner][signals]") {
   Scratch s("sigint2");
   const std::string exp = experiment(s, "  grid: {model.architecture: [test_hang]}\n", 20, "mlp");

@@ -492,9 +492,9 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       // First signal: launch nothing more; ask every worker to checkpoint and stop.
       interrupted = g_signal, stop = true;
       clear_block();
-      emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} again stops at once)\n",
+      emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
                        interrupted == SIGINT ? "SIGINT" : "SIGTERM", worker::kStopGraceSeconds,
-                       interrupted == SIGINT ? "Ctrl-C" : "the signal"));
+                       interrupted == SIGINT ? "Ctrl-C again" : "a second SIGTERM"));
       for (auto& r : running)
         if (r.pid > 0 && !r.stopping) ::kill(r.pid, SIGTERM), r.stopping = true, r.stop_sent = Clock::now();
     }
