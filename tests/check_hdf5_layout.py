@@ -31,6 +31,8 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     g = f["trials"][tid]
     a = g.attrs
     check(a["status"] == "completed" and a["error"] == "", f"{tid}: status")
+    check(len(a["config_hash"]) == 16 and all(c in "0123456789abcdef" for c in a["config_hash"]),
+          f"{tid}: config_hash {a['config_hash']!r}")
     check(a["seed"] == 0 and a["device"] == "cpu" and a["diverged_step"] == -1, f"{tid}: seed/device/diverged_step")
     check(a["train_seconds"] > 0 and a["eval_seconds"] > 0, f"{tid}: timings")
     check(a["sweep:train.lr"] == tid.split(",")[0].split("=")[1], f"{tid}: sweep attribute")

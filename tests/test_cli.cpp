@@ -1,9 +1,13 @@
-// The flowlab CLI: listing, describe, help, version and bad usage (exit codes and exact messages).
+// The flowlab CLI: listing, describe, help, version, bad usage (exit codes and exact messages), validate's checks of
+// what cannot run, and devices checked before the first trial.
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 
+#include "flowlab/worker.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
@@ -91,4 +95,43 @@ TEST_CASE("scan problems are warnings on stderr, listing goes on", "[cli]") {
   CHECK(r.status == 0);
   CHECK(r.err == "flowlab: warning: /nonexistent/dir: plugin directory does not exist\n");
   CHECK_THAT(r.out, ContainsSubstring("test_const"));
+}
+
+TEST_CASE("run --devices cuda:N beyond what is visible fails before the first trial", "[cli][devices]") {
+  // What this machine has, from the same probe the runner uses; cuda:<number of GPUs> is never there.
+  const Run probe = run("_devices");
+  REQUIRE(probe.status == 0);
+  flowlab::worker::DeviceInfo d;
+  REQUIRE(flowlab::worker::parse_devices(probe.out.substr(0, probe.out.find('\n')), d));
+  const std::string dev = "cuda:" + std::to_string(d.gpus);
+  const std::string expected = !d.cuda ? dev + " requested, but this LibTorch has no CUDA"
+                               : d.gpus == 0 ? dev + " requested, but no GPU is visible"
+                               : d.gpus == 1 ? dev + " requested, but only 1 GPU is visible"
+                                             : dev + " requested, but only " + std::to_string(d.gpus) + " GPUs are visible";
+  const std::string out = (std::filesystem::temp_directory_path() / ("flowlab_cli_dev_" + std::to_string(::getpid()) + ".h5")).string();
+  const Run r = run("run " + std::string(FLOWLAB_TEST_DATA) + "/experiments/layout.yaml --out " + out + " --devices " + dev);
+  CHECK(r.status == 1);
+  CHECK(r.err == "flowlab: error: " + expected + "\n");
+  CHECK(r.out.empty());
+  CHECK_FALSE(std::filesystem::exists(out));
+  CHECK_FALSE(std::filesystem::exists(out + ".trials"));
+}
+
+TEST_CASE("validate counts in words and refuses an output name that cannot work", "[cli]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("flowlab_cli_validate_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "one.yaml").string();
+  const std::string body = "data: {dataset: ring_gaussians}\nmodel: {architecture: mlp}\ntrain: {steps: 5}\n"
+                           "eval: {samples: 8, solvers: [{solver: euler, steps: [1]}], metrics: [frechet]}\n";
+  std::ofstream(file) << "name: one\n" << body;
+  const Run ok = run("validate " + file);
+  CHECK(ok.status == 0);
+  CHECK(ok.out == file + ": OK (1 trial)\n");
+  const std::string long_out = (dir / (std::string(250, 'r') + ".h5")).string();
+  std::ofstream(file) << "name: one\noutput: " << long_out << "\n" << body;
+  const Run bad = run("validate " + file);
+  CHECK(bad.status == 1);
+  CHECK(bad.err == "flowlab: error: " + long_out +
+                       ": the output's file name is 253 characters long, at most 248 can work (flowlab adds '.trials' to it)\n");
+  std::filesystem::remove_all(dir);
 }

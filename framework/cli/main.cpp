@@ -78,7 +78,8 @@ std::string self_path(const char* argv0) {
 
 int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
   const auto ex = flowlab::load_experiment(file, registry);
-  std::cout << fmt::format("{}: OK ({} trials)\n", file, ex.trials.size());
+  flowlab::check_trial_files(ex, ex.output);
+  std::cout << fmt::format("{}: OK ({})\n", file, flowlab::counted(static_cast<int64_t>(ex.trials.size()), "trial"));
   return 0;
 }
 
@@ -154,6 +155,10 @@ int main(int argc, char** argv) {
   trial->add_option("--threads", job.threads);
   trial->add_option("--out", job.out)->required();
   trial->add_option("--checkpoint", job.checkpoint);
+  trial->add_option("--config-hash", job.config_hash);
+
+  auto* devices = app.add_subcommand("_devices", "");  // internal: the runner's device probe (it never touches CUDA)
+  devices->group("");
 
   {
     // An unknown subcommand gets its own message (CLI11 would only say that one is required).
@@ -179,6 +184,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (*devices) return flowlab::worker::run_devices();
     flowlab::Registry registry(plugin_path);
     if (!*trial) print_problems(registry);
     if (*plugins) return cmd_plugins(registry, kind);

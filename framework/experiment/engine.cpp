@@ -17,6 +17,7 @@
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/dataset.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
 #include "flowlab/path.hpp"
@@ -75,7 +76,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const std::ve
   archive.write("log_grad_norm", as_tensor(log.grad_norm));
   archive.write("log_lr", as_tensor(log.lr));
   archive.save_to(path + ".tmp");
-  std::filesystem::rename(path + ".tmp", path);
+  durable_rename(path + ".tmp", path);
 }
 
 int64_t load_checkpoint(const std::string& path, Architecture& model, std::vector<at::Tensor>& ema,

@@ -1,71 +1,171 @@
-// HDF5 writing through the C API: attributes, 1-D datasets, compound tables, and H5Ocopy for merging.
+// HDF5 writing through the C API: attributes, 1-D datasets, compound tables, and H5Ocopy for merging. Every handle
+// lives in an H5Handle (released on every path); every failed call throws an Error carrying HDF5's own description.
 #include "flowlab/results.hpp"
 
 #include <fmt/format.h>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <utility>
 
+#include "flowlab/files.hpp"
 #include "flowlab/version.hpp"
+#include "flowlab/worker.hpp"
 
 namespace fs = std::filesystem;
 
 namespace flowlab {
 namespace {
 
-void check(herr_t status, const std::string& what) {
-  if (status < 0) throw Error(fmt::format("HDF5: {} failed", what));
+/// HDF5's description of the error on the current stack, outermost (the API call) first: the API call's description
+/// and, when different, that of the innermost function, where the cause is (e.g. "unable to open file: name = ...,
+/// errno = 21, error message = 'Is a directory'"). Call it right after the failed call: any other HDF5 call clears
+/// the stack.
+std::string error_stack() {
+  std::vector<std::string> descs;
+  auto walk = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+    auto& out = *static_cast<std::vector<std::string>*>(data);
+    std::string d = e->desc && *e->desc ? e->desc : (e->func_name ? std::string(e->func_name) + "() failed" : "");
+    if (!d.empty()) out.push_back(d);
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &descs);
+  if (descs.empty()) return "no description on HDF5's error stack";
+  if (descs.size() == 1 || descs.front() == descs.back()) return descs.front();
+  return descs.front() + ": " + descs.back();
 }
-hid_t checked(hid_t id, const std::string& what) {
-  if (id < 0) throw Error(fmt::format("HDF5: {} failed", what));
-  return id;
+
+[[noreturn]] void fail(const std::string& what) { throw Error(fmt::format("HDF5: {}: {}", what, error_stack())); }
+
+void check(herr_t status, const std::string& what) {
+  if (status < 0) fail(what);
+}
+
+/// Owns one HDF5 identifier (file, group, dataset, dataspace, datatype or attribute) and closes it with the matching
+/// call. Predefined types (H5T_NATIVE_*) are never wrapped.
+class H5Handle {
+ public:
+  H5Handle() = default;
+  /// Takes `id`; throws the HDF5 error for `what` when id < 0.
+  H5Handle(hid_t id, const std::string& what) : id_(id) {
+    if (id_ < 0) fail(what);
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  H5Handle(H5Handle&& o) noexcept : id_(std::exchange(o.id_, -1)) {}
+  H5Handle& operator=(H5Handle&& o) noexcept {
+    if (this != &o) reset(), id_ = std::exchange(o.id_, -1);
+    return *this;
+  }
+  ~H5Handle() { reset(); }
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }  // NOLINT: used where the C API takes an hid_t
+  /// Closes now and checks the result (for files: the final flush happens here).
+  void close(const std::string& what) {
+    const herr_t st = close_id(std::exchange(id_, -1));
+    check(st, what);
+  }
+
+ private:
+  static herr_t close_id(hid_t id) {
+    switch (H5Iget_type(id)) {
+      case H5I_FILE: return H5Fclose(id);
+      case H5I_GROUP: return H5Gclose(id);
+      case H5I_DATASET: return H5Dclose(id);
+      case H5I_DATASPACE: return H5Sclose(id);
+      case H5I_DATATYPE: return H5Tclose(id);
+      case H5I_ATTR: return H5Aclose(id);
+      default: return H5Idec_ref(id);
+    }
+  }
+  void reset() {
+    if (id_ >= 0) close_id(std::exchange(id_, -1));
+  }
+  hid_t id_ = -1;
+};
+
+H5Handle string_type(size_t size) {
+  H5Handle t(H5Tcopy(H5T_C_S1), "copying the string type");
+  check(H5Tset_size(t, size), "setting a string size");
+  return t;
 }
 
 void attr_string(hid_t obj, const char* name, const std::string& value) {
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t a = checked(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("attribute {}", name));
+  const H5Handle type = string_type(H5T_VARIABLE);
+  check(H5Tset_cset(type, H5T_CSET_UTF8), "setting UTF-8");
+  const H5Handle space(H5Screate(H5S_SCALAR), "a scalar dataspace");
+  const H5Handle a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("creating attribute {}", name));
   const char* p = value.c_str();
   check(H5Awrite(a, type, &p), fmt::format("writing attribute {}", name));
-  H5Aclose(a), H5Sclose(space), H5Tclose(type);
 }
 
 template <class T>
 void attr_number(hid_t obj, const char* name, T value) {
   const hid_t type = std::is_integral<T>::value ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t a = checked(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("attribute {}", name));
+  const H5Handle space(H5Screate(H5S_SCALAR), "a scalar dataspace");
+  const H5Handle a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("creating attribute {}", name));
   check(H5Awrite(a, type, &value), fmt::format("writing attribute {}", name));
-  H5Aclose(a), H5Sclose(space);
+}
+
+/// A variable-length string attribute of `obj`; "" when absent and `required` is false.
+std::string read_attr_string(hid_t obj, const char* name, bool required) {
+  const htri_t exists = H5Aexists(obj, name);
+  check(exists, fmt::format("looking for attribute {}", name));
+  if (!exists) {
+    if (required) throw Error(fmt::format("HDF5: attribute {} is missing", name));
+    return "";
+  }
+  const H5Handle a(H5Aopen(obj, name, H5P_DEFAULT), fmt::format("opening attribute {}", name));
+  const H5Handle type(H5Aget_type(a), fmt::format("the type of attribute {}", name));
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) <= 0)
+    throw Error(fmt::format("HDF5: attribute {} is not a variable-length string", name));
+  char* v = nullptr;
+  check(H5Aread(a, type, &v), fmt::format("reading attribute {}", name));
+  std::string out = v ? v : "";
+  if (v) H5free_memory(v);
+  return out;
 }
 
 template <class T>
 void dataset_1d(hid_t group, const char* name, const std::vector<T>& values) {
   const hid_t type = std::is_integral<T>::value ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
   const hsize_t n = values.size();
-  const hid_t space = H5Screate_simple(1, &n, nullptr);
-  const hid_t d = checked(H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
-  if (n) check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), name);
-  H5Dclose(d), H5Sclose(space);
+  const H5Handle space(H5Screate_simple(1, &n, nullptr), fmt::format("the dataspace of {}", name));
+  const H5Handle d(H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("creating dataset {}", name));
+  if (n) check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), fmt::format("writing dataset {}", name));
+}
+
+/// The name of the only link in `group` (a trial file holds one trial), read at its full length.
+std::string only_link_name(hid_t group) {
+  H5G_info_t info;
+  check(H5Gget_info(group, &info), "reading /trials");
+  if (info.nlinks != 1) throw Error(fmt::format("HDF5: /trials holds {} groups, a trial file holds one", info.nlinks));
+  const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, 0, nullptr, 0, H5P_DEFAULT);
+  if (n < 0) fail("reading the trial's name");
+  std::string name(static_cast<size_t>(n) + 1, '\0');
+  if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, 0, name.data(), name.size(), H5P_DEFAULT) < 0)
+    fail("reading the trial's name");
+  name.resize(static_cast<size_t>(n));
+  return name;
 }
 
 /// A compound table built column by column: int64, double and fixed-length string columns.
 class Table {
  public:
-  void int_column(const std::string& name) { add(name, H5Tcopy(H5T_NATIVE_INT64), 8); }
-  void double_column(const std::string& name) { add(name, H5Tcopy(H5T_NATIVE_DOUBLE), 8); }
+  void int_column(const std::string& name) { add(name, H5Handle(H5Tcopy(H5T_NATIVE_INT64), "copying int64"), 8); }
+  void double_column(const std::string& name) { add(name, H5Handle(H5Tcopy(H5T_NATIVE_DOUBLE), "copying double"), 8); }
   void string_column(const std::string& name, size_t width) {
-    const hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, width);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    add(name, t, width);
+    H5Handle t = string_type(width);
+    check(H5Tset_strpad(t, H5T_STR_NULLTERM), "setting string padding");
+    add(name, std::move(t), width);
   }
   void new_row() { data_.resize(data_.size() + row_size_, 0); }
   void set(size_t col, int64_t v) { std::memcpy(cell(col), &v, 8); }
@@ -73,27 +173,25 @@ class Table {
   void set(size_t col, const std::string& v) {
     std::memcpy(cell(col), v.data(), std::min(v.size(), cols_[col].size - 1));
   }
-  void write(hid_t group, const char* name) {
-    const hid_t type = H5Tcreate(H5T_COMPOUND, row_size_);
-    for (const auto& c : cols_) H5Tinsert(type, c.name.c_str(), c.offset, c.type);
+  void write(hid_t group, const char* name) const {
+    const H5Handle type(H5Tcreate(H5T_COMPOUND, row_size_), fmt::format("the row type of {}", name));
+    for (const auto& c : cols_)
+      check(H5Tinsert(type, c.name.c_str(), c.offset, c.type), fmt::format("column {} of {}", c.name, name));
     const hsize_t n = data_.size() / row_size_;
-    const hid_t space = H5Screate_simple(1, &n, nullptr);
-    const hid_t d = checked(H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), name);
-    if (n) check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data_.data()), name);
-    H5Dclose(d), H5Sclose(space), H5Tclose(type);
-  }
-  ~Table() {
-    for (auto& c : cols_) H5Tclose(c.type);
+    const H5Handle space(H5Screate_simple(1, &n, nullptr), fmt::format("the dataspace of {}", name));
+    const H5Handle d(H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     fmt::format("creating table {}", name));
+    if (n) check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data_.data()), fmt::format("writing table {}", name));
   }
 
  private:
   struct Column {
     std::string name;
-    hid_t type;
+    H5Handle type;
     size_t offset, size;
   };
-  void add(const std::string& name, hid_t type, size_t size) {
-    cols_.push_back({name, type, row_size_, size});
+  void add(const std::string& name, H5Handle type, size_t size) {
+    cols_.push_back({name, std::move(type), row_size_, size});
     row_size_ += size;
   }
   char* cell(size_t col) { return data_.data() + data_.size() - row_size_ + cols_[col].offset; }
@@ -117,180 +215,229 @@ struct Silence {  // HDF5 prints its error stack by default; flowlab reports err
   Silence() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
 
+/// Removes `tmp` when the write that owns it did not finish.
+struct TmpGuard {
+  std::string path;
+  bool done = false;
+  ~TmpGuard() {
+    if (!done) std::remove(path.c_str());
+  }
+};
+
+/// The widest of `minimum` and each string + 1 (fixed-length string columns keep their terminating NUL).
+size_t width_for(size_t minimum, const std::vector<std::string>& values) {
+  size_t w = minimum;
+  for (const auto& v : values) w = std::max(w, v.size() + 1);
+  return w;
+}
+
 }  // namespace
 
 void write_trial_file(const std::string& path, const TrialConfig& trial, const TrialResult& r) {
   Silence s;
-  fs::create_directories(fs::path(path).parent_path());
-  const std::string tmp = path + ".tmp";
-  const hid_t f = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp);
-  const hid_t trials = H5Gcreate2(f, "trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  const hid_t g = checked(H5Gcreate2(trials, trial.id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group " + trial.id);
-  attr_string(g, "config", trial.resolved_yaml);
-  attr_number<int64_t>(g, "seed", trial.seed);
-  attr_string(g, "device", r.device);
-  attr_string(g, "status", r.status);
-  attr_string(g, "error", r.error);
-  attr_number<int64_t>(g, "diverged_step", r.diverged_step);
-  attr_number<double>(g, "train_seconds", r.train_seconds);
-  attr_number<double>(g, "eval_seconds", r.eval_seconds);
-  for (const auto& [key, value] : trial.swept) attr_string(g, ("sweep:" + key).c_str(), value);
-  const hid_t train = H5Gcreate2(g, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  dataset_1d(train, "step", r.train.step);
-  dataset_1d(train, "loss", r.train.loss);
-  dataset_1d(train, "grad_norm", r.train.grad_norm);
-  dataset_1d(train, "lr", r.train.lr);
-  H5Gclose(train);
-  Table eval;
-  eval.int_column("round");
-  eval.string_column("solver", 32);
-  eval.int_column("steps");
-  eval.double_column("rtol");
-  eval.double_column("atol");
-  eval.int_column("nfe");
-  eval.int_column("accepted_steps");
-  eval.int_column("rejected_steps");
-  eval.double_column("seconds");
-  eval.double_column("samples_per_s");
-  for (const auto& m : r.metric_names) eval.double_column(m);
-  for (const auto& row : r.eval) {
-    eval.new_row();
-    eval.set(0, row.round), eval.set(1, row.solver), eval.set(2, row.steps), eval.set(3, row.rtol), eval.set(4, row.atol);
-    eval.set(5, row.nfe), eval.set(6, row.accepted), eval.set(7, row.rejected), eval.set(8, row.seconds);
-    eval.set(9, row.samples_per_s);
-    for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(10 + i, row.metrics[i]);
+  if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+  TmpGuard tmp{path + ".tmp"};
+  H5Handle f(H5Fcreate(tmp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp.path);
+  {
+    const H5Handle trials(H5Gcreate2(f, "trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating /trials");
+    const H5Handle g(H5Gcreate2(trials, trial.id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     "creating group " + trial.id);
+    attr_string(g, "config", trial.resolved_yaml);
+    attr_string(g, "config_hash", worker::config_hash(trial.resolved_yaml));
+    attr_number<int64_t>(g, "seed", trial.seed);
+    attr_string(g, "device", r.device);
+    attr_string(g, "status", r.status);
+    attr_string(g, "error", r.error);
+    attr_number<int64_t>(g, "diverged_step", r.diverged_step);
+    attr_number<double>(g, "train_seconds", r.train_seconds);
+    attr_number<double>(g, "eval_seconds", r.eval_seconds);
+    for (const auto& [key, value] : trial.swept) attr_string(g, ("sweep:" + key).c_str(), value);
+    {
+      const H5Handle train(H5Gcreate2(g, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating train/");
+      dataset_1d(train, "step", r.train.step);
+      dataset_1d(train, "loss", r.train.loss);
+      dataset_1d(train, "grad_norm", r.train.grad_norm);
+      dataset_1d(train, "lr", r.train.lr);
+    }
+    std::vector<std::string> solvers;
+    for (const auto& row : r.eval) solvers.push_back(row.solver);
+    Table eval;
+    eval.int_column("round");
+    eval.string_column("solver", width_for(32, solvers));
+    eval.int_column("steps");
+    eval.double_column("rtol");
+    eval.double_column("atol");
+    eval.int_column("nfe");
+    eval.int_column("accepted_steps");
+    eval.int_column("rejected_steps");
+    eval.double_column("seconds");
+    eval.double_column("samples_per_s");
+    for (const auto& m : r.metric_names) eval.double_column(m);
+    for (const auto& row : r.eval) {
+      eval.new_row();
+      eval.set(0, row.round), eval.set(1, row.solver), eval.set(2, row.steps), eval.set(3, row.rtol), eval.set(4, row.atol);
+      eval.set(5, row.nfe), eval.set(6, row.accepted), eval.set(7, row.rejected), eval.set(8, row.seconds);
+      eval.set(9, row.samples_per_s);
+      for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(10 + i, row.metrics[i]);
+    }
+    eval.write(g, "eval");
   }
-  eval.write(g, "eval");
-  H5Gclose(g), H5Gclose(trials);
-  check(H5Fclose(f), "closing " + tmp);
-  fs::rename(tmp, path);  // atomic on POSIX: readers see the old file or the whole new one
+  f.close("closing " + tmp.path);
+  durable_rename(tmp.path, path);  // readers see the old file or the whole new one, also after a power loss
+  tmp.done = true;
+}
+
+std::optional<TrialFileInfo> read_trial_file(const std::string& path) {
+  Silence s;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  try {
+    const H5Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + path);
+    const H5Handle trials(H5Gopen2(f, "trials", H5P_DEFAULT), "opening /trials");
+    TrialFileInfo info;
+    info.id = only_link_name(trials);
+    const H5Handle g(H5Gopen2(trials, info.id.c_str(), H5P_DEFAULT), "opening the trial's group");
+    info.status = read_attr_string(g, "status", true);
+    info.error = read_attr_string(g, "error", false);
+    info.config_hash = read_attr_string(g, "config_hash", false);
+    return info;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 std::optional<std::string> trial_file_status(const std::string& path) {
-  Silence s;
-  if (!fs::exists(path)) return std::nullopt;
-  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) return std::nullopt;
-  std::optional<std::string> status;
-  const hid_t trials = H5Gopen2(f, "trials", H5P_DEFAULT);
-  if (trials >= 0) {
-    H5G_info_t info;
-    if (H5Gget_info(trials, &info) >= 0 && info.nlinks == 1) {
-      char name[1024];
-      H5Lget_name_by_idx(trials, ".", H5_INDEX_NAME, H5_ITER_INC, 0, name, sizeof name, H5P_DEFAULT);
-      const hid_t a = H5Aopen_by_name(trials, name, "status", H5P_DEFAULT, H5P_DEFAULT);
-      if (a >= 0) {
-        const hid_t type = H5Aget_type(a);
-        char* value = nullptr;
-        if (H5Aread(a, type, &value) >= 0 && value) status = std::string(value);
-        if (value) H5free_memory(value);
-        H5Tclose(type), H5Aclose(a);
-      }
-    }
-    H5Gclose(trials);
-  }
-  H5Fclose(f);
-  return status;
+  const auto info = read_trial_file(path);
+  if (!info) return std::nullopt;
+  return info->status;
 }
 
-void merge_experiment(const std::string& output, const Experiment& ex, const std::vector<std::string>& trial_files) {
+std::vector<MergeProblem> merge_experiment(const std::string& output, const Experiment& ex,
+                                           const std::vector<std::string>& trial_files) {
   Silence s;
+  std::vector<MergeProblem> problems;
   if (fs::path(output).has_parent_path()) fs::create_directories(fs::path(output).parent_path());
-  const std::string tmp = output + ".tmp";
-  const hid_t f = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp);
+  std::map<std::string, const TrialConfig*> trial_of;
+  for (const auto& t : ex.trials) trial_of[t.id] = &t;
+
+  // Which file holds which trial: the id is the name of the file's only group, read from the file.
+  std::map<std::string, std::string> file_of;
+  for (const auto& tf : trial_files) {
+    try {
+      const H5Handle src(H5Fopen(tf.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + tf);
+      const H5Handle trials(H5Gopen2(src, "trials", H5P_DEFAULT), "opening /trials in " + tf);
+      const std::string id = only_link_name(trials);
+      const auto t = trial_of.find(id);
+      if (t == trial_of.end()) continue;  // not a trial of this experiment
+      const H5Handle g(H5Gopen2(trials, id.c_str(), H5P_DEFAULT), "opening the trial's group in " + tf);
+      if (read_attr_string(g, "config_hash", false) != worker::config_hash(t->second->resolved_yaml))
+        continue;  // written for another configuration: stale, rerun by --resume
+      file_of.emplace(id, tf);
+    } catch (const Error& e) {
+      problems.push_back({tf, "", e.what()});
+    }
+  }
+
+  TmpGuard tmp{output + ".tmp"};
+  H5Handle f(H5Fcreate(tmp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp.path);
   attr_string(f, "flowlab_version", FLOWLAB_VERSION);
   attr_string(f, "experiment_name", ex.name);
   attr_string(f, "experiment_file", ex.file);
   attr_string(f, "experiment_yaml", ex.text);
   attr_string(f, "created", now_iso());
-  const hid_t trials = H5Gcreate2(f, "trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  std::map<std::string, std::string> file_of;
-  for (const auto& tf : trial_files) file_of[fs::path(tf).stem().string()] = tf;
+  {
+    const H5Handle trials(H5Gcreate2(f, "trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating /trials");
 
-  // The summary: one row per trial in sweep order, swept values as strings, final loss, metrics per eval run.
-  Table summary;
-  summary.string_column("id", 256);
-  summary.string_column("status", 16);
-  summary.int_column("seed");
-  const auto& first = ex.trials.front();
-  for (const auto& [key, v] : first.swept) summary.string_column(key, 64);
-  summary.double_column("final_loss");
-  std::vector<std::string> metric_cols;
-  for (const auto& m : first.eval.metrics)
-    for (const auto& run : first.eval.runs) {
-      EvalRow row;
-      row.solver = run.solver.name, row.steps = run.steps;
-      row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : 0;
-      metric_cols.push_back(m.name + "@" + run_label(row));
-      summary.double_column(metric_cols.back());
+    // The summary: one row per trial in sweep order, swept values as strings, final loss, metrics per eval run.
+    // String columns are as wide as their longest value (at least 256 for ids, 64 for swept values).
+    std::vector<std::string> ids;
+    for (const auto& t : ex.trials) ids.push_back(t.id);
+    Table summary;
+    summary.string_column("id", width_for(256, ids));
+    summary.string_column("status", 16);
+    summary.int_column("seed");
+    const auto& first = ex.trials.front();
+    for (size_t k = 0; k < first.swept.size(); ++k) {
+      std::vector<std::string> values;
+      for (const auto& t : ex.trials)
+        if (k < t.swept.size()) values.push_back(t.swept[k].second);
+      summary.string_column(first.swept[k].first, width_for(64, values));
     }
-  for (const auto& t : ex.trials) {
-    const auto it = file_of.find(t.id);
-    if (it == file_of.end()) continue;
-    const hid_t src = H5Fopen(it->second.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (src < 0) continue;  // unreadable: treated as not run
-    check(H5Ocopy(src, ("trials/" + t.id).c_str(), trials, t.id.c_str(), H5P_DEFAULT, H5P_DEFAULT), "copying " + t.id);
-    // Values for the summary row, read back from the copied group.
-    const hid_t g = H5Gopen2(trials, t.id.c_str(), H5P_DEFAULT);
-    auto read_string_attr = [&](const char* name) {
-      std::string out;
-      const hid_t a = H5Aopen(g, name, H5P_DEFAULT);
-      if (a < 0) return out;
-      const hid_t type = H5Aget_type(a);
-      char* v = nullptr;
-      if (H5Aread(a, type, &v) >= 0 && v) out = v;
-      if (v) H5free_memory(v);
-      H5Tclose(type), H5Aclose(a);
-      return out;
-    };
-    summary.new_row();
-    size_t col = 0;
-    summary.set(col++, t.id);
-    summary.set(col++, read_string_attr("status"));
-    summary.set(col++, t.seed);
-    for (const auto& kv : t.swept) summary.set(col++, kv.second);
-    double final_loss = std::nan("");
-    const hid_t loss = H5Dopen2(g, "train/loss", H5P_DEFAULT);
-    if (loss >= 0) {
-      const hid_t space = H5Dget_space(loss);
-      hsize_t n = 0;
-      H5Sget_simple_extent_dims(space, &n, nullptr);
-      if (n > 0) {
-        std::vector<double> v(n);
-        H5Dread(loss, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
-        final_loss = v.back();
+    summary.double_column("final_loss");
+    std::vector<std::string> metric_cols;
+    for (const auto& m : first.eval.metrics)
+      for (const auto& run : first.eval.runs) {
+        EvalRow row;
+        row.solver = run.solver.name, row.steps = run.steps;
+        row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : 0;
+        metric_cols.push_back(m.name + "@" + run_label(row));
+        summary.double_column(metric_cols.back());
       }
-      H5Sclose(space), H5Dclose(loss);
-    }
-    summary.set(col++, final_loss);
-    // metrics: read the eval table's metric columns by name
-    std::vector<double> metrics(metric_cols.size(), std::nan(""));
-    const hid_t ev = H5Dopen2(g, "eval", H5P_DEFAULT);
-    if (ev >= 0) {
-      const hid_t space = H5Dget_space(ev);
-      hsize_t n = 0;
-      H5Sget_simple_extent_dims(space, &n, nullptr);
-      size_t k = 0;
-      for (const auto& m : first.eval.metrics) {
-        const hid_t mt = H5Tcreate(H5T_COMPOUND, sizeof(double));
-        if (H5Tinsert(mt, m.name.c_str(), 0, H5T_NATIVE_DOUBLE) >= 0 && n > 0) {
-          std::vector<double> v(n);
-          if (H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0)
-            for (size_t i = 0; i < first.eval.runs.size() && i < n; ++i) metrics[k * first.eval.runs.size() + i] = v[i];
+    for (const auto& t : ex.trials) {
+      const auto it = file_of.find(t.id);
+      if (it == file_of.end()) continue;
+      // Everything for this trial is read before its row is added, so a failure leaves no partial row; a partially
+      // copied group is unlinked.
+      bool copied = false;
+      try {
+        const H5Handle src(H5Fopen(it->second.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + it->second);
+        check(H5Ocopy(src, ("trials/" + t.id).c_str(), trials, t.id.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+              "copying " + t.id);
+        copied = true;
+        // Values for the summary row, read back from the copied group.
+        const H5Handle g(H5Gopen2(trials, t.id.c_str(), H5P_DEFAULT), "opening the copied group " + t.id);
+        const std::string status = read_attr_string(g, "status", true);
+        double final_loss = std::nan("");
+        {
+          const H5Handle loss(H5Dopen2(g, "train/loss", H5P_DEFAULT), "opening train/loss of " + t.id);
+          const H5Handle space(H5Dget_space(loss), "the dataspace of train/loss");
+          hsize_t n = 0;
+          check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of train/loss");
+          if (n > 0) {
+            std::vector<double> v(n);
+            check(H5Dread(loss, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "reading train/loss of " + t.id);
+            final_loss = v.back();
+          }
         }
-        H5Tclose(mt);
-        ++k;
+        // Metrics: the eval table's metric columns, read by name.
+        std::vector<double> metrics(metric_cols.size(), std::nan(""));
+        {
+          const H5Handle ev(H5Dopen2(g, "eval", H5P_DEFAULT), "opening eval of " + t.id);
+          const H5Handle space(H5Dget_space(ev), "the dataspace of eval");
+          hsize_t n = 0;
+          check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of eval");
+          size_t k = 0;
+          for (const auto& m : first.eval.metrics) {
+            if (n > 0) {
+              const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(double)), "a metric column type");
+              check(H5Tinsert(mt, m.name.c_str(), 0, H5T_NATIVE_DOUBLE), "column " + m.name);
+              std::vector<double> v(n);
+              check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+                    fmt::format("reading column {} of {}/eval", m.name, t.id));
+              for (size_t i = 0; i < first.eval.runs.size() && i < n; ++i) metrics[k * first.eval.runs.size() + i] = v[i];
+            }
+            ++k;
+          }
+        }
+        summary.new_row();
+        size_t col = 0;
+        summary.set(col++, t.id);
+        summary.set(col++, status);
+        summary.set(col++, t.seed);
+        for (const auto& kv : t.swept) summary.set(col++, kv.second);
+        summary.set(col++, final_loss);
+        for (double v : metrics) summary.set(col++, v);
+      } catch (const Error& e) {
+        problems.push_back({it->second, t.id, e.what()});
+        if (copied || H5Lexists(trials, t.id.c_str(), H5P_DEFAULT) > 0) H5Ldelete(trials, t.id.c_str(), H5P_DEFAULT);
       }
-      H5Sclose(space), H5Dclose(ev);
     }
-    for (double v : metrics) summary.set(col++, v);
-    H5Gclose(g);
-    H5Fclose(src);
+    summary.write(f, "summary");
   }
-  summary.write(f, "summary");
-  H5Gclose(trials);
-  check(H5Fclose(f), "closing " + tmp);
-  fs::rename(tmp, output);
+  f.close("closing " + tmp.path);
+  durable_rename(tmp.path, output);
+  tmp.done = true;
+  return problems;
 }
 
 }  // namespace flowlab

@@ -1,5 +1,7 @@
 // The runner: a queue of trials, one child process per running trial (fork + exec of `flowlab _trial`), progress
-// over a pipe, failures recorded with their reason, the experiment file re-merged after every trial.
+// over a pipe, failures recorded with their reason, the experiment file re-merged after every trial. SIGINT and
+// SIGTERM stop it cleanly (a second one at once), and a trial over max_trial_seconds is stopped and recorded as
+// `timeout`. The parent never touches CUDA: the devices are probed by a `flowlab _devices` child.
 #include "flowlab/runner.hpp"
 
 #include <fcntl.h>
@@ -7,19 +9,24 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
-#include <torch/cuda.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <climits>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "flowlab/results.hpp"
-#include "flowlab/worker.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -30,15 +37,88 @@ using worker::trial_file_path;
 
 using Clock = std::chrono::steady_clock;
 
+/// Set by the SIGINT/SIGTERM handler: the last signal and how many arrived.
+volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_signal_count = 0;
+extern "C" void on_runner_signal(int sig) {
+  g_signal = sig;
+  g_signal_count = g_signal_count + 1;
+}
+
+/// Installs the runner's SIGINT/SIGTERM handler for its lifetime and restores the previous ones after. Without
+/// SA_RESTART, so that poll() returns at once.
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signal = 0, g_signal_count = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_runner_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalScope() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  SignalScope(const SignalScope&) = delete;
+  SignalScope& operator=(const SignalScope&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+/// A file descriptor closed on destruction.
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+/// argv and envp of a child, built before fork (the child only calls async-signal-safe functions).
+struct ExecArgs {
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+  ExecArgs(std::vector<std::string> a, const std::map<std::string, std::string>& set_env) : args(std::move(a)) {
+    for (char** e = environ; e && *e; ++e) {
+      const std::string kv = *e;
+      if (!set_env.count(kv.substr(0, kv.find('=')))) env.push_back(kv);
+    }
+    for (const auto& [k, v] : set_env) env.push_back(k + "=" + v);
+    for (auto& s : args) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    for (auto& s : env) envp.push_back(s.data());
+    envp.push_back(nullptr);
+  }
+};
+
+/// In the child after fork: writes "cannot run <file>: <reason>" to stderr and exits with kExitExecFailed.
+[[noreturn]] void exec_or_die(const ExecArgs& a) {
+  ::execve(a.argv[0], a.argv.data(), a.envp.data());
+  const char* why = ::strerrordesc_np(errno);  // unlike strerror, never translates or allocates
+  if (!why) why = "unknown error";
+  for (const char* s : {"cannot run ", static_cast<const char*>(a.argv[0]), ": ", why, "\n"})
+    if (::write(STDERR_FILENO, s, std::strlen(s)) < 0) break;
+  ::_exit(worker::kExitExecFailed);
+}
+
 struct Running {
   pid_t pid = -1;
   size_t trial = 0;
-  std::string slot;
+  std::string slot, hash;
   int out_fd = -1, err_fd = -1;
   std::string out_buf, err_buf;
-  int64_t step = 0, total = 0;
-  double loss = 0;
+  Progress progress;
+  TrainLog log;  ///< from the PROGRESS lines: what a `timeout` record holds
+  ino_t file_before = 0;  ///< the inode of the trial's result file at launch (0: none), to tell a new one
   Clock::time_point started;
+  bool stopping = false, killed = false, timed_out = false;
+  Clock::time_point stop_sent;
 };
 
 std::string signal_name(int sig) {
@@ -58,17 +138,55 @@ std::string tail_lines(const std::string& s, size_t n) {
   return out;
 }
 
+ino_t inode_of(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+/// Removes the temporary files (`*.tmp`) a killed writer left in `dir`; returns how many.
+size_t remove_temporaries(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto& p = it->path();
+    std::error_code ec2;
+    if (p.extension() == ".tmp" && it->is_regular_file(ec2) && fs::remove(p, ec2)) ++n;
+  }
+  return n;
+}
+
+void drain(int fd, std::string& buf) {
+  char tmp[4096];
+  ssize_t n;
+  while (fd >= 0 && (n = ::read(fd, tmp, sizeof tmp)) > 0) buf.append(tmp, static_cast<size_t>(n));
+}
+
+const char* kStatusOrder[] = {"completed", "diverged", "failed", "timeout"};
+
 }  // namespace
 
-std::vector<std::string> device_slots(const std::vector<std::string>& devices, int64_t workers) {
+std::string counted(int64_t n, const std::string& noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
+
+std::vector<std::string> device_slots(const std::vector<std::string>& devices, int64_t workers,
+                                      const worker::DeviceInfo& visible) {
   std::vector<std::string> names;
   for (const auto& d : devices) {
     if (d == "auto") {
-      const int64_t n = static_cast<int64_t>(torch::cuda::device_count());
-      if (n == 0) names.push_back("cpu");
-      for (int64_t i = 0; i < n; ++i) names.push_back(fmt::format("cuda:{}", i));
-    } else {
+      if (visible.gpus == 0) names.push_back("cpu");
+      for (int64_t i = 0; i < visible.gpus; ++i) names.push_back(fmt::format("cuda:{}", i));
+    } else if (d == "cpu") {
       names.push_back(d);
+    } else if (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.size() < 12 &&
+               d.find_first_not_of("0123456789", 5) == std::string::npos) {
+      const int64_t index = std::stoll(d.substr(5));
+      if (!visible.cuda) throw Error(fmt::format("{} requested, but this LibTorch has no CUDA", d));
+      if (visible.gpus == 0) throw Error(fmt::format("{} requested, but no GPU is visible", d));
+      if (index >= visible.gpus)
+        throw Error(fmt::format("{} requested, but only {} {} visible", d, counted(visible.gpus, "GPU"),
+                                visible.gpus == 1 ? "is" : "are"));
+      names.push_back(d);
+    } else {
+      throw Error(fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", d));
     }
   }
   std::vector<std::string> slots;
@@ -77,18 +195,80 @@ std::vector<std::string> device_slots(const std::vector<std::string>& devices, i
   return slots;
 }
 
+worker::DeviceInfo probe_devices(const std::string& self) {
+  if (self.empty()) throw Error("cannot probe the devices: the flowlab executable is not known");
+  const ExecArgs exec(worker::devices_command_line(self), {});
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+  Fd read_end(p[0]), write_end(p[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(fmt::format("cannot start {} _devices: {}", self, std::strerror(errno)));
+  if (pid == 0) {
+    ::dup2(p[1], STDOUT_FILENO);
+    exec_or_die(exec);
+  }
+  ::close(write_end.fd), write_end.fd = -1;
+  std::string out;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(read_end.fd, buf, sizeof buf);
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  int wstatus = 0;
+  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  std::stringstream lines(out);
+  std::string line;
+  worker::DeviceInfo info;
+  while (std::getline(lines, line))
+    if (worker::parse_devices(line, info) && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return info;
+  throw Error(fmt::format("cannot probe the devices: {} _devices {}", self,
+                          WIFSIGNALED(wstatus) ? "was killed by " + signal_name(WTERMSIG(wstatus))
+                                               : fmt::format("exited with status {}", WEXITSTATUS(wstatus))));
+}
+
+void check_trial_files(const Experiment& ex, const std::string& output) {
+  std::map<std::string, std::string> owner;  // file stem -> trial id
+  for (const auto& t : ex.trials) {
+    const std::string stem = worker::trial_file_stem(t.id);
+    const auto [it, added] = owner.emplace(stem, t.id);
+    if (!added)
+      throw Error(fmt::format("{}: trials '{}' and '{}' would share the result file {}.h5 (their ids agree on the "
+                              "first {} characters and on the hash); change a swept value of one of them",
+                              ex.file, it->second, t.id, stem, worker::kFileIdPrefix));
+  }
+  // The runner adds ".trials" (the trial directory) and ".tmp" to the output's file name.
+  const std::string name = fs::path(output).filename().string();
+  constexpr size_t kMax = NAME_MAX - 7;
+  if (name.size() > kMax)
+    throw Error(fmt::format("{}: the output's file name is {} characters long, at most {} can work (flowlab adds "
+                            "'.trials' to it)", output, name.size(), kMax));
+}
+
 int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& log) {
   const std::string output = opt.out.empty() ? ex.output : opt.out;
-  const auto slots = device_slots(opt.devices.empty() ? ex.devices : opt.devices,
-                                  opt.workers > 0 ? opt.workers : ex.workers_per_device);
+  const auto& devices = opt.devices.empty() ? ex.devices : opt.devices;
+  bool need_probe = false;
+  for (const auto& d : devices) need_probe = need_probe || d != "cpu";
+  const auto slots = device_slots(devices, opt.workers > 0 ? opt.workers : ex.workers_per_device,
+                                  need_probe ? probe_devices(opt.self) : worker::DeviceInfo());
   const int64_t threads = opt.threads > 0 ? opt.threads : ex.threads;
+  const bool tty = ::isatty(STDOUT_FILENO);
+  // Every line is flushed: a log on a pipe or a file (Slurm) keeps what was written when the run is killed.
+  auto emit = [&](const std::string& text) {
+    log << text;
+    log.flush();
+  };
+  check_trial_files(ex, output);
 
   if (opt.dry_run) {
-    log << fmt::format("{}: {} trials on {} slots ({}), {} threads each -> {}\n", ex.name, ex.trials.size(), slots.size(),
-                       fmt::join(slots, ", "), threads, output);
+    emit(fmt::format("{}: {} on {} ({}), {} each -> {}\n", ex.name, counted(ex.trials.size(), "trial"),
+                     counted(slots.size(), "slot"), fmt::join(slots, ", "), counted(threads, "thread"), output));
     for (size_t i = 0; i < ex.trials.size(); ++i) {
       const auto& t = ex.trials[i];
-      log << fmt::format("{:>4}  {}  (train {} steps, {} eval runs)\n", i, t.id, t.train.steps, t.eval.runs.size());
+      emit(fmt::format("{:>4}  {}  (train {}, {})\n", i, t.id, counted(t.train.steps, "step"),
+                       counted(t.eval.runs.size(), "eval run")));
     }
     return 0;
   }
@@ -97,29 +277,61 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   if (!opt.resume && (fs::exists(output) || fs::exists(trial_dir)))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
 
+  std::vector<std::string> hash(ex.trials.size());
+  for (size_t i = 0; i < ex.trials.size(); ++i) hash[i] = worker::config_hash(ex.trials[i].resolved_yaml);
+
   std::deque<size_t> queue;
   std::vector<std::string> status(ex.trials.size());
   for (size_t i = 0; i < ex.trials.size(); ++i) {
-    const auto st = trial_file_status(trial_file_path(output, ex.trials[i].id));
-    status[i] = st.value_or("");
-    if (st && (*st != "failed" || !opt.retry_failed)) continue;
+    const auto& t = ex.trials[i];
+    const auto info = read_trial_file(trial_file_path(output, t.id));
+    if (info && info->id == t.id && info->config_hash != hash[i]) {
+      emit(fmt::format("{}: its configuration changed since its result was written: it runs again\n", t.id));
+    } else if (info && info->id == t.id) {
+      status[i] = info->status;
+      if (info->status == "completed" || info->status == "diverged" || !opt.retry_failed) continue;
+      status[i].clear();
+    }
     queue.push_back(i);
   }
-  log << fmt::format("{}: {} trials, {} to run on {} slots ({})\n", ex.name, ex.trials.size(), queue.size(),
-                     slots.size(), fmt::join(slots, ", "));
-  auto existing_files = [&] {
+  std::error_code ec;
+  fs::create_directories(trial_dir);
+  remove_temporaries(trial_dir);  // left by a killed run
+  for (size_t i : queue)
+    for (const auto& stale : worker::stale_checkpoints(output, ex.trials[i].id, hash[i]))
+      if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
+        emit(fmt::format("{}: its checkpoint was written for another configuration: it starts over\n",
+                         ex.trials[i].id));
+  emit(fmt::format("{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"), queue.size(),
+                   counted(slots.size(), "slot"), fmt::join(slots, ", ")));
+
+  std::set<std::string> reported;  // merge problems already reported
+  bool merge_error = false;
+  auto merge = [&] {
     std::vector<std::string> files;
     for (const auto& t : ex.trials)
       if (fs::exists(trial_file_path(output, t.id))) files.push_back(trial_file_path(output, t.id));
-    return files;
+    try {
+      for (const auto& p : merge_experiment(output, ex, files)) {
+        for (size_t i = 0; i < ex.trials.size(); ++i)
+          if (ex.trials[i].id == p.id) status[i] = "failed";  // its result cannot be read: the trial failed
+        const std::string line = fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file, p.error);
+        if (reported.insert(line).second) emit(line);
+      }
+    } catch (const std::exception& e) {
+      merge_error = true;
+      const std::string line = fmt::format("cannot write {}: {}\n", output, e.what());
+      if (reported.insert(line).second) emit(line);
+    }
   };
-  fs::create_directories(trial_dir);
-  merge_experiment(output, ex, existing_files());
+  merge();
 
+  // The children's stdin: never the terminal (they run in their own process group).
+  const Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const SignalScope signals;
+  int interrupted = 0;      // the signal that stopped the run
+  bool stop = false;        // no more launches (--fail-fast or a signal)
   std::vector<Running> running(slots.size());
-  bool stop = false;
-  int failures = 0;
-  const bool tty = ::isatty(STDOUT_FILENO);
   auto last_report = Clock::now();
   size_t drawn = 0;  // lines of the live block on the terminal, redrawn in place
   auto clear_block = [&] {
@@ -128,75 +340,125 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   };
 
   auto launch = [&](size_t slot_index, size_t trial) {
-    int out_pipe[2], err_pipe[2];
-    if (::pipe(out_pipe) || ::pipe(err_pipe)) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
     const auto& t = ex.trials[trial];
     worker::Job job;
     job.self = opt.self, job.plugin_paths = opt.plugin_paths, job.experiment_file = ex.file, job.id = t.id;
-    job.device = slots[slot_index], job.threads = threads;
-    job.out = trial_file_path(output, t.id), job.checkpoint = worker::checkpoint_path(output, t.id);
-    std::string cuda_visible;
-    if (job.device.rfind("cuda:", 0) == 0) cuda_visible = job.device.substr(5), job.device = "cuda:0";  // pinned: sees one GPU
-    std::vector<std::string> args = worker::command_line(job);
+    job.config_hash = hash[trial], job.device = slots[slot_index], job.threads = threads;
+    job.out = trial_file_path(output, t.id), job.checkpoint = worker::checkpoint_path(output, t.id, hash[trial]);
+    std::map<std::string, std::string> env;
+    if (job.device.rfind("cuda:", 0) == 0)
+      env["CUDA_VISIBLE_DEVICES"] = job.device.substr(5), job.device = "cuda:0";  // pinned: sees one GPU
+    const ExecArgs exec(worker::command_line(job), env);
+    int out_pipe[2], err_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+      ::close(out_pipe[0]), ::close(out_pipe[1]);
+      throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+    }
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
-    if (pid < 0) throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));
+    if (pid < 0) {
+      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+      throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));
+    }
     if (pid == 0) {
+      // Its own process group: a Ctrl-C on the terminal reaches the runner only, which stops the workers itself.
+      ::setpgid(0, 0);
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed runner takes its workers with it; --resume redoes their trials
       if (::getppid() != parent) ::_exit(worker::kExitCannotStart);  // the runner died before prctl took effect
-      ::dup2(out_pipe[1], STDOUT_FILENO), ::dup2(err_pipe[1], STDERR_FILENO);
-      ::close(out_pipe[0]), ::close(err_pipe[0]), ::close(out_pipe[1]), ::close(err_pipe[1]);
-      if (!cuda_visible.empty()) ::setenv("CUDA_VISIBLE_DEVICES", cuda_visible.c_str(), 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(opt.self.c_str(), argv.data());
-      std::fprintf(stderr, "cannot run %s: %s\n", opt.self.c_str(), std::strerror(errno));
-      ::_exit(worker::kExitExecFailed);
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      ::sigaction(SIGINT, &dfl, nullptr), ::sigaction(SIGTERM, &dfl, nullptr);
+      if (dev_null.fd >= 0) ::dup2(dev_null.fd, STDIN_FILENO);
+      ::dup2(out_pipe[1], STDOUT_FILENO), ::dup2(err_pipe[1], STDERR_FILENO);  // dup2 clears O_CLOEXEC
+      exec_or_die(exec);
     }
     ::close(out_pipe[1]), ::close(err_pipe[1]);
     ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK), ::fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
     Running r;
-    r.pid = pid, r.trial = trial, r.slot = slots[slot_index], r.out_fd = out_pipe[0], r.err_fd = err_pipe[0];
-    r.total = t.train.steps, r.started = Clock::now();
-    running[slot_index] = r;
-    if (!tty) log << fmt::format("[{}] start {}\n", r.slot, t.id);
+    r.pid = pid, r.trial = trial, r.slot = slots[slot_index], r.hash = hash[trial];
+    r.out_fd = out_pipe[0], r.err_fd = err_pipe[0];
+    r.progress.total = t.train.steps, r.started = Clock::now(), r.file_before = inode_of(job.out);
+    running[slot_index] = std::move(r);
+    if (!tty) emit(fmt::format("[{}] start {}\n", slots[slot_index], t.id));
   };
 
-  auto drain = [](int fd, std::string& buf) {
-    char tmp[4096];
-    ssize_t n;
-    while (fd >= 0 && (n = ::read(fd, tmp, sizeof tmp)) > 0) buf.append(tmp, static_cast<size_t>(n));
+  auto read_lines = [&](Running& r) {
+    drain(r.out_fd, r.out_buf), drain(r.err_fd, r.err_buf);
+    size_t nl;
+    while ((nl = r.out_buf.find('\n')) != std::string::npos) {
+      Progress p;
+      if (worker::parse_progress(r.out_buf.substr(0, nl), p)) {
+        r.progress = p;
+        r.log.step.push_back(p.step - 1), r.log.loss.push_back(p.loss);
+        r.log.grad_norm.push_back(p.grad_norm), r.log.lr.push_back(p.lr);
+      }
+      r.out_buf.erase(0, nl + 1);
+    }
+  };
+
+  // Records `res` as the trial's result unless the worker wrote one; an HDF5 error fails the trial, not the sweep.
+  auto record = [&](const TrialConfig& t, const TrialResult& res, const std::string& file) {
+    try {
+      write_trial_file(file, t, res);
+    } catch (const std::exception& e) {
+      emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
+    }
   };
 
   auto finish = [&](size_t slot_index, int wstatus) {
     Running& r = running[slot_index];
-    drain(r.out_fd, r.out_buf), drain(r.err_fd, r.err_buf);
+    read_lines(r);
     ::close(r.out_fd), ::close(r.err_fd);
     const auto& t = ex.trials[r.trial];
     const std::string file = trial_file_path(output, t.id);
-    std::string st = trial_file_status(file).value_or("");
-    const bool clean_exit = WIFEXITED(wstatus) && (WEXITSTATUS(wstatus) == worker::kExitDone || WEXITSTATUS(wstatus) == worker::kExitTrialFailed);
-    if (!clean_exit || st.empty()) {
-      // The worker died without writing its result: record the failure here.
+    const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
+    // A result this worker wrote for this configuration is kept whatever happened next (a completed result is
+    // never overwritten).
+    const auto info = inode_of(file) != r.file_before ? read_trial_file(file) : std::nullopt;
+    const bool written = info && info->id == t.id && info->config_hash == r.hash;
+    const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    std::string st, detail;
+    if (written) {
+      st = info->status;
+      if (st == "failed") detail = info->error;
+    } else if (r.timed_out) {
       TrialResult res;
-      res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = "failed";
-      res.error = WIFSIGNALED(wstatus)
-                      ? fmt::format("worker killed by {}", signal_name(WTERMSIG(wstatus)))
-                      : fmt::format("worker exited with status {}", WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+      res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "timeout";
+      res.error = detail = fmt::format("exceeded max_trial_seconds ({} s) at step {}/{}", ex.max_trial_seconds,
+                                       r.progress.step, r.progress.total);
+      res.train = r.log, res.train_seconds = secs;
+      record(t, res, file);
+    } else if (r.stopping && (code == worker::kExitInterrupted || WIFSIGNALED(wstatus))) {
+      st = "";  // stopped on request: --resume continues it (from its checkpoint, when it saved one)
+    } else {
+      TrialResult res;
+      res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "failed";
+      res.error = WIFSIGNALED(wstatus) ? fmt::format("worker killed by {}", signal_name(WTERMSIG(wstatus)))
+                                       : fmt::format("worker exited with status {}", code);
       const std::string err = tail_lines(r.err_buf, 3);
       if (!err.empty()) res.error += ": " + err;
-      write_trial_file(file, t, res);
-      st = "failed";
+      res.train = r.log;
+      detail = res.error;
+      record(t, res, file);
     }
     status[r.trial] = st;
-    if (st == "failed") ++failures;
-    merge_experiment(output, ex, existing_files());
-    const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
+    merge();
     clear_block();
-    log << fmt::format("[{}] {} {} ({:.1f} s)\n", r.slot, st, t.id, secs);
+    if (st.empty())
+      emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s)\n", r.slot, t.id, r.progress.step,
+                       r.progress.total, secs));
+    else
+      emit(fmt::format("[{}] {} {} ({:.1f} s){}\n", r.slot, st, t.id, secs, detail.empty() ? "" : ": " + detail));
     r.pid = -1;
-    if (st == "failed" && opt.fail_fast) stop = true;
+    if (status[r.trial] == "failed" && opt.fail_fast && !stop) {
+      stop = true;
+      for (auto& o : running)
+        if (o.pid > 0 && !o.stopping) {
+          ::kill(o.pid, SIGTERM), o.stopping = true, o.stop_sent = Clock::now();
+          emit(fmt::format("[{}] stopping {} (--fail-fast)\n", o.slot, ex.trials[o.trial].id));
+        }
+    }
   };
 
   auto report = [&] {
@@ -206,12 +468,12 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
         const auto& r = running[i];
         if (r.pid > 0) {
           const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
-          const double rate = r.step / std::max(1e-9, secs);
+          const double rate = r.progress.step / std::max(1e-9, secs);
           log << fmt::format("worker {} [{}] {}  step {}/{}  loss {:.4g}  {:.0f} it/s  ETA {:.0f} s\n", i, r.slot,
-                             ex.trials[r.trial].id, r.step, r.total, r.loss, rate,
-                             rate > 0 ? (r.total - r.step) / rate : 0.0);
+                             ex.trials[r.trial].id, r.progress.step, r.progress.total, r.progress.loss, rate,
+                             rate > 0 ? (r.progress.total - r.progress.step) / rate : 0.0);
         } else {
-          log << fmt::format("worker {} [{}] idle\n", i, running[i].slot.empty() ? slots[i] : running[i].slot);
+          log << fmt::format("worker {} [{}] idle\n", i, slots[i]);
         }
         ++drawn;
       }
@@ -219,12 +481,26 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     } else if (Clock::now() - last_report > std::chrono::seconds(5)) {
       for (const auto& r : running)
         if (r.pid > 0)
-          log << fmt::format("[{}] {} step {}/{} loss {:.4g}\n", r.slot, ex.trials[r.trial].id, r.step, r.total, r.loss);
+          emit(fmt::format("[{}] {} step {}/{} loss {:.4g}\n", r.slot, ex.trials[r.trial].id, r.progress.step,
+                           r.progress.total, r.progress.loss));
       last_report = Clock::now();
     }
   };
 
   for (;;) {
+    if (g_signal_count > 0 && !interrupted) {
+      // First signal: launch nothing more; ask every worker to checkpoint and stop.
+      interrupted = g_signal, stop = true;
+      clear_block();
+      emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
+                       interrupted == SIGINT ? "SIGINT" : "SIGTERM", worker::kStopGraceSeconds,
+                       interrupted == SIGINT ? "Ctrl-C again" : "a second SIGTERM"));
+      for (auto& r : running)
+        if (r.pid > 0 && !r.stopping) ::kill(r.pid, SIGTERM), r.stopping = true, r.stop_sent = Clock::now();
+    }
+    if (g_signal_count > 1)
+      for (auto& r : running)
+        if (r.pid > 0 && !r.killed) ::kill(r.pid, SIGKILL), r.killed = true;
     for (size_t s = 0; s < slots.size() && !stop; ++s)
       if (running[s].pid < 0 && !queue.empty()) launch(s, queue.front()), queue.pop_front();
     bool any = false;
@@ -233,41 +509,56 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     std::vector<pollfd> fds;
     for (const auto& r : running)
       if (r.pid > 0) fds.push_back({r.out_fd, POLLIN, 0}), fds.push_back({r.err_fd, POLLIN, 0});
-    ::poll(fds.data(), fds.size(), 200);
+    ::poll(fds.data(), fds.size(), 200);  // a signal interrupts it
+    const auto now = Clock::now();
     for (size_t s = 0; s < running.size(); ++s) {
       Running& r = running[s];
       if (r.pid < 0) continue;
-      drain(r.out_fd, r.out_buf), drain(r.err_fd, r.err_buf);
-      size_t nl;
-      while ((nl = r.out_buf.find('\n')) != std::string::npos) {
-        worker::parse_progress(r.out_buf.substr(0, nl), r.step, r.total, r.loss);
-        r.out_buf.erase(0, nl + 1);
-      }
+      read_lines(r);
       int wstatus = 0;
-      if (::waitpid(r.pid, &wstatus, WNOHANG) == r.pid) finish(s, wstatus);
-    }
-    if (stop) {
-      for (auto& r : running)
-        if (r.pid > 0) {
-          ::kill(r.pid, SIGTERM);
-          int w;
-          ::waitpid(r.pid, &w, 0);
-          ::close(r.out_fd), ::close(r.err_fd);
-          log << fmt::format("[{}] stopped {} (--fail-fast)\n", r.slot, ex.trials[r.trial].id);
-          r.pid = -1;
-        }
-      break;
+      if (::waitpid(r.pid, &wstatus, WNOHANG) == r.pid) {
+        finish(s, wstatus);
+        continue;
+      }
+      if (ex.max_trial_seconds > 0 && !r.stopping &&
+          std::chrono::duration<double>(now - r.started).count() > ex.max_trial_seconds) {
+        r.timed_out = r.stopping = true, r.stop_sent = now;
+        ::kill(r.pid, SIGTERM);
+        clear_block();
+        emit(fmt::format("[{}] {} exceeded max_trial_seconds ({} s): stopping it\n", r.slot, ex.trials[r.trial].id,
+                         ex.max_trial_seconds));
+      }
+      if (r.stopping && !r.killed && now - r.stop_sent > std::chrono::seconds(worker::kStopGraceSeconds))
+        ::kill(r.pid, SIGKILL), r.killed = true;  // it did not stop in time
     }
     report();
   }
 
-  // Final summary table.
+  if (interrupted) remove_temporaries(trial_dir);
+  merge();
+
+  // Final summary table, then the counts (the last line).
   clear_block();
-  log << fmt::format("\n{:<6} {:<10} {}\n", "#", "STATUS", "TRIAL");
-  for (size_t i = 0; i < ex.trials.size(); ++i)
-    log << fmt::format("{:<6} {:<10} {}\n", i, status[i].empty() ? "not run" : status[i], ex.trials[i].id);
-  log << fmt::format("results: {}\n", output);
-  return failures > 0 ? 1 : 0;
+  std::map<std::string, int64_t> count;
+  std::string table = fmt::format("\n{:<6} {:<10} {}\n", "#", "STATUS", "TRIAL");
+  for (size_t i = 0; i < ex.trials.size(); ++i) {
+    const std::string st = status[i].empty() ? "not run" : status[i];
+    ++count[st];
+    table += fmt::format("{:<6} {:<10} {}\n", i, st, ex.trials[i].id);
+  }
+  emit(table);
+  emit(fmt::format("results: {}\n", output));
+  if (interrupted)
+    emit(fmt::format("interrupted by {}: flowlab run --resume continues the sweep\n",
+                     interrupted == SIGINT ? "SIGINT" : "SIGTERM"));
+  std::vector<std::string> parts;
+  for (const char* st : kStatusOrder)
+    if (count[st] > 0) parts.push_back(fmt::format("{} {}", count[st], std::string(st) == "timeout" ? "timed out" : st));
+  if (count["not run"] > 0) parts.push_back(fmt::format("{} not run", count["not run"]));
+  emit(fmt::format("{}: {}\n", counted(ex.trials.size(), "trial"), fmt::join(parts, ", ")));
+  if (interrupted) return 128 + interrupted;
+  const bool bad = count["failed"] + count["diverged"] + count["timeout"] + count["not run"] > 0 || merge_error;
+  return bad ? 1 : 0;
 }
 
 }  // namespace flowlab

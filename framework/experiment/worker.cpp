@@ -2,60 +2,132 @@
 #include "flowlab/worker.hpp"
 
 #include <ATen/Parallel.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
+#include <signal.h>
+#include <torch/cuda.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "flowlab/config.hpp"
-#include "flowlab/engine.hpp"
 #include "flowlab/results.hpp"
 
+namespace fs = std::filesystem;
+
 namespace flowlab::worker {
+namespace {
+
+uint64_t fnv1a64(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
+
+bool is_hex(const std::string& s) { return s.find_first_not_of("0123456789abcdef") == std::string::npos; }
+
+}  // namespace
 
 std::vector<std::string> command_line(const Job& job) {
   std::vector<std::string> args = {job.self};
   for (const auto& p : job.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
   args.insert(args.end(), {"_trial", job.experiment_file, "--id", job.id, "--device", job.device, "--threads",
                            std::to_string(job.threads), "--out", job.out});
+  if (!job.config_hash.empty()) args.insert(args.end(), {"--config-hash", job.config_hash});
   if (!job.checkpoint.empty()) args.insert(args.end(), {"--checkpoint", job.checkpoint});
   return args;
 }
 
-std::string progress_line(int64_t step, int64_t total, double loss) {
-  return fmt::format("PROGRESS {} {} {}", step, total, loss);
+std::string progress_line(const Progress& p) {
+  // {} writes the shortest representation that reads back to the same double.
+  return fmt::format("PROGRESS {} {} {} {} {}", p.step, p.total, p.loss, p.grad_norm, p.lr);
 }
 
-bool parse_progress(const std::string& line, int64_t& step, int64_t& total, double& loss) {
+bool parse_progress(const std::string& line, Progress& p) {
   std::istringstream in(line);
-  std::string tag;
+  std::string tag, loss, grad_norm, lr;
+  Progress q;
   if (!(in >> tag) || tag != "PROGRESS") return false;
-  return static_cast<bool>(in >> step >> total >> loss);
+  if (!(in >> q.step >> q.total >> loss >> grad_norm >> lr)) return false;
+  // strtod, unlike operator>>, reads "nan" and "inf".
+  auto number = [](const std::string& s, double& out) {
+    char* end = nullptr;
+    out = std::strtod(s.c_str(), &end);
+    return end && *end == '\0' && end != s.c_str();
+  };
+  if (!number(loss, q.loss) || !number(grad_norm, q.grad_norm) || !number(lr, q.lr)) return false;
+  p = q;
+  return true;
+}
+
+std::string config_hash(const std::string& resolved_yaml) { return fmt::format("{:016x}", fnv1a64(resolved_yaml)); }
+
+std::string trial_file_stem(const std::string& id) {
+  std::string prefix = id.substr(0, kFileIdPrefix);
+  for (char& c : prefix) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                    c == '=' || c == ',' || c == '-';
+    if (!ok) c = '_';
+  }
+  const uint64_t h = fnv1a64(id);
+  return fmt::format("{}-{:08x}", prefix, static_cast<uint32_t>(h ^ (h >> 32)));
 }
 
 std::string trial_dir(const std::string& output) { return output + ".trials"; }
 
 std::string trial_file_path(const std::string& output, const std::string& id) {
-  return trial_dir(output) + "/" + id + ".h5";
+  return trial_dir(output) + "/" + trial_file_stem(id) + ".h5";
 }
 
-std::string checkpoint_path(const std::string& output, const std::string& id) {
-  return trial_dir(output) + "/" + id + ".ckpt";
+std::string checkpoint_path(const std::string& output, const std::string& id, const std::string& hash) {
+  return trial_dir(output) + "/" + trial_file_stem(id) + "." + hash + ".ckpt";
+}
+
+std::vector<std::string> stale_checkpoints(const std::string& output, const std::string& id, const std::string& hash) {
+  std::vector<std::string> stale;
+  const std::string start = trial_file_stem(id) + ".";
+  std::error_code ec;
+  for (fs::directory_iterator it(trial_dir(output), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, start.size(), start) != 0) continue;
+    std::string rest = name.substr(start.size());  // <16 hex>.ckpt or <16 hex>.ckpt.tmp
+    if (rest.size() > 4 && rest.compare(rest.size() - 4, 4, ".tmp") == 0) rest.resize(rest.size() - 4);
+    if (rest.size() != 16 + 5 || rest.compare(16, 5, ".ckpt") != 0 || !is_hex(rest.substr(0, 16))) continue;
+    if (rest.substr(0, 16) != hash) stale.push_back(it->path().string());
+  }
+  return stale;
 }
 
 int run_worker(const Job& job, const Registry& registry) {
+  // A stop request only sets a flag; training checks it between steps, saves its checkpoint and stops.
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
+
   at::set_num_threads(static_cast<int>(job.threads));
   const auto ex = load_experiment(job.experiment_file, registry);
   const TrialConfig* trial = nullptr;
   for (const auto& t : ex.trials)
     if (t.id == job.id) trial = &t;
   if (!trial) throw Error(fmt::format("{}: no trial '{}'", job.experiment_file, job.id));
+  if (!job.config_hash.empty() && config_hash(trial->resolved_yaml) != job.config_hash)
+    throw Error(fmt::format("{}: the configuration of trial '{}' changed after the run started", job.experiment_file,
+                            job.id));
   TrialResult result;
   try {
-    result = run_trial(*trial, registry, job.device, [](const Progress& p) {
-      std::cout << progress_line(p.step, p.total, p.loss) << std::endl;
-    }, job.checkpoint);
+    result = run_trial(
+        *trial, registry, job.device, [](const Progress& p) { std::cout << progress_line(p) << std::endl; },
+        job.checkpoint, [] { return g_stop_requested != 0; });
+  } catch (const Interrupted& e) {
+    std::cerr << "flowlab: trial " << job.id << " stopped at step " << e.step() << "\n";
+    return kExitInterrupted;
   } catch (const std::exception& e) {
     result = TrialResult();
     result.id = trial->id, result.seed = trial->seed, result.device = job.device;
@@ -65,9 +137,46 @@ int run_worker(const Job& job, const Registry& registry) {
     std::cerr << "flowlab: trial " << job.id << " failed: " << e.what() << "\n";
     return kExitTrialFailed;
   }
-  write_trial_file(job.out, *trial, result);
+  try {
+    write_trial_file(job.out, *trial, result);
+  } catch (const std::exception& e) {
+    // The result could not be written: record that instead, so the trial is failed with HDF5's message.
+    TrialResult failed;
+    failed.id = trial->id, failed.seed = trial->seed, failed.device = job.device, failed.status = "failed";
+    failed.train = result.train;
+    failed.error = fmt::format("its {} result could not be written: {}", result.status, e.what());
+    write_trial_file(job.out, *trial, failed);  // when this fails too, the runner records the failure
+    std::cerr << "flowlab: trial " << job.id << " failed: " << failed.error << "\n";
+    return kExitTrialFailed;
+  }
   if (!job.checkpoint.empty()) std::filesystem::remove(job.checkpoint);  // the result supersedes it
   return kExitDone;
+}
+
+std::vector<std::string> devices_command_line(const std::string& self) { return {self, "_devices"}; }
+
+std::string devices_line(const DeviceInfo& info) {
+  return fmt::format("DEVICES cuda={} gpus={}", info.cuda ? 1 : 0, info.gpus);
+}
+
+bool parse_devices(const std::string& line, DeviceInfo& info) {
+  int cuda = 0;
+  long long gpus = 0;
+  char tail = 0;
+  if (std::sscanf(line.c_str(), "DEVICES cuda=%d gpus=%lld%c", &cuda, &gpus, &tail) < 2) return false;
+  if (tail != 0 && tail != '\n') return false;
+  info.cuda = cuda != 0;
+  info.gpus = gpus;
+  return true;
+}
+
+int run_devices() {
+  DeviceInfo info;
+  info.gpus = static_cast<int64_t>(torch::cuda::device_count());
+  // Built with CUDA: its device guard is registered when the CUDA libraries are loaded, GPUs or not.
+  info.cuda = info.gpus > 0 || c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA);
+  std::cout << devices_line(info) << std::endl;
+  return 0;
 }
 
 }  // namespace flowlab::worker

@@ -1,12 +1,14 @@
 // The worker protocol, in one place: how the runner starts `flowlab _trial` (arguments), what the worker prints
-// (PROGRESS lines on stdout), how it exits (exit codes), and where trial results and checkpoints live (file names).
-// The runner (runner.cpp) and the worker (run_worker, called by the CLI) both use only what is declared here.
+// (PROGRESS lines on stdout), how it stops (signals) and exits (exit codes), where trial results and checkpoints live
+// (file names), and the `flowlab _devices` probe. The runner (runner.cpp) and the worker (run_worker, called by the
+// CLI) both use only what is declared here.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "flowlab/engine.hpp"
 #include "flowlab/export.hpp"
 
 namespace flowlab {
@@ -16,10 +18,16 @@ class Registry;
 namespace worker {
 
 /// Exit codes of `flowlab _trial`.
-constexpr int kExitDone = 0;         ///< a result was written (completed or diverged)
-constexpr int kExitTrialFailed = 3;  ///< the trial threw; a `failed` result with the message was written
+constexpr int kExitDone = 0;           ///< a result was written (completed or diverged)
+constexpr int kExitTrialFailed = 3;    ///< the trial threw; a `failed` result with the message was written
+constexpr int kExitInterrupted = 4;    ///< stopped by SIGTERM, SIGINT or SIGUSR1 during training: the checkpoint (when
+                                       ///< checkpoints are on) holds the state; no result was written
 constexpr int kExitCannotStart = 126;  ///< the runner died before the worker was set up
 constexpr int kExitExecFailed = 127;   ///< exec of the flowlab executable failed
+
+/// How long the runner waits for a worker to stop after SIGTERM (on Ctrl-C, SIGTERM or a trial's time limit) before
+/// it sends SIGKILL.
+constexpr int kStopGraceSeconds = 10;
 
 /// One trial to run in a worker process.
 struct Job {
@@ -27,6 +35,7 @@ struct Job {
   std::vector<std::string> plugin_paths;
   std::string experiment_file;
   std::string id;               ///< trial id
+  std::string config_hash;      ///< the hash the runner computed for this trial ("" : not checked)
   std::string device = "cpu";   ///< as the worker sees it ("cuda:0" once pinned with CUDA_VISIBLE_DEVICES)
   int64_t threads = 1;
   std::string out;              ///< the trial's result file
@@ -36,22 +45,55 @@ struct Job {
 /// argv for the worker process (argv[0] is job.self).
 FLOWLAB_API std::vector<std::string> command_line(const Job& job);
 
-/// "PROGRESS <step> <total> <loss>": the line a worker prints every log_every steps.
-FLOWLAB_API std::string progress_line(int64_t step, int64_t total, double loss);
+/// "PROGRESS <step> <total> <loss> <grad_norm> <lr>": the line a worker prints at every logged training step
+/// (every log_every steps and the last). `step` counts the steps done, so the log entry is step - 1. Numbers are
+/// written so that they read back exactly.
+FLOWLAB_API std::string progress_line(const Progress& p);
 /// Parses a progress line; false for any other line.
-FLOWLAB_API bool parse_progress(const std::string& line, int64_t& step, int64_t& total, double& loss);
+FLOWLAB_API bool parse_progress(const std::string& line, Progress& p);
+
+/// The hash of a trial's resolved configuration (TrialConfig::resolved_yaml): 16 hex digits of its 64-bit FNV-1a.
+/// Stored as the `config_hash` attribute of each trial and in checkpoint names; --resume reruns a trial whose
+/// result was written with another hash.
+FLOWLAB_API std::string config_hash(const std::string& resolved_yaml);
+
+/// Characters of a trial id kept in its file names; the rest is represented by the hash.
+constexpr size_t kFileIdPrefix = 80;
+/// The stem of trial `id`'s file names: its first kFileIdPrefix characters with each character outside
+/// [A-Za-z0-9._=,-] replaced by '_', then '-' and 8 hex digits of a hash of the full id. Bounded and safe for any id;
+/// the full id is inside the file (the group name).
+FLOWLAB_API std::string trial_file_stem(const std::string& id);
 
 /// Where the per-trial files of the experiment written to `output` live: `output`.trials/.
 FLOWLAB_API std::string trial_dir(const std::string& output);
-/// The result file of trial `id`.
+/// The result file of trial `id`: trial_dir/<stem>.h5.
 FLOWLAB_API std::string trial_file_path(const std::string& output, const std::string& id);
-/// The checkpoint of trial `id`.
-FLOWLAB_API std::string checkpoint_path(const std::string& output, const std::string& id);
+/// The checkpoint of trial `id` for configuration `hash`: trial_dir/<stem>.<hash>.ckpt. A changed configuration
+/// never finds an old checkpoint.
+FLOWLAB_API std::string checkpoint_path(const std::string& output, const std::string& id, const std::string& hash);
+/// The checkpoints of trial `id` (and their temporaries) for any configuration other than `hash`.
+FLOWLAB_API std::vector<std::string> stale_checkpoints(const std::string& output, const std::string& id,
+                                                       const std::string& hash);
 
 /// The worker side: loads the experiment, runs trial job.id on job.device with job.threads threads, writes its
 /// result to job.out (a `failed` result with the message when the trial throws) and prints progress lines on
-/// stdout. Returns the exit code.
+/// stdout. SIGTERM, SIGINT and SIGUSR1 ask it to stop: training saves its checkpoint and the worker returns
+/// kExitInterrupted without writing a result. Returns the exit code.
 FLOWLAB_API int run_worker(const Job& job, const Registry& registry);
+
+/// What `flowlab _devices` reports: whether this LibTorch was built with CUDA, and how many GPUs it sees.
+struct DeviceInfo {
+  bool cuda = false;
+  int64_t gpus = 0;
+};
+/// argv of the probe (argv[0] is `self`); it prints one devices line. The runner runs it once per sweep instead of
+/// touching CUDA itself, so that it never initialises CUDA before forking workers.
+FLOWLAB_API std::vector<std::string> devices_command_line(const std::string& self);
+/// "DEVICES cuda=<0|1> gpus=<N>".
+FLOWLAB_API std::string devices_line(const DeviceInfo& info);
+FLOWLAB_API bool parse_devices(const std::string& line, DeviceInfo& info);
+/// The probe side (`flowlab _devices`): prints this process's devices line. Returns the exit code.
+FLOWLAB_API int run_devices();
 
 }  // namespace worker
 }  // namespace flowlab
