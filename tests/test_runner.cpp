@@ -288,7 +288,11 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   const std::string first = flowlab::worker::trial_file_path(out, "seed=0");
   for (int i = 0; i < 600 && !fs::exists(first); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(fs::exists(first));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it get into the next trial
+  // The runner logs the trial once its worker has exited; wait for that line (however loaded the machine is), then
+  // a little more to let it get into the next trial.
+  for (int i = 0; i < 600 && read_text(s.file("run.log")).find("completed seed=0") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ::kill(pid, SIGKILL);
   int wstatus = 0;
   ::waitpid(pid, &wstatus, 0);

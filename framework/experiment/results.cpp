@@ -143,6 +143,29 @@ void dataset_1d(hid_t group, const char* name, const std::vector<T>& values) {
   if (n) check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), fmt::format("writing dataset {}", name));
 }
 
+/// A float32 array of any rank (rank 0: a scalar dataset).
+void dataset_array(hid_t group, const std::string& name, const Array& a) {
+  const std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
+  const H5Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                       fmt::format("the dataspace of {}", name));
+  const H5Handle d(H5Dcreate2(group, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("creating dataset {}", name));
+  if (!a.values.empty())
+    check(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.values.data()), fmt::format("writing dataset {}", name));
+}
+
+/// A 1-D int64 attribute.
+void attr_int_list(hid_t obj, const char* name, const std::vector<int64_t>& values) {
+  const hsize_t n = values.size();
+  const H5Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), "an attribute dataspace");
+  const H5Handle a(H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("creating attribute {}", name));
+  if (n) check(H5Awrite(a, H5T_NATIVE_INT64, values.data()), fmt::format("writing attribute {}", name));
+}
+
+H5Handle new_group(hid_t parent, const std::string& name) {
+  return H5Handle(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating group " + name);
+}
+
 /// The name of the only link in `group` (a trial file holds one trial), read at its full length.
 std::string only_link_name(hid_t group) {
   H5G_info_t info;
@@ -207,10 +230,6 @@ std::string now_iso() {
   return buf;
 }
 
-std::string run_label(const EvalRow& r) {
-  return r.steps > 0 ? fmt::format("{}:steps={}", r.solver, r.steps) : fmt::format("{}:rtol={}", r.solver, r.rtol);
-}
-
 struct Silence {  // HDF5 prints its error stack by default; flowlab reports errors itself
   Silence() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
@@ -259,28 +278,71 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
       dataset_1d(train, "grad_norm", r.train.grad_norm);
       dataset_1d(train, "lr", r.train.lr);
     }
-    std::vector<std::string> solvers;
-    for (const auto& row : r.eval) solvers.push_back(row.solver);
+    attr_number<int64_t>(g, "failed_rows", r.failed_rows);
+    attr_string(g, "reference_source", r.reference_source);
+    attr_number<int64_t>(g, "reference_count", r.reference_count);
+    for (size_t i = 0; i < r.metric_names.size() && i < r.metric_features.size(); ++i)
+      attr_string(g, ("metric_features:" + r.metric_names[i]).c_str(), r.metric_features[i]);
+    std::vector<std::string> solvers, labels, errors;
+    for (const auto& row : r.eval) solvers.push_back(row.solver), labels.push_back(row.label), errors.push_back(row.error);
     Table eval;
     eval.int_column("round");
     eval.string_column("solver", width_for(32, solvers));
+    eval.string_column("label", width_for(64, labels));
     eval.int_column("steps");
     eval.double_column("rtol");
     eval.double_column("atol");
     eval.int_column("nfe");
+    eval.int_column("network_calls");
     eval.int_column("accepted_steps");
     eval.int_column("rejected_steps");
     eval.double_column("seconds");
     eval.double_column("samples_per_s");
+    eval.double_column("straightness");
+    eval.string_column("error", width_for(16, errors));
+    constexpr size_t kFirstMetric = 14;
     for (const auto& m : r.metric_names) eval.double_column(m);
     for (const auto& row : r.eval) {
       eval.new_row();
-      eval.set(0, row.round), eval.set(1, row.solver), eval.set(2, row.steps), eval.set(3, row.rtol), eval.set(4, row.atol);
-      eval.set(5, row.nfe), eval.set(6, row.accepted), eval.set(7, row.rejected), eval.set(8, row.seconds);
-      eval.set(9, row.samples_per_s);
-      for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(10 + i, row.metrics[i]);
+      eval.set(0, row.round), eval.set(1, row.solver), eval.set(2, row.label), eval.set(3, row.steps);
+      eval.set(4, row.rtol), eval.set(5, row.atol), eval.set(6, row.nfe), eval.set(7, row.network_calls);
+      eval.set(8, row.accepted), eval.set(9, row.rejected), eval.set(10, row.seconds), eval.set(11, row.samples_per_s);
+      eval.set(12, row.straightness), eval.set(13, row.error);
+      for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(kFirstMetric + i, row.metrics[i]);
     }
     eval.write(g, "eval");
+    // What a researcher needs to look again or compute their own numbers: the noise and reference samples, each
+    // row's samples, states' times, mean speed and trajectories, and the evaluated weights.
+    if (!r.x0.empty() || !r.reference.empty()) {
+      const H5Handle samples = new_group(g, "samples");
+      if (!r.x0.empty()) dataset_array(samples, "x0", r.x0);
+      if (!r.reference.empty()) dataset_array(samples, "reference", r.reference);
+    }
+    if (!r.eval.empty()) {
+      const H5Handle rows = new_group(g, "rows");
+      for (size_t i = 0; i < r.eval.size(); ++i) {
+        const EvalRow& row = r.eval[i];
+        const H5Handle rg = new_group(rows, fmt::format("{:03d}", i));
+        attr_number<int64_t>(rg, "row", static_cast<int64_t>(i));
+        attr_number<int64_t>(rg, "round", row.round);
+        attr_string(rg, "solver", row.solver);
+        attr_string(rg, "label", row.label);
+        attr_number<int64_t>(rg, "steps", row.steps);
+        attr_string(rg, "error", row.error);
+        if (!row.samples.empty()) dataset_array(rg, "samples", row.samples);
+        if (!row.times.empty()) dataset_1d(rg, "times", row.times);
+        if (!row.mean_speed.empty()) dataset_1d(rg, "mean_speed", row.mean_speed);
+        if (!row.trajectory.empty()) dataset_array(rg, "trajectory", row.trajectory);
+      }
+    }
+    if (!r.weights.empty()) {
+      const H5Handle w = new_group(g, "weights");
+      attr_string(w, "architecture", r.architecture);
+      for (const auto& [key, value] : r.architecture_params) attr_string(w, ("param:" + key).c_str(), value);
+      attr_int_list(w, "event_shape", r.event_shape);
+      attr_string(w, "condition", r.condition);
+      for (const auto& [key, value] : r.weights) dataset_array(w, key, value);
+    }
   }
   f.close("closing " + tmp.path);
   durable_rename(tmp.path, path);  // readers see the old file or the whole new one, also after a power loss
@@ -365,12 +427,9 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
     }
     summary.double_column("final_loss");
     std::vector<std::string> metric_cols;
-    for (const auto& m : first.eval.metrics)
+    for (const auto& m : first.eval.metric_labels)
       for (const auto& run : first.eval.runs) {
-        EvalRow row;
-        row.solver = run.solver.name, row.steps = run.steps;
-        row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : 0;
-        metric_cols.push_back(m.name + "@" + run_label(row));
+        metric_cols.push_back(m + "@" + run.label);
         summary.double_column(metric_cols.back());
       }
     for (const auto& t : ex.trials) {
@@ -407,13 +466,13 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
           hsize_t n = 0;
           check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of eval");
           size_t k = 0;
-          for (const auto& m : first.eval.metrics) {
+          for (const auto& m : first.eval.metric_labels) {
             if (n > 0) {
               const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(double)), "a metric column type");
-              check(H5Tinsert(mt, m.name.c_str(), 0, H5T_NATIVE_DOUBLE), "column " + m.name);
+              check(H5Tinsert(mt, m.c_str(), 0, H5T_NATIVE_DOUBLE), "column " + m);
               std::vector<double> v(n);
               check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
-                    fmt::format("reading column {} of {}/eval", m.name, t.id));
+                    fmt::format("reading column {} of {}/eval", m, t.id));
               for (size_t i = 0; i < first.eval.runs.size() && i < n; ++i) metrics[k * first.eval.runs.size() + i] = v[i];
             }
             ++k;
