@@ -178,7 +178,8 @@ Tensor with_labels(const flowlab::Batch& b) {
 
 TEST_CASE("holdout_split: a fixed seeded split, the same as its Python re-implementation", "[dataset]") {
   const auto [train, heldout] = flowlab::holdout_split(1797);
-  // tests/data/make_digits_reference.py: holdout 360 train 1437, first [12, 17, 26, 27, 37, 43, 45, 48], sum 312576
+  // tests/data/digits_reference.txt (make_digits_reference.py re-implements the split in Python): holdout 360,
+  // train 1437, first [12, 17, 26, 27, 37, 43, 45, 48], sum 312576
   REQUIRE(heldout.size(0) == 360);
   REQUIRE(train.size(0) == 1437);
   CHECK(at::equal(heldout.slice(0, 0, 8), at::tensor(std::vector<int64_t>{12, 17, 26, 27, 37, 43, 45, 48}, at::kLong)));

@@ -109,6 +109,8 @@ TEST_CASE("feature extractor specs: the valid forms, and exact errors for the re
           "feature extractor '" + bad +
               "' is not one of: raw, builtin:digits, builtin:fashion_mnist, torchscript:PATH");
   }
+  CHECK(message_of<flowlab::Error>([&] { flowlab::make_feature_extractor("raw", registry(), "gpu0"); }) ==
+        "feature extractor raw: 'gpu0' is not a device (cpu, cuda, cuda:N)");
 }
 
 TEST_CASE("feature_cache_dir: FLOWLAB_CACHE_DIR, then XDG_CACHE_HOME/flowlab, then HOME/.cache/flowlab",

@@ -154,12 +154,12 @@ struct ClassifierNet : torch::nn::Module {
 };
 
 /// FNV-1a (64 bit) over the bytes of the files, in order, as 16 hex digits.
-std::string hash_files(const std::vector<std::string>& files) {
+std::string hash_files(const std::string& spec, const std::vector<std::string>& files) {
   uint64_t h = 0xcbf29ce484222325ULL;
   std::vector<char> buf(1 << 20);
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
-    if (!in) throw Error(fmt::format("builtin feature net: cannot read data file '{}'", f));
+    if (!in) throw Error(fmt::format("feature extractor {}: cannot read the data file '{}'", spec, f));
     while (in) {
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
       const auto n = static_cast<size_t>(in.gcount());
@@ -340,7 +340,7 @@ std::mutex builtin_mutex;  // one training at a time in a process
 std::shared_ptr<FeatureExtractor> make_builtin(const std::string& name, const Recipe& r, const Registry& registry,
                                                const std::string& device) {
   std::lock_guard<std::mutex> lock(builtin_mutex);
-  const std::string hash = hash_files(data_files(r, registry));
+  const std::string hash = hash_files("builtin:" + name, data_files(r, registry));
   const std::string path = (fs::path(feature_cache_dir()) / fmt::format("builtin-{}-{}.pt", name, hash)).string();
   auto net = with_fixed_seed([&] { return std::make_shared<ClassifierNet>(r); });
   NetInfo info;
@@ -387,6 +387,11 @@ int64_t builtin_feature_nets_trained() { return nets_trained.load(); }
 
 std::shared_ptr<FeatureExtractor> make_feature_extractor(const std::string& spec, const Registry& registry,
                                                          const std::string& device) {
+  try {
+    (void)at::Device(device);
+  } catch (const c10::Error&) {
+    throw Error(fmt::format("feature extractor {}: '{}' is not a device (cpu, cuda, cuda:N)", spec, device));
+  }
   if (spec == "raw") return std::make_shared<RawFeatures>();
   const std::string builtin = "builtin:", torchscript = "torchscript:";
   if (spec.rfind(builtin, 0) == 0) {
