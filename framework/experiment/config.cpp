@@ -42,7 +42,8 @@ const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler"
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond"};
-const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "solvers", "metrics"};
+const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
+                                            "solvers", "metrics"};
 const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kPluginKeys = {"name", "params"};
 const std::vector<std::string> kDataKeys = {"dataset", "params"};
@@ -333,6 +334,9 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
     if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
     if (ev["guidance"]) t.eval.guidance = r.real(ev["guidance"], "eval.guidance", -1e6, 1e6);
+    if (ev["store_samples"]) t.eval.store_samples = r.integer(ev["store_samples"], "eval.store_samples", -1);
+    if (ev["store_trajectories"])
+      t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
     if (const YAML::Node solvers = ev["solvers"]) {
       if (!solvers.IsSequence() || solvers.size() == 0)
         r.fail(solvers, "eval.solvers", fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
@@ -376,7 +380,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
         for (const auto& c : combos) {
           const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
           for (int64_t n : steps) {
-            EvalRun run{choice, n};
+            EvalRun run{choice, n, ""};
             if (fixed && n == 0) run.steps = choice.params.integer("steps");
             if (fixed) run.solver.params.set("steps", run.steps);
             t.eval.runs.push_back(run);
@@ -388,6 +392,23 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
       if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
       for (size_t i = 0; i < metrics.size(); ++i)
         t.eval.metrics.push_back(r.plugin("metric", metrics[i], fmt::format("eval.metrics[{}]", i)));
+      t.eval.metric_labels = choice_labels(t.eval.metrics, {}, "[", "]");
+      for (size_t i = 0; i < t.eval.metric_labels.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+          if (t.eval.metric_labels[i] == t.eval.metric_labels[j])
+            r.fail(metrics[i], fmt::format("eval.metrics[{}]", i),
+                   fmt::format("the same metric as eval.metrics[{}] ({})", j, t.eval.metric_labels[i]));
+    }
+    if (const YAML::Node solvers = ev["solvers"]) {
+      std::vector<PluginChoice> choices;
+      for (const auto& run : t.eval.runs) choices.push_back(run.solver);
+      const auto labels = choice_labels(choices, {"steps", "rtol"}, ":", "");
+      for (size_t i = 0; i < labels.size(); ++i) {
+        t.eval.runs[i].label = labels[i];
+        for (size_t j = 0; j < i; ++j)
+          if (labels[i] == labels[j])
+            r.fail(solvers, "eval.solvers", fmt::format("two runs are the same ({}): list each solver setting once", labels[i]));
+      }
     }
   }
 
@@ -413,7 +434,9 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     << number_text(c.p_uncond) << YAML::EndMap;
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
-    << number_text(t.eval.guidance) << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
+    << number_text(t.eval.guidance) << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
+    << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories << YAML::Key << "runs"
+    << YAML::Value << YAML::BeginSeq;
   for (const auto& run : t.eval.runs) {
     e << YAML::BeginMap;
     emit_plugin(e, "solver", run.solver);
@@ -455,6 +478,28 @@ struct Axis {
 };
 
 }  // namespace
+
+std::vector<std::string> choice_labels(const std::vector<PluginChoice>& choices, const std::vector<std::string>& always,
+                                       const std::string& sep_open, const std::string& sep_close) {
+  std::vector<std::string> out;
+  for (const auto& c : choices) {
+    std::vector<std::string> keys;
+    for (const auto& a : always)
+      if (c.params.has(a)) keys.push_back(a);
+    for (const auto& [key, value] : c.params.values()) {
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+      for (const auto& other : choices)
+        if (other.name == c.name && (!other.params.has(key) || to_string(other.params.at(key)) != to_string(value))) {
+          keys.push_back(key);
+          break;
+        }
+    }
+    std::vector<std::string> parts;
+    for (const auto& k : keys) parts.push_back(k + "=" + to_string(c.params.at(k)));
+    out.push_back(parts.empty() ? c.name : c.name + sep_open + fmt::format("{}", fmt::join(parts, ",")) + sep_close);
+  }
+  return out;
+}
 
 Experiment load_experiment(const std::string& file, const Registry& registry) {
   Experiment ex;

@@ -19,6 +19,8 @@
 #include "flowlab/dataset.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
+#include "flowlab/path.hpp"
+#include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/time_sampler.hpp"
 #include "flowlab/weighting.hpp"
@@ -104,7 +106,61 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, std::vecto
   return next;
 }
 
+Array to_array(const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  Array a;
+  a.shape.assign(c.sizes().begin(), c.sizes().end());
+  a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return a;
+}
+
+// Follows a solve through SampleOptions::on_state: evaluates the field at each state (not counted as NFE) for the
+// straightness and the mean speed, and keeps the first `keep` samples' states for the stored trajectories.
+class StateRecorder {
+ public:
+  StateRecorder(const VelocityField& field, int64_t keep) : field_(field), keep_(keep) {}
+  void add(double t, const at::Tensor& x) {
+    const auto start = Clock::now();
+    const at::Tensor v = field_(x, at::full({x.size(0)}, t, x.options())).to(at::kDouble).flatten(1);
+    const at::Tensor speed2 = v.pow(2).sum(1);
+    if (!times_.empty()) {
+      const double h = t - times_.back();
+      integral_v_ += 0.5 * h * (v_prev_ + v);
+      integral_v2_ += 0.5 * h * (speed2_prev_ + speed2);
+    } else {
+      integral_v_ = at::zeros_like(v);
+      integral_v2_ = at::zeros_like(speed2);
+    }
+    v_prev_ = v;
+    speed2_prev_ = speed2;
+    times_.push_back(t);
+    mean_speed_.push_back(speed2.sqrt().mean().item<double>());
+    if (keep_ > 0) states_.push_back(x.slice(0, 0, keep_).to(at::kCPU, at::kFloat));
+    seconds_ += seconds_since(start);
+  }
+  double straightness(const at::Tensor& x0, const at::Tensor& x1) const {
+    const at::Tensor d = (x1 - x0).to(at::kDouble).flatten(1);
+    return (d.pow(2).sum(1) - 2 * (d * integral_v_).sum(1) + integral_v2_).mean().item<double>();
+  }
+  at::Tensor trajectory() const { return at::stack(states_, 1); }
+  const std::vector<double>& times() const { return times_; }
+  const std::vector<double>& mean_speed() const { return mean_speed_; }
+  double seconds() const { return seconds_; }
+
+ private:
+  const VelocityField& field_;
+  int64_t keep_;
+  std::vector<double> times_, mean_speed_;
+  at::Tensor v_prev_, speed2_prev_, integral_v_, integral_v2_;
+  std::vector<at::Tensor> states_;
+  double seconds_ = 0;
+};
+
 }  // namespace
+
+double ema_decay(double ema, int64_t updates) {
+  return std::min(ema, (1.0 + double(updates)) / (10.0 + double(updates)));
+}
 
 Interrupted::Interrupted(int64_t step, TrainLog log)
     : Error(fmt::format("stopped at step {}", step)), step_(step), log_(std::move(log)) {}
@@ -154,7 +210,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
 
   const bool checkpoints = c.checkpoint_every > 0 && !checkpoint.empty();
   int64_t first_step = 0;
-  if (checkpoints && std::filesystem::exists(checkpoint)) first_step = load_checkpoint(checkpoint, *model, ema, opt, out.train);
+  if (!checkpoint.empty() && std::filesystem::exists(checkpoint))
+    first_step = load_checkpoint(checkpoint, *model, ema, opt, out.train);
 
   const auto t_train = Clock::now();
   for (int64_t step = first_step; step < c.steps; ++step) {
@@ -167,7 +224,7 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     const Batch batch = data->sample(c.batch_size, opts);
     const at::Tensor& x1 = batch.x;
     const at::Tensor x0 = noise->sample(x1.sizes(), opts);
-    const at::Tensor t = sampler->sample(c.batch_size, opts);
+    const at::Tensor t = path->clamp_to_domain(sampler->sample(c.batch_size, opts));
     const PathSample s = path->sample(x0, x1, t);
     const Condition cond = conditioned ? drop_condition(condition_of(batch), c.batch_size, c.p_uncond, opts) : Condition();
     const at::Tensor err = (model->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
@@ -195,7 +252,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     if (c.ema > 0) {
       at::NoGradGuard g;
       const auto params = model->parameters();
-      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(c.ema).add_(params[i].detach(), 1 - c.ema);
+      const double decay = ema_decay(c.ema, step);
+      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
     }
     if (step % c.log_every == 0 || step + 1 == c.steps) {
       out.train.step.push_back(step);
@@ -207,9 +265,12 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
       save_checkpoint(checkpoint, *model, ema, opt, step + 1, out.train);
   }
+  // The trained state, before evaluation: a crash while evaluating does not retrain.
+  if (!checkpoint.empty() && first_step < c.steps) save_checkpoint(checkpoint, *model, ema, opt, c.steps, out.train);
   out.train_seconds = seconds_since(t_train);
 
-  // Evaluation on the EMA weights (by default), from noise fixed per trial so every solver sees the same x0.
+  // Evaluation on the EMA weights (by default), from noise fixed per trial so every solver sees the same x0,
+  // against reference data the model never trained on (Dataset::reference, from a stream of its own seed).
   const auto t_eval = Clock::now();
   model->eval();
   at::NoGradGuard no_grad;
@@ -217,38 +278,82 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     const auto params = model->parameters();
     for (size_t i = 0; i < params.size(); ++i) params[i].copy_(ema[i]);
   }
+  for (const auto& kv : model->named_parameters()) out.weights.emplace_back(kv.key(), to_array(kv.value()));
+  for (const auto& kv : model->named_buffers()) out.weights.emplace_back(kv.key(), to_array(kv.value()));
+  out.architecture = trial.architecture.name;
+  for (const auto& [key, value] : trial.architecture.params.values()) out.architecture_params.emplace_back(key, to_string(value));
+  out.event_shape = data->event_shape();
+  out.condition = trial.condition;
+
   torch::manual_seed(static_cast<uint64_t>(trial.seed) + 0x5eedULL);
   const int64_t m = trial.eval.samples;
   std::vector<int64_t> shape = {m};
   for (auto s : data->event_shape()) shape.push_back(s);
   const at::Tensor x0 = noise->sample(shape, opts);
-  const Batch reference_batch = data->sample(m, opts);
-  const at::Tensor& reference = reference_batch.x;
+  // Conditioned models sample with conditions drawn like the training data's, guided with weight w.
+  const Batch condition_batch = conditioned ? data->sample(m, opts) : Batch();
+  torch::manual_seed(static_cast<uint64_t>(trial.seed) + 0x7ef5eedULL);
+  const at::Tensor reference = data->reference(m, opts).x;
+  out.reference_source = data->reference_source();
+  out.reference_count = reference.size(0);
+
+  const int64_t store = trial.eval.store_samples >= 0 ? trial.eval.store_samples
+                        : data->event_shape().size() == 1 ? std::min<int64_t>(m, 10000)
+                                                           : 64;
+  out.x0 = to_array(x0.slice(0, 0, std::min(store, m)));
+  out.reference = to_array(reference.slice(0, 0, std::min(store, reference.size(0))));
+
   std::vector<std::shared_ptr<Metric>> metrics;
-  for (const auto& mc : trial.eval.metrics) {
-    metrics.push_back(make<Metric>(reg, mc));
-    out.metric_names.push_back(mc.name);
+  for (size_t i = 0; i < trial.eval.metrics.size(); ++i) {
+    metrics.push_back(make<Metric>(reg, trial.eval.metrics[i]));
+    out.metric_names.push_back(i < trial.eval.metric_labels.size() ? trial.eval.metric_labels[i] : trial.eval.metrics[i].name);
+    out.metric_features.push_back("raw");
   }
-  // Conditioned models sample with the reference batch's conditions, guided with weight w.
+  const double w = trial.eval.guidance;
   const VelocityField field =
-      conditioned ? guided_field(model, condition_of(reference_batch), trial.eval.guidance)
+      conditioned ? guided_field(model, condition_of(condition_batch), w)
                   : VelocityField([&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
+  const int64_t calls_per_evaluation = conditioned && w != 0.0 && w != 1.0 ? 2 : 1;
+  const int64_t keep_paths = std::min(trial.eval.store_trajectories, m);
+
   for (const auto& run : trial.eval.runs) {
-    auto solver = make<Solver>(reg, run.solver);
     EvalRow row;
     row.solver = run.solver.name;
+    row.label = run.label.empty() ? run.solver.name : run.label;
     row.steps = run.steps;
     row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : std::nan("");
     row.atol = run.solver.params.has("atol") ? run.solver.params.real("atol") : std::nan("");
-    const auto t0 = Clock::now();
-    const SampleResult r = solver->sample(x0, field);
-    row.seconds = seconds_since(t0);
-    row.samples_per_s = double(m) / row.seconds;
-    row.nfe = r.nfe;
-    row.accepted = r.accepted_steps;
-    row.rejected = r.rejected_steps;
-    for (const auto& metric : metrics) row.metrics.push_back(metric->compute(r.x, reference));
-    out.eval.push_back(row);
+    // What the solver's states tell about the field (timed apart from the solve): straightness by the trapezoid
+    // rule, with |d - v|^2 = |d|^2 - 2 d.v + |v|^2 so that d = x1_hat - x0, known only at the end, factors out:
+    // V = int v dt and Q = int |v|^2 dt per sample.
+    StateRecorder rec(field, keep_paths);
+    SampleOptions so;
+    so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
+    try {
+      const auto t0 = Clock::now();
+      auto solver = make<Solver>(reg, run.solver);
+      const SampleResult r = solver->sample(x0, field, so);
+      row.seconds = seconds_since(t0) - rec.seconds();
+      row.samples_per_s = double(m) / row.seconds;
+      row.nfe = r.nfe;
+      row.network_calls = r.nfe * calls_per_evaluation;
+      row.accepted = r.accepted_steps;
+      row.rejected = r.rejected_steps;
+      if (!at::isfinite(r.x).all().item<bool>())
+        throw SolverError(fmt::format("solver/{}: the samples hold NaN or Inf", run.solver.name));
+      row.straightness = rec.straightness(x0, r.x);
+      row.times = rec.times();
+      row.mean_speed = rec.mean_speed();
+      row.samples = to_array(r.x.slice(0, 0, std::min(store, m)));
+      if (keep_paths > 0) row.trajectory = to_array(rec.trajectory());
+      for (const auto& metric : metrics) row.metrics.push_back(metric->compute(r.x, reference));
+    } catch (const std::exception& e) {
+      row.error = e.what();
+      row.metrics.assign(metrics.size(), std::nan(""));
+      row.straightness = std::nan("");
+      ++out.failed_rows;
+    }
+    out.eval.push_back(std::move(row));
   }
   out.eval_seconds = seconds_since(t_eval);
   out.status = "completed";

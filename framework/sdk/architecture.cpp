@@ -9,14 +9,25 @@
 
 namespace flowlab {
 
-Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_period) {
+Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency) {
+  if (dim < 1) throw Error(fmt::format("sinusoidal_embedding: dim must be >= 1, got {}", dim));
+  if (!(max_frequency >= M_PI))
+    throw Error(fmt::format("sinusoidal_embedding: max_frequency must be >= pi, got {}", max_frequency));
   const int64_t half = dim / 2;
-  const Tensor k = at::arange(half, t.options());
-  const Tensor freqs = at::exp(-std::log(max_period) * k / static_cast<double>(half));
-  const Tensor args = (t.reshape({-1, 1}) * 1000.0) * freqs.unsqueeze(0);
-  Tensor emb = at::cat({at::cos(args), at::sin(args)}, 1);
-  if (dim % 2) emb = at::cat({emb, at::zeros({emb.size(0), 1}, emb.options())}, 1);
-  return emb;
+  const Tensor tt = t.reshape({-1, 1});
+  std::vector<Tensor> parts;
+  if (half > 0) {
+    // f_k = pi (max_frequency / pi)^(k / (half - 1)), computed in double and then cast.
+    const Tensor k = at::arange(half, at::TensorOptions().dtype(at::kDouble));
+    const Tensor freqs =
+        (half == 1 ? at::full({1}, M_PI, k.options()) : M_PI * at::pow(max_frequency / M_PI, k / double(half - 1)))
+            .to(t.options());
+    const Tensor args = tt * freqs.unsqueeze(0);
+    parts.push_back(at::cos(args));
+    parts.push_back(at::sin(args));
+  }
+  if (dim % 2) parts.push_back(2 * tt - 1);
+  return at::cat(parts, 1);
 }
 
 ConditionEmbedderImpl::ConditionEmbedderImpl(int64_t num_classes, int64_t attr_dim, int64_t dim)

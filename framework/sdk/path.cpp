@@ -49,4 +49,10 @@ PathSample AffinePath::sample(const Tensor& x0, const Tensor& x1, const Tensor& 
   return out;
 }
 
+Tensor Path::clamp_to_domain(const Tensor& t) const {
+  const TimeDomain d = domain();
+  if (!d.open_at_0 && !d.open_at_1) return t;
+  return t.clamp(d.open_at_0 ? kTimeMargin : 0.0, d.open_at_1 ? 1.0 - kTimeMargin : 1.0);
+}
+
 }  // namespace flowlab

@@ -64,6 +64,7 @@ void FixedStepRungeKutta::integrate(const Tensor& x0, Field& field, const Sample
   std::vector<Tensor> k(s);
   std::vector<Tensor> states;
   if (opt.return_trajectory) states.push_back(x0);
+  opt.report(grid[0], x0);
   Tensor x = x0;
   for (size_t i = 0; i + 1 < grid.size(); ++i) {
     const double t = grid[i], h = grid[i + 1] - grid[i];
@@ -72,6 +73,7 @@ void FixedStepRungeKutta::integrate(const Tensor& x0, Field& field, const Sample
     for (size_t st = 1; st < s; ++st) k[st] = field(combine(x, h, tableau_.a[st], k, st), t + tableau_.c[st] * h);
     x = combine(x, h, tableau_.b, k, s);
     if (opt.return_trajectory) states.push_back(x);
+    opt.report(grid[i + 1], x);
   }
   out.x = x;
   out.accepted_steps = static_cast<int64_t>(grid.size()) - 1;
@@ -123,6 +125,7 @@ void AdaptiveRungeKutta::integrate(const Tensor& x0, Field& field, const SampleO
   std::vector<Tensor> states;
   std::vector<double> times;
   if (opt.return_trajectory) states.push_back(x0), times.push_back(t);
+  opt.report(t, x0);
   int64_t attempts = 0;
   while (t < opt.t1) {
     const double min_step = 10 * std::abs(std::nextafter(t, std::numeric_limits<double>::infinity()) - t);
@@ -160,6 +163,7 @@ void AdaptiveRungeKutta::integrate(const Tensor& x0, Field& field, const SampleO
         f = tableau_.fsal ? k[s - 1] : (t < opt.t1 ? field(x, t) : Tensor());
         ++out.accepted_steps;
         if (opt.return_trajectory) states.push_back(x), times.push_back(t);
+        opt.report(t, x);
         break;
       }
       if (!std::isfinite(err_norm))

@@ -126,7 +126,7 @@ class DitArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, dit, DitArchitecture, "1.0.0", "Diffusion Transformer with adaLN-Zero (Peebles & Xie 2023)",
+FLOWLAB_PLUGIN(architecture, dit, DitArchitecture, "1.1.0", "Diffusion Transformer with adaLN-Zero (Peebles & Xie 2023)",
                FLOWLAB_PARAM(patch_size, int, "2", "patch size p; must divide H and W")
                FLOWLAB_PARAM(hidden, int, "128", "token width")
                FLOWLAB_PARAM(depth, int, "4", "number of transformer blocks")

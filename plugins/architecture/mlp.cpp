@@ -77,7 +77,7 @@ class MlpArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, mlp, MlpArchitecture, "1.0.0", "MLP on [x, emb(t), emb(cond)], any event shape",
+FLOWLAB_PLUGIN(architecture, mlp, MlpArchitecture, "1.1.0", "MLP on [x, emb(t), emb(cond)], any event shape",
                FLOWLAB_PARAM(width, int, "256", "hidden width")
                FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
                FLOWLAB_PARAM(activation, enum(silu|relu|gelu|selu), "silu", "activation function")

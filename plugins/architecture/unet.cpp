@@ -198,7 +198,7 @@ class UnetArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, unet, UnetArchitecture, "1.0.0",
+FLOWLAB_PLUGIN(architecture, unet, UnetArchitecture, "1.1.0",
                "U-Net with FiLM ResNet blocks, skips, channel multipliers and optional self-attention",
                FLOWLAB_PARAM(channels, int, "32", "channels at the first level")
                FLOWLAB_PARAM(channel_mult, int_list, "1,2,2", "channel multiplier per level (levels - 1 downsamplings)")

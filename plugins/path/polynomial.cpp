@@ -20,6 +20,7 @@ struct PolynomialOptions {
 class PolynomialPath final : public flowlab::AffinePath {
  public:
   explicit PolynomialPath(const flowlab::Params& p) : opt_(p) {}
+  flowlab::TimeDomain domain() const override { return {opt_.n < 1, false}; }  // t^(n-1) at t = 0
   flowlab::Schedule schedule(const Tensor& t) const override {
     const Tensor alpha = at::pow(t, opt_.n);
     const Tensor d_alpha = opt_.n * at::pow(t, opt_.n - 1);
@@ -32,5 +33,5 @@ class PolynomialPath final : public flowlab::AffinePath {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(path, polynomial, PolynomialPath, "1.0.0", "polynomial: alpha = t^n, sigma = 1 - t^n",
+FLOWLAB_PLUGIN(path, polynomial, PolynomialPath, "1.1.0", "polynomial: alpha = t^n, sigma = 1 - t^n",
                FLOWLAB_PARAM(n, float, "2", "exponent n > 0"))

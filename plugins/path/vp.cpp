@@ -24,6 +24,7 @@ struct VpOptions {
 class VpPath final : public flowlab::AffinePath {
  public:
   explicit VpPath(const flowlab::Params& p) : opt_(p) {}
+  flowlab::TimeDomain domain() const override { return {false, true}; }  // sigma = 0 at t = 1
   flowlab::Schedule schedule(const Tensor& t) const override {
     const Tensor s = 1 - t;
     const Tensor integral = opt_.beta_min * s + 0.5 * (opt_.beta_max - opt_.beta_min) * s * s;
@@ -40,6 +41,6 @@ class VpPath final : public flowlab::AffinePath {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(path, vp, VpPath, "1.0.0", "Song's VP: alpha = exp(-T(1-t)/2), sigma = sqrt(1 - alpha^2)",
+FLOWLAB_PLUGIN(path, vp, VpPath, "1.1.0", "Song's VP: alpha = exp(-T(1-t)/2), sigma = sqrt(1 - alpha^2)",
                FLOWLAB_PARAM(beta_min, float, "0.1", "beta at the data end")
                FLOWLAB_PARAM(beta_max, float, "20", "beta at the noise end"))

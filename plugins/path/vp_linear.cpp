@@ -10,6 +10,7 @@ using flowlab::Tensor;
 class VpLinearPath final : public flowlab::AffinePath {
  public:
   explicit VpLinearPath(const flowlab::Params& p) { (void)p; }
+  flowlab::TimeDomain domain() const override { return {false, true}; }  // d_sigma singular at t = 1
   flowlab::Schedule schedule(const Tensor& t) const override {
     const Tensor sigma = at::sqrt(1 - t * t);
     return {t, sigma, at::ones_like(t), -t / sigma};
@@ -19,4 +20,4 @@ class VpLinearPath final : public flowlab::AffinePath {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(path, vp_linear, VpLinearPath, "1.0.0", "VP with alpha = t, sigma = sqrt(1 - t^2)")
+FLOWLAB_PLUGIN(path, vp_linear, VpLinearPath, "1.1.0", "VP with alpha = t, sigma = sqrt(1 - t^2)")

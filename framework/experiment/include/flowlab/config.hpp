@@ -44,6 +44,9 @@ struct TrainConfig {
 struct EvalRun {
   PluginChoice solver;
   int64_t steps = 0;  ///< 0 for adaptive solvers
+  /// Unique within the trial: the solver and its steps (fixed-step) or rtol (adaptive), then every other parameter
+  /// that differs between runs of the same solver: "rk4:steps=10", "dopri5:rtol=1e-05,atol=1e-06".
+  std::string label;
 };
 
 struct EvalConfig {
@@ -52,7 +55,18 @@ struct EvalConfig {
   double guidance = 1.0;  ///< classifier-free guidance weight w (conditioned models): v_u + w (v_c - v_u)
   std::vector<EvalRun> runs;
   std::vector<PluginChoice> metrics;
+  /// Unique names of the metrics: the name, then "[k=v,...]" with the parameters that differ when one metric is
+  /// listed more than once ("frechet[features=builtin:digits]").
+  std::vector<std::string> metric_labels;
+  int64_t store_samples = -1;      ///< generated samples kept per eval run; -1: all (<= 10000) for vectors, 64 for images
+  int64_t store_trajectories = 0;  ///< trajectories kept per eval run (the first K samples)
 };
+
+/// Labels for `choices` of one kind: each name, followed by `sep_open` k=v,... `sep_close` for the parameters
+/// that differ among choices of the same name; `always` lists parameters shown whenever present.
+FLOWLAB_API std::vector<std::string> choice_labels(const std::vector<PluginChoice>& choices,
+                                                   const std::vector<std::string>& always, const std::string& sep_open,
+                                                   const std::string& sep_close);
 
 /// Everything one trial needs, fully resolved.
 struct TrialConfig {

@@ -8,6 +8,13 @@
 
 namespace flowlab {
 
+/// A float32 array in row-major order, for what the results file stores (samples, trajectories, weights).
+struct Array {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  bool empty() const { return values.empty(); }
+};
+
 struct TrainLog {
   std::vector<int64_t> step;
   std::vector<double> loss, grad_norm, lr;
@@ -17,11 +24,21 @@ struct TrainLog {
 struct EvalRow {
   int64_t round = 0;  ///< reflow round (0 until reflow lands)
   std::string solver;
+  std::string label;  ///< EvalRun::label, unique in the trial
   int64_t steps = 0;
   double rtol = 0, atol = 0;
-  int64_t nfe = 0, accepted = 0, rejected = 0;
-  double seconds = 0, samples_per_s = 0;
-  std::vector<double> metrics;  ///< in the order of EvalConfig::metrics
+  int64_t nfe = 0;            ///< field evaluations, as the solver sees them
+  int64_t network_calls = 0;  ///< network forward passes: 2 per field evaluation under guidance w not in {0, 1}
+  int64_t accepted = 0, rejected = 0;
+  double seconds = 0, samples_per_s = 0;  ///< the solve alone (not the straightness and trajectory records)
+  std::vector<double> metrics;  ///< in the order of EvalConfig::metrics; NaN when the row failed
+  std::string error;            ///< why this row failed (the solver threw or produced NaN/Inf); "" when it did not
+  /// Straightness E int_0^1 |(x1_hat - x0) - v(x_t, t)|^2 dt along the solver's own states (trapezoid rule).
+  double straightness = 0;
+  std::vector<double> times;       ///< the solver's states' times: the grid, or t0 and the accepted steps
+  std::vector<double> mean_speed;  ///< mean |v(x, t)| over the samples at each of `times`
+  Array samples;                   ///< the first store_samples generated samples
+  Array trajectory;                ///< [K, T+1, ...] for store_trajectories = K, at `times`
 };
 
 struct TrialResult {
@@ -34,7 +51,18 @@ struct TrialResult {
   double train_seconds = 0, eval_seconds = 0;
   TrainLog train;
   std::vector<EvalRow> eval;
-  std::vector<std::string> metric_names;
+  std::vector<std::string> metric_names;     ///< EvalConfig::metric_labels
+  std::vector<std::string> metric_features;  ///< per metric: the feature extractor applied ("raw", ...)
+  int64_t failed_rows = 0;                   ///< eval rows with an error
+  std::string reference_source;              ///< what the reference samples were drawn from (Dataset::reference_source)
+  int64_t reference_count = 0;               ///< how many reference samples the metrics used
+  Array x0;                                  ///< the noise of the first store_samples samples (shared by all rows)
+  Array reference;                           ///< the first store_samples reference samples
+  std::vector<std::pair<std::string, Array>> weights;  ///< evaluated weights (EMA where used), by state-dict key
+  std::string architecture;                  ///< the architecture plugin's name
+  std::vector<std::pair<std::string, std::string>> architecture_params;  ///< its resolved parameters, as text
+  std::vector<int64_t> event_shape;          ///< shape of one sample
+  std::string condition = "none";            ///< what the model is conditioned on
 };
 
 }  // namespace flowlab

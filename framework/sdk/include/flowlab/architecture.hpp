@@ -41,9 +41,12 @@ namespace kinds {
 using architecture = Architecture;
 }
 
-/// Transformer-style sinusoidal features of t [B]: [B, dim] = [cos(t f_k), sin(t f_k)], f_k = max_period^(-k/half),
-/// with t scaled by 1000 so that t in [0, 1] spans the frequencies (DDPM / DiT convention).
-FLOWLAB_API Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_period = 10000.0);
+/// Sinusoidal features of t [B] in [0, 1]: [B, dim] = [cos(f_k t), sin(f_k t)] for k < dim / 2, frequencies
+/// geometric from f_0 = pi up to f_{half-1} = max_frequency (radians per unit time), plus 2t - 1 as the last column
+/// when dim is odd. The lowest pair (cos pi t, sin pi t) walks half a circle as t goes from 0 to 1, so t is
+/// recoverable from the features at every width (the DDPM/DiT form, 1000 t times max_period^(-k/half), aliases t at
+/// small widths: with dim 2 it is cos(1000 t), sin(1000 t)).
+FLOWLAB_API Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency = 1000.0);
 
 /// Embeds a Condition into [B, dim]: a class embedding with one extra "null" row, plus a linear map of the
 /// continuous attributes with a learned null vector. Rows marked in `drop`, and absent conditions, get the nulls.

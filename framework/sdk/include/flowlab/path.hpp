@@ -18,8 +18,22 @@ struct Schedule {
   Tensor alpha, sigma, d_alpha, d_sigma;
 };
 
+/// The times a path is defined on: [0, 1] with either end possibly open (where alpha, sigma or their derivatives
+/// are singular, as vp at t = 1 or polynomial with n < 1 at t = 0).
+struct TimeDomain {
+  bool open_at_0 = false, open_at_1 = false;
+};
+
+/// How far inside an open end the engine keeps training times: t is clamped to [kTimeMargin, 1 - kTimeMargin] on
+/// the open side(s). 1e-5 is well above float32's spacing near 1 (6e-8), so 1 - kTimeMargin < 1 in float32.
+constexpr double kTimeMargin = 1e-5;
+
 class FLOWLAB_API Path : public Plugin {
  public:
+  /// Where sample() and schedule() are finite; the engine clamps the time sampler's draws into it.
+  virtual TimeDomain domain() const { return {}; }
+  /// t clamped into domain(): open ends are replaced by kTimeMargin and 1 - kTimeMargin.
+  Tensor clamp_to_domain(const Tensor& t) const;
   /// x_t and u_t at times t [B]. `eps` is the extra noise of stochastic paths (the bridge), shaped like x0;
   /// it is drawn from N(0, I) when undefined, and ignored by deterministic paths.
   virtual PathSample sample(const Tensor& x0, const Tensor& x1, const Tensor& t,

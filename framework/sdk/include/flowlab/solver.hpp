@@ -38,6 +38,13 @@ struct SampleOptions {
   bool return_trajectory = false; ///< also return the states at every grid point / accepted step
   double t0 = 0.0;                ///< start time (noise)
   double t1 = 1.0;                ///< end time (data)
+  /// Called with every state the method produces: x0 at t0, then the state after each (accepted) step, in order.
+  /// The engine builds straightness, speed and stored trajectories on it. Solvers call it through
+  /// SampleOptions::report(); time spent in it belongs to the caller.
+  std::function<void(double t, const Tensor& x)> on_state;
+  void report(double t, const Tensor& x) const {
+    if (on_state) on_state(t, x);
+  }
 };
 
 struct SampleResult {
@@ -59,7 +66,8 @@ class FLOWLAB_API Solver : public Plugin {
 
  protected:
   /// The method itself: fills out.x, out.accepted_steps, out.rejected_steps and, when asked, the
-  /// trajectory and times. It must evaluate the field only through `field`.
+  /// trajectory and times. It must evaluate the field only through `field`, and call opt.report(t, x) with the
+  /// initial state and after every accepted step.
   virtual void integrate(const Tensor& x0, Field& field, const SampleOptions& opt, SampleResult& out) const = 0;
 
  private:

@@ -1,0 +1,283 @@
+// Evaluation the numbers depend on: the time embedding, the EMA warm-up, times at the path ends, the checkpoint
+// before evaluation, straightness and speed, per-row errors, network calls under guidance and unique labels.
+#include <catch2/catch_approx.hpp>
+#include <catch2/catch_test_macros.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "flowlab/architecture.hpp"
+#include "flowlab/config.hpp"
+#include "flowlab/engine.hpp"
+#include "flowlab/path.hpp"
+#include "support.hpp"
+
+using Catch::Approx;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The default plugins plus tests/plugins/eval_probes.cpp.
+const flowlab::Registry& probes() {
+  static const flowlab::Registry reg({std::string(FLOWLAB_TEST_PLUGIN_ROOT) + "/eval"});
+  return reg;
+}
+
+/// Loads an experiment written to a scratch file.
+flowlab::Experiment load(const std::string& yaml, const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("flowlab_eval_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path file = dir / (name + ".yaml");
+  std::ofstream(file) << yaml;
+  auto ex = flowlab::load_experiment(file.string(), probes());
+  fs::remove_all(dir);
+  return ex;
+}
+
+/// The smallest distance between embeddings of two different times on a grid of n + 1 points in [0, 1].
+double min_pair_distance(const at::Tensor& emb) {
+  const at::Tensor d = at::cdist(emb, emb) + at::eye(emb.size(0), emb.options()) * 1e9;
+  return d.min().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("the sinusoidal time embedding keeps t recoverable at every width", "[eval][embedding]") {
+  const at::Tensor t = at::linspace(0, 1, 2001, at::kDouble);
+  for (int64_t dim = 1; dim <= 64; ++dim) {
+    INFO("dim " << dim);
+    const at::Tensor emb = flowlab::sinusoidal_embedding(t, dim);
+    REQUIRE(emb.sizes() == at::IntArrayRef({2001, dim}));
+    // Neighbours 5e-4 apart: the lowest pair alone separates them by 2 sin(pi 5e-4 / 2) = 1.57e-3; at width 1
+    // the single feature 2t - 1 by 1e-3.
+    CHECK(min_pair_distance(emb) > (dim == 1 ? 0.999e-3 : 1.5e-3));
+  }
+  // The lowest frequency is pi: at width 2 the features are (cos pi t, sin pi t).
+  const at::Tensor two = flowlab::sinusoidal_embedding(at::tensor({0.25}, at::kDouble), 2);
+  CHECK(two[0][0].item<double>() == Approx(std::cos(M_PI / 4)).margin(1e-15));
+  CHECK(two[0][1].item<double>() == Approx(std::sin(M_PI / 4)).margin(1e-15));
+  // The old DDPM form at width 2, (cos 1000 t, sin 1000 t), maps different times to nearly the same point.
+  const at::Tensor old = at::stack({at::cos(1000 * t), at::sin(1000 * t)}, 1);
+  CHECK(min_pair_distance(old) < 1e-3);
+}
+
+TEST_CASE("EMA warm-up: the EMA of a constant sequence equals it", "[eval][ema]") {
+  CHECK(flowlab::ema_decay(0.999, 0) == Approx(0.1));
+  CHECK(flowlab::ema_decay(0.999, 10) == Approx(11.0 / 20.0));
+  CHECK(flowlab::ema_decay(0.999, 100000) == 0.999);
+  CHECK(flowlab::ema_decay(0.5, 20) == 0.5);
+  // Start from a "random initialisation" of 0 and average a constant 1 for 1000 steps.
+  double ema = 0;
+  for (int64_t n = 0; n < 1000; ++n) {
+    const double d = flowlab::ema_decay(0.999, n);
+    ema = d * ema + (1 - d) * 1.0;
+  }
+  // The initialisation's share, 9! 1000! / 1009! = 4e-22, is far below double precision: what is left is rounding.
+  CHECK(std::abs(ema - 1.0) < 1e-14);
+  // After 5 updates the share of the initialisation is prod_{n<5} (1+n)/(10+n) = 9! 5! / 14!.
+  ema = 0;
+  for (int64_t n = 0; n < 5; ++n) {
+    const double d = flowlab::ema_decay(0.999, n);
+    ema = d * ema + (1 - d) * 1.0;
+  }
+  CHECK(1 - ema == Approx(362880.0 * 120.0 / 87178291200.0).epsilon(1e-12));
+  // Without the warm-up, 0.999^1000 = 37% of the initialisation would remain.
+  CHECK(std::pow(0.999, 1000) > 0.36);
+}
+
+TEST_CASE("training times are kept inside each path's domain, so samplers that hit the ends do not diverge", "[eval][path]") {
+  const auto& reg = probes();
+  // Without the clamp the singular paths give non-finite targets at the ends.
+  const at::Tensor x0 = at::randn({2, 2}), x1 = at::randn({2, 2});
+  const at::Tensor ends = at::tensor({0.0f, 1.0f});
+  flowlab::Params half;
+  half.set("n", 0.5);
+  const auto vp = reg.create<flowlab::Path>("path", "vp");
+  const auto vp_linear = reg.create<flowlab::Path>("path", "vp_linear");
+  const auto poly = reg.create<flowlab::Path>("path", "polynomial", half);
+  CHECK_FALSE(at::isfinite(vp->sample(x0, x1, ends).ut).all().item<bool>());
+  CHECK_FALSE(at::isfinite(vp_linear->sample(x0, x1, ends).ut).all().item<bool>());
+  CHECK_FALSE(at::isfinite(poly->sample(x0, x1, ends).ut).all().item<bool>());
+  CHECK(vp->domain().open_at_1);
+  CHECK_FALSE(vp->domain().open_at_0);
+  CHECK(poly->domain().open_at_0);
+  CHECK_FALSE(reg.create<flowlab::Path>("path", "polynomial")->domain().open_at_0);  // n = 2 is fine at 0
+  const at::Tensor clamped = vp->clamp_to_domain(ends);
+  CHECK(clamped[0].item<float>() == 0.0f);
+  CHECK(clamped[1].item<float>() == static_cast<float>(1 - flowlab::kTimeMargin));
+  CHECK(clamped[1].item<float>() < 1.0f);
+  CHECK(at::isfinite(vp->sample(x0, x1, clamped).ut).all().item<bool>());
+  CHECK(poly->clamp_to_domain(ends)[0].item<float>() == static_cast<float>(flowlab::kTimeMargin));
+
+  const auto ex = load(R"(name: ends
+data: {dataset: ring_gaussians}
+model:
+  time_sampler: test_ends
+  architecture: {name: mlp, params: {width: 16, depth: 1}}
+train: {steps: 20, batch_size: 32, log_every: 1}
+eval: {samples: 50, solvers: [{solver: euler, steps: [2]}], metrics: [frechet]}
+sweep:
+  zip: {model.path: [vp, vp_linear, polynomial]}
+)",
+                       "ends");
+  REQUIRE(ex.trials.size() == 3);
+  for (auto trial : ex.trials) {
+    if (trial.path.name == "polynomial") trial.path.params.set("n", 0.5);
+    INFO(trial.path.name);
+    const auto r = flowlab::run_trial(trial, reg, "cpu");
+    CHECK(r.status == "completed");
+    REQUIRE(r.train.loss.size() == 20);
+    for (double l : r.train.loss) CHECK(std::isfinite(l));
+  }
+}
+
+TEST_CASE("a checkpoint is written after the last step, so evaluating again does not retrain", "[eval][checkpoint]") {
+  const fs::path dir = fs::temp_directory_path() / ("flowlab_eval_ckpt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto ex = load(R"(name: last
+data: {dataset: ring_gaussians}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 15, batch_size: 32, log_every: 5}
+eval: {samples: 100, solvers: [{solver: rk4, steps: [3]}], metrics: [frechet]}
+)",
+                       "last");
+  const std::string ckpt = (dir / "t.ckpt").string();
+  int64_t trained = 0;
+  const auto first = flowlab::run_trial(ex.trials[0], probes(), "cpu", [&](const flowlab::Progress&) { ++trained; }, ckpt);
+  CHECK(trained == 4);  // steps 0, 5, 10 and the last are logged
+  REQUIRE(fs::exists(ckpt));  // checkpoint_every is 0: this is the one written before evaluation
+  trained = 0;
+  const auto again = flowlab::run_trial(ex.trials[0], probes(), "cpu", [&](const flowlab::Progress&) { ++trained; }, ckpt);
+  CHECK(trained == 0);
+  CHECK(again.train.loss == first.train.loss);
+  REQUIRE(again.eval.size() == 1);
+  CHECK(again.eval[0].metrics == first.eval[0].metrics);
+  CHECK(again.eval[0].samples.values == first.eval[0].samples.values);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("straightness: 0 for a straight field at any step count, the analytic value for a rotation", "[eval][straightness]") {
+  const auto straight = load(R"(name: straight
+data: {dataset: ring_gaussians}
+model: {architecture: test_constant}
+train: {steps: 1, batch_size: 8}
+eval:
+  samples: 300
+  solvers: [{solver: euler, steps: [1, 3, 17]}, {solver: rk4, steps: [5]}, {solver: dopri5}]
+)",
+                             "straight");
+  const auto s = flowlab::run_trial(straight.trials[0], probes(), "cpu");
+  REQUIRE(s.eval.size() == 5);
+  for (const auto& row : s.eval) {
+    INFO(row.label);
+    CHECK(row.error.empty());
+    CHECK(std::abs(row.straightness) < 1e-9);
+    // |v| = |(1, 2)| = sqrt(5) at every state; one state more than steps for fixed-step solvers.
+    REQUIRE(row.mean_speed.size() == row.times.size());
+    for (double v : row.mean_speed) CHECK(v == Approx(std::sqrt(5.0)).epsilon(1e-6));
+    if (row.steps > 0) CHECK(static_cast<int64_t>(row.times.size()) == row.steps + 1);
+    CHECK(row.times.front() == 0.0);
+    CHECK(row.times.back() == 1.0);
+  }
+
+  // v = omega J x: x(t) = R(omega t) x0, d = x(1) - x0 with |d| = 2 sin(omega / 2) |x0|, int v dt = d, so
+  // S = E[omega^2 |x0|^2 - 4 sin^2(omega / 2) |x0|^2]. RK4 with 200 steps follows the circle to 1e-9 and the
+  // trapezoid rule over its states integrates to O(h^2) = 2.5e-5 relative.
+  const auto rotation = load(R"(name: rotation
+data: {dataset: ring_gaussians}
+model: {architecture: {name: test_rotation, params: {omega: 2.0}}}
+train: {steps: 1, batch_size: 8}
+eval:
+  samples: 400
+  store_samples: 400
+  solvers: [{solver: rk4, steps: [200]}]
+)",
+                             "rotation");
+  const auto r = flowlab::run_trial(rotation.trials[0], probes(), "cpu");
+  REQUIRE(r.eval.size() == 1);
+  REQUIRE(r.x0.shape == std::vector<int64_t>{400, 2});
+  double mean_sq = 0;
+  for (float v : r.x0.values) mean_sq += double(v) * v;
+  mean_sq /= 400;
+  const double omega = 2.0;
+  const double expected = (omega * omega - 4 * std::pow(std::sin(omega / 2), 2)) * mean_sq;
+  CHECK(expected > 1.0);
+  CHECK(r.eval[0].straightness == Approx(expected).epsilon(1e-4));
+}
+
+TEST_CASE("a failing solver fails its row only; the trial completes with the other rows", "[eval][errors]") {
+  const auto ex = load(R"(name: rows
+data: {dataset: ring_gaussians}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 5, batch_size: 32}
+eval:
+  samples: 100
+  solvers: [{solver: euler, steps: [4]}, {solver: dopri5, params: {max_steps: 1, rtol: 1e-9, atol: 1e-9}}]
+  metrics: [frechet]
+)",
+                       "rows");
+  const auto r = flowlab::run_trial(ex.trials[0], probes(), "cpu");
+  CHECK(r.status == "completed");
+  CHECK(r.failed_rows == 1);
+  REQUIRE(r.eval.size() == 2);
+  CHECK(r.eval[0].error.empty());
+  CHECK(std::isfinite(r.eval[0].metrics.at(0)));
+  CHECK(r.eval[1].error.rfind("solver/dopri5: exceeded max_steps = 1 at step ", 0) == 0);
+  CHECK(std::isnan(r.eval[1].metrics.at(0)));
+  CHECK(r.eval[1].samples.empty());
+  CHECK(r.train.loss.size() == 2);  // the training log is kept (log_every 10: steps 0 and 4)
+}
+
+TEST_CASE("guidance with w not in {0, 1} costs two network calls per field evaluation", "[eval][cfg]") {
+  const auto ex = load(R"(name: calls
+data: {dataset: ring_gaussians, params: {modes: 4}}
+model: {condition: label, architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 5, batch_size: 32}
+eval: {samples: 50, solvers: [{solver: euler, steps: [6]}, {solver: heun, steps: [3]}]}
+sweep:
+  grid: {eval.guidance: [0.0, 1.0, 2.5]}
+)",
+                       "calls");
+  REQUIRE(ex.trials.size() == 3);
+  for (const auto& trial : ex.trials) {
+    const auto r = flowlab::run_trial(trial, probes(), "cpu");
+    const int64_t per = trial.eval.guidance == 2.5 ? 2 : 1;
+    REQUIRE(r.eval.size() == 2);
+    CHECK(r.eval[0].nfe == 6);
+    CHECK(r.eval[0].network_calls == 6 * per);
+    CHECK(r.eval[1].nfe == 6);  // heun: 2 evaluations per step
+    CHECK(r.eval[1].network_calls == 6 * per);
+  }
+}
+
+TEST_CASE("eval runs and metrics get unique labels with every parameter that differs", "[eval][labels]") {
+  const auto ex = load(R"(name: labels
+data: {dataset: ring_gaussians}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+eval:
+  solvers:
+    - {solver: rk4, steps: [5, 10]}
+    - {solver: dopri5, params: {atol: [1.0e-6, 1.0e-8]}}
+    - {solver: euler}
+  metrics: [frechet]
+)",
+                       "labels");
+  const auto& runs = ex.trials[0].eval.runs;
+  std::vector<std::string> labels;
+  for (const auto& r : runs) labels.push_back(r.label);
+  CHECK(labels == std::vector<std::string>{"rk4:steps=5", "rk4:steps=10", "dopri5:rtol=1e-05,atol=1e-06",
+                                           "dopri5:rtol=1e-05,atol=1e-08", "euler:steps=10"});
+  CHECK(ex.trials[0].eval.metric_labels == std::vector<std::string>{"frechet"});
+
+  const std::string same_run = flowlab::test::message_of<flowlab::ConfigError>([] {
+    load("name: twice\ndata: {dataset: ring_gaussians}\nmodel: {architecture: mlp}\neval:\n  solvers: [{solver: rk4, steps: [5, 5]}]\n", "twice");
+  });
+  CHECK(same_run.substr(same_run.find(".yaml:") + 6) ==
+        "5:12: eval.solvers: two runs are the same (rk4:steps=5): list each solver setting once");
+  const std::string same_metric = flowlab::test::message_of<flowlab::ConfigError>([] {
+    load("name: twice\ndata: {dataset: ring_gaussians}\nmodel: {architecture: mlp}\neval:\n  metrics: [frechet, frechet]\n", "twice");
+  });
+  CHECK(same_metric.substr(same_metric.find(".yaml:") + 6) ==
+        "5:22: eval.metrics[1]: the same metric as eval.metrics[0] (frechet)");
+}
