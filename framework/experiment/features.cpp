@@ -259,8 +259,14 @@ void save_net(const std::string& path, ClassifierNet& net, const std::string& da
   archive.write("train_seconds", c10::IValue(info.train_seconds));
   fs::create_directories(fs::path(path).parent_path());
   const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  archive.save_to(tmp);
-  fs::rename(tmp, path);
+  try {
+    archive.save_to(tmp);
+    fs::rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
 }
 
 /// Loads the cache into `net`; returns false (with `why`) when it is missing, unreadable or stale.
@@ -361,7 +367,12 @@ std::shared_ptr<FeatureExtractor> make_builtin(const std::string& name, const Re
   std::cerr << fmt::format("flowlab: builtin:{} feature net: {} accuracy {:.4f} on {} images, trained in {:.1f} s\n",
                            name, r.accuracy_label, info.accuracy, info.evaluated, info.train_seconds)
             << std::flush;
-  save_net(path, *net, hash, info);
+  try {
+    save_net(path, *net, hash, info);
+  } catch (const std::exception& e) {  // an unwritable cache costs a retraining next time, not this run
+    note(fmt::format("cannot write the feature net cache '{}' ({}); it will be trained again next time", path,
+                     std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
+  }
   return std::make_shared<BuiltinFeatures>(name, r, net, info, device);
 }
 

@@ -37,8 +37,9 @@ class FLOWLAB_API FeatureExtractor {
 /// The accuracy in describe() is measured on the dataset's reference() split (digits: the seeded 20% hold-out;
 /// Fashion-MNIST: the 10000 test images). The cache file is builtin-<dataset>-<hash of the data files>.pt, written
 /// atomically (temporary file + rename); one that is unreadable, of another net version or for other data is
-/// retrained with a note on stderr. Inputs are images as the dataset gives them ([N, 1, H, W] or [N, H*W], in
-/// [-1, 1]); they are converted to float32 and run in chunks.
+/// retrained with a note on stderr; a cache directory that cannot be written is a note too (the net is used
+/// anyway). Inputs are images as the dataset gives them ([N, 1, H, W] or [N, H*W], in [-1, 1]); they are converted
+/// to float32 and run in chunks.
 ///
 /// torchscript:PATH: torch::jit::load(PATH) (relative paths are made absolute), moved to `device`, in eval mode; its
 /// forward runs on x (converted to float32, moved to `device`, in chunks of 256) and the output is flattened to
