@@ -6,8 +6,10 @@
 #include <catch2/matchers/catch_matchers_string.hpp>
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 
 #include "flowlab/dataset.hpp"
@@ -82,6 +84,15 @@ TEST_CASE("contract: every dataset is deterministic for a seed and has the decla
   if (d->attr_dim() > 0) CHECK(a.attr.sizes() == at::IntArrayRef({64, d->attr_dim()}));
   at::manual_seed(6);
   CHECK_FALSE(at::equal(d->sample(64, at::kDouble).x, a.x));
+  // every dataset has a reference: an independent stream, or a held-out part it names
+  at::manual_seed(7);
+  const auto r = d->reference(2, at::kDouble);
+  shape[0] = r.x.size(0);
+  CHECK(r.x.sizes() == at::IntArrayRef(shape));
+  CHECK(r.x.size(0) >= 1);
+  CHECK(r.x.size(0) <= 2);
+  CHECK(d->reference_source() == (d->size() == 0 ? "independent stream" : d->reference_source()));
+  CHECK(d->reference_source() != "none");
 }
 
 TEST_CASE("ring_gaussians: each mode sits on the ring at its angle", "[dataset]") {
@@ -139,33 +150,121 @@ TEST_CASE("image_density draws only from dark pixels", "[dataset]") {
             "): dataset/image_density: cannot read image '/nonexistent/logo.png': can't fopen");
 }
 
-TEST_CASE("digits: 1797 images of 8x8 in [-1, 1] with sklearn's class counts", "[dataset][data]") {
-  auto d = make("digits", {});
-  REQUIRE(d->size() == 1797);
-  const auto all = d->take(at::arange(1797, at::kLong), at::kDouble);
-  CHECK(all.x.sizes() == at::IntArrayRef({1797, 1, 8, 8}));
-  CHECK(all.x.min().item<double>() == -1.0);
-  CHECK(all.x.max().item<double>() == 1.0);
-  // tests/data/digits_reference.txt (make_digits_reference.py): mean pixel 4.884164579855314 in 0..16
-  CHECK(std::abs(all.x.mean().item<double>() - (4.884164579855314 / 8 - 1)) < 1e-12);
-  const Tensor counts = at::bincount(all.label, {}, 10);
-  CHECK(at::equal(counts, at::tensor(std::vector<int64_t>{178, 182, 177, 183, 181, 182, 181, 179, 174, 180}, at::kLong)));
+namespace {
+
+// The rows of x [N, ...] as byte strings, sorted: a multiset that can be compared and intersected.
+std::vector<std::string> sorted_rows(const Tensor& x) {
+  const Tensor flat = x.to(at::kDouble).reshape({x.size(0), -1}).contiguous();
+  std::vector<std::string> rows;
+  const auto bytes = static_cast<size_t>(flat.size(1)) * sizeof(double);
+  for (int64_t i = 0; i < flat.size(0); ++i)
+    rows.emplace_back(reinterpret_cast<const char*>(flat[i].data_ptr<double>()), bytes);
+  std::sort(rows.begin(), rows.end());
+  return rows;
 }
 
-TEST_CASE("fashion_mnist: 60000 train and 10000 test images, balanced classes", "[dataset][data]") {
-  auto train = make("fashion_mnist", {});
-  flowlab::Params test_split;
-  test_split.set("split", std::string("test"));
-  auto test = make("fashion_mnist", test_split);
-  REQUIRE(train->size() == 60000);
-  REQUIRE(test->size() == 10000);
-  const auto tr = train->take(at::arange(60000, at::kLong), at::kFloat);
-  const auto te = test->take(at::arange(10000, at::kLong), at::kFloat);
+size_t common_rows(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<std::string> both;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+  return both.size();
+}
+
+// Pixels and label of each example, so that two examples equal only when both are.
+Tensor with_labels(const flowlab::Batch& b) {
+  return at::cat({b.x.reshape({b.x.size(0), -1}).to(at::kDouble), b.label.unsqueeze(1).to(at::kDouble)}, 1);
+}
+
+}  // namespace
+
+TEST_CASE("holdout_split: a fixed seeded split, the same as its Python re-implementation", "[dataset]") {
+  const auto [train, heldout] = flowlab::holdout_split(1797);
+  // tests/data/digits_reference.txt (make_digits_reference.py re-implements the split in Python): holdout 360,
+  // train 1437, first [12, 17, 26, 27, 37, 43, 45, 48], sum 312576
+  REQUIRE(heldout.size(0) == 360);
+  REQUIRE(train.size(0) == 1437);
+  CHECK(at::equal(heldout.slice(0, 0, 8), at::tensor(std::vector<int64_t>{12, 17, 26, 27, 37, 43, 45, 48}, at::kLong)));
+  CHECK(heldout.sum().item<int64_t>() == 312576);
+  CHECK(at::equal(std::get<0>(at::sort(at::cat({train, heldout}))), at::arange(1797, at::kLong)));
+  // torch's generator plays no part
+  at::manual_seed(1);
+  CHECK(at::equal(flowlab::holdout_split(1797).second, heldout));
+  CHECK(at::equal(flowlab::holdout_split(4).second, at::tensor(std::vector<int64_t>{2}, at::kLong)));
+  CHECK(flowlab::holdout_split(1).second.size(0) == 0);
+  CHECK(flowlab::holdout_split(2).second.size(0) == 1);
+}
+
+TEST_CASE("digits: 1797 images of 8x8 in [-1, 1] with sklearn's class counts", "[dataset][data]") {
+  auto d = make("digits", {});
+  REQUIRE(d->size() == 1437);
+  const auto train = d->take(at::arange(1437, at::kLong), at::kDouble);
+  at::manual_seed(0);
+  const auto held = d->reference(5000, at::kDouble);  // more than there are: all 360, in a random order
+  REQUIRE(held.x.size(0) == 360);
+  const Tensor all_x = at::cat({train.x, held.x}), all_labels = at::cat({train.label, held.label});
+  CHECK(all_x.sizes() == at::IntArrayRef({1797, 1, 8, 8}));
+  CHECK(all_x.min().item<double>() == -1.0);
+  CHECK(all_x.max().item<double>() == 1.0);
+  // tests/data/digits_reference.txt (make_digits_reference.py): mean pixel 4.884164579855314 in 0..16
+  CHECK(std::abs(all_x.mean().item<double>() - (4.884164579855314 / 8 - 1)) < 1e-12);
+  CHECK(at::equal(at::bincount(all_labels, {}, 10),
+                  at::tensor(std::vector<int64_t>{178, 182, 177, 183, 181, 182, 181, 179, 174, 180}, at::kLong)));
+  CHECK(at::equal(at::bincount(held.label, {}, 10),
+                  at::tensor(std::vector<int64_t>{39, 38, 36, 30, 32, 36, 37, 38, 37, 37}, at::kLong)));
+}
+
+TEST_CASE("digits: training draws and the 20% hold-out are disjoint and the same in every instance", "[dataset][data]") {
+  auto a = make("digits", {});
+  auto b = make("digits", {});
+  CHECK(a->reference_source() == "held-out split (seeded 20%, 360 of 1797)");
+  const auto train_rows = sorted_rows(with_labels(a->take(at::arange(a->size(), at::kLong), at::kDouble)));
+  at::manual_seed(3);
+  const auto held_rows = sorted_rows(with_labels(a->reference(360, at::kDouble)));
+  REQUIRE(train_rows.size() == 1437);
+  REQUIRE(held_rows.size() == 360);
+  CHECK(common_rows(train_rows, held_rows) == 0);
+  // all 1797 rows of the file are distinct, so the two parts are a partition of them
+  CHECK(std::adjacent_find(train_rows.begin(), train_rows.end()) == train_rows.end());
+  // training draws come only from the training part
+  at::manual_seed(4);
+  const auto drawn = sorted_rows(with_labels(a->sample(20000, at::kDouble)));
+  CHECK(common_rows(drawn, held_rows) == 0);
+  CHECK(std::all_of(drawn.begin(), drawn.end(),
+                    [&](const std::string& r) { return std::binary_search(train_rows.begin(), train_rows.end(), r); }));
+  // a second instance holds out the same images; reference() is a seeded draw without replacement
+  at::manual_seed(3);
+  const auto b_held = b->reference(360, at::kDouble);
+  CHECK((sorted_rows(with_labels(b_held)) == held_rows));
+  at::manual_seed(3);
+  CHECK(at::equal(a->reference(360, at::kDouble).x, b_held.x));
+  CHECK((sorted_rows(with_labels(b->take(at::arange(b->size(), at::kLong), at::kDouble))) == train_rows));
+  at::manual_seed(5);
+  const auto some = sorted_rows(with_labels(a->reference(100, at::kDouble)));
+  CHECK(some.size() == 100);
+  CHECK(std::adjacent_find(some.begin(), some.end()) == some.end());
+  CHECK(common_rows(some, held_rows) == 100);
+}
+
+TEST_CASE("fashion_mnist: trains on the 60000, references the 10000 test images", "[dataset][data]") {
+  auto d = make("fashion_mnist", {});
+  REQUIRE(d->size() == 60000);
+  CHECK(d->reference_source() == "test set (10000)");
+  const auto tr = d->take(at::arange(60000, at::kLong), at::kFloat);
+  at::manual_seed(0);
+  const auto te = d->reference(20000, at::kFloat);
+  REQUIRE(te.x.size(0) == 10000);
   CHECK(tr.x.sizes() == at::IntArrayRef({60000, 1, 28, 28}));
   CHECK(at::equal(at::bincount(tr.label, {}, 10), at::full({10}, 6000, at::kLong)));
   CHECK(at::equal(at::bincount(te.label, {}, 10), at::full({10}, 1000, at::kLong)));
   CHECK(tr.x.min().item<float>() == -1.0f);
   CHECK(tr.x.max().item<float>() == 1.0f);
+  // the reference rows are exactly the t10k file's images
+  const std::string raw = flowlab::read_data_file("test", "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "");
+  REQUIRE(raw.size() == 16 + 10000 * 784u);
+  const Tensor file = at::from_blob(const_cast<char*>(raw.data() + 16), {10000, 784}, at::kByte).to(at::kFloat);
+  CHECK((sorted_rows(file / 127.5 - 1) == sorted_rows(te.x)));
+  // and training draws never come from them (Fashion-MNIST's train and test files share no image)
+  at::manual_seed(1);
+  CHECK(common_rows(sorted_rows(d->sample(2000, at::kFloat).x), sorted_rows(te.x)) == 0);
 }
 
 TEST_CASE("a missing data file names the file and the Debian package", "[dataset][errors]") {
@@ -184,21 +283,33 @@ TEST_CASE("a missing data file names the file and the Debian package", "[dataset
 }
 
 TEST_CASE("tabular reads CSV and HDF5 with log1p, scaling and standardisation", "[dataset]") {
+  // holdout_split(4): rows 0, 1, 3 train, row 2 (7, 30) is held out
   flowlab::Params p;
   p.set("file", write_csv()).set("normalize", std::string("none"));
   auto raw = make("tabular", p);
-  REQUIRE(raw->size() == 4);
-  CHECK(at::equal(raw->take(at::arange(4, at::kLong), at::kDouble).x,
-                  at::tensor(std::vector<double>{0, 10, 3, 20, 7, 30, 1, 40}, at::kDouble).reshape({4, 2})));
+  REQUIRE(raw->size() == 3);
+  CHECK(raw->reference_source() == "held-out split (seeded 20%, 1 of 4)");
+  CHECK(at::equal(raw->take(at::arange(3, at::kLong), at::kDouble).x,
+                  at::tensor(std::vector<double>{0, 10, 3, 20, 1, 40}, at::kDouble).reshape({3, 2})));
+  CHECK(at::equal(raw->reference(10, at::kDouble).x, at::tensor(std::vector<double>{7, 30}, at::kDouble).reshape({1, 2})));
+  at::manual_seed(0);
+  CHECK(common_rows(sorted_rows(raw->sample(1000, at::kDouble).x), sorted_rows(raw->reference(1, at::kDouble).x)) == 0);
+  // statistics from the training rows only, applied to the held-out row too
   p.set("log1p", true).set("normalize", std::string("scale"));
-  const Tensor scaled = make("tabular", p)->take(at::arange(4, at::kLong), at::kDouble).x;
+  auto scaled_set = make("tabular", p);
+  const Tensor scaled = scaled_set->take(at::arange(3, at::kLong), at::kDouble).x;
   CHECK(at::equal(std::get<0>(scaled.min(0)), at::full({2}, -1.0, at::kDouble)));
-  CHECK(std::abs(scaled[2][0].item<double>() - 1.0) < 1e-15);
-  CHECK(std::abs(scaled[1][0].item<double>() - (2 * std::log1p(3) / std::log1p(7) - 1)) < 1e-12);
+  CHECK(at::equal(std::get<0>(scaled.max(0)), at::full({2}, 1.0, at::kDouble)));
+  CHECK(std::abs(scaled[2][0].item<double>() - (2 * std::log1p(1) / std::log1p(3) - 1)) < 1e-12);
+  CHECK(std::abs(scaled_set->reference(1, at::kDouble).x[0][0].item<double>() - (2 * std::log1p(7) / std::log1p(3) - 1)) <
+        1e-12);
   p.set("log1p", false).set("normalize", std::string("standardize"));
-  const Tensor z = make("tabular", p)->take(at::arange(4, at::kLong), at::kDouble).x;
+  auto z_set = make("tabular", p);
+  const Tensor z = z_set->take(at::arange(3, at::kLong), at::kDouble).x;
   CHECK(max_abs(z.mean(0)) < 1e-12);
   CHECK(max_abs(z.std(0) - 1) < 1e-12);
+  // column 0 of the training rows: 0, 3, 1 (mean 4/3, std sqrt(7/3)); the held-out 7 maps to (7 - 4/3) / std
+  CHECK(std::abs(z_set->reference(1, at::kDouble).x[0][0].item<double>() - (7 - 4.0 / 3) / std::sqrt(7.0 / 3)) < 1e-12);
 
   const std::string h5 = (scratch() / "table.h5").string();
   const hid_t f = H5Fcreate(h5.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -210,8 +321,10 @@ TEST_CASE("tabular reads CSV and HDF5 with log1p, scaling and standardisation", 
   H5Dclose(d), H5Sclose(space), H5Fclose(f);
   flowlab::Params hp;
   hp.set("file", h5).set("dataset", std::string("/expr")).set("normalize", std::string("none"));
-  CHECK(at::equal(make("tabular", hp)->take(at::arange(3, at::kLong), at::kDouble).x,
-                  at::tensor(std::vector<double>{1, 2, 3, 4, 5, 6}, at::kDouble).reshape({3, 2})));
+  auto from_h5 = make("tabular", hp);  // holdout_split(3): rows 0, 1 train, row 2 is held out
+  CHECK(at::equal(from_h5->take(at::arange(2, at::kLong), at::kDouble).x,
+                  at::tensor(std::vector<double>{1, 2, 3, 4}, at::kDouble).reshape({2, 2})));
+  CHECK(at::equal(from_h5->reference(5, at::kDouble).x, at::tensor(std::vector<double>{5, 6}, at::kDouble).reshape({1, 2})));
   hp.set("dataset", std::string("/missing"));
   CHECK_THAT(message_of<flowlab::CreateError>([&] { make("tabular", hp); }),
              Catch::Matchers::EndsWith("): dataset/tabular: '" + h5 + "' has no dataset '/missing' (set parameter 'dataset')"));

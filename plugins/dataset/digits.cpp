@@ -1,6 +1,8 @@
 // sklearn's 8x8 handwritten digits: 1797 images [1, 8, 8] with labels 0-9, read from digits.csv.gz (64 pixel
 // values in 0..16, then the label, per line), which scripts/setup.sh extracts from Debian's python3-sklearn.
-// Pixels are scaled to [-1, 1] as x / 8 - 1.
+// Pixels are scaled to [-1, 1] as x / 8 - 1. A fixed, seeded 20% of the images (flowlab::holdout_split: 360 of the
+// 1797, the same on every machine) is held out: sample(), size() and take() see the other 1437, reference() only
+// the 360, and reference_source() is "held-out split (seeded 20%, 360 of 1797)".
 #include <fmt/format.h>
 
 #include <sstream>
@@ -43,7 +45,12 @@ class Digits final : public flowlab::StoredImages {
                                          opt_.file, row, col));
     }
     const int64_t n = static_cast<int64_t>(labels.size());
-    set_images(at::tensor(pixels, at::kByte).reshape({n, 1, 8, 8}), at::tensor(labels, at::kLong), 10, 16);
+    const at::Tensor images = at::tensor(pixels, at::kByte).reshape({n, 1, 8, 8});
+    const at::Tensor all_labels = at::tensor(labels, at::kLong);
+    const auto [train, heldout] = flowlab::holdout_split(n);
+    set_images(images.index_select(0, train), all_labels.index_select(0, train), images.index_select(0, heldout),
+               all_labels.index_select(0, heldout), 10, 16,
+               fmt::format("held-out split (seeded 20%, {} of {})", heldout.size(0), n));
   }
 
  private:
@@ -52,6 +59,7 @@ class Digits final : public flowlab::StoredImages {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(dataset, digits, Digits, "1.0.0", "sklearn 8x8 digits (1797 images, 10 classes), scaled to [-1, 1]",
+FLOWLAB_PLUGIN(dataset, digits, Digits, "2.0.0",
+               "sklearn 8x8 digits (1797 images, 10 classes; 1437 train, 360 held out), scaled to [-1, 1]",
                FLOWLAB_PARAM(file, string, "/usr/local/share/flowlab/datasets/digits.csv.gz",
                              "digits.csv.gz from Debian's python3-sklearn"))

@@ -1,5 +1,8 @@
 // Fashion-MNIST (Xiao et al. 2017): 28x28 grayscale images [1, 28, 28], 60000 train and 10000 test, 10 classes,
 // read from the IDX files of Debian's dataset-fashion-mnist. Pixels are scaled to [-1, 1] as x / 127.5 - 1.
+// sample(), size() and take() see the 60000 training images (train-*), reference() draws from the 10000 test images
+// (t10k-*); reference_source() is "test set (10000)". Both are loaded. (An earlier `split` parameter that trained on
+// either file is gone: the test set is the reference, never training data.)
 #include <fmt/format.h>
 
 #include "flowlab/dataset.hpp"
@@ -10,9 +13,8 @@ constexpr char kProvenance[] = "Debian's dataset-fashion-mnist package (scripts/
 
 /// Options of dataset/fashion_mnist.
 struct FashionMnistOptions {
-  std::string dir;    ///< directory of the IDX files (default /usr/share/datasets/fashion-mnist)
-  std::string split;  ///< train (60000) or test (10000)
-  explicit FashionMnistOptions(const flowlab::Params& p) : dir(p.str("dir")), split(p.str("split")) {}
+  std::string dir;  ///< directory of the IDX files (default /usr/share/datasets/fashion-mnist)
+  explicit FashionMnistOptions(const flowlab::Params& p) : dir(p.str("dir")) {}
 };
 
 uint32_t big_endian(const std::string& s, size_t at) {
@@ -38,21 +40,29 @@ at::Tensor read_idx(const std::string& path, uint32_t ndim) {
 class FashionMnist final : public flowlab::StoredImages {
  public:
   explicit FashionMnist(const flowlab::Params& p) : opt_(p) {
-    const std::string prefix = opt_.dir + "/" + (opt_.split == "train" ? "train" : "t10k");
-    at::Tensor images = read_idx(prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
-    at::Tensor labels = read_idx(prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
-    if (images.size(0) != labels.size(0))
-      throw flowlab::Error(fmt::format("dataset/fashion_mnist: {} images but {} labels in {}", images.size(0),
-                                       labels.size(0), opt_.dir));
-    set_images(images, labels, 10, 255);
+    auto [images, labels] = read_split("train");
+    auto [test_images, test_labels] = read_split("t10k");
+    const int64_t n_test = test_images.size(0);
+    set_images(images, labels, test_images, test_labels, 10, 255, fmt::format("test set ({})", n_test));
   }
 
  private:
+  // images [N, 1, 28, 28] uint8 and labels [N] int64 of one file pair ("train" or "t10k").
+  std::pair<at::Tensor, at::Tensor> read_split(const std::string& name) const {
+    const std::string prefix = opt_.dir + "/" + name;
+    at::Tensor images = read_idx(prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
+    at::Tensor labels = read_idx(prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
+    if (images.size(0) != labels.size(0))
+      throw flowlab::Error(fmt::format("dataset/fashion_mnist: {} images but {} labels in {}-*", images.size(0),
+                                       labels.size(0), prefix));
+    return {images, labels};
+  }
+
   FashionMnistOptions opt_;
 };
 
 }  // namespace
 
-FLOWLAB_PLUGIN(dataset, fashion_mnist, FashionMnist, "1.0.0", "Fashion-MNIST 28x28, 10 classes, scaled to [-1, 1]",
-               FLOWLAB_PARAM(dir, string, "/usr/share/datasets/fashion-mnist", "directory of the IDX .gz files")
-               FLOWLAB_PARAM(split, enum(train|test), "train", "train (60000) or test (10000)"))
+FLOWLAB_PLUGIN(dataset, fashion_mnist, FashionMnist, "2.0.0",
+               "Fashion-MNIST 28x28, 10 classes (trains on the 60000, references the 10000 test images), in [-1, 1]",
+               FLOWLAB_PARAM(dir, string, "/usr/share/datasets/fashion-mnist", "directory of the IDX .gz files"))

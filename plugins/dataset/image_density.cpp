@@ -1,6 +1,7 @@
 // 2D points with density proportional to an image's darkness (the textbook's logo-shaped distribution):
 // a pixel is drawn with probability proportional to 1 - gray/255 (or gray/255 with invert), then a point
 // uniformly inside it, mapped to [-extent, extent]^2 with y up. Reads PNG, BMP, PGM ... through stb_image.
+// Generative (size() == 0): reference() is an independent stream of fresh samples, like the 2D toys.
 #include <fmt/format.h>
 #include <stb/stb_image.h>
 

@@ -1,6 +1,9 @@
 // Any table as data (gene expression, measurements): a 2-D HDF5 dataset (.h5/.hdf5) or a numeric CSV (optionally
 // .gz, an optional header line), rows are samples. Preprocessing in this order: log1p, then `normalize`:
-// scale each column to [-1, 1], or standardise it to mean 0 and std 1.
+// scale each column to [-1, 1], or standardise it to mean 0 and std 1. A fixed, seeded 20% of the rows
+// (flowlab::holdout_split, ceil(0.2 n), the same on every machine) is held out: sample(), size() and take() see the
+// other rows, reference() only the held-out ones. The normalisation statistics come from the training rows alone
+// and are applied to both, so nothing of the held-out rows reaches the model. A table needs at least 2 rows.
 #include <fmt/format.h>
 #include <hdf5.h>
 
@@ -96,32 +99,52 @@ class Tabular final : public flowlab::Dataset {
         throw flowlab::ParamError("dataset/tabular", "log1p", fmt::format("needs values > -1, but '{}' has some", opt_.file));
       x = at::log1p(x);
     }
+    const int64_t n = x.size(0);
+    if (n < 2)
+      throw flowlab::Error(fmt::format("dataset/tabular: '{}' has {} row; at least 2 are needed (20% are held out)",
+                                       opt_.file, n));
+    const auto [train_rows, heldout_rows] = flowlab::holdout_split(n);
+    const at::Tensor train = x.index_select(0, train_rows);
     if (opt_.normalize == "scale") {
-      const at::Tensor lo = std::get<0>(x.min(0, true)), hi = std::get<0>(x.max(0, true));
+      const at::Tensor lo = std::get<0>(train.min(0, true)), hi = std::get<0>(train.max(0, true));
       x = (x - lo) / (hi - lo).clamp_min(1e-12) * 2 - 1;
     } else if (opt_.normalize == "standardize") {
-      x = (x - x.mean(0, true)) / x.std(0, true, true).clamp_min(1e-12);
+      const at::Tensor sd = train.size(0) > 1 ? train.std(0, true, true) : at::ones_like(train);
+      x = (x - train.mean(0, true)) / sd.clamp_min(1e-12);
     }
-    table_ = x;
+    table_ = x.index_select(0, train_rows);
+    heldout_ = x.index_select(0, heldout_rows);
+    source_ = fmt::format("held-out split (seeded 20%, {} of {})", heldout_.size(0), n);
   }
   std::vector<int64_t> event_shape() const override { return {table_.size(1)}; }
   int64_t size() const override { return table_.size(0); }
   flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override {
-    return {table_.index_select(0, idx.to(at::kCPU, at::kLong)).to(o.device(), o.dtype().toScalarType()), at::Tensor(),
-            at::Tensor()};
+    return rows(table_, idx, o);
   }
   flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
     return take(at::randint(size(), {n}, at::kLong), o);
   }
+  flowlab::Batch reference(int64_t n, const at::TensorOptions& o) const override {
+    if (n < 0) throw flowlab::Error(fmt::format("dataset/tabular: reference: n must be >= 0, got {}", n));
+    return rows(heldout_, at::randperm(heldout_.size(0), at::kLong).slice(0, 0, n), o);
+  }
+  std::string reference_source() const override { return source_; }
 
  private:
+  static flowlab::Batch rows(const at::Tensor& table, const at::Tensor& idx, const at::TensorOptions& o) {
+    return {table.index_select(0, idx.to(at::kCPU, at::kLong)).to(o.device(), o.dtype().toScalarType()), at::Tensor(),
+            at::Tensor()};
+  }
+
   TabularOptions opt_;
-  at::Tensor table_;
+  at::Tensor table_, heldout_;  // training and held-out rows, normalised
+  std::string source_;
 };
 
 }  // namespace
 
-FLOWLAB_PLUGIN(dataset, tabular, Tabular, "1.0.0", "rows of an HDF5 dataset or CSV file, with log1p/scaling",
+FLOWLAB_PLUGIN(dataset, tabular, Tabular, "2.0.0",
+               "rows of an HDF5 dataset or CSV file (20% held out), with log1p/scaling",
                FLOWLAB_PARAM(file, string, "", "an .h5/.hdf5 file or a numeric .csv (or .csv.gz)")
                FLOWLAB_PARAM(dataset, string, "/data", "the HDF5 dataset to read")
                FLOWLAB_PARAM(log1p, bool, "false", "apply log(1 + x) first")
