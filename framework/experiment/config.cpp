@@ -1,6 +1,7 @@
 // Experiment files: schema checks with file:line:col locations and suggestions, plugin parameter validation
 // through the registry, and sweep expansion (grid x zip x seeds) into fully resolved trials.
 #include "flowlab/config.hpp"
+#include "flowlab/features.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -392,6 +393,20 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
       if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
       for (size_t i = 0; i < metrics.size(); ++i)
         t.eval.metrics.push_back(r.plugin("metric", metrics[i], fmt::format("eval.metrics[{}]", i)));
+      for (size_t i = 0; i < t.eval.metrics.size(); ++i) {
+        const PluginChoice& m = t.eval.metrics[i];
+        if (!m.params.has("features")) continue;
+        const std::string& spec = m.params.str("features");
+        const auto& forms = feature_extractor_forms();
+        const bool ok = std::find(forms.begin(), forms.end(), spec) != forms.end() ||
+                        (spec.rfind("torchscript:", 0) == 0 && spec.size() > 12);
+        if (!ok) {
+          const YAML::Node& mi = metrics[i];
+          const YAML::Node where = mi.IsMap() && mi["params"] && mi["params"]["features"] ? mi["params"]["features"] : mi;
+          r.fail(where, fmt::format("eval.metrics[{}].params.features", i),
+                 fmt::format("'{}' is not a feature extractor (valid: {})", spec, fmt::join(forms, ", ")));
+        }
+      }
       t.eval.metric_labels = choice_labels(t.eval.metrics, {}, "[", "]");
       for (size_t i = 0; i < t.eval.metric_labels.size(); ++i)
         for (size_t j = 0; j < i; ++j)

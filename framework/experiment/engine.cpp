@@ -14,9 +14,11 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/dataset.hpp"
+#include "flowlab/features.hpp"
 #include "flowlab/files.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
@@ -304,11 +306,23 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   out.x0 = to_array(x0.slice(0, 0, std::min(store, m)));
   out.reference = to_array(reference.slice(0, 0, std::min(store, reference.size(0))));
 
+  // Metrics, each on the features its `features` parameter names (raw when it has none): one extractor per spec,
+  // the reference's features computed once per spec, each row's once per spec.
   std::vector<std::shared_ptr<Metric>> metrics;
+  std::vector<std::string> metric_spec;
+  std::map<std::string, std::shared_ptr<FeatureExtractor>> extractors;
+  std::map<std::string, at::Tensor> reference_features;
   for (size_t i = 0; i < trial.eval.metrics.size(); ++i) {
-    metrics.push_back(make<Metric>(reg, trial.eval.metrics[i]));
-    out.metric_names.push_back(i < trial.eval.metric_labels.size() ? trial.eval.metric_labels[i] : trial.eval.metrics[i].name);
-    out.metric_features.push_back("raw");
+    const PluginChoice& mc = trial.eval.metrics[i];
+    metrics.push_back(make<Metric>(reg, mc));
+    out.metric_names.push_back(i < trial.eval.metric_labels.size() ? trial.eval.metric_labels[i] : mc.name);
+    const std::string spec = mc.params.has("features") ? mc.params.str("features") : "raw";
+    metric_spec.push_back(spec);
+    if (spec != "raw" && !extractors.count(spec)) {
+      extractors[spec] = make_feature_extractor(spec, reg, device);
+      reference_features[spec] = extractors[spec]->features(reference);
+    }
+    out.metric_features.push_back(spec == "raw" ? "raw" : extractors[spec]->describe());
   }
   const double w = trial.eval.guidance;
   const VelocityField field =
@@ -347,7 +361,16 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
       row.mean_speed = rec.mean_speed();
       row.samples = to_array(r.x.slice(0, 0, std::min(store, m)));
       if (keep_paths > 0) row.trajectory = to_array(rec.trajectory());
-      for (const auto& metric : metrics) row.metrics.push_back(metric->compute(r.x, reference));
+      std::map<std::string, at::Tensor> sample_features;
+      for (size_t i = 0; i < metrics.size(); ++i) {
+        const std::string& spec = metric_spec[i];
+        if (spec == "raw") {
+          row.metrics.push_back(metrics[i]->compute(r.x, reference));
+          continue;
+        }
+        if (!sample_features.count(spec)) sample_features[spec] = extractors.at(spec)->features(r.x);
+        row.metrics.push_back(metrics[i]->compute(sample_features[spec], reference_features.at(spec)));
+      }
     } catch (const std::exception& e) {
       row.error = e.what();
       row.metrics.assign(metrics.size(), std::nan(""));
