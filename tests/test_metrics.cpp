@@ -101,7 +101,7 @@ at::Tensor moment_matched(const at::Tensor& x, double c) {
 
 }  // namespace
 
-TEST_CASE("frechet matches SciPy's sqrtm-based value", "[metric][metrics]") {
+TEST_CASE("metric/frechet: matches SciPy's sqrtm-based value", "[metric][metrics]") {
   const ReferenceSets ref = read_reference("frechet_reference.csv", "distance");
   REQUIRE(ref.value.size() == 3);
   auto m = metric("frechet");
@@ -111,7 +111,7 @@ TEST_CASE("frechet matches SciPy's sqrtm-based value", "[metric][metrics]") {
   }
 }
 
-TEST_CASE("frechet is zero for identical sets, symmetric, and exact for shifted copies", "[metric][metrics]") {
+TEST_CASE("metric/frechet: zero for identical sets, symmetric, and exact for shifted copies", "[metric][metrics]") {
   auto metric = registry().create<flowlab::Metric>("metric", "frechet");
   at::manual_seed(0);
   const at::Tensor x = at::randn({500, 4}, at::kDouble), y = at::randn({400, 4}, at::kDouble) * 2;
@@ -125,7 +125,7 @@ TEST_CASE("frechet is zero for identical sets, symmetric, and exact for shifted 
 
 // ---- w2 ----
 
-TEST_CASE("w2 equals brute force over all permutations on up to 8 points", "[metric][metrics]") {
+TEST_CASE("metric/w2: equals brute force over all permutations on up to 8 points", "[metric][metrics]") {
   auto w2 = metric("w2");
   for (int64_t seed = 0; seed < 3; ++seed) {
     for (int64_t n = 1; n <= 8; ++n) {
@@ -142,7 +142,7 @@ TEST_CASE("w2 equals brute force over all permutations on up to 8 points", "[met
   }
 }
 
-TEST_CASE("w2 matches SciPy's linear_sum_assignment to 1e-9 relative", "[metric][metrics]") {
+TEST_CASE("metric/w2: matches SciPy's linear_sum_assignment to 1e-9 relative", "[metric][metrics]") {
   const ReferenceSets ref = read_reference("w2_reference.csv", "w2");
   REQUIRE(ref.value.size() == 3);
   REQUIRE(ref.a.at(0).size(0) == 500);
@@ -153,7 +153,7 @@ TEST_CASE("w2 matches SciPy's linear_sum_assignment to 1e-9 relative", "[metric]
   }
 }
 
-TEST_CASE("w2 with N != M: duplicated reference, a hand-computed 1D case, and quantile matching in 1D", "[metric][metrics]") {
+TEST_CASE("metric/w2: N != M with a duplicated reference, a hand-computed 1D case, and quantile matching in 1D", "[metric][metrics]") {
   auto w2 = metric("w2");
   at::manual_seed(3);
   const at::Tensor x = at::randn({40, 3}, at::kDouble);
@@ -176,14 +176,14 @@ TEST_CASE("w2 with N != M: duplicated reference, a hand-computed 1D case, and qu
   }
 }
 
-TEST_CASE("w2 between 1D Gaussians is close to sqrt(dmu^2 + dsigma^2)", "[metric][metrics]") {
+TEST_CASE("metric/w2: between 1D Gaussians close to sqrt(dmu^2 + dsigma^2)", "[metric][metrics]") {
   at::manual_seed(4);
   // Two samples of 2000: over seeds the estimate is 1.424 +- 0.032 (NumPy, 30 seeds); tolerance 0.15.
   const at::Tensor x = at::randn({2000, 1}, at::kDouble), y = 1.0 + 2.0 * at::randn({2000, 1}, at::kDouble);
   CHECK(std::abs(metric("w2")->compute(x, y) - std::sqrt(2.0)) < 0.15);
 }
 
-TEST_CASE("w2 refuses sets above max_points with a message that says what to do", "[metric][metrics]") {
+TEST_CASE("metric/w2: refuses sets above max_points with a message that says what to do", "[metric][metrics]") {
   auto w2 = metric("w2", flowlab::Params().set("max_points", int64_t{10}));
   const at::Tensor x = at::randn({11, 2}), y = at::randn({10, 2});
   CHECK(message_of<flowlab::Error>([&] { w2->compute(x, y); }) ==
@@ -195,7 +195,7 @@ TEST_CASE("w2 refuses sets above max_points with a message that says what to do"
             .find("max_points") != std::string::npos);
 }
 
-TEST_CASE("every metric checks its inputs and names itself", "[metric][metrics]") {
+TEST_CASE("metrics: each checks its inputs and names itself", "[metric][metrics]") {
   for (const std::string name : {"w2", "sliced_wasserstein", "energy", "mmd", "kid", "frechet"}) {
     INFO(name);
     auto m = metric(name);
@@ -219,7 +219,7 @@ TEST_CASE("every metric checks its inputs and names itself", "[metric][metrics]"
         "metric/energy: needs at least 2 points in each set, got 1 generated and 5 reference");
 }
 
-TEST_CASE("feature-space metrics declare the features parameter", "[metric][metrics]") {
+TEST_CASE("metrics: the feature-space ones declare the features parameter", "[metric][metrics]") {
   for (const std::string name : {"frechet", "kid", "mmd"}) {
     const flowlab::Params p = flowlab::Params().set("features", std::string("builtin:digits"));
     CHECK_NOTHROW(metric(name, p));
@@ -228,7 +228,7 @@ TEST_CASE("feature-space metrics declare the features parameter", "[metric][metr
 
 // ---- identical sets and unbiasedness ----
 
-TEST_CASE("on identical sets: sliced and w2 are 0, the unbiased estimators their exact O(1/N) value", "[metric][metrics]") {
+TEST_CASE("metrics: on identical sets w2 and sliced are 0, the unbiased estimators their exact O(1/N) value", "[metric][metrics]") {
   at::manual_seed(5);
   const int64_t n = 300;
   const at::Tensor x = at::randn({n, 3}, at::kDouble) * 0.5;
@@ -254,7 +254,7 @@ TEST_CASE("on identical sets: sliced and w2 are 0, the unbiased estimators their
   CHECK(std::abs(kid - 2.0 / n * (kxx.masked_select(off).mean().item<double>() - kxx.diagonal().mean().item<double>())) < 1e-12);
 }
 
-TEST_CASE("energy, mmd and kid are unbiased: their mean over independent equal-law pairs is 0", "[metric][metrics]") {
+TEST_CASE("metrics: energy, mmd and kid are unbiased (mean 0 over independent equal-law pairs)", "[metric][metrics]") {
   // 400 pairs of independent 2D samples of 25 points from the same law: the mean estimate is 0 within 4 standard
   // errors. A V-statistic (diagonal kept within sets) would be off by about 2/N (k(0) - E k) = 0.05 for mmd,
   // several standard errors.
@@ -279,7 +279,7 @@ TEST_CASE("energy, mmd and kid are unbiased: their mean over independent equal-l
 
 // ---- closed forms for Gaussians ----
 
-TEST_CASE("sliced_wasserstein: W2 in 1D and |delta|/sqrt(D) for a mean shift", "[metric][metrics]") {
+TEST_CASE("metric/sliced_wasserstein: W2 in 1D and |delta|/sqrt(D) for a mean shift", "[metric][metrics]") {
   at::manual_seed(7);
   // 1D: SW2 = W2 = |mu1 - mu2| for equal variances; over 30 seeds 2.000 +- 0.027 at these sizes: tolerance 0.12.
   const at::Tensor x = at::randn({4000, 1}, at::kDouble), y = 2.0 + at::randn({3000, 1}, at::kDouble);
@@ -295,7 +295,7 @@ TEST_CASE("sliced_wasserstein: W2 in 1D and |delta|/sqrt(D) for a mean shift", "
   CHECK(s1->compute(a, b) != metric("sliced_wasserstein", flowlab::Params().set("projections", int64_t{8}).set("seed", int64_t{1}))->compute(a, b));
 }
 
-TEST_CASE("energy distance between two 1D Gaussians matches its closed form", "[metric][metrics]") {
+TEST_CASE("metric/energy: two 1D Gaussians match the closed form", "[metric][metrics]") {
   at::manual_seed(8);
   // X ~ N(0, 1), Y ~ N(1, 1.5^2): D^2 = 2 E|X-Y| - E|X-X'| - E|Y-Y'|, E|X-Y| = E|N(1, 3.25)|, E|X-X'| = 2 sigma/sqrt(pi).
   const double expected = 2 * mean_abs_normal(1.0, std::sqrt(3.25)) - 2 / std::sqrt(M_PI) - 2 * 1.5 / std::sqrt(M_PI);
@@ -306,7 +306,7 @@ TEST_CASE("energy distance between two 1D Gaussians matches its closed form", "[
   CHECK(std::abs(metric("energy")->compute(x, y) - expected) < 0.08);
 }
 
-TEST_CASE("mmd with absolute RBF bandwidths between two Gaussians matches its closed form", "[metric][metrics]") {
+TEST_CASE("metric/mmd: absolute RBF bandwidths between two Gaussians match the closed form", "[metric][metrics]") {
   at::manual_seed(9);
   // X ~ N(0, I_2), Y ~ N((1, 0), 0.8^2 I_2): E exp(-|X-Y|^2 / 2h^2) = (h^2 / (h^2 + s))^(D/2) exp(-|delta|^2 / 2(h^2 + s)),
   // s the sum of the two variances.
@@ -323,7 +323,7 @@ TEST_CASE("mmd with absolute RBF bandwidths between two Gaussians matches its cl
   CHECK(std::abs(metric("mmd", p)->compute(x, y) - expected) < 0.07);
 }
 
-TEST_CASE("kid between two 1D Gaussians matches its closed form through the first three moments", "[metric][metrics]") {
+TEST_CASE("metric/kid: two 1D Gaussians match the closed form through the first three moments", "[metric][metrics]") {
   at::manual_seed(10);
   // In 1D, (xy + 1)^3 = sum_k C(3,k) x^k y^k, so MMD^2 = sum_k C(3,k) (E X^k - E Y^k)^2 = 3 dm1^2 + 3 dm2^2 + dm3^2.
   // X ~ N(0, 0.5^2): m = (0, 0.25, 0); Y ~ N(0.3, 0.5^2): m = (0.3, 0.09 + 0.25, 0.027 + 3 * 0.3 * 0.25).
@@ -339,7 +339,7 @@ TEST_CASE("kid between two 1D Gaussians matches its closed form through the firs
 
 // ---- a dropped mode ----
 
-TEST_CASE("a sample missing one mode of the 8-mode ring scores clearly worse; frechet barely moves", "[metric][metrics]") {
+TEST_CASE("metrics: a sample missing one mode of the 8-mode ring scores clearly worse; frechet barely moves", "[metric][metrics]") {
   // Reference and a fresh full sample from dataset/ring_gaussians (radius 4, std 0.3); the other sample has no
   // point of mode 0 and is then moved by an affine map to mean 0 and covariance (r^2/2 + std^2) I, the full ring's
   // exact moments, so mean and covariance cannot tell it apart.

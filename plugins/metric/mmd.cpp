@@ -59,8 +59,8 @@ class RbfMmd final : public flowlab::Metric {
     for (double h : opt_.bandwidths) inv2h2.push_back(1.0 / (2 * h * unit * h * unit));
     const auto kernel = [&inv2h2](const at::Tensor& a, const at::Tensor& b) {
       const at::Tensor d2 = flowlab::metric_detail::squared_distances(a, b);
-      at::Tensor k = at::zeros_like(d2);
-      for (double c : inv2h2) k.add_(at::exp(d2 * -c));
+      at::Tensor k = at::mul(d2, -inv2h2[0]).exp_(), term = at::empty_like(d2);
+      for (size_t i = 1; i < inv2h2.size(); ++i) k.add_(at::mul_out(term, d2, -inv2h2[i]).exp_());
       return k;
     };
     return flowlab::metric_detail::unbiased_mmd2(x, y, kernel);

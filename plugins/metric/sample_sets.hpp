@@ -15,8 +15,9 @@
 
 namespace flowlab::metric_detail {
 
-/// Rows per tile of a pairwise sum: a tile holds at most kTile x kTile float64 values (32 MiB).
-constexpr int64_t kTile = 2048;
+/// Rows per tile of a pairwise sum: a tile holds at most kTile x kTile float64 values (8 MiB, so that the few
+/// tiles an elementwise kernel chain touches stay in cache).
+constexpr int64_t kTile = 1024;
 
 /// A sample set [N, ...] as float64 points [N, D] on its own device (a 1-D tensor [N] is N points in 1D).
 /// Errors name the plugin ("metric/w2: ...") and say which set is wrong.

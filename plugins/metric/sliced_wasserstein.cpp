@@ -22,6 +22,7 @@
 namespace {
 
 constexpr const char* kPlugin = "metric/sliced_wasserstein";
+constexpr int64_t kChunk = 64;  ///< directions projected at a time
 
 /// Options of metric/sliced_wasserstein.
 struct SlicedOptions {
@@ -43,19 +44,32 @@ class SlicedWasserstein final : public flowlab::Metric {
     at::Generator gen = flowlab::metric_detail::seeded_generator(opt_.seed);
     at::Tensor theta = at::randn({opt_.projections, d}, gen, at::TensorOptions(at::kDouble));
     theta = (theta / theta.norm(2, {1}, true)).to(x.device());
-    // Sorted projections [N, P] and [M, P] (centred on the reference mean: the distance is translation invariant).
-    const at::Tensor centre = y.mean(0, true);
-    const at::Tensor px = std::get<0>(at::matmul(x - centre, theta.t()).sort(0));
-    const at::Tensor py = std::get<0>(at::matmul(y - centre, theta.t()).sort(0));
-    // Merged quantile grid in units of 1/(N M): breakpoints i M (i = 1..N) and j N (j = 1..M).
-    const auto lopts = at::TensorOptions(at::kLong).device(x.device());
-    const at::Tensor cuts = std::get<0>(at::unique_consecutive(
-        std::get<0>(at::cat({at::arange(1, n + 1, lopts) * m, at::arange(1, m + 1, lopts) * n}).sort())));
-    const at::Tensor starts = at::cat({at::zeros({1}, lopts), cuts.slice(0, 0, cuts.size(0) - 1)});
-    const at::Tensor widths = (cuts - starts).to(at::kDouble) / (static_cast<double>(n) * static_cast<double>(m));
-    const at::Tensor diff = px.index_select(0, at::div(starts, m, "floor")) - py.index_select(0, at::div(starts, n, "floor"));
-    const at::Tensor w2sq = (diff * diff * widths.unsqueeze(1)).sum(0);  // [P]
-    return std::sqrt(std::max(0.0, w2sq.mean().item<double>()));
+    // Merged quantile grid in units of 1/(N M): breakpoints i M (i = 1..N) and j N (j = 1..M); on the segment
+    // starting at s the quantiles are the (s / M)-th generated and (s / N)-th reference order statistics.
+    at::Tensor ix, iy, widths;
+    if (n != m) {
+      const auto lopts = at::TensorOptions(at::kLong).device(x.device());
+      const at::Tensor cuts = std::get<0>(at::unique_consecutive(
+          std::get<0>(at::cat({at::arange(1, n + 1, lopts) * m, at::arange(1, m + 1, lopts) * n}).sort())));
+      const at::Tensor starts = at::cat({at::zeros({1}, lopts), cuts.slice(0, 0, cuts.size(0) - 1)});
+      widths = (cuts - starts).to(at::kDouble) / (static_cast<double>(n) * static_cast<double>(m));
+      ix = at::div(starts, m, "floor"), iy = at::div(starts, n, "floor");
+    }
+    // Sorted projections [P, N] and [P, M], a chunk of directions at a time (centred on the reference mean: the
+    // distance is translation invariant).
+    const at::Tensor centre = y.mean(0, true), xc = x - centre, yc = y - centre;
+    at::Tensor total = at::zeros({}, x.options());
+    for (int64_t p = 0; p < opt_.projections; p += kChunk) {
+      const at::Tensor t = theta.slice(0, p, std::min(opt_.projections, p + kChunk));
+      const at::Tensor px = std::get<0>(at::matmul(t, xc.t()).sort(1)), py = std::get<0>(at::matmul(t, yc.t()).sort(1));
+      if (n == m) {
+        total.add_((px - py).pow_(2).sum(), 1.0 / static_cast<double>(n));
+      } else {
+        total.add_((px.index_select(1, ix) - py.index_select(1, iy)).pow_(2).mul_(widths).sum());
+      }
+    }
+    const at::Tensor w2sq = total / static_cast<double>(opt_.projections);  // mean over directions of W2^2
+    return std::sqrt(std::max(0.0, w2sq.item<double>()));
   }
 
  private:
