@@ -22,6 +22,7 @@ PACKAGES=(
   zlib1g-dev                                  # reading .gz data files (digits, Fashion-MNIST)
   dataset-fashion-mnist                       # Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)
+  python3-pot                                 # benchmarks/w2_vs_pot.sh: POT's ot.emd2 against metric/w2
   python3-h5py python3-pandas                 # the HDF5 layout test reads results as a user would
 )
 BACKPORTS_PACKAGES=(libcatch2-dev)

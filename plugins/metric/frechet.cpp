@@ -1,6 +1,10 @@
 // Frechet distance between Gaussians fitted to two sample sets, in data space (the FID formula on raw
 // coordinates, Heusel et al. 2017): |mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)).
 // tr (C1 C2)^(1/2) = sum sqrt(eig(S C2 S)) with S = C1^(1/2), a symmetric form computed with eigh in float64.
+// Bias: the plug-in estimate (unbiased covariances, ddof = 1) is biased upwards: for equal distributions it is > 0
+// (the mean term alone by tr(C1)/N + tr(C2)/M on average). It compares means and covariances only, so it is blind
+// to modes that keep them.
+// Features: the `features` parameter is applied by the engine before compute(); this plugin ignores it.
 #include "flowlab/metric.hpp"
 
 namespace {
@@ -27,4 +31,7 @@ class FrechetMetric final : public flowlab::Metric {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(metric, frechet, FrechetMetric, "1.0.0", "Frechet distance of Gaussian fits in data space (FID formula)")
+FLOWLAB_PLUGIN(metric, frechet, FrechetMetric, "1.0.0", "Frechet distance of Gaussian fits in data space (FID formula)",
+               FLOWLAB_PARAM(features, string, "raw",
+                             "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
+                             "before compute()"))

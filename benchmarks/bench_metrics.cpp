@@ -1,0 +1,70 @@
+// Metric costs at 2000 x 2000 and 10000 x 10000 points (2D: a Gaussian against the 8-mode ring) where the metric is
+// meant to run at that size; w2 (exact optimal transport) at 2000 and 5000 only (its max_points default).
+// BM_W2_File (registered only when FLOWLAB_W2_POINTS names a file) times w2 on the sets of benchmarks/w2_vs_pot.sh.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "flowlab/metric.hpp"
+#include "flowlab/registry.hpp"
+
+namespace {
+
+const flowlab::Registry& registry() {
+  static const flowlab::Registry reg;
+  return reg;
+}
+
+/// n generated points (a standard Gaussian) and n reference points (8 Gaussians of std 0.3 on a ring of radius 4).
+std::pair<at::Tensor, at::Tensor> sets(int64_t n) {
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({n, 2}, at::kDouble);
+  const at::Tensor angle = at::randint(8, {n}, at::kLong).to(at::kDouble) * (M_PI / 4);
+  const at::Tensor y = at::stack({at::cos(angle), at::sin(angle)}, 1) * 4 + 0.3 * at::randn({n, 2}, at::kDouble);
+  return {x, y};
+}
+
+void BM_Metric(benchmark::State& state, const char* name) {
+  auto metric = registry().create<flowlab::Metric>("metric", name);
+  const auto [x, y] = sets(state.range(0));
+  double value = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(value = metric->compute(x, y));
+  state.SetLabel(fmt::format("{:.6g}", value));
+}
+
+/// The sets of w2_vs_pot.sh: "n m d" then n + m rows of d values.
+void BM_W2_File(benchmark::State& state, const std::string& path) {
+  std::ifstream in(path);
+  int64_t n = 0, m = 0, d = 0;
+  in >> n >> m >> d;
+  std::vector<double> v(static_cast<size_t>((n + m) * d));
+  for (double& e : v) in >> e;
+  if (!in) {
+    state.SkipWithError(("cannot read " + path).c_str());
+    return;
+  }
+  const at::Tensor all = at::tensor(v, at::kDouble).reshape({n + m, d});
+  const at::Tensor x = all.slice(0, 0, n), y = all.slice(0, n);
+  auto w2 = registry().create<flowlab::Metric>("metric", "w2");
+  double value = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(value = w2->compute(x, y));
+  state.SetLabel(fmt::format("{:.17g}", value));
+}
+
+const bool file_benchmark_registered = [] {
+  if (const char* path = std::getenv("FLOWLAB_W2_POINTS"))
+    benchmark::RegisterBenchmark("BM_W2_File", BM_W2_File, std::string(path))->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_CAPTURE(BM_Metric, w2, "w2")->Arg(2000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Metric, w2, "w2")->Arg(5000)->Unit(benchmark::kSecond)->Iterations(1);
+BENCHMARK_CAPTURE(BM_Metric, sliced_wasserstein, "sliced_wasserstein")->Arg(2000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Metric, energy, "energy")->Arg(2000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Metric, mmd, "mmd")->Arg(2000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Metric, kid, "kid")->Arg(2000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Metric, frechet, "frechet")->Arg(2000)->Arg(10000)->Unit(benchmark::kMillisecond);
