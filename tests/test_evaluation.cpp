@@ -281,3 +281,45 @@ eval:
   CHECK(same_metric.substr(same_metric.find(".yaml:") + 6) ==
         "5:22: eval.metrics[1]: the same metric as eval.metrics[0] (frechet)");
 }
+
+TEST_CASE("metrics run on the features they name, against the held-out split", "[eval][features]") {
+  const fs::path cache = fs::temp_directory_path() / ("flowlab_eval_cache_" + std::to_string(::getpid()));
+  ::setenv("FLOWLAB_CACHE_DIR", cache.c_str(), 1);
+  const auto ex = load(R"(name: feats
+data: {dataset: digits}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 3, batch_size: 16}
+eval:
+  samples: 100
+  solvers: [{solver: euler, steps: [2]}]
+  metrics: [{name: frechet, params: {features: builtin:digits}}, frechet, w2]
+)",
+                       "feats");
+  const auto& e = ex.trials[0].eval;
+  CHECK(e.metric_labels == std::vector<std::string>{"frechet[features=builtin:digits]", "frechet[features=raw]", "w2"});
+  const auto r = flowlab::run_trial(ex.trials[0], probes(), "cpu");
+  ::unsetenv("FLOWLAB_CACHE_DIR");
+  fs::remove_all(cache);
+  REQUIRE(r.status == "completed");
+  CHECK(r.reference_source == "held-out split (seeded 20%, 360 of 1797)");
+  CHECK(r.reference_count == 100);
+  REQUIRE(r.metric_features.size() == 3);
+  CHECK(r.metric_features[0].rfind("builtin:digits v1 (held-out accuracy ", 0) == 0);
+  CHECK(r.metric_features[1] == "raw");
+  REQUIRE(r.eval.size() == 1);
+  REQUIRE(r.eval[0].error.empty());
+  // Feature space (128-d activations) and pixel space (64-d) give different numbers for the same samples.
+  CHECK(std::isfinite(r.eval[0].metrics[0]));
+  CHECK(std::isfinite(r.eval[0].metrics[1]));
+  CHECK(r.eval[0].metrics[0] != r.eval[0].metrics[1]);
+  CHECK(r.eval[0].samples.shape == std::vector<int64_t>{64, 1, 8, 8});  // images: 64 stored by default
+
+  const std::string bad = flowlab::test::message_of<flowlab::ConfigError>([] {
+    load("name: bad\ndata: {dataset: digits}\nmodel: {architecture: mlp}\neval:\n"
+         "  metrics: [{name: kid, params: {features: inception}}]\n",
+         "bad");
+  });
+  CHECK(bad.substr(bad.find(".yaml:") + 6) ==
+        "5:44: eval.metrics[0].params.features: 'inception' is not a feature extractor (valid: raw, builtin:digits, "
+        "builtin:fashion_mnist, torchscript:PATH)");
+}

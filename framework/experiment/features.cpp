@@ -215,6 +215,8 @@ auto with_fixed_seed(F&& f) {
 // A net initialised and trained on the training split of r.dataset (CPU, fixed seed), with its accuracy on the
 // dataset's reference split in `info`. Call inside with_fixed_seed().
 std::shared_ptr<ClassifierNet> train(const Recipe& r, const Dataset& data, NetInfo& info) {
+  // The engine asks for features inside its evaluation, under a NoGradGuard: training needs gradients back on.
+  const at::AutoGradMode grad_on(true);
   auto model = std::make_shared<ClassifierNet>(r);
   ClassifierNet& net = *model;
   const auto t0 = std::chrono::steady_clock::now();
