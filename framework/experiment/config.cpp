@@ -39,7 +39,8 @@ namespace {
 
 const std::vector<std::string> kTopKeys = {"name",  "output", "devices", "workers_per_device", "threads",
                                            "max_trial_seconds", "data", "model", "train", "eval", "sweep"};
-const std::vector<std::string> kModelKeys = {"path", "weighting", "time_sampler", "noise", "architecture", "condition"};
+const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
+                                             "architecture", "condition", "coupling"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond"};
@@ -51,7 +52,8 @@ const std::vector<std::string> kDataKeys = {"dataset", "params"};
 const std::vector<std::string> kSolverKeys = {"solver", "steps", "params"};
 // Defaults of the model section when a key is left out.
 const std::map<std::string, std::string> kModelDefaults = {
-    {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"}};
+    {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"},
+    {"coupling", "independent"}};
 
 // A number as YAML text in its shortest round-trip form (0.9, not 0.90000000000000002).
 std::string number_text(double v) { return fmt::format("{}", v); }
@@ -291,7 +293,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   const YAML::Node model = root["model"];
   r.check_keys(model, "model", kModelKeys);
   for (const auto& [key, def] : kModelDefaults) {
-    PluginChoice& slot = key == "path" ? t.path : key == "weighting" ? t.weighting : key == "time_sampler" ? t.time_sampler : t.noise;
+    PluginChoice& slot = key == "path"           ? t.path
+                         : key == "weighting"    ? t.weighting
+                         : key == "time_sampler" ? t.time_sampler
+                         : key == "coupling"     ? t.coupling
+                                                 : t.noise;
     slot = model[key] ? r.plugin(key, model[key], "model." + key)
                       : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
   }
@@ -437,6 +443,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   emit_plugin(e, "noise", t.noise);
   emit_plugin(e, "architecture", t.architecture);
   e << YAML::Key << "condition" << YAML::Value << t.condition;
+  emit_plugin(e, "coupling", t.coupling);
   e << YAML::EndMap;
   const auto& c = t.train;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps

@@ -17,6 +17,7 @@
 #include <map>
 
 #include "flowlab/architecture.hpp"
+#include "flowlab/coupling.hpp"
 #include "flowlab/dataset.hpp"
 #include "flowlab/features.hpp"
 #include "flowlab/files.hpp"
@@ -185,6 +186,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   auto sampler = make<TimeSampler>(reg, trial.time_sampler);
   auto noise = make<Noise>(reg, trial.noise);
   auto model = make<Architecture>(reg, trial.architecture);
+  auto coupling = trial.coupling.name.empty() ? nullptr : make<Coupling>(reg, trial.coupling);
+  const bool independent = !coupling || trial.coupling.name == "independent";
   // Conditioning: the dataset's labels and/or continuous attributes.
   const bool use_label = trial.condition == "label" || trial.condition == "both";
   const bool use_attr = trial.condition == "attr" || trial.condition == "both";
@@ -224,9 +227,17 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     }
     const double lr = learning_rate(c, step);
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    const Batch batch = data->sample(c.batch_size, opts);
+    Batch batch = data->sample(c.batch_size, opts);
+    at::Tensor x0 = noise->sample(batch.x.sizes(), opts);
+    if (!independent) {  // re-pair within the batch; labels and attributes follow their x1
+      const Pairing p = coupling->pair(x0, batch.x);
+      const at::Tensor i0 = p.i0.to(dev), i1 = p.i1.to(dev);
+      x0 = x0.index_select(0, i0);
+      batch.x = batch.x.index_select(0, i1);
+      if (batch.label.defined()) batch.label = batch.label.index_select(0, i1);
+      if (batch.attr.defined()) batch.attr = batch.attr.index_select(0, i1);
+    }
     const at::Tensor& x1 = batch.x;
-    const at::Tensor x0 = noise->sample(x1.sizes(), opts);
     const at::Tensor t = path->clamp_to_domain(sampler->sample(c.batch_size, opts));
     const PathSample s = path->sample(x0, x1, t);
     const Condition cond = conditioned ? drop_condition(condition_of(batch), c.batch_size, c.p_uncond, opts) : Condition();

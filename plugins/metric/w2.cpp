@@ -4,7 +4,8 @@
 // For N == M an optimal P is a permutation / N (Birkhoff), so W2^2 is the optimal-assignment cost / N, the
 // quantity TorchCFM reports for its 2D tasks (and what scipy.optimize.linear_sum_assignment gives).
 //
-// Solver: LEMON's NetworkSimplex (the algorithm of POT's ot.emd) on the dense bipartite graph, N*M arcs.
+// Solver: flowlab::exact_transport (transport.hpp): LEMON's NetworkSimplex (the algorithm of POT's ot.emd) on the
+// dense bipartite graph, N*M arcs.
 // Numeric types, chosen because LEMON requires integer data ("all input data must be integer"):
 //  * supplies are integers: M/g at each generated point, N/g demanded at each reference point, g = gcd(N, M)
 //    (1 and 1 for N == M); flows are int, so N*M/g must fit in an int (checked);
@@ -25,8 +26,6 @@
 // at 5000 x 5000, measured) and superquadratic time (about 1 s at 2000 x 2000 and 6 s at 5000 x 5000 in 2D, one
 // core); sets with more than max_points points are refused with a message (subsample, or use sliced_wasserstein).
 #include <fmt/format.h>
-#include <lemon/network_simplex.h>
-#include <lemon/static_graph.h>
 
 #include <cmath>
 #include <iterator>
@@ -34,6 +33,7 @@
 #include <numeric>
 
 #include "flowlab/metric.hpp"
+#include "flowlab/transport.hpp"
 #include "sample_sets.hpp"
 
 namespace {
@@ -49,39 +49,6 @@ struct W2Options {
   }
 };
 
-/// The arcs (i, N + j) of the complete bipartite graph in source-major order, without storing them: arc k joins
-/// generated point k / M to reference point k % M.
-class BipartiteArcs {
- public:
-  using iterator_category = std::random_access_iterator_tag;
-  using value_type = std::pair<int, int>;
-  using difference_type = std::ptrdiff_t;
-  using pointer = const value_type*;
-  using reference = value_type;
-  BipartiteArcs(int64_t k, int64_t n, int64_t m) : k_(k), n_(n), m_(m) {}
-  value_type operator*() const { return {static_cast<int>(k_ / m_), static_cast<int>(n_ + k_ % m_)}; }
-  BipartiteArcs& operator++() { return ++k_, *this; }
-  difference_type operator-(const BipartiteArcs& o) const { return static_cast<difference_type>(k_ - o.k_); }
-  bool operator==(const BipartiteArcs& o) const { return k_ == o.k_; }
-  bool operator!=(const BipartiteArcs& o) const { return k_ != o.k_; }
-
- private:
-  int64_t k_, n_, m_;
-};
-
-using Graph = lemon::StaticDigraph;
-using Solver = lemon::NetworkSimplex<Graph, int, int64_t>;
-
-/// LEMON read map: the rounded cost of arc k = round(scale * c[k]).
-struct RoundedCost {
-  using Key = Graph::Arc;
-  using Value = int64_t;
-  const Graph* graph;
-  const double* cost;
-  double scale;
-  Value operator[](const Key& a) const { return std::llround(scale * cost[graph->id(a)]); }
-};
-
 class W2Metric final : public flowlab::Metric {
  public:
   explicit W2Metric(const flowlab::Params& p) : opt_(p) {}
@@ -95,10 +62,6 @@ class W2Metric final : public flowlab::Metric {
           "is max_points = {} per set, since the solver holds all N x M pairs and takes roughly cubic time). "
           "Subsample both sets to at most {} points, raise max_points, or use metric/sliced_wasserstein",
           kPlugin, n, m, opt_.max_points, opt_.max_points));
-    const int64_t g = std::gcd(n, m), supply = m / g, demand = n / g;
-    if (n * supply > std::numeric_limits<int>::max())
-      throw flowlab::Error(fmt::format("{}: total flow {} x {} / {} does not fit the solver's int flows", kPlugin, n, m, g));
-
     // Squared distances [N, M], float64 on the CPU, from sets centred on the reference mean.
     const at::Tensor centre = y.mean(0, true);
     const at::Tensor xc = (x - centre).cpu(), yc = (y - centre).cpu();
@@ -107,28 +70,7 @@ class W2Metric final : public flowlab::Metric {
       const int64_t e = std::min(n, i + flowlab::metric_detail::kTile);
       cost.slice(0, i, e).copy_(flowlab::metric_detail::squared_distances(xc.slice(0, i, e), yc));
     }
-    const double max_cost = cost.max().item<double>();
-    if (max_cost == 0) return 0.0;  // every point at the same place
-    const double top = std::min(std::ldexp(1.0, 60) / static_cast<double>(n + m + 1), std::ldexp(1.0, 52));
-    const double scale = std::floor(top) / max_cost;
-
-    Graph graph;
-    graph.build(static_cast<int>(n + m), BipartiteArcs(0, n, m), BipartiteArcs(n * m, n, m));
-    Solver solver(graph);
-    Graph::NodeMap<int> supplies(graph);
-    for (int64_t i = 0; i < n + m; ++i) supplies[graph.node(static_cast<int>(i))] = i < n ? static_cast<int>(supply) : -static_cast<int>(demand);
-    const double* c = cost.data_ptr<double>();
-    solver.supplyMap(supplies).costMap(RoundedCost{&graph, c, scale});
-    const auto status = solver.run();
-    if (status != Solver::OPTIMAL)
-      throw flowlab::Error(fmt::format("{}: the network simplex ended without an optimal plan (status {})", kPlugin,
-                                       static_cast<int>(status)));
-    long double total = 0;
-    for (int64_t k = 0; k < n * m; ++k) {
-      const int f = solver.flow(graph.arc(static_cast<int>(k)));
-      if (f != 0) total += static_cast<long double>(f) * c[k];
-    }
-    return std::sqrt(static_cast<double>(total / (static_cast<long double>(n) * static_cast<long double>(supply))));
+    return std::sqrt(std::max(0.0, flowlab::exact_transport(cost, kPlugin).cost));
   }
 
  private:

@@ -74,6 +74,7 @@ struct TrialConfig {
   int64_t seed = 0;
   std::vector<std::pair<std::string, std::string>> swept;  ///< dotted key -> value, in sweep order
   PluginChoice data, path, weighting, time_sampler, noise, architecture;
+  PluginChoice coupling;           ///< pairs noise and data within each training batch (default independent)
   std::string condition = "none";  ///< none, label, attr or both: what the model is conditioned on
   TrainConfig train;
   EvalConfig eval;

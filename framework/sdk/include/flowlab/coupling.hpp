@@ -1,21 +1,33 @@
-// Couplings pair noise and data within a batch (independent, minibatch OT, reflow pairs).
+// Couplings pair noise and data within a training batch before the path sees them (independent, minibatch OT,
+// Sinkhorn; reflow pairs come from a teacher).
 #pragma once
-
-#include <utility>
 
 #include "flowlab/plugin.hpp"
 #include "flowlab/tensor.hpp"
 
 namespace flowlab {
 
+/// Which rows go together: the k-th training pair is (x0[i0[k]], x1[i1[k]]). Indices rather than tensors, so the
+/// engine carries x1's labels and attributes along with it.
+struct Pairing {
+  Tensor i0, i1;  ///< int64 [B], on the CPU or the batch's device
+};
+
 class FLOWLAB_API Coupling : public Plugin {
  public:
-  /// Returns (x0, x1) re-paired; both keep their shapes [B, ...].
-  virtual std::pair<Tensor, Tensor> couple(const Tensor& x0, const Tensor& x1) const = 0;
+  /// Pairs a noise batch x0 [B, ...] with a data batch x1 [B, ...]; may use torch's default generator.
+  virtual Pairing pair(const Tensor& x0, const Tensor& x1) const = 0;
 };
 
 namespace kinds {
 using coupling = Coupling;
 }
+
+/// Squared Euclidean distances [B0, B1] (float64, CPU) between the flattened rows of x0 and x1: the cost of the OT
+/// couplings.
+FLOWLAB_API Tensor squared_euclidean_cost(const Tensor& x0, const Tensor& x1);
+
+/// B pairs drawn with replacement from a plan [B0, B1] (rows, cols as int64 [B]), as TorchCFM's OTPlanSampler does.
+FLOWLAB_API Pairing sample_pairs(const Tensor& plan, int64_t batch);
 
 }  // namespace flowlab

@@ -1,0 +1,126 @@
+// Couplings: minibatch OT recovers a known assignment and matches SciPy; Sinkhorn tends to it as epsilon -> 0 with
+// uniform marginals; a coupled trial trains.
+#include <catch2/catch_approx.hpp>
+#include <catch2/catch_test_macros.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "flowlab/config.hpp"
+#include "flowlab/coupling.hpp"
+#include "flowlab/engine.hpp"
+#include "flowlab/transport.hpp"
+#include "support.hpp"
+
+using Catch::Approx;
+using flowlab::test::registry;
+namespace fs = std::filesystem;
+
+namespace {
+
+double pairing_cost(const at::Tensor& x0, const at::Tensor& x1, const flowlab::Pairing& p) {
+  return (x0.index_select(0, p.i0) - x1.index_select(0, p.i1)).pow(2).sum().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("minibatch_ot recovers a known assignment and never costs more than the independent pairing", "[coupling]") {
+  torch::manual_seed(3);
+  const at::Tensor x1 = at::randn({64, 2}, at::kDouble) * 3;
+  const at::Tensor perm = at::randperm(64, at::kLong);
+  // x0[i] is a slightly perturbed copy of x1[perm[i]]: the optimal pairing sends i to perm[i].
+  const at::Tensor x0 = x1.index_select(0, perm) + 1e-3 * at::randn({64, 2}, at::kDouble);
+  const auto ot = registry().create<flowlab::Coupling>("coupling", "minibatch_ot");
+  const flowlab::Pairing p = ot->pair(x0.to(at::kFloat), x1.to(at::kFloat));
+  CHECK(at::equal(p.i0, at::arange(64, at::kLong)));
+  CHECK(at::equal(p.i1, perm));
+  const auto independent = registry().create<flowlab::Coupling>("coupling", "independent");
+  for (int seed = 0; seed < 5; ++seed) {
+    torch::manual_seed(seed);
+    const at::Tensor a = at::randn({32, 3}), b = at::randn({32, 3}) + 1;
+    CHECK(pairing_cost(a, b, ot->pair(a, b)) <= pairing_cost(a, b, independent->pair(a, b)) + 1e-6);
+  }
+}
+
+TEST_CASE("minibatch_ot's total cost equals SciPy's linear_sum_assignment on 200 points", "[coupling]") {
+  std::ifstream in(std::string(FLOWLAB_TEST_DATA) + "/coupling_reference.csv");
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<double> a, b;
+  double expected = 0;
+  std::vector<int64_t> expected_perm;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string f[4];
+    for (auto& x : f) std::getline(ss, x, ',');
+    if (f[0] == "cost") {
+      expected = std::stod(f[1]);
+      std::stringstream ps(f[2]);
+      std::string c;
+      while (std::getline(ps, c, ';')) expected_perm.push_back(std::stoll(c));
+      break;
+    }
+    a.push_back(std::stod(f[0])), a.push_back(std::stod(f[1]));
+    b.push_back(std::stod(f[2])), b.push_back(std::stod(f[3]));
+  }
+  REQUIRE(a.size() == 400);
+  const at::Tensor x0 = at::tensor(a, at::kDouble).reshape({200, 2}), x1 = at::tensor(b, at::kDouble).reshape({200, 2});
+  const auto ot = registry().create<flowlab::Coupling>("coupling", "minibatch_ot");
+  const flowlab::Pairing p = ot->pair(x0, x1);
+  CHECK(pairing_cost(x0, x1, p) == Approx(expected).epsilon(1e-12));
+  CHECK(at::equal(p.i1, at::tensor(expected_perm, at::kLong)));  // the optimum is unique for points in general position
+  CHECK(flowlab::exact_transport(flowlab::squared_euclidean_cost(x0, x1), "test").cost == Approx(expected / 200).epsilon(1e-12));
+}
+
+TEST_CASE("Sinkhorn tends to the exact plan as epsilon -> 0, with uniform marginals", "[coupling]") {
+  torch::manual_seed(7);
+  const at::Tensor x0 = at::randn({50, 2}, at::kDouble), x1 = at::randn({40, 2}, at::kDouble) * 2 + 1;
+  at::Tensor cost = flowlab::squared_euclidean_cost(x0, x1);
+  cost = cost / cost.max();
+  const double exact = flowlab::exact_transport(cost, "test").cost;
+  double previous_gap = 1e9;
+  for (double eps : {0.3, 0.1, 0.03, 0.01, 0.003, 0.001}) {
+    INFO("epsilon " << eps);
+    const auto plan = flowlab::sinkhorn_transport(cost, eps, 1e-6, 100000, "test");
+    const double gap = plan.cost - exact;
+    CHECK(gap >= -1e-12);  // the exact plan is optimal
+    CHECK(gap < previous_gap);
+    previous_gap = gap;
+    CHECK((plan.plan.sum(1) * 50 - 1).abs().max().item<double>() < 1e-6);
+    CHECK((plan.plan.sum(0) * 40 - 1).abs().max().item<double>() < 1e-6);
+  }
+  CHECK(previous_gap < 0.01 * exact);
+  CHECK(flowlab::test::message_of<flowlab::Error>([&] { flowlab::sinkhorn_transport(cost, 1e-4, 1e-6, 1, "coupling/sinkhorn"); })
+            .rfind("coupling/sinkhorn: Sinkhorn did not converge in 1 iterations at epsilon = 0.0001 (largest row-sum error ", 0) == 0);
+  // The coupling samples B pairs from its plan.
+  const auto sk = registry().create<flowlab::Coupling>("coupling", "sinkhorn");
+  const flowlab::Pairing p = sk->pair(x0.slice(0, 0, 40), x1);
+  CHECK(p.i0.size(0) == 40);
+  CHECK(p.i1.max().item<int64_t>() < 40);
+}
+
+TEST_CASE("a conditioned trial trains with each coupling", "[coupling][engine]") {
+  const fs::path dir = fs::temp_directory_path() / ("flowlab_couplings_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "exp.yaml") << R"(name: couple
+data: {dataset: ring_gaussians, params: {modes: 4}}
+model:
+  condition: label
+  architecture: {name: mlp, params: {width: 16, depth: 1}}
+train: {steps: 10, batch_size: 32}
+eval: {samples: 50, solvers: [{solver: euler, steps: [2]}]}
+sweep:
+  grid: {model.coupling: [independent, minibatch_ot, sinkhorn]}
+)";
+  const auto ex = flowlab::load_experiment((dir / "exp.yaml").string(), registry());
+  fs::remove_all(dir);
+  REQUIRE(ex.trials.size() == 3);
+  CHECK(ex.trials[1].resolved_yaml.find("name: minibatch_ot") != std::string::npos);
+  for (const auto& t : ex.trials) {
+    INFO(t.coupling.name);
+    const auto r = flowlab::run_trial(t, registry(), "cpu");
+    CHECK(r.status == "completed");
+  }
+}
