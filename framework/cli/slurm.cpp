@@ -92,7 +92,7 @@ Command add_slurm_command(CLI::App& app, std::function<std::string()> self, cons
     o.tasks = a->tasks > 0 ? a->tasks : trials;
     if (o.tasks > trials)
       throw Error(fmt::format("--tasks {} is more than the experiment's {}: at most one task per trial", o.tasks,
-                              trials));
+                              counted(trials, "trial")));
     o.flowlab = self();
     for (const auto& p : plugin_paths) o.plugin_paths.push_back(fs::absolute(p).lexically_normal().string());
     o.experiment = fs::absolute(a->experiment).lexically_normal().string();
