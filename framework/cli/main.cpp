@@ -158,10 +158,11 @@ int main(int argc, char** argv) {
               flowlab::parse_shard(v);
               return "";
             } catch (const std::exception& e) {
-              return e.what();
+              const std::string m = e.what();  // CLI11 puts "--shard: " before it
+              return m.rfind("--shard ", 0) == 0 ? m.substr(8) : m;
             }
           },
-          "I/N"));
+          ""));
   run->add_option("--merge-every", run_opt.merge_every,
                   "rebuild the experiment file at most every S seconds (and at the end); 0: after every trial")
       ->type_name("S")

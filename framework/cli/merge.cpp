@@ -24,6 +24,7 @@ Command add_merge_command(CLI::App& app) {
                     "the experiment YAML (default: the experiment.yaml that flowlab run keeps in a .trials directory)")
       ->type_name("EXP.yaml");
   c.run = [args](const Registry& registry) {
+    trial_files_in(args->inputs);  // every input exists, before anything else is said
     std::string file = args->experiment;
     if (file.empty()) file = stored_experiment(args->inputs);
     if (file.empty())
