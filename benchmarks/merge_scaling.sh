@@ -3,6 +3,13 @@
 # rebuilt after every trial (--merge-every 0, what the runner did before: O(n^2) in the trial count) against the
 # batched default (at most every 5 s, and 4x the last rebuild's duration apart, and at the end), plus one
 # `flowlab merge` of all the trial files (O(n)). Prints the wall times.
+# Measured (release build, a shared 2-core machine under a load average of 3-4 from other builds, so +-10%):
+#   trials   after every trial (s)  batched, default (s)   flowlab merge (s, incl. validating the sweep)
+#   50       47.9                   49.6                   2.02
+#   100      99.6                   105.6                  3.20
+#   200      193.2                  66.4                   3.72
+# Each tiny trial costs about 1 s of worker start-up, which dominates below ~100 trials; at 200 the rebuilds after
+# every trial (each reading every trial file so far) take two thirds of the run.
 # Usage: benchmarks/merge_scaling.sh [build dir, default build/release] [trial counts, default "50 100 200"]
 set -euo pipefail
 build=${1:-build/release}
