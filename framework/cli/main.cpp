@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <filesystem>
 
 #include "flowlab/config.hpp"
@@ -14,6 +15,7 @@
 #include "flowlab/runner.hpp"
 #include "flowlab/version.hpp"
 #include "flowlab/worker.hpp"
+#include "scaleout.hpp"
 
 namespace {
 
@@ -145,17 +147,41 @@ int main(int argc, char** argv) {
   run->add_flag("--resume", run_opt.resume, "finish an interrupted sweep without redoing finished trials");
   run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
   run->add_flag("--fail-fast", run_opt.fail_fast, "stop at the first failed trial");
+  std::string shard;
+  run->add_option("--shard", shard,
+                  "run only shard I of N (0-based: trials i with i % N == I); default from SLURM_ARRAY_TASK_ID and "
+                  "SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) when set")
+      ->type_name("I/N")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            try {
+              flowlab::parse_shard(v);
+              return "";
+            } catch (const std::exception& e) {
+              const std::string m = e.what();  // CLI11 puts "--shard: " before it
+              return m.rfind("--shard ", 0) == 0 ? m.substr(8) : m;
+            }
+          },
+          ""));
+  run->add_option("--merge-every", run_opt.merge_every,
+                  "rebuild the experiment file at most every S seconds (and at the end); 0: after every trial")
+      ->type_name("S")
+      ->check(CLI::NonNegativeNumber);
 
   flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
   auto* trial = app.add_subcommand("_trial", "");
   trial->group("");
-  trial->add_option("experiment", job.experiment_file)->required();
+  trial->add_option("experiment", job.experiment_file);
+  trial->add_option("--snapshot", job.snapshot);
   trial->add_option("--id", job.id)->required();
   trial->add_option("--device", job.device);
   trial->add_option("--threads", job.threads);
   trial->add_option("--out", job.out)->required();
   trial->add_option("--checkpoint", job.checkpoint);
   trial->add_option("--config-hash", job.config_hash);
+
+  const auto merge_cmd = flowlab::cli::add_merge_command(app);
+  const auto slurm_cmd = flowlab::cli::add_slurm_command(app, [&] { return self_path(argv[0]); }, plugin_path);
 
   auto* devices = app.add_subcommand("_devices", "");  // internal: the runner's device probe (it never touches CUDA)
   devices->group("");
@@ -190,11 +216,20 @@ int main(int argc, char** argv) {
     if (*plugins) return cmd_plugins(registry, kind);
     if (*describe) return cmd_describe(registry, what);
     if (*validate) return cmd_validate(registry, exp_file);
-    if (*trial) return flowlab::worker::run_worker(job, registry);
+    if (*trial) {
+      if (job.snapshot.empty() && job.experiment_file.empty()) throw flowlab::Error("_trial: give --snapshot or EXP");
+      return flowlab::worker::run_worker(job, registry);
+    }
+    if (*merge_cmd.app) return merge_cmd.run(registry);
+    if (*slurm_cmd.app) return slurm_cmd.run(registry);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);
       run_opt.plugin_paths = plugin_path;
+      // A shard: --shard I/N, else the Slurm array task's (SLURM_ARRAY_TASK_ID, ...), else the whole sweep.
+      const auto sh = !shard.empty() ? flowlab::parse_shard(shard)
+                                     : flowlab::shard_from_env([](const char* n) -> const char* { return std::getenv(n); });
+      run_opt.shard_index = sh.index, run_opt.shard_count = sh.count;
       const auto ex = flowlab::load_experiment(exp_file, registry);
       return flowlab::run_experiment(ex, run_opt, std::cout);
     }

@@ -7,6 +7,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -651,6 +653,8 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
         for (const auto& a : zip) apply(a, "zip", z);
         id_parts.push_back(fmt::format("seed={}", seed));
         TrialConfig t = read_trial(r, doc);
+        doc.remove("sweep");
+        t.source_yaml = YAML::Dump(doc);
         t.seed = seed;
         t.swept = swept;
         t.id = fmt::format("{}", fmt::join(id_parts, ","));
@@ -659,6 +663,43 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
         ex.trials.push_back(std::move(t));
       }
   return ex;
+}
+
+std::string trial_snapshot(const TrialConfig& t) {
+  YAML::Emitter e;
+  e << YAML::BeginMap << YAML::Key << "flowlab_trial" << YAML::Value << 1;
+  e << YAML::Key << "id" << YAML::Value << YAML::DoubleQuoted << t.id;
+  e << YAML::Key << "seed" << YAML::Value << t.seed;
+  e << YAML::Key << "swept" << YAML::Value << YAML::BeginSeq;
+  for (const auto& [k, v] : t.swept)
+    e << YAML::Flow << YAML::BeginSeq << YAML::DoubleQuoted << k << YAML::DoubleQuoted << v << YAML::EndSeq;
+  e << YAML::EndSeq;
+  e << YAML::Key << "config" << YAML::Value << YAML::Literal << t.source_yaml << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+TrialConfig load_trial_snapshot(const std::string& file, const Registry& registry) {
+  std::ifstream in(file);
+  if (!in) throw ConfigError(fmt::format("{}: cannot read trial snapshot ({})", file, std::strerror(errno)));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const Reader r(file, registry);
+  YAML::Node root, doc;
+  try {
+    root = YAML::Load(ss.str());
+    if (!root.IsMap() || !root["flowlab_trial"] || !root["id"] || !root["seed"] || !root["config"])
+      throw ConfigError(fmt::format("{}: not a flowlab trial snapshot (flowlab_trial, id, seed, swept, config)", file));
+    doc = YAML::Load(root["config"].as<std::string>());
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: trial snapshot: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  TrialConfig t = read_trial(r, doc);
+  t.source_yaml = root["config"].as<std::string>();
+  t.id = root["id"].as<std::string>();
+  t.seed = root["seed"].as<int64_t>();
+  if (const YAML::Node sw = root["swept"])
+    for (const auto& kv : sw) t.swept.emplace_back(kv[0].as<std::string>(), kv[1].as<std::string>());
+  return t;
 }
 
 }  // namespace flowlab

@@ -18,7 +18,10 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -56,16 +59,18 @@ class SignalScope {
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGINT, &sa, &old_int_);
     ::sigaction(SIGTERM, &sa, &old_term_);
+    ::sigaction(SIGUSR1, &sa, &old_usr1_);  // Slurm's warning before a time limit (sbatch --signal=USR1@T)
   }
   ~SignalScope() {
     ::sigaction(SIGINT, &old_int_, nullptr);
     ::sigaction(SIGTERM, &old_term_, nullptr);
+    ::sigaction(SIGUSR1, &old_usr1_, nullptr);
   }
   SignalScope(const SignalScope&) = delete;
   SignalScope& operator=(const SignalScope&) = delete;
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {}, old_term_ {}, old_usr1_ {};
 };
 
 /// A file descriptor closed on destruction.
@@ -163,7 +168,115 @@ void drain(int fd, std::string& buf) {
 
 const char* kStatusOrder[] = {"completed", "diverged", "failed", "timeout"};
 
+const char* stop_signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "SIGTERM"; }
+
+/// Removes the temporaries (`*.tmp`) of the given file stems in `dir`: a shard cleans up after its own trials only,
+/// never those another shard is writing in the same directory.
+void remove_own_temporaries(const std::string& dir, const std::set<std::string>& stems) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (it->path().extension() != ".tmp") continue;
+    for (const auto& stem : stems)  // stems may hold dots: compare prefixes
+      if (name.size() > stem.size() && name.compare(0, stem.size(), stem) == 0 && name[stem.size()] == '.') {
+        std::error_code ec2;
+        fs::remove(it->path(), ec2);
+        break;
+      }
+  }
+}
+
+/// Writes `text` to `path` atomically (a temporary of this process, then rename): readers see the old or the new.
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = fmt::format("{}.{}.tmp", path, ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
+  }
+}
+
+/// CUDA_VISIBLE_DEVICES for GPU `index` as this process sees it: the index-th entry of our own CUDA_VISIBLE_DEVICES
+/// when it is set (Slurm's gres, a user's selection), else the index itself.
+std::string visible_device(int64_t index) {
+  const char* mine = std::getenv("CUDA_VISIBLE_DEVICES");
+  if (!mine || !*mine) return std::to_string(index);
+  std::vector<std::string> ids;
+  std::stringstream ss(mine);
+  std::string id;
+  while (std::getline(ss, id, ',')) ids.push_back(id);
+  return index < static_cast<int64_t>(ids.size()) ? ids[static_cast<size_t>(index)] : std::to_string(index);
+}
+
 }  // namespace
+
+std::vector<size_t> shard_trials(size_t n, int64_t index, int64_t count) {
+  if (count < 1 || index < 0 || index >= count)
+    throw Error(fmt::format("shard {}/{}: expected 0 <= index < count", index, count));
+  std::vector<size_t> out;
+  for (size_t i = static_cast<size_t>(index); i < n; i += static_cast<size_t>(count)) out.push_back(i);
+  return out;
+}
+
+namespace {
+/// A non-negative decimal integer, the whole of `s`; false otherwise (no sign, no spaces, no overflow).
+bool parse_count(const std::string& s, int64_t& out) {
+  if (s.empty() || s.size() > 12 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  out = std::stoll(s);
+  return true;
+}
+}  // namespace
+
+Shard parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  Shard sh;
+  const auto bad = [&](const std::string& why) {
+    return Error(fmt::format("--shard expects I/N with 0 <= I < N, as in 0/4 (I is 0-based, like SLURM_ARRAY_TASK_ID): "
+                             "got '{}'{}", text, why.empty() ? "" : " (" + why + ")"));
+  };
+  if (slash == std::string::npos || !parse_count(text.substr(0, slash), sh.index) ||
+      !parse_count(text.substr(slash + 1), sh.count))
+    throw bad("");
+  if (sh.count < 1) throw bad("N must be at least 1");
+  if (sh.index >= sh.count) throw bad(fmt::format("I must be below N; the last shard of {} is {}/{}", sh.count,
+                                                  sh.count - 1, sh.count));
+  return sh;
+}
+
+Shard shard_from_env(const std::function<const char*(const char*)>& getenv) {
+  const auto get = [&](const char* name, int64_t& out) {
+    const char* v = getenv(name);
+    if (!v) return false;
+    if (!parse_count(v, out))
+      throw Error(fmt::format("{}='{}' is not a non-negative integer: pass --shard I/N", name, v));
+    return true;
+  };
+  Shard sh;
+  int64_t id = 0, min = 0, max = 0, count = 0;
+  if (!get("SLURM_ARRAY_TASK_ID", id)) return sh;
+  const bool has_min = get("SLURM_ARRAY_TASK_MIN", min), has_max = get("SLURM_ARRAY_TASK_MAX", max);
+  const bool has_count = get("SLURM_ARRAY_TASK_COUNT", count);
+  if (!has_count && !(has_min && has_max))
+    throw Error("SLURM_ARRAY_TASK_ID is set, but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MIN and _MAX: "
+                "pass --shard I/N");
+  if (has_min && has_max && max < min)
+    throw Error(fmt::format("SLURM_ARRAY_TASK_MAX ({}) is below SLURM_ARRAY_TASK_MIN ({}): pass --shard I/N", max, min));
+  if (has_min && has_max && has_count && count != max - min + 1)
+    throw Error(fmt::format("the array is not a contiguous range ({} tasks between {} and {}): pass --shard I/N "
+                            "(flowlab slurm's scripts do)", count, min, max));
+  sh.index = id - (has_min ? min : 0);
+  sh.count = has_count ? count : max - min + 1;
+  if (sh.index < 0 || sh.index >= sh.count)
+    throw Error(fmt::format("SLURM_ARRAY_TASK_ID {} is outside the array's {} tasks{}: pass --shard I/N", id, sh.count,
+                            has_min ? fmt::format(" from {}", min) : ""));
+  return sh;
+}
 
 std::string counted(int64_t n, const std::string& noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
 
@@ -266,6 +379,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     emit(fmt::format("{}: {} on {} ({}), {} each -> {}\n", ex.name, counted(ex.trials.size(), "trial"),
                      counted(slots.size(), "slot"), fmt::join(slots, ", "), counted(threads, "thread"), output));
     for (size_t i = 0; i < ex.trials.size(); ++i) {
+      if (opt.shard_count > 0 && static_cast<int64_t>(i % static_cast<size_t>(opt.shard_count)) != opt.shard_index)
+        continue;
       const auto& t = ex.trials[i];
       emit(fmt::format("{:>4}  {}  (train {}, {})\n", i, t.id, counted(t.train.steps, "step"),
                        counted(t.eval.runs.size(), "eval run")));
@@ -274,15 +389,32 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   }
 
   const std::string trial_dir = worker::trial_dir(output);
-  if (!opt.resume && (fs::exists(output) || fs::exists(trial_dir)))
+  const bool sharded = opt.shard_count > 0;
+  // This run's trials: all, or its shard's share. Shards write their trial files into the same directory (each its
+  // own files) and never the experiment file, which `flowlab merge` builds from them.
+  std::vector<size_t> mine;
+  if (sharded) {
+    mine = shard_trials(ex.trials.size(), opt.shard_index, opt.shard_count);
+  } else {
+    for (size_t i = 0; i < ex.trials.size(); ++i) mine.push_back(i);
+  }
+  std::set<std::string> my_stems;
+  for (size_t i : mine) my_stems.insert(worker::trial_file_stem(ex.trials[i].id));
+  if (!opt.resume && !sharded && (fs::exists(output) || fs::exists(trial_dir)))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
+  if (!opt.resume && sharded)
+    for (size_t i : mine)
+      if (fs::exists(trial_file_path(output, ex.trials[i].id)))
+        throw Error(fmt::format("{} already exists (trial {} of shard {}/{}): use --resume to finish that shard, or "
+                                "choose another --out", trial_file_path(output, ex.trials[i].id), ex.trials[i].id,
+                                opt.shard_index, opt.shard_count));
 
   std::vector<std::string> hash(ex.trials.size());
-  for (size_t i = 0; i < ex.trials.size(); ++i) hash[i] = worker::config_hash(ex.trials[i].resolved_yaml);
+  for (size_t i : mine) hash[i] = worker::config_hash(ex.trials[i].resolved_yaml);
 
   std::deque<size_t> queue;
   std::vector<std::string> status(ex.trials.size());
-  for (size_t i = 0; i < ex.trials.size(); ++i) {
+  for (size_t i : mine) {
     const auto& t = ex.trials[i];
     const auto info = read_trial_file(trial_file_path(output, t.id));
     if (info && info->id == t.id && info->config_hash != hash[i]) {
@@ -296,18 +428,40 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   }
   std::error_code ec;
   fs::create_directories(trial_dir);
-  remove_temporaries(trial_dir);  // left by a killed run
+  if (sharded) remove_own_temporaries(trial_dir, my_stems);  // left by a killed run of this shard
+  else remove_temporaries(trial_dir);                        // left by a killed run
+  // The experiment's text next to the trial files: `flowlab merge OUT DIR.trials` finds the experiment there.
+  write_atomically(trial_dir + "/experiment.yaml", ex.text);
   for (size_t i : queue)
     for (const auto& stale : worker::stale_checkpoints(output, ex.trials[i].id, hash[i]))
       if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
         emit(fmt::format("{}: its checkpoint was written for another configuration: it starts over\n",
                          ex.trials[i].id));
-  emit(fmt::format("{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"), queue.size(),
-                   counted(slots.size(), "slot"), fmt::join(slots, ", ")));
+  if (sharded)
+    emit(fmt::format("{}: {}, shard {}/{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"),
+                     opt.shard_index, opt.shard_count, counted(mine.size(), "trial"), queue.size(),
+                     counted(slots.size(), "slot"), fmt::join(slots, ", ")));
+  else
+    emit(fmt::format("{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"), queue.size(),
+                     counted(slots.size(), "slot"), fmt::join(slots, ", ")));
 
   std::set<std::string> reported;  // merge problems already reported
   bool merge_error = false;
+  // The experiment file is rebuilt in batches: at most every opt.merge_every seconds, and at least 4 times the last
+  // rebuild's duration apart (rebuilding reads every trial file: after every trial it made a sweep O(n^2)).
+  bool merge_pending = false;
+  auto last_merge = Clock::now();
+  double last_merge_seconds = 0;
   auto merge = [&] {
+    merge_pending = false;
+    if (sharded) return;  // a shard writes its trial files only
+    const auto started = Clock::now();
+    struct Timed {
+      Clock::time_point start;
+      double& seconds;
+      Clock::time_point& end;
+      ~Timed() { end = Clock::now(), seconds = std::chrono::duration<double>(end - start).count(); }
+    } timed{started, last_merge_seconds, last_merge};
     std::vector<std::string> files;
     for (const auto& t : ex.trials)
       if (fs::exists(trial_file_path(output, t.id))) files.push_back(trial_file_path(output, t.id));
@@ -325,6 +479,11 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     }
   };
   merge();
+  auto merge_if_due = [&] {
+    if (!merge_pending) return;
+    const double since = std::chrono::duration<double>(Clock::now() - last_merge).count();
+    if (opt.merge_every <= 0 || since >= std::max(opt.merge_every, 4 * last_merge_seconds)) merge();
+  };
 
   // The children's stdin: never the terminal (they run in their own process group).
   const Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -346,8 +505,11 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     job.config_hash = hash[trial], job.device = slots[slot_index], job.threads = threads;
     job.out = trial_file_path(output, t.id), job.checkpoint = worker::checkpoint_path(output, t.id, hash[trial]);
     std::map<std::string, std::string> env;
-    if (job.device.rfind("cuda:", 0) == 0)
-      env["CUDA_VISIBLE_DEVICES"] = job.device.substr(5), job.device = "cuda:0";  // pinned: sees one GPU
+    if (job.device.rfind("cuda:", 0) == 0)  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
+      env["CUDA_VISIBLE_DEVICES"] = visible_device(std::stoll(job.device.substr(5))), job.device = "cuda:0";
+    // The worker reads its own trial's snapshot, not the whole experiment: its start-up is O(1) in the sweep size.
+    job.snapshot = worker::trial_snapshot_path(output, t.id);
+    write_atomically(job.snapshot, trial_snapshot(t));
     const ExecArgs exec(worker::command_line(job), env);
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
@@ -429,7 +591,9 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
                                        r.progress.step, r.progress.total);
       res.train = r.log, res.train_seconds = secs;
       record(t, res, file);
-    } else if (r.stopping && (code == worker::kExitInterrupted || WIFSIGNALED(wstatus))) {
+    } else if (code == worker::kExitInterrupted || (r.stopping && WIFSIGNALED(wstatus))) {
+      // A worker exits kExitInterrupted only when a signal asked it to stop: ours, or one sent to every process of
+      // the job (Slurm's preemption, scancel).
       st = "";  // stopped on request: --resume continues it (from its checkpoint, when it saved one)
     } else {
       TrialResult res;
@@ -443,7 +607,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       record(t, res, file);
     }
     status[r.trial] = st;
-    merge();
+    merge_pending = true;
+    merge_if_due();
     clear_block();
     if (st.empty())
       emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s)\n", r.slot, t.id, r.progress.step,
@@ -493,8 +658,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       interrupted = g_signal, stop = true;
       clear_block();
       emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
-                       interrupted == SIGINT ? "SIGINT" : "SIGTERM", worker::kStopGraceSeconds,
-                       interrupted == SIGINT ? "Ctrl-C again" : "a second SIGTERM"));
+                       stop_signal_name(interrupted), worker::kStopGraceSeconds,
+                       interrupted == SIGINT ? "Ctrl-C again" : fmt::format("a second {}", stop_signal_name(interrupted))));
       for (auto& r : running)
         if (r.pid > 0 && !r.stopping) ::kill(r.pid, SIGTERM), r.stopping = true, r.stop_sent = Clock::now();
     }
@@ -531,31 +696,39 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       if (r.stopping && !r.killed && now - r.stop_sent > std::chrono::seconds(worker::kStopGraceSeconds))
         ::kill(r.pid, SIGKILL), r.killed = true;  // it did not stop in time
     }
+    merge_if_due();
     report();
   }
 
-  if (interrupted) remove_temporaries(trial_dir);
-  merge();
+  if (interrupted) {
+    if (sharded) remove_own_temporaries(trial_dir, my_stems);
+    else remove_temporaries(trial_dir);
+  }
+  if (merge_pending) merge();
 
   // Final summary table, then the counts (the last line).
   clear_block();
   std::map<std::string, int64_t> count;
   std::string table = fmt::format("\n{:<6} {:<10} {}\n", "#", "STATUS", "TRIAL");
-  for (size_t i = 0; i < ex.trials.size(); ++i) {
+  for (size_t i : mine) {
     const std::string st = status[i].empty() ? "not run" : status[i];
     ++count[st];
     table += fmt::format("{:<6} {:<10} {}\n", i, st, ex.trials[i].id);
   }
   emit(table);
-  emit(fmt::format("results: {}\n", output));
+  if (sharded)
+    emit(fmt::format("results: {} (shard {}/{}; flowlab merge {} {} builds the experiment file)\n", trial_dir,
+                     opt.shard_index, opt.shard_count, output, trial_dir));
+  else
+    emit(fmt::format("results: {}\n", output));
   if (interrupted)
-    emit(fmt::format("interrupted by {}: flowlab run --resume continues the sweep\n",
-                     interrupted == SIGINT ? "SIGINT" : "SIGTERM"));
+    emit(fmt::format("interrupted by {}: flowlab run --resume continues the {}\n", stop_signal_name(interrupted),
+                     sharded ? "shard" : "sweep"));
   std::vector<std::string> parts;
   for (const char* st : kStatusOrder)
     if (count[st] > 0) parts.push_back(fmt::format("{} {}", count[st], std::string(st) == "timeout" ? "timed out" : st));
   if (count["not run"] > 0) parts.push_back(fmt::format("{} not run", count["not run"]));
-  emit(fmt::format("{}: {}\n", counted(ex.trials.size(), "trial"), fmt::join(parts, ", ")));
+  emit(fmt::format("{}: {}\n", counted(static_cast<int64_t>(mine.size()), "trial"), fmt::join(parts, ", ")));
   if (interrupted) return 128 + interrupted;
   const bool bad = count["failed"] + count["diverged"] + count["timeout"] + count["not run"] > 0 || merge_error;
   return bad ? 1 : 0;

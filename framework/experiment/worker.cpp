@@ -37,7 +37,10 @@ bool is_hex(const std::string& s) { return s.find_first_not_of("0123456789abcdef
 std::vector<std::string> command_line(const Job& job) {
   std::vector<std::string> args = {job.self};
   for (const auto& p : job.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
-  args.insert(args.end(), {"_trial", job.experiment_file, "--id", job.id, "--device", job.device, "--threads",
+  args.push_back("_trial");
+  if (job.snapshot.empty()) args.push_back(job.experiment_file);
+  else args.insert(args.end(), {"--snapshot", job.snapshot});
+  args.insert(args.end(), {"--id", job.id, "--device", job.device, "--threads",
                            std::to_string(job.threads), "--out", job.out});
   if (!job.config_hash.empty()) args.insert(args.end(), {"--config-hash", job.config_hash});
   if (!job.checkpoint.empty()) args.insert(args.end(), {"--checkpoint", job.checkpoint});
@@ -85,6 +88,10 @@ std::string trial_file_path(const std::string& output, const std::string& id) {
   return trial_dir(output) + "/" + trial_file_stem(id) + ".h5";
 }
 
+std::string trial_snapshot_path(const std::string& output, const std::string& id) {
+  return trial_dir(output) + "/" + trial_file_stem(id) + ".trial.yaml";
+}
+
 std::string checkpoint_path(const std::string& output, const std::string& id, const std::string& hash) {
   return trial_dir(output) + "/" + trial_file_stem(id) + "." + hash + ".ckpt";
 }
@@ -112,14 +119,21 @@ int run_worker(const Job& job, const Registry& registry) {
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
 
   at::set_num_threads(static_cast<int>(job.threads));
-  const auto ex = load_experiment(job.experiment_file, registry);
+  // With a snapshot, only this trial is read and validated: start-up does not grow with the sweep.
+  Experiment ex;
   const TrialConfig* trial = nullptr;
-  for (const auto& t : ex.trials)
-    if (t.id == job.id) trial = &t;
-  if (!trial) throw Error(fmt::format("{}: no trial '{}'", job.experiment_file, job.id));
+  const std::string source = job.snapshot.empty() ? job.experiment_file : job.snapshot;
+  if (!job.snapshot.empty()) {
+    ex.trials.push_back(load_trial_snapshot(job.snapshot, registry));
+    if (ex.trials.front().id == job.id) trial = &ex.trials.front();
+  } else {
+    ex = load_experiment(job.experiment_file, registry);
+    for (const auto& t : ex.trials)
+      if (t.id == job.id) trial = &t;
+  }
+  if (!trial) throw Error(fmt::format("{}: no trial '{}'", source, job.id));
   if (!job.config_hash.empty() && config_hash(trial->resolved_yaml) != job.config_hash)
-    throw Error(fmt::format("{}: the configuration of trial '{}' changed after the run started", job.experiment_file,
-                            job.id));
+    throw Error(fmt::format("{}: the configuration of trial '{}' changed after the run started", source, job.id));
   TrialResult result;
   try {
     result = run_trial(

@@ -79,6 +79,7 @@ struct TrialConfig {
   TrainConfig train;
   EvalConfig eval;
   std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
+  std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };
 
 struct Experiment {
@@ -94,6 +95,15 @@ struct Experiment {
 /// Reads, validates (schema and every plugin's parameters, for every trial) and expands an experiment file.
 /// Throws ConfigError naming file:line:col, the key path and what was expected, with the nearest valid name.
 FLOWLAB_API Experiment load_experiment(const std::string& file, const Registry& registry);
+
+/// The snapshot of one trial that the runner hands to a worker (`OUT.trials/<stem>.trial.yaml`): its id, seed,
+/// swept values and its own document (TrialConfig::source_yaml), as YAML. A worker reads it instead of the whole
+/// experiment, so its start-up does not grow with the sweep.
+FLOWLAB_API std::string trial_snapshot(const TrialConfig& trial);
+
+/// Reads a snapshot written from trial_snapshot(): validates that one trial (its plugins and parameters) and returns
+/// it as load_experiment() would have (same resolved_yaml, hence the same config_hash). Throws ConfigError.
+FLOWLAB_API TrialConfig load_trial_snapshot(const std::string& file, const Registry& registry);
 
 /// The closest of `choices` to `word` by edit distance, or "" when none is close.
 FLOWLAB_API std::string nearest(const std::string& word, const std::vector<std::string>& choices);

@@ -3,6 +3,7 @@
 // SIGINT/SIGTERM and enforces the per-trial time limit.
 #pragma once
 
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -23,7 +24,30 @@ struct RunOptions {
   std::string out;                   ///< overrides the YAML's output when non-empty
   std::string self;                  ///< path of the flowlab executable, for the child processes
   std::vector<std::string> plugin_paths;  ///< passed on to the children
+  /// Shard `shard_index` of `shard_count` (0-based; shard_count 0: no sharding): only the trials of shard_trials()
+  /// run, each writing its own trial file; the experiment file is not written (flowlab merge builds it).
+  int64_t shard_index = 0, shard_count = 0;
+  /// The experiment file is rebuilt at most every `merge_every` seconds (and at least 4 times the last rebuild's
+  /// duration apart, so that rebuilding never takes more than a fifth of the run), and at the end; 0: after every
+  /// trial (the old behaviour, O(n^2) over a sweep).
+  double merge_every = 5;
 };
+
+/// The trials of shard `index` of `count` (0 <= index < count) among `n` trials: every index i with
+/// i % count == index, in order. The shards of one count cover each trial exactly once.
+FLOWLAB_API std::vector<size_t> shard_trials(size_t n, int64_t index, int64_t count);
+
+/// A shard: index (0-based) and count.
+struct Shard {
+  int64_t index = 0, count = 0;
+};
+/// Parses "I/N" (0 <= I < N). Throws flowlab::Error saying what is wrong ("--shard expects I/N with 0 <= I < N, as
+/// in 0/4 (I is 0-based, like SLURM_ARRAY_TASK_ID): got '4/4'").
+FLOWLAB_API Shard parse_shard(const std::string& text);
+/// The shard of a Slurm array task, from `getenv` (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN when set; the
+/// count from SLURM_ARRAY_TASK_COUNT, else SLURM_ARRAY_TASK_MAX - MIN + 1); count 0 when SLURM_ARRAY_TASK_ID is not
+/// set. Throws flowlab::Error when the variables are inconsistent (a sparse array: pass --shard).
+FLOWLAB_API Shard shard_from_env(const std::function<const char*(const char*)>& getenv);
 
 /// Runs (or, with dry_run, lists) the experiment. Returns 0 when every trial completed; 1 when any failed, diverged,
 /// timed out or was left unfinished; 128 + the signal (130, 143) when SIGINT or SIGTERM stopped the run. Progress

@@ -33,7 +33,8 @@ constexpr int kStopGraceSeconds = 10;
 struct Job {
   std::string self;             ///< the flowlab executable
   std::vector<std::string> plugin_paths;
-  std::string experiment_file;
+  std::string experiment_file;  ///< the whole experiment: read only when there is no snapshot
+  std::string snapshot;         ///< the trial's snapshot (trial_snapshot_path): all the worker reads when set
   std::string id;               ///< trial id
   std::string config_hash;      ///< the hash the runner computed for this trial ("" : not checked)
   std::string device = "cpu";   ///< as the worker sees it ("cuda:0" once pinned with CUDA_VISIBLE_DEVICES)
@@ -68,6 +69,8 @@ FLOWLAB_API std::string trial_file_stem(const std::string& id);
 FLOWLAB_API std::string trial_dir(const std::string& output);
 /// The result file of trial `id`: trial_dir/<stem>.h5.
 FLOWLAB_API std::string trial_file_path(const std::string& output, const std::string& id);
+/// The snapshot of trial `id` that the runner writes for its worker: trial_dir/<stem>.trial.yaml.
+FLOWLAB_API std::string trial_snapshot_path(const std::string& output, const std::string& id);
 /// The checkpoint of trial `id` for configuration `hash`: trial_dir/<stem>.<hash>.ckpt. A changed configuration
 /// never finds an old checkpoint.
 FLOWLAB_API std::string checkpoint_path(const std::string& output, const std::string& id, const std::string& hash);
@@ -75,7 +78,7 @@ FLOWLAB_API std::string checkpoint_path(const std::string& output, const std::st
 FLOWLAB_API std::vector<std::string> stale_checkpoints(const std::string& output, const std::string& id,
                                                        const std::string& hash);
 
-/// The worker side: loads the experiment, runs trial job.id on job.device with job.threads threads, writes its
+/// The worker side: loads its trial's snapshot (or, without one, the whole experiment), runs trial job.id on job.device with job.threads threads, writes its
 /// result to job.out (a `failed` result with the message when the trial throws) and prints progress lines on
 /// stdout. SIGTERM, SIGINT and SIGUSR1 ask it to stop: training saves its checkpoint and the worker returns
 /// kExitInterrupted without writing a result. Returns the exit code.
