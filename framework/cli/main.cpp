@@ -9,6 +9,7 @@
 #include <climits>
 #include <filesystem>
 
+#include "commands.hpp"
 #include "flowlab/config.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/runner.hpp"
@@ -146,6 +147,11 @@ int main(int argc, char** argv) {
   run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
   run->add_flag("--fail-fast", run_opt.fail_fast, "stop at the first failed trial");
 
+  flowlab::cli::ReportArgs report_args;
+  auto* report = flowlab::cli::add_report(app, report_args);
+  flowlab::cli::PlotArgs plot_args;
+  auto* plot = flowlab::cli::add_plot(app, plot_args);
+
   flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
   auto* trial = app.add_subcommand("_trial", "");
   trial->group("");
@@ -191,6 +197,8 @@ int main(int argc, char** argv) {
     if (*describe) return cmd_describe(registry, what);
     if (*validate) return cmd_validate(registry, exp_file);
     if (*trial) return flowlab::worker::run_worker(job, registry);
+    if (*report) return flowlab::cli::run_report(registry, report_args);
+    if (*plot) return flowlab::cli::run_plot(registry, plot_args);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);
