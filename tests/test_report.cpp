@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "flowlab/images.hpp"
 #include "flowlab/report.hpp"
 #include "support.hpp"
 
@@ -381,4 +382,94 @@ TEST_CASE("steps to quality picks the cheapest row within the threshold on a han
   CHECK_THAT(r.out, ContainsSubstring("missing trials unknown: the file holds no experiment_yaml attribute"));
   const auto strict = flowlab_cmd("report " + file + " --within 0.01");
   CHECK_THAT(strict.out, ContainsSubstring("rk4: not reached (best: rk4:steps=10, 40 NFE, w2 2.15)"));
+}
+
+namespace {
+
+/// Width and height from a PNG's IHDR chunk (bytes 16-23, big-endian); {0, 0} when it is not a PNG.
+std::pair<uint32_t, uint32_t> png_size(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  unsigned char h[24] = {};
+  f.read(reinterpret_cast<char*>(h), sizeof h);
+  if (!f || std::memcmp(h, "\x89PNG\r\n\x1a\n", 8) != 0 || std::memcmp(h + 12, "IHDR", 4) != 0) return {0, 0};
+  auto be = [&](int o) { return uint32_t(h[o]) << 24 | uint32_t(h[o + 1]) << 16 | uint32_t(h[o + 2]) << 8 | uint32_t(h[o + 3]); };
+  return {be(16), be(20)};
+}
+
+}  // namespace
+
+TEST_CASE("plot writes PNGs of the requested size with their gnuplot scripts beside them", "[plot]") {
+  Scratch s("plot");
+  const std::string dir = s.file("plots");
+  const auto r = flowlab_cmd(fmt::format("plot {} --out {} --width 640 --height 480 --run rk4:steps=4", results_file(), dir));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const std::vector<std::string> expected = {"quality_frechet_train.lr=1.0e-2", "quality_frechet_train.lr=3.0e-3", "training",
+                                             "samples_lr=1.0e-2_seed=0_rk4_steps=4",
+                                             "trajectories_lr=1.0e-2_seed=0_rk4_steps=4"};
+  for (const auto& name : expected) {
+    INFO(name);
+    const std::string png = dir + "/" + name + ".png";
+    REQUIRE(fs::exists(png));
+    CHECK(fs::file_size(png) > 1000);
+    CHECK(png_size(png) == std::pair<uint32_t, uint32_t>{640, 480});
+    CHECK(fs::exists(dir + "/" + name + ".gp"));
+    CHECK(fs::exists(dir + "/" + name + ".dat"));
+    CHECK_THAT(r.out, ContainsSubstring(png));
+  }
+  // The script redraws the PNG on its own, from its directory.
+  fs::remove(dir + "/training.png");
+  CHECK(flowlab::test::run_command("cd " + dir + " && gnuplot training.gp").status == 0);
+  CHECK(png_size(dir + "/training.png") == std::pair<uint32_t, uint32_t>{640, 480});
+}
+
+TEST_CASE("plot without gnuplot names the Debian package", "[plot]") {
+  Scratch s("nognuplot");
+  fs::create_directories(s.file("bin"));
+  const auto r = flowlab::test::run_command(fmt::format("PATH={} FLOWLAB_PLUGIN_PATH= {} plot {} --out {}", s.file("bin"),
+                                                        FLOWLAB_CLI, results_file(), s.file("plots")));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, ContainsSubstring("gnuplot is not on PATH: install the Debian package gnuplot-nox"));
+}
+
+TEST_CASE("plot writes image sample grids with stb_image_write", "[plot]") {
+  Scratch s("grid");
+  flowlab::Array a;
+  a.shape = {10, 1, 8, 8};
+  a.values.assign(10 * 64, 0.0f);
+  REQUIRE(flowlab::write_image_grid(a, s.file("g.png"), 8));
+  CHECK(png_size(s.file("g.png")) == std::pair<uint32_t, uint32_t>{8 * 9 + 1, 2 * 9 + 1});
+}
+
+TEST_CASE("sample rebuilds the stored model and reproduces the stored Euler and RK4 samples bit for bit", "[sample]") {
+  Scratch s("sample");
+  const std::string& file = results_file();
+  const std::string id = "lr=1.0e-2,seed=0";
+  for (const auto& [solver, steps, row] : std::vector<std::tuple<std::string, int, std::string>>{{"euler", 2, "000"}, {"euler", 8, "001"}, {"rk4", 4, "002"}}) {
+    INFO(solver << " " << steps);
+    const std::string out = s.file(fmt::format("{}_{}.h5", solver, steps));
+    const auto r = flowlab_cmd(fmt::format("sample {} --trial {} --solver {} --steps {} --from-stored-noise --out {}", file, id,
+                                           solver, steps, out));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    const auto mine = flowlab::read_array(out, "samples");
+    const auto stored = flowlab::read_array(file, fmt::format("trials/{}/rows/{}/samples", id, row));
+    REQUIRE(mine.shape == stored.shape);
+    CHECK(mine.values == stored.values);
+  }
+  // fresh noise: as many samples as asked, csv with one column per dimension
+  const auto r = flowlab_cmd(fmt::format("sample {} --trial {} --steps 4 --n 10 --seed 3 --out {}", file, id, s.file("s.csv")));
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  std::ifstream f(s.file("s.csv"));
+  std::string line;
+  std::getline(f, line);
+  CHECK(line == "x0,x1");
+  int n = 0;
+  while (std::getline(f, line)) ++n;
+  CHECK(n == 10);
+  const auto bad = flowlab_cmd(fmt::format("sample {} --trial nope --steps 4 --out {}", file, s.file("x.h5")));
+  CHECK(bad.status == 1);
+  CHECK_THAT(bad.err, ContainsSubstring("unknown trial 'nope'"));
+  CHECK_THAT(bad.err, ContainsSubstring("valid: lr=1.0e-2,seed=0;"));
 }

@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "flowlab/records.hpp"
+
 #include <string>
 #include <vector>
 
@@ -33,5 +35,20 @@ struct PlotArgs {
 };
 CLI::App* add_plot(CLI::App& app, PlotArgs& args);
 int run_plot(const Registry& registry, const PlotArgs& args);
+
+}  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
+/// `flowlab sample RESULTS.h5 --trial ID [--solver NAME --steps N | --rtol R] [--n N] [--guidance W] [--class C]
+/// [--seed S] [--from-stored-noise] --out FILE.(h5|png|csv)`.
+struct SampleArgs {
+  std::string file, trial, solver, out;
+  int64_t steps = 0, n = 1000, seed = 0, label = -1;
+  double rtol = 0, guidance = 1.0;
+  bool from_stored_noise = false;
+};
+CLI::App* add_sample(CLI::App& app, SampleArgs& args);
+int run_sample(const Registry& registry, const SampleArgs& args);
 
 }  // namespace flowlab::cli

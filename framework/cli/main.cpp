@@ -151,6 +151,8 @@ int main(int argc, char** argv) {
   auto* report = flowlab::cli::add_report(app, report_args);
   flowlab::cli::PlotArgs plot_args;
   auto* plot = flowlab::cli::add_plot(app, plot_args);
+  flowlab::cli::SampleArgs sample_args;
+  auto* sample = flowlab::cli::add_sample(app, sample_args);
 
   flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
   auto* trial = app.add_subcommand("_trial", "");
@@ -199,6 +201,7 @@ int main(int argc, char** argv) {
     if (*trial) return flowlab::worker::run_worker(job, registry);
     if (*report) return flowlab::cli::run_report(registry, report_args);
     if (*plot) return flowlab::cli::run_plot(registry, plot_args);
+    if (*sample) return flowlab::cli::run_sample(registry, sample_args);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);

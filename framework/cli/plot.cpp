@@ -5,9 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image_write.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -18,6 +15,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "flowlab/images.hpp"
 #include "flowlab/report.hpp"
 
 namespace fs = std::filesystem;
@@ -46,7 +44,7 @@ std::string safe(const std::string& s) {
 }
 
 /// gnuplot single-quoted string (a quote is doubled).
-std::string quoted(const std::string& s) {
+std::string gp_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
   return out + "'";
@@ -60,8 +58,9 @@ class Plotter {
   void draw(const std::string& name, const std::string& body) {
     const std::string script = name + ".gp";
     std::ofstream(dir_ / script) << fmt::format("# Redraw with: gnuplot {}  (in this directory)\n", script)
+                                 << "set encoding utf8\n"
                                  << fmt::format("set terminal pngcairo size {},{} noenhanced font 'Sans,10'\n", w_, h_)
-                                 << fmt::format("set output {}\n", quoted(name + ".png")) << body;
+                                 << fmt::format("set output {}\n", gp_quote(name + ".png")) << body;
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(fmt::format("plot: fork failed: {}", std::strerror(errno)));
     if (pid == 0) {
@@ -114,10 +113,10 @@ void plot_quality(Plotter& p, const Report& rep, const std::string& metric_name,
     std::string body = fmt::format(
         "set title {}\nset logscale x\nset xlabel 'NFE (function evaluations)'\nset ylabel {}\nset key top right\n"
         "set grid\nplot ",
-        quoted(fmt::format("{} vs NFE, {} (mean ± std over seeds)", metric_name, title)), quoted(metric_name + " (lower is better)"));
+        gp_quote(fmt::format("{} vs NFE, {} (mean ± std over seeds)", metric_name, title)), gp_quote(metric_name + " (lower is better)"));
     for (size_t i = 0; i < solvers.size(); ++i)
       body += fmt::format("{}{} index {} using 1:2:3 with yerrorlines lw 2 pt 7 title {}", i ? ", \\\n     " : "",
-                          quoted(name + ".dat"), i, quoted(solvers[i]));
+                          gp_quote(name + ".dat"), i, gp_quote(solvers[i]));
     body += "\n";
     p.draw(name, body);
   }
@@ -142,10 +141,10 @@ void plot_training(Plotter& p, const StoredResults& res) {
   std::string curves_loss, curves_grad;
   for (size_t i = 0; i < trials.size(); ++i) {
     const std::string sep = i ? ", \\\n     " : "";
-    curves_loss += fmt::format("{}'training.dat' index {} using 1:2 with lines title {}", sep, i, quoted(trials[i]->id));
-    curves_grad += fmt::format("{}'training.dat' index {} using 1:3 with lines title {}", sep, i, quoted(trials[i]->id));
+    curves_loss += fmt::format("{}'training.dat' index {} using 1:2 with lines title {}", sep, i, gp_quote(trials[i]->id));
+    curves_grad += fmt::format("{}'training.dat' index {} using 1:3 with lines title {}", sep, i, gp_quote(trials[i]->id));
   }
-  p.draw("training", fmt::format("set multiplot layout 2,1\nset grid\nset key outside right font ',8' noenhanced\n"
+  p.draw("training", fmt::format("set multiplot layout 2,1\nset grid\nset key outside right font ',8'\n"
                                  "set logscale y\nset title 'training loss'\nset xlabel 'step'\nplot {}\n"
                                  "set title 'gradient norm'\nplot {}\nunset multiplot\n",
                                  curves_loss, curves_grad));
@@ -170,7 +169,7 @@ void plot_samples_2d(Plotter& p, const std::string& file, const StoredTrial& t, 
   p.draw(name, fmt::format("set multiplot layout 1,2 title {}\nset size ratio -1\nunset key\n"
                            "set title 'reference'\nplot {} index 0 using 1:2 with points pt 7 ps 0.3 lc rgb '#1f77b4'\n"
                            "set title {}\nplot {} index 1 using 1:2 with points pt 7 ps 0.3 lc rgb '#d62728'\nunset multiplot\n",
-                           quoted(t.id), quoted(name + ".dat"), quoted("generated: " + t.eval[row].label), quoted(name + ".dat")));
+                           gp_quote(t.id), gp_quote(name + ".dat"), gp_quote("generated: " + t.eval[row].label), gp_quote(name + ".dat")));
   if (!has_object(file, rowp + "/trajectory")) return;
   const Array tr = read_array(file, rowp + "/trajectory");  // [K, T+1, 2]
   if (tr.shape.size() != 3 || tr.shape[2] != 2) return;
@@ -189,36 +188,11 @@ void plot_samples_2d(Plotter& p, const std::string& file, const StoredTrial& t, 
   p.draw(tname, fmt::format("set title {}\nset size ratio -1\nunset key\n"
                             "plot {} using 1:2 with points pt 7 ps 0.2 lc rgb '#bbbbbb', \\\n"
                             "     {} using 1:2 with linespoints pt 7 ps 0.4 lw 1.5\n",
-                            quoted(fmt::format("trajectories: {}, {}", t.id, t.eval[row].label)), quoted(name + ".dat"),
-                            quoted(tname + ".dat")));
+                            gp_quote(fmt::format("trajectories: {}, {}", t.id, t.eval[row].label)), gp_quote(name + ".dat"),
+                            gp_quote(tname + ".dat")));
 }
 
 }  // namespace
-
-/// A grid of images [N, C, H, W] in [-1, 1] as an 8-bit PNG (C = 1: grey, 3: RGB), `cols` images per row with a
-/// one-pixel border. Returns false when the shape is not an image batch.
-bool write_image_grid(const Array& a, const std::string& path, int64_t cols) {
-  if (a.shape.size() != 4 || (a.shape[1] != 1 && a.shape[1] != 3)) return false;
-  const int64_t n = a.shape[0], c = a.shape[1], h = a.shape[2], w = a.shape[3];
-  cols = std::max<int64_t>(1, std::min(cols, n));
-  const int64_t rows = (n + cols - 1) / cols;
-  const int64_t W = cols * (w + 1) + 1, H = rows * (h + 1) + 1;
-  std::vector<unsigned char> px(static_cast<size_t>(W * H * c), 255);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t ox = 1 + (i % cols) * (w + 1), oy = 1 + (i / cols) * (h + 1);
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x) {
-          const float v = a.values[static_cast<size_t>(((i * c + ch) * h + y) * w + x)];
-          const double u = std::clamp((double(v) + 1.0) / 2.0, 0.0, 1.0);
-          px[static_cast<size_t>(((oy + y) * W + ox + x) * c + ch)] = static_cast<unsigned char>(std::lround(u * 255));
-        }
-  }
-  if (!stbi_write_png(path.c_str(), static_cast<int>(W), static_cast<int>(H), static_cast<int>(c), px.data(),
-                      static_cast<int>(W * c)))
-    throw Error("plot: could not write " + path);
-  return true;
-}
 
 CLI::App* add_plot(CLI::App& app, PlotArgs& a) {
   auto* cmd = app.add_subcommand("plot", "draw PNGs (gnuplot) of a results file: quality vs NFE, training, samples");

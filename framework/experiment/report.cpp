@@ -128,12 +128,12 @@ std::vector<std::string> attr_names(hid_t obj) {
 
 std::vector<std::string> link_names(hid_t group) {
   std::vector<std::string> names;
-  auto cb = [](hid_t, const char* name, const H5L_info2_t*, void* data) -> herr_t {
+  auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
     static_cast<std::vector<std::string>*>(data)->push_back(name);
     return 0;
   };
   hsize_t idx = 0;
-  check(H5Literate2(group, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names), "listing a group");
+  check(H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names), "listing a group");
   return names;
 }
 
@@ -336,7 +336,7 @@ StoredResults read_results(const std::string& path, const Registry* registry) {
   Silence s;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such file", path));
-  if (H5Fis_accessible(path.c_str(), H5P_DEFAULT) <= 0)
+  if (H5Fis_hdf5(path.c_str()) <= 0)
     throw Error(fmt::format("{} is not a flowlab results file: not an HDF5 file", path));
   StoredResults r;
   r.path = path;
