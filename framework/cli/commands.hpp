@@ -44,7 +44,7 @@ namespace flowlab::cli {
 /// [--seed S] [--from-stored-noise] --out FILE.(h5|png|csv)`.
 struct SampleArgs {
   std::string file, trial, solver, out;
-  int64_t steps = 0, n = 1000, seed = 0, label = -1;
+  int64_t steps = 0, n = 0, seed = 0, label = -1;  // n 0: 1000, or all stored noise
   double rtol = 0, guidance = 1.0;
   bool from_stored_noise = false;
 };

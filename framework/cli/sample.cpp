@@ -135,10 +135,10 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
   at::Tensor x0;
   if (args.from_stored_noise) {
     x0 = to_tensor(read_array(args.file, fmt::format("trials/{}/samples/x0", trial.id)));
-    if (args_in.n != 1000 && args.n < x0.size(0)) x0 = x0.slice(0, 0, args.n);
+    if (args.n > 0 && args.n < x0.size(0)) x0 = x0.slice(0, 0, args.n);
   } else {
     torch::manual_seed(static_cast<uint64_t>(args.seed));
-    std::vector<int64_t> shape = {args.n};
+    std::vector<int64_t> shape = {args.n > 0 ? args.n : 1000};
     for (auto s : stored.event_shape) shape.push_back(s);
     x0 = at::randn(shape, at::kFloat);
   }

@@ -675,9 +675,9 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
   }
 
   const bool md = format == "md";
-  out << fmt::format("{}{} of {} trials in the file completed; metrics: mean ± sample std (n-1) over the trials of each group "
-                     "(n: rows averaged; failed: rows with an error, left out); time: seconds per 1000 samples\n",
-                     md ? "" : "", completed, rep.total);
+  out << fmt::format("{} of {} trials in the file completed\n{}metrics: mean ± sample std (n-1) over the trials of each "
+                     "group; n: rows averaged; failed: rows with an error (left out); s/1000: seconds per 1000 samples\n",
+                     completed, rep.total, md ? "\n" : "");
   for (const auto& g : rep.groups) {
     out << "\n" << (md ? "### " : "") << group_title(g) << fmt::format(" ({} trials)", g.trials.size()) << "\n";
     std::vector<std::vector<std::string>> rows;

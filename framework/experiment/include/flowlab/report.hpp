@@ -27,7 +27,7 @@ struct StoredTrial {
 };
 
 /// A results file read back: root attributes, the trials it holds, and what the sweep expects but the file lacks.
-struct StoredResults {
+struct FLOWLAB_API StoredResults {
   std::string path, experiment_name, experiment_file, experiment_yaml;
   std::vector<StoredTrial> trials;  ///< in file order
   std::vector<std::string> summary_columns;  ///< the /summary table's columns (sweep order of the swept keys)
