@@ -406,7 +406,7 @@ TEST_CASE("plot writes PNGs of the requested size with their gnuplot scripts bes
   REQUIRE(r.status == 0);
   const std::vector<std::string> expected = {"quality_frechet_train.lr=1.0e-2", "quality_frechet_train.lr=3.0e-3", "training",
                                              "samples_lr=1.0e-2_seed=0_rk4_steps=4",
-                                             "trajectories_lr=1.0e-2_seed=0_rk4_steps=4"};
+                                             "trajectories_lr=1.0e-2_seed=0_rk4_steps=4", "velocity_lr=1.0e-2_seed=0"};
   for (const auto& name : expected) {
     INFO(name);
     const std::string png = dir + "/" + name + ".png";

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "stored_model.hpp"
 #include "flowlab/images.hpp"
 #include "flowlab/report.hpp"
 
@@ -192,6 +193,58 @@ void plot_samples_2d(Plotter& p, const std::string& file, const StoredTrial& t, 
                             gp_quote(tname + ".dat")));
 }
 
+
+/// The velocity field of a trial's stored model (2-D data) as arrows on a 21 x 21 grid over the reference samples'
+/// range, at t = 0, 0.5 and 1 (unconditioned: the null condition for conditioned models).
+void plot_velocity(Plotter& p, const Registry& registry, const std::string& file, const StoredTrial& t) {
+  const std::string refp = fmt::format("trials/{}/samples/reference", t.id);
+  if (!has_object(file, fmt::format("trials/{}/weights", t.id)) || !has_object(file, refp)) return;
+  const StoredModel stored = read_model(file, t.id);
+  if (stored.event_shape != std::vector<int64_t>{2}) return;
+  const Array ref = read_array(file, refp);
+  float lo[2] = {1e30f, 1e30f}, hi[2] = {-1e30f, -1e30f};
+  for (size_t i = 0; i + 1 < ref.values.size(); i += 2)
+    for (int d = 0; d < 2; ++d) lo[d] = std::min(lo[d], ref.values[i + d]), hi[d] = std::max(hi[d], ref.values[i + d]);
+  for (int d = 0; d < 2; ++d) {
+    const float m = 0.1f * (hi[d] - lo[d]);
+    lo[d] -= m, hi[d] += m;
+  }
+  torch::NoGradGuard no_grad;
+  ArchitectureSpec spec;
+  const auto model = rebuild_model(registry, stored, spec);
+  constexpr int64_t kGrid = 21;
+  const at::Tensor gx = at::linspace(lo[0], hi[0], kGrid), gy = at::linspace(lo[1], hi[1], kGrid);
+  const auto mesh = at::meshgrid({gx, gy}, "ij");
+  const at::Tensor x = at::stack({mesh[0].flatten(), mesh[1].flatten()}, 1);
+  const double cell = std::min(hi[0] - lo[0], hi[1] - lo[1]) / double(kGrid - 1);
+  const std::string name = safe(fmt::format("velocity_{}", t.id));
+  const std::vector<double> times = {0.0, 0.5, 1.0};
+  {
+    auto out = p.data(name);
+    out << "# x y dx dy |v| (one block per t = 0, 0.5, 1; arrows scaled to the longest, 0.9 cell)\n";
+    for (double tv : times) {
+      const at::Tensor v = model->forward(x, at::full({x.size(0)}, tv, at::kFloat)).to(at::kDouble);
+      const at::Tensor speed = v.norm(2, 1);
+      const double scale = 0.9 * cell / std::max(1e-12, speed.max().item<double>());
+      const auto xa = x.accessor<float, 2>();
+      const auto va = v.accessor<double, 2>();
+      const auto sa = speed.accessor<double, 1>();
+      out << "# t = " << tv << "\n";
+      for (int64_t i = 0; i < x.size(0); ++i)
+        out << fmt::format("{} {} {} {} {}\n", xa[i][0], xa[i][1], va[i][0] * scale, va[i][1] * scale, sa[i]);
+      out << "\n\n";
+    }
+  }
+  std::string body = fmt::format("set multiplot layout 1,3 title {}\nset size ratio -1\nunset key\nset xrange [{}:{}]\n"
+                                 "set yrange [{}:{}]\nset cblabel '|v|'\n",
+                                 gp_quote("velocity field v(x, t): " + t.id), lo[0], hi[0], lo[1], hi[1]);
+  for (size_t i = 0; i < times.size(); ++i)
+    body += fmt::format("set title 't = {}'\nplot {} index {} using 1:2:3:4:5 with vectors head size 0.08,20 filled lc palette\n",
+                        times[i], gp_quote(name + ".dat"), i);
+  body += "unset multiplot\n";
+  p.draw(name, body);
+}
+
 }  // namespace
 
 CLI::App* add_plot(CLI::App& app, PlotArgs& a) {
@@ -250,6 +303,7 @@ int run_plot(const Registry& registry, const PlotArgs& a) {
       const Array gen = read_array(a.file, rowp);
       if (gen.shape.size() == 2 && gen.shape[1] == 2) {
         plot_samples_2d(p, a.file, *trial, row);
+        plot_velocity(p, registry, a.file, *trial);
       } else if (gen.shape.size() == 4) {
         auto first = [](const Array& x, int64_t k) {
           Array out = x;

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "stored_model.hpp"
 #include "flowlab/architecture.hpp"
 #include "flowlab/images.hpp"
 #include "flowlab/registry.hpp"
@@ -67,6 +68,44 @@ void write_h5(const std::string& path, const Array& a, const SampleArgs& args, i
 
 }  // namespace
 
+std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const StoredModel& stored, ArchitectureSpec& spec) {
+  Params ap;
+  for (const auto& [k, v] : stored.params) ap.set(k, v);
+  auto model = registry.create<Architecture>("architecture", stored.architecture, ap);
+  spec.event_shape = stored.event_shape;
+  const bool use_label = stored.condition == "label" || stored.condition == "both";
+  const bool use_attr = stored.condition == "attr" || stored.condition == "both";
+  if (use_label) {
+    const Array* w = find_weight(stored, "classes.weight");
+    if (!w) throw Error("the stored weights hold no class embedding (classes.weight)");
+    spec.num_classes = w->shape[0] - 1;
+  }
+  if (use_attr) {
+    const Array* w = find_weight(stored, "attr.weight");
+    if (!w) throw Error("the stored weights hold no attribute embedding (attr.weight)");
+    spec.attr_dim = w->shape[1];
+  }
+  model->build(spec);
+  model->eval();
+  size_t loaded = 0;
+  auto load = [&](const std::string& key, at::Tensor& t) {
+    const auto it = std::find_if(stored.weights.begin(), stored.weights.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it == stored.weights.end()) throw Error(fmt::format("the stored weights lack '{}'", key));
+    const at::Tensor v = to_tensor(it->second);
+    if (v.sizes() != t.sizes())
+      throw Error(fmt::format("'{}' is stored as [{}] but the model has [{}]", key, fmt::join(v.sizes(), ", "),
+                              fmt::join(t.sizes(), ", ")));
+    t.copy_(v);
+    ++loaded;
+  };
+  for (auto& kv : model->named_parameters()) load(kv.key(), kv.value());
+  for (auto& kv : model->named_buffers()) load(kv.key(), kv.value());
+  if (loaded != stored.weights.size())
+    throw Error(fmt::format("{} stored tensors but the model has {}", stored.weights.size(), loaded));
+
+  return model;
+}
+
 CLI::App* add_sample(CLI::App& app, SampleArgs& a) {
   auto* cmd = app.add_subcommand("sample", "draw new samples from a trial's stored model");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
@@ -97,40 +136,9 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
 
   torch::NoGradGuard no_grad;
   at::set_num_threads(1);  // as the trial's worker evaluated it (threads: 1 unless set), for the same sums
-  Params ap;
-  for (const auto& [k, v] : stored.params) ap.set(k, v);
-  auto model = registry.create<Architecture>("architecture", stored.architecture, ap);
   ArchitectureSpec spec;
-  spec.event_shape = stored.event_shape;
-  const bool use_label = stored.condition == "label" || stored.condition == "both";
-  const bool use_attr = stored.condition == "attr" || stored.condition == "both";
-  if (use_label) {
-    const Array* w = find_weight(stored, "classes.weight");
-    if (!w) throw Error("sample: the stored weights hold no class embedding (classes.weight)");
-    spec.num_classes = w->shape[0] - 1;
-  }
-  if (use_attr) {
-    const Array* w = find_weight(stored, "attr.weight");
-    if (!w) throw Error("sample: the stored weights hold no attribute embedding (attr.weight)");
-    spec.attr_dim = w->shape[1];
-  }
-  model->build(spec);
-  model->eval();
-  size_t loaded = 0;
-  auto load = [&](const std::string& key, at::Tensor& t) {
-    const auto it = std::find_if(stored.weights.begin(), stored.weights.end(), [&](const auto& kv) { return kv.first == key; });
-    if (it == stored.weights.end()) throw Error(fmt::format("sample: the stored weights lack '{}'", key));
-    const at::Tensor v = to_tensor(it->second);
-    if (v.sizes() != t.sizes())
-      throw Error(fmt::format("sample: '{}' is stored as [{}] but the model has [{}]", key, fmt::join(v.sizes(), ", "),
-                              fmt::join(t.sizes(), ", ")));
-    t.copy_(v);
-    ++loaded;
-  };
-  for (auto& kv : model->named_parameters()) load(kv.key(), kv.value());
-  for (auto& kv : model->named_buffers()) load(kv.key(), kv.value());
-  if (loaded != stored.weights.size())
-    throw Error(fmt::format("sample: {} stored tensors but the model has {}", stored.weights.size(), loaded));
+  auto model = rebuild_model(registry, stored, spec);
+  const bool use_label = spec.num_classes > 0, use_attr = spec.attr_dim > 0;
 
   at::Tensor x0;
   if (args.from_stored_noise) {
