@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "commands.hpp"
 #include "flowlab/config.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/runner.hpp"
@@ -168,6 +169,13 @@ int main(int argc, char** argv) {
       ->type_name("S")
       ->check(CLI::NonNegativeNumber);
 
+  flowlab::cli::ReportArgs report_args;
+  auto* report = flowlab::cli::add_report(app, report_args);
+  flowlab::cli::PlotArgs plot_args;
+  auto* plot = flowlab::cli::add_plot(app, plot_args);
+  flowlab::cli::SampleArgs sample_args;
+  auto* sample = flowlab::cli::add_sample(app, sample_args);
+
   flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
   auto* trial = app.add_subcommand("_trial", "");
   trial->group("");
@@ -222,6 +230,9 @@ int main(int argc, char** argv) {
     }
     if (*merge_cmd.app) return merge_cmd.run(registry);
     if (*slurm_cmd.app) return slurm_cmd.run(registry);
+    if (*report) return flowlab::cli::run_report(registry, report_args);
+    if (*plot) return flowlab::cli::run_plot(registry, plot_args);
+    if (*sample) return flowlab::cli::run_sample(registry, sample_args);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);

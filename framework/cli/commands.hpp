@@ -1,0 +1,54 @@
+// The subcommands that live in their own files: each adds itself to the app and runs when chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "flowlab/records.hpp"
+
+#include <string>
+#include <vector>
+
+namespace flowlab {
+class Registry;
+}
+
+namespace flowlab::cli {
+
+/// `flowlab report RESULTS.h5 [--by KEY...] [--metric NAME...] [--format md|csv|term] [--within F]`.
+struct ReportArgs {
+  std::string file, format = "term";
+  std::vector<std::string> by, metrics;
+  double within = 0.1;
+};
+CLI::App* add_report(CLI::App& app, ReportArgs& args);
+int run_report(const Registry& registry, const ReportArgs& args);
+
+}  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
+/// `flowlab plot RESULTS.h5 --out DIR [--by KEY...] [--metric NAME] [--trial ID] [--run LABEL] [--width W --height H]`.
+struct PlotArgs {
+  std::string file, out, trial, run, metric;
+  std::vector<std::string> by;
+  int width = 800, height = 600;
+};
+CLI::App* add_plot(CLI::App& app, PlotArgs& args);
+int run_plot(const Registry& registry, const PlotArgs& args);
+
+}  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
+/// `flowlab sample RESULTS.h5 --trial ID [--solver NAME --steps N | --rtol R] [--n N] [--guidance W] [--class C]
+/// [--seed S] [--from-stored-noise] --out FILE.(h5|png|csv)`.
+struct SampleArgs {
+  std::string file, trial, solver, out;
+  int64_t steps = 0, n = 0, seed = 0, label = -1;  // n 0: 1000, or all stored noise
+  double rtol = 0, guidance = 1.0;
+  bool from_stored_noise = false;
+};
+CLI::App* add_sample(CLI::App& app, SampleArgs& args);
+int run_sample(const Registry& registry, const SampleArgs& args);
+
+}  // namespace flowlab::cli

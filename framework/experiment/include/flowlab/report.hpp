@@ -1,0 +1,116 @@
+// Reading a results file back (any state: finished, running or interrupted) and the quality-vs-steps table that
+// `flowlab report` prints: rows solver x steps (the eval rows' labels), NFE, each metric as mean +- sample std over
+// seeds, time per 1000 samples; grouped by the swept keys; a "steps to quality" summary per group.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "flowlab/errors.hpp"
+#include "flowlab/records.hpp"
+
+namespace flowlab {
+
+class Registry;
+
+/// One trial as stored under /trials/<id>: attributes, training log and eval table (not the samples or weights).
+struct StoredTrial {
+  std::string id, status, error;
+  int64_t seed = 0;
+  std::vector<std::pair<std::string, std::string>> swept;  ///< the sweep:<key> attributes, in attribute order
+  TrainLog train;
+  std::vector<std::string> metric_names;  ///< the eval table's metric columns, in table order
+  std::vector<EvalRow> eval;              ///< the eval table's rows (metrics, no samples)
+};
+
+/// A results file read back: root attributes, the trials it holds, and what the sweep expects but the file lacks.
+struct FLOWLAB_API StoredResults {
+  std::string path, experiment_name, experiment_file, experiment_yaml;
+  std::vector<StoredTrial> trials;  ///< in file order
+  std::vector<std::string> summary_columns;  ///< the /summary table's columns (sweep order of the swept keys)
+  /// Ids the experiment's sweep expands to but /trials lacks (not run yet, interrupted, or lost in a merge).
+  std::vector<std::string> missing;
+  /// Why `missing` could not be computed ("" when it was): the sweep is re-expanded from experiment_yaml with the
+  /// registry, which fails when a plugin the experiment names is not available.
+  std::string missing_unknown;
+  std::vector<std::string> swept_keys() const;  ///< every sweep:<key> seen, in first-seen order
+  const StoredTrial& trial(const std::string& id) const;  ///< throws, listing the valid ids
+};
+
+/// Reads `path`. Throws flowlab::Error when it is not a flowlab results file ("... is not a flowlab results file:
+/// ..."), or on an HDF5 error. With a registry, re-expands the sweep to find missing trials.
+FLOWLAB_API StoredResults read_results(const std::string& path, const Registry* registry = nullptr);
+
+/// A float32 dataset of any rank (e.g. "trials/<id>/rows/000/samples"); throws flowlab::Error naming it if absent.
+FLOWLAB_API Array read_array(const std::string& file, const std::string& dataset);
+/// Whether `object` (a group or dataset path) exists in `file`.
+FLOWLAB_API bool has_object(const std::string& file, const std::string& object);
+
+/// The evaluated model of a trial, as stored under weights/: enough to rebuild it through the registry.
+struct StoredModel {
+  std::string architecture, condition;
+  std::vector<std::pair<std::string, std::string>> params;  ///< param:<name> -> value as text
+  std::vector<int64_t> event_shape;
+  std::vector<std::pair<std::string, Array>> weights;  ///< state-dict key -> tensor
+};
+FLOWLAB_API StoredModel read_model(const std::string& file, const std::string& trial_id);
+
+/// One row of the quality-vs-steps table: one eval label aggregated over the trials of a group.
+struct ReportRow {
+  std::string label, solver;
+  int64_t steps = 0;    ///< 0 for adaptive
+  double rtol = 0;      ///< NaN for fixed-step
+  double atol = 0;
+  int64_t n = 0;        ///< rows without an error (the seeds averaged over)
+  int64_t failed = 0;   ///< rows with an error, excluded from the means
+  double nfe = 0;       ///< mean over the n rows
+  double seconds_per_1000 = 0;  ///< mean seconds per 1000 samples (1000 / samples_per_s)
+  std::vector<double> mean, std;  ///< per reported metric; std is the sample std (n - 1), NaN for n < 2
+};
+
+/// The "steps to quality" answer for one solver of a group.
+struct QualityPick {
+  std::string solver;
+  std::optional<size_t> row;  ///< index into ReportGroup::rows of the cheapest row within the threshold
+  size_t best_row = 0;        ///< this solver's best row (when none is within)
+};
+
+struct ReportGroup {
+  std::vector<std::pair<std::string, std::string>> key;  ///< the grouping key=value pairs (empty: one group)
+  std::vector<std::string> trials;                       ///< the completed trials aggregated
+  std::vector<ReportRow> rows;
+  // Steps to quality, on the metric `quality_metric` (an index into Report::metrics).
+  std::optional<size_t> reference_row;  ///< the best converged row; nullopt when no row has a value
+  double threshold = 0;                 ///< reference mean * (1 + within)
+  std::vector<QualityPick> picks;
+};
+
+struct ReportOptions {
+  std::vector<std::string> by;       ///< group keys; empty: every swept key
+  std::vector<std::string> metrics;  ///< metrics to show; empty: all; the first is the quality metric
+  double within = 0.1;
+};
+
+struct Report {
+  std::vector<std::string> group_keys;
+  std::vector<std::string> metrics;  ///< shown, in order; metrics[0] is the quality metric
+  double within = 0.1;
+  std::vector<ReportGroup> groups;
+  std::vector<std::string> missing;  ///< from StoredResults
+  std::string missing_unknown;
+  std::vector<const StoredTrial*> not_completed;  ///< failed, diverged or timed-out trials
+  size_t total = 0;                               ///< trials in the file
+};
+
+/// Builds the table. Throws flowlab::Error for an unknown --by key or metric, listing the valid ones.
+FLOWLAB_API Report build_report(const StoredResults& results, const ReportOptions& options);
+
+/// Writes the report as "term" (aligned columns), "md" (Markdown tables) or "csv" (one flat table: the group keys,
+/// then label, solver, steps, rtol, atol, n, failed, nfe, <metric>_mean, <metric>_std ..., seconds_per_1000).
+/// term and md end with the steps-to-quality summary and the missing or failed trials; for csv these go to `notes`.
+FLOWLAB_API void write_report(const Report& report, const std::string& format, std::ostream& out, std::ostream& notes);
+
+}  // namespace flowlab

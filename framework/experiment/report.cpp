@@ -1,0 +1,731 @@
+// Reading results files back through the HDF5 C API (columns of the eval table by name, so files with other or
+// fewer metric columns read the same) and the quality-vs-steps report built from them.
+#include "flowlab/report.hpp"
+
+#include <fmt/format.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "flowlab/config.hpp"
+#include "flowlab/registry.hpp"
+
+namespace fs = std::filesystem;
+
+namespace flowlab {
+namespace {
+
+std::string error_stack() {
+  std::vector<std::string> descs;
+  auto walk = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+    auto& out = *static_cast<std::vector<std::string>*>(data);
+    std::string d = e->desc && *e->desc ? e->desc : (e->func_name ? std::string(e->func_name) + "() failed" : "");
+    if (!d.empty()) out.push_back(d);
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &descs);
+  if (descs.empty()) return "no description on HDF5's error stack";
+  if (descs.size() == 1 || descs.front() == descs.back()) return descs.front();
+  return descs.front() + ": " + descs.back();
+}
+
+[[noreturn]] void fail(const std::string& what) { throw Error(fmt::format("HDF5: {}: {}", what, error_stack())); }
+void check(herr_t status, const std::string& what) {
+  if (status < 0) fail(what);
+}
+
+/// Owns one HDF5 identifier and closes it with the matching call (as in results.cpp).
+class H5 {
+ public:
+  H5() = default;
+  H5(hid_t id, const std::string& what) : id_(id) {
+    if (id_ < 0) fail(what);
+  }
+  H5(const H5&) = delete;
+  H5& operator=(const H5&) = delete;
+  H5(H5&& o) noexcept : id_(std::exchange(o.id_, -1)) {}
+  ~H5() {
+    if (id_ < 0) return;
+    switch (H5Iget_type(id_)) {
+      case H5I_FILE: H5Fclose(id_); break;
+      case H5I_GROUP: H5Gclose(id_); break;
+      case H5I_DATASET: H5Dclose(id_); break;
+      case H5I_DATASPACE: H5Sclose(id_); break;
+      case H5I_DATATYPE: H5Tclose(id_); break;
+      case H5I_ATTR: H5Aclose(id_); break;
+      default: H5Idec_ref(id_);
+    }
+  }
+  operator hid_t() const { return id_; }  // NOLINT
+
+ private:
+  hid_t id_ = -1;
+};
+
+struct Silence {
+  Silence() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+
+bool has_attr(hid_t obj, const char* name) {
+  const htri_t e = H5Aexists(obj, name);
+  check(e, fmt::format("looking for attribute {}", name));
+  return e > 0;
+}
+
+/// A string attribute (variable or fixed length); "" when absent.
+std::string attr_string(hid_t obj, const char* name) {
+  if (!has_attr(obj, name)) return "";
+  const H5 a(H5Aopen(obj, name, H5P_DEFAULT), fmt::format("opening attribute {}", name));
+  const H5 type(H5Aget_type(a), fmt::format("the type of attribute {}", name));
+  if (H5Tget_class(type) != H5T_STRING) throw Error(fmt::format("attribute {} is not a string", name));
+  if (H5Tis_variable_str(type) > 0) {
+    char* v = nullptr;
+    check(H5Aread(a, type, &v), fmt::format("reading attribute {}", name));
+    std::string out = v ? v : "";
+    if (v) H5free_memory(v);
+    return out;
+  }
+  std::string buf(H5Tget_size(type), '\0');
+  check(H5Aread(a, type, buf.data()), fmt::format("reading attribute {}", name));
+  return buf.substr(0, buf.find('\0'));
+}
+
+double attr_double(hid_t obj, const char* name, double fallback) {
+  if (!has_attr(obj, name)) return fallback;
+  const H5 a(H5Aopen(obj, name, H5P_DEFAULT), fmt::format("opening attribute {}", name));
+  double v = fallback;
+  check(H5Aread(a, H5T_NATIVE_DOUBLE, &v), fmt::format("reading attribute {}", name));
+  return v;
+}
+
+std::vector<int64_t> attr_int_list(hid_t obj, const char* name) {
+  if (!has_attr(obj, name)) return {};
+  const H5 a(H5Aopen(obj, name, H5P_DEFAULT), fmt::format("opening attribute {}", name));
+  const H5 space(H5Aget_space(a), "an attribute's dataspace");
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(0, n)));
+  if (!v.empty()) check(H5Aread(a, H5T_NATIVE_INT64, v.data()), fmt::format("reading attribute {}", name));
+  return v;
+}
+
+std::vector<std::string> attr_names(hid_t obj) {
+  std::vector<std::string> names;
+  auto cb = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  };
+  hsize_t idx = 0;
+  check(H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names), "listing attributes");
+  return names;
+}
+
+std::vector<std::string> link_names(hid_t group) {
+  std::vector<std::string> names;
+  auto cb = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  };
+  hsize_t idx = 0;
+  check(H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, &names), "listing a group");
+  return names;
+}
+
+template <class T>
+std::vector<T> read_1d(hid_t loc, const char* name) {
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return {};
+  const H5 d(H5Dopen2(loc, name, H5P_DEFAULT), fmt::format("opening {}", name));
+  const H5 space(H5Dget_space(d), fmt::format("the dataspace of {}", name));
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<T> v(static_cast<size_t>(std::max<hssize_t>(0, n)));
+  const hid_t type = std::is_integral<T>::value ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
+  if (!v.empty()) check(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), fmt::format("reading {}", name));
+  return v;
+}
+
+/// The columns of a compound table, read by name.
+class CompoundReader {
+ public:
+  CompoundReader(hid_t loc, const char* name) : d_(H5Dopen2(loc, name, H5P_DEFAULT), fmt::format("opening {}", name)) {
+    const H5 space(H5Dget_space(d_), "a table's dataspace");
+    n_ = static_cast<size_t>(std::max<hssize_t>(0, H5Sget_simple_extent_npoints(space)));
+    type_ = H5Dget_type(d_);
+    const int m = H5Tget_nmembers(type_);
+    for (int i = 0; i < m; ++i) {
+      char* nm = H5Tget_member_name(type_, static_cast<unsigned>(i));
+      names_.push_back(nm);
+      H5free_memory(nm);
+    }
+  }
+  ~CompoundReader() {
+    if (type_ >= 0) H5Tclose(type_);
+  }
+  size_t rows() const { return n_; }
+  const std::vector<std::string>& names() const { return names_; }
+  bool has(const std::string& col) const { return std::find(names_.begin(), names_.end(), col) != names_.end(); }
+  /// Numeric column as double (missing: `fallback`).
+  std::vector<double> doubles(const std::string& col, double fallback = std::nan("")) const {
+    std::vector<double> v(n_, fallback);
+    if (!has(col) || n_ == 0) return v;
+    const H5 mt(H5Tcreate(H5T_COMPOUND, sizeof(double)), "a column type");
+    check(H5Tinsert(mt, col.c_str(), 0, H5T_NATIVE_DOUBLE), "column " + col);
+    check(H5Dread(d_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "reading column " + col);
+    return v;
+  }
+  std::vector<int64_t> ints(const std::string& col) const {
+    std::vector<int64_t> v(n_, 0);
+    if (!has(col) || n_ == 0) return v;
+    const H5 mt(H5Tcreate(H5T_COMPOUND, sizeof(int64_t)), "a column type");
+    check(H5Tinsert(mt, col.c_str(), 0, H5T_NATIVE_INT64), "column " + col);
+    check(H5Dread(d_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "reading column " + col);
+    return v;
+  }
+  std::vector<std::string> strings(const std::string& col) const {
+    std::vector<std::string> v(n_);
+    if (!has(col) || n_ == 0) return v;
+    const int idx = H5Tget_member_index(type_, col.c_str());
+    const H5 ft(H5Tget_member_type(type_, static_cast<unsigned>(idx)), "a column's type");
+    if (H5Tget_class(ft) != H5T_STRING) throw Error(fmt::format("column {} is not a string column", col));
+    if (H5Tis_variable_str(ft) > 0) {
+      const H5 st(H5Tcopy(H5T_C_S1), "a string type");
+      check(H5Tset_size(st, H5T_VARIABLE), "a string size");
+      const H5 mt(H5Tcreate(H5T_COMPOUND, sizeof(char*)), "a column type");
+      check(H5Tinsert(mt, col.c_str(), 0, st), "column " + col);
+      std::vector<char*> p(n_, nullptr);
+      check(H5Dread(d_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()), "reading column " + col);
+      for (size_t i = 0; i < n_; ++i) {
+        v[i] = p[i] ? p[i] : "";
+        if (p[i]) H5free_memory(p[i]);
+      }
+      return v;
+    }
+    const size_t w = H5Tget_size(ft);
+    const H5 st(H5Tcopy(H5T_C_S1), "a string type");
+    check(H5Tset_size(st, w), "a string size");
+    const H5 mt(H5Tcreate(H5T_COMPOUND, w), "a column type");
+    check(H5Tinsert(mt, col.c_str(), 0, st), "column " + col);
+    std::vector<char> buf(w * n_);
+    check(H5Dread(d_, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "reading column " + col);
+    for (size_t i = 0; i < n_; ++i) {
+      std::string s(buf.data() + i * w, w);
+      v[i] = s.substr(0, s.find('\0'));
+    }
+    return v;
+  }
+
+ private:
+  H5 d_;
+  hid_t type_ = -1;
+  size_t n_ = 0;
+  std::vector<std::string> names_;
+};
+
+// The eval table's fixed columns; every other double column is a metric.
+const std::set<std::string> kEvalColumns = {"round",          "solver",         "label",   "steps",        "rtol",
+                                            "atol",           "nfe",            "network_calls", "accepted_steps",
+                                            "rejected_steps", "seconds",        "samples_per_s", "straightness", "error"};
+
+StoredTrial read_trial(hid_t trials, const std::string& id) {
+  const H5 g(H5Gopen2(trials, id.c_str(), H5P_DEFAULT), "opening trial " + id);
+  StoredTrial t;
+  t.id = id;
+  t.status = attr_string(g, "status");
+  t.error = attr_string(g, "error");
+  t.seed = static_cast<int64_t>(attr_double(g, "seed", 0));
+  for (const auto& a : attr_names(g))
+    if (a.rfind("sweep:", 0) == 0) t.swept.emplace_back(a.substr(6), attr_string(g, a.c_str()));
+  if (H5Lexists(g, "train", H5P_DEFAULT) > 0) {
+    const H5 tr(H5Gopen2(g, "train", H5P_DEFAULT), "opening train/ of " + id);
+    t.train.step = read_1d<int64_t>(tr, "step");
+    t.train.loss = read_1d<double>(tr, "loss");
+    t.train.grad_norm = read_1d<double>(tr, "grad_norm");
+    t.train.lr = read_1d<double>(tr, "lr");
+  }
+  if (H5Lexists(g, "eval", H5P_DEFAULT) > 0) {
+    const CompoundReader ev(g, "eval");
+    for (const auto& c : ev.names())
+      if (!kEvalColumns.count(c)) t.metric_names.push_back(c);
+    const auto solver = ev.strings("solver"), label = ev.strings("label"), error = ev.strings("error");
+    const auto round = ev.ints("round"), steps = ev.ints("steps"), nfe = ev.ints("nfe"), calls = ev.ints("network_calls");
+    const auto acc = ev.ints("accepted_steps"), rej = ev.ints("rejected_steps");
+    const auto rtol = ev.doubles("rtol"), atol = ev.doubles("atol"), secs = ev.doubles("seconds");
+    const auto sps = ev.doubles("samples_per_s"), straight = ev.doubles("straightness");
+    std::vector<std::vector<double>> metrics;
+    for (const auto& m : t.metric_names) metrics.push_back(ev.doubles(m));
+    for (size_t i = 0; i < ev.rows(); ++i) {
+      EvalRow r;
+      r.round = round[i], r.solver = solver[i], r.label = label[i].empty() ? solver[i] : label[i], r.error = error[i];
+      r.steps = steps[i], r.nfe = nfe[i], r.network_calls = calls[i], r.accepted = acc[i], r.rejected = rej[i];
+      r.rtol = rtol[i], r.atol = atol[i], r.seconds = secs[i], r.samples_per_s = sps[i], r.straightness = straight[i];
+      for (const auto& col : metrics) r.metrics.push_back(col[i]);
+      t.eval.push_back(std::move(r));
+    }
+  }
+  return t;
+}
+
+/// The ids the experiment's sweep expands to, from its stored text. The text is loaded from a temporary copy in
+/// the directory of the original experiment file when that still exists (relative paths in it resolve the same).
+std::vector<std::string> expected_ids(const StoredResults& r, const Registry& registry) {
+  fs::path dir = fs::temp_directory_path();
+  std::error_code ec;
+  if (!r.experiment_file.empty() && fs::is_directory(fs::path(r.experiment_file).parent_path(), ec) &&
+      ::access(fs::path(r.experiment_file).parent_path().c_str(), W_OK) == 0)
+    dir = fs::path(r.experiment_file).parent_path();
+  const fs::path tmp = dir / fmt::format(".flowlab_report_{}.yaml", ::getpid());
+  std::ofstream(tmp) << r.experiment_yaml;
+  std::vector<std::string> ids;
+  try {
+    const Experiment ex = load_experiment(tmp.string(), registry);
+    for (const auto& t : ex.trials) ids.push_back(t.id);
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+  fs::remove(tmp, ec);
+  return ids;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? std::nan("") : s / double(v.size());
+}
+
+double sample_std(const std::vector<double>& v) {
+  if (v.size() < 2) return std::nan("");
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / double(v.size() - 1));
+}
+
+bool adaptive(const ReportRow& r) { return r.steps == 0 && std::isfinite(r.rtol); }
+
+}  // namespace
+
+std::vector<std::string> StoredResults::swept_keys() const {
+  std::vector<std::string> keys;  // sweep order where /summary gives it (attributes come in name order)
+  for (const auto& k : summary_columns)
+    for (const auto& t : trials)
+      if (std::any_of(t.swept.begin(), t.swept.end(), [&](const auto& kv) { return kv.first == k; }) &&
+          std::find(keys.begin(), keys.end(), k) == keys.end())
+        keys.push_back(k);
+  for (const auto& t : trials)
+    for (const auto& kv : t.swept)
+      if (std::find(keys.begin(), keys.end(), kv.first) == keys.end()) keys.push_back(kv.first);
+  return keys;
+}
+
+const StoredTrial& StoredResults::trial(const std::string& id) const {
+  std::vector<std::string> ids;
+  for (const auto& t : trials) {
+    if (t.id == id) return t;
+    ids.push_back(t.id);
+  }
+  throw Error(fmt::format("unknown trial '{}' in {} (valid: {})", id, path, fmt::join(ids, "; ")));
+}
+
+StoredResults read_results(const std::string& path, const Registry* registry) {
+  Silence s;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such file", path));
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw Error(fmt::format("{} is not a flowlab results file: not an HDF5 file", path));
+  StoredResults r;
+  r.path = path;
+  const H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + path);
+  if (H5Lexists(f, "trials", H5P_DEFAULT) <= 0)
+    throw Error(fmt::format("{} is not a flowlab results file: it has no /trials group", path));
+  r.experiment_name = attr_string(f, "experiment_name");
+  r.experiment_file = attr_string(f, "experiment_file");
+  r.experiment_yaml = attr_string(f, "experiment_yaml");
+  const H5 trials(H5Gopen2(f, "trials", H5P_DEFAULT), "opening /trials");
+  for (const auto& id : link_names(trials)) r.trials.push_back(read_trial(trials, id));
+  if (H5Lexists(f, "summary", H5P_DEFAULT) > 0) {
+    // Sweep order, as /summary lists the trials (the group's links come in name order).
+    const CompoundReader summary(f, "summary");
+    r.summary_columns = summary.names();
+    const auto order = summary.strings("id");
+    auto rank = [&](const StoredTrial& t) {
+      return static_cast<size_t>(std::find(order.begin(), order.end(), t.id) - order.begin());
+    };
+    std::stable_sort(r.trials.begin(), r.trials.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  }
+  if (registry && !r.experiment_yaml.empty()) {
+    try {
+      std::set<std::string> have;
+      for (const auto& t : r.trials) have.insert(t.id);
+      for (const auto& id : expected_ids(r, *registry))
+        if (!have.count(id)) r.missing.push_back(id);
+    } catch (const std::exception& e) {
+      r.missing_unknown = fmt::format("the experiment's sweep could not be re-expanded: {}", e.what());
+    }
+  } else if (r.experiment_yaml.empty()) {
+    r.missing_unknown = "the file holds no experiment_yaml attribute";
+  }
+  return r;
+}
+
+Array read_array(const std::string& file, const std::string& dataset) {
+  Silence s;
+  const H5 f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + file);
+  if (H5Lexists(f, dataset.c_str(), H5P_DEFAULT) <= 0 && !has_object(file, dataset))
+    throw Error(fmt::format("{}: no dataset {}", file, dataset));
+  const H5 d(H5Dopen2(f, dataset.c_str(), H5P_DEFAULT), "opening " + dataset);
+  const H5 space(H5Dget_space(d), "the dataspace of " + dataset);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  if (rank > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  Array a;
+  size_t n = 1;
+  for (auto d2 : dims) a.shape.push_back(static_cast<int64_t>(d2)), n *= d2;
+  a.values.resize(n);
+  if (n) check(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.values.data()), "reading " + dataset);
+  return a;
+}
+
+bool has_object(const std::string& file, const std::string& object) {
+  Silence s;
+  const H5 f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + file);
+  // Each link along the path must exist before the next is asked for.
+  std::string sofar;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    const size_t next = object.find('/', pos);
+    sofar = object.substr(0, next);
+    pos = next == std::string::npos ? next : next + 1;
+    if (sofar.empty()) continue;
+    if (H5Lexists(f, sofar.c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return true;
+}
+
+StoredModel read_model(const std::string& file, const std::string& trial_id) {
+  Silence s;
+  const std::string wpath = "trials/" + trial_id + "/weights";
+  if (!has_object(file, wpath)) throw Error(fmt::format("{}: trial {} has no stored weights", file, trial_id));
+  StoredModel m;
+  {
+    const H5 f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + file);
+    const H5 g(H5Gopen2(f, wpath.c_str(), H5P_DEFAULT), "opening " + wpath);
+    m.architecture = attr_string(g, "architecture");
+    m.condition = attr_string(g, "condition");
+    m.event_shape = attr_int_list(g, "event_shape");
+    for (const auto& a : attr_names(g))
+      if (a.rfind("param:", 0) == 0) m.params.emplace_back(a.substr(6), attr_string(g, a.c_str()));
+    for (const auto& key : link_names(g)) m.weights.emplace_back(key, Array());
+  }
+  for (auto& [key, value] : m.weights) value = read_array(file, wpath + "/" + key);
+  return m;
+}
+
+Report build_report(const StoredResults& results, const ReportOptions& options) {
+  Report rep;
+  rep.within = options.within;
+  rep.total = results.trials.size();
+  rep.missing = results.missing;
+  rep.missing_unknown = results.missing_unknown;
+  const auto keys = results.swept_keys();
+  if (options.by.empty()) {
+    rep.group_keys = keys;
+  } else {
+    for (const auto& k : options.by) {
+      if (std::find(keys.begin(), keys.end(), k) == keys.end())
+        throw Error(fmt::format("--by: '{}' is not a swept key of {} (valid: {})", k, results.path,
+                                keys.empty() ? std::string("none: nothing was swept but the seed") : fmt::format("{}", fmt::join(keys, ", "))));
+      rep.group_keys.push_back(k);
+    }
+  }
+  std::vector<std::string> all_metrics;
+  for (const auto& t : results.trials)
+    for (const auto& m : t.metric_names)
+      if (std::find(all_metrics.begin(), all_metrics.end(), m) == all_metrics.end()) all_metrics.push_back(m);
+  if (options.metrics.empty()) {
+    rep.metrics = all_metrics;
+  } else {
+    for (const auto& m : options.metrics) {
+      if (std::find(all_metrics.begin(), all_metrics.end(), m) == all_metrics.end())
+        throw Error(fmt::format("--metric: '{}' is not a metric of {} (valid: {})", m, results.path,
+                                all_metrics.empty() ? std::string("none") : fmt::format("{}", fmt::join(all_metrics, ", "))));
+      rep.metrics.push_back(m);
+    }
+  }
+
+  // Groups in first-seen order of their key values.
+  std::vector<std::vector<std::string>> group_values;
+  std::vector<std::vector<const StoredTrial*>> members;
+  for (const auto& t : results.trials) {
+    if (t.status != "completed") {
+      rep.not_completed.push_back(&t);
+      continue;
+    }
+    std::vector<std::string> values;
+    for (const auto& k : rep.group_keys) {
+      std::string v;
+      for (const auto& kv : t.swept)
+        if (kv.first == k) v = kv.second;
+      values.push_back(v);
+    }
+    const auto it = std::find(group_values.begin(), group_values.end(), values);
+    if (it == group_values.end()) {
+      group_values.push_back(values);
+      members.push_back({&t});
+    } else {
+      members[static_cast<size_t>(it - group_values.begin())].push_back(&t);
+    }
+  }
+
+  for (size_t gi = 0; gi < group_values.size(); ++gi) {
+    ReportGroup g;
+    for (size_t k = 0; k < rep.group_keys.size(); ++k) g.key.emplace_back(rep.group_keys[k], group_values[gi][k]);
+    // Rows by label, in first-seen order; the values of each label collected over the group's trials.
+    struct Acc {
+      std::vector<double> nfe, secs;
+      std::vector<std::vector<double>> metric;
+    };
+    std::vector<Acc> acc;
+    for (const StoredTrial* t : members[gi]) {
+      g.trials.push_back(t->id);
+      for (const auto& e : t->eval) {
+        auto it = std::find_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& r) { return r.label == e.label; });
+        if (it == g.rows.end()) {
+          ReportRow r;
+          r.label = e.label, r.solver = e.solver, r.steps = e.steps, r.rtol = e.rtol, r.atol = e.atol;
+          g.rows.push_back(r);
+          acc.push_back({{}, {}, std::vector<std::vector<double>>(rep.metrics.size())});
+          it = g.rows.end() - 1;
+        }
+        const size_t ri = static_cast<size_t>(it - g.rows.begin());
+        if (!e.error.empty()) {
+          ++it->failed;
+          continue;
+        }
+        ++it->n;
+        acc[ri].nfe.push_back(double(e.nfe));
+        acc[ri].secs.push_back(e.samples_per_s > 0 ? 1000.0 / e.samples_per_s : std::nan(""));
+        for (size_t m = 0; m < rep.metrics.size(); ++m) {
+          const auto mi = std::find(t->metric_names.begin(), t->metric_names.end(), rep.metrics[m]);
+          acc[ri].metric[m].push_back(mi == t->metric_names.end() ? std::nan("")
+                                                                  : e.metrics[static_cast<size_t>(mi - t->metric_names.begin())]);
+        }
+      }
+    }
+    for (size_t ri = 0; ri < g.rows.size(); ++ri) {
+      auto& r = g.rows[ri];
+      r.nfe = mean_of(acc[ri].nfe);
+      r.seconds_per_1000 = mean_of(acc[ri].secs);
+      for (const auto& v : acc[ri].metric) r.mean.push_back(mean_of(v)), r.std.push_back(sample_std(v));
+    }
+    // Steps to quality on the first metric: the reference is the adaptive row with the smallest rtol (then atol),
+    // dopri5 first; without adaptive rows, the row with the most steps (then NFE).
+    if (!rep.metrics.empty()) {
+      auto has_value = [&](size_t i) { return std::isfinite(g.rows[i].mean[0]); };
+      std::optional<size_t> ref;
+      auto better_adaptive = [&](size_t a, size_t b) {  // is a a better reference than b
+        const bool da = g.rows[a].solver == "dopri5", db = g.rows[b].solver == "dopri5";
+        if (da != db) return da;
+        if (g.rows[a].rtol != g.rows[b].rtol) return g.rows[a].rtol < g.rows[b].rtol;
+        return g.rows[a].atol < g.rows[b].atol;
+      };
+      for (size_t i = 0; i < g.rows.size(); ++i)
+        if (has_value(i) && adaptive(g.rows[i]) && (!ref || better_adaptive(i, *ref))) ref = i;
+      if (!ref)
+        for (size_t i = 0; i < g.rows.size(); ++i)
+          if (has_value(i) && (!ref || g.rows[i].steps > g.rows[*ref].steps ||
+                               (g.rows[i].steps == g.rows[*ref].steps && g.rows[i].nfe > g.rows[*ref].nfe)))
+            ref = i;
+      g.reference_row = ref;
+      if (ref) {
+        const double best = g.rows[*ref].mean[0];
+        g.threshold = best + options.within * std::abs(best);
+        std::vector<std::string> solvers;
+        for (const auto& r : g.rows)
+          if (std::find(solvers.begin(), solvers.end(), r.solver) == solvers.end()) solvers.push_back(r.solver);
+        for (const auto& s : solvers) {
+          QualityPick p;
+          p.solver = s;
+          std::optional<size_t> best_row;
+          for (size_t i = 0; i < g.rows.size(); ++i) {
+            const auto& r = g.rows[i];
+            if (r.solver != s || !has_value(i)) continue;
+            if (!best_row || r.mean[0] < g.rows[*best_row].mean[0]) best_row = i;
+            if (r.mean[0] > g.threshold) continue;
+            // The cheapest within: fewest steps for fixed-step rows, fewest NFE for adaptive ones.
+            if (!p.row || r.steps < g.rows[*p.row].steps || (r.steps == g.rows[*p.row].steps && r.nfe < g.rows[*p.row].nfe))
+              p.row = i;
+          }
+          if (!best_row) continue;
+          p.best_row = *best_row;
+          g.picks.push_back(p);
+        }
+      }
+    }
+    rep.groups.push_back(std::move(g));
+  }
+  return rep;
+}
+
+namespace {
+
+/// Display width of UTF-8 text (code points; the report uses no wide characters).
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string num(double v) {
+  if (std::isnan(v)) return "-";
+  if (v == 0) return "0";
+  const double a = std::abs(v);
+  if (a >= 1e5 || a < 1e-3) return fmt::format("{:.3e}", v);
+  return fmt::format("{:.4g}", v);
+}
+
+std::string nfe_text(double v) { return std::isnan(v) ? "-" : (v == std::round(v) ? fmt::format("{:.0f}", v) : fmt::format("{:.1f}", v)); }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string group_title(const ReportGroup& g) {
+  if (g.key.empty()) return "all trials";
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : g.key) parts.push_back(k + "=" + v);
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+void print_aligned(std::ostream& out, const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+  std::vector<size_t> w;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], display_width(r[i]));
+    }
+  for (const auto& r : rows) {
+    std::string line = "  ";
+    for (size_t i = 0; i < r.size(); ++i) {
+      const std::string pad(w[i] - display_width(r[i]), ' ');
+      line += i < right.size() && right[i] ? pad + r[i] : r[i] + (i + 1 < r.size() ? pad : "");
+      if (i + 1 < r.size()) line += "  ";
+    }
+    out << line << "\n";
+  }
+}
+
+std::string pick_text(const Report& rep, const ReportGroup& g, const QualityPick& p) {
+  if (p.row) {
+    const auto& r = g.rows[*p.row];
+    const std::string what = r.steps > 0              ? fmt::format("{} steps", r.steps)
+                             : std::isfinite(r.rtol) ? fmt::format("rtol={:g}", r.rtol)
+                                                     : r.label;
+    return fmt::format("{} ({} NFE): {} {}", what, nfe_text(r.nfe), rep.metrics[0], num(r.mean[0]));
+  }
+  const auto& b = g.rows[p.best_row];
+  return fmt::format("not reached (best: {}, {} NFE, {} {})", b.label, nfe_text(b.nfe), rep.metrics[0], num(b.mean[0]));
+}
+
+}  // namespace
+
+void write_report(const Report& rep, const std::string& format, std::ostream& out, std::ostream& notes) {
+  if (format != "term" && format != "md" && format != "csv")
+    throw Error(fmt::format("--format: '{}' is not a format (valid: md, csv, term)", format));
+  size_t completed = 0;
+  for (const auto& g : rep.groups) completed += g.trials.size();
+  std::vector<std::string> status_lines;
+  if (!rep.missing.empty())
+    status_lines.push_back(fmt::format("missing ({} without a result in the file): {}", rep.missing.size(), fmt::join(rep.missing, "; ")));
+  if (!rep.missing_unknown.empty()) status_lines.push_back("missing trials unknown: " + rep.missing_unknown);
+  for (const auto* t : rep.not_completed)
+    status_lines.push_back(fmt::format("{}: {}{}", t->id, t->status, t->error.empty() ? "" : ": " + t->error));
+
+  if (format == "csv") {
+    std::vector<std::string> head = rep.group_keys;
+    for (const char* c : {"label", "solver", "steps", "rtol", "atol", "n", "failed", "nfe"}) head.push_back(c);
+    for (const auto& m : rep.metrics) head.push_back(m + "_mean"), head.push_back(m + "_std");
+    head.push_back("seconds_per_1000");
+    for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
+    out << "\n";
+    auto csv_num = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
+    for (const auto& g : rep.groups)
+      for (const auto& r : g.rows) {
+        std::vector<std::string> f;
+        for (const auto& kv : g.key) f.push_back(csv_field(kv.second));
+        f.push_back(csv_field(r.label)), f.push_back(csv_field(r.solver)), f.push_back(std::to_string(r.steps));
+        f.push_back(csv_num(r.rtol)), f.push_back(csv_num(r.atol));
+        f.push_back(std::to_string(r.n)), f.push_back(std::to_string(r.failed)), f.push_back(csv_num(r.nfe));
+        for (size_t m = 0; m < rep.metrics.size(); ++m) f.push_back(csv_num(r.mean[m])), f.push_back(csv_num(r.std[m]));
+        f.push_back(csv_num(r.seconds_per_1000));
+        for (size_t i = 0; i < f.size(); ++i) out << (i ? "," : "") << f[i];
+        out << "\n";
+      }
+    for (const auto& l : status_lines) notes << l << "\n";
+    return;
+  }
+
+  const bool md = format == "md";
+  out << fmt::format("{} of {} trials in the file completed\n{}metrics: mean ± sample std (n-1) over the trials of each "
+                     "group; n: rows averaged; failed: rows with an error (left out); s/1000: seconds per 1000 samples\n",
+                     completed, rep.total, md ? "\n" : "");
+  for (const auto& g : rep.groups) {
+    out << "\n" << (md ? "### " : "") << group_title(g) << fmt::format(" ({} trials)", g.trials.size()) << "\n";
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> head = {"run", "NFE"};
+    for (const auto& m : rep.metrics) head.push_back(m);
+    head.push_back("s/1000");
+    head.push_back("n");
+    head.push_back("failed");
+    rows.push_back(head);
+    for (const auto& r : g.rows) {
+      std::vector<std::string> cells = {r.label, nfe_text(r.nfe)};
+      for (size_t m = 0; m < rep.metrics.size(); ++m)
+        cells.push_back(std::isnan(r.std[m]) ? num(r.mean[m]) : fmt::format("{} ± {}", num(r.mean[m]), num(r.std[m])));
+      cells.push_back(num(r.seconds_per_1000));
+      cells.push_back(std::to_string(r.n));
+      cells.push_back(std::to_string(r.failed));
+      rows.push_back(cells);
+    }
+    std::vector<bool> right(head.size(), true);
+    right[0] = false;
+    if (md) {
+      out << "\n";
+      for (size_t i = 0; i < rows.size(); ++i) {
+        out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+        if (i == 0) {
+          out << "|";
+          for (size_t c = 0; c < head.size(); ++c) out << (right[c] ? "---:|" : "---|");
+          out << "\n";
+        }
+      }
+      out << "\n";
+    } else {
+      print_aligned(out, rows, right);
+    }
+    if (g.reference_row) {
+      const auto& ref = g.rows[*g.reference_row];
+      out << fmt::format("{}steps to quality: {} within {:g}% of the best converged value {} ({})\n", md ? "" : "  ",
+                         rep.metrics[0], rep.within * 100, num(ref.mean[0]), ref.label);
+      for (const auto& p : g.picks) out << fmt::format("{}{}: {}\n", md ? "- " : "    ", p.solver, pick_text(rep, g, p));
+    } else if (!rep.metrics.empty()) {
+      out << (md ? "" : "  ") << "steps to quality: no row has a value\n";
+    }
+  }
+  if (rep.groups.empty()) out << "\nno completed trial in the file\n";
+  if (!status_lines.empty()) {
+    out << "\n";
+    for (const auto& l : status_lines) out << (md ? "- " : "") << l << "\n";
+  }
+}
+
+}  // namespace flowlab
