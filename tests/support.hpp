@@ -6,8 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <vector>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -32,6 +35,25 @@ std::string message_of(F&& f) {
   }
   FAIL("expected an exception");
   return "";
+}
+
+/// A directory under the system's temporary directory, named `prefix` + this process's id, created on first use and
+/// removed (with everything in it) when the test process exits.
+inline std::filesystem::path scratch_dir(const std::string& prefix) {
+  struct Owner {
+    std::vector<std::filesystem::path> dirs;
+    ~Owner() {
+      for (const auto& d : dirs) {
+        std::error_code ec;
+        std::filesystem::remove_all(d, ec);
+      }
+    }
+  };
+  static Owner owner;
+  const auto d = std::filesystem::temp_directory_path() / (prefix + std::to_string(::getpid()));
+  if (std::find(owner.dirs.begin(), owner.dirs.end(), d) == owner.dirs.end()) owner.dirs.push_back(d);
+  std::filesystem::create_directories(d);
+  return d;
 }
 
 /// What a shell command printed and how it exited.

@@ -16,9 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string write_yaml(const std::string& name, const std::string& text) {
-  const fs::path dir = fs::temp_directory_path() / ("flowlab_config_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
+  const fs::path p = flowlab::test::scratch_dir("flowlab_config_") / name;
   std::ofstream(p) << text;
   return p.string();
 }

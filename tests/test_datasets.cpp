@@ -24,11 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch() {
-  const fs::path d = fs::temp_directory_path() / ("flowlab_datasets_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
+fs::path scratch() { return flowlab::test::scratch_dir("flowlab_datasets_"); }
 
 // A 4 x 2 binary PGM, white but for one black pixel at column 3, row 1.
 std::string write_pgm() {

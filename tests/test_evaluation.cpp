@@ -26,13 +26,9 @@ const flowlab::Registry& probes() {
 
 /// Loads an experiment written to a scratch file.
 flowlab::Experiment load(const std::string& yaml, const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("flowlab_eval_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const fs::path file = dir / (name + ".yaml");
+  const fs::path file = flowlab::test::scratch_dir("flowlab_eval_") / (name + ".yaml");
   std::ofstream(file) << yaml;
-  auto ex = flowlab::load_experiment(file.string(), probes());
-  fs::remove_all(dir);
-  return ex;
+  return flowlab::load_experiment(file.string(), probes());
 }
 
 /// The smallest distance between embeddings of two different times on a grid of n + 1 points in [0, 1].
