@@ -1,6 +1,7 @@
 // Reading results files back through the HDF5 C API (columns of the eval table by name, so files with other or
 // fewer metric columns read the same) and the quality-vs-steps report built from them.
 #include "flowlab/report.hpp"
+#include "flowlab/runner.hpp"
 
 #include <fmt/format.h>
 #include <hdf5.h>
@@ -679,7 +680,7 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
                      "group; n: rows averaged; failed: rows with an error (left out); s/1000: seconds per 1000 samples\n",
                      completed, rep.total, md ? "\n" : "");
   for (const auto& g : rep.groups) {
-    out << "\n" << (md ? "### " : "") << group_title(g) << fmt::format(" ({} trials)", g.trials.size()) << "\n";
+    out << "\n" << (md ? "### " : "") << group_title(g) << " (" + counted(static_cast<int64_t>(g.trials.size()), "trial") + ")" << "\n";
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> head = {"run", "NFE"};
     for (const auto& m : rep.metrics) head.push_back(m);
