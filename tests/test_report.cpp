@@ -473,3 +473,153 @@ TEST_CASE("sample rebuilds the stored model and reproduces the stored Euler and 
   CHECK_THAT(bad.err, ContainsSubstring("unknown trial 'nope'"));
   CHECK_THAT(bad.err, ContainsSubstring("valid: lr=1.0e-2,seed=0;"));
 }
+
+namespace {
+
+/// Row `i` of a float32 [N, ...] array, as double.
+std::vector<double> row(const flowlab::Array& a, int64_t i) {
+  const size_t per = a.values.size() / static_cast<size_t>(a.shape[0]);
+  return {a.values.begin() + static_cast<std::ptrdiff_t>(i * per), a.values.begin() + static_cast<std::ptrdiff_t>((i + 1) * per)};
+}
+double norm(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x * x;
+  return std::sqrt(s);
+}
+
+}  // namespace
+
+TEST_CASE("sample --interpolate integrates noises along a slerp whose ends are plain samples", "[sample]") {
+  Scratch s("interpolate");
+  const std::string& file = results_file();
+  const std::string id = "lr=1.0e-2,seed=0";
+  for (int seed : {0, 1, 2, 3}) {
+    INFO("seed " << seed);
+    const std::string plain = s.file(fmt::format("plain{}.h5", seed)), interp = s.file(fmt::format("interp{}.h5", seed));
+    auto r = flowlab_cmd(fmt::format("sample {} --trial {} --solver rk4 --steps 3 --n 2 --seed {} --out {}", file, id, seed, plain));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    r = flowlab_cmd(fmt::format("sample {} --trial {} --solver rk4 --steps 3 --n 7 --seed {} --interpolate --out {}", file, id, seed, interp));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.out, ContainsSubstring("7 samples along a slerp between two noises"));
+    const auto p = flowlab::read_array(plain, "samples"), x = flowlab::read_array(interp, "samples");
+    const auto noise = flowlab::read_array(interp, "noise"), w = flowlab::read_array(interp, "weights");
+    REQUIRE(x.shape == std::vector<int64_t>{7, 2});
+    REQUIRE(noise.shape == std::vector<int64_t>{7, 2});
+    REQUIRE(w.shape == std::vector<int64_t>{7});
+    // The ends are the plain samples from the same two noises, bit for bit.
+    CHECK(row(x, 0) == row(p, 0));
+    CHECK(row(x, 6) == row(p, 1));
+    // The noise path: weights i / 6, the slerp of the directions scaled by the interpolated norm, computed here.
+    const auto a = row(noise, 0), b = row(noise, 6);
+    const double na = norm(a), nb = norm(b);
+    double cos = 0;
+    for (size_t j = 0; j < a.size(); ++j) cos += a[j] * b[j] / (na * nb);
+    const double theta = std::acos(cos);
+    for (int64_t i = 0; i < 7; ++i) {
+      INFO("row " << i);
+      CHECK(w.values[static_cast<size_t>(i)] == Catch::Approx(double(i) / 6).margin(1e-7));
+      const double t = double(i) / 6;
+      const auto v = row(noise, i);
+      for (size_t j = 0; j < a.size(); ++j) {
+        const double expected =
+            ((1 - t) * na + t * nb) * (std::sin((1 - t) * theta) * a[j] / na + std::sin(t * theta) * b[j] / nb) / std::sin(theta);
+        CHECK(v[j] == Catch::Approx(expected).margin(1e-5));
+      }
+      CHECK(norm(v) >= std::min(na, nb) * (1 - 1e-6));
+      CHECK(norm(v) <= std::max(na, nb) * (1 + 1e-6));
+    }
+  }
+  // From the stored noise: the ends reproduce the trial's stored RK4 rows 0 and 1.
+  const std::string out = s.file("stored.h5");
+  const auto r = flowlab_cmd(fmt::format("sample {} --trial {} --solver rk4 --steps 4 --from-stored-noise --interpolate --n 3 --out {}", file, id, out));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const auto x = flowlab::read_array(out, "samples"), stored = flowlab::read_array(file, fmt::format("trials/{}/rows/002/samples", id));
+  REQUIRE(x.shape == std::vector<int64_t>{3, 2});
+  CHECK(row(x, 0) == row(stored, 0));
+  CHECK(row(x, 2) == row(stored, 1));
+  const auto one = flowlab_cmd(fmt::format("sample {} --trial {} --interpolate --n 1 --out {}", file, id, s.file("one.h5")));
+  CHECK(one.status == 1);
+  CHECK_THAT(one.err, ContainsSubstring("--interpolate: --n must be at least 2 (both ends are included)"));
+}
+
+TEST_CASE("sample --inpaint keeps the observed pixels where the mask is white and generates the rest", "[sample]") {
+  Scratch s("inpaint");
+  const std::string yaml = s.file("digits.yaml"), file = s.file("digits.h5");
+  std::ofstream(yaml) << "name: inpaint_test\ndevices: [cpu]\ndata: {dataset: digits}\n"
+                         "model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}\n"
+                         "train: {steps: 5, batch_size: 16, log_every: 5}\n"
+                         "eval:\n  samples: 8\n  solvers: [{solver: euler, steps: [2]}]\n  metrics: [w2]\n";
+  auto r = flowlab_cmd(fmt::format("run {} --out {}", yaml, file));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const std::string id = flowlab::read_results(file).trials.at(0).id;
+
+  // Mask: the left half known (white), the right half black. Observed: a ramp of known 8-bit values.
+  flowlab::Array mask, obs;
+  mask.shape = obs.shape = {1, 8, 8};
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) {
+      mask.values.push_back(x < 4 ? 1.0f : -1.0f);
+      obs.values.push_back(float(y * 8 + x) * 4.0f / 255.0f * 2.0f - 1.0f);
+    }
+  flowlab::write_image(mask, s.file("mask.png"));
+  flowlab::write_image(obs, s.file("obs.png"));
+  for (const std::string solver : {"euler", "rk4"}) {
+    INFO(solver);
+    const std::string out = s.file(solver + ".h5");
+    r = flowlab_cmd(fmt::format("sample {} --trial {} --solver {} --steps 6 --n 5 --seed 2 --inpaint {} --observed {} --out {}", file, id,
+                                solver, s.file("mask.png"), s.file("obs.png"), out));
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.out, ContainsSubstring("5 completions of"));
+    const auto x = flowlab::read_array(out, "samples");
+    REQUIRE(x.shape == std::vector<int64_t>{5, 1, 8, 8});
+    for (int64_t i = 0; i < 5; ++i)
+      for (int y = 0; y < 8; ++y)
+        for (int xx = 0; xx < 8; ++xx) {
+          const float v = x.values[static_cast<size_t>((i * 8 + y) * 8 + xx)], o = obs.values[static_cast<size_t>(y * 8 + xx)];
+          INFO("sample " << i << " pixel (" << xx << ", " << y << ")");
+          if (xx < 4)
+            CHECK(v == Catch::Approx(o).margin(1e-6));
+          else
+            CHECK(std::abs(v - o) > 1e-6);
+        }
+    std::vector<float> known;
+    for (float m : mask.values) known.push_back(m > 0 ? 1.0f : 0.0f);
+    CHECK(flowlab::read_array(out, "mask").values == known);
+  }
+  // the PNG grid of the completions
+  r = flowlab_cmd(fmt::format("sample {} --trial {} --steps 4 --n 8 --inpaint {} --observed {} --out {}", file, id, s.file("mask.png"),
+                              s.file("obs.png"), s.file("grid.png")));
+  INFO(r.err);
+  CHECK(r.status == 0);
+  CHECK(png_size(s.file("grid.png")) == std::pair<uint32_t, uint32_t>{8 * 9 + 1, 9 + 1});
+
+  // Bad input: a mask of another size, a non-image trial, an adaptive solver.
+  flowlab::Array wide;
+  wide.shape = {1, 8, 10};
+  wide.values.assign(80, 1.0f);
+  flowlab::write_image(wide, s.file("wide.png"));
+  r = flowlab_cmd(fmt::format("sample {} --trial {} --steps 4 --inpaint {} --observed {} --out {}", file, id, s.file("wide.png"),
+                              s.file("obs.png"), s.file("bad.h5")));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, ContainsSubstring(fmt::format("--inpaint: {} is 10x8 pixels but the trial's images are 8x8 (width x height)",
+                                                  s.file("wide.png"))));
+  r = flowlab_cmd(fmt::format("sample {} --trial {} --steps 4 --inpaint {} --observed {} --out {}", file, id, s.file("mask.png"),
+                              s.file("wide.png"), s.file("bad.h5")));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, ContainsSubstring(fmt::format("--observed: {} is 10x8 pixels but the trial's images are 8x8 (width x height)",
+                                                  s.file("wide.png"))));
+  r = flowlab_cmd(fmt::format("sample {} --trial lr=1.0e-2,seed=0 --steps 4 --inpaint {} --observed {} --out {}", results_file(),
+                              s.file("mask.png"), s.file("obs.png"), s.file("bad.h5")));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, ContainsSubstring("--inpaint: trial lr=1.0e-2,seed=0 is not an image trial (event shape [2]): inpainting needs "
+                                      "images [C, H, W]"));
+  r = flowlab_cmd(fmt::format("sample {} --trial {} --rtol 1e-3 --inpaint {} --observed {} --out {}", file, id, s.file("mask.png"),
+                              s.file("obs.png"), s.file("bad.h5")));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, ContainsSubstring("--inpaint: needs a fixed-step solver (euler, midpoint, heun or rk4 with --steps), not solver/dopri5"));
+}

@@ -41,12 +41,14 @@ int run_plot(const Registry& registry, const PlotArgs& args);
 namespace flowlab::cli {
 
 /// `flowlab sample RESULTS.h5 --trial ID [--solver NAME --steps N | --rtol R] [--n N] [--guidance W] [--class C]
-/// [--seed S] [--from-stored-noise] --out FILE.(h5|png|csv)`.
+/// [--seed S] [--from-stored-noise] [--interpolate | --inpaint MASK.png --observed IMG.png] --out FILE.(h5|png|csv)`.
 struct SampleArgs {
   std::string file, trial, solver, out;
   int64_t steps = 0, n = 0, seed = 0, label = -1;  // n 0: 1000, or all stored noise
   double rtol = 0, guidance = 1.0;
   bool from_stored_noise = false;
+  bool interpolate = false;       // samples along a slerp between two noises (n 0: 10)
+  std::string inpaint, observed;  // mask and observed image PNGs of --inpaint (n 0: 8)
 };
 CLI::App* add_sample(CLI::App& app, SampleArgs& args);
 int run_sample(const Registry& registry, const SampleArgs& args);

@@ -1,10 +1,13 @@
 // `flowlab sample`: rebuilds a trial's evaluated model from weights/ (the architecture created through the registry
 // with its stored parameters, built for the stored event shape and condition, every stored tensor loaded by its
-// state-dict key) and integrates new samples with a chosen solver.
+// state-dict key) and integrates new samples with a chosen solver. --interpolate integrates noises along a slerp
+// between two noises; --inpaint completes an observed image by the replacement method of the sampling text.
 #include <fmt/format.h>
 #include <hdf5.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,9 +15,11 @@
 #include "commands.hpp"
 #include "stored_model.hpp"
 #include "flowlab/architecture.hpp"
+#include "flowlab/path.hpp"
 #include "flowlab/images.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/report.hpp"
+#include "flowlab/runge_kutta.hpp"
 #include "flowlab/solver.hpp"
 
 namespace fs = std::filesystem;
@@ -41,14 +46,23 @@ const Array* find_weight(const StoredModel& m, const std::string& suffix) {
   return nullptr;
 }
 
-void write_h5(const std::string& path, const Array& a, const SampleArgs& args, int64_t nfe) {
+/// `samples` (with the attributes below) and the `extra` float32 datasets beside it.
+void write_h5(const std::string& path, const Array& a, const SampleArgs& args, int64_t nfe,
+              const std::vector<std::pair<std::string, Array>>& extra) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) throw Error("sample: cannot create " + path);
-  const std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
-  const hid_t sp = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
-  const hid_t d = H5Dcreate2(f, "samples", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  const herr_t st = H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.values.data());
+  herr_t st = 0;
+  auto dataset = [&](const std::string& name, const Array& v) {
+    const std::vector<hsize_t> dims(v.shape.begin(), v.shape.end());
+    const hid_t sp = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    const hid_t d = H5Dcreate2(f, name.c_str(), H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.values.data()) < 0) st = -1;
+    H5Sclose(sp);
+    return d;
+  };
+  for (const auto& [name, v] : extra) H5Dclose(dataset(name, v));
+  const hid_t d = dataset("samples", a);
   auto put = [&](const char* name, const std::string& v) {
     const hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
@@ -62,8 +76,80 @@ void write_h5(const std::string& path, const Array& a, const SampleArgs& args, i
   put("trial", args.trial);
   put("solver", args.solver);
   put("nfe", std::to_string(nfe));
-  H5Dclose(d), H5Sclose(sp);
+  put("mode", args.interpolate ? "interpolate" : !args.inpaint.empty() ? "inpaint" : "sample");
+  H5Dclose(d);
   if (st < 0 || H5Fclose(f) < 0) throw Error("sample: writing " + path + " failed");
+}
+
+/// The noise path of --interpolate: for each weight w in `weights`, the slerp of the directions of `a` and `b`
+/// (any shape, flattened) scaled by the linear interpolation of their norms,
+///   x(w) = ((1 - w) |a| + w |b|) (sin((1 - w) theta) a/|a| + sin(w theta) b/|b|) / sin(theta),  cos(theta) = <a, b> / (|a| |b|),
+/// computed in float64. It is the usual slerp when |a| = |b|, and keeps |x(w)| between |a| and |b| when they differ
+/// (the plain formula dips below both norms near the ends when theta > 90 degrees). w = 0 and w = 1 give a and b
+/// exactly; nearly parallel directions fall back to the normalized linear interpolation. Returns [W, ...].
+at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, const std::vector<double>& weights) {
+  const at::Tensor ad = a.to(at::kDouble).flatten(), bd = b.to(at::kDouble).flatten();
+  const double na = ad.norm().item<double>(), nb = bd.norm().item<double>();
+  if (!(na > 0) || !(nb > 0)) throw Error("--interpolate: a noise of norm 0 has no direction to interpolate");
+  const at::Tensor ua = ad / na, ub = bd / nb;
+  const double theta = std::acos(std::clamp(at::dot(ua, ub).item<double>(), -1.0, 1.0));
+  std::vector<at::Tensor> rows;
+  for (const double w : weights) {
+    if (w == 0.0) {
+      rows.push_back(a.clone());
+      continue;
+    }
+    if (w == 1.0) {
+      rows.push_back(b.clone());
+      continue;
+    }
+    at::Tensor dir;
+    if (std::sin(theta) < 1e-6) {
+      dir = (1 - w) * ua + w * ub;
+      dir = dir / dir.norm();
+    } else {
+      dir = (std::sin((1 - w) * theta) * ua + std::sin(w * theta) * ub) / std::sin(theta);
+    }
+    rows.push_back((((1 - w) * na + w * nb) * dir).reshape(a.sizes()).to(a.scalar_type()));
+  }
+  return at::stack(rows);
+}
+
+/// An image given to --inpaint or --observed as [C, H, W] in [-1, 1], checked against the event shape.
+at::Tensor read_event_image(const std::string& flag, const std::string& file, const std::vector<int64_t>& event, int channels) {
+  if (!fs::exists(file)) throw Error(fmt::format("{}: {} does not exist", flag, file));
+  const Array img = read_image(file, channels);
+  if (img.shape[1] != event[1] || img.shape[2] != event[2])
+    throw Error(fmt::format("{}: {} is {}x{} pixels but the trial's images are {}x{} (width x height)", flag, file,
+                            img.shape[2], img.shape[1], event[2], event[1]));
+  return to_tensor(img);
+}
+
+/// The replacement method of the sampling text's inpainting, on the solver's own uniform grid t_0 = 0 < ... < t_N = 1:
+/// before each step from t_k, the known pixels are set to the observed image carried along the path to t_k,
+/// alpha(t_k) x1_obs + sigma(t_k) x0 (x0 the row's initial noise); one solver step goes to t_{k+1}; at t = 1 the known
+/// pixels are set to the observed image itself.
+SampleResult inpaint(const Solver& solver, int64_t steps, const Path& path, const at::Tensor& x0, const VelocityField& field,
+                     const at::Tensor& known, const at::Tensor& observed) {
+  const at::Tensor keep = known.to(at::kBool).unsqueeze(0).expand_as(x0);
+  const at::Tensor obs = observed.unsqueeze(0).expand_as(x0);
+  std::vector<int64_t> per_row(static_cast<size_t>(x0.dim()), 1);
+  per_row[0] = x0.size(0);
+  SampleResult out;
+  at::Tensor x = x0;
+  for (int64_t k = 0; k < steps; ++k) {
+    const double t = double(k) / double(steps), t_next = k + 1 == steps ? 1.0 : double(k + 1) / double(steps);
+    const Schedule sch = path.schedule(path.clamp_to_domain(at::full({x0.size(0)}, t, x0.options())));
+    x = at::where(keep, sch.alpha.reshape(per_row) * obs + sch.sigma.reshape(per_row) * x0, x);
+    SampleOptions opt;
+    opt.t0 = t, opt.t1 = t_next, opt.steps = 1;
+    const SampleResult r = solver.sample(x, field, opt);
+    x = r.x;
+    out.nfe += r.nfe;
+    out.accepted_steps += r.accepted_steps;
+  }
+  out.x = at::where(keep, obs, x);
+  return out;
 }
 
 }  // namespace
@@ -114,13 +200,26 @@ CLI::App* add_sample(CLI::App& app, SampleArgs& a) {
   auto* steps = cmd->add_option("--steps", a.steps, "steps of a fixed-step solver")->check(CLI::PositiveNumber);
   auto* rtol = cmd->add_option("--rtol", a.rtol, "relative tolerance of an adaptive solver")->check(CLI::PositiveNumber);
   steps->excludes(rtol);
-  cmd->add_option("--n", a.n, "how many samples (default 1000; with --from-stored-noise: all stored)")->check(CLI::PositiveNumber);
+  cmd->add_option("--n", a.n, "how many samples (default 1000, 8 with --inpaint, or all stored with --from-stored-noise; "
+                  "--interpolate: 10 points)")->check(CLI::PositiveNumber);
   cmd->add_option("--guidance", a.guidance, "classifier-free guidance weight w (conditioned models; default 1)");
   cmd->add_option("--class", a.label, "class label to sample (label-conditioned models)");
   cmd->add_option("--seed", a.seed, "seed of the standard normal noise (default 0)");
   cmd->add_flag("--from-stored-noise", a.from_stored_noise,
                 "start from the trial's stored noise samples/x0 (reproduces its eval rows exactly)");
-  cmd->add_option("--out", a.out, "FILE.h5 (dataset samples), FILE.csv or FILE.png (image data)")->required();
+  auto* interp = cmd->add_flag("--interpolate", a.interpolate,
+                               "samples along a slerp between two noises (drawn with --seed, or the first two stored "
+                               "with --from-stored-noise) at --n evenly spaced weights in [0, 1] (default 10)");
+  auto* mask = cmd->add_option("--inpaint", a.inpaint,
+                               "complete --observed where this mask is black (white: known pixels, kept); image trials, "
+                               "fixed-step solvers; --n completions (default 8)")
+                   ->type_name("MASK.png");
+  auto* observed = cmd->add_option("--observed", a.observed, "the image --inpaint completes")->type_name("IMG.png");
+  mask->needs(observed);
+  observed->needs(mask);
+  interp->excludes(mask);
+  cmd->add_option("--out", a.out, "FILE.h5 (dataset samples; with --interpolate also noise and weights, with --inpaint mask and "
+                  "observed), FILE.csv or FILE.png (image data)")->required();
   return cmd;
 }
 
@@ -140,15 +239,39 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
   auto model = rebuild_model(registry, stored, spec);
   const bool use_label = spec.num_classes > 0, use_attr = spec.attr_dim > 0;
 
-  at::Tensor x0;
+  const bool inpainting = !args.inpaint.empty();
+  const auto& event = stored.event_shape;
+  at::Tensor known, observed;
+  if (inpainting) {
+    if (event.size() != 3 || (event[0] != 1 && event[0] != 3))
+      throw Error(fmt::format("--inpaint: trial {} is not an image trial (event shape [{}]): inpainting needs images [C, H, W]",
+                              trial.id, fmt::join(event, ", ")));
+    known = read_event_image("--inpaint", args.inpaint, event, 1) > 0;  // white (>= 128 of 255): known
+    observed = read_event_image("--observed", args.observed, event, static_cast<int>(event[0]));
+  }
+  if (args.interpolate && args.n == 1) throw Error("--interpolate: --n must be at least 2 (both ends are included)");
+
+  at::Tensor x0, ends;  // ends: the two noises of --interpolate
+  std::vector<double> weights;
+  const int64_t fresh = args.n > 0 ? args.n : args.interpolate ? 10 : inpainting ? 8 : 1000;
   if (args.from_stored_noise) {
     x0 = to_tensor(read_array(args.file, fmt::format("trials/{}/samples/x0", trial.id)));
-    if (args.n > 0 && args.n < x0.size(0)) x0 = x0.slice(0, 0, args.n);
+    if (args.interpolate) {
+      if (x0.size(0) < 2) throw Error(fmt::format("--interpolate: trial {} stores {} noise row(s); it needs 2", trial.id, x0.size(0)));
+      ends = x0.slice(0, 0, 2);
+    } else if (args.n > 0 && args.n < x0.size(0)) {
+      x0 = x0.slice(0, 0, args.n);
+    }
   } else {
     torch::manual_seed(static_cast<uint64_t>(args.seed));
-    std::vector<int64_t> shape = {args.n > 0 ? args.n : 1000};
-    for (auto s : stored.event_shape) shape.push_back(s);
+    std::vector<int64_t> shape = {args.interpolate ? 2 : fresh};
+    for (auto s : event) shape.push_back(s);
     x0 = at::randn(shape, at::kFloat);
+    if (args.interpolate) ends = x0;
+  }
+  if (args.interpolate) {
+    for (int64_t i = 0; i < fresh; ++i) weights.push_back(i + 1 == fresh ? 1.0 : double(i) / double(fresh - 1));
+    x0 = slerp(ends[0], ends[1], weights);
   }
   const int64_t n = x0.size(0);
   VelocityField field = [&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); };
@@ -169,11 +292,37 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
   if (args.steps > 0) sp.set("steps", args.steps);
   if (args.rtol > 0) sp.set("rtol", args.rtol);
   auto solver = registry.create<Solver>("solver", args.solver, sp);
-  const SampleResult r = solver->sample(x0, field);
+  SampleResult r;
+  if (inpainting) {
+    const auto* fixed = dynamic_cast<const FixedStepRungeKutta*>(solver.get());
+    if (!fixed)
+      throw Error(fmt::format("--inpaint: needs a fixed-step solver (euler, midpoint, heun or rk4 with --steps), not solver/{}",
+                              args.solver));
+    if (stored.path.empty())
+      throw Error(fmt::format("--inpaint: trial {} stores no config naming its path (an older results file)", trial.id));
+    Params pp;
+    for (const auto& [k, v] : stored.path_params) pp.set(k, v);
+    const auto path = registry.create<Path>("path", stored.path, pp);
+    if (!path->affine())
+      throw Error(fmt::format("--inpaint: path/{} is not affine (x_t = alpha_t x1 + sigma_t x0): the replacement method "
+                              "needs its schedule", stored.path));
+    r = inpaint(*solver, args.steps > 0 ? args.steps : fixed->steps(), *path, x0, field, known, observed);
+  } else {
+    r = solver->sample(x0, field);
+  }
   const Array out = to_array(r.x);
   if (fs::path(args.out).has_parent_path()) fs::create_directories(fs::path(args.out).parent_path());
   if (ext == ".h5") {
-    write_h5(args.out, out, args, r.nfe);
+    std::vector<std::pair<std::string, Array>> extra;
+    if (args.interpolate) {
+      extra.emplace_back("noise", to_array(x0));
+      extra.emplace_back("weights", to_array(at::tensor(weights, at::kDouble)));
+    }
+    if (inpainting) {
+      extra.emplace_back("mask", to_array(known));
+      extra.emplace_back("observed", to_array(observed));
+    }
+    write_h5(args.out, out, args, r.nfe, extra);
   } else if (ext == ".csv") {
     std::ofstream f(args.out);
     const int64_t per = n ? static_cast<int64_t>(out.values.size()) / n : 0;
@@ -187,7 +336,10 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
   } else if (!write_image_grid(out, args.out, 8)) {
     throw Error(fmt::format("--out: a PNG needs image samples [N, C, H, W]; these are [{}]: use .h5 or .csv", fmt::join(r.x.sizes(), ", ")));
   }
-  std::cout << fmt::format("{}: {} samples from {} with solver/{} ({} NFE)\n", args.out, n, trial.id, args.solver, r.nfe);
+  const std::string what = args.interpolate ? std::string("samples along a slerp between two noises (weights 0 to 1)")
+                           : inpainting      ? fmt::format("completions of {} outside {}", args.observed, args.inpaint)
+                                             : std::string("samples");
+  std::cout << fmt::format("{}: {} {} from {} with solver/{} ({} NFE)\n", args.out, n, what, trial.id, args.solver, r.nfe);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <hdf5.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
@@ -424,6 +425,24 @@ StoredModel read_model(const std::string& file, const std::string& trial_id) {
     for (const auto& key : link_names(g)) m.weights.emplace_back(key, Array());
   }
   for (auto& [key, value] : m.weights) value = read_array(file, wpath + "/" + key);
+  std::string config;
+  {
+    const H5 f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + file);
+    const H5 g(H5Gopen2(f, ("trials/" + trial_id).c_str(), H5P_DEFAULT), "opening trials/" + trial_id);
+    config = attr_string(g, "config");
+  }
+  if (!config.empty()) {
+    try {
+      const YAML::Node path = YAML::Load(config)["model"]["path"];
+      if (path && path["name"]) {
+        m.path = path["name"].as<std::string>();
+        if (const YAML::Node params = path["params"])
+          for (const auto& kv : params) m.path_params.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
+      }
+    } catch (const YAML::Exception& e) {
+      throw Error(fmt::format("{}: trial {}'s config attribute is not valid YAML: {}", file, trial_id, e.what()));
+    }
+  }
   return m;
 }
 

@@ -13,4 +13,13 @@ namespace flowlab {
 /// when the file cannot be written.
 FLOWLAB_API bool write_image_grid(const Array& images, const std::string& path, int64_t cols);
 
+/// One image [C, H, W] with values in [-1, 1] (C = 1 or 3) as an 8-bit PNG of W x H pixels, no border (masks and
+/// observed images for `flowlab sample --inpaint`). Throws flowlab::Error for another shape or a failed write.
+FLOWLAB_API void write_image(const Array& image, const std::string& path);
+
+/// An 8-bit PNG (or BMP, PNM) read with stb_image as [channels, H, W] with
+/// values in [-1, 1] (0 -> -1, 255 -> 1: the inverse of write_image_grid). `channels` 1 converts colour to grey,
+/// 3 grey to RGB. Throws flowlab::Error naming the file when it cannot be read.
+FLOWLAB_API Array read_image(const std::string& path, int channels);
+
 }  // namespace flowlab

@@ -55,6 +55,10 @@ struct StoredModel {
   std::vector<std::pair<std::string, std::string>> params;  ///< param:<name> -> value as text
   std::vector<int64_t> event_shape;
   std::vector<std::pair<std::string, Array>> weights;  ///< state-dict key -> tensor
+  /// The trial's probability path (model.path of its config attribute) and its parameters as text; "" when the
+  /// trial holds no config.
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> path_params;
 };
 FLOWLAB_API StoredModel read_model(const std::string& file, const std::string& trial_id);
 
