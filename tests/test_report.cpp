@@ -623,3 +623,55 @@ TEST_CASE("sample --inpaint keeps the observed pixels where the mask is white an
   CHECK(r.status == 1);
   CHECK_THAT(r.err, ContainsSubstring("--inpaint: needs a fixed-step solver (euler, midpoint, heun or rk4 with --steps), not solver/dopri5"));
 }
+
+TEST_CASE("sample --class draws from that class of a label-conditioned model; a class it lacks is an error", "[sample][cfg]") {
+  Scratch s("class");
+  std::ofstream(s.file("exp.yaml")) << R"(name: classes
+data: {dataset: ring_gaussians, params: {modes: 4, radius: 4.0, std: 0.2}}
+model:
+  condition: label
+  architecture: {name: mlp, params: {width: 64, depth: 2}}
+train: {steps: 400, batch_size: 256, lr: 3.0e-3, p_uncond: 0.2, log_every: 100}
+eval: {samples: 100, solvers: [{solver: euler, steps: [4]}]}
+sweep: {seeds: [0]}
+)";
+  const std::string out = s.file("classes.h5");
+  auto r = flowlab_cmd(fmt::format("run {} --out {}", s.file("exp.yaml"), out));
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  // The share of samples whose nearest mode is `mode` (modes at angles 0, 90, 180 and 270 degrees, radius 4).
+  auto share_of = [&](const std::string& csv, int mode) {
+    std::ifstream f(csv);
+    std::string line;
+    std::getline(f, line);
+    int n = 0, hits = 0;
+    while (std::getline(f, line)) {
+      const double x = std::stod(line.substr(0, line.find(','))), y = std::stod(line.substr(line.find(',') + 1));
+      int best = 0;
+      double best_d = 1e300;
+      for (int k = 0; k < 4; ++k) {
+        const double d = std::hypot(x - 4 * std::cos(k * M_PI / 2), y - 4 * std::sin(k * M_PI / 2));
+        if (d < best_d) best_d = d, best = k;
+      }
+      ++n, hits += best == mode;
+    }
+    REQUIRE(n == 200);
+    return double(hits) / n;
+  };
+  for (int mode : {0, 2}) {
+    const std::string csv = s.file(fmt::format("class{}.csv", mode));
+    r = flowlab_cmd(fmt::format("sample {} --trial seed=0 --class {} --guidance 2 --solver rk4 --steps 10 --n 200 --seed 1 "
+                                "--out {}",
+                                out, mode, csv));
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(share_of(csv, mode) > 0.8);
+  }
+  // Without a class the model samples every mode.
+  r = flowlab_cmd(fmt::format("sample {} --trial seed=0 --solver rk4 --steps 10 --n 200 --seed 1 --out {}", out, s.file("all.csv")));
+  REQUIRE(r.status == 0);
+  CHECK(share_of(s.file("all.csv"), 0) < 0.5);
+  r = flowlab_cmd(fmt::format("sample {} --trial seed=0 --class 7 --steps 4 --out {}", out, s.file("x.csv")));
+  CHECK(r.status != 0);
+  CHECK_THAT(r.err, Catch::Matchers::ContainsSubstring("--class: 7 is not a class of this model (0 to 3)"));
+}
