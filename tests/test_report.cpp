@@ -287,7 +287,7 @@ TEST_CASE("report on a partial file names the missing and the failed trials", "[
   CHECK_THAT(r.out, ContainsSubstring("2 of 3 trials in the file completed"));
   CHECK_THAT(r.out, ContainsSubstring("missing (1 without a result in the file): lr=3.0e-3,seed=1"));
   CHECK_THAT(r.out, ContainsSubstring("lr=1.0e-2,seed=1: failed: segfault in a plugin"));
-  CHECK_THAT(r.out, ContainsSubstring("train.lr=1.0e-2 (1 trials)"));
+  CHECK_THAT(r.out, ContainsSubstring("train.lr=1.0e-2 (1 trial)"));
   // csv: the table on stdout, the notes on stderr
   const auto csv = flowlab_cmd("report " + file + " --format csv");
   CHECK_THAT(csv.err, ContainsSubstring("lr=3.0e-3,seed=1"));
