@@ -300,8 +300,14 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
                          : key == "time_sampler" ? t.time_sampler
                          : key == "coupling"     ? t.coupling
                                                  : t.noise;
-    slot = model[key] ? r.plugin(key, model[key], "model." + key)
-                      : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
+    const YAML::Node given = model[key];
+    if (key == "noise" && given && given.IsMap() && given["dataset"]) {
+      // Any dataset as the base distribution: model.noise: {dataset: eight_gaussians, params: {...}}.
+      t.noise_dataset = r.plugin("dataset", given, "model.noise", "dataset");
+      slot = r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
+      continue;
+    }
+    slot = given ? r.plugin(key, given, "model." + key) : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
   }
   if (const YAML::Node cond = model["condition"]) {
     t.condition = r.text(cond, "model.condition");
@@ -442,7 +448,13 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   emit_plugin(e, "path", t.path);
   emit_plugin(e, "weighting", t.weighting);
   emit_plugin(e, "time_sampler", t.time_sampler);
-  emit_plugin(e, "noise", t.noise);
+  if (t.noise_dataset.name.empty()) {
+    emit_plugin(e, "noise", t.noise);
+  } else {
+    e << YAML::Key << "noise" << YAML::Value << YAML::BeginMap;
+    emit_plugin(e, "dataset", t.noise_dataset);
+    e << YAML::EndMap;
+  }
   emit_plugin(e, "architecture", t.architecture);
   e << YAML::Key << "condition" << YAML::Value << t.condition;
   emit_plugin(e, "coupling", t.coupling);

@@ -184,7 +184,18 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   auto path = make<Path>(reg, trial.path);
   auto weighting = make<Weighting>(reg, trial.weighting);
   auto sampler = make<TimeSampler>(reg, trial.time_sampler);
-  auto noise = make<Noise>(reg, trial.noise);
+  // The base distribution: a noise plugin, or any dataset (model.noise: {dataset: ...}) with the data's shape.
+  std::shared_ptr<Noise> noise;
+  if (trial.noise_dataset.name.empty()) {
+    noise = make<Noise>(reg, trial.noise);
+  } else {
+    auto source = make<Dataset>(reg, trial.noise_dataset);
+    if (source->event_shape() != data->event_shape())
+      throw Error(fmt::format("model.noise: dataset/{} gives samples of shape [{}], but data (dataset/{}) gives [{}]",
+                              trial.noise_dataset.name, fmt::join(source->event_shape(), ", "), trial.data.name,
+                              fmt::join(data->event_shape(), ", ")));
+    noise = noise_from_dataset(source);
+  }
   auto model = make<Architecture>(reg, trial.architecture);
   auto coupling = trial.coupling.name.empty() ? nullptr : make<Coupling>(reg, trial.coupling);
   const bool independent = !coupling || trial.coupling.name == "independent";

@@ -75,6 +75,7 @@ struct TrialConfig {
   std::vector<std::pair<std::string, std::string>> swept;  ///< dotted key -> value, in sweep order
   PluginChoice data, path, weighting, time_sampler, noise, architecture;
   PluginChoice coupling;           ///< pairs noise and data within each training batch (default independent)
+  PluginChoice noise_dataset;      ///< set when model.noise names a dataset: x0 is drawn from it instead of `noise`
   std::string condition = "none";  ///< none, label, attr or both: what the model is conditioned on
   TrainConfig train;
   EvalConfig eval;
