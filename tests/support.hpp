@@ -56,6 +56,22 @@ inline std::filesystem::path scratch_dir(const std::string& prefix) {
   return d;
 }
 
+/// A fresh directory under the system's temporary directory (`name` + this process's id), removed with everything
+/// in it when the object goes.
+struct ScratchDir {
+  std::filesystem::path dir;
+  explicit ScratchDir(const std::string& name)
+      : dir(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string file(const std::string& name) const { return (dir / name).string(); }
+};
+
 /// What a shell command printed and how it exited.
 struct CommandResult {
   int status;  ///< exit status, or -1 if it did not exit normally

@@ -16,6 +16,7 @@
 
 #include "flowlab/images.hpp"
 #include "flowlab/report.hpp"
+#include "h5_support.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
@@ -23,17 +24,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Scratch {
-  fs::path dir;
-  explicit Scratch(const std::string& name) : dir(fs::temp_directory_path() / ("flowlab_report_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
+using flowlab::test::attr;
+using flowlab::test::table_column;
+
+struct Scratch : flowlab::test::ScratchDir {
+  explicit Scratch(const std::string& name) : ScratchDir("flowlab_report_" + name) {}
 };
 
 flowlab::test::CommandResult flowlab_cmd(const std::string& args) {

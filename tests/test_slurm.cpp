@@ -17,6 +17,7 @@
 #include "flowlab/runner.hpp"
 #include "flowlab/slurm.hpp"
 #include "flowlab/worker.hpp"
+#include "h5_support.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
@@ -25,18 +26,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Scratch {
-  fs::path dir;
-  explicit Scratch(const std::string& name)
-      : dir(fs::temp_directory_path() / ("flowlab_slurm_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
+using flowlab::test::attr;
+using flowlab::test::table_column;
+
+struct Scratch : flowlab::test::ScratchDir {
+  explicit Scratch(const std::string& name) : ScratchDir("flowlab_slurm_" + name) {}
 };
 
 /// A small CPU experiment: `sweep` below `sweep:`.
@@ -63,26 +57,6 @@ flowlab::test::CommandResult flowlab_cmd(const std::string& args) {
                                     " " + args);
 }
 
-std::string attr(const std::string& file, const std::string& group, const char* name) {
-  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  REQUIRE(f >= 0);
-  const hid_t a = H5Aopen_by_name(f, group.c_str(), name, H5P_DEFAULT, H5P_DEFAULT);
-  REQUIRE(a >= 0);
-  const hid_t type = H5Aget_type(a);
-  std::string out;
-  if (H5Tget_class(type) == H5T_STRING) {
-    char* v = nullptr;
-    H5Aread(a, type, &v);
-    out = v ? v : "";
-    H5free_memory(v);
-  } else {
-    int64_t v = 0;
-    H5Aread(a, H5T_NATIVE_INT64, &v);
-    out = std::to_string(v);
-  }
-  H5Tclose(type), H5Aclose(a), H5Fclose(f);
-  return out;
-}
 
 std::vector<double> column(const std::string& file, const std::string& dataset) {
   const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -98,22 +72,6 @@ std::vector<double> column(const std::string& file, const std::string& dataset) 
   return v;
 }
 
-/// One numeric column of a compound table, as double.
-std::vector<double> table_column(const std::string& file, const std::string& dataset, const std::string& name) {
-  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  REQUIRE(f >= 0);
-  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
-  REQUIRE(d >= 0);
-  const hid_t sp = H5Dget_space(d);
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(sp, &n, nullptr);
-  const hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(double));
-  H5Tinsert(t, name.c_str(), 0, H5T_NATIVE_DOUBLE);
-  std::vector<double> v(n);
-  CHECK(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0);
-  H5Tclose(t), H5Sclose(sp), H5Dclose(d), H5Fclose(f);
-  return v;
-}
 
 std::vector<std::string> group_names(const std::string& file, const std::string& group) {
   const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -18,62 +18,17 @@
 
 #include "flowlab/config.hpp"
 #include "flowlab/registry.hpp"
+#include "h5.hpp"
 
 namespace fs = std::filesystem;
 
 namespace flowlab {
 namespace {
 
-std::string error_stack() {
-  std::vector<std::string> descs;
-  auto walk = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
-    auto& out = *static_cast<std::vector<std::string>*>(data);
-    std::string d = e->desc && *e->desc ? e->desc : (e->func_name ? std::string(e->func_name) + "() failed" : "");
-    if (!d.empty()) out.push_back(d);
-    return 0;
-  };
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &descs);
-  if (descs.empty()) return "no description on HDF5's error stack";
-  if (descs.size() == 1 || descs.front() == descs.back()) return descs.front();
-  return descs.front() + ": " + descs.back();
-}
-
-[[noreturn]] void fail(const std::string& what) { throw Error(fmt::format("HDF5: {}: {}", what, error_stack())); }
-void check(herr_t status, const std::string& what) {
-  if (status < 0) fail(what);
-}
-
-/// Owns one HDF5 identifier and closes it with the matching call (as in results.cpp).
-class H5 {
- public:
-  H5() = default;
-  H5(hid_t id, const std::string& what) : id_(id) {
-    if (id_ < 0) fail(what);
-  }
-  H5(const H5&) = delete;
-  H5& operator=(const H5&) = delete;
-  H5(H5&& o) noexcept : id_(std::exchange(o.id_, -1)) {}
-  ~H5() {
-    if (id_ < 0) return;
-    switch (H5Iget_type(id_)) {
-      case H5I_FILE: H5Fclose(id_); break;
-      case H5I_GROUP: H5Gclose(id_); break;
-      case H5I_DATASET: H5Dclose(id_); break;
-      case H5I_DATASPACE: H5Sclose(id_); break;
-      case H5I_DATATYPE: H5Tclose(id_); break;
-      case H5I_ATTR: H5Aclose(id_); break;
-      default: H5Idec_ref(id_);
-    }
-  }
-  operator hid_t() const { return id_; }  // NOLINT
-
- private:
-  hid_t id_ = -1;
-};
-
-struct Silence {
-  Silence() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
-};
+using h5::check;
+using h5::fail;
+using h5::Silence;
+using H5 = h5::H5Handle;
 
 bool has_attr(hid_t obj, const char* name) {
   const htri_t e = H5Aexists(obj, name);
