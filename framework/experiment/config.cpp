@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "flowlab/coupling.hpp"
 #include "flowlab/registry.hpp"
 
 namespace flowlab {
@@ -40,7 +41,8 @@ std::string nearest(const std::string& word, const std::vector<std::string>& cho
 namespace {
 
 const std::vector<std::string> kTopKeys = {"name",  "output", "devices", "workers_per_device", "threads",
-                                           "max_trial_seconds", "data", "model", "train", "eval", "sweep"};
+                                           "max_trial_seconds", "data", "model", "train", "eval", "reflow",
+                                           "distill", "sweep"};
 const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
                                              "architecture", "condition", "coupling"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
@@ -48,6 +50,12 @@ const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
                                             "solvers", "metrics"};
+const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
+const std::vector<std::string> kMixKeys = {"start", "end"};
+const std::vector<std::string> kInits = {"warm", "fresh"};
+const std::vector<std::string> kDistillKeys = {"steps", "loss", "pairs", "train"};
+const std::vector<std::string> kDistillLosses = {"l2", "l1"};
+const std::vector<std::string> kTeacherKeys = {"solver", "steps", "params"};
 const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kPluginKeys = {"name", "params"};
 const std::vector<std::string> kDataKeys = {"dataset", "params"};
@@ -127,6 +135,11 @@ class Reader {
     return v;
   }
   std::string text(const YAML::Node& n, const std::string& path) const { return scalar<std::string>(n, path, "a string"); }
+
+  template <class T>
+  std::shared_ptr<T> create(const std::string& kind, const PluginChoice& p) const {
+    return reg_.create<T>(kind, p.name, p.params);
+  }
 
   /// A plugin given as `name` or {name: ..., params: {...}} (datasets: {dataset: ..., params: ...}).
   PluginChoice plugin(const std::string& kind, const YAML::Node& n, const std::string& path,
@@ -224,7 +237,7 @@ std::vector<std::string> split_dots(const std::string& s) {
 // Checks a dotted sweep key against the schema; returns "" if valid, else the message.
 std::string check_sweep_key(const std::string& key) {
   const auto parts = split_dots(key);
-  const std::vector<std::string> sweepable = {"data", "model", "train", "eval"};
+  const std::vector<std::string> sweepable = {"data", "model", "train", "eval", "reflow", "distill"};
   auto bad = [&](const std::string& part, const std::vector<std::string>& valid) {
     return fmt::format("unknown key '{}' in '{}' ({})", part, key, suggestion(part, valid));
   };
@@ -235,6 +248,19 @@ std::string check_sweep_key(const std::string& key) {
   if (s == "train") {
     if (std::find(kTrainKeys.begin(), kTrainKeys.end(), parts[1]) == kTrainKeys.end()) return bad(parts[1], kTrainKeys);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below a train setting", key);
+  }
+  if (s == "reflow" || s == "distill") {
+    const std::vector<std::string>& keys = s == "reflow" ? kReflowKeys : kDistillKeys;
+    if (std::find(keys.begin(), keys.end(), parts[1]) == keys.end()) return bad(parts[1], keys);
+    const std::vector<std::string>* below = parts[1] == "train"            ? &kTrainKeys
+                                            : parts[1] == "mix"            ? &kMixKeys
+                                            : parts[1] == "teacher_solver" ? &kTeacherKeys
+                                                                           : nullptr;
+    if (!below) return parts.size() == 2 ? "" : fmt::format("'{}' goes below a {} setting", key, s);
+    if (parts.size() < 3) return fmt::format("'{}' names a whole section; sweep one of its keys", key);
+    if (std::find(below->begin(), below->end(), parts[2]) == below->end()) return bad(parts[2], *below);
+    if (parts[2] == "params") return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
+    return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
     const std::vector<std::string> ok = {"samples", "use_ema", "guidance"};
@@ -286,6 +312,115 @@ void emit_plugin(YAML::Emitter& e, const std::string& key, const PluginChoice& p
   e << YAML::EndMap << YAML::EndMap;
 }
 
+// The keys of `tr` (a train section at `path`: train, reflow.train, distill.train) over the values already in `c`.
+void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, TrainConfig& c) {
+  r.check_keys(tr, path, kTrainKeys);
+  const std::string at = path + ".";
+  if (tr["steps"]) c.steps = r.integer(tr["steps"], at + "steps", 1);
+  if (tr["batch_size"]) c.batch_size = r.integer(tr["batch_size"], at + "batch_size", 1);
+  if (tr["lr"]) c.lr = r.real(tr["lr"], at + "lr", 0, 1e3);
+  if (tr["betas"]) {
+    const YAML::Node b = tr["betas"];
+    if (!b.IsSequence() || b.size() != 2) r.fail(b, at + "betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
+    c.beta1 = r.real(b[0], at + "betas[0]", 0, 0.999999);
+    c.beta2 = r.real(b[1], at + "betas[1]", 0, 0.999999);
+  }
+  if (tr["weight_decay"]) c.weight_decay = r.real(tr["weight_decay"], at + "weight_decay", 0, 1e3);
+  if (tr["warmup"]) c.warmup = r.integer(tr["warmup"], at + "warmup", 0);
+  if (tr["schedule"]) {
+    c.schedule = r.text(tr["schedule"], at + "schedule");
+    const std::vector<std::string> ok = {"cosine", "constant"};
+    if (std::find(ok.begin(), ok.end(), c.schedule) == ok.end())
+      r.fail(tr["schedule"], at + "schedule", fmt::format("unknown schedule '{}' ({})", c.schedule, suggestion(c.schedule, ok)));
+  }
+  if (tr["ema"]) c.ema = r.real(tr["ema"], at + "ema", 0, 0.999999999);
+  if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], at + "grad_clip", 0, 1e12);
+  if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], at + "log_every", 1);
+  if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], at + "checkpoint_every", 0);
+  if (tr["p_uncond"]) c.p_uncond = r.real(tr["p_uncond"], at + "p_uncond", 0, 1);
+}
+
+// A one-of-`valid` word at `path`.
+std::string choice(const Reader& r, const YAML::Node& n, const std::string& path, const std::vector<std::string>& valid,
+                   const char* what) {
+  const std::string v = r.text(n, path);
+  if (std::find(valid.begin(), valid.end(), v) == valid.end())
+    r.fail(n, path, fmt::format("unknown {} '{}' ({})", what, v, suggestion(v, valid)));
+  return v;
+}
+
+// reflow: {rounds, pairs, teacher_solver: {solver, steps, params}, mix: {start, end}, init, train: {...}} and
+// distill: {steps, loss, pairs, train: {...}}; both need the train section read first (their train overrides it).
+void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
+  ReflowConfig& rf = t.reflow;
+  rf.train = t.train;
+  rf.teacher.solver = r.plugin_with_params("solver", "rk4", root, YAML::Node(), "reflow.teacher_solver");
+  rf.teacher.steps = 20;
+  if (const YAML::Node n = root["reflow"]) {
+    r.check_keys(n, "reflow", kReflowKeys);
+    if (n["rounds"]) rf.rounds = r.integer(n["rounds"], "reflow.rounds", 0);
+    if (n["pairs"]) rf.pairs = r.integer(n["pairs"], "reflow.pairs", 1);
+    if (const YAML::Node ts = n["teacher_solver"]) {
+      r.check_keys(ts, "reflow.teacher_solver", kTeacherKeys);
+      if (!ts["solver"]) r.fail(ts, "reflow.teacher_solver", "missing key 'solver' (e.g. {solver: rk4, steps: 20})");
+      const std::string name = r.text(ts["solver"], "reflow.teacher_solver.solver");
+      rf.teacher.solver = r.plugin_with_params("solver", name, ts["solver"], ts["params"], "reflow.teacher_solver");
+      const bool fixed = rf.teacher.solver.params.has("steps");
+      rf.teacher.steps = 0;
+      if (ts["steps"]) {
+        if (!fixed)
+          r.fail(ts["steps"], "reflow.teacher_solver.steps",
+                 fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
+        rf.teacher.steps = r.integer(ts["steps"], "reflow.teacher_solver.steps", 1);
+      } else if (fixed) {
+        rf.teacher.steps = rf.teacher.solver.params.integer("steps");
+      }
+    }
+    if (const YAML::Node mix = n["mix"]) {
+      r.check_keys(mix, "reflow.mix", kMixKeys);
+      if (mix["start"]) rf.mix_start = r.real(mix["start"], "reflow.mix.start", 0, 1);
+      if (mix["end"]) rf.mix_end = r.real(mix["end"], "reflow.mix.end", 0, 1);
+    }
+    if (n["init"]) rf.init = choice(r, n["init"], "reflow.init", kInits, "init");
+    if (n["train"]) read_train(r, n["train"], "reflow.train", rf.train);
+  }
+  if (rf.teacher.steps > 0) rf.teacher.solver.params.set("steps", rf.teacher.steps);
+  rf.teacher.label = rf.teacher.steps > 0 ? fmt::format("{}:steps={}", rf.teacher.solver.name, rf.teacher.steps)
+                                          : rf.teacher.solver.name;
+  // A coupling that pairs noise with a teacher's samples needs rounds that have a teacher.
+  const bool needs_teacher = r.create<Coupling>("coupling", t.coupling)->needs_teacher();
+  if (needs_teacher && rf.rounds < 1) {
+    const YAML::Node model = root["model"];
+    r.fail(model["coupling"] ? model["coupling"] : model, "model.coupling",
+           fmt::format("coupling/{} pairs noise with a teacher's samples, and this trial has no teacher: add "
+                       "reflow: {{rounds: 1}} or more (round 0 trains on independent pairs, each later round on the "
+                       "previous round's samples)",
+                       t.coupling.name));
+  }
+  DistillConfig& d = t.distill;
+  d.train = t.train;
+  d.pairs = rf.pairs;
+  if (const YAML::Node n = root["distill"]) {
+    r.check_keys(n, "distill", kDistillKeys);
+    d.enabled = true;
+    if (n["steps"]) d.steps = r.integer(n["steps"], "distill.steps", 1);
+    if (n["loss"]) d.loss = choice(r, n["loss"], "distill.loss", kDistillLosses, "loss");
+    if (n["pairs"]) d.pairs = r.integer(n["pairs"], "distill.pairs", 1);
+    if (n["train"]) read_train(r, n["train"], "distill.train", d.train);
+  }
+}
+
+void emit_train(YAML::Emitter& e, const char* key, const TrainConfig& c) {
+  e << YAML::Key << key << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps
+    << YAML::Key << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << number_text(c.lr)
+    << YAML::Key << "betas" << YAML::Value << YAML::Flow << std::vector<std::string>{number_text(c.beta1), number_text(c.beta2)}
+    << YAML::Key << "weight_decay" << YAML::Value << number_text(c.weight_decay) << YAML::Key << "warmup" << YAML::Value << c.warmup
+    << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << number_text(c.ema)
+    << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key << "log_every" << YAML::Value << c.log_every
+    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::Key << "p_uncond" << YAML::Value
+    << number_text(c.p_uncond) << YAML::EndMap;
+}
+
 // Everything of one trial, from its (overridden) document.
 TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   TrialConfig t;
@@ -317,32 +452,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   if (!model["architecture"]) r.fail(model, "model.architecture", "missing key 'architecture' (e.g. {name: mlp})");
   t.architecture = r.plugin("architecture", model["architecture"], "model.architecture");
 
-  if (const YAML::Node tr = root["train"]) {
-    r.check_keys(tr, "train", kTrainKeys);
-    auto& c = t.train;
-    if (tr["steps"]) c.steps = r.integer(tr["steps"], "train.steps", 1);
-    if (tr["batch_size"]) c.batch_size = r.integer(tr["batch_size"], "train.batch_size", 1);
-    if (tr["lr"]) c.lr = r.real(tr["lr"], "train.lr", 0, 1e3);
-    if (tr["betas"]) {
-      const YAML::Node b = tr["betas"];
-      if (!b.IsSequence() || b.size() != 2) r.fail(b, "train.betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
-      c.beta1 = r.real(b[0], "train.betas[0]", 0, 0.999999);
-      c.beta2 = r.real(b[1], "train.betas[1]", 0, 0.999999);
-    }
-    if (tr["weight_decay"]) c.weight_decay = r.real(tr["weight_decay"], "train.weight_decay", 0, 1e3);
-    if (tr["warmup"]) c.warmup = r.integer(tr["warmup"], "train.warmup", 0);
-    if (tr["schedule"]) {
-      c.schedule = r.text(tr["schedule"], "train.schedule");
-      const std::vector<std::string> ok = {"cosine", "constant"};
-      if (std::find(ok.begin(), ok.end(), c.schedule) == ok.end())
-        r.fail(tr["schedule"], "train.schedule", fmt::format("unknown schedule '{}' ({})", c.schedule, suggestion(c.schedule, ok)));
-    }
-    if (tr["ema"]) c.ema = r.real(tr["ema"], "train.ema", 0, 0.999999999);
-    if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], "train.grad_clip", 0, 1e12);
-    if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], "train.log_every", 1);
-    if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], "train.checkpoint_every", 0);
-    if (tr["p_uncond"]) c.p_uncond = r.real(tr["p_uncond"], "train.p_uncond", 0, 1);
-  }
+  if (const YAML::Node tr = root["train"]) read_train(r, tr, "train", t.train);
 
   if (const YAML::Node ev = root["eval"]) {
     r.check_keys(ev, "eval", kEvalKeys);
@@ -440,6 +550,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
       }
     }
   }
+  read_reflow(r, root, t);
 
   YAML::Emitter e;
   e << YAML::BeginMap;
@@ -459,15 +570,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   e << YAML::Key << "condition" << YAML::Value << t.condition;
   emit_plugin(e, "coupling", t.coupling);
   e << YAML::EndMap;
-  const auto& c = t.train;
-  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps
-    << YAML::Key << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << number_text(c.lr)
-    << YAML::Key << "betas" << YAML::Value << YAML::Flow << std::vector<std::string>{number_text(c.beta1), number_text(c.beta2)}
-    << YAML::Key << "weight_decay" << YAML::Value << number_text(c.weight_decay) << YAML::Key << "warmup" << YAML::Value << c.warmup
-    << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << number_text(c.ema)
-    << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key << "log_every" << YAML::Value << c.log_every
-    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::Key << "p_uncond" << YAML::Value
-    << number_text(c.p_uncond) << YAML::EndMap;
+  emit_train(e, "train", t.train);
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
     << number_text(t.eval.guidance) << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
@@ -484,7 +587,28 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     emit_plugin(e, "metric", m);
     e << YAML::EndMap;
   }
-  e << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  e << YAML::EndSeq << YAML::EndMap;
+  // Only when used, so that the configurations (and hashes) of trials without them stay as they were.
+  if (t.reflow.rounds > 0) {
+    const ReflowConfig& rf = t.reflow;
+    e << YAML::Key << "reflow" << YAML::Value << YAML::BeginMap << YAML::Key << "rounds" << YAML::Value << rf.rounds
+      << YAML::Key << "pairs" << YAML::Value << rf.pairs;
+    emit_plugin(e, "teacher_solver", rf.teacher.solver);
+    e << YAML::Key << "mix" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value
+      << number_text(rf.mix_start) << YAML::Key << "end" << YAML::Value << number_text(rf.mix_end) << YAML::EndMap
+      << YAML::Key << "init" << YAML::Value << rf.init;
+    emit_train(e, "train", rf.train);
+    e << YAML::EndMap;
+  }
+  if (t.distill.enabled) {
+    const DistillConfig& d = t.distill;
+    e << YAML::Key << "distill" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << d.steps
+      << YAML::Key << "loss" << YAML::Value << d.loss << YAML::Key << "pairs" << YAML::Value << d.pairs;
+    if (t.reflow.rounds == 0) emit_plugin(e, "teacher_solver", t.reflow.teacher.solver);
+    emit_train(e, "train", d.train);
+    e << YAML::EndMap;
+  }
+  e << YAML::EndMap;
   t.resolved_yaml = e.c_str();
   return t;
 }

@@ -57,10 +57,66 @@ std::vector<T> as_vector(const at::Tensor& t) {
   return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
 }
 
+// Model weights as one list: the parameters, then the buffers (what a finished stage leaves behind).
+std::vector<at::Tensor> weights_of(Architecture& model) {
+  std::vector<at::Tensor> w;
+  for (const auto& p : model.parameters()) w.push_back(p.detach().clone());
+  for (const auto& b : model.buffers()) w.push_back(b.detach().clone());
+  return w;
+}
+
+void load_weights(Architecture& model, const std::vector<at::Tensor>& w) {
+  at::NoGradGuard no_grad;
+  const auto params = model.parameters();
+  const auto buffers = model.buffers();
+  if (w.size() != params.size() + buffers.size())
+    throw Error(fmt::format("internal: {} weight tensors for a model with {}", w.size(), params.size() + buffers.size()));
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(w[i]);
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(w[params.size() + i]);
+}
+
+/// What a finished training stage leaves: its final weights, its EMA (the EMA'd parameters and the raw buffers;
+/// empty without an EMA), the teacher pairs it trained on and its record.
+struct Finished {
+  std::vector<at::Tensor> raw, ema;
+  at::Tensor pairs_x0, pairs_x1;
+  RoundRecord record;
+  /// The teacher of the next stage: the EMA model where there is one (the texts' EMA teacher).
+  const std::vector<at::Tensor>& teacher() const { return ema.empty() ? raw : ema; }
+};
+
+/// The state of the stage in progress, beside what Finished holds for the stages before it.
+struct Carry {
+  int64_t stage = 0;
+  at::Tensor pairs_x0, pairs_x1;  ///< the current stage's teacher pairs
+  double pair_seconds = 0;
+  int64_t teacher_nfe = 0;
+  std::vector<Finished> finished;
+};
+
+void write_tensors(torch::serialize::OutputArchive& a, const std::string& prefix, const std::vector<at::Tensor>& v) {
+  a.write(prefix + "n", at::tensor({int64_t(v.size())}, at::kLong));
+  for (size_t i = 0; i < v.size(); ++i) a.write(prefix + std::to_string(i), v[i]);
+}
+
+// Reads into fresh tensors: reading into a defined one would set_() it in place.
+at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key) {
+  at::Tensor x;
+  a.read(key, x);
+  return x;
+}
+
+std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const std::string& prefix) {
+  std::vector<at::Tensor> v(size_t(read_tensor(a, prefix + "n").item<int64_t>()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = read_tensor(a, prefix + std::to_string(i));
+  return v;
+}
+
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
-// state and the log so far. Written to path.tmp, then renamed.
+// state, the log so far, and the stages already finished (their weights, pairs and records) with the current
+// stage's pairs. Written to path.tmp, then renamed.
 void save_checkpoint(const std::string& path, Architecture& model, const std::vector<at::Tensor>& ema,
-                     torch::optim::Optimizer& opt, int64_t next_step, const TrainLog& log) {
+                     torch::optim::Optimizer& opt, int64_t next_step, const TrainLog& log, const Carry& carry) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, opt_archive;
   model.save(model_archive);
@@ -74,16 +130,46 @@ void save_checkpoint(const std::string& path, Architecture& model, const std::ve
     std::lock_guard<std::mutex> lock(gen.mutex());
     archive.write("rng", gen.get_state());
   }
+  archive.write("log_round", as_tensor(log.round));
   archive.write("log_step", as_tensor(log.step));
   archive.write("log_loss", as_tensor(log.loss));
   archive.write("log_grad_norm", as_tensor(log.grad_norm));
   archive.write("log_lr", as_tensor(log.lr));
+  archive.write("stage", at::tensor({carry.stage}, at::kLong));
+  if (carry.pairs_x0.defined()) {
+    archive.write("pairs_x0", carry.pairs_x0);
+    archive.write("pairs_x1", carry.pairs_x1);
+    archive.write("pair_info", at::tensor({carry.pair_seconds, double(carry.teacher_nfe)}, at::kDouble));
+  }
+  archive.write("finished", at::tensor({int64_t(carry.finished.size())}, at::kLong));
+  for (size_t k = 0; k < carry.finished.size(); ++k) {
+    const Finished& f = carry.finished[k];
+    const std::string p = fmt::format("finished{}_", k);
+    write_tensors(archive, p + "raw_", f.raw);
+    write_tensors(archive, p + "ema_", f.ema);
+    if (f.pairs_x0.defined()) {
+      archive.write(p + "pairs_x0", f.pairs_x0);
+      archive.write(p + "pairs_x1", f.pairs_x1);
+    }
+    archive.write(p + "record", at::tensor({f.record.train_seconds, f.record.pair_seconds, double(f.record.teacher_nfe)},
+                                            at::kDouble));
+  }
   archive.save_to(path + ".tmp");
   durable_rename(path + ".tmp", path);
 }
 
+/// The stage the checkpoint at `path` is in (0 for checkpoints written before stages existed).
+int64_t checkpoint_stage(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  at::Tensor stage;
+  return archive.try_read("stage", stage) ? stage.item<int64_t>() : 0;
+}
+
+/// Restores what save_checkpoint wrote; `carry.finished` records keep their configured fields (round, stage, ...)
+/// and get their weights, pairs and measured numbers back.
 int64_t load_checkpoint(const std::string& path, Architecture& model, std::vector<at::Tensor>& ema,
-                        torch::optim::Optimizer& opt, TrainLog& log) {
+                        torch::optim::Optimizer& opt, TrainLog& log, Carry& carry) {
   torch::serialize::InputArchive archive, model_archive, opt_archive;
   archive.load_from(path);
   archive.read("model", model_archive);
@@ -91,22 +177,40 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, std::vecto
   model.load(model_archive);
   opt.load(opt_archive);
   for (size_t i = 0; i < ema.size(); ++i) archive.read("ema_" + std::to_string(i), ema[i]);
-  // Each entry into a fresh tensor: reading into a defined one would set_() it in place.
-  auto read = [&](const char* key) {
-    at::Tensor x;
-    archive.read(key, x);
-    return x;
-  };
-  const int64_t next = read("next_step").item<int64_t>();
+  const int64_t next = read_tensor(archive, "next_step").item<int64_t>();
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(read("rng"));
+    gen.set_state(read_tensor(archive, "rng"));
   }
-  log.step = as_vector<int64_t>(read("log_step"));
-  log.loss = as_vector<double>(read("log_loss"));
-  log.grad_norm = as_vector<double>(read("log_grad_norm"));
-  log.lr = as_vector<double>(read("log_lr"));
+  log.step = as_vector<int64_t>(read_tensor(archive, "log_step"));
+  log.loss = as_vector<double>(read_tensor(archive, "log_loss"));
+  log.grad_norm = as_vector<double>(read_tensor(archive, "log_grad_norm"));
+  log.lr = as_vector<double>(read_tensor(archive, "log_lr"));
+  at::Tensor x;
+  log.round = archive.try_read("log_round", x) ? as_vector<int64_t>(x) : std::vector<int64_t>(log.step.size(), 0);
+  if (archive.try_read("pairs_x0", x)) {
+    carry.pairs_x0 = x;
+    carry.pairs_x1 = read_tensor(archive, "pairs_x1");
+    const at::Tensor info = read_tensor(archive, "pair_info");
+    carry.pair_seconds = info[0].item<double>();
+    carry.teacher_nfe = static_cast<int64_t>(info[1].item<double>());
+  }
+  const int64_t finished = archive.try_read("finished", x) ? x.item<int64_t>() : 0;
+  for (int64_t k = 0; k < finished && size_t(k) < carry.finished.size(); ++k) {
+    Finished& f = carry.finished[size_t(k)];
+    const std::string p = fmt::format("finished{}_", k);
+    f.raw = read_tensors(archive, p + "raw_");
+    f.ema = read_tensors(archive, p + "ema_");
+    if (archive.try_read(p + "pairs_x0", x)) {
+      f.pairs_x0 = x;
+      f.pairs_x1 = read_tensor(archive, p + "pairs_x1");
+    }
+    const at::Tensor rec = read_tensor(archive, p + "record");
+    f.record.train_seconds = rec[0].item<double>();
+    f.record.pair_seconds = rec[1].item<double>();
+    f.record.teacher_nfe = static_cast<int64_t>(rec[2].item<double>());
+  }
   return next;
 }
 
@@ -170,163 +274,392 @@ Interrupted::Interrupted(int64_t step, TrainLog log)
     : Error(fmt::format("stopped at step {}", step)), step_(step), log_(std::move(log)) {}
 Interrupted::~Interrupted() = default;
 
-TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
-                      const std::string& checkpoint, const StopFn& should_stop) {
-  TrialResult out;
-  out.id = trial.id;
-  out.seed = trial.seed;
-  out.device = device;
-  const torch::Device dev(device);
-  const auto opts = at::TensorOptions().dtype(at::kFloat).device(dev);
-  torch::manual_seed(static_cast<uint64_t>(trial.seed));
+namespace {
 
-  auto data = make<Dataset>(reg, trial.data);
-  auto path = make<Path>(reg, trial.path);
-  auto weighting = make<Weighting>(reg, trial.weighting);
-  auto sampler = make<TimeSampler>(reg, trial.time_sampler);
-  // The base distribution: a noise plugin, or any dataset (model.noise: {dataset: ...}) with the data's shape.
-  std::shared_ptr<Noise> noise;
-  if (trial.noise_dataset.name.empty()) {
-    noise = make<Noise>(reg, trial.noise);
-  } else {
-    auto source = make<Dataset>(reg, trial.noise_dataset);
-    if (source->event_shape() != data->event_shape())
-      throw Error(fmt::format("model.noise: dataset/{} gives samples of shape [{}], but data (dataset/{}) gives [{}]",
-                              trial.noise_dataset.name, fmt::join(source->event_shape(), ", "), trial.data.name,
-                              fmt::join(data->event_shape(), ", ")));
-    noise = noise_from_dataset(source);
+/// The training stages of a trial, in order: round 0, the reflow rounds, the distillation.
+std::vector<RoundRecord> plan_stages(const TrialConfig& trial) {
+  std::vector<RoundRecord> stages(1);
+  stages[0].stage = "base";
+  stages[0].steps = trial.train.steps;
+  for (int64_t r = 1; r <= trial.reflow.rounds; ++r) {
+    RoundRecord s;
+    s.round = r;
+    s.stage = "reflow";
+    s.mix = trial.coupling.name == "reflow" ? 1.0 : trial.reflow.mix(r);
+    s.steps = trial.reflow.train.steps;
+    s.teacher = trial.reflow.teacher.label;
+    stages.push_back(s);
   }
-  auto model = make<Architecture>(reg, trial.architecture);
-  auto coupling = trial.coupling.name.empty() ? nullptr : make<Coupling>(reg, trial.coupling);
-  const bool independent = !coupling || trial.coupling.name == "independent";
-  // Conditioning: the dataset's labels and/or continuous attributes.
-  const bool use_label = trial.condition == "label" || trial.condition == "both";
-  const bool use_attr = trial.condition == "attr" || trial.condition == "both";
-  if (use_label && data->num_classes() == 0)
-    throw Error(fmt::format("model.condition: {} needs class labels, but dataset/{} has none", trial.condition, trial.data.name));
-  if (use_attr && data->attr_dim() == 0)
-    throw Error(fmt::format("model.condition: {} needs continuous attributes, but dataset/{} has none", trial.condition,
-                            trial.data.name));
-  auto condition_of = [&](const Batch& b) {
+  if (trial.distill.enabled) {
+    RoundRecord s;
+    s.round = trial.reflow.rounds + 1;
+    s.stage = "distill";
+    s.mix = 1.0;
+    s.steps = trial.distill.train.steps;
+    s.teacher = trial.reflow.teacher.label;
+    stages.push_back(s);
+  }
+  return stages;
+}
+
+/// One trial: the plugins, the stages' training and the evaluation of every stage.
+class TrialRun {
+ public:
+  TrialRun(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
+           const std::string& checkpoint, const StopFn& should_stop)
+      : trial_(trial), reg_(reg), device_(device), progress_(progress), checkpoint_(checkpoint),
+        should_stop_(should_stop), dev_(device), opts_(at::TensorOptions().dtype(at::kFloat).device(dev_)),
+        stages_(plan_stages(trial)) {}
+
+  TrialResult run();
+
+ private:
+  void setup();
+  std::shared_ptr<Architecture> new_model() const;
+  void condition_check() const;
+  Condition condition_of(const Batch& b) const {
     Condition cond;
-    if (use_label) cond.label = b.label;
-    if (use_attr) cond.attr = b.attr;
+    if (use_label_) cond.label = b.label;
+    if (use_attr_) cond.attr = b.attr;
     return cond;
-  };
-  const bool conditioned = use_label || use_attr;
-  model->build({data->event_shape(), use_label ? data->num_classes() : 0, use_attr ? data->attr_dim() : 0});
-  model->to(dev);
-  noise->fit(data->sample(std::min<int64_t>(10000, std::max<int64_t>(2, trial.train.batch_size * 4)), opts).x);
+  }
+  /// N pairs (x0, x1_hat): x0 from the noise, x1_hat from the model (holding the teacher's weights) integrated
+  /// with reflow.teacher_solver.
+  void make_pairs(int64_t n);
+  /// Trains stage `k` of stages_ from `first_step`; false when it diverged (out_ says how).
+  bool train_stage(size_t k, int64_t first_step, torch::optim::AdamW& opt, std::vector<at::Tensor>& ema);
+  at::Tensor flow_matching_loss(const TrainConfig& c, double mix);
+  at::Tensor distill_loss(const TrainConfig& c);
+  void evaluate();
 
-  const auto& c = trial.train;
-  torch::optim::AdamW opt(model->parameters(),
-                          torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay));
-  std::vector<at::Tensor> ema;
-  if (c.ema > 0)
-    for (const auto& p : model->parameters()) ema.push_back(p.detach().clone());
+  const TrialConfig& trial_;
+  const Registry& reg_;
+  std::string device_;
+  const ProgressFn& progress_;
+  const std::string& checkpoint_;
+  const StopFn& should_stop_;
+  const torch::Device dev_;
+  const at::TensorOptions opts_;
+  std::vector<RoundRecord> stages_;
+  int64_t steps_before_ = 0;  ///< training steps of the stages before the current one (for Progress)
+  int64_t total_steps_ = 0;
 
-  const bool checkpoints = c.checkpoint_every > 0 && !checkpoint.empty();
-  int64_t first_step = 0;
-  if (!checkpoint.empty() && std::filesystem::exists(checkpoint))
-    first_step = load_checkpoint(checkpoint, *model, ema, opt, out.train);
+  std::shared_ptr<Dataset> data_;
+  std::shared_ptr<Path> path_;
+  std::shared_ptr<Weighting> weighting_;
+  std::shared_ptr<TimeSampler> sampler_;
+  std::shared_ptr<Noise> noise_;
+  std::shared_ptr<Coupling> coupling_;
+  bool independent_ = true, use_label_ = false, use_attr_ = false, conditioned_ = false;
+  std::shared_ptr<Architecture> model_;
+  Carry carry_;
+  TrialResult out_;
+};
 
-  const auto t_train = Clock::now();
-  for (int64_t step = first_step; step < c.steps; ++step) {
-    if (should_stop && should_stop()) {
-      if (checkpoints && step > first_step) save_checkpoint(checkpoint, *model, ema, opt, step, out.train);
-      throw Interrupted(step, out.train);
-    }
-    const double lr = learning_rate(c, step);
-    for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    Batch batch = data->sample(c.batch_size, opts);
-    at::Tensor x0 = noise->sample(batch.x.sizes(), opts);
-    if (!independent) {  // re-pair within the batch; labels and attributes follow their x1
-      const Pairing p = coupling->pair(x0, batch.x);
-      const at::Tensor i0 = p.i0.to(dev), i1 = p.i1.to(dev);
+void TrialRun::setup() {
+  data_ = make<Dataset>(reg_, trial_.data);
+  path_ = make<Path>(reg_, trial_.path);
+  weighting_ = make<Weighting>(reg_, trial_.weighting);
+  sampler_ = make<TimeSampler>(reg_, trial_.time_sampler);
+  // The base distribution: a noise plugin, or any dataset (model.noise: {dataset: ...}) with the data's shape.
+  if (trial_.noise_dataset.name.empty()) {
+    noise_ = make<Noise>(reg_, trial_.noise);
+  } else {
+    auto source = make<Dataset>(reg_, trial_.noise_dataset);
+    if (source->event_shape() != data_->event_shape())
+      throw Error(fmt::format("model.noise: dataset/{} gives samples of shape [{}], but data (dataset/{}) gives [{}]",
+                              trial_.noise_dataset.name, fmt::join(source->event_shape(), ", "), trial_.data.name,
+                              fmt::join(data_->event_shape(), ", ")));
+    noise_ = noise_from_dataset(source);
+  }
+  coupling_ = trial_.coupling.name.empty() ? nullptr : make<Coupling>(reg_, trial_.coupling);
+  // A teacher coupling (reflow) pairs nothing within a batch: round 0 trains on independent pairs.
+  independent_ = !coupling_ || trial_.coupling.name == "independent" || coupling_->needs_teacher();
+  // Conditioning: the dataset's labels and/or continuous attributes.
+  use_label_ = trial_.condition == "label" || trial_.condition == "both";
+  use_attr_ = trial_.condition == "attr" || trial_.condition == "both";
+  condition_check();
+  conditioned_ = use_label_ || use_attr_;
+  model_ = new_model();
+  noise_->fit(data_->sample(std::min<int64_t>(10000, std::max<int64_t>(2, trial_.train.batch_size * 4)), opts_).x);
+  for (const auto& s : stages_) total_steps_ += s.steps;
+}
+
+void TrialRun::condition_check() const {
+  if (use_label_ && data_->num_classes() == 0)
+    throw Error(fmt::format("model.condition: {} needs class labels, but dataset/{} has none", trial_.condition,
+                            trial_.data.name));
+  if (use_attr_ && data_->attr_dim() == 0)
+    throw Error(fmt::format("model.condition: {} needs continuous attributes, but dataset/{} has none",
+                            trial_.condition, trial_.data.name));
+  if ((use_label_ || use_attr_) && stages_.size() > 1)
+    throw Error(fmt::format("reflow/distill: a conditioned model (model.condition: {}) cannot be reflowed yet; "
+                            "use model.condition: none",
+                            trial_.condition));
+}
+
+std::shared_ptr<Architecture> TrialRun::new_model() const {
+  auto model = make<Architecture>(reg_, trial_.architecture);
+  model->build({data_->event_shape(), use_label_ ? data_->num_classes() : 0, use_attr_ ? data_->attr_dim() : 0});
+  model->to(dev_);
+  return model;
+}
+
+void TrialRun::make_pairs(int64_t n) {
+  const auto t0 = Clock::now();
+  at::NoGradGuard no_grad;
+  model_->eval();
+  std::vector<int64_t> shape = {n};
+  for (auto s : data_->event_shape()) shape.push_back(s);
+  const at::Tensor x0 = noise_->sample(shape, opts_);
+  const VelocityField field = [&](const at::Tensor& x, const at::Tensor& t) { return model_->forward(x, t); };
+  auto solver = make<Solver>(reg_, trial_.reflow.teacher.solver);
+  // In chunks, so that large pair sets of images fit in memory; each chunk is an independent solve.
+  const int64_t chunk = 4096;
+  std::vector<at::Tensor> x1;
+  int64_t nfe = 0;
+  for (int64_t i = 0; i < n; i += chunk) {
+    const SampleResult r = solver->sample(x0.slice(0, i, std::min(n, i + chunk)), field);
+    if (!at::isfinite(r.x).all().item<bool>())
+      throw Error(fmt::format("reflow: the teacher's samples (solver/{}) hold NaN or Inf", trial_.reflow.teacher.solver.name));
+    x1.push_back(r.x);
+    nfe = r.nfe;
+  }
+  model_->train();
+  carry_.pairs_x0 = x0;
+  carry_.pairs_x1 = at::cat(x1, 0);
+  carry_.teacher_nfe = nfe;
+  carry_.pair_seconds = seconds_since(t0);
+}
+
+// One batch of the flow-matching loss. In reflow rounds each row is a teacher pair with probability `mix`
+// (drawn row by row) and a (noise, data) pair, coupled by model.coupling, otherwise.
+at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix) {
+  const int64_t b = c.batch_size;
+  const int64_t n_teacher = mix > 0 ? (at::rand({b}, opts_) < mix).sum().item<int64_t>() : 0;
+  const int64_t n_real = b - n_teacher;
+  at::Tensor x0, x1;
+  Batch batch;
+  if (n_real > 0) {
+    batch = data_->sample(n_real, opts_);
+    x0 = noise_->sample(batch.x.sizes(), opts_);
+    if (!independent_) {  // re-pair within the batch; labels and attributes follow their x1
+      const Pairing p = coupling_->pair(x0, batch.x);
+      const at::Tensor i0 = p.i0.to(dev_), i1 = p.i1.to(dev_);
       x0 = x0.index_select(0, i0);
       batch.x = batch.x.index_select(0, i1);
       if (batch.label.defined()) batch.label = batch.label.index_select(0, i1);
       if (batch.attr.defined()) batch.attr = batch.attr.index_select(0, i1);
     }
-    const at::Tensor& x1 = batch.x;
-    const at::Tensor t = path->clamp_to_domain(sampler->sample(c.batch_size, opts));
-    const PathSample s = path->sample(x0, x1, t);
-    const Condition cond = conditioned ? drop_condition(condition_of(batch), c.batch_size, c.p_uncond, opts) : Condition();
-    const at::Tensor err = (model->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
-    const at::Tensor loss = (weighting->weight(t, *path) * err).mean();
+    x1 = batch.x;
+  }
+  if (n_teacher > 0) {
+    const at::Tensor k = at::randint(carry_.pairs_x0.size(0), {n_teacher}, opts_.dtype(at::kLong));
+    const at::Tensor t0 = carry_.pairs_x0.index_select(0, k), t1 = carry_.pairs_x1.index_select(0, k);
+    x0 = n_real > 0 ? at::cat({x0, t0}, 0) : t0;
+    x1 = n_real > 0 ? at::cat({x1, t1}, 0) : t1;
+  }
+  const at::Tensor t = path_->clamp_to_domain(sampler_->sample(b, opts_));
+  const PathSample s = path_->sample(x0, x1, t);
+  const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
+  const at::Tensor err = (model_->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
+  return (weighting_->weight(t, *path_) * err).mean();
+}
+
+// InstaFlow's reconstruction objective: `distill.steps` Euler steps of the student from x0 should land on the
+// teacher's x1_hat (l2: mean squared error, l1: mean absolute error, per element).
+at::Tensor TrialRun::distill_loss(const TrainConfig& c) {
+  const at::Tensor k = at::randint(carry_.pairs_x0.size(0), {c.batch_size}, opts_.dtype(at::kLong));
+  at::Tensor x = carry_.pairs_x0.index_select(0, k);
+  const at::Tensor target = carry_.pairs_x1.index_select(0, k);
+  const int64_t n = trial_.distill.steps;
+  for (int64_t i = 0; i < n; ++i) {
+    const at::Tensor t = path_->clamp_to_domain(at::full({x.size(0)}, double(i) / double(n), opts_));
+    x = x + model_->forward(x, t) * (1.0 / double(n));
+  }
+  const at::Tensor d = x - target;
+  return trial_.distill.loss == "l1" ? d.abs().mean() : d.pow(2).mean();
+}
+
+bool TrialRun::train_stage(size_t k, int64_t first_step, torch::optim::AdamW& opt, std::vector<at::Tensor>& ema) {
+  RoundRecord& stage = stages_[k];
+  const TrainConfig& c = stage.stage == "base"     ? trial_.train
+                         : stage.stage == "reflow" ? trial_.reflow.train
+                                                   : trial_.distill.train;
+  const bool checkpoints = c.checkpoint_every > 0 && !checkpoint_.empty();
+  const auto t_train = Clock::now();
+  for (int64_t step = first_step; step < c.steps; ++step) {
+    if (should_stop_ && should_stop_()) {
+      if (checkpoints && step > first_step) save_checkpoint(checkpoint_, *model_, ema, opt, step, out_.train, carry_);
+      throw Interrupted(steps_before_ + step, out_.train);
+    }
+    const double lr = learning_rate(c, step);
+    for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const at::Tensor loss = stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
-      out.status = "diverged";
-      out.diverged_step = step;
-      out.error = fmt::format("loss is {} at step {}", loss_value, step);
-      out.train_seconds = seconds_since(t_train);
-      return out;
+      out_.status = "diverged";
+      out_.diverged_step = steps_before_ + step;
+      out_.error = stages_.size() > 1 ? fmt::format("loss is {} at step {} of round {} ({})", loss_value, step,
+                                                     stage.round, stage.stage)
+                                       : fmt::format("loss is {} at step {}", loss_value, step);
+      stage.train_seconds += seconds_since(t_train);
+      return false;
     }
     opt.zero_grad();
     loss.backward();
     double grad_norm;
     if (c.grad_clip > 0) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), c.grad_clip);
+      grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), c.grad_clip);
     } else {
-      at::Tensor sq = at::zeros({}, opts.dtype(at::kDouble));
-      for (const auto& p : model->parameters())
+      at::Tensor sq = at::zeros({}, opts_.dtype(at::kDouble));
+      for (const auto& p : model_->parameters())
         if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum();
       grad_norm = std::sqrt(sq.item<double>());
     }
     opt.step();
     if (c.ema > 0) {
       at::NoGradGuard g;
-      const auto params = model->parameters();
+      const auto params = model_->parameters();
       const double decay = ema_decay(c.ema, step);
       for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
     }
     if (step % c.log_every == 0 || step + 1 == c.steps) {
-      out.train.step.push_back(step);
-      out.train.loss.push_back(loss_value);
-      out.train.grad_norm.push_back(grad_norm);
-      out.train.lr.push_back(lr);
-      if (progress) progress(Progress{step + 1, c.steps, loss_value, grad_norm, lr});
+      out_.train.round.push_back(stage.round);
+      out_.train.step.push_back(step);
+      out_.train.loss.push_back(loss_value);
+      out_.train.grad_norm.push_back(grad_norm);
+      out_.train.lr.push_back(lr);
+      if (progress_) progress_(Progress{steps_before_ + step + 1, total_steps_, loss_value, grad_norm, lr});
     }
     if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
-      save_checkpoint(checkpoint, *model, ema, opt, step + 1, out.train);
+      save_checkpoint(checkpoint_, *model_, ema, opt, step + 1, out_.train, carry_);
   }
-  // The trained state, before evaluation: a crash while evaluating does not retrain.
-  if (!checkpoint.empty() && first_step < c.steps) save_checkpoint(checkpoint, *model, ema, opt, c.steps, out.train);
-  out.train_seconds = seconds_since(t_train);
+  stage.train_seconds += seconds_since(t_train);
+  return true;
+}
 
-  // Evaluation on the EMA weights (by default), from noise fixed per trial so every solver sees the same x0,
-  // against reference data the model never trained on (Dataset::reference, from a stream of its own seed).
+TrialResult TrialRun::run() {
+  out_.id = trial_.id;
+  out_.seed = trial_.seed;
+  out_.device = device_;
+  torch::manual_seed(static_cast<uint64_t>(trial_.seed));
+  setup();
+
+  // Which stage a checkpoint left off in: the stages before it are restored from it, not retrained.
+  const bool resume = !checkpoint_.empty() && std::filesystem::exists(checkpoint_);
+  const size_t resume_stage = resume ? size_t(checkpoint_stage(checkpoint_)) : 0;
+  if (resume_stage >= stages_.size())
+    throw Error(fmt::format("checkpoint {}: stage {} of a trial with {} stages", checkpoint_, resume_stage, stages_.size()));
+  for (size_t k = 0; k < resume_stage; ++k) carry_.finished.push_back(Finished{{}, {}, {}, {}, stages_[k]});
+
+  for (size_t k = resume_stage; k < stages_.size(); ++k) {
+    RoundRecord& stage = stages_[k];
+    carry_.stage = int64_t(k);
+    steps_before_ = 0;
+    for (size_t j = 0; j < k; ++j) steps_before_ += stages_[j].steps;
+    const TrainConfig& c = stage.stage == "base"     ? trial_.train
+                           : stage.stage == "reflow" ? trial_.reflow.train
+                                                     : trial_.distill.train;
+    const bool resuming_here = resume && k == resume_stage;
+    if (k > 0) {
+      // A stage of its own seed: a new model (its initialisation drawn here), the previous stage's EMA model as
+      // the teacher of its pairs, then warm (from the teacher) or fresh (from the new initialisation).
+      torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x9e3779b9ULL * uint64_t(k));
+      model_ = new_model();
+      if (!resuming_here) {
+        const std::vector<at::Tensor> init = weights_of(*model_);
+        load_weights(*model_, carry_.finished.back().teacher());
+        make_pairs(stage.stage == "distill" ? trial_.distill.pairs : trial_.reflow.pairs);
+        if (stage.stage == "reflow" && trial_.reflow.init == "fresh") load_weights(*model_, init);
+      }
+    }
+    model_->train();
+    torch::optim::AdamW opt(model_->parameters(),
+                            torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay));
+    std::vector<at::Tensor> ema;
+    if (c.ema > 0)
+      for (const auto& p : model_->parameters()) ema.push_back(p.detach().clone());
+    int64_t first_step = 0;
+    if (resuming_here) {
+      first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_);
+    } else if (k > 0 && c.checkpoint_every > 0 && !checkpoint_.empty()) {
+      save_checkpoint(checkpoint_, *model_, ema, opt, 0, out_.train, carry_);  // the stage's pairs, kept
+    }
+    stage.pair_seconds = carry_.pair_seconds;
+    stage.teacher_nfe = carry_.teacher_nfe;
+
+    if (!train_stage(k, first_step, opt, ema)) {
+      for (size_t j = 0; j < k; ++j) out_.rounds.push_back(carry_.finished[j].record);
+      out_.rounds.push_back(stage);
+      return out_;
+    }
+    // The trained state at the stage's end: a crash before the next stage's first checkpoint, or while
+    // evaluating, does not retrain it.
+    if (!checkpoint_.empty() && !(resuming_here && first_step >= c.steps))
+      save_checkpoint(checkpoint_, *model_, ema, opt, c.steps, out_.train, carry_);
+    Finished f;
+    f.raw = weights_of(*model_);
+    if (c.ema > 0) {
+      f.ema = f.raw;
+      for (size_t i = 0; i < ema.size(); ++i) f.ema[i] = ema[i].clone();
+    }
+    f.pairs_x0 = carry_.pairs_x0;
+    f.pairs_x1 = carry_.pairs_x1;
+    f.record = stage;
+    carry_.finished.push_back(std::move(f));
+    carry_.pairs_x0 = at::Tensor(), carry_.pairs_x1 = at::Tensor();
+    carry_.pair_seconds = 0, carry_.teacher_nfe = 0;
+  }
+  for (const auto& f : carry_.finished) out_.rounds.push_back(f.record);
+  out_.train_seconds = 0;
+  for (const auto& r : out_.rounds) out_.train_seconds += r.train_seconds + r.pair_seconds;
+  evaluate();
+  out_.status = "completed";
+  return out_;
+}
+
+// Every finished stage, on its EMA weights (by default), from noise fixed per trial so every solver of every stage
+// sees the same x0, against reference data the model never trained on (Dataset::reference, from a stream of its
+// own seed).
+void TrialRun::evaluate() {
   const auto t_eval = Clock::now();
-  model->eval();
+  model_->eval();
   at::NoGradGuard no_grad;
-  if (trial.eval.use_ema && c.ema > 0) {
-    const auto params = model->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(ema[i]);
-  }
-  for (const auto& kv : model->named_parameters()) out.weights.emplace_back(kv.key(), to_array(kv.value()));
-  for (const auto& kv : model->named_buffers()) out.weights.emplace_back(kv.key(), to_array(kv.value()));
-  out.architecture = trial.architecture.name;
-  for (const auto& [key, value] : trial.architecture.params.values()) out.architecture_params.emplace_back(key, to_string(value));
-  out.event_shape = data->event_shape();
-  out.condition = trial.condition;
+  auto evaluated = [&](const Finished& f) -> const std::vector<at::Tensor>& {
+    return trial_.eval.use_ema && !f.ema.empty() ? f.ema : f.raw;
+  };
+  load_weights(*model_, evaluated(carry_.finished.back()));
+  for (const auto& kv : model_->named_parameters()) out_.weights.emplace_back(kv.key(), to_array(kv.value()));
+  for (const auto& kv : model_->named_buffers()) out_.weights.emplace_back(kv.key(), to_array(kv.value()));
+  out_.architecture = trial_.architecture.name;
+  for (const auto& [key, value] : trial_.architecture.params.values())
+    out_.architecture_params.emplace_back(key, to_string(value));
+  out_.event_shape = data_->event_shape();
+  out_.condition = trial_.condition;
+  for (size_t k = 0; k < out_.rounds.size(); ++k)
+    if (carry_.finished[k].pairs_x0.defined()) {
+      out_.rounds[k].pairs_x0 = to_array(carry_.finished[k].pairs_x0);
+      out_.rounds[k].pairs_x1 = to_array(carry_.finished[k].pairs_x1);
+    }
 
-  torch::manual_seed(static_cast<uint64_t>(trial.seed) + 0x5eedULL);
-  const int64_t m = trial.eval.samples;
+  torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x5eedULL);
+  const int64_t m = trial_.eval.samples;
   std::vector<int64_t> shape = {m};
-  for (auto s : data->event_shape()) shape.push_back(s);
-  const at::Tensor x0 = noise->sample(shape, opts);
+  for (auto s : data_->event_shape()) shape.push_back(s);
+  const at::Tensor x0 = noise_->sample(shape, opts_);
   // Conditioned models sample with conditions drawn like the training data's, guided with weight w.
-  const Batch condition_batch = conditioned ? data->sample(m, opts) : Batch();
-  torch::manual_seed(static_cast<uint64_t>(trial.seed) + 0x7ef5eedULL);
-  const at::Tensor reference = data->reference(m, opts).x;
-  out.reference_source = data->reference_source();
-  out.reference_count = reference.size(0);
+  const Batch condition_batch = conditioned_ ? data_->sample(m, opts_) : Batch();
+  torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x7ef5eedULL);
+  const at::Tensor reference = data_->reference(m, opts_).x;
+  out_.reference_source = data_->reference_source();
+  out_.reference_count = reference.size(0);
 
-  const int64_t store = trial.eval.store_samples >= 0 ? trial.eval.store_samples
-                        : data->event_shape().size() == 1 ? std::min<int64_t>(m, 10000)
-                                                           : 64;
-  out.x0 = to_array(x0.slice(0, 0, std::min(store, m)));
-  out.reference = to_array(reference.slice(0, 0, std::min(store, reference.size(0))));
+  const int64_t store = trial_.eval.store_samples >= 0       ? trial_.eval.store_samples
+                        : data_->event_shape().size() == 1 ? std::min<int64_t>(m, 10000)
+                                                            : 64;
+  out_.x0 = to_array(x0.slice(0, 0, std::min(store, m)));
+  out_.reference = to_array(reference.slice(0, 0, std::min(store, reference.size(0))));
 
   // Metrics, each on the features its `features` parameter names (raw when it has none): one extractor per spec,
   // the reference's features computed once per spec, each row's once per spec.
@@ -334,76 +667,88 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   std::vector<std::string> metric_spec;
   std::map<std::string, std::shared_ptr<FeatureExtractor>> extractors;
   std::map<std::string, at::Tensor> reference_features;
-  for (size_t i = 0; i < trial.eval.metrics.size(); ++i) {
-    const PluginChoice& mc = trial.eval.metrics[i];
-    metrics.push_back(make<Metric>(reg, mc));
-    out.metric_names.push_back(i < trial.eval.metric_labels.size() ? trial.eval.metric_labels[i] : mc.name);
+  for (size_t i = 0; i < trial_.eval.metrics.size(); ++i) {
+    const PluginChoice& mc = trial_.eval.metrics[i];
+    metrics.push_back(make<Metric>(reg_, mc));
+    out_.metric_names.push_back(i < trial_.eval.metric_labels.size() ? trial_.eval.metric_labels[i] : mc.name);
     const std::string spec = mc.params.has("features") ? mc.params.str("features") : "raw";
     metric_spec.push_back(spec);
     if (spec != "raw" && !extractors.count(spec)) {
-      extractors[spec] = make_feature_extractor(spec, reg, device);
+      extractors[spec] = make_feature_extractor(spec, reg_, device_);
       reference_features[spec] = extractors[spec]->features(reference);
     }
-    out.metric_features.push_back(spec == "raw" ? "raw" : extractors[spec]->describe());
+    out_.metric_features.push_back(spec == "raw" ? "raw" : extractors[spec]->describe());
   }
-  const double w = trial.eval.guidance;
+  const double w = trial_.eval.guidance;
+  auto model = model_;
   const VelocityField field =
-      conditioned ? guided_field(model, condition_of(condition_batch), w)
-                  : VelocityField([&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
-  const int64_t calls_per_evaluation = conditioned && w != 0.0 && w != 1.0 ? 2 : 1;
-  const int64_t keep_paths = std::min(trial.eval.store_trajectories, m);
+      conditioned_ ? guided_field(model, condition_of(condition_batch), w)
+                   : VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
+  const int64_t calls_per_evaluation = conditioned_ && w != 0.0 && w != 1.0 ? 2 : 1;
+  const int64_t keep_paths = std::min(trial_.eval.store_trajectories, m);
 
-  for (const auto& run : trial.eval.runs) {
-    EvalRow row;
-    row.solver = run.solver.name;
-    row.label = run.label.empty() ? run.solver.name : run.label;
-    row.steps = run.steps;
-    row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : std::nan("");
-    row.atol = run.solver.params.has("atol") ? run.solver.params.real("atol") : std::nan("");
-    // What the solver's states tell about the field (timed apart from the solve): straightness by the trapezoid
-    // rule, with |d - v|^2 = |d|^2 - 2 d.v + |v|^2 so that d = x1_hat - x0, known only at the end, factors out:
-    // V = int v dt and Q = int |v|^2 dt per sample.
-    StateRecorder rec(field, keep_paths);
-    SampleOptions so;
-    so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
-    try {
-      const auto t0 = Clock::now();
-      auto solver = make<Solver>(reg, run.solver);
-      const SampleResult r = solver->sample(x0, field, so);
-      row.seconds = seconds_since(t0) - rec.seconds();
-      row.samples_per_s = double(m) / row.seconds;
-      row.nfe = r.nfe;
-      row.network_calls = r.nfe * calls_per_evaluation;
-      row.accepted = r.accepted_steps;
-      row.rejected = r.rejected_steps;
-      if (!at::isfinite(r.x).all().item<bool>())
-        throw SolverError(fmt::format("solver/{}: the samples hold NaN or Inf", run.solver.name));
-      row.straightness = rec.straightness(x0, r.x);
-      row.times = rec.times();
-      row.mean_speed = rec.mean_speed();
-      row.samples = to_array(r.x.slice(0, 0, std::min(store, m)));
-      if (keep_paths > 0) row.trajectory = to_array(rec.trajectory());
-      std::map<std::string, at::Tensor> sample_features;
-      for (size_t i = 0; i < metrics.size(); ++i) {
-        const std::string& spec = metric_spec[i];
-        if (spec == "raw") {
-          row.metrics.push_back(metrics[i]->compute(r.x, reference));
-          continue;
+  for (size_t k = 0; k < carry_.finished.size(); ++k) {
+    load_weights(*model_, evaluated(carry_.finished[k]));
+    // Later stages from seeds of their own: each stage's rows do not depend on how many stages came before.
+    if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
+    for (const auto& run : trial_.eval.runs) {
+      EvalRow row;
+      row.round = out_.rounds[k].round;
+      row.solver = run.solver.name;
+      row.label = run.label.empty() ? run.solver.name : run.label;
+      row.steps = run.steps;
+      row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : std::nan("");
+      row.atol = run.solver.params.has("atol") ? run.solver.params.real("atol") : std::nan("");
+      // What the solver's states tell about the field (timed apart from the solve): straightness by the trapezoid
+      // rule, with |d - v|^2 = |d|^2 - 2 d.v + |v|^2 so that d = x1_hat - x0, known only at the end, factors out:
+      // V = int v dt and Q = int |v|^2 dt per sample.
+      StateRecorder rec(field, keep_paths);
+      SampleOptions so;
+      so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
+      try {
+        const auto t0 = Clock::now();
+        auto solver = make<Solver>(reg_, run.solver);
+        const SampleResult r = solver->sample(x0, field, so);
+        row.seconds = seconds_since(t0) - rec.seconds();
+        row.samples_per_s = double(m) / row.seconds;
+        row.nfe = r.nfe;
+        row.network_calls = r.nfe * calls_per_evaluation;
+        row.accepted = r.accepted_steps;
+        row.rejected = r.rejected_steps;
+        if (!at::isfinite(r.x).all().item<bool>())
+          throw SolverError(fmt::format("solver/{}: the samples hold NaN or Inf", run.solver.name));
+        row.straightness = rec.straightness(x0, r.x);
+        row.times = rec.times();
+        row.mean_speed = rec.mean_speed();
+        row.samples = to_array(r.x.slice(0, 0, std::min(store, m)));
+        if (keep_paths > 0) row.trajectory = to_array(rec.trajectory());
+        std::map<std::string, at::Tensor> sample_features;
+        for (size_t i = 0; i < metrics.size(); ++i) {
+          const std::string& spec = metric_spec[i];
+          if (spec == "raw") {
+            row.metrics.push_back(metrics[i]->compute(r.x, reference));
+            continue;
+          }
+          if (!sample_features.count(spec)) sample_features[spec] = extractors.at(spec)->features(r.x);
+          row.metrics.push_back(metrics[i]->compute(sample_features[spec], reference_features.at(spec)));
         }
-        if (!sample_features.count(spec)) sample_features[spec] = extractors.at(spec)->features(r.x);
-        row.metrics.push_back(metrics[i]->compute(sample_features[spec], reference_features.at(spec)));
+      } catch (const std::exception& e) {
+        row.error = e.what();
+        row.metrics.assign(metrics.size(), std::nan(""));
+        row.straightness = std::nan("");
+        ++out_.failed_rows;
       }
-    } catch (const std::exception& e) {
-      row.error = e.what();
-      row.metrics.assign(metrics.size(), std::nan(""));
-      row.straightness = std::nan("");
-      ++out.failed_rows;
+      out_.eval.push_back(std::move(row));
     }
-    out.eval.push_back(std::move(row));
   }
-  out.eval_seconds = seconds_since(t_eval);
-  out.status = "completed";
-  return out;
+  out_.eval_seconds = seconds_since(t_eval);
+}
+
+}  // namespace
+
+TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
+                      const std::string& checkpoint, const StopFn& should_stop) {
+  return TrialRun(trial, reg, device, progress, checkpoint, should_stop).run();
 }
 
 }  // namespace flowlab

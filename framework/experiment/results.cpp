@@ -209,6 +209,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     for (const auto& [key, value] : trial.swept) attr_string(g, ("sweep:" + key).c_str(), value);
     {
       const H5Handle train(H5Gcreate2(g, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating train/");
+      if (r.train.round.size() == r.train.step.size()) dataset_1d(train, "round", r.train.round);
       dataset_1d(train, "step", r.train.step);
       dataset_1d(train, "loss", r.train.loss);
       dataset_1d(train, "grad_norm", r.train.grad_norm);
@@ -269,6 +270,42 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
         if (!row.times.empty()) dataset_1d(rg, "times", row.times);
         if (!row.mean_speed.empty()) dataset_1d(rg, "mean_speed", row.mean_speed);
         if (!row.trajectory.empty()) dataset_array(rg, "trajectory", row.trajectory);
+      }
+    }
+    // The training stages (round 0, reflow rounds, distillation): what each cost, and the teacher pairs of each.
+    if (!r.rounds.empty()) {
+      std::vector<std::string> stages, teachers;
+      for (const auto& s : r.rounds) stages.push_back(s.stage), teachers.push_back(s.teacher);
+      Table rounds;
+      rounds.int_column("round");
+      rounds.string_column("stage", width_for(8, stages));
+      rounds.double_column("mix");
+      rounds.int_column("steps");
+      rounds.double_column("train_seconds");
+      rounds.int_column("pairs");
+      rounds.string_column("teacher", width_for(16, teachers));
+      rounds.int_column("teacher_nfe");
+      rounds.double_column("pair_seconds");
+      for (const auto& s : r.rounds) {
+        rounds.new_row();
+        rounds.set(0, s.round), rounds.set(1, s.stage), rounds.set(2, s.mix), rounds.set(3, s.steps);
+        rounds.set(4, s.train_seconds), rounds.set(5, s.pairs_x0.shape.empty() ? int64_t(0) : s.pairs_x0.shape[0]);
+        rounds.set(6, s.teacher), rounds.set(7, s.teacher_nfe), rounds.set(8, s.pair_seconds);
+      }
+      rounds.write(g, "rounds");
+      bool any_pairs = false;
+      for (const auto& s : r.rounds) any_pairs = any_pairs || !s.pairs_x0.empty();
+      if (any_pairs) {
+        const H5Handle pairs = new_group(g, "pairs");
+        for (const auto& s : r.rounds) {
+          if (s.pairs_x0.empty()) continue;
+          const H5Handle pg = new_group(pairs, fmt::format("{:03d}", s.round));
+          attr_number<int64_t>(pg, "round", s.round);
+          attr_string(pg, "stage", s.stage);
+          attr_string(pg, "teacher", s.teacher);
+          dataset_array(pg, "x0", s.pairs_x0);
+          dataset_array(pg, "x1", s.pairs_x1);
+        }
       }
     }
     if (!r.weights.empty()) {

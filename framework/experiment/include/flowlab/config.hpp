@@ -62,6 +62,33 @@ struct EvalConfig {
   int64_t store_trajectories = 0;  ///< trajectories kept per eval run (the first K samples)
 };
 
+/// Reflow rounds (Liu et al.'s rectification with the texts' EMA teacher and mixing schedule): round 0 is ordinary
+/// training; round r >= 1 draws `pairs` noise samples, integrates round r-1's EMA model with `teacher` to get
+/// synthetic endpoints x1_hat, and trains on batches that take each row from those pairs with probability mix(r)
+/// and from (noise, data) otherwise.
+struct ReflowConfig {
+  int64_t rounds = 0;                  ///< reflow rounds after round 0 (0: none)
+  int64_t pairs = 4096;                ///< teacher pairs generated per round
+  EvalRun teacher;                     ///< the teacher's solver (and steps): rk4 with 20 steps by default
+  double mix_start = 0.4, mix_end = 0.9;  ///< p for round 1 and round `rounds`, linear in between
+  std::string init = "warm";           ///< warm: start round r from round r-1's EMA weights; fresh: from a new init
+  TrainConfig train;                   ///< the training of rounds >= 1: `train` with reflow.train's overrides
+  /// The share of teacher pairs in round r >= 1's batches.
+  double mix(int64_t round) const {
+    return rounds <= 1 ? mix_start : mix_start + (mix_end - mix_start) * double(round - 1) / double(rounds - 1);
+  }
+};
+
+/// Distillation (InstaFlow's reconstruction objective): a student initialised from the last round's EMA model is
+/// trained so that `steps` Euler steps of it map x0 to the teacher's x1_hat, on pairs from the last round's model.
+struct DistillConfig {
+  bool enabled = false;
+  int64_t steps = 1;          ///< the student's Euler steps
+  std::string loss = "l2";    ///< l2 (mean squared error) or l1 (mean absolute error)
+  int64_t pairs = 4096;       ///< teacher pairs (x0, x1_hat) to distill from
+  TrainConfig train;          ///< `train` with distill.train's overrides
+};
+
 /// Labels for `choices` of one kind: each name, followed by `sep_open` k=v,... `sep_close` for the parameters
 /// that differ among choices of the same name; `always` lists parameters shown whenever present.
 FLOWLAB_API std::vector<std::string> choice_labels(const std::vector<PluginChoice>& choices,
@@ -79,6 +106,8 @@ struct TrialConfig {
   std::string condition = "none";  ///< none, label, attr or both: what the model is conditioned on
   TrainConfig train;
   EvalConfig eval;
+  ReflowConfig reflow;
+  DistillConfig distill;
   std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
   std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };

@@ -16,13 +16,14 @@ struct Array {
 };
 
 struct TrainLog {
+  std::vector<int64_t> round;  ///< the training stage of each entry (RoundRecord::round); steps restart per stage
   std::vector<int64_t> step;
   std::vector<double> loss, grad_norm, lr;
 };
 
 /// One evaluation row: a solver run on the trial's fixed noise. rtol/atol are NaN for fixed-step solvers.
 struct EvalRow {
-  int64_t round = 0;  ///< reflow round (0 until reflow lands)
+  int64_t round = 0;  ///< the training stage evaluated (RoundRecord::round)
   std::string solver;
   std::string label;  ///< EvalRun::label, unique in the trial
   int64_t steps = 0;
@@ -41,6 +42,19 @@ struct EvalRow {
   Array trajectory;                ///< [K, T+1, ...] for store_trajectories = K, at `times`
 };
 
+/// One training stage of a trial: round 0 (ordinary training), a reflow round or the distillation.
+struct RoundRecord {
+  int64_t round = 0;       ///< 0, 1, ..., reflow.rounds, then reflow.rounds + 1 for the distillation
+  std::string stage;       ///< base, reflow or distill
+  double mix = 0;          ///< share of teacher pairs in its batches (reflow rounds; 1 for distill, 0 for base)
+  int64_t steps = 0;       ///< training steps
+  double train_seconds = 0;  ///< training alone (this process's share when the stage was resumed)
+  double pair_seconds = 0;   ///< generating its teacher pairs
+  int64_t teacher_nfe = 0;   ///< field evaluations per pair (the teacher solver's)
+  std::string teacher;       ///< the teacher solver's label ("" for round 0)
+  Array pairs_x0, pairs_x1;  ///< its teacher pairs (x0, x1_hat); empty for round 0
+};
+
 struct TrialResult {
   std::string id;
   std::string status;  ///< completed, diverged or failed
@@ -51,6 +65,7 @@ struct TrialResult {
   double train_seconds = 0, eval_seconds = 0;
   TrainLog train;
   std::vector<EvalRow> eval;
+  std::vector<RoundRecord> rounds;  ///< the training stages, in order (one, round 0, without reflow or distill)
   std::vector<std::string> metric_names;     ///< EvalConfig::metric_labels
   std::vector<std::string> metric_features;  ///< per metric: the feature extractor applied ("raw", ...)
   int64_t failed_rows = 0;                   ///< eval rows with an error

@@ -17,6 +17,9 @@ class FLOWLAB_API Coupling : public Plugin {
  public:
   /// Pairs a noise batch x0 [B, ...] with a data batch x1 [B, ...]; may use torch's default generator.
   virtual Pairing pair(const Tensor& x0, const Tensor& x1) const = 0;
+  /// True for couplings whose pairs come from a teacher (reflow): the engine pairs each noise sample with the
+  /// previous round's sample from it, and pair() is not called. Such a coupling needs reflow rounds.
+  virtual bool needs_teacher() const { return false; }
 };
 
 namespace kinds {
