@@ -199,10 +199,23 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
     if (a.rfind("sweep:", 0) == 0) t.swept.emplace_back(a.substr(6), attr_string(g, a.c_str()));
   if (H5Lexists(g, "train", H5P_DEFAULT) > 0) {
     const H5 tr(H5Gopen2(g, "train", H5P_DEFAULT), "opening train/ of " + id);
+    t.train.round = read_1d<int64_t>(tr, "round");
     t.train.step = read_1d<int64_t>(tr, "step");
     t.train.loss = read_1d<double>(tr, "loss");
     t.train.grad_norm = read_1d<double>(tr, "grad_norm");
     t.train.lr = read_1d<double>(tr, "lr");
+  }
+  if (H5Lexists(g, "rounds", H5P_DEFAULT) > 0) {
+    const CompoundReader rt(g, "rounds");
+    const auto round = rt.ints("round"), steps = rt.ints("steps"), nfe = rt.ints("teacher_nfe");
+    const auto stage = rt.strings("stage"), teacher = rt.strings("teacher");
+    const auto mix = rt.doubles("mix"), secs = rt.doubles("train_seconds"), pair_secs = rt.doubles("pair_seconds");
+    for (size_t i = 0; i < rt.rows(); ++i) {
+      RoundRecord r;
+      r.round = round[i], r.stage = stage[i], r.mix = mix[i], r.steps = steps[i], r.train_seconds = secs[i];
+      r.teacher = teacher[i], r.teacher_nfe = nfe[i], r.pair_seconds = pair_secs[i];
+      t.rounds.push_back(std::move(r));
+    }
   }
   if (H5Lexists(g, "eval", H5P_DEFAULT) > 0) {
     const CompoundReader ev(g, "eval");
@@ -264,6 +277,57 @@ double sample_std(const std::vector<double>& v) {
 }
 
 bool adaptive(const ReportRow& r) { return r.steps == 0 && std::isfinite(r.rtol); }
+
+std::string round_label(const RoundRecord& r) { return r.stage == "distill" ? "distill" : std::to_string(r.round); }
+
+// The round comparison: the groups that differ only in their round, each compared with round 0's best converged
+// value (its steps-to-quality reference and threshold).
+void compare_rounds(Report& rep) {
+  const size_t nk = rep.group_keys.size() - 1;  // the last key is the round
+  std::vector<size_t> done;
+  for (size_t gi = 0; gi < rep.groups.size(); ++gi) {
+    if (std::find(done.begin(), done.end(), gi) != done.end()) continue;
+    const auto key = std::vector<std::pair<std::string, std::string>>(rep.groups[gi].key.begin(), rep.groups[gi].key.begin() + long(nk));
+    std::vector<size_t> same;
+    for (size_t gj = gi; gj < rep.groups.size(); ++gj)
+      if (std::equal(key.begin(), key.end(), rep.groups[gj].key.begin())) same.push_back(gj), done.push_back(gj);
+    const ReportGroup* base = nullptr;
+    for (size_t gj : same)
+      if (rep.groups[gj].key.back().second == "0") base = &rep.groups[gj];
+    RoundComparison c;
+    c.key = key;
+    const bool has_reference = base && base->reference_row && !rep.metrics.empty();
+    if (has_reference) {
+      c.reference = base->rows[*base->reference_row].label;
+      c.reference_value = base->rows[*base->reference_row].mean[0];
+      c.threshold = base->threshold;
+    }
+    for (size_t gj : same) {
+      const ReportGroup& g = rep.groups[gj];
+      RoundLine line;
+      line.round = g.key.back().second;
+      line.train_seconds = g.train_seconds;
+      line.train_steps = g.train_steps;
+      line.straightness = std::nan("");
+      line.one_step = std::nan("");
+      std::optional<size_t> accurate, cheapest;
+      for (size_t i = 0; i < g.rows.size(); ++i) {
+        const ReportRow& r = g.rows[i];
+        if (r.n == 0) continue;
+        if (!accurate || r.nfe > g.rows[*accurate].nfe) accurate = i;
+        if (!rep.metrics.empty() && std::isfinite(r.mean[0]) && (!cheapest || r.nfe < g.rows[*cheapest].nfe)) cheapest = i;
+        if (!has_reference || !std::isfinite(r.mean[0]) || r.mean[0] > c.threshold || r.steps == 0) continue;
+        auto& slot = r.solver == "euler" ? line.euler_steps : r.solver == "rk4" ? line.rk4_steps : line.euler_steps;
+        if (r.solver != "euler" && r.solver != "rk4") continue;
+        if (!slot || r.steps < *slot) slot = r.steps;
+      }
+      if (accurate) line.straightness = g.rows[*accurate].straightness, line.straightness_run = g.rows[*accurate].label;
+      if (cheapest) line.one_step = g.rows[*cheapest].mean[0], line.one_step_run = g.rows[*cheapest].label;
+      c.lines.push_back(std::move(line));
+    }
+    rep.rounds.push_back(std::move(c));
+  }
+}
 
 }  // namespace
 
@@ -408,6 +472,8 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
   rep.missing = results.missing;
   rep.missing_unknown = results.missing_unknown;
   const auto keys = results.swept_keys();
+  if (std::find(options.by.begin(), options.by.end(), "round") != options.by.end())
+    throw Error("--by: 'round' is not needed: files with reflow rounds are always grouped by round");
   if (options.by.empty()) {
     rep.group_keys = keys;
   } else {
@@ -433,14 +499,42 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     }
   }
 
-  // Groups in first-seen order of their key values.
-  std::vector<std::vector<std::string>> group_values;
-  std::vector<std::vector<const StoredTrial*>> members;
+  // With reflow rounds, each round of a trial is a view of its own (its eval rows, the round as a swept value), so
+  // that rounds are grouped apart and compared.
+  const bool has_rounds = std::any_of(results.trials.begin(), results.trials.end(),
+                                      [](const StoredTrial& t) { return t.rounds.size() > 1; });
+  std::vector<const StoredTrial*> sources;
   for (const auto& t : results.trials) {
     if (t.status != "completed") {
       rep.not_completed.push_back(&t);
       continue;
     }
+    if (!has_rounds) sources.push_back(&t);
+  }
+  if (has_rounds) {
+    rep.group_keys.push_back("round");
+    for (const auto& t : results.trials) {
+      if (t.status != "completed") continue;
+      std::vector<RoundRecord> rounds = t.rounds;
+      if (rounds.empty()) rounds.push_back(RoundRecord{0, "base", 0, 0, 0, 0, 0, "", {}, {}});
+      for (const auto& r : rounds) {
+        StoredTrial v = t;
+        v.eval.clear();
+        for (const auto& e : t.eval)
+          if (e.round == r.round) v.eval.push_back(e);
+        v.swept.emplace_back("round", round_label(r));
+        v.rounds = {r};
+        rep.round_views.push_back(std::move(v));
+      }
+    }
+    for (const auto& v : rep.round_views) sources.push_back(&v);
+  }
+
+  // Groups in first-seen order of their key values.
+  std::vector<std::vector<std::string>> group_values;
+  std::vector<std::vector<const StoredTrial*>> members;
+  for (const StoredTrial* tp : sources) {
+    const StoredTrial& t = *tp;
     std::vector<std::string> values;
     for (const auto& k : rep.group_keys) {
       std::string v;
@@ -462,19 +556,24 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     for (size_t k = 0; k < rep.group_keys.size(); ++k) g.key.emplace_back(rep.group_keys[k], group_values[gi][k]);
     // Rows by label, in first-seen order; the values of each label collected over the group's trials.
     struct Acc {
-      std::vector<double> nfe, secs;
+      std::vector<double> nfe, secs, straightness;
       std::vector<std::vector<double>> metric;
     };
     std::vector<Acc> acc;
+    std::vector<double> cost;
     for (const StoredTrial* t : members[gi]) {
       g.trials.push_back(t->id);
+      if (has_rounds && !t->rounds.empty()) {
+        cost.push_back(t->rounds.front().train_seconds + t->rounds.front().pair_seconds);
+        g.train_steps = t->rounds.front().steps;
+      }
       for (const auto& e : t->eval) {
         auto it = std::find_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& r) { return r.label == e.label; });
         if (it == g.rows.end()) {
           ReportRow r;
           r.label = e.label, r.solver = e.solver, r.steps = e.steps, r.rtol = e.rtol, r.atol = e.atol;
           g.rows.push_back(r);
-          acc.push_back({{}, {}, std::vector<std::vector<double>>(rep.metrics.size())});
+          acc.push_back({{}, {}, {}, std::vector<std::vector<double>>(rep.metrics.size())});
           it = g.rows.end() - 1;
         }
         const size_t ri = static_cast<size_t>(it - g.rows.begin());
@@ -485,6 +584,7 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
         ++it->n;
         acc[ri].nfe.push_back(double(e.nfe));
         acc[ri].secs.push_back(e.samples_per_s > 0 ? 1000.0 / e.samples_per_s : std::nan(""));
+        acc[ri].straightness.push_back(e.straightness);
         for (size_t m = 0; m < rep.metrics.size(); ++m) {
           const auto mi = std::find(t->metric_names.begin(), t->metric_names.end(), rep.metrics[m]);
           acc[ri].metric[m].push_back(mi == t->metric_names.end() ? std::nan("")
@@ -496,6 +596,7 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
       auto& r = g.rows[ri];
       r.nfe = mean_of(acc[ri].nfe);
       r.seconds_per_1000 = mean_of(acc[ri].secs);
+      r.straightness = mean_of(acc[ri].straightness);
       for (const auto& v : acc[ri].metric) r.mean.push_back(mean_of(v)), r.std.push_back(sample_std(v));
     }
     // Steps to quality on the first metric: the reference is the adaptive row with the smallest rtol (then atol),
@@ -542,8 +643,10 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
         }
       }
     }
+    g.train_seconds = mean_of(cost);
     rep.groups.push_back(std::move(g));
   }
+  if (has_rounds) compare_rounds(rep);
   return rep;
 }
 
@@ -616,8 +719,9 @@ std::string pick_text(const Report& rep, const ReportGroup& g, const QualityPick
 void write_report(const Report& rep, const std::string& format, std::ostream& out, std::ostream& notes) {
   if (format != "term" && format != "md" && format != "csv")
     throw Error(fmt::format("--format: '{}' is not a format (valid: md, csv, term)", format));
-  size_t completed = 0;
-  for (const auto& g : rep.groups) completed += g.trials.size();
+  std::set<std::string> completed_ids;  // a trial with reflow rounds is in one group per round
+  for (const auto& g : rep.groups) completed_ids.insert(g.trials.begin(), g.trials.end());
+  const size_t completed = completed_ids.size();
   std::vector<std::string> status_lines;
   if (!rep.missing.empty())
     status_lines.push_back(fmt::format("missing ({} without a result in the file): {}", rep.missing.size(), fmt::join(rep.missing, "; ")));
@@ -694,6 +798,39 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
       for (const auto& p : g.picks) out << fmt::format("{}{}: {}\n", md ? "- " : "    ", p.solver, pick_text(rep, g, p));
     } else if (!rep.metrics.empty()) {
       out << (md ? "" : "  ") << "steps to quality: no row has a value\n";
+    }
+  }
+  for (const auto& c : rep.rounds) {
+    std::vector<std::string> parts;
+    for (const auto& [k, v] : c.key) parts.push_back(k + "=" + v);
+    out << "\n" << (md ? "### " : "") << "round comparison" << (parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", ")))
+        << "\n";
+    if (c.reference.empty())
+      out << (md ? "\n" : "  ") << "steps: round 0 has no converged value to compare with\n";
+    else
+      out << (md ? "\n" : "  ") << fmt::format("steps: the fewest within {:g}% of round 0's best converged {} {} ({}), -: "
+                                                "not reached at any step count evaluated",
+                                                rep.within * 100, rep.metrics[0], num(c.reference_value), c.reference)
+          << "\n";
+    const std::string one = rep.metrics.empty() ? "cheapest run" : rep.metrics[0] + " of the cheapest run";
+    std::vector<std::vector<std::string>> rows = {
+        {"round", "Euler steps", "RK4 steps", "straightness", one, "train s", "train steps"}};
+    auto steps_text = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
+    for (const auto& l : c.lines)
+      rows.push_back({l.round, steps_text(l.euler_steps), steps_text(l.rk4_steps),
+                      l.straightness_run.empty() ? "-" : fmt::format("{} ({})", num(l.straightness), l.straightness_run),
+                      l.one_step_run.empty() ? "-" : fmt::format("{} ({})", num(l.one_step), l.one_step_run),
+                      fmt::format("{:.1f}", l.train_seconds), std::to_string(l.train_steps)});
+    std::vector<bool> right = {false, true, true, true, true, true, true};
+    if (md) {
+      out << "\n";
+      for (size_t i = 0; i < rows.size(); ++i) {
+        out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+        if (i == 0) out << "|---|---:|---:|---:|---:|---:|---:|\n";
+      }
+      out << "\n";
+    } else {
+      print_aligned(out, rows, right);
     }
   }
   if (rep.groups.empty()) out << "\nno completed trial in the file\n";

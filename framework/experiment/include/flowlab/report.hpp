@@ -1,6 +1,7 @@
 // Reading a results file back (any state: finished, running or interrupted) and the quality-vs-steps table that
 // `flowlab report` prints: rows solver x steps (the eval rows' labels), NFE, each metric as mean +- sample std over
-// seeds, time per 1000 samples; grouped by the swept keys; a "steps to quality" summary per group.
+// seeds, time per 1000 samples; grouped by the swept keys (and the reflow round); a "steps to quality" summary per
+// group; with reflow rounds, the round comparison.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ struct StoredTrial {
   TrainLog train;
   std::vector<std::string> metric_names;  ///< the eval table's metric columns, in table order
   std::vector<EvalRow> eval;              ///< the eval table's rows (metrics, no samples)
+  std::vector<RoundRecord> rounds;        ///< the rounds table (no pairs); empty in files written before it
 };
 
 /// A results file read back: root attributes, the trials it holds, and what the sweep expects but the file lacks.
@@ -72,6 +74,7 @@ struct ReportRow {
   int64_t failed = 0;   ///< rows with an error, excluded from the means
   double nfe = 0;       ///< mean over the n rows
   double seconds_per_1000 = 0;  ///< mean seconds per 1000 samples (1000 / samples_per_s)
+  double straightness = 0;      ///< mean straightness along this run's states
   std::vector<double> mean, std;  ///< per reported metric; std is the sample std (n - 1), NaN for n < 2
 };
 
@@ -90,6 +93,28 @@ struct ReportGroup {
   std::optional<size_t> reference_row;  ///< the best converged row; nullopt when no row has a value
   double threshold = 0;                 ///< reference mean * (1 + within)
   std::vector<QualityPick> picks;
+  double train_seconds = 0;  ///< mean training cost of the group's trials (for a round: that round's, pairs included)
+  int64_t train_steps = 0;   ///< training steps (of that round)
+};
+
+/// One line of the round comparison (the training text's reflow table): a round of the reflow schedule.
+struct RoundLine {
+  std::string round;                         ///< "0", "1", ..., or "distill"
+  std::optional<int64_t> euler_steps, rk4_steps;  ///< fewest steps within round 0's threshold (nullopt: none)
+  double straightness = 0;                   ///< of its most accurate run (the most NFE), mean over seeds
+  std::string straightness_run;
+  double one_step = 0;                       ///< the quality metric of its cheapest run (fewest NFE)
+  std::string one_step_run;
+  double train_seconds = 0;                  ///< the round's training (and pair generation) cost
+  int64_t train_steps = 0;
+};
+
+/// The rounds of one group of trials compared on round 0's best converged value.
+struct RoundComparison {
+  std::vector<std::pair<std::string, std::string>> key;  ///< the grouping key without the round
+  std::string reference;  ///< round 0's reference run
+  double reference_value = 0, threshold = 0;
+  std::vector<RoundLine> lines;
 };
 
 struct ReportOptions {
@@ -107,6 +132,9 @@ struct Report {
   std::string missing_unknown;
   std::vector<const StoredTrial*> not_completed;  ///< failed, diverged or timed-out trials
   size_t total = 0;                               ///< trials in the file
+  /// With reflow rounds: group_keys ends with "round" (each round is a group) and this compares the rounds.
+  std::vector<RoundComparison> rounds;
+  std::vector<StoredTrial> round_views;  ///< the per-round views of the trials the groups were built from
 };
 
 /// Builds the table. Throws flowlab::Error for an unknown --by key or metric, listing the valid ones.
