@@ -163,7 +163,7 @@ int64_t checkpoint_stage(const std::string& path) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   at::Tensor stage;
-  return archive.try_read("stage", stage) ? stage.item<int64_t>() : 0;
+  return archive.try_read("stage", stage) ? stage.item<int64_t>() : 0;  // a fresh tensor: read once
 }
 
 /// Restores what save_checkpoint wrote; `carry.finished` records keep their configured fields (round, stage, ...)
@@ -187,23 +187,28 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, std::vecto
   log.loss = as_vector<double>(read_tensor(archive, "log_loss"));
   log.grad_norm = as_vector<double>(read_tensor(archive, "log_grad_norm"));
   log.lr = as_vector<double>(read_tensor(archive, "log_lr"));
+  // Each optional entry into a fresh tensor too.
+  auto try_read = [&](const std::string& key, at::Tensor& out) {
+    at::Tensor x;
+    if (!archive.try_read(key, x)) return false;
+    out = x;
+    return true;
+  };
   at::Tensor x;
-  log.round = archive.try_read("log_round", x) ? as_vector<int64_t>(x) : std::vector<int64_t>(log.step.size(), 0);
-  if (archive.try_read("pairs_x0", x)) {
-    carry.pairs_x0 = x;
+  log.round = try_read("log_round", x) ? as_vector<int64_t>(x) : std::vector<int64_t>(log.step.size(), 0);
+  if (try_read("pairs_x0", carry.pairs_x0)) {
     carry.pairs_x1 = read_tensor(archive, "pairs_x1");
     const at::Tensor info = read_tensor(archive, "pair_info");
     carry.pair_seconds = info[0].item<double>();
     carry.teacher_nfe = static_cast<int64_t>(info[1].item<double>());
   }
-  const int64_t finished = archive.try_read("finished", x) ? x.item<int64_t>() : 0;
+  const int64_t finished = try_read("finished", x) ? x.item<int64_t>() : 0;
   for (int64_t k = 0; k < finished && size_t(k) < carry.finished.size(); ++k) {
     Finished& f = carry.finished[size_t(k)];
     const std::string p = fmt::format("finished{}_", k);
     f.raw = read_tensors(archive, p + "raw_");
     f.ema = read_tensors(archive, p + "ema_");
-    if (archive.try_read(p + "pairs_x0", x)) {
-      f.pairs_x0 = x;
+    if (try_read(p + "pairs_x0", f.pairs_x0)) {
       f.pairs_x1 = read_tensor(archive, p + "pairs_x1");
     }
     const at::Tensor rec = read_tensor(archive, p + "record");
