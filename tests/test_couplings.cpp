@@ -155,3 +155,25 @@ eval: {samples: 400, solvers: [{solver: euler, steps: [2]}]}
   CHECK(flowlab::test::message_of<flowlab::Error>([&] { flowlab::run_trial(bad, registry(), "cpu"); }) ==
         "model.noise: dataset/digits gives samples of shape [1, 8, 8], but data (dataset/moons) gives [2]");
 }
+
+TEST_CASE("optimal_assignment (shortest augmenting paths) matches the network simplex; the cost in high dimensions",
+          "[coupling]") {
+  torch::manual_seed(11);
+  for (const auto& [n, d] : std::vector<std::pair<int64_t, int64_t>>{{1, 2}, {7, 2}, {64, 2}, {300, 2}, {128, 784}}) {
+    INFO(n << " points in " << d << "D");
+    const at::Tensor x0 = at::randn({n, d}, at::kDouble), x1 = at::randn({n, d}, at::kDouble) + 0.5;
+    const at::Tensor cost = flowlab::squared_euclidean_cost(x0, x1);
+    // The GEMM form (d > 8) against the differences formed directly.
+    const at::Tensor direct = (x0.unsqueeze(1) - x1.unsqueeze(0)).pow(2).sum(2);
+    CHECK(((cost - direct).abs() / direct).max().item<double>() < 1e-12);
+    const at::Tensor perm = flowlab::optimal_assignment(cost, "test");
+    CHECK(at::equal(std::get<0>(perm.sort()), at::arange(n, at::kLong)));  // a permutation
+    const double assigned = cost.gather(1, perm.unsqueeze(1)).sum().item<double>();
+    CHECK(assigned / double(n) == Approx(flowlab::exact_transport(cost, "test").cost).epsilon(1e-9));
+  }
+  // Every assignment optimal (equal costs): still a permutation. Not square: an error that says so.
+  const at::Tensor flat = flowlab::optimal_assignment(at::ones({5, 5}, at::kDouble), "test");
+  CHECK(at::equal(std::get<0>(flat.sort()), at::arange(5, at::kLong)));
+  CHECK(flowlab::test::message_of<flowlab::Error>([] { flowlab::optimal_assignment(at::ones({2, 3}), "coupling/x"); }) ==
+        "coupling/x: an assignment needs a square cost matrix, got 2 x 3");
+}

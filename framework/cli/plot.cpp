@@ -130,12 +130,17 @@ void plot_training(Plotter& p, const StoredResults& res) {
   if (trials.empty()) return;
   {
     auto out = p.data("training");
-    out << "# step loss grad_norm lr (one block per trial)\n";
+    out << "# step loss grad_norm lr (one block per trial; with reflow rounds, steps counted across the rounds)\n";
     for (const auto* t : trials) {
       out << "# " << t->id << "\n";
-      for (size_t i = 0; i < t->train.step.size(); ++i)
-        out << fmt::format("{} {} {} {}\n", t->train.step[i], t->train.loss[i],
+      int64_t offset = 0, last = -1;  // a round's steps restart at 0: continue from the previous round's last
+      for (size_t i = 0; i < t->train.step.size(); ++i) {
+        if (t->train.step[i] <= last && i < t->train.round.size() && i > 0 && t->train.round[i] != t->train.round[i - 1])
+          offset += last + 1;
+        last = t->train.step[i];
+        out << fmt::format("{} {} {} {}\n", offset + t->train.step[i], t->train.loss[i],
                            i < t->train.grad_norm.size() ? t->train.grad_norm[i] : 0.0, i < t->train.lr.size() ? t->train.lr[i] : 0.0);
+      }
       out << "\n\n";
     }
   }

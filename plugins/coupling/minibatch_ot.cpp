@@ -1,7 +1,8 @@
 // Minibatch optimal transport (Tong et al., TorchCFM's exact OT-CFM): within each batch, the assignment of noise
-// to data that minimises the total squared Euclidean distance, solved exactly (flowlab::optimal_assignment, LEMON's
-// network simplex). By default the batch is re-paired by that permutation (every sample used once); with
-// `resample: true` B pairs are drawn with replacement from the plan, as TorchCFM's OTPlanSampler does.
+// to data that minimises the total squared Euclidean distance, solved exactly (flowlab::optimal_assignment:
+// shortest augmenting paths, as SciPy's linear_sum_assignment). By default the batch is re-paired by that
+// permutation (every sample used once); with `resample: true` B pairs are drawn with replacement from the plan, as
+// TorchCFM's OTPlanSampler does.
 #include <fmt/format.h>
 
 #include "flowlab/coupling.hpp"

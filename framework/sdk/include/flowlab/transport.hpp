@@ -24,7 +24,8 @@ struct SparsePlan {
 FLOWLAB_API SparsePlan exact_transport(const Tensor& cost, const std::string& owner);
 
 /// For a square cost [N, N]: perm [N] (int64) with perm[i] the column assigned to row i in a minimum-cost
-/// assignment (the exact plan of N uniform points is a permutation / N).
+/// assignment, by shortest augmenting paths in float64 (Jonker-Volgenant; the search as SciPy's linear_sum_assignment).
+/// The same problem as exact_transport on N uniform points (whose plan is a permutation / N), solved faster.
 FLOWLAB_API Tensor optimal_assignment(const Tensor& cost, const std::string& owner);
 
 /// Entropic transport: the plan P_ij = exp((f_i + g_j - cost_ij) / epsilon) with row sums 1/N and column sums 1/M,
