@@ -814,7 +814,7 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
           << "\n";
     const std::string one = rep.metrics.empty() ? "cheapest run" : rep.metrics[0] + " of the cheapest run";
     std::vector<std::vector<std::string>> rows = {
-        {"round", "Euler steps", "RK4 steps", "straightness", one, "train s", "train steps"}};
+        {"round", "Euler steps", "RK4 steps", "straightness", one, "train+pairs s", "train steps"}};
     auto steps_text = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
     for (const auto& l : c.lines)
       rows.push_back({l.round, steps_text(l.euler_steps), steps_text(l.rk4_steps),

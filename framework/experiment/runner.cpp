@@ -382,7 +382,10 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       if (opt.shard_count > 0 && static_cast<int64_t>(i % static_cast<size_t>(opt.shard_count)) != opt.shard_index)
         continue;
       const auto& t = ex.trials[i];
-      emit(fmt::format("{:>4}  {}  (train {}, {})\n", i, t.id, counted(t.train.steps, "step"),
+      std::string stages;
+      if (t.reflow.rounds > 0) stages += fmt::format(" + {} of {}", counted(t.reflow.rounds, "reflow round"), t.reflow.train.steps);
+      if (t.distill.enabled) stages += fmt::format(" + distill {}", t.distill.train.steps);
+      emit(fmt::format("{:>4}  {}  (train {}{}, {})\n", i, t.id, counted(t.train.steps, "step"), stages,
                        counted(t.eval.runs.size(), "eval run")));
     }
     return 0;
@@ -540,7 +543,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     Running r;
     r.pid = pid, r.trial = trial, r.slot = slots[slot_index], r.hash = hash[trial];
     r.out_fd = out_pipe[0], r.err_fd = err_pipe[0];
-    r.progress.total = t.train.steps, r.started = Clock::now(), r.file_before = inode_of(job.out);
+    r.progress.total = t.total_steps(), r.started = Clock::now(), r.file_before = inode_of(job.out);
     running[slot_index] = std::move(r);
     if (!tty) emit(fmt::format("[{}] start {}\n", slots[slot_index], t.id));
   };

@@ -108,6 +108,10 @@ struct TrialConfig {
   EvalConfig eval;
   ReflowConfig reflow;
   DistillConfig distill;
+  /// Training steps over every stage: round 0, the reflow rounds and the distillation.
+  int64_t total_steps() const {
+    return train.steps + reflow.rounds * reflow.train.steps + (distill.enabled ? distill.train.steps : 0);
+  }
   std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
   std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };
