@@ -177,3 +177,13 @@ TEST_CASE("optimal_assignment (shortest augmenting paths) matches the network si
   CHECK(flowlab::test::message_of<flowlab::Error>([] { flowlab::optimal_assignment(at::ones({2, 3}), "coupling/x"); }) ==
         "coupling/x: an assignment needs a square cost matrix, got 2 x 3");
 }
+
+TEST_CASE("optimal_assignment: rows that all prefer the same columns still get a permutation", "[coupling]") {
+  // c_ij = j: column reduction assigns one row only, every other row competes for the same cheap columns; every
+  // permutation is optimal and costs 0 + 1 + ... + 199.
+  const int64_t n = 200;
+  const at::Tensor cost = at::arange(n, at::kDouble).unsqueeze(0).repeat({n, 1});
+  const at::Tensor perm = flowlab::optimal_assignment(cost, "test");
+  CHECK(at::equal(std::get<0>(perm.sort()), at::arange(n, at::kLong)));
+  CHECK(cost.gather(1, perm.unsqueeze(1)).sum().item<double>() == double(n * (n - 1) / 2));
+}
