@@ -170,6 +170,14 @@ Interrupted::Interrupted(int64_t step, TrainLog log)
     : Error(fmt::format("stopped at step {}", step)), step_(step), log_(std::move(log)) {}
 Interrupted::~Interrupted() = default;
 
+int64_t checkpoint_step(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  at::Tensor next;
+  archive.read("next_step", next);
+  return next.item<int64_t>();
+}
+
 TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
                       const std::string& checkpoint, const StopFn& should_stop) {
   TrialResult out;
