@@ -24,6 +24,7 @@ PACKAGES=(
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)
   python3-pot                                 # benchmarks/w2_vs_pot.sh: POT's ot.emd2 against metric/w2
   python3-h5py python3-pandas                 # the HDF5 layout test reads results as a user would
+  slurm-wlm                                   # the `slurm` ctest: a one-node cluster on localhost (slurmctld, slurmd, munge)
 )
 BACKPORTS_PACKAGES=(libcatch2-dev)
 

@@ -22,6 +22,13 @@ Run run(const std::string& args) {
   return flowlab::test::run_command(std::string("FLOWLAB_PLUGIN_PATH= ") + FLOWLAB_CLI + " " + args);
 }
 
+/// `args` with the variables `env` ("A=1 B=2") set and FLOWLAB_TEST_FAKE_GPUS and CUDA_VISIBLE_DEVICES unset unless
+/// `env` sets them.
+Run run_env(const std::string& env, const std::string& args) {
+  return flowlab::test::run_command(std::string("env -u FLOWLAB_TEST_FAKE_GPUS -u CUDA_VISIBLE_DEVICES FLOWLAB_PLUGIN_PATH= ") +
+                                    env + " " + FLOWLAB_CLI + " " + args);
+}
+
 const std::string kGood = std::string("--plugin-path ") + FLOWLAB_TEST_PLUGIN_ROOT + "/good";
 
 }  // namespace
@@ -115,6 +122,53 @@ TEST_CASE("run --devices cuda:N beyond what is visible fails before the first tr
   CHECK(r.out.empty());
   CHECK_FALSE(std::filesystem::exists(out));
   CHECK_FALSE(std::filesystem::exists(out + ".trials"));
+}
+
+TEST_CASE("devices auto with a fake device list: one GPU per worker, Slurm's CUDA_VISIBLE_DEVICES mapped through",
+          "[cli][devices]") {
+  const std::string exp = std::string(FLOWLAB_TEST_DATA) + "/experiments/layout.yaml";
+  const std::string out = (std::filesystem::temp_directory_path() / ("flowlab_cli_fake_" + std::to_string(::getpid()) + ".h5")).string();
+  const auto dry = [&](const std::string& env, const std::string& args) {
+    return run_env(env, "run " + exp + " --out " + out + " --dry-run --devices auto " + args);
+  };
+  const std::string table = "   0  lr=1.0e-2,seed=0  (train 23 steps, 6 eval runs)\n   1  lr=1.0e-3,seed=0  (train 23 steps, 6 eval runs)\n";
+  // Four GPUs, nothing selected: four workers, GPUs 0..3.
+  Run r = dry("FLOWLAB_TEST_FAKE_GPUS=4", "--workers 1");
+  CHECK(r.status == 0);
+  CHECK(r.out == "layout: 2 trials on 4 slots (cuda:0, cuda:1, cuda:2, cuda:3), 1 thread each -> " + out + "\n"
+                 "workers' CUDA_VISIBLE_DEVICES: 0, 1, 2, 3 (one GPU each, in slot order)\n" + table);
+  // Slurm gave this task GPUs 3 and 1: exactly those, in that order; two workers on each only when asked for.
+  r = dry("FLOWLAB_TEST_FAKE_GPUS=4 CUDA_VISIBLE_DEVICES=3,1", "--workers 1");
+  CHECK(r.out == "layout: 2 trials on 2 slots (cuda:0, cuda:1), 1 thread each -> " + out + "\n"
+                 "workers' CUDA_VISIBLE_DEVICES: 3, 1 (one GPU each, in slot order; this process has "
+                 "CUDA_VISIBLE_DEVICES=3,1)\n" + table);
+  r = dry("FLOWLAB_TEST_FAKE_GPUS=4 CUDA_VISIBLE_DEVICES=3,1", "");  // the YAML's workers_per_device: 2
+  CHECK(r.out == "layout: 2 trials on 4 slots (cuda:0, cuda:0, cuda:1, cuda:1), 1 thread each -> " + out + "\n"
+                 "workers' CUDA_VISIBLE_DEVICES: 3, 3, 1, 1 (one GPU each, in slot order; this process has "
+                 "CUDA_VISIBLE_DEVICES=3,1)\n" + table);
+  // A GPU listed twice is refused before anything runs.
+  r = dry("FLOWLAB_TEST_FAKE_GPUS=4 CUDA_VISIBLE_DEVICES=3,1", "--devices cuda:1");
+  CHECK(r.status == 1);
+  CHECK(r.err == "flowlab: error: devices: cuda:1 is listed twice (auto and cuda:1, and auto is every visible GPU): "
+                 "each GPU gets its own workers; for several workers on one GPU set workers_per_device (or --workers)\n");
+  // A bad fake value stops the probe, and the run says so.
+  r = dry("FLOWLAB_TEST_FAKE_GPUS=lots", "");
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, ContainsSubstring("FLOWLAB_TEST_FAKE_GPUS='lots': expected a number of GPUs from 1 to 999\n"));
+  CHECK_THAT(r.err, ContainsSubstring("flowlab: error: cannot probe the devices: "));
+  // CPU: unchanged, except that a GPU list this build cannot use is pointed out.
+  r = run_env("", "run " + exp + " --out " + out + " --dry-run");
+  CHECK(r.out == "layout: 2 trials on 2 slots (cpu, cpu), 1 thread each -> " + out + "\n" + table);
+  const Run probe = run_env("CUDA_VISIBLE_DEVICES=0", "_devices");
+  flowlab::worker::DeviceInfo d;
+  REQUIRE(flowlab::worker::parse_devices(probe.out.substr(0, probe.out.find('\n')), d));
+  if (d.gpus == 0) {
+    r = dry("CUDA_VISIBLE_DEVICES=0", "--workers 1");
+    CHECK(r.out == "layout: 2 trials on 1 slot (cpu), 1 thread each -> " + out + "\n"
+                   "note: CUDA_VISIBLE_DEVICES=0 is set, but " +
+                   (d.cuda ? "no GPU is visible" : "this LibTorch has no CUDA") + ": devices auto runs on cpu\n" + table);
+  }
+  CHECK_FALSE(std::filesystem::exists(out));
 }
 
 TEST_CASE("validate counts in words and refuses an output name that cannot work", "[cli]") {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -306,6 +307,91 @@ TEST_CASE("device slots: cuda:N is checked against what the probe saw, before an
         "unknown device 'gpu0' (valid: auto, cpu, cuda:N)");
 }
 
+TEST_CASE("device slots: auto gives each worker exactly one GPU, shared only with workers_per_device", "[runner][devices]") {
+  using flowlab::worker::DeviceInfo;
+  using flowlab::test::message_of;
+  const DeviceInfo none{false, 0}, cpu_only{true, 0}, four{true, 4};
+  // CPU: unchanged, one slot per worker.
+  CHECK(flowlab::device_slots({"auto"}, 1, none) == std::vector<std::string>{"cpu"});
+  CHECK(flowlab::device_slots({"auto"}, 3, cpu_only) == std::vector<std::string>{"cpu", "cpu", "cpu"});
+  CHECK(flowlab::device_slots({"cpu", "cpu"}, 1, none) == std::vector<std::string>{"cpu", "cpu"});
+  // GPUs: every visible one, once per worker.
+  CHECK(flowlab::device_slots({"auto"}, 1, four) == std::vector<std::string>{"cuda:0", "cuda:1", "cuda:2", "cuda:3"});
+  CHECK(flowlab::device_slots({"auto"}, 2, DeviceInfo{true, 2}) ==
+        std::vector<std::string>{"cuda:0", "cuda:0", "cuda:1", "cuda:1"});
+  CHECK(flowlab::device_slots({"cuda:2", "cpu"}, 2, four) == std::vector<std::string>{"cuda:2", "cuda:2", "cpu", "cpu"});
+  // Never one GPU twice by listing it twice.
+  CHECK(message_of<flowlab::Error>([&] { flowlab::device_slots({"cuda:1", "cuda:1"}, 1, four); }) ==
+        "devices: cuda:1 is listed twice (cuda:1 and cuda:1): each GPU gets its own workers; for several workers on "
+        "one GPU set workers_per_device (or --workers)");
+  CHECK(message_of<flowlab::Error>([&] { flowlab::device_slots({"auto", "cuda:3"}, 1, four); }) ==
+        "devices: cuda:3 is listed twice (auto and cuda:3, and auto is every visible GPU): each GPU gets its own "
+        "workers; for several workers on one GPU set workers_per_device (or --workers)");
+  CHECK(message_of<flowlab::Error>([&] { flowlab::device_slots({"cuda:0", "auto"}, 1, four); }) ==
+        "devices: cuda:0 is listed twice (cuda:0 and auto, and auto is every visible GPU): each GPU gets its own "
+        "workers; for several workers on one GPU set workers_per_device (or --workers)");
+
+  // Each worker's CUDA_VISIBLE_DEVICES: one GPU, from this process's list when it has one (Slurm's gres).
+  const auto visible_of = [](const std::vector<std::string>& slots, const char* env) {
+    std::vector<std::string> out;
+    for (const auto& slot : slots) out.push_back(flowlab::worker_cuda_visible_devices(slot, env));
+    return out;
+  };
+  const auto two_each = flowlab::device_slots({"auto"}, 2, DeviceInfo{true, 2});
+  CHECK(visible_of(two_each, nullptr) == std::vector<std::string>{"0", "0", "1", "1"});
+  CHECK(visible_of(two_each, "") == std::vector<std::string>{"0", "0", "1", "1"});
+  CHECK(visible_of(two_each, "5,3") == std::vector<std::string>{"5", "5", "3", "3"});
+  CHECK(visible_of(flowlab::device_slots({"auto"}, 1, four), "GPU-a,GPU-b,GPU-c,GPU-d") ==
+        std::vector<std::string>{"GPU-a", "GPU-b", "GPU-c", "GPU-d"});
+  CHECK(visible_of({"cpu", "cpu"}, "2") == std::vector<std::string>{"", ""});
+  CHECK(message_of<flowlab::Error>([&] { flowlab::worker_cuda_visible_devices("cuda:2", "4,6"); }) ==
+        "cuda:2 requested, but CUDA_VISIBLE_DEVICES=4,6 lists 2 GPUs");
+}
+
+TEST_CASE("on GPUs: devices auto runs one worker per GPU, each trial completes on its own GPU", "[cuda][devices]") {
+  const auto probe = flowlab::test::run_command(std::string("env -u FLOWLAB_TEST_FAKE_GPUS ") + FLOWLAB_CLI + " _devices");
+  flowlab::worker::DeviceInfo d;
+  REQUIRE(flowlab::worker::parse_devices(probe.out.substr(0, probe.out.find('\n')), d));
+  if (d.gpus == 0) SKIP("no GPU is visible (" << probe.out.substr(0, probe.out.find('\n')) << ")");
+  Scratch s("cuda");
+  const std::string exp = experiment(s, "  seeds: [0, 1, 2, 3]\n", 50);
+  const auto r = flowlab::test::run_command(std::string("env -u FLOWLAB_TEST_FAKE_GPUS FLOWLAB_PLUGIN_PATH= ") +
+                                            FLOWLAB_CLI + " run " + exp + " --devices auto --workers 1");
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  std::string slots;
+  for (int64_t i = 0; i < d.gpus; ++i) slots += (i ? ", cuda:" : "cuda:") + std::to_string(i);
+  CHECK_THAT(r.out, StartsWith(fmt::format("runner_test: 4 trials, 4 to run on {} ({})\n", flowlab::counted(d.gpus, "slot"),
+                                           slots)));
+  CHECK_THAT(r.out, ContainsSubstring("\nworkers' CUDA_VISIBLE_DEVICES: "));
+  for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"}) {
+    const std::string g = std::string("trials/") + id;
+    CHECK(attr(s.file("out.h5"), g, "status") == "completed");
+    CHECK(attr(s.file("out.h5"), g, "device") == "cuda:0");  // as the worker sees its one GPU
+  }
+}
+
+TEST_CASE("the fake device probe for tests: FLOWLAB_TEST_FAKE_GPUS=N, narrowed by CUDA_VISIBLE_DEVICES as CUDA does",
+          "[runner][devices]") {
+  using flowlab::worker::fake_devices;
+  const auto gpus = [](const std::string& n, const char* env) {
+    const auto d = fake_devices(n, env);
+    CHECK(d.cuda);
+    return d.gpus;
+  };
+  CHECK(gpus("4", nullptr) == 4);
+  CHECK(gpus("4", "") == 0);
+  CHECK(gpus("4", "2") == 1);
+  CHECK(gpus("4", "3,1") == 2);
+  CHECK(gpus("4", "1,7,2") == 1);  // CUDA stops at the first invalid entry
+  CHECK(gpus("4", "1,1") == 1);
+  CHECK(gpus("2", "x") == 0);
+  using flowlab::test::message_of;
+  for (const char* bad : {"", "0", "-1", "1000", "two"})
+    CHECK(message_of<flowlab::Error>([&] { fake_devices(bad, nullptr); }) ==
+          std::string("FLOWLAB_TEST_FAKE_GPUS='") + bad + "': expected a number of GPUs from 1 to 999");
+}
+
 TEST_CASE("the worker protocol: progress lines read back exactly, the devices line, bounded file names", "[runner]") {
   namespace w = flowlab::worker;
   flowlab::Progress p{7, 20, 0.1 + 0.2, std::nan(""), 1e-300}, q;
@@ -322,6 +408,14 @@ TEST_CASE("the worker protocol: progress lines read back exactly, the devices li
   CHECK((d.cuda && d.gpus == 3));
   CHECK(w::devices_line({false, 0}) == "DEVICES cuda=0 gpus=0");
   CHECK_FALSE(w::parse_devices("DEVICES cuda=1 gpus=2 extra", d));
+  int64_t step = 0, total = 0;
+  CHECK(w::resume_line(120, 400) == "RESUME 120 400");
+  REQUIRE(w::parse_resume(w::resume_line(120, 400), step, total));
+  CHECK((step == 120 && total == 400));
+  CHECK_FALSE(w::parse_resume("RESUME 1 2 3", step, total));
+  CHECK_FALSE(w::parse_resume("PROGRESS 1 2 0.5 0.1 0.001", step, total));
+  flowlab::Progress unused;
+  CHECK_FALSE(w::parse_progress(w::resume_line(1, 2), unused));
   // Long ids: a readable prefix of 80 characters (unsafe characters replaced) and a hash of the whole id.
   const std::string id = "path=a b/c," + std::string(300, 'x');
   const std::string stem = w::trial_file_stem(id);
@@ -426,6 +520,15 @@ TEST_CASE("SIGINT: workers checkpoint and stop, the run exits 130, --resume fini
   CHECK_THAT(resumed.out, StartsWith("runner_test: 2 trials, 1 to run on 1 slot (cpu)\n"));
   CHECK(last_line(resumed.out) == "2 trials: 2 completed\n");
   CHECK(files_ending(trials, ".ckpt").empty());
+  // The log says where it resumed: the step its checkpoint holds, at least the last step reported before the stop.
+  std::smatch stopped, resumed_at;
+  REQUIRE(std::regex_search(log, stopped, std::regex("\n\\[cpu\\] stopped seed=1 at step ([0-9]+)/300 ")));
+  REQUIRE(std::regex_search(resumed.out, resumed_at,
+                            std::regex("\n\\[cpu\\] seed=1 resumes from its checkpoint at step ([0-9]+)/300\n")));
+  CHECK(std::stoi(resumed_at[1]) >= std::stoi(stopped[1]));
+  CHECK(std::stoi(resumed_at[1]) > 0);
+  CHECK(std::stoi(resumed_at[1]) < 300);
+  CHECK(resumed.out.find("seed=0 resumes") == std::string::npos);
   for (const char* id : {"seed=0", "seed=1"}) {
     const std::string g = std::string("trials/") + id;
     CHECK(column<double>(out, g + "/train/loss") == column<double>(s.file("ref.h5"), g + "/train/loss"));

@@ -478,3 +478,46 @@ TEST_CASE("flowlab slurm writes the array script; --only-failed picks exactly th
     CHECK_THAT(sub.err, ContainsSubstring("flowlab: error: sbatch not found: is Slurm installed here? (the script is "));
   }
 }
+
+TEST_CASE("flowlab slurm --submit: the job id after sbatch's warnings, and sbatch's errors in full", "[slurm]") {
+  CHECK(flowlab::sbatch_job_id("42\n") == "42");
+  CHECK(flowlab::sbatch_job_id("42;cluster\n") == "42");
+  CHECK(flowlab::sbatch_job_id("sbatch: warning: something odd\n43\n") == "43");
+  CHECK(flowlab::sbatch_job_id("") == "");
+  CHECK(flowlab::sbatch_job_id("Submitted batch job 5\n") == "");
+
+  // A stand-in sbatch in PATH: what flowlab passes it, and what it makes of sbatch's output.
+  Scratch s("submit");
+  const std::string exp = experiment(s, "  seeds: [0, 1]\n", 10);
+  const std::string out = s.file("out.h5"), script = out + ".slurm/array.sbatch";
+  fs::create_directories(s.file("bin"));
+  const auto fake_sbatch = [&](const std::string& body) {
+    const std::string path = s.file("bin/sbatch");
+    std::ofstream(path) << "#!/bin/sh\necho \"$*\" > " << s.file("sbatch_args") << "\n" << body;
+    fs::permissions(path, fs::perms::owner_all);
+  };
+  const auto submit = [&] {
+    return flowlab::test::run_command(fmt::format("PATH={}:$PATH FLOWLAB_PLUGIN_PATH= {} slurm {} --submit",
+                                                  s.file("bin"), FLOWLAB_CLI, exp));
+  };
+  fake_sbatch("echo 'sbatch: warning: a warning of sbatch' >&2\necho '77;testcluster'\n");
+  auto r = submit();
+  CHECK(r.status == 0);
+  CHECK(r.out == fmt::format("shard_test: wrote {}: 2 tasks of 2 (array 0-1), task I runs shard I/2; logs in {}.slurm\n"
+                             "submitted array job 77; when it is done: flowlab merge {} {}.trials\n",
+                             script, out, out, out));
+  CHECK(r.err == "sbatch: warning: a warning of sbatch\n");
+  std::stringstream args;
+  args << std::ifstream(s.file("sbatch_args")).rdbuf();
+  CHECK(args.str() == "--parsable " + script + "\n");
+
+  fake_sbatch("echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\nexit 1\n");
+  r = submit();
+  CHECK(r.status == 1);
+  CHECK(r.err == fmt::format("flowlab: error: sbatch {} failed: sbatch: error: Batch job submission failed: Invalid "
+                             "partition name specified\n", script));
+  fake_sbatch("exit 0\n");
+  r = submit();
+  CHECK(r.status == 1);
+  CHECK(r.err == fmt::format("flowlab: error: sbatch {} printed no job id: no output\n", script));
+}

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "flowlab/config.hpp"
 #include "flowlab/runner.hpp"
@@ -33,7 +34,8 @@ CLI::Validator positive(const std::string& option, int64_t min) {
       fmt::format("INT >= {}", min));
 }
 
-/// Runs `sbatch --parsable SCRIPT`; returns the job id. Throws flowlab::Error with sbatch's output when it fails.
+/// Runs `sbatch --parsable SCRIPT`; returns the job id, and passes sbatch's other lines (warnings) on to stderr.
+/// Throws flowlab::Error with sbatch's output when it fails or prints no job id.
 std::string submit(const std::string& script) {
   FILE* p = ::popen(fmt::format("sbatch --parsable {} 2>&1", shell_quote(script)).c_str(), "r");
   if (!p) throw Error("cannot run sbatch");
@@ -47,7 +49,14 @@ std::string submit(const std::string& script) {
     throw Error(fmt::format("sbatch not found: is Slurm installed here? (the script is {})", script));
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     throw Error(fmt::format("sbatch {} failed: {}", script, out.empty() ? "no output" : out));
-  return out.substr(0, out.find(';'));  // "<job id>[;<cluster>]"
+  const std::string id = sbatch_job_id(out);  // "<job id>[;<cluster>]", after any warnings
+  if (id.empty())
+    throw Error(fmt::format("sbatch {} printed no job id: {}", script, out.empty() ? "no output" : out));
+  std::stringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.substr(0, line.find(';')) != id) std::cerr << line << "\n";
+  return id;
 }
 
 }  // namespace

@@ -307,6 +307,22 @@ std::vector<RoundRecord> plan_stages(const TrialConfig& trial) {
   return stages;
 }
 
+}  // namespace
+
+int64_t checkpoint_step(const std::string& path, const TrialConfig& trial) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  at::Tensor next, stage;
+  archive.read("next_step", next);
+  const int64_t k = archive.try_read("stage", stage) ? stage.item<int64_t>() : 0;
+  const auto stages = plan_stages(trial);
+  int64_t before = 0;
+  for (int64_t j = 0; j < k && size_t(j) < stages.size(); ++j) before += stages[size_t(j)].steps;
+  return before + next.item<int64_t>();
+}
+
+namespace {
+
 /// One trial: the plugins, the stages' training and the evaluation of every stage.
 class TrialRun {
  public:

@@ -202,16 +202,13 @@ void write_atomically(const std::string& path, const std::string& text) {
   }
 }
 
-/// CUDA_VISIBLE_DEVICES for GPU `index` as this process sees it: the index-th entry of our own CUDA_VISIBLE_DEVICES
-/// when it is set (Slurm's gres, a user's selection), else the index itself.
-std::string visible_device(int64_t index) {
-  const char* mine = std::getenv("CUDA_VISIBLE_DEVICES");
-  if (!mine || !*mine) return std::to_string(index);
+/// The entries of a CUDA_VISIBLE_DEVICES value ("3,5" -> {"3", "5"}).
+std::vector<std::string> split_devices(const std::string& value) {
   std::vector<std::string> ids;
-  std::stringstream ss(mine);
+  std::stringstream ss(value);
   std::string id;
   while (std::getline(ss, id, ',')) ids.push_back(id);
-  return index < static_cast<int64_t>(ids.size()) ? ids[static_cast<size_t>(index)] : std::to_string(index);
+  return ids;
 }
 
 }  // namespace
@@ -283,10 +280,20 @@ std::string counted(int64_t n, const std::string& noun) { return fmt::format("{}
 std::vector<std::string> device_slots(const std::vector<std::string>& devices, int64_t workers,
                                       const worker::DeviceInfo& visible) {
   std::vector<std::string> names;
+  std::map<std::string, std::string> gpu_from;  // cuda:N -> the entry of `devices` that gave it
+  const auto add_gpu = [&](const std::string& name, const std::string& from) {
+    const auto [it, added] = gpu_from.emplace(name, from);
+    if (!added)
+      throw Error(fmt::format("devices: {} is listed twice ({}{}): each GPU gets its own workers; for several "
+                              "workers on one GPU set workers_per_device (or --workers)", name,
+                              it->second == from ? from + " and " + from : it->second + " and " + from,
+                              it->second == "auto" || from == "auto" ? ", and auto is every visible GPU" : ""));
+    names.push_back(name);
+  };
   for (const auto& d : devices) {
     if (d == "auto") {
       if (visible.gpus == 0) names.push_back("cpu");
-      for (int64_t i = 0; i < visible.gpus; ++i) names.push_back(fmt::format("cuda:{}", i));
+      for (int64_t i = 0; i < visible.gpus; ++i) add_gpu(fmt::format("cuda:{}", i), "auto");
     } else if (d == "cpu") {
       names.push_back(d);
     } else if (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.size() < 12 &&
@@ -297,7 +304,7 @@ std::vector<std::string> device_slots(const std::vector<std::string>& devices, i
       if (index >= visible.gpus)
         throw Error(fmt::format("{} requested, but only {} {} visible", d, counted(visible.gpus, "GPU"),
                                 visible.gpus == 1 ? "is" : "are"));
-      names.push_back(d);
+      add_gpu(d, d);
     } else {
       throw Error(fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", d));
     }
@@ -306,6 +313,17 @@ std::vector<std::string> device_slots(const std::vector<std::string>& devices, i
   for (const auto& n : names)
     for (int64_t w = 0; w < std::max<int64_t>(1, workers); ++w) slots.push_back(n);
   return slots;
+}
+
+std::string worker_cuda_visible_devices(const std::string& slot, const char* cuda_visible_devices) {
+  if (slot.rfind("cuda:", 0) != 0) return "";
+  const int64_t index = std::stoll(slot.substr(5));
+  if (!cuda_visible_devices || !*cuda_visible_devices) return std::to_string(index);
+  const auto ids = split_devices(cuda_visible_devices);
+  if (index >= static_cast<int64_t>(ids.size()))
+    throw Error(fmt::format("{} requested, but CUDA_VISIBLE_DEVICES={} lists {}", slot, cuda_visible_devices,
+                            counted(static_cast<int64_t>(ids.size()), "GPU")));
+  return ids[static_cast<size_t>(index)];
 }
 
 worker::DeviceInfo probe_devices(const std::string& self) {
@@ -362,10 +380,14 @@ void check_trial_files(const Experiment& ex, const std::string& output) {
 int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& log) {
   const std::string output = opt.out.empty() ? ex.output : opt.out;
   const auto& devices = opt.devices.empty() ? ex.devices : opt.devices;
-  bool need_probe = false;
-  for (const auto& d : devices) need_probe = need_probe || d != "cpu";
-  const auto slots = device_slots(devices, opt.workers > 0 ? opt.workers : ex.workers_per_device,
-                                  need_probe ? probe_devices(opt.self) : worker::DeviceInfo());
+  bool need_probe = false, want_auto = false;
+  for (const auto& d : devices) need_probe = need_probe || d != "cpu", want_auto = want_auto || d == "auto";
+  const worker::DeviceInfo visible = need_probe ? probe_devices(opt.self) : worker::DeviceInfo();
+  const auto slots = device_slots(devices, opt.workers > 0 ? opt.workers : ex.workers_per_device, visible);
+  // What each worker's CUDA_VISIBLE_DEVICES will be: one GPU each, from this process's own list (Slurm's gres).
+  const char* cuda_env = std::getenv("CUDA_VISIBLE_DEVICES");
+  std::vector<std::string> slot_gpu;
+  for (const auto& s : slots) slot_gpu.push_back(worker_cuda_visible_devices(s, cuda_env));
   const int64_t threads = opt.threads > 0 ? opt.threads : ex.threads;
   const bool tty = ::isatty(STDOUT_FILENO);
   // Every line is flushed: a log on a pipe or a file (Slurm) keeps what was written when the run is killed.
@@ -374,10 +396,24 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     log.flush();
   };
   check_trial_files(ex, output);
+  // The devices, where a log must show them: the GPU of each slot, or why `auto` found none despite a GPU list.
+  std::string device_note;
+  std::vector<std::string> gpus_of_slots;
+  for (const auto& g : slot_gpu)
+    if (!g.empty()) gpus_of_slots.push_back(g);
+  if (!gpus_of_slots.empty())
+    device_note = fmt::format("workers' CUDA_VISIBLE_DEVICES: {} (one GPU each, in slot order{})\n",
+                              fmt::join(gpus_of_slots, ", "),
+                              cuda_env && *cuda_env ? fmt::format("; this process has CUDA_VISIBLE_DEVICES={}", cuda_env)
+                                                    : "");
+  else if (want_auto && visible.gpus == 0 && cuda_env && *cuda_env)
+    device_note = fmt::format("note: CUDA_VISIBLE_DEVICES={} is set, but {}: devices auto runs on cpu\n", cuda_env,
+                              visible.cuda ? "no GPU is visible" : "this LibTorch has no CUDA");
 
   if (opt.dry_run) {
     emit(fmt::format("{}: {} on {} ({}), {} each -> {}\n", ex.name, counted(ex.trials.size(), "trial"),
                      counted(slots.size(), "slot"), fmt::join(slots, ", "), counted(threads, "thread"), output));
+    emit(device_note);
     for (size_t i = 0; i < ex.trials.size(); ++i) {
       if (opt.shard_count > 0 && static_cast<int64_t>(i % static_cast<size_t>(opt.shard_count)) != opt.shard_index)
         continue;
@@ -447,6 +483,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   else
     emit(fmt::format("{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"), queue.size(),
                      counted(slots.size(), "slot"), fmt::join(slots, ", ")));
+  emit(device_note);
 
   std::set<std::string> reported;  // merge problems already reported
   bool merge_error = false;
@@ -508,8 +545,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     job.config_hash = hash[trial], job.device = slots[slot_index], job.threads = threads;
     job.out = trial_file_path(output, t.id), job.checkpoint = worker::checkpoint_path(output, t.id, hash[trial]);
     std::map<std::string, std::string> env;
-    if (job.device.rfind("cuda:", 0) == 0)  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
-      env["CUDA_VISIBLE_DEVICES"] = visible_device(std::stoll(job.device.substr(5))), job.device = "cuda:0";
+    if (!slot_gpu[slot_index].empty())  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
+      env["CUDA_VISIBLE_DEVICES"] = slot_gpu[slot_index], job.device = "cuda:0";
     // The worker reads its own trial's snapshot, not the whole experiment: its start-up is O(1) in the sweep size.
     job.snapshot = worker::trial_snapshot_path(output, t.id);
     write_atomically(job.snapshot, trial_snapshot(t));
@@ -557,6 +594,11 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
         r.progress = p;
         r.log.step.push_back(p.step - 1), r.log.loss.push_back(p.loss);
         r.log.grad_norm.push_back(p.grad_norm), r.log.lr.push_back(p.lr);
+      } else if (worker::parse_resume(r.out_buf.substr(0, nl), p.step, p.total)) {
+        r.progress.step = p.step, r.progress.total = p.total;
+        clear_block();
+        emit(fmt::format("[{}] {} resumes from its checkpoint at step {}/{}\n", r.slot, ex.trials[r.trial].id, p.step,
+                         p.total));
       }
       r.out_buf.erase(0, nl + 1);
     }

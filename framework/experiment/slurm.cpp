@@ -190,6 +190,17 @@ std::string sbatch_script(const SlurmOptions& o) {
   return s;
 }
 
+std::string sbatch_job_id(const std::string& output) {
+  std::stringstream lines(output);
+  std::string line, id;
+  while (std::getline(lines, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    const std::string first = line.substr(0, line.find(';'));
+    if (!first.empty() && first.find_first_not_of("0123456789") == std::string::npos) id = first;
+  }
+  return id;
+}
+
 std::vector<int64_t> unfinished_shards(const Experiment& ex, const std::string& output, int64_t tasks) {
   std::vector<int64_t> out;
   for (int64_t s = 0; s < tasks; ++s)

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "flowlab/config.hpp"
@@ -134,6 +135,13 @@ int run_worker(const Job& job, const Registry& registry) {
   if (!trial) throw Error(fmt::format("{}: no trial '{}'", source, job.id));
   if (!job.config_hash.empty() && config_hash(trial->resolved_yaml) != job.config_hash)
     throw Error(fmt::format("{}: the configuration of trial '{}' changed after the run started", source, job.id));
+  if (!job.checkpoint.empty() && fs::exists(job.checkpoint)) {
+    try {
+      std::cout << resume_line(checkpoint_step(job.checkpoint, *trial), trial->total_steps()) << std::endl;
+    } catch (const std::exception&) {
+      // run_trial reads it again and fails the trial with the reason
+    }
+  }
   TrialResult result;
   try {
     result = run_trial(
@@ -167,6 +175,17 @@ int run_worker(const Job& job, const Registry& registry) {
   return kExitDone;
 }
 
+std::string resume_line(int64_t step, int64_t total) { return fmt::format("RESUME {} {}", step, total); }
+
+bool parse_resume(const std::string& line, int64_t& step, int64_t& total) {
+  long long s = 0, t = 0;
+  char tail = 0;
+  if (std::sscanf(line.c_str(), "RESUME %lld %lld%c", &s, &t, &tail) < 2) return false;
+  if (tail != 0 && tail != '\n') return false;
+  step = s, total = t;
+  return true;
+}
+
 std::vector<std::string> devices_command_line(const std::string& self) { return {self, "_devices"}; }
 
 std::string devices_line(const DeviceInfo& info) {
@@ -184,7 +203,35 @@ bool parse_devices(const std::string& line, DeviceInfo& info) {
   return true;
 }
 
+DeviceInfo fake_devices(const std::string& fake_gpus, const char* cuda_visible_devices) {
+  if (fake_gpus.empty() || fake_gpus.size() > 3 || fake_gpus.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(fake_gpus) < 1)
+    throw Error(fmt::format("FLOWLAB_TEST_FAKE_GPUS='{}': expected a number of GPUs from 1 to 999", fake_gpus));
+  const int64_t n = std::stoi(fake_gpus);
+  DeviceInfo info;
+  info.cuda = true;
+  if (!cuda_visible_devices) {
+    info.gpus = n;
+    return info;
+  }
+  // CUDA's rule: the list up to the first entry that is not a valid, unused device index.
+  std::set<int64_t> seen;
+  std::stringstream ss(cuda_visible_devices);
+  std::string id;
+  while (std::getline(ss, id, ',')) {
+    if (id.empty() || id.size() > 3 || id.find_first_not_of("0123456789") != std::string::npos) break;
+    const int64_t k = std::stoi(id);
+    if (k >= n || !seen.insert(k).second) break;
+  }
+  info.gpus = static_cast<int64_t>(seen.size());
+  return info;
+}
+
 int run_devices() {
+  if (const char* fake = std::getenv("FLOWLAB_TEST_FAKE_GPUS")) {
+    std::cout << devices_line(fake_devices(fake, std::getenv("CUDA_VISIBLE_DEVICES"))) << std::endl;
+    return 0;
+  }
   DeviceInfo info;
   info.gpus = static_cast<int64_t>(torch::cuda::device_count());
   // Built with CUDA: its device guard is registered when the CUDA libraries are loaded, GPUs or not.

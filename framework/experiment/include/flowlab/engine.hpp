@@ -40,6 +40,10 @@ class FLOWLAB_API Interrupted : public Error {
 /// initialisation's share is prod_n (1 + n) / (10 + n) = 9! n! / (n + 9)! (4e-22 at n = 1000).
 FLOWLAB_API double ema_decay(double ema, int64_t updates);
 
+/// The step training continues from with the checkpoint at `path` (run_trial's `checkpoint`), counted over every
+/// stage of `trial` (round 0, reflow rounds, distillation) as Progress counts it. Throws when it cannot be read.
+FLOWLAB_API int64_t checkpoint_step(const std::string& path, const TrialConfig& trial);
+
 /// Trains and evaluates one trial on `device` ("cpu", "cuda:0"). Divergence (NaN/Inf loss) ends training and is
 /// reported in the result; any other error propagates.
 /// With `checkpoint` set and train.checkpoint_every > 0, the model, EMA, optimizer, step, RNG state and the log so

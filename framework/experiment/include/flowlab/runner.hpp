@@ -55,11 +55,19 @@ FLOWLAB_API Shard shard_from_env(const std::function<const char*(const char*)>& 
 /// be used or the output exists without `resume`.
 FLOWLAB_API int run_experiment(const Experiment& experiment, const RunOptions& options, std::ostream& log);
 
-/// The device slots for `devices` ("auto": every GPU in `visible`, else cpu) and `workers` per device. Throws
-/// flowlab::Error when a cuda:N is asked for that `visible` does not have ("cuda:0 requested, but this LibTorch has
-/// no CUDA", "cuda:1 requested, but only 1 GPU is visible").
+/// The device slots for `devices` ("auto": every GPU in `visible`, else cpu) and `workers` per device. The rule: a
+/// worker (slot) runs on exactly one device; each GPU gets exactly `workers` slots, so two workers share a GPU only
+/// when `workers` (workers_per_device, --workers) is above 1. Throws flowlab::Error when a cuda:N is asked for that
+/// `visible` does not have ("cuda:0 requested, but this LibTorch has no CUDA", "cuda:1 requested, but only 1 GPU is
+/// visible"), or when a GPU is listed twice (cuda:0 twice, or auto and cuda:0).
 FLOWLAB_API std::vector<std::string> device_slots(const std::vector<std::string>& devices, int64_t workers,
                                                   const worker::DeviceInfo& visible);
+
+/// The CUDA_VISIBLE_DEVICES a worker on `slot` gets: "" for cpu (left as it is); for cuda:K the K-th entry of
+/// `cuda_visible_devices` (this process's CUDA_VISIBLE_DEVICES: Slurm's gres, a user's selection) when that is set
+/// and not empty, else K. The worker then sees that one GPU as cuda:0. Throws flowlab::Error when
+/// `cuda_visible_devices` has fewer than K + 1 entries.
+FLOWLAB_API std::string worker_cuda_visible_devices(const std::string& slot, const char* cuda_visible_devices);
 
 /// Runs `flowlab _devices` (`self`) in a child process and returns what it saw: the runner never touches CUDA itself.
 FLOWLAB_API worker::DeviceInfo probe_devices(const std::string& self);

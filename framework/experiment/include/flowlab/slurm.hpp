@@ -69,6 +69,10 @@ FLOWLAB_API std::string sbatch_script(const SlurmOptions& options);
 FLOWLAB_API std::vector<int64_t> unfinished_shards(const Experiment& experiment, const std::string& output,
                                                    int64_t tasks);
 
+/// The job id in what `sbatch --parsable` printed (stdout and stderr together): its last line that is "<id>" or
+/// "<id>;<cluster>", all digits; "" when there is none. Other lines (sbatch's warnings) are not part of it.
+FLOWLAB_API std::string sbatch_job_id(const std::string& output);
+
 /// `s` quoted for bash where needed ('...' with ' written as '\'').
 FLOWLAB_API std::string shell_quote(const std::string& s);
 

@@ -1,7 +1,7 @@
 // The worker protocol, in one place: how the runner starts `flowlab _trial` (arguments), what the worker prints
-// (PROGRESS lines on stdout), how it stops (signals) and exits (exit codes), where trial results and checkpoints live
-// (file names), and the `flowlab _devices` probe. The runner (runner.cpp) and the worker (run_worker, called by the
-// CLI) both use only what is declared here.
+// (PROGRESS lines on stdout, and a RESUME line when it continues from a checkpoint), how it stops (signals) and exits
+// (exit codes), where trial results and checkpoints live (file names), and the `flowlab _devices` probe. The runner
+// (runner.cpp) and the worker (run_worker, called by the CLI) both use only what is declared here.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +52,11 @@ FLOWLAB_API std::vector<std::string> command_line(const Job& job);
 FLOWLAB_API std::string progress_line(const Progress& p);
 /// Parses a progress line; false for any other line.
 FLOWLAB_API bool parse_progress(const std::string& line, Progress& p);
+/// "RESUME <step> <total>": printed once, before training, by a worker that continues its trial from a checkpoint
+/// at `step` (of `total` steps); the runner logs it ("<id> resumes from its checkpoint at step 120/400").
+FLOWLAB_API std::string resume_line(int64_t step, int64_t total);
+/// Parses a resume line; false for any other line.
+FLOWLAB_API bool parse_resume(const std::string& line, int64_t& step, int64_t& total);
 
 /// The hash of a trial's resolved configuration (TrialConfig::resolved_yaml): 16 hex digits of its 64-bit FNV-1a.
 /// Stored as the `config_hash` attribute of each trial and in checkpoint names; --resume reruns a trial whose
@@ -96,7 +101,13 @@ FLOWLAB_API std::vector<std::string> devices_command_line(const std::string& sel
 FLOWLAB_API std::string devices_line(const DeviceInfo& info);
 FLOWLAB_API bool parse_devices(const std::string& line, DeviceInfo& info);
 /// The probe side (`flowlab _devices`): prints this process's devices line. Returns the exit code.
+/// For tests only, FLOWLAB_TEST_FAKE_GPUS=N (0 < N < 1000) makes it report a CUDA build with N GPUs, without touching
+/// CUDA; with CUDA_VISIBLE_DEVICES set it reports what CUDA would: the entries before the first one that is not a
+/// distinct index below N.
 FLOWLAB_API int run_devices();
+/// What the probe reports for FLOWLAB_TEST_FAKE_GPUS=`fake_gpus` and CUDA_VISIBLE_DEVICES=`cuda_visible_devices`
+/// (nullptr: not set). Throws flowlab::Error when `fake_gpus` is not a number from 1 to 999.
+FLOWLAB_API DeviceInfo fake_devices(const std::string& fake_gpus, const char* cuda_visible_devices);
 
 }  // namespace worker
 }  // namespace flowlab
