@@ -1,16 +1,16 @@
 #!/usr/bin/python3
 """Checks that two flowlab experiment files hold the same trials with the same results, bit for bit: the same trial
 ids, and for each its config, config_hash, seed and status (completed) and every dataset and table column under
-/trials/<id>, and the /summary table. Only what measures time may differ (train_seconds, eval_seconds, and the eval
-table's seconds and samples_per_s). h5py and NumPy only. Usage: same_trials.py A.h5 B.h5; prints what differs and
-exits 1, or prints 'same N trials' and exits 0."""
+/trials/<id>, and the /summary table. Only what measures time may differ (train_seconds, eval_seconds, the eval
+table's seconds and samples_per_s, the rounds table's train_seconds and pair_seconds). h5py and NumPy only.
+Usage: same_trials.py A.h5 B.h5; prints what differs and exits 1, or prints 'same N trials' and exits 0."""
 import sys
 
 import h5py
 import numpy as np
 
 TIMING_ATTRS = {"train_seconds", "eval_seconds"}
-TIMING_COLUMNS = {"seconds", "samples_per_s"}
+TIMING_COLUMNS = {"seconds", "samples_per_s", "train_seconds", "pair_seconds"}  # eval and rounds tables
 
 a_path, b_path = sys.argv[1:3]
 a, b = h5py.File(a_path, "r"), h5py.File(b_path, "r")
