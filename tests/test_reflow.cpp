@@ -235,6 +235,13 @@ TEST_CASE("reflow: bad input gets located errors that list the valid choices", "
         teacherless + ":4:13: model.coupling: coupling/reflow pairs noise with a teacher's samples, and this trial has "
                       "no teacher: add reflow: {rounds: 1} or more (round 0 trains on independent pairs, each later "
                       "round on the previous round's samples)");
+  // Conditioned models: not yet, and said where.
+  const std::string conditioned = s.file("conditioned.yaml");
+  std::ofstream(conditioned) << "name: t\ndata: {dataset: eight_gaussians}\nmodel: {architecture: mlp, condition: label}\n"
+                                "reflow: {rounds: 1}\n";
+  CHECK(config_error(conditioned) ==
+        conditioned + ":4:9: reflow: a conditioned model (model.condition: label) cannot be reflowed yet: the teacher "
+                      "pairs carry no condition; use model.condition: none");
   // Reflow keys are sweepable like any other; a wrong one names the valid keys.
   const std::string sweep = s.file("sweep.yaml");
   std::ofstream(sweep) << "name: t\ndata: {dataset: moons}\nmodel: {architecture: mlp}\nreflow: {rounds: 1}\n"

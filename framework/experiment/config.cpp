@@ -397,6 +397,10 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
                        "previous round's samples)",
                        t.coupling.name));
   }
+  if (t.condition != "none" && rf.rounds > 0)
+    r.fail(root["reflow"], "reflow", fmt::format("a conditioned model (model.condition: {}) cannot be reflowed yet: "
+                                                 "the teacher pairs carry no condition; use model.condition: none",
+                                                 t.condition));
   DistillConfig& d = t.distill;
   d.train = t.train;
   d.pairs = rf.pairs;
@@ -407,6 +411,10 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
     if (n["loss"]) d.loss = choice(r, n["loss"], "distill.loss", kDistillLosses, "loss");
     if (n["pairs"]) d.pairs = r.integer(n["pairs"], "distill.pairs", 1);
     if (n["train"]) read_train(r, n["train"], "distill.train", d.train);
+    if (t.condition != "none")
+      r.fail(n, "distill", fmt::format("a conditioned model (model.condition: {}) cannot be distilled yet: the "
+                                       "teacher pairs carry no condition; use model.condition: none",
+                                       t.condition));
   }
 }
 
