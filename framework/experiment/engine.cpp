@@ -2,9 +2,8 @@
 // and cosine/constant schedule; EMA; gradient clipping) and evaluation (every solver run on the same noise).
 #include "flowlab/engine.hpp"
 
+#include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,6 +22,7 @@
 #include "flowlab/files.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
+#include "flowlab/optimizer.hpp"
 #include "flowlab/path.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
@@ -59,15 +59,15 @@ std::vector<T> as_vector(const at::Tensor& t) {
 
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
 // state and the log so far. Written to path.tmp, then renamed.
-void save_checkpoint(const std::string& path, Architecture& model, const std::vector<at::Tensor>& ema,
-                     torch::optim::Optimizer& opt, int64_t next_step, const TrainLog& log) {
+void save_checkpoint(const std::string& path, Architecture& model, const FlatEma& ema, const FlatAdamW& opt,
+                     int64_t next_step, const TrainLog& log) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, opt_archive;
   model.save(model_archive);
   opt.save(opt_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", opt_archive);
-  for (size_t i = 0; i < ema.size(); ++i) archive.write("ema_" + std::to_string(i), ema[i]);
+  if (ema.defined()) ema.save(archive);
   archive.write("next_step", at::tensor({next_step}, at::kLong));
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -82,15 +82,14 @@ void save_checkpoint(const std::string& path, Architecture& model, const std::ve
   durable_rename(path + ".tmp", path);
 }
 
-int64_t load_checkpoint(const std::string& path, Architecture& model, std::vector<at::Tensor>& ema,
-                        torch::optim::Optimizer& opt, TrainLog& log) {
+int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& ema, FlatAdamW& opt, TrainLog& log) {
   torch::serialize::InputArchive archive, model_archive, opt_archive;
   archive.load_from(path);
   archive.read("model", model_archive);
   archive.read("optimizer", opt_archive);
   model.load(model_archive);
-  opt.load(opt_archive);
-  for (size_t i = 0; i < ema.size(); ++i) archive.read("ema_" + std::to_string(i), ema[i]);
+  opt.load(opt_archive);  // after model.load, which replaced the parameters' storage: back into the flat buffer
+  if (ema.defined()) ema.load(archive);
   // Each entry into a fresh tensor: reading into a defined one would set_() it in place.
   auto read = [&](const char* key) {
     at::Tensor x;
@@ -125,7 +124,7 @@ class StateRecorder {
   StateRecorder(const VelocityField& field, int64_t keep) : field_(field), keep_(keep) {}
   void add(double t, const at::Tensor& x) {
     const auto start = Clock::now();
-    const at::Tensor v = field_(x, at::full({x.size(0)}, t, x.options())).to(at::kDouble).flatten(1);
+    const at::Tensor v = field_(x, at::scalar_tensor(t, x.options()).expand({x.size(0)})).to(at::kDouble).flatten(1);
     const at::Tensor speed2 = v.pow(2).sum(1);
     if (!times_.empty()) {
       const double h = t - times_.back();
@@ -219,11 +218,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   noise->fit(data->sample(std::min<int64_t>(10000, std::max<int64_t>(2, trial.train.batch_size * 4)), opts).x);
 
   const auto& c = trial.train;
-  torch::optim::AdamW opt(model->parameters(),
-                          torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay));
-  std::vector<at::Tensor> ema;
-  if (c.ema > 0)
-    for (const auto& p : model->parameters()) ema.push_back(p.detach().clone());
+  FlatAdamW opt(model->parameters(), FlatAdamWOptions{c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay});
+  FlatEma ema = c.ema > 0 ? FlatEma(opt.flat_parameters()) : FlatEma();
 
   const bool checkpoints = c.checkpoint_every > 0 && !checkpoint.empty();
   int64_t first_step = 0;
@@ -237,7 +233,7 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
       throw Interrupted(step, out.train);
     }
     const double lr = learning_rate(c, step);
-    for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    opt.set_lr(lr);
     Batch batch = data->sample(c.batch_size, opts);
     at::Tensor x0 = noise->sample(batch.x.sizes(), opts);
     if (!independent) {  // re-pair within the batch; labels and attributes follow their x1
@@ -264,22 +260,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     }
     opt.zero_grad();
     loss.backward();
-    double grad_norm;
-    if (c.grad_clip > 0) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), c.grad_clip);
-    } else {
-      at::Tensor sq = at::zeros({}, opts.dtype(at::kDouble));
-      for (const auto& p : model->parameters())
-        if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum();
-      grad_norm = std::sqrt(sq.item<double>());
-    }
-    opt.step();
-    if (c.ema > 0) {
-      at::NoGradGuard g;
-      const auto params = model->parameters();
-      const double decay = ema_decay(c.ema, step);
-      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
-    }
+    const double grad_norm = opt.clip_grad_norm(c.grad_clip);  // clips only when grad_clip > 0
+    opt.step(&ema, ema_decay(c.ema, step));                     // and the EMA, when there is one
     if (step % c.log_every == 0 || step + 1 == c.steps) {
       out.train.step.push_back(step);
       out.train.loss.push_back(loss_value);
@@ -299,10 +281,7 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   const auto t_eval = Clock::now();
   model->eval();
   at::NoGradGuard no_grad;
-  if (trial.eval.use_ema && c.ema > 0) {
-    const auto params = model->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(ema[i]);
-  }
+  if (trial.eval.use_ema && c.ema > 0) opt.assign(ema.flat());
   for (const auto& kv : model->named_parameters()) out.weights.emplace_back(kv.key(), to_array(kv.value()));
   for (const auto& kv : model->named_buffers()) out.weights.emplace_back(kv.key(), to_array(kv.value()));
   out.architecture = trial.architecture.name;
@@ -369,7 +348,11 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     try {
       const auto t0 = Clock::now();
       auto solver = make<Solver>(reg, run.solver);
-      const SampleResult r = solver->sample(x0, field, so);
+      SampleResult r;
+      {
+        const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
+        r = solver->sample(x0, field, so);
+      }
       row.seconds = seconds_since(t0) - rec.seconds();
       row.samples_per_s = double(m) / row.seconds;
       row.nfe = r.nfe;
