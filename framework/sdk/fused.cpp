@@ -1,0 +1,246 @@
+// Linear + activation in one op (see fused.hpp). The loops are plain C++ that the compiler vectorises; each is
+// cloned for AVX-512, AVX2 and the baseline and picked at load time. Built with -ffp-contract=off, so no clone
+// fuses a multiply-add that another does not: the results do not depend on the CPU's features.
+#include "flowlab/fused.hpp"
+
+#include <fmt/format.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "flowlab/errors.hpp"
+
+namespace flowlab {
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FLOWLAB_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FLOWLAB_CPU_CLONES
+#endif
+
+// SELU's constants (Klambauer et al. 2017), as ATen's selu.
+constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
+constexpr float kSeluScale = 1.0507009873554804934193349852946f;
+
+// The clamp of exp_approx, passed in rather than written as constants: with constant bounds GCC splits the
+// vectorised loop into the clamped cases (three divisions per vector instead of one).
+struct ExpRange {
+  float lo = -87.3365478515625f, hi = 88.3762626647949f;
+};
+
+// exp(x) in float: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-6 polynomial (expf.c);
+// within 2 ulp of the correctly rounded value. x is clamped to [r.lo, r.hi], where 2^n stays a normal float;
+// NaN passes through (std::min and std::max keep their first argument when the compare fails).
+inline float exp_approx(float x, ExpRange range) {
+  x = std::min(x, range.hi);
+  x = std::max(x, range.lo);
+  // Round x log2(e) to the nearest integer by adding and subtracting 1.5 * 2^23.
+  constexpr float kShift = 12582912.0f;
+  const float shifted = x * 1.44269504088896341f + kShift;
+  const float n = shifted - kShift;
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);  // the low mantissa bits of `shifted` hold n
+  const int32_t e = (bits - 0x4B400000 + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  return p * scale;
+}
+
+// Forward over a [rows, cols] block: a = z + bias (per column), y = act(a). For silu with `sig`, also
+// sig = sigmoid(a) and y = a sig (what backward needs); without it y = a / (1 + exp(-a)). In place when y is z.
+template <Activation A>
+inline float activation_of(float a, ExpRange range) {
+  if (A == Activation::silu) return a / (1.0f + exp_approx(-a, range));
+  if (A == Activation::relu) return a < 0.0f ? 0.0f : a;  // NaN stays NaN, as at::relu
+  return a > 0.0f ? kSeluScale * a : (kSeluScale * kSeluAlpha) * (exp_approx(a, range) - 1.0f);
+}
+
+template <Activation A>
+inline void forward_rows(const float* __restrict z, const float* __restrict bias, float* __restrict y,
+                         float* __restrict sig, int64_t rows, int64_t cols, ExpRange range) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* zr = z + i * cols;
+    float* yr = y + i * cols;
+    if (A == Activation::silu && sig) {
+      float* sr = sig + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const float a = zr[j] + bias[j];
+        const float s = 1.0f / (1.0f + exp_approx(-a, range));
+        sr[j] = s;
+        yr[j] = a * s;
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j) yr[j] = activation_of<A>(zr[j] + bias[j], range);
+    }
+  }
+}
+
+template <Activation A>
+inline void forward_rows_in_place(float* z, const float* __restrict bias, int64_t rows, int64_t cols,
+                                  ExpRange range) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* __restrict zr = z + i * cols;
+    for (int64_t j = 0; j < cols; ++j) zr[j] = activation_of<A>(zr[j] + bias[j], range);
+  }
+}
+
+#define FLOWLAB_FORWARD(name, A)                                                                      \
+  FLOWLAB_CPU_CLONES void name(float* z, const float* b, float* y, float* sig, int64_t rows, int64_t cols, \
+                               ExpRange range) {                                                        \
+    if (y == z) forward_rows_in_place<A>(z, b, rows, cols, range);                                      \
+    else forward_rows<A>(z, b, y, sig, rows, cols, range);                                              \
+  }
+FLOWLAB_FORWARD(forward_silu, Activation::silu)
+FLOWLAB_FORWARD(forward_relu, Activation::relu)
+FLOWLAB_FORWARD(forward_selu, Activation::selu)
+
+// Backward: ga = g act'(a), from the output y (and, for silu, sig = sigmoid(a): silu' = sig + y (1 - sig), as
+// ATen's silu_backward with y = a sig); relu' and selu' follow from y alone. db = the column sums of ga, in float
+// over blocks of kBlockRows rows and in double across blocks.
+constexpr int64_t kBlockRows = 16;
+template <Activation A>
+inline void backward_rows(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
+                          float* __restrict ga, float* __restrict block_sum, double* __restrict db, int64_t rows,
+                          int64_t cols) {
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlockRows) {
+    for (int64_t j = 0; j < cols; ++j) block_sum[j] = 0.0f;
+    for (int64_t i = i0; i < std::min(rows, i0 + kBlockRows); ++i) {
+      const float* gr = g + i * cols;
+      const float* yr = y + i * cols;
+      float* out = ga + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        float d;
+        if (A == Activation::silu) {
+          const float s = sig[i * cols + j];
+          d = gr[j] * (s + yr[j] * (1.0f - s));
+        } else if (A == Activation::relu) {
+          d = yr[j] > 0.0f ? gr[j] : 0.0f;
+        } else {
+          d = yr[j] > 0.0f ? gr[j] * kSeluScale : gr[j] * (yr[j] + kSeluScale * kSeluAlpha);
+        }
+        out[j] = d;
+        block_sum[j] += d;
+      }
+    }
+    for (int64_t j = 0; j < cols; ++j) db[j] += double(block_sum[j]);
+  }
+}
+
+FLOWLAB_CPU_CLONES void backward_silu(const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                                      double* db, int64_t rows, int64_t cols) {
+  backward_rows<Activation::silu>(g, y, sig, ga, block_sum, db, rows, cols);
+}
+FLOWLAB_CPU_CLONES void backward_relu(const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                                      double* db, int64_t rows, int64_t cols) {
+  backward_rows<Activation::relu>(g, y, sig, ga, block_sum, db, rows, cols);
+}
+FLOWLAB_CPU_CLONES void backward_selu(const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                                      double* db, int64_t rows, int64_t cols) {
+  backward_rows<Activation::selu>(g, y, sig, ga, block_sum, db, rows, cols);
+}
+
+// y = act(z + b) over the [rows, cols] block z (in place when y is z); for silu with `sig`, sigmoid(z + b) too.
+void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, const Tensor& y, float* sig) {
+  const Tensor b = bias.contiguous();
+  const int64_t rows = z.size(0), cols = z.size(1);
+  float* zp = z.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  if (act == Activation::silu) forward_silu(zp, bp, yp, sig, rows, cols, ExpRange());
+  else if (act == Activation::relu) forward_relu(zp, bp, yp, nullptr, rows, cols, ExpRange());
+  else forward_selu(zp, bp, yp, nullptr, rows, cols, ExpRange());
+}
+
+bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
+  if (act == Activation::gelu) return false;
+  for (const Tensor* t : {&x, &weight, &bias})
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
+  return x.dim() == 2 && weight.dim() == 2 && bias.numel() == weight.size(0) && x.size(1) == weight.size(1);
+}
+
+class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, int64_t act_code) {
+    const auto act = static_cast<Activation>(act_code);
+    const Tensor z = at::mm(x, weight.t());
+    Tensor y = at::empty_like(z);
+    Tensor sig = act == Activation::silu ? at::empty_like(z) : Tensor();
+    forward_kernel(act, z, bias, y, sig.defined() ? sig.data_ptr<float>() : nullptr);
+    ctx->saved_data["act"] = act_code;
+    if (sig.defined()) ctx->saved_data["sig"] = sig;
+    ctx->saved_data["bias_shape"] = bias.sizes().vec();
+    ctx->save_for_backward({x, weight, y});  // y: an output, saved as one (no reference cycle)
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto act = static_cast<Activation>(ctx->saved_data["act"].toInt());
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& weight = saved[1];
+    const Tensor y = saved[2].contiguous();
+    const Tensor sig = act == Activation::silu ? ctx->saved_data["sig"].toTensor() : Tensor();
+    const Tensor g = grad_outputs[0].contiguous();
+    const int64_t rows = g.size(0), cols = g.size(1);
+    Tensor ga = at::empty_like(g);
+    std::vector<double> db(static_cast<size_t>(cols), 0.0);
+    std::vector<float> block_sum(static_cast<size_t>(cols));
+    const float* gp = g.data_ptr<float>();
+    const float* yp = y.data_ptr<float>();
+    const float* sp = sig.defined() ? sig.data_ptr<float>() : nullptr;
+    float* gap = ga.data_ptr<float>();
+    if (act == Activation::silu) backward_silu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    else if (act == Activation::relu) backward_relu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    else backward_selu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    const Tensor dx = ctx->needs_input_grad(0) ? at::mm(ga, weight) : Tensor();
+    const Tensor dw = ctx->needs_input_grad(1) ? at::mm(ga.t(), x) : Tensor();
+    Tensor dbias;
+    if (ctx->needs_input_grad(2))
+      dbias = at::tensor(db, at::kDouble).to(at::kFloat).reshape(ctx->saved_data["bias_shape"].toIntVector());
+    return {dx, dw, dbias, Tensor()};
+  }
+};
+
+}  // namespace
+
+Activation activation_from_name(const std::string& name) {
+  if (name == "silu") return Activation::silu;
+  if (name == "relu") return Activation::relu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "selu") return Activation::selu;
+  throw Error(fmt::format("unknown activation '{}' (valid: silu, relu, gelu, selu)", name));
+}
+
+Tensor activate(const Tensor& x, Activation act) {
+  switch (act) {
+    case Activation::relu: return at::relu(x);
+    case Activation::gelu: return at::gelu(x);
+    case Activation::selu: return at::selu(x);
+    case Activation::silu: break;
+  }
+  return at::silu(x);
+}
+
+Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
+  if (!fusable(x, weight, bias, act)) return activate(at::addmm(bias, x, weight.t()), act);
+  const bool record = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
+  if (record) return LinearActivationFn::apply(x, weight, bias, static_cast<int64_t>(act));
+  Tensor z = at::mm(x, weight.t());  // nothing to save: the activation overwrites the product in place
+  forward_kernel(act, z, bias, z, nullptr);
+  return z;
+}
+
+}  // namespace flowlab

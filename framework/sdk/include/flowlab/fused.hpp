@@ -1,0 +1,27 @@
+// A linear layer and its activation as one op: y = act(x W^T + b). After the matrix product, the bias, the
+// activation and (in backward) the activation's derivative and the bias gradient are each one pass over the
+// [B, out] block instead of two or three ATen ops with their own temporaries.
+#pragma once
+
+#include <string>
+
+#include "flowlab/export.hpp"
+#include "flowlab/tensor.hpp"
+
+namespace flowlab {
+
+enum class Activation { silu, relu, gelu, selu };
+
+/// "silu", "relu", "gelu" or "selu"; throws flowlab::Error for any other name.
+FLOWLAB_API Activation activation_from_name(const std::string& name);
+
+/// act(x) with ATen's own ops (at::silu, at::relu, at::gelu, at::selu): the reference for linear_activation.
+FLOWLAB_API Tensor activate(const Tensor& x, Activation act);
+
+/// act(x W^T + b) for x [B, in], weight [out, in] (any strides, e.g. a column block of a wider layer) and bias
+/// [out] or [1, out], the same for every row. Differentiable in x, weight and bias.
+/// On CPU float32 with silu, relu or selu: the product is at::mm, and the rest is flowlab's own loop (exp to within
+/// 2 ulp of expf, AVX-512/AVX2 by the CPU it runs on); otherwise at::addmm and activate().
+FLOWLAB_API Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
+
+}  // namespace flowlab

@@ -1,0 +1,92 @@
+// The fused linear + activation against addmm + ATen's activation (values and gradients), and the MLP's shared-time
+// path (time embedding as a broadcast bias of the first layer) against its concatenated path.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <limits>
+
+#include "flowlab/architecture.hpp"
+#include "flowlab/fused.hpp"
+#include "support.hpp"
+
+using flowlab::Activation;
+using flowlab::Tensor;
+using flowlab::test::registry;
+
+namespace {
+
+double max_rel(const Tensor& a, const Tensor& b) {
+  return ((a - b).abs() / (b.abs() + 1e-3)).max().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("linear_activation equals addmm + the ATen activation, forward and backward", "[fused]") {
+  const auto act = GENERATE(Activation::silu, Activation::relu, Activation::selu, Activation::gelu);
+  INFO("activation " << int(act));
+  torch::manual_seed(0);
+  // Inputs over the range where exp under- and overflows, a column block of a wider weight, a [1, out] bias.
+  const Tensor x = (at::randn({67, 5}) * 30).requires_grad_();
+  const Tensor wide = at::randn({9, 12}).requires_grad_();
+  const Tensor weight = wide.narrow(1, 3, 5);
+  const Tensor bias = at::randn({1, 9}).requires_grad_();
+  const Tensor g = at::randn({67, 9});
+
+  const Tensor y = flowlab::linear_activation(x, weight, bias, act);
+  const auto grads = torch::autograd::grad({y}, {x, wide, bias}, {g});
+  const Tensor y_ref = flowlab::activate(at::addmm(bias, x, weight.t()), act);
+  const auto grads_ref = torch::autograd::grad({y_ref}, {x, wide, bias}, {g});
+  CHECK(max_rel(y, y_ref) < 1e-5);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    INFO("gradient " << i);
+    CHECK(max_rel(grads[i], grads_ref[i]) < 1e-4);
+  }
+  {
+    at::NoGradGuard no_grad;  // the in-place inference path
+    CHECK(max_rel(flowlab::linear_activation(x, weight, bias, act), y_ref) < 1e-5);
+  }
+  // NaN is not hidden (the engine stops a diverged trial on it).
+  const Tensor nan_x = x.detach().clone();
+  nan_x[0][0] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(at::isnan(flowlab::linear_activation(nan_x, weight.detach(), bias.detach(), act)[0]).all().item<bool>());
+}
+
+TEST_CASE("the fused silu is within a few float ulp of ATen's over [-100, 100]", "[fused]") {
+  const Tensor x = at::linspace(-100, 100, 200001).unsqueeze(1);
+  const Tensor one = at::ones({1, 1}), zero = at::zeros({1});
+  at::NoGradGuard no_grad;
+  const Tensor y = flowlab::linear_activation(x, one, zero, Activation::silu);
+  const Tensor ref = at::silu(x.to(at::kDouble));
+  // 4 ulp of the value, or 1e-30 absolute where silu underflows.
+  const Tensor err = (y.to(at::kDouble) - ref).abs() - 4 * 1.2e-7 * ref.abs();
+  CHECK(err.max().item<double>() < 1e-30);
+}
+
+TEST_CASE("mlp: one t for every row (a solver's step) gives the concatenated network's values and gradients", "[fused][architecture]") {
+  const std::string embedding = GENERATE(std::string("sinusoidal"), std::string("mlp"));
+  const bool conditioned = GENERATE(false, true);
+  INFO(embedding << (conditioned ? ", conditioned" : ""));
+  flowlab::Params p;
+  p.set("width", std::int64_t{32}).set("depth", std::int64_t{2}).set("time_embedding", embedding);
+  auto a = registry().create<flowlab::Architecture>("architecture", "mlp", p);
+  a->build({{3}, conditioned ? 4 : 0, 0});
+  torch::manual_seed(4);
+  const int64_t b = 50;
+  const Tensor x = at::randn({b, 3});
+  flowlab::Condition c;
+  if (conditioned) c.label = at::arange(b, at::kLong).remainder(4);
+  for (const double t : {0.0, 0.37, 1.0}) {
+    const Tensor shared = at::scalar_tensor(t).expand({b});
+    REQUIRE(flowlab::shared_time(shared));
+    const Tensor full = at::full({b}, t);
+    REQUIRE(!flowlab::shared_time(full));
+    const Tensor v_shared = a->forward(x, shared, c);
+    const Tensor v_full = a->forward(x, full, c);
+    CHECK(max_rel(v_shared, v_full) < 1e-5);
+    const auto params = a->parameters();
+    const auto g_shared = torch::autograd::grad({v_shared.pow(2).sum()}, params);
+    const auto g_full = torch::autograd::grad({v_full.pow(2).sum()}, params);
+    for (size_t i = 0; i < params.size(); ++i) CHECK(max_rel(g_shared[i], g_full[i]) < 1e-4);
+  }
+}
