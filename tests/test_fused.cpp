@@ -8,6 +8,7 @@
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/fused.hpp"
+#include "flowlab/path.hpp"
 #include "support.hpp"
 
 using flowlab::Activation;
@@ -92,4 +93,40 @@ TEST_CASE("mlp: one t for every row (a solver's step) gives the concatenated net
     const auto g_full = torch::autograd::grad({v_full.pow(2).sum()}, params);
     for (size_t i = 0; i < params.size(); ++i) CHECK(max_rel(g_shared[i], g_full[i]) < 1e-4);
   }
+}
+
+TEST_CASE("the one-pass sinusoidal features equal ATen's cos and sin of the same float arguments", "[fused]") {
+  const Tensor t = at::linspace(-0.01, 1.01, 4097, at::kFloat);
+  for (const int64_t dim : {1, 2, 3, 64, 65, 128}) {
+    INFO("dim " << dim);
+    const int64_t half = dim / 2;
+    std::vector<float> f;
+    for (int64_t k = 0; k < half; ++k)
+      f.push_back(float(half == 1 ? M_PI : M_PI * std::pow(1000.0 / M_PI, double(k) / double(half - 1))));
+    const Tensor fast = flowlab::sinusoidal_embedding(t, dim);
+    std::vector<Tensor> parts;
+    if (half > 0) {
+      const Tensor args = t.unsqueeze(1) * at::tensor(f).unsqueeze(0);  // float arguments, as both compute them
+      const Tensor a = args.to(at::kDouble);
+      parts = {at::cos(a), at::sin(a)};
+    }
+    if (dim % 2) parts.push_back(2 * t.unsqueeze(1).to(at::kDouble) - 1);
+    CHECK((fast.to(at::kDouble) - at::cat(parts, 1)).abs().max().item<double>() < 2.5e-7);
+  }
+  // |t f| > 8192 leaves the one-pass kernel: ATen's sin and cos give the result.
+  CHECK(!flowlab::sin_cos_features(at::full({4}, 100.0f), {1000.0f}, false).defined());
+  CHECK(flowlab::sinusoidal_embedding(at::full({4}, 100.0f), 64).isfinite().all().item<bool>());
+  CHECK(flowlab::sin_cos_features(at::full({2}, 0.5f), {1000.0f}, false).defined());
+}
+
+TEST_CASE("the rectified path's own sample() equals the affine formula from its schedule, bit for bit", "[fused][path]") {
+  auto path = registry().create<flowlab::Path>("path", "rectified");
+  torch::manual_seed(5);
+  const Tensor x0 = at::randn({300, 3}), x1 = at::randn({300, 3}), t = at::rand({300});
+  const flowlab::PathSample s = path->sample(x0, x1, t);
+  const flowlab::Schedule k = path->schedule(t);
+  const Tensor xt = flowlab::expand_like(k.alpha, x1) * x1 + flowlab::expand_like(k.sigma, x0) * x0;
+  const Tensor ut = flowlab::expand_like(k.d_alpha, x1) * x1 + flowlab::expand_like(k.d_sigma, x0) * x0;
+  CHECK(at::equal(s.xt, xt));
+  CHECK(at::equal(s.ut, ut));
 }

@@ -226,6 +226,7 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
   if (!checkpoint.empty() && std::filesystem::exists(checkpoint))
     first_step = load_checkpoint(checkpoint, *model, ema, opt, out.train);
 
+  const bool uniform_weight = trial.weighting.name == "uniform";
   const auto t_train = Clock::now();
   for (int64_t step = first_step; step < c.steps; ++step) {
     if (should_stop && should_stop()) {
@@ -249,7 +250,8 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     const PathSample s = path->sample(x0, x1, t);
     const Condition cond = conditioned ? drop_condition(condition_of(batch), c.batch_size, c.p_uncond, opts) : Condition();
     const at::Tensor err = (model->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
-    const at::Tensor loss = (weighting->weight(t, *path) * err).mean();
+    // Uniform weighting is w = 1: the product is skipped (the same loss and gradients, bit for bit).
+    const at::Tensor loss = uniform_weight ? err.mean() : (weighting->weight(t, *path) * err).mean();
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       out.status = "diverged";

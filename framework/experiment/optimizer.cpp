@@ -137,8 +137,7 @@ const at::Tensor& FlatAdamW::flat_parameters() {
 }
 
 void FlatAdamW::zero_grad() {
-  grad_.zero_();
-  relink();  // a gradient replaced by something else is zeroed here too: relink copies it only to be zeroed
+  relink();  // a gradient replaced by something else is put back first (copied, to be zeroed with the rest)
   grad_.zero_();
 }
 

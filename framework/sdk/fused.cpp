@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -162,6 +163,47 @@ void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, const T
   else forward_selu(zp, bp, yp, nullptr, rows, cols, ExpRange());
 }
 
+// sin and cos of x for |x| <= 8192: Cephes' sinf/cosf (Moshier): x reduced by multiples of pi/4 in three parts
+// (Cody-Waite), then a degree-7 odd and a degree-8 even polynomial on [-pi/4, pi/4]; about 1e-7 absolute error.
+// Branch-free, so it vectorises. `bad` is set when |x| > 8192 or x is NaN (the caller then uses ATen).
+inline void sincos_cephes(float xx, float& s, float& c, int& bad) {
+  const float x = std::fabs(xx);
+  bad |= !(x <= 8192.0f);
+  int32_t j = static_cast<int32_t>(x * 1.27323954473516f);  // octant: x / (pi / 4)
+  j += j & 1;                                                 // to the nearest even octant (zeros at the origin)
+  const float y = static_cast<float>(j);
+  const int32_t q = j & 7;
+  const float r = ((x - y * 0.78515625f) - y * 2.4187564849853515625e-4f) - y * 3.77489497744594108e-8f;
+  const float z = r * r;
+  const float cp = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
+                   0.5f * z + 1.0f;
+  const float sp = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+  const bool swap = (q & 2) != 0;  // octants 2 and 6: sin takes the cosine polynomial and cos the sine one
+  const float sv = swap ? cp : sp, cv = swap ? sp : cp;
+  s = ((xx < 0.0f) != (q >= 4)) ? -sv : sv;
+  c = (q == 2 || q == 4) ? -cv : cv;
+}
+
+// out[i] = [cos(t_i f_0) .. cos(t_i f_{h-1}), sin(t_i f_0) .. sin(t_i f_{h-1}) (, 2 t_i - 1)]; returns nonzero when
+// an argument was out of range.
+FLOWLAB_CPU_CLONES int sincos_rows(const float* __restrict t, const float* __restrict f, float* __restrict out,
+                                   int64_t rows, int64_t half, int odd) {
+  int bad = 0;
+  const int64_t dim = 2 * half + odd;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float ti = t[i];
+    float* o = out + i * dim;
+    for (int64_t k = 0; k < half; ++k) {
+      float sv, cv;
+      sincos_cephes(ti * f[k], sv, cv, bad);
+      o[k] = cv;
+      o[half + k] = sv;
+    }
+    if (odd) o[dim - 1] = 2.0f * ti - 1.0f;
+  }
+  return bad;
+}
+
 bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
   if (act == Activation::gelu) return false;
   for (const Tensor* t : {&x, &weight, &bias})
@@ -215,6 +257,17 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
 };
 
 }  // namespace
+
+Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column) {
+  if (!t.device().is_cpu() || t.scalar_type() != at::kFloat || (t.requires_grad() && at::GradMode::is_enabled()))
+    return Tensor();
+  const Tensor tc = t.reshape({-1}).contiguous();
+  const int64_t rows = tc.numel(), half = static_cast<int64_t>(frequencies.size());
+  Tensor out = at::empty({rows, 2 * half + (odd_column ? 1 : 0)}, tc.options());
+  if (sincos_rows(tc.data_ptr<float>(), frequencies.data(), out.data_ptr<float>(), rows, half, odd_column ? 1 : 0))
+    return Tensor();
+  return out;
+}
 
 Activation activation_from_name(const std::string& name) {
   if (name == "silu") return Activation::silu;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "flowlab/export.hpp"
 #include "flowlab/tensor.hpp"
@@ -23,5 +24,10 @@ FLOWLAB_API Tensor activate(const Tensor& x, Activation act);
 /// On CPU float32 with silu, relu or selu: the product is at::mm, and the rest is flowlab's own loop (exp to within
 /// 2 ulp of expf, AVX-512/AVX2 by the CPU it runs on); otherwise at::addmm and activate().
 FLOWLAB_API Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
+
+/// [cos(t f_k) for k < K, sin(t f_k) for k < K (, 2t - 1 when odd_column)] for t [B]: the features of
+/// sinusoidal_embedding in one pass, for float32 t on CPU that needs no gradient (Cephes' sinf/cosf, about 1e-7
+/// absolute error, for |t f| <= 8192). Returns an undefined tensor where it does not apply; the caller then uses ATen.
+FLOWLAB_API Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column);
 
 }  // namespace flowlab
