@@ -130,3 +130,21 @@ TEST_CASE("the rectified path's own sample() equals the affine formula from its 
   CHECK(at::equal(s.xt, xt));
   CHECK(at::equal(s.ut, ut));
 }
+
+TEST_CASE("mlp: evaluation without autograd in blocks of rows equals the one-pass forward", "[fused][architecture]") {
+  const bool conditioned = GENERATE(false, true);
+  flowlab::Params p;
+  p.set("width", std::int64_t{48}).set("depth", std::int64_t{3});
+  torch::manual_seed(6);
+  auto a = registry().create<flowlab::Architecture>("architecture", "mlp", p);
+  a->build({{2}, conditioned ? 4 : 0, 0});
+  const int64_t b = 2600;  // more than two blocks, and a partial last one
+  const Tensor x = at::randn({b, 2});
+  flowlab::Condition c;
+  if (conditioned) c.label = at::arange(b, at::kLong).remainder(4);
+  for (const Tensor& t : {at::rand({b}), at::scalar_tensor(0.3).expand({b})}) {
+    const Tensor whole = a->forward(x, t, c);  // with autograd: one pass over all rows
+    at::NoGradGuard no_grad;
+    CHECK(max_rel(a->forward(x, t, c), whole) < 1e-5);  // not bit for bit: silu as a / (1 + e^-a) vs a sigmoid(a)
+  }
+}

@@ -15,6 +15,10 @@ namespace {
 
 using flowlab::Tensor;
 
+// Rows per block when evaluating without autograd: a [512, 256] block of activations (512 KiB) stays in a core's
+// L2 cache. Measured for 10 000 points through 4 x 256: 512 rows 22 NFE/s, 256 and 2048 rows 21, all at once 16.5.
+constexpr int64_t kRowBlock = 512;
+
 /// Options of architecture/mlp.
 struct MlpOptions {
   int64_t width;         ///< hidden width (default 256)
@@ -64,26 +68,39 @@ class MlpArchitecture final : public flowlab::Architecture {
     const Tensor xf = x.reshape({b, -1});
     const Tensor c = cond_->empty() ? Tensor() : cond_->forward(cond, b, x.options());
     const auto& first = layers_[0]->as<torch::nn::Linear>();
-    Tensor h;
-    if (shared) {
-      const Tensor& w = first->weight;  // [width, d + time_dim (+ cond_dim)]: columns for x, emb(t), emb(cond)
-      const Tensor bias = at::addmm(first->bias, temb, w.narrow(1, d_, opt_.time_dim).t());  // [1, width]
-      if (!c.defined()) {
-        h = flowlab::linear_activation(xf, w.narrow(1, 0, d_), bias, opt_.activation);
-      } else {
+    const Tensor& w = first->weight;  // [width, d + time_dim (+ cond_dim)]: columns for x, emb(t), emb(cond)
+    const Tensor bias = shared ? at::addmm(first->bias, temb, w.narrow(1, d_, opt_.time_dim).t()) : first->bias;
+    // The hidden layers' output for rows [r, r + n).
+    auto hidden = [&](int64_t r, int64_t n) {
+      auto rows = [&](const Tensor& z) { return n == b ? z : z.narrow(0, r, n); };
+      Tensor h;
+      if (shared && !c.defined()) {
+        h = flowlab::linear_activation(rows(xf), w.narrow(1, 0, d_), bias, opt_.activation);
+      } else if (shared) {
         const Tensor wc = w.narrow(1, d_ + opt_.time_dim, opt_.cond_dim);
-        h = flowlab::activate(at::addmm(at::addmm(bias, c, wc.t()), xf, w.narrow(1, 0, d_).t()), opt_.activation);
+        h = flowlab::activate(at::addmm(at::addmm(bias, rows(c), wc.t()), rows(xf), w.narrow(1, 0, d_).t()),
+                              opt_.activation);
+      } else {
+        std::vector<Tensor> parts = {rows(xf), rows(temb)};
+        if (c.defined()) parts.push_back(rows(c));
+        h = flowlab::linear_activation(at::cat(parts, 1), w, bias, opt_.activation);
       }
-    } else {
-      std::vector<Tensor> parts = {xf, temb};
-      if (c.defined()) parts.push_back(c);
-      h = flowlab::linear_activation(at::cat(parts, 1), first->weight, first->bias, opt_.activation);
+      for (size_t i = 1; i < layers_->size(); ++i) {
+        const auto& layer = layers_[i]->as<torch::nn::Linear>();
+        h = flowlab::linear_activation(h, layer->weight, layer->bias, opt_.activation);
+      }
+      return h;
+    };
+    if (at::GradMode::is_enabled() || b <= 2 * kRowBlock) return out_->forward(hidden(0, b)).reshape(x.sizes());
+    // Without autograd, many rows (a solver's step over a large sample): a block of rows at a time, so that each
+    // layer's output is still in the core's cache when the activation and the next layer read it.
+    Tensor out = at::empty({b, d_}, x.options());
+    for (int64_t r = 0; r < b; r += kRowBlock) {
+      const int64_t n = std::min(kRowBlock, b - r);
+      Tensor o = out.narrow(0, r, n);
+      at::addmm_out(o, out_->bias, hidden(r, n), out_->weight.t());
     }
-    for (size_t i = 1; i < layers_->size(); ++i) {
-      const auto& layer = layers_[i]->as<torch::nn::Linear>();
-      h = flowlab::linear_activation(h, layer->weight, layer->bias, opt_.activation);
-    }
-    return out_->forward(h).reshape(x.sizes());
+    return out.reshape(x.sizes());
   }
 
  private:
