@@ -148,3 +148,28 @@ TEST_CASE("mlp: evaluation without autograd in blocks of rows equals the one-pas
     CHECK(max_rel(a->forward(x, t, c), whole) < 1e-5);  // not bit for bit: silu as a / (1 + e^-a) vs a sigmoid(a)
   }
 }
+
+TEST_CASE("silu and film_silu equal their ATen expressions, forward and backward", "[fused]") {
+  torch::manual_seed(7);
+  const Tensor h = (at::randn({3, 5, 7, 6}) * 4).requires_grad_();
+  const Tensor ss = at::randn({3, 10, 1, 1}).requires_grad_();  // as the U-Net's FiLM: chunk(2, 1) of one tensor
+  const auto parts = ss.chunk(2, 1);
+  const Tensor g = at::randn({3, 5, 7, 6});
+  {
+    const Tensor y = flowlab::silu(h), ref = at::silu(h);
+    CHECK(max_rel(y, ref) < 1e-5);
+    CHECK(max_rel(torch::autograd::grad({y}, {h}, {g})[0], torch::autograd::grad({ref}, {h}, {g})[0]) < 1e-5);
+  }
+  {
+    const Tensor y = flowlab::film_silu(h, parts[0], parts[1]);
+    const Tensor ref = at::silu(h * (1 + parts[0]) + parts[1]);
+    CHECK(max_rel(y, ref) < 1e-5);
+    const auto grads = torch::autograd::grad({y}, {h, ss}, {g});
+    const auto grads_ref = torch::autograd::grad({ref}, {h, ss}, {g});
+    CHECK(max_rel(grads[0], grads_ref[0]) < 1e-5);
+    CHECK(max_rel(grads[1], grads_ref[1]) < 1e-5);
+  }
+  at::NoGradGuard no_grad;
+  CHECK(max_rel(flowlab::silu(h), at::silu(h)) < 1e-5);
+  CHECK(max_rel(flowlab::film_silu(h, parts[0], parts[1]), at::silu(h * (1 + parts[0]) + parts[1])) < 1e-5);
+}

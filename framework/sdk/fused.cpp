@@ -163,6 +163,80 @@ void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, const T
   else forward_selu(zp, bp, yp, nullptr, rows, cols, ExpRange());
 }
 
+// SiLU alone over n elements: y = x sig (sig = sigmoid(x) kept when `sig`), or y = x / (1 + e^-x) in place.
+FLOWLAB_CPU_CLONES void silu_forward(const float* __restrict x, float* __restrict y, float* __restrict sig, int64_t n,
+                                     ExpRange range) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = 1.0f / (1.0f + exp_approx(-x[i], range));
+    sig[i] = s;
+    y[i] = x[i] * s;
+  }
+}
+FLOWLAB_CPU_CLONES void silu_in_place(float* x, int64_t n, ExpRange range) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + exp_approx(-x[i], range));
+}
+FLOWLAB_CPU_CLONES void silu_backward(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
+                                      float* __restrict gx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (sig[i] + y[i] * (1.0f - sig[i]));
+}
+
+// FiLM then SiLU over planes of hw elements (one plane per (batch, channel)): u = h a_p + b_p, y = u sigmoid(u).
+FLOWLAB_CPU_CLONES void film_silu_forward(const float* __restrict h, const float* __restrict a, const float* __restrict b,
+                                          float* __restrict y, float* __restrict sig, int64_t planes, int64_t hw,
+                                          ExpRange range) {
+  for (int64_t p = 0; p < planes; ++p) {
+    const float ap = a[p], bp = b[p];
+    const float* hp = h + p * hw;
+    float* yp = y + p * hw;
+    if (sig) {
+      float* sp = sig + p * hw;
+      for (int64_t i = 0; i < hw; ++i) {
+        const float u = hp[i] * ap + bp;
+        const float s = 1.0f / (1.0f + exp_approx(-u, range));
+        sp[i] = s;
+        yp[i] = u * s;
+      }
+    } else {
+      for (int64_t i = 0; i < hw; ++i) {
+        const float u = hp[i] * ap + bp;
+        yp[i] = u / (1.0f + exp_approx(-u, range));
+      }
+    }
+  }
+}
+
+// Its backward: gu = g silu'(u); gh = gu a_p; per plane ga = sum gu h, gb = sum gu (in 16 float lanes, then double).
+FLOWLAB_CPU_CLONES void film_silu_backward(const float* __restrict g, const float* __restrict h, const float* __restrict y,
+                                           const float* __restrict sig, const float* __restrict a, float* __restrict gh,
+                                           double* __restrict ga, double* __restrict gb, int64_t planes, int64_t hw) {
+  constexpr int kLanes = 16;
+  for (int64_t p = 0; p < planes; ++p) {
+    const float ap = a[p];
+    const int64_t o = p * hw;
+    float la[kLanes] = {}, lb[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= hw; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) {
+        const int64_t k = o + i + j;
+        const float gu = g[k] * (sig[k] + y[k] * (1.0f - sig[k]));
+        gh[k] = gu * ap;
+        la[j] += gu * h[k];
+        lb[j] += gu;
+      }
+    double sa = 0, sb = 0;
+    for (; i < hw; ++i) {
+      const int64_t k = o + i;
+      const float gu = g[k] * (sig[k] + y[k] * (1.0f - sig[k]));
+      gh[k] = gu * ap;
+      sa += double(gu * h[k]);
+      sb += double(gu);
+    }
+    for (int j = 0; j < kLanes; ++j) sa += double(la[j]), sb += double(lb[j]);
+    ga[p] = sa;
+    gb[p] = sb;
+  }
+}
+
 // sin and cos of x for |x| <= 8192: Cephes' sinf/cosf (Moshier): x reduced by multiples of pi/4 in three parts
 // (Cody-Waite), then a degree-7 odd and a degree-8 even polynomial on [-pi/4, pi/4]; about 1e-7 absolute error.
 // Branch-free, so it vectorises. `bad` is set when |x| > 8192 or x is NaN (the caller then uses ATen).
@@ -256,6 +330,64 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
   }
 };
 
+bool cpu_float(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
+  return true;
+}
+
+class SiluFn : public torch::autograd::Function<SiluFn> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x) {
+    const Tensor xc = x.contiguous();
+    Tensor y = at::empty_like(xc), sig = at::empty_like(xc);
+    silu_forward(xc.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(), xc.numel(), ExpRange());
+    ctx->saved_data["sig"] = sig;
+    ctx->save_for_backward({y});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const Tensor y = ctx->get_saved_variables()[0];
+    const Tensor sig = ctx->saved_data["sig"].toTensor();
+    const Tensor g = grad_outputs[0].contiguous();
+    Tensor gx = at::empty_like(g);
+    silu_backward(g.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(), gx.data_ptr<float>(), g.numel());
+    return {gx};
+  }
+};
+
+class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
+ public:
+  // h [B, C, ...] contiguous, scale and shift [B, C] contiguous.
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& h, const Tensor& scale, const Tensor& shift) {
+    const Tensor a = scale + 1;  // as h * (1 + scale) rounds it
+    Tensor y = at::empty_like(h), sig = at::empty_like(h);
+    const int64_t planes = scale.numel(), hw = h.numel() / planes;
+    film_silu_forward(h.data_ptr<float>(), a.data_ptr<float>(), shift.data_ptr<float>(), y.data_ptr<float>(),
+                      sig.data_ptr<float>(), planes, hw, ExpRange());
+    ctx->saved_data["sig"] = sig;
+    ctx->saved_data["a"] = a;
+    ctx->save_for_backward({h, y});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& h = saved[0];
+    const Tensor& y = saved[1];
+    const Tensor sig = ctx->saved_data["sig"].toTensor(), a = ctx->saved_data["a"].toTensor();
+    const Tensor g = grad_outputs[0].contiguous();
+    const int64_t planes = a.numel(), hw = h.numel() / planes;
+    Tensor gh = at::empty_like(h);
+    Tensor ga = at::empty({planes}, a.options().dtype(at::kDouble)), gb = at::empty_like(ga);
+    film_silu_backward(g.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(),
+                       a.data_ptr<float>(), gh.data_ptr<float>(), ga.data_ptr<double>(), gb.data_ptr<double>(),
+                       planes, hw);
+    return {gh, ga.to(at::kFloat).view(a.sizes()), gb.to(at::kFloat).view(a.sizes())};
+  }
+};
+
 }  // namespace
 
 Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column) {
@@ -267,6 +399,33 @@ Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, 
   if (sincos_rows(tc.data_ptr<float>(), frequencies.data(), out.data_ptr<float>(), rows, half, odd_column ? 1 : 0))
     return Tensor();
   return out;
+}
+
+Tensor silu(const Tensor& x) {
+  if (!cpu_float({&x})) return at::silu(x);
+  if (at::GradMode::is_enabled() && x.requires_grad()) return SiluFn::apply(x);
+  Tensor y = x.contiguous().clone();
+  silu_in_place(y.data_ptr<float>(), y.numel(), ExpRange());
+  return y;
+}
+
+Tensor film_silu(const Tensor& h, const Tensor& scale, const Tensor& shift) {
+  const bool fits = cpu_float({&h, &scale, &shift}) && h.dim() >= 2 && scale.numel() == h.size(0) * h.size(1) &&
+                    shift.numel() == scale.numel();
+  if (!fits) {
+    std::vector<int64_t> shape = {-1, h.size(1)};  // [B or 1, C, 1, ...]
+    shape.resize(static_cast<size_t>(h.dim()), 1);
+    return at::silu(h * (1 + scale.reshape(shape)) + shift.reshape(shape));
+  }
+  const Tensor hc = h.contiguous(), sc = scale.reshape({h.size(0), h.size(1)}).contiguous(),
+               bc = shift.reshape({h.size(0), h.size(1)}).contiguous();
+  if (at::GradMode::is_enabled() && (h.requires_grad() || scale.requires_grad() || shift.requires_grad()))
+    return FilmSiluFn::apply(hc, sc, bc).view(h.sizes());
+  const Tensor a = sc + 1;
+  Tensor y = at::empty_like(hc);
+  film_silu_forward(hc.data_ptr<float>(), a.data_ptr<float>(), bc.data_ptr<float>(), y.data_ptr<float>(), nullptr,
+                    a.numel(), hc.numel() / a.numel(), ExpRange());
+  return y;
 }
 
 Activation activation_from_name(const std::string& name) {

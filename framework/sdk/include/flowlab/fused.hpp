@@ -25,6 +25,15 @@ FLOWLAB_API Tensor activate(const Tensor& x, Activation act);
 /// 2 ulp of expf, AVX-512/AVX2 by the CPU it runs on); otherwise at::addmm and activate().
 FLOWLAB_API Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
 
+/// silu(x) = x sigmoid(x) for a tensor of any shape. On CPU float32 one pass forward (keeping sigmoid(x)) and one
+/// multiply-add per element backward; elsewhere at::silu.
+FLOWLAB_API Tensor silu(const Tensor& x);
+
+/// FiLM then SiLU: silu(h (1 + scale) + shift) for h [B, C, ...] and scale, shift with B C elements ([B, C] or
+/// [B, C, 1, 1]), one value per (batch, channel) plane. On CPU float32 one pass forward and one backward (which also
+/// sums the scale and shift gradients over each plane); elsewhere the same expression in ATen ops.
+FLOWLAB_API Tensor film_silu(const Tensor& h, const Tensor& scale, const Tensor& shift);
+
 /// [cos(t f_k) for k < K, sin(t f_k) for k < K (, 2t - 1 when odd_column)] for t [B]: the features of
 /// sinusoidal_embedding in one pass, for float32 t on CPU that needs no gradient (Cephes' sinf/cosf, about 1e-7
 /// absolute error, for |t f| <= 8192). Returns an undefined tensor where it does not apply; the caller then uses ATen.
