@@ -21,6 +21,9 @@ namespace {
 #else
 #define FLOWLAB_CPU_CLONES
 #endif
+// Every helper a clone calls is forced inline: one that the compiler leaves out of line runs at the baseline's
+// width (SSE2) inside the AVX-512 clone (perf showed forward_rows so, 3x slower).
+#define FLOWLAB_INLINE inline __attribute__((always_inline))
 
 // SELU's constants (Klambauer et al. 2017), as ATen's selu.
 constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
@@ -35,7 +38,7 @@ struct ExpRange {
 // exp(x) in float: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-6 polynomial (expf.c);
 // within 2 ulp of the correctly rounded value. x is clamped to [r.lo, r.hi], where 2^n stays a normal float;
 // NaN passes through (std::min and std::max keep their first argument when the compare fails).
-inline float exp_approx(float x, ExpRange range) {
+FLOWLAB_INLINE float exp_approx(float x, ExpRange range) {
   x = std::min(x, range.hi);
   x = std::max(x, range.lo);
   // Round x log2(e) to the nearest integer by adding and subtracting 1.5 * 2^23.
@@ -61,14 +64,14 @@ inline float exp_approx(float x, ExpRange range) {
 // Forward over a [rows, cols] block: a = z + bias (per column), y = act(a). For silu with `sig`, also
 // sig = sigmoid(a) and y = a sig (what backward needs); without it y = a / (1 + exp(-a)). In place when y is z.
 template <Activation A>
-inline float activation_of(float a, ExpRange range) {
+FLOWLAB_INLINE float activation_of(float a, ExpRange range) {
   if (A == Activation::silu) return a / (1.0f + exp_approx(-a, range));
   if (A == Activation::relu) return a < 0.0f ? 0.0f : a;  // NaN stays NaN, as at::relu
   return a > 0.0f ? kSeluScale * a : (kSeluScale * kSeluAlpha) * (exp_approx(a, range) - 1.0f);
 }
 
 template <Activation A>
-inline void forward_rows(const float* __restrict z, const float* __restrict bias, float* __restrict y,
+FLOWLAB_INLINE void forward_rows(const float* __restrict z, const float* __restrict bias, float* __restrict y,
                          float* __restrict sig, int64_t rows, int64_t cols, ExpRange range) {
   for (int64_t i = 0; i < rows; ++i) {
     const float* zr = z + i * cols;
@@ -88,7 +91,7 @@ inline void forward_rows(const float* __restrict z, const float* __restrict bias
 }
 
 template <Activation A>
-inline void forward_rows_in_place(float* z, const float* __restrict bias, int64_t rows, int64_t cols,
+FLOWLAB_INLINE void forward_rows_in_place(float* z, const float* __restrict bias, int64_t rows, int64_t cols,
                                   ExpRange range) {
   for (int64_t i = 0; i < rows; ++i) {
     float* __restrict zr = z + i * cols;
@@ -111,7 +114,7 @@ FLOWLAB_FORWARD(forward_selu, Activation::selu)
 // over blocks of kBlockRows rows and in double across blocks.
 constexpr int64_t kBlockRows = 16;
 template <Activation A>
-inline void backward_rows(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
+FLOWLAB_INLINE void backward_rows(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
                           float* __restrict ga, float* __restrict block_sum, double* __restrict db, int64_t rows,
                           int64_t cols) {
   for (int64_t i0 = 0; i0 < rows; i0 += kBlockRows) {
@@ -240,7 +243,7 @@ FLOWLAB_CPU_CLONES void film_silu_backward(const float* __restrict g, const floa
 // sin and cos of x for |x| <= 8192: Cephes' sinf/cosf (Moshier): x reduced by multiples of pi/4 in three parts
 // (Cody-Waite), then a degree-7 odd and a degree-8 even polynomial on [-pi/4, pi/4]; about 1e-7 absolute error.
 // Branch-free, so it vectorises. `bad` is set when |x| > 8192 or x is NaN (the caller then uses ATen).
-inline void sincos_cephes(float xx, float& s, float& c, int& bad) {
+FLOWLAB_INLINE void sincos_cephes(float xx, float& s, float& c, int& bad) {
   const float x = std::fabs(xx);
   bad |= !(x <= 8192.0f);
   int32_t j = static_cast<int32_t>(x * 1.27323954473516f);  // octant: x / (pi / 4)
