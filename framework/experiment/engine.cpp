@@ -249,9 +249,11 @@ TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::
     const at::Tensor t = path->clamp_to_domain(sampler->sample(c.batch_size, opts));
     const PathSample s = path->sample(x0, x1, t);
     const Condition cond = conditioned ? drop_condition(condition_of(batch), c.batch_size, c.p_uncond, opts) : Condition();
-    const at::Tensor err = (model->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
-    // Uniform weighting is w = 1: the product is skipped (the same loss and gradients, bit for bit).
-    const at::Tensor loss = uniform_weight ? err.mean() : (weighting->weight(t, *path) * err).mean();
+    const at::Tensor v = model->forward(s.xt, t, cond);
+    // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
+    // rows' means (every row has the same size) up to the order of the float sums.
+    const at::Tensor loss = uniform_weight ? at::mse_loss(v, s.ut)
+                                           : (weighting->weight(t, *path) * (v - s.ut).pow(2).flatten(1).mean(1)).mean();
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       out.status = "diverged";
