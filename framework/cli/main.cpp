@@ -14,6 +14,7 @@
 #include "flowlab/config.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/runner.hpp"
+#include "flowlab/runtime.hpp"
 #include "flowlab/version.hpp"
 #include "flowlab/worker.hpp"
 #include "scaleout.hpp"
@@ -118,6 +119,7 @@ std::string requested_subcommand(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  flowlab::tune_allocator();  // before the first tensor; workers run this same main
   CLI::App app{"flowlab: flow-matching experiments with plugin paths, solvers and models"};
   app.set_version_flag("--version", std::string("flowlab ") + FLOWLAB_VERSION);
   app.require_subcommand(1);

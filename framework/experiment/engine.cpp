@@ -2,9 +2,8 @@
 // and cosine/constant schedule; EMA; gradient clipping) and evaluation (every solver run on the same noise).
 #include "flowlab/engine.hpp"
 
+#include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,6 +22,7 @@
 #include "flowlab/files.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
+#include "flowlab/optimizer.hpp"
 #include "flowlab/path.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
@@ -115,15 +115,15 @@ std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const st
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
 // state, the log so far, and the stages already finished (their weights, pairs and records) with the current
 // stage's pairs. Written to path.tmp, then renamed.
-void save_checkpoint(const std::string& path, Architecture& model, const std::vector<at::Tensor>& ema,
-                     torch::optim::Optimizer& opt, int64_t next_step, const TrainLog& log, const Carry& carry) {
+void save_checkpoint(const std::string& path, Architecture& model, const FlatEma& ema, const FlatAdamW& opt,
+                     int64_t next_step, const TrainLog& log, const Carry& carry) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, opt_archive;
   model.save(model_archive);
   opt.save(opt_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", opt_archive);
-  for (size_t i = 0; i < ema.size(); ++i) archive.write("ema_" + std::to_string(i), ema[i]);
+  if (ema.defined()) ema.save(archive);
   archive.write("next_step", at::tensor({next_step}, at::kLong));
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -168,15 +168,15 @@ int64_t checkpoint_stage(const std::string& path) {
 
 /// Restores what save_checkpoint wrote; `carry.finished` records keep their configured fields (round, stage, ...)
 /// and get their weights, pairs and measured numbers back.
-int64_t load_checkpoint(const std::string& path, Architecture& model, std::vector<at::Tensor>& ema,
-                        torch::optim::Optimizer& opt, TrainLog& log, Carry& carry) {
+int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& ema, FlatAdamW& opt, TrainLog& log,
+                        Carry& carry) {
   torch::serialize::InputArchive archive, model_archive, opt_archive;
   archive.load_from(path);
   archive.read("model", model_archive);
   archive.read("optimizer", opt_archive);
   model.load(model_archive);
-  opt.load(opt_archive);
-  for (size_t i = 0; i < ema.size(); ++i) archive.read("ema_" + std::to_string(i), ema[i]);
+  opt.load(opt_archive);  // after model.load, which replaced the parameters' storage: back into the flat buffer
+  if (ema.defined()) ema.load(archive);
   const int64_t next = read_tensor(archive, "next_step").item<int64_t>();
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -234,7 +234,7 @@ class StateRecorder {
   StateRecorder(const VelocityField& field, int64_t keep) : field_(field), keep_(keep) {}
   void add(double t, const at::Tensor& x) {
     const auto start = Clock::now();
-    const at::Tensor v = field_(x, at::full({x.size(0)}, t, x.options())).to(at::kDouble).flatten(1);
+    const at::Tensor v = field_(x, at::scalar_tensor(t, x.options()).expand({x.size(0)})).to(at::kDouble).flatten(1);
     const at::Tensor speed2 = v.pow(2).sum(1);
     if (!times_.empty()) {
       const double h = t - times_.back();
@@ -348,7 +348,7 @@ class TrialRun {
   /// with reflow.teacher_solver.
   void make_pairs(int64_t n);
   /// Trains stage `k` of stages_ from `first_step`; false when it diverged (out_ says how).
-  bool train_stage(size_t k, int64_t first_step, torch::optim::AdamW& opt, std::vector<at::Tensor>& ema);
+  bool train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema);
   at::Tensor flow_matching_loss(const TrainConfig& c, double mix);
   at::Tensor distill_loss(const TrainConfig& c);
   void evaluate();
@@ -372,6 +372,7 @@ class TrialRun {
   std::shared_ptr<Noise> noise_;
   std::shared_ptr<Coupling> coupling_;
   bool independent_ = true, use_label_ = false, use_attr_ = false, conditioned_ = false;
+  bool uniform_weight_ = false;  ///< the weighting is 1 at every probed time: the loss is a plain mean
   std::shared_ptr<Architecture> model_;
   Carry carry_;
   TrialResult out_;
@@ -404,6 +405,10 @@ void TrialRun::setup() {
   model_ = new_model();
   noise_->fit(data_->sample(std::min<int64_t>(10000, std::max<int64_t>(2, trial_.train.batch_size * 4)), opts_).x);
   for (const auto& s : stages_) total_steps_ += s.steps;
+  // A weighting that is 1 at every probed time (weighting/uniform) leaves the loss a plain mean: probed once here,
+  // so any plugin, whatever its name, is asked.
+  const at::Tensor probe = path_->clamp_to_domain(at::linspace(0, 1, 1001, opts_));
+  uniform_weight_ = weighting_->weight(probe, *path_).eq(1).all().item<bool>();
 }
 
 void TrialRun::condition_check() const {
@@ -440,7 +445,11 @@ void TrialRun::make_pairs(int64_t n) {
   std::vector<at::Tensor> x1;
   int64_t nfe = 0;
   for (int64_t i = 0; i < n; i += chunk) {
-    const SampleResult r = solver->sample(x0.slice(0, i, std::min(n, i + chunk)), field);
+    SampleResult r;
+    {
+      const c10::InferenceMode inference;
+      r = solver->sample(x0.slice(0, i, std::min(n, i + chunk)), field);
+    }
     if (!at::isfinite(r.x).all().item<bool>())
       throw Error(fmt::format("reflow: the teacher's samples (solver/{}) hold NaN or Inf", trial_.reflow.teacher.solver.name));
     x1.push_back(r.x);
@@ -483,8 +492,10 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix) {
   const at::Tensor t = path_->clamp_to_domain(sampler_->sample(b, opts_));
   const PathSample s = path_->sample(x0, x1, t);
   const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
-  const at::Tensor err = (model_->forward(s.xt, t, cond) - s.ut).pow(2).flatten(1).mean(1);
-  return (weighting_->weight(t, *path_) * err).mean();
+  const at::Tensor v = model_->forward(s.xt, t, cond);
+  // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
+  // rows' means (every row has the same size) up to the order of the float sums.
+  return uniform_weight_ ? at::mse_loss(v, s.ut) : (weighting_->weight(t, *path_) * (v - s.ut).pow(2).flatten(1).mean(1)).mean();
 }
 
 // InstaFlow's reconstruction objective: `distill.steps` Euler steps of the student from x0 should land on the
@@ -502,7 +513,7 @@ at::Tensor TrialRun::distill_loss(const TrainConfig& c) {
   return trial_.distill.loss == "l1" ? d.abs().mean() : d.pow(2).mean();
 }
 
-bool TrialRun::train_stage(size_t k, int64_t first_step, torch::optim::AdamW& opt, std::vector<at::Tensor>& ema) {
+bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema) {
   RoundRecord& stage = stages_[k];
   const TrainConfig& c = stage.stage == "base"     ? trial_.train
                          : stage.stage == "reflow" ? trial_.reflow.train
@@ -515,7 +526,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, torch::optim::AdamW& op
       throw Interrupted(steps_before_ + step, out_.train);
     }
     const double lr = learning_rate(c, step);
-    for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    opt.set_lr(lr);
     const at::Tensor loss = stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
@@ -529,22 +540,8 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, torch::optim::AdamW& op
     }
     opt.zero_grad();
     loss.backward();
-    double grad_norm;
-    if (c.grad_clip > 0) {
-      grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), c.grad_clip);
-    } else {
-      at::Tensor sq = at::zeros({}, opts_.dtype(at::kDouble));
-      for (const auto& p : model_->parameters())
-        if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum();
-      grad_norm = std::sqrt(sq.item<double>());
-    }
-    opt.step();
-    if (c.ema > 0) {
-      at::NoGradGuard g;
-      const auto params = model_->parameters();
-      const double decay = ema_decay(c.ema, step);
-      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
-    }
+    const double grad_norm = opt.clip_grad_norm(c.grad_clip);  // clips only when grad_clip > 0
+    opt.step(&ema, ema_decay(c.ema, step));                     // and the EMA, when there is one
     if (step % c.log_every == 0 || step + 1 == c.steps) {
       out_.train.round.push_back(stage.round);
       out_.train.step.push_back(step);
@@ -596,11 +593,8 @@ TrialResult TrialRun::run() {
       }
     }
     model_->train();
-    torch::optim::AdamW opt(model_->parameters(),
-                            torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).weight_decay(c.weight_decay));
-    std::vector<at::Tensor> ema;
-    if (c.ema > 0)
-      for (const auto& p : model_->parameters()) ema.push_back(p.detach().clone());
+    FlatAdamW opt(model_->parameters(), FlatAdamWOptions{c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay});
+    FlatEma ema = c.ema > 0 ? FlatEma(opt.flat_parameters()) : FlatEma();
     int64_t first_step = 0;
     if (resuming_here) {
       first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_);
@@ -621,9 +615,11 @@ TrialResult TrialRun::run() {
       save_checkpoint(checkpoint_, *model_, ema, opt, c.steps, out_.train, carry_);
     Finished f;
     f.raw = weights_of(*model_);
-    if (c.ema > 0) {
-      f.ema = f.raw;
-      for (size_t i = 0; i < ema.size(); ++i) f.ema[i] = ema[i].clone();
+    if (ema.defined()) {  // the EMA as weights: assigned to the model, read, then the raw weights put back
+      const at::Tensor raw = opt.flat_parameters().clone();
+      opt.assign(ema.flat());
+      f.ema = weights_of(*model_);
+      opt.assign(raw);
     }
     f.pairs_x0 = carry_.pairs_x0;
     f.pairs_x1 = carry_.pairs_x1;
@@ -729,7 +725,11 @@ void TrialRun::evaluate() {
       try {
         const auto t0 = Clock::now();
         auto solver = make<Solver>(reg_, run.solver);
-        const SampleResult r = solver->sample(x0, field, so);
+        SampleResult r;
+        {
+          const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
+          r = solver->sample(x0, field, so);
+        }
         row.seconds = seconds_since(t0) - rec.seconds();
         row.samples_per_s = double(m) / row.seconds;
         row.nfe = r.nfe;

@@ -16,6 +16,7 @@
 
 #include "flowlab/config.hpp"
 #include "flowlab/results.hpp"
+#include "flowlab/runtime.hpp"
 
 namespace fs = std::filesystem;
 
@@ -119,7 +120,7 @@ int run_worker(const Job& job, const Registry& registry) {
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
 
-  at::set_num_threads(static_cast<int>(job.threads));
+  set_threads(static_cast<int>(job.threads));
   // With a snapshot, only this trial is read and validated: start-up does not grow with the sweep.
   Experiment ex;
   const TrialConfig* trial = nullptr;

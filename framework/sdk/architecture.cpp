@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "flowlab/dataset.hpp"
+#include "flowlab/fused.hpp"
 
 namespace flowlab {
 
@@ -14,15 +15,20 @@ Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency) 
   if (!(max_frequency >= M_PI))
     throw Error(fmt::format("sinusoidal_embedding: max_frequency must be >= pi, got {}", max_frequency));
   const int64_t half = dim / 2;
+  // f_k = pi (max_frequency / pi)^(k / (half - 1)), computed in double and then cast.
+  auto frequency = [&](int64_t k) { return half == 1 ? M_PI : M_PI * std::pow(max_frequency / M_PI, double(k) / double(half - 1)); };
+  if (t.scalar_type() == at::kFloat) {  // one pass on CPU (fused.hpp); otherwise ATen below
+    std::vector<float> f(static_cast<size_t>(half));
+    for (int64_t k = 0; k < half; ++k) f[static_cast<size_t>(k)] = static_cast<float>(frequency(k));
+    Tensor out = sin_cos_features(t, f, dim % 2 != 0);
+    if (out.defined()) return out;
+  }
   const Tensor tt = t.reshape({-1, 1});
   std::vector<Tensor> parts;
   if (half > 0) {
-    // f_k = pi (max_frequency / pi)^(k / (half - 1)), computed in double and then cast.
-    const Tensor k = at::arange(half, at::TensorOptions().dtype(at::kDouble));
-    const Tensor freqs =
-        (half == 1 ? at::full({1}, M_PI, k.options()) : M_PI * at::pow(max_frequency / M_PI, k / double(half - 1)))
-            .to(t.options());
-    const Tensor args = tt * freqs.unsqueeze(0);
+    std::vector<double> f(static_cast<size_t>(half));
+    for (int64_t k = 0; k < half; ++k) f[static_cast<size_t>(k)] = frequency(k);
+    const Tensor args = tt * at::tensor(f, at::TensorOptions().dtype(at::kDouble)).to(t.options()).unsqueeze(0);
     parts.push_back(at::cos(args));
     parts.push_back(at::sin(args));
   }

@@ -1,5 +1,7 @@
 // MLP velocity field for vectors (any event shape, flattened): v = MLP([x, emb(t), emb(cond)]).
 // Time embedding: sinusoidal features, or the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)).
+// When every row shares one t (a solver's step, flowlab::shared_time), the first layer takes emb(t) as a bias:
+// W [x, emb(t), c] + b = W_x x + W_c c + (W_t emb(t) + b), with emb(t) computed once; the same function.
 #include <fmt/format.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -7,21 +9,28 @@
 #include <numeric>
 
 #include "flowlab/architecture.hpp"
+#include "flowlab/fused.hpp"
 
 namespace {
 
 using flowlab::Tensor;
+
+// Rows per block when evaluating without autograd: a [512, 256] block of activations (512 KiB) stays in a core's
+// L2 cache. Measured for 10 000 points through 4 x 256: 512 rows 22 NFE/s, 256 and 2048 rows 21, all at once 16.5.
+constexpr int64_t kRowBlock = 512;
 
 /// Options of architecture/mlp.
 struct MlpOptions {
   int64_t width;         ///< hidden width (default 256)
   int64_t depth;         ///< number of hidden layers (default 4)
   std::string act;       ///< silu, relu, gelu or selu (default silu)
+  flowlab::Activation activation;  ///< as act
   bool sinusoidal_time;  ///< time_embedding: sinusoidal (default) or mlp
   int64_t time_dim;      ///< width of the time embedding (default 64)
   int64_t cond_dim;      ///< width of the condition embedding (default 64)
   explicit MlpOptions(const flowlab::Params& p)
       : width(p.integer("width")), depth(p.integer("depth")), act(p.str("activation")),
+        activation(flowlab::activation_from_name(act)),
         sinusoidal_time(p.str("time_embedding") == "sinusoidal"), time_dim(p.integer("time_dim")),
         cond_dim(p.integer("cond_dim")) {
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
@@ -29,13 +38,6 @@ struct MlpOptions {
         throw flowlab::ParamError("architecture/mlp", name, fmt::format("must be > 0, got {}", p.integer(name)));
   }
 };
-
-Tensor activate(const std::string& act, const Tensor& x) {
-  if (act == "relu") return at::relu(x);
-  if (act == "gelu") return at::gelu(x);
-  if (act == "selu") return at::selu(x);
-  return at::silu(x);
-}
 
 class MlpArchitecture final : public flowlab::Architecture {
  public:
@@ -49,6 +51,7 @@ class MlpArchitecture final : public flowlab::Architecture {
       time_out_ = register_module("time_out", torch::nn::Linear(opt_.time_dim, opt_.time_dim));
     }
     cond_ = register_module("cond", flowlab::ConditionEmbedder(spec.num_classes, spec.attr_dim, opt_.cond_dim));
+    d_ = d;
     int64_t in = d + opt_.time_dim + (cond_->empty() ? 0 : opt_.cond_dim);
     layers_ = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < opt_.depth; ++i, in = opt_.width) layers_->push_back(torch::nn::Linear(in, opt_.width));
@@ -57,19 +60,53 @@ class MlpArchitecture final : public flowlab::Architecture {
 
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
     const int64_t b = x.size(0);
-    Tensor temb = opt_.sinusoidal_time
-                      ? flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim)
-                      : time_out_->forward(activate(opt_.act, time_in_->forward(t.to(x.dtype()).reshape({b, 1}))));
-    std::vector<Tensor> parts = {x.reshape({b, -1}), temb};
-    if (!cond_->empty()) parts.push_back(cond_->forward(cond, b, x.options()));
-    Tensor h = at::cat(parts, 1);
-    for (const auto& layer : *layers_) h = activate(opt_.act, layer->as<torch::nn::Linear>()->forward(h));
-    return out_->forward(h).reshape(x.sizes());
+    const bool shared = flowlab::shared_time(t);
+    const Tensor ts = (shared ? t.narrow(0, 0, 1) : t).to(x.dtype());
+    const Tensor temb = opt_.sinusoidal_time
+                            ? flowlab::sinusoidal_embedding(ts, opt_.time_dim)
+                            : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
+    const Tensor xf = x.reshape({b, -1});
+    const Tensor c = cond_->empty() ? Tensor() : cond_->forward(cond, b, x.options());
+    const auto& first = layers_[0]->as<torch::nn::Linear>();
+    const Tensor& w = first->weight;  // [width, d + time_dim (+ cond_dim)]: columns for x, emb(t), emb(cond)
+    const Tensor bias = shared ? at::addmm(first->bias, temb, w.narrow(1, d_, opt_.time_dim).t()) : first->bias;
+    // The hidden layers' output for rows [r, r + n).
+    auto hidden = [&](int64_t r, int64_t n) {
+      auto rows = [&](const Tensor& z) { return n == b ? z : z.narrow(0, r, n); };
+      Tensor h;
+      if (shared && !c.defined()) {
+        h = flowlab::linear_activation(rows(xf), w.narrow(1, 0, d_), bias, opt_.activation);
+      } else if (shared) {
+        const Tensor wc = w.narrow(1, d_ + opt_.time_dim, opt_.cond_dim);
+        h = flowlab::activate(at::addmm(at::addmm(bias, rows(c), wc.t()), rows(xf), w.narrow(1, 0, d_).t()),
+                              opt_.activation);
+      } else {
+        std::vector<Tensor> parts = {rows(xf), rows(temb)};
+        if (c.defined()) parts.push_back(rows(c));
+        h = flowlab::linear_activation(at::cat(parts, 1), w, bias, opt_.activation);
+      }
+      for (size_t i = 1; i < layers_->size(); ++i) {
+        const auto& layer = layers_[i]->as<torch::nn::Linear>();
+        h = flowlab::linear_activation(h, layer->weight, layer->bias, opt_.activation);
+      }
+      return h;
+    };
+    if (at::GradMode::is_enabled() || b <= 2 * kRowBlock) return out_->forward(hidden(0, b)).reshape(x.sizes());
+    // Without autograd, many rows (a solver's step over a large sample): a block of rows at a time, so that each
+    // layer's output is still in the core's cache when the activation and the next layer read it.
+    Tensor out = at::empty({b, d_}, x.options());
+    for (int64_t r = 0; r < b; r += kRowBlock) {
+      const int64_t n = std::min(kRowBlock, b - r);
+      Tensor o = out.narrow(0, r, n);
+      at::addmm_out(o, out_->bias, hidden(r, n), out_->weight.t());
+    }
+    return out.reshape(x.sizes());
   }
 
  private:
   MlpOptions opt_;
   std::vector<int64_t> shape_;
+  int64_t d_ = 0;  // flattened event size
   torch::nn::Linear time_in_{nullptr}, time_out_{nullptr}, out_{nullptr};
   flowlab::ConditionEmbedder cond_{nullptr};
   torch::nn::ModuleList layers_{nullptr};

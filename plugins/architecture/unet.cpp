@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "flowlab/architecture.hpp"
+#include "flowlab/fused.hpp"
 
 namespace {
 
@@ -30,10 +31,9 @@ class ResBlockImpl : public nn::Module {
     if (in != out) skip_ = register_module("skip", nn::Conv2d(nn::Conv2dOptions(in, out, 1)));
   }
   Tensor forward(const Tensor& x, const Tensor& emb) {
-    Tensor h = conv1_->forward(at::silu(norm1_->forward(x)));
-    const auto ss = film_->forward(at::silu(emb)).unsqueeze(-1).unsqueeze(-1).chunk(2, 1);
-    h = norm2_->forward(h) * (1 + ss[0]) + ss[1];
-    h = conv2_->forward(at::silu(h));
+    Tensor h = conv1_->forward(flowlab::silu(norm1_->forward(x)));
+    const auto ss = film_->forward(at::silu(emb)).chunk(2, 1);
+    h = conv2_->forward(flowlab::film_silu(norm2_->forward(h), ss[0], ss[1]));  // silu(h (1 + scale) + shift)
     return h + (skip_ ? skip_->forward(x) : x);
   }
 
@@ -177,7 +177,7 @@ class UnetArchitecture final : public flowlab::Architecture {
         if (auto* a = up_attn_[block]->as<Attention>()) h = a->forward(h);
       }
     }
-    return conv_out_->forward(at::silu(norm_out_->forward(h)));
+    return conv_out_->forward(flowlab::silu(norm_out_->forward(h)));
   }
 
  private:

@@ -22,19 +22,23 @@ struct RingOptions {
 
 class RingGaussians final : public flowlab::Dataset {
  public:
-  explicit RingGaussians(const flowlab::Params& p) : opt_(p) {}
+  // The centres once, as sample() computed them per row: angle and cos/sin in float, then times the radius.
+  explicit RingGaussians(const flowlab::Params& p) : opt_(p) {
+    const at::Tensor angle = at::arange(opt_.modes, at::kLong).to(at::kFloat) * (2 * M_PI / double(opt_.modes));
+    centres_ = at::stack({at::cos(angle), at::sin(angle)}, 1) * opt_.radius;
+  }
   std::vector<int64_t> event_shape() const override { return {2}; }
   int64_t num_classes() const override { return opt_.modes; }
   int64_t attr_dim() const override { return 1; }
   flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
     const at::Tensor k = at::randint(opt_.modes, {n}, o.dtype(at::kLong));
-    const at::Tensor angle = k.to(o.dtype()) * (2 * M_PI / double(opt_.modes));
-    const at::Tensor centre = at::stack({at::cos(angle), at::sin(angle)}, 1) * opt_.radius;
-    return flowlab::planar_batch(centre + opt_.std * at::randn({n, 2}, o), k);
+    const at::Tensor centre = centres_.to(o.device(), o.dtype().toScalarType()).index_select(0, k);
+    return flowlab::planar_batch(at::randn({n, 2}, o).mul_(opt_.std).add_(centre), k);  // 5 ops instead of 9
   }
 
  private:
   RingOptions opt_;
+  at::Tensor centres_;  // [modes, 2] float, CPU
 };
 
 }  // namespace

@@ -41,6 +41,11 @@ namespace kinds {
 using architecture = Architecture;
 }
 
+/// True when every row of t [B] holds the same time by construction: t is a broadcast (stride-0) view of one value,
+/// as the solvers pass it (Field). An architecture may then embed t once, as a [1, dim] row that broadcasts over
+/// the batch, instead of B equal rows.
+inline bool shared_time(const Tensor& t) { return t.dim() == 1 && t.size(0) > 1 && t.stride(0) == 0; }
+
 /// Sinusoidal features of t [B] in [0, 1]: [B, dim] = [cos(f_k t), sin(f_k t)] for k < dim / 2, frequencies
 /// geometric from f_0 = pi up to f_{half-1} = max_frequency (radians per unit time), plus 2t - 1 as the last column
 /// when dim is odd. The lowest pair (cos pi t, sin pi t) walks half a circle as t goes from 0 to 1, so t is

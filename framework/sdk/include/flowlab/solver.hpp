@@ -10,7 +10,8 @@
 
 namespace flowlab {
 
-/// The velocity field: x [B, ...] and t [B] give v shaped like x.
+/// The velocity field: x [B, ...] and t [B] give v shaped like x. Solvers pass t as one time broadcast to [B] (a
+/// stride-0 view; see shared_time() in architecture.hpp): read it, do not write into it.
 using VelocityField = std::function<Tensor(const Tensor& x, const Tensor& t)>;
 
 /// The field as a solver sees it. The framework wraps the user's VelocityField in it, so the NFE is counted

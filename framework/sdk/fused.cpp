@@ -1,0 +1,461 @@
+// Linear + activation in one op (see fused.hpp). The loops are plain C++ that the compiler vectorises; each is
+// cloned for AVX-512, AVX2 and the baseline and picked at load time. Built with -ffp-contract=off, so no clone
+// fuses a multiply-add that another does not: the results do not depend on the CPU's features.
+#include "flowlab/fused.hpp"
+
+#include <fmt/format.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "flowlab/errors.hpp"
+
+namespace flowlab {
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define FLOWLAB_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FLOWLAB_CPU_CLONES
+#endif
+// Every helper a clone calls is forced inline: one that the compiler leaves out of line runs at the baseline's
+// width (SSE2) inside the AVX-512 clone (perf showed forward_rows so, 3x slower).
+#define FLOWLAB_INLINE inline __attribute__((always_inline))
+
+// SELU's constants (Klambauer et al. 2017), as ATen's selu.
+constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
+constexpr float kSeluScale = 1.0507009873554804934193349852946f;
+
+// The clamp of exp_approx, passed in rather than written as constants: with constant bounds GCC splits the
+// vectorised loop into the clamped cases (three divisions per vector instead of one).
+struct ExpRange {
+  float lo = -87.3365478515625f, hi = 88.3762626647949f;
+};
+
+// exp(x) in float: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-6 polynomial (expf.c);
+// within 2 ulp of the correctly rounded value. x is clamped to [r.lo, r.hi], where 2^n stays a normal float;
+// NaN passes through (std::min and std::max keep their first argument when the compare fails).
+FLOWLAB_INLINE float exp_approx(float x, ExpRange range) {
+  x = std::min(x, range.hi);
+  x = std::max(x, range.lo);
+  // Round x log2(e) to the nearest integer by adding and subtracting 1.5 * 2^23.
+  constexpr float kShift = 12582912.0f;
+  const float shifted = x * 1.44269504088896341f + kShift;
+  const float n = shifted - kShift;
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);  // the low mantissa bits of `shifted` hold n
+  const int32_t e = (bits - 0x4B400000 + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  return p * scale;
+}
+
+// Forward over a [rows, cols] block: a = z + bias (per column), y = act(a). For silu with `sig`, also
+// sig = sigmoid(a) and y = a sig (what backward needs); without it y = a / (1 + exp(-a)). In place when y is z.
+template <Activation A>
+FLOWLAB_INLINE float activation_of(float a, ExpRange range) {
+  if (A == Activation::silu) return a / (1.0f + exp_approx(-a, range));
+  if (A == Activation::relu) return a < 0.0f ? 0.0f : a;  // NaN stays NaN, as at::relu
+  return a > 0.0f ? kSeluScale * a : (kSeluScale * kSeluAlpha) * (exp_approx(a, range) - 1.0f);
+}
+
+template <Activation A>
+FLOWLAB_INLINE void forward_rows(const float* __restrict z, const float* __restrict bias, float* __restrict y,
+                         float* __restrict sig, int64_t rows, int64_t cols, ExpRange range) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* zr = z + i * cols;
+    float* yr = y + i * cols;
+    if (A == Activation::silu && sig) {
+      float* sr = sig + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const float a = zr[j] + bias[j];
+        const float s = 1.0f / (1.0f + exp_approx(-a, range));
+        sr[j] = s;
+        yr[j] = a * s;
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j) yr[j] = activation_of<A>(zr[j] + bias[j], range);
+    }
+  }
+}
+
+template <Activation A>
+FLOWLAB_INLINE void forward_rows_in_place(float* z, const float* __restrict bias, int64_t rows, int64_t cols,
+                                  ExpRange range) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* __restrict zr = z + i * cols;
+    for (int64_t j = 0; j < cols; ++j) zr[j] = activation_of<A>(zr[j] + bias[j], range);
+  }
+}
+
+#define FLOWLAB_FORWARD(name, A)                                                                      \
+  FLOWLAB_CPU_CLONES void name(float* z, const float* b, float* y, float* sig, int64_t rows, int64_t cols, \
+                               ExpRange range) {                                                        \
+    if (y == z) forward_rows_in_place<A>(z, b, rows, cols, range);                                      \
+    else forward_rows<A>(z, b, y, sig, rows, cols, range);                                              \
+  }
+FLOWLAB_FORWARD(forward_silu, Activation::silu)
+FLOWLAB_FORWARD(forward_relu, Activation::relu)
+FLOWLAB_FORWARD(forward_selu, Activation::selu)
+
+// Backward: ga = g act'(a), from the output y (and, for silu, sig = sigmoid(a): silu' = sig + y (1 - sig), as
+// ATen's silu_backward with y = a sig); relu' and selu' follow from y alone. db = the column sums of ga, in float
+// over blocks of kBlockRows rows and in double across blocks.
+constexpr int64_t kBlockRows = 16;
+template <Activation A>
+FLOWLAB_INLINE void backward_rows(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
+                          float* __restrict ga, float* __restrict block_sum, double* __restrict db, int64_t rows,
+                          int64_t cols) {
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlockRows) {
+    for (int64_t j = 0; j < cols; ++j) block_sum[j] = 0.0f;
+    for (int64_t i = i0; i < std::min(rows, i0 + kBlockRows); ++i) {
+      const float* gr = g + i * cols;
+      const float* yr = y + i * cols;
+      float* out = ga + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        float d;
+        if (A == Activation::silu) {
+          const float s = sig[i * cols + j];
+          d = gr[j] * (s + yr[j] * (1.0f - s));
+        } else if (A == Activation::relu) {
+          d = yr[j] > 0.0f ? gr[j] : 0.0f;
+        } else {
+          d = yr[j] > 0.0f ? gr[j] * kSeluScale : gr[j] * (yr[j] + kSeluScale * kSeluAlpha);
+        }
+        out[j] = d;
+        block_sum[j] += d;
+      }
+    }
+    for (int64_t j = 0; j < cols; ++j) db[j] += double(block_sum[j]);
+  }
+}
+
+FLOWLAB_CPU_CLONES void backward_silu(const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                                      double* db, int64_t rows, int64_t cols) {
+  backward_rows<Activation::silu>(g, y, sig, ga, block_sum, db, rows, cols);
+}
+FLOWLAB_CPU_CLONES void backward_relu(const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                                      double* db, int64_t rows, int64_t cols) {
+  backward_rows<Activation::relu>(g, y, sig, ga, block_sum, db, rows, cols);
+}
+FLOWLAB_CPU_CLONES void backward_selu(const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                                      double* db, int64_t rows, int64_t cols) {
+  backward_rows<Activation::selu>(g, y, sig, ga, block_sum, db, rows, cols);
+}
+
+// y = act(z + b) over the [rows, cols] block z (in place when y is z); for silu with `sig`, sigmoid(z + b) too.
+void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, const Tensor& y, float* sig) {
+  const Tensor b = bias.contiguous();
+  const int64_t rows = z.size(0), cols = z.size(1);
+  float* zp = z.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  if (act == Activation::silu) forward_silu(zp, bp, yp, sig, rows, cols, ExpRange());
+  else if (act == Activation::relu) forward_relu(zp, bp, yp, nullptr, rows, cols, ExpRange());
+  else forward_selu(zp, bp, yp, nullptr, rows, cols, ExpRange());
+}
+
+// SiLU alone over n elements: y = x sig (sig = sigmoid(x) kept when `sig`), or y = x / (1 + e^-x) in place.
+FLOWLAB_CPU_CLONES void silu_forward(const float* __restrict x, float* __restrict y, float* __restrict sig, int64_t n,
+                                     ExpRange range) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = 1.0f / (1.0f + exp_approx(-x[i], range));
+    sig[i] = s;
+    y[i] = x[i] * s;
+  }
+}
+FLOWLAB_CPU_CLONES void silu_in_place(float* x, int64_t n, ExpRange range) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + exp_approx(-x[i], range));
+}
+FLOWLAB_CPU_CLONES void silu_backward(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
+                                      float* __restrict gx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (sig[i] + y[i] * (1.0f - sig[i]));
+}
+
+// FiLM then SiLU over planes of hw elements (one plane per (batch, channel)): u = h a_p + b_p, y = u sigmoid(u).
+FLOWLAB_CPU_CLONES void film_silu_forward(const float* __restrict h, const float* __restrict a, const float* __restrict b,
+                                          float* __restrict y, float* __restrict sig, int64_t planes, int64_t hw,
+                                          ExpRange range) {
+  for (int64_t p = 0; p < planes; ++p) {
+    const float ap = a[p], bp = b[p];
+    const float* hp = h + p * hw;
+    float* yp = y + p * hw;
+    if (sig) {
+      float* sp = sig + p * hw;
+      for (int64_t i = 0; i < hw; ++i) {
+        const float u = hp[i] * ap + bp;
+        const float s = 1.0f / (1.0f + exp_approx(-u, range));
+        sp[i] = s;
+        yp[i] = u * s;
+      }
+    } else {
+      for (int64_t i = 0; i < hw; ++i) {
+        const float u = hp[i] * ap + bp;
+        yp[i] = u / (1.0f + exp_approx(-u, range));
+      }
+    }
+  }
+}
+
+// Its backward: gu = g silu'(u); gh = gu a_p; per plane ga = sum gu h, gb = sum gu (in 16 float lanes, then double).
+FLOWLAB_CPU_CLONES void film_silu_backward(const float* __restrict g, const float* __restrict h, const float* __restrict y,
+                                           const float* __restrict sig, const float* __restrict a, float* __restrict gh,
+                                           double* __restrict ga, double* __restrict gb, int64_t planes, int64_t hw) {
+  constexpr int kLanes = 16;
+  for (int64_t p = 0; p < planes; ++p) {
+    const float ap = a[p];
+    const int64_t o = p * hw;
+    float la[kLanes] = {}, lb[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= hw; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) {
+        const int64_t k = o + i + j;
+        const float gu = g[k] * (sig[k] + y[k] * (1.0f - sig[k]));
+        gh[k] = gu * ap;
+        la[j] += gu * h[k];
+        lb[j] += gu;
+      }
+    double sa = 0, sb = 0;
+    for (; i < hw; ++i) {
+      const int64_t k = o + i;
+      const float gu = g[k] * (sig[k] + y[k] * (1.0f - sig[k]));
+      gh[k] = gu * ap;
+      sa += double(gu * h[k]);
+      sb += double(gu);
+    }
+    for (int j = 0; j < kLanes; ++j) sa += double(la[j]), sb += double(lb[j]);
+    ga[p] = sa;
+    gb[p] = sb;
+  }
+}
+
+// sin and cos of x for |x| <= 8192: Cephes' sinf/cosf (Moshier): x reduced by multiples of pi/4 in three parts
+// (Cody-Waite), then a degree-7 odd and a degree-8 even polynomial on [-pi/4, pi/4]; about 1e-7 absolute error.
+// Branch-free, so it vectorises. `bad` is set when |x| > 8192 or x is NaN (the caller then uses ATen).
+FLOWLAB_INLINE void sincos_cephes(float xx, float& s, float& c, int& bad) {
+  const float x = std::fabs(xx);
+  bad |= !(x <= 8192.0f);
+  int32_t j = static_cast<int32_t>(x * 1.27323954473516f);  // octant: x / (pi / 4)
+  j += j & 1;                                                 // to the nearest even octant (zeros at the origin)
+  const float y = static_cast<float>(j);
+  const int32_t q = j & 7;
+  const float r = ((x - y * 0.78515625f) - y * 2.4187564849853515625e-4f) - y * 3.77489497744594108e-8f;
+  const float z = r * r;
+  const float cp = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
+                   0.5f * z + 1.0f;
+  const float sp = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+  const bool swap = (q & 2) != 0;  // octants 2 and 6: sin takes the cosine polynomial and cos the sine one
+  const float sv = swap ? cp : sp, cv = swap ? sp : cp;
+  s = ((xx < 0.0f) != (q >= 4)) ? -sv : sv;
+  c = (q == 2 || q == 4) ? -cv : cv;
+}
+
+// out[i] = [cos(t_i f_0) .. cos(t_i f_{h-1}), sin(t_i f_0) .. sin(t_i f_{h-1}) (, 2 t_i - 1)]; returns nonzero when
+// an argument was out of range.
+FLOWLAB_CPU_CLONES int sincos_rows(const float* __restrict t, const float* __restrict f, float* __restrict out,
+                                   int64_t rows, int64_t half, int odd) {
+  int bad = 0;
+  const int64_t dim = 2 * half + odd;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float ti = t[i];
+    float* o = out + i * dim;
+    for (int64_t k = 0; k < half; ++k) {
+      float sv, cv;
+      sincos_cephes(ti * f[k], sv, cv, bad);
+      o[k] = cv;
+      o[half + k] = sv;
+    }
+    if (odd) o[dim - 1] = 2.0f * ti - 1.0f;
+  }
+  return bad;
+}
+
+bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
+  if (act == Activation::gelu) return false;
+  for (const Tensor* t : {&x, &weight, &bias})
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
+  return x.dim() == 2 && weight.dim() == 2 && bias.numel() == weight.size(0) && x.size(1) == weight.size(1);
+}
+
+class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, int64_t act_code) {
+    const auto act = static_cast<Activation>(act_code);
+    const Tensor z = at::mm(x, weight.t());
+    Tensor y = at::empty_like(z);
+    Tensor sig = act == Activation::silu ? at::empty_like(z) : Tensor();
+    forward_kernel(act, z, bias, y, sig.defined() ? sig.data_ptr<float>() : nullptr);
+    ctx->saved_data["act"] = act_code;
+    if (sig.defined()) ctx->saved_data["sig"] = sig;
+    ctx->saved_data["bias_shape"] = bias.sizes().vec();
+    ctx->save_for_backward({x, weight, y});  // y: an output, saved as one (no reference cycle)
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto act = static_cast<Activation>(ctx->saved_data["act"].toInt());
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& weight = saved[1];
+    const Tensor y = saved[2].contiguous();
+    const Tensor sig = act == Activation::silu ? ctx->saved_data["sig"].toTensor() : Tensor();
+    const Tensor g = grad_outputs[0].contiguous();
+    const int64_t rows = g.size(0), cols = g.size(1);
+    Tensor ga = at::empty_like(g);
+    std::vector<double> db(static_cast<size_t>(cols), 0.0);
+    std::vector<float> block_sum(static_cast<size_t>(cols));
+    const float* gp = g.data_ptr<float>();
+    const float* yp = y.data_ptr<float>();
+    const float* sp = sig.defined() ? sig.data_ptr<float>() : nullptr;
+    float* gap = ga.data_ptr<float>();
+    if (act == Activation::silu) backward_silu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    else if (act == Activation::relu) backward_relu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    else backward_selu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    const Tensor dx = ctx->needs_input_grad(0) ? at::mm(ga, weight) : Tensor();
+    const Tensor dw = ctx->needs_input_grad(1) ? at::mm(ga.t(), x) : Tensor();
+    Tensor dbias;
+    if (ctx->needs_input_grad(2))
+      dbias = at::tensor(db, at::kDouble).to(at::kFloat).reshape(ctx->saved_data["bias_shape"].toIntVector());
+    return {dx, dw, dbias, Tensor()};
+  }
+};
+
+bool cpu_float(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
+  return true;
+}
+
+class SiluFn : public torch::autograd::Function<SiluFn> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x) {
+    const Tensor xc = x.contiguous();
+    Tensor y = at::empty_like(xc), sig = at::empty_like(xc);
+    silu_forward(xc.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(), xc.numel(), ExpRange());
+    ctx->saved_data["sig"] = sig;
+    ctx->save_for_backward({y});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const Tensor y = ctx->get_saved_variables()[0];
+    const Tensor sig = ctx->saved_data["sig"].toTensor();
+    const Tensor g = grad_outputs[0].contiguous();
+    Tensor gx = at::empty_like(g);
+    silu_backward(g.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(), gx.data_ptr<float>(), g.numel());
+    return {gx};
+  }
+};
+
+class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
+ public:
+  // h [B, C, ...] contiguous, scale and shift [B, C] contiguous.
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& h, const Tensor& scale, const Tensor& shift) {
+    const Tensor a = scale + 1;  // as h * (1 + scale) rounds it
+    Tensor y = at::empty_like(h), sig = at::empty_like(h);
+    const int64_t planes = scale.numel(), hw = h.numel() / planes;
+    film_silu_forward(h.data_ptr<float>(), a.data_ptr<float>(), shift.data_ptr<float>(), y.data_ptr<float>(),
+                      sig.data_ptr<float>(), planes, hw, ExpRange());
+    ctx->saved_data["sig"] = sig;
+    ctx->saved_data["a"] = a;
+    ctx->save_for_backward({h, y});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& h = saved[0];
+    const Tensor& y = saved[1];
+    const Tensor sig = ctx->saved_data["sig"].toTensor(), a = ctx->saved_data["a"].toTensor();
+    const Tensor g = grad_outputs[0].contiguous();
+    const int64_t planes = a.numel(), hw = h.numel() / planes;
+    Tensor gh = at::empty_like(h);
+    Tensor ga = at::empty({planes}, a.options().dtype(at::kDouble)), gb = at::empty_like(ga);
+    film_silu_backward(g.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(),
+                       a.data_ptr<float>(), gh.data_ptr<float>(), ga.data_ptr<double>(), gb.data_ptr<double>(),
+                       planes, hw);
+    return {gh, ga.to(at::kFloat).view(a.sizes()), gb.to(at::kFloat).view(a.sizes())};
+  }
+};
+
+}  // namespace
+
+Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column) {
+  if (!t.device().is_cpu() || t.scalar_type() != at::kFloat || (t.requires_grad() && at::GradMode::is_enabled()))
+    return Tensor();
+  const Tensor tc = t.reshape({-1}).contiguous();
+  const int64_t rows = tc.numel(), half = static_cast<int64_t>(frequencies.size());
+  Tensor out = at::empty({rows, 2 * half + (odd_column ? 1 : 0)}, tc.options());
+  if (sincos_rows(tc.data_ptr<float>(), frequencies.data(), out.data_ptr<float>(), rows, half, odd_column ? 1 : 0))
+    return Tensor();
+  return out;
+}
+
+Tensor silu(const Tensor& x) {
+  if (!cpu_float({&x})) return at::silu(x);
+  if (at::GradMode::is_enabled() && x.requires_grad()) return SiluFn::apply(x);
+  Tensor y = x.contiguous().clone();
+  silu_in_place(y.data_ptr<float>(), y.numel(), ExpRange());
+  return y;
+}
+
+Tensor film_silu(const Tensor& h, const Tensor& scale, const Tensor& shift) {
+  const bool fits = cpu_float({&h, &scale, &shift}) && h.dim() >= 2 && scale.numel() == h.size(0) * h.size(1) &&
+                    shift.numel() == scale.numel();
+  if (!fits) {
+    std::vector<int64_t> shape = {-1, h.size(1)};  // [B or 1, C, 1, ...]
+    shape.resize(static_cast<size_t>(h.dim()), 1);
+    return at::silu(h * (1 + scale.reshape(shape)) + shift.reshape(shape));
+  }
+  const Tensor hc = h.contiguous(), sc = scale.reshape({h.size(0), h.size(1)}).contiguous(),
+               bc = shift.reshape({h.size(0), h.size(1)}).contiguous();
+  if (at::GradMode::is_enabled() && (h.requires_grad() || scale.requires_grad() || shift.requires_grad()))
+    return FilmSiluFn::apply(hc, sc, bc).view(h.sizes());
+  const Tensor a = sc + 1;
+  Tensor y = at::empty_like(hc);
+  film_silu_forward(hc.data_ptr<float>(), a.data_ptr<float>(), bc.data_ptr<float>(), y.data_ptr<float>(), nullptr,
+                    a.numel(), hc.numel() / a.numel(), ExpRange());
+  return y;
+}
+
+Activation activation_from_name(const std::string& name) {
+  if (name == "silu") return Activation::silu;
+  if (name == "relu") return Activation::relu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "selu") return Activation::selu;
+  throw Error(fmt::format("unknown activation '{}' (valid: silu, relu, gelu, selu)", name));
+}
+
+Tensor activate(const Tensor& x, Activation act) {
+  switch (act) {
+    case Activation::relu: return at::relu(x);
+    case Activation::gelu: return at::gelu(x);
+    case Activation::selu: return at::selu(x);
+    case Activation::silu: break;
+  }
+  return at::silu(x);
+}
+
+Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
+  if (!fusable(x, weight, bias, act)) return activate(at::addmm(bias, x, weight.t()), act);
+  const bool record = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
+  if (record) return LinearActivationFn::apply(x, weight, bias, static_cast<int64_t>(act));
+  Tensor z = at::mm(x, weight.t());  // nothing to save: the activation overwrites the product in place
+  forward_kernel(act, z, bias, z, nullptr);
+  return z;
+}
+
+}  // namespace flowlab

@@ -1,0 +1,42 @@
+// A linear layer and its activation as one op: y = act(x W^T + b). After the matrix product, the bias, the
+// activation and (in backward) the activation's derivative and the bias gradient are each one pass over the
+// [B, out] block instead of two or three ATen ops with their own temporaries.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "flowlab/export.hpp"
+#include "flowlab/tensor.hpp"
+
+namespace flowlab {
+
+enum class Activation { silu, relu, gelu, selu };
+
+/// "silu", "relu", "gelu" or "selu"; throws flowlab::Error for any other name.
+FLOWLAB_API Activation activation_from_name(const std::string& name);
+
+/// act(x) with ATen's own ops (at::silu, at::relu, at::gelu, at::selu): the reference for linear_activation.
+FLOWLAB_API Tensor activate(const Tensor& x, Activation act);
+
+/// act(x W^T + b) for x [B, in], weight [out, in] (any strides, e.g. a column block of a wider layer) and bias
+/// [out] or [1, out], the same for every row. Differentiable in x, weight and bias.
+/// On CPU float32 with silu, relu or selu: the product is at::mm, and the rest is flowlab's own loop (exp to within
+/// 2 ulp of expf, AVX-512/AVX2 by the CPU it runs on); otherwise at::addmm and activate().
+FLOWLAB_API Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
+
+/// silu(x) = x sigmoid(x) for a tensor of any shape. On CPU float32 one pass forward (keeping sigmoid(x)) and one
+/// multiply-add per element backward; elsewhere at::silu.
+FLOWLAB_API Tensor silu(const Tensor& x);
+
+/// FiLM then SiLU: silu(h (1 + scale) + shift) for h [B, C, ...] and scale, shift with B C elements ([B, C] or
+/// [B, C, 1, 1]), one value per (batch, channel) plane. On CPU float32 one pass forward and one backward (which also
+/// sums the scale and shift gradients over each plane); elsewhere the same expression in ATen ops.
+FLOWLAB_API Tensor film_silu(const Tensor& h, const Tensor& scale, const Tensor& shift);
+
+/// [cos(t f_k) for k < K, sin(t f_k) for k < K (, 2t - 1 when odd_column)] for t [B]: the features of
+/// sinusoidal_embedding in one pass, for float32 t on CPU that needs no gradient (Cephes' sinf/cosf, about 1e-7
+/// absolute error, for |t f| <= 8192). Returns an undefined tensor where it does not apply; the caller then uses ATen.
+FLOWLAB_API Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column);
+
+}  // namespace flowlab
