@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# flowlab's engine (BM_TrainEngine) against the same loop in Python (python_train.py), 1 thread each; prints
-# both rates and the ratio. Needs Debian's python3-torch. Usage: benchmarks/python_vs_flowlab.sh [build dir]
+# Python against flowlab on the same networks, batch and task, 1 thread, interleaved in one run: the plain Adam loop
+# (and the full recipe) for a 4x256 SiLU MLP, a 3x64 SELU MLP and the default U-Net, Euler and RK4 sampling from
+# 10 000 points, sgemm at the same shapes (the roofline), and flowlab_bench's engine against a hand-written loop.
+# Prints a Markdown table of medians, ratios and shares of the roofline (benchmarks/python_vs_flowlab.py).
+# Needs Debian's python3-torch (the same LibTorch and OpenBLAS as flowlab): installed here with apt-get if missing.
+# Usage: benchmarks/python_vs_flowlab.sh [build dir, default build/release] [repetitions, default 3]
 set -euo pipefail
 build=${1:-build/release}
-here=$(dirname "$0")
-fl=$(OMP_NUM_THREADS=1 "$build/benchmarks/flowlab_bench" --benchmark_filter=BM_TrainEngine --benchmark_format=json 2>/dev/null |
-     /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["benchmarks"][0]["steps_per_s"])')
-py=$(OMP_NUM_THREADS=1 /usr/bin/python3 "$here/python_train.py" 200 | sed 's/python: \([0-9.]*\) steps.*/\1/')
-printf 'flowlab: %.2f steps/s\npython:  %.2f steps/s\nratio:   %.2fx\n' "$fl" "$py" "$(echo "$fl / $py" | bc -l)"
+reps=${2:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+if ! /usr/bin/python3 -c 'import torch, h5py' 2>/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y python3-torch python3-h5py >/dev/null
+fi
+echo "$(date -I), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
+     "torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)')," \
+     "OpenBLAS $(dpkg-query -W -f='${Version}' libopenblas0-openmp 2>/dev/null || echo '?')"
+exec /usr/bin/python3 "$here/python_vs_flowlab.py" "$build" "$reps"
