@@ -53,9 +53,9 @@ FLOWLAB_INLINE float exp_approx(float x, ExpRange range) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  int32_t bits;
+  uint32_t bits;
   std::memcpy(&bits, &shifted, sizeof bits);  // the low mantissa bits of `shifted` hold n
-  const int32_t e = (bits - 0x4B400000 + 127) << 23;
+  const uint32_t e = (bits - 0x4B400000u + 127u) << 23;  // 2^n; unsigned, so a NaN's bits wrap, defined
   float scale;
   std::memcpy(&scale, &e, sizeof scale);
   return p * scale;
@@ -246,6 +246,8 @@ FLOWLAB_CPU_CLONES void film_silu_backward(const float* __restrict g, const floa
 FLOWLAB_INLINE void sincos_cephes(float xx, float& s, float& c, int& bad) {
   const float x = std::fabs(xx);
   bad |= !(x <= 8192.0f);
+  // For |x| > 8192 or NaN (flagged, the result discarded) this conversion is out of int's range; guarding it with
+  // a select keeps GCC 12 from vectorising the loop (7x slower), so the instruction's value (INT_MIN) is left.
   int32_t j = static_cast<int32_t>(x * 1.27323954473516f);  // octant: x / (pi / 4)
   j += j & 1;                                                 // to the nearest even octant (zeros at the origin)
   const float y = static_cast<float>(j);
