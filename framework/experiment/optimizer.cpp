@@ -3,6 +3,7 @@
 // same arithmetic runs as ATen ops on the flat tensors. This file is built with -ffp-contract=off, so every clone
 // rounds exactly as the baseline does (no fused multiply-add): the result does not depend on the CPU's features.
 #include "flowlab/optimizer.hpp"
+#include "flowlab/fused.hpp"
 
 #include <fmt/format.h>
 
@@ -11,11 +12,6 @@
 namespace flowlab {
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FLOWLAB_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FLOWLAB_CPU_CLONES
-#endif
 
 // The scalars of one step, rounded to float as ATen rounds a double scalar for a float tensor.
 struct AdamWScalars {

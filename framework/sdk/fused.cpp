@@ -16,11 +16,6 @@
 namespace flowlab {
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define FLOWLAB_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FLOWLAB_CPU_CLONES
-#endif
 // Every helper a clone calls is forced inline: one that the compiler leaves out of line runs at the baseline's
 // width (SSE2) inside the AVX-512 clone (perf showed forward_rows so, 3x slower).
 #define FLOWLAB_INLINE inline __attribute__((always_inline))
