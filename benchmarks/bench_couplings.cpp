@@ -53,6 +53,15 @@ void BM_MinibatchOT(benchmark::State& state) {
 }
 BENCHMARK(BM_MinibatchOT)->Args({256, 2})->Args({256, 784})->Args({1024, 2})->Args({1024, 784})->Unit(benchmark::kMillisecond);
 
+// The exact assignment alone on the cost matrix of the same points (what POT's ot.emd is given in ot_vs_pot.sh).
+void BM_AssignmentOnly(benchmark::State& state) {
+  at::set_num_threads(1);
+  const auto [x0, x1] = points(state.range(0), state.range(1));
+  const at::Tensor cost = flowlab::squared_euclidean_cost(x0, x1);
+  for (auto _ : state) benchmark::DoNotOptimize(flowlab::optimal_assignment(cost, "bench"));
+}
+BENCHMARK(BM_AssignmentOnly)->Args({256, 2})->Args({256, 784})->Args({1024, 2})->Args({1024, 784})->Unit(benchmark::kMillisecond);
+
 // The pieces of one minibatch_ot batch: the cost matrix alone, and the exact assignment alone.
 void BM_AssignmentParts(benchmark::State& state) {
   at::set_num_threads(1);

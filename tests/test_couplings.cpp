@@ -178,6 +178,33 @@ TEST_CASE("optimal_assignment (shortest augmenting paths) matches the network si
         "coupling/x: an assignment needs a square cost matrix, got 2 x 3");
 }
 
+TEST_CASE("optimal_assignment: the AVX2 and the portable search give the same permutation", "[coupling]") {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!__builtin_cpu_supports("avx2")) SKIP("this CPU has no AVX2");
+  torch::manual_seed(5);
+  // Sizes that are and are not multiples of the SIMD width (padded columns), clustered and plain Gaussian points,
+  // and integer costs with many ties.
+  for (const int64_t n : {1, 3, 8, 13, 64, 100, 256}) {
+    INFO(n << " points");
+    const at::Tensor centres = at::randn({8, 2}, at::kDouble) * 3;
+    const at::Tensor x0 = centres.index_select(0, at::randint(8, {n}, at::kLong)) + 0.2 * at::randn({n, 2}, at::kDouble);
+    for (const at::Tensor& cost : {flowlab::squared_euclidean_cost(x0, at::randn({n, 2}, at::kDouble)),
+                                   at::randint(4, {n, n}, at::kDouble)}) {
+      const at::Tensor fast = flowlab::optimal_assignment(cost, "test", flowlab::AssignmentKernel::avx2);
+      const at::Tensor plain = flowlab::optimal_assignment(cost, "test", flowlab::AssignmentKernel::scalar);
+      CHECK(at::equal(fast, plain));
+      CHECK(at::equal(fast, flowlab::optimal_assignment(cost, "test")));
+      CHECK(cost.gather(1, fast.unsqueeze(1)).sum().item<double>() / double(n) ==
+            Approx(flowlab::exact_transport(cost, "test").cost).epsilon(1e-12));
+    }
+  }
+#else
+  CHECK(flowlab::test::message_of<flowlab::Error>([] {
+          flowlab::optimal_assignment(at::ones({2, 2}), "test", flowlab::AssignmentKernel::avx2);
+        }) == "optimal_assignment: AVX2 is an x86-64 instruction set");
+#endif
+}
+
 TEST_CASE("optimal_assignment: rows that all prefer the same columns still get a permutation", "[coupling]") {
   // c_ij = j: column reduction assigns one row only, every other row competes for the same cheap columns; every
   // permutation is optimal and costs 0 + 1 + ... + 199.
