@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <numeric>
 
 #include "flowlab/errors.hpp"
+#include "flowlab/fused.hpp"  // FLOWLAB_CPU_CLONES
 
 namespace flowlab {
 namespace {
@@ -52,11 +54,24 @@ struct RoundedCost {
   Value operator[](const Key& a) const { return std::llround(scale * cost[graph->id(a)]); }
 };
 
+/// Whether every number is finite, in one pass over the bits (an exponent of all ones is Inf or NaN; integer ops, so
+/// the loop vectorises); at::isfinite + all took a quarter of a 256-point assignment.
+FLOWLAB_CPU_CLONES bool all_finite(const double* __restrict x, int64_t n) {
+  constexpr uint64_t kExponent = 0x7ff0000000000000ull;
+  uint64_t bad = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    uint64_t bits;
+    std::memcpy(&bits, x + k, sizeof bits);
+    bad |= static_cast<uint64_t>((bits & kExponent) == kExponent);
+  }
+  return bad == 0;
+}
+
 at::Tensor checked_cost(const Tensor& cost, const std::string& owner) {
   if (!cost.defined() || cost.dim() != 2 || cost.size(0) < 1 || cost.size(1) < 1)
     throw Error(fmt::format("{}: the cost must be a matrix [N, M] with N, M >= 1", owner));
   const at::Tensor c = cost.to(at::kCPU, at::kDouble).contiguous();
-  if (!at::isfinite(c).all().item<bool>()) throw Error(fmt::format("{}: the cost matrix holds NaN or Inf", owner));
+  if (!all_finite(c.data_ptr<double>(), c.numel())) throw Error(fmt::format("{}: the cost matrix holds NaN or Inf", owner));
   return c;
 }
 
@@ -184,6 +199,21 @@ SearchStep search_step(AssignmentKernel kernel) {
   return search_step_scalar;
 }
 
+/// v_j = min_i c_ij and best_j = the first row that attains it, over rows of stride np (row by row, so the loop
+/// runs over contiguous memory and vectorises).
+FLOWLAB_CPU_CLONES void column_minima(const double* __restrict c, int64_t n, int64_t np, double* __restrict v,
+                                      int64_t* __restrict best) {
+  for (int64_t j = 0; j < n; ++j) v[j] = c[j], best[j] = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    const double* __restrict ci = c + i * np;
+    for (int64_t j = 0; j < n; ++j) {
+      const bool lower = ci[j] < v[j];
+      v[j] = lower ? ci[j] : v[j];
+      best[j] = lower ? i : best[j];
+    }
+  }
+}
+
 /// The minimum-cost assignment of a dense square cost matrix by shortest augmenting paths with dual variables
 /// (Jonker and Volgenant 1987: column reduction, then for each row left free one Dijkstra search over reduced
 /// costs c_ij - u_i - v_j, as Crouse 2016 and SciPy's linear_sum_assignment). JV's augmenting row reduction was
@@ -205,20 +235,13 @@ std::vector<int64_t> shortest_augmenting_path(const double* cost, int64_t n, Ass
     for (int64_t i = 0; i < n; ++i) std::copy(cost + i * n, cost + (i + 1) * n, padded.begin() + i * np);
     c = padded.data();
   }
-  std::vector<double> u(size, 0.0), v(psize, 0.0), w(psize, 0.0), shortest(psize, kInf), finished(psize, 0.0), bases;
-  std::vector<int64_t> col4row(size, -1), row4col(psize, -1), best(size, 0), seen_cols, seen_rows;
+  // Padding columns carry v_j = -inf for good: copied into w, they never enter a search.
+  std::vector<double> u(size, 0.0), v(psize, -kInf), w(psize, 0.0), shortest(psize, kInf), finished(psize, 0.0), bases;
+  std::vector<int64_t> col4row(size, -1), row4col(psize, -1), best(size, 0), seen_cols, seen_rows, finished_at(psize, 0);
   // Column reduction: v_j = min_i c_ij (the first such row), column j to that row when the row is still free
   // (scanning j downwards); with u = 0 the duals are feasible and tight on these pairs, so the searches start from
-  // a partial optimum. Row by row, so the loop runs over contiguous memory.
-  std::copy(c, c + n, v.begin());
-  for (int64_t i = 1; i < n; ++i) {
-    const double* ci = c + i * np;
-    for (int64_t j = 0; j < n; ++j) {
-      const bool lower = ci[j] < v[size_t(j)];
-      v[size_t(j)] = lower ? ci[j] : v[size_t(j)];
-      best[size_t(j)] = lower ? i : best[size_t(j)];
-    }
-  }
+  // a partial optimum.
+  column_minima(c, n, np, v.data(), best.data());
   for (int64_t j = n - 1; j >= 0; --j) {
     const int64_t i = best[size_t(j)];
     if (col4row[size_t(i)] == -1) col4row[size_t(i)] = j, row4col[size_t(j)] = i;
@@ -226,7 +249,8 @@ std::vector<int64_t> shortest_augmenting_path(const double* cost, int64_t n, Ass
   for (int64_t row = 0; row < n; ++row) {
     if (col4row[size_t(row)] != -1) continue;
     // Search from `row` for the cheapest path to an unassigned column.
-    for (int64_t j = 0; j < np; ++j) w[size_t(j)] = j < n ? v[size_t(j)] : -kInf, shortest[size_t(j)] = kInf;
+    std::copy(v.begin(), v.end(), w.begin());
+    std::fill(shortest.begin(), shortest.end(), kInf);
     seen_cols.clear(), seen_rows.clear(), bases.clear();
     double min_val = 0;
     int64_t sink = -1, i = row;
@@ -237,21 +261,23 @@ std::vector<int64_t> shortest_augmenting_path(const double* cost, int64_t n, Ass
       min_val = step(c + i * np, w.data(), shortest.data(), np, base, &j);
       if (!(min_val < kInf)) throw Error("the assignment problem is infeasible");
       finished[size_t(j)] = min_val, shortest[size_t(j)] = kInf, w[size_t(j)] = -kInf;
+      finished_at[size_t(j)] = static_cast<int64_t>(seen_rows.size());
       seen_cols.push_back(j);
       if (row4col[size_t(j)] == -1) sink = j; else i = row4col[size_t(j)];
     }
-    // Update the row duals, flip the path (each column's predecessor: the first searched row whose distance to it
-    // equals its final one, computed exactly as in the search; rows searched after the column was finished come
-    // later and never match first), then update the column duals.
+    // Update the row duals, flip the path (each column's predecessor: the first row searched before the column was
+    // finished whose distance to it equals its final one, computed exactly as in the search), then update the
+    // column duals.
     u[size_t(row)] += min_val;
     for (size_t k = 1; k < seen_rows.size(); ++k) {
       const int64_t r = seen_rows[k];
       u[size_t(r)] += min_val - finished[size_t(col4row[size_t(r)])];
     }
     for (int64_t j = sink;;) {
+      const auto searched = static_cast<size_t>(finished_at[size_t(j)]);
       size_t k = 0;
-      while (k < seen_rows.size() && !(bases[k] + (c[seen_rows[k] * np + j] - v[size_t(j)]) == finished[size_t(j)])) ++k;
-      if (k == seen_rows.size()) throw Error("optimal_assignment: lost the augmenting path (a bug: please report it)");
+      while (k < searched && !(bases[k] + (c[seen_rows[k] * np + j] - v[size_t(j)]) == finished[size_t(j)])) ++k;
+      if (k == searched) throw Error("optimal_assignment: lost the augmenting path (a bug: please report it)");
       const int64_t r = seen_rows[k];
       row4col[size_t(j)] = r;
       std::swap(col4row[size_t(r)], j);
