@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "flowlab/config.hpp"
@@ -203,6 +204,24 @@ TEST_CASE("optimal_assignment: the AVX2 and the portable search give the same pe
           flowlab::optimal_assignment(at::ones({2, 2}), "test", flowlab::AssignmentKernel::avx2);
         }) == "optimal_assignment: AVX2 is an x86-64 instruction set");
 #endif
+}
+
+TEST_CASE("optimal_assignment and exact_transport refuse NaN and Inf costs, wherever they sit", "[coupling]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (const double bad : {nan, inf, -inf}) {
+    for (const int64_t at : {int64_t(0), int64_t(37), int64_t(99)}) {
+      INFO(bad << " at " << at);
+      at::Tensor cost = at::rand({10, 10}, at::kDouble);
+      cost.view({-1})[at] = bad;
+      CHECK(flowlab::test::message_of<flowlab::Error>([&] { flowlab::optimal_assignment(cost, "coupling/minibatch_ot"); }) ==
+            "coupling/minibatch_ot: the cost matrix holds NaN or Inf");
+      CHECK(flowlab::test::message_of<flowlab::Error>([&] { flowlab::exact_transport(cost, "metric/w2"); }) ==
+            "metric/w2: the cost matrix holds NaN or Inf");
+    }
+  }
+  // The largest finite numbers are not mistaken for Inf.
+  const at::Tensor big = at::full({3, 3}, std::numeric_limits<double>::max(), at::kDouble);
+  CHECK(flowlab::optimal_assignment(big, "test").size(0) == 3);
 }
 
 TEST_CASE("optimal_assignment: rows that all prefer the same columns still get a permutation", "[coupling]") {
