@@ -89,7 +89,7 @@ flowlab::TrialConfig trial(const std::string& yaml) {
 void BM_TrainStepCoupling(benchmark::State& state) {
   at::set_num_threads(1);
   const std::string coupling = state.range(0) == 0 ? "independent" : "minibatch_ot";
-  constexpr int64_t kSteps = 200;
+  constexpr int64_t kSteps = 1000;  // enough that the trial's set-up (plugins, data) is a small share
   const auto t = trial("name: b\ndata: {dataset: moons}\nmodel:\n  noise: {dataset: eight_gaussians}\n  coupling: " +
                        coupling + "\n  architecture: {name: mlp, params: {width: 64, depth: 3}}\ntrain: {steps: " +
                        std::to_string(kSteps) + ", batch_size: 256, ema: 0.999}\neval: {samples: 2}\n");

@@ -55,8 +55,10 @@ for b in (256, 1024):
         print(f"{b:>6} {d:>4} {fl_ms:>10.3f} {as_ms:>10.3f} {pot_ms:>11.3f} {pot_ms / fl_ms:>10.2f}x {pot_ms / as_ms:>10.2f}x"
               f"  {float(r['label']):.6g} / {pot_cost:.6g}")
 EOF2
-"$build/benchmarks/flowlab_bench" --benchmark_filter='^BM_TrainStepCoupling|^BM_ReflowPairs' --benchmark_repetitions=3 \
-  --benchmark_report_aggregates_only=true --benchmark_format=json 2>/dev/null >"$tmp/train.json"
+# Interleaved and 6 repetitions: on this machine one training run in four can take twice as long.
+"$build/benchmarks/flowlab_bench" --benchmark_filter='^BM_TrainStepCoupling|^BM_ReflowPairs' --benchmark_repetitions=6 \
+  --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true --benchmark_format=json \
+  2>/dev/null >"$tmp/train.json"
 /usr/bin/python3 - "$tmp/train.json" <<'EOF2'
 import json, sys
 b = {x["run_name"].split("/min_time")[0]: x for x in json.load(open(sys.argv[1]))["benchmarks"]
