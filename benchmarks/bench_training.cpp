@@ -46,6 +46,21 @@ const flowlab::Experiment& experiment() {
   return ex;
 }
 
+/// The hand-written loops' model: the experiment's MLP, built from seed 0 as the engine builds it.
+std::shared_ptr<flowlab::Architecture> fresh_model() {
+  torch::manual_seed(0);
+  std::shared_ptr<flowlab::Architecture> model =
+      registry().create<flowlab::Architecture>("architecture", "mlp", experiment().trials[0].architecture.params);
+  model->build({{2}, 0, 0});
+  return model;
+}
+
+/// The recipe's learning rate: linear warmup over 10 steps to 1e-3, then cosine to 0 at kSteps.
+double recipe_lr(int64_t step) {
+  return step < 10 ? 1e-3 * double(step + 1) / 10.0
+                   : 1e-3 * 0.5 * (1 + std::cos(M_PI * double(step - 10) / double(kSteps - 10)));
+}
+
 /// The hand-written loops' loss: a batch of the ring of 8 Gaussians (radius 4, std 0.3) from Gaussian noise on
 /// the straight path, squared error of the velocity (what the engine computes for the experiment above).
 at::Tensor ring_loss(flowlab::Architecture& model) {
@@ -69,18 +84,14 @@ BENCHMARK(BM_TrainEngine)->Unit(benchmark::kMillisecond)->MinTime(3);
 // and cosine, clipping, EMA, a loss read every step (as any loop that watches for NaN must).
 void BM_TrainHandLoop(benchmark::State& state) {
   at::set_num_threads(1);
-  const auto& trial = experiment().trials[0];
   for (auto _ : state) {
-    torch::manual_seed(0);
-    auto model = registry().create<flowlab::Architecture>("architecture", "mlp", trial.architecture.params);
-    model->build({{2}, 0, 0});
+    const auto model = fresh_model();
     torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).betas({0.9, 0.999}).weight_decay(0));
     std::vector<at::Tensor> ema;
     for (const auto& p : model->parameters()) ema.push_back(p.detach().clone());
     double last = 0;
     for (int64_t step = 0; step < kSteps; ++step) {
-      const double lr = step < 10 ? 1e-3 * (step + 1) / 10.0
-                                  : 1e-3 * 0.5 * (1 + std::cos(M_PI * double(step - 10) / double(kSteps - 10)));
+      const double lr = recipe_lr(step);
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
       const at::Tensor loss = ring_loss(*model);
       last = loss.item<double>();
@@ -103,17 +114,13 @@ BENCHMARK(BM_TrainHandLoop)->Unit(benchmark::kMillisecond)->MinTime(3);
 // overhead (plugins, path, weighting, time sampler, logging), with the optimizer the same on both sides.
 void BM_TrainHandLoopFlat(benchmark::State& state) {
   at::set_num_threads(1);
-  const auto& trial = experiment().trials[0];
   for (auto _ : state) {
-    torch::manual_seed(0);
-    auto model = registry().create<flowlab::Architecture>("architecture", "mlp", trial.architecture.params);
-    model->build({{2}, 0, 0});
+    const auto model = fresh_model();
     flowlab::FlatAdamW opt(model->parameters(), {1e-3, 0.9, 0.999, 1e-8, 0.0});
     flowlab::FlatEma ema(opt.flat_parameters());
     double last = 0;
     for (int64_t step = 0; step < kSteps; ++step) {
-      opt.set_lr(step < 10 ? 1e-3 * (step + 1) / 10.0
-                           : 1e-3 * 0.5 * (1 + std::cos(M_PI * double(step - 10) / double(kSteps - 10))));
+      opt.set_lr(recipe_lr(step));
       const at::Tensor loss = ring_loss(*model);
       last = loss.item<double>();
       opt.zero_grad();
