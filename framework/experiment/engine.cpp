@@ -540,9 +540,11 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     }
     opt.zero_grad();
     loss.backward();
-    const double grad_norm = opt.clip_grad_norm(c.grad_clip);  // clips only when grad_clip > 0
-    opt.step(&ema, ema_decay(c.ema, step));                     // and the EMA, when there is one
-    if (step % c.log_every == 0 || step + 1 == c.steps) {
+    // The gradient norm is needed to clip (grad_clip > 0) and to log; otherwise it is not computed.
+    const bool logged = step % c.log_every == 0 || step + 1 == c.steps;
+    const double grad_norm = c.grad_clip > 0 || logged ? opt.clip_grad_norm(c.grad_clip) : 0.0;
+    opt.step(&ema, ema_decay(c.ema, step));  // and the EMA, when there is one
+    if (logged) {
       out_.train.round.push_back(stage.round);
       out_.train.step.push_back(step);
       out_.train.loss.push_back(loss_value);

@@ -85,19 +85,30 @@ FLOWLAB_INLINE void forward_rows(const float* __restrict z, const float* __restr
   }
 }
 
+// The same in place (y is z): the matrix product's output, still in the cache, becomes the activation's.
 template <Activation A>
-FLOWLAB_INLINE void forward_rows_in_place(float* z, const float* __restrict bias, int64_t rows, int64_t cols,
-                                  ExpRange range) {
+FLOWLAB_INLINE void forward_rows_in_place(float* z, const float* __restrict bias, float* __restrict sig, int64_t rows,
+                                          int64_t cols, ExpRange range) {
   for (int64_t i = 0; i < rows; ++i) {
     float* __restrict zr = z + i * cols;
-    for (int64_t j = 0; j < cols; ++j) zr[j] = activation_of<A>(zr[j] + bias[j], range);
+    if (A == Activation::silu && sig) {
+      float* __restrict sr = sig + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const float a = zr[j] + bias[j];
+        const float s = 1.0f / (1.0f + exp_approx(-a, range));
+        sr[j] = s;
+        zr[j] = a * s;
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j) zr[j] = activation_of<A>(zr[j] + bias[j], range);
+    }
   }
 }
 
 #define FLOWLAB_FORWARD(name, A)                                                                      \
   FLOWLAB_CPU_CLONES void name(float* z, const float* b, float* y, float* sig, int64_t rows, int64_t cols, \
                                ExpRange range) {                                                        \
-    if (y == z) forward_rows_in_place<A>(z, b, rows, cols, range);                                      \
+    if (y == z) forward_rows_in_place<A>(z, b, sig, rows, cols, range);                                 \
     else forward_rows<A>(z, b, y, sig, rows, cols, range);                                              \
   }
 FLOWLAB_FORWARD(forward_silu, Activation::silu)
@@ -290,10 +301,10 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
   static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, int64_t act_code) {
     const auto act = static_cast<Activation>(act_code);
-    const Tensor z = at::mm(x, weight.t());
-    Tensor y = at::empty_like(z);
-    Tensor sig = act == Activation::silu ? at::empty_like(z) : Tensor();
-    forward_kernel(act, z, bias, y, sig.defined() ? sig.data_ptr<float>() : nullptr);
+    // y = act(z + b) is written over z, the product's own output (still in the cache).
+    Tensor y = at::mm(x, weight.t());
+    Tensor sig = act == Activation::silu ? at::empty_like(y) : Tensor();
+    forward_kernel(act, y, bias, y, sig.defined() ? sig.data_ptr<float>() : nullptr);
     ctx->saved_data["act"] = act_code;
     if (sig.defined()) ctx->saved_data["sig"] = sig;
     ctx->saved_data["bias_shape"] = bias.sizes().vec();
@@ -324,8 +335,11 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
     const Tensor dx = ctx->needs_input_grad(0) ? at::mm(ga, weight) : Tensor();
     const Tensor dw = ctx->needs_input_grad(1) ? at::mm(ga.t(), x) : Tensor();
     Tensor dbias;
-    if (ctx->needs_input_grad(2))
-      dbias = at::tensor(db, at::kDouble).to(at::kFloat).reshape(ctx->saved_data["bias_shape"].toIntVector());
+    if (ctx->needs_input_grad(2)) {  // the double column sums rounded to float, as .to(kFloat) rounds them
+      dbias = at::empty(ctx->saved_data["bias_shape"].toIntVector(), g.options());
+      float* dbp = dbias.data_ptr<float>();
+      for (int64_t j = 0; j < cols; ++j) dbp[j] = static_cast<float>(db[size_t(j)]);
+    }
     return {dx, dw, dbias, Tensor()};
   }
 };
