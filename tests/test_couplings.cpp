@@ -126,6 +126,64 @@ sweep:
   }
 }
 
+TEST_CASE("minibatch_ot paired a step ahead on a helper thread trains bit for bit as paired in order",
+          "[coupling][engine]") {
+  // Conditioned (labels follow their x1; p_uncond draws after the time), an EMA and clipping: every random draw of
+  // a step and every use of the pairs.
+  const fs::path dir = flowlab::test::scratch_dir("flowlab_pair_ahead_");
+  std::ofstream(dir / "exp.yaml") << R"(name: ahead
+data: {dataset: ring_gaussians, params: {modes: 4}}
+model:
+  condition: label
+  noise: {dataset: eight_gaussians}
+  coupling: minibatch_ot
+  architecture: {name: mlp, params: {width: 32, depth: 2}}
+train: {steps: 40, batch_size: 64, ema: 0.9, grad_clip: 1.0, p_uncond: 0.2, log_every: 1}
+eval: {samples: 300, solvers: [{solver: euler, steps: [4]}], metrics: [energy]}
+)";
+  const auto ex = flowlab::load_experiment((dir / "exp.yaml").string(), registry());
+  const auto& t = ex.trials.at(0);
+  flowlab::set_pairing_ahead(false);
+  const auto in_order = flowlab::run_trial(t, registry(), "cpu");
+  flowlab::set_pairing_ahead(true);
+  const auto ahead = flowlab::run_trial(t, registry(), "cpu");
+  REQUIRE(in_order.status == "completed");
+  REQUIRE(ahead.status == "completed");
+  REQUIRE(ahead.train.loss.size() == 40);
+  CHECK(ahead.train.loss == in_order.train.loss);  // exact equality
+  CHECK(ahead.train.grad_norm == in_order.train.grad_norm);
+  REQUIRE(ahead.eval.size() == 1);
+  CHECK(ahead.eval[0].metrics == in_order.eval[0].metrics);  // and the random stream after training
+  CHECK(ahead.x0.values == in_order.x0.values);
+
+  // Killed after the checkpoint of step 20 (written when the batch of step 20 was already drawn ahead), and stopped
+  // at step 25 (the checkpoint written then): each resumed run ends as the uninterrupted one.
+  auto ckpt_trial = t;
+  ckpt_trial.train.checkpoint_every = 10;
+  const std::string ckpt = (dir / "ahead.ckpt").string();
+  CHECK_THROWS_AS(flowlab::run_trial(ckpt_trial, registry(), "cpu",
+                                     [](const flowlab::Progress& p) {
+                                       if (p.step == 25) throw std::runtime_error("killed");
+                                     },
+                                     ckpt),
+                  std::runtime_error);
+  CHECK(flowlab::checkpoint_step(ckpt, ckpt_trial) == 20);
+  const auto resumed = flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt);
+  REQUIRE(resumed.status == "completed");
+  CHECK(resumed.train.loss == in_order.train.loss);
+  CHECK(resumed.eval[0].metrics == in_order.eval[0].metrics);
+  fs::remove(ckpt);
+  int64_t asked = 0;
+  CHECK_THROWS_AS(flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt, [&] { return ++asked == 26; }),
+                  flowlab::Interrupted);
+  CHECK(flowlab::checkpoint_step(ckpt, ckpt_trial) == 25);
+  const auto stopped = flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt);
+  REQUIRE(stopped.status == "completed");
+  CHECK(stopped.train.loss == in_order.train.loss);
+  CHECK(stopped.eval[0].metrics == in_order.eval[0].metrics);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("model.noise may name any dataset: 8 Gaussians to moons", "[coupling][noise]") {
   const fs::path dir = flowlab::test::scratch_dir("flowlab_noise_dataset_");
   std::ofstream(dir / "exp.yaml") << R"(name: source

@@ -10,10 +10,16 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/coupling.hpp"
@@ -115,8 +121,9 @@ std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const st
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
 // state, the log so far, and the stages already finished (their weights, pairs and records) with the current
 // stage's pairs. Written to path.tmp, then renamed.
+// `rng`, when given, is written instead of the generator's state: the state before the batch drawn a step ahead.
 void save_checkpoint(const std::string& path, Architecture& model, const FlatEma& ema, const FlatAdamW& opt,
-                     int64_t next_step, const TrainLog& log, const Carry& carry) {
+                     int64_t next_step, const TrainLog& log, const Carry& carry, const at::Tensor* rng = nullptr) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, opt_archive;
   model.save(model_archive);
@@ -125,7 +132,9 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
   archive.write("optimizer", opt_archive);
   if (ema.defined()) ema.save(archive);
   archive.write("next_step", at::tensor({next_step}, at::kLong));
-  {
+  if (rng) {
+    archive.write("rng", *rng);
+  } else {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     archive.write("rng", gen.get_state());
@@ -323,6 +332,54 @@ int64_t checkpoint_step(const std::string& path, const TrialConfig& trial) {
 
 namespace {
 
+std::atomic<bool> pairing_ahead{true};
+
+/// A thread that runs the engine's pairings one at a time: the coupling of the batch a step ahead, computed while
+/// the current step trains.
+class PairingThread {
+ public:
+  PairingThread() : thread_([this] { loop(); }) {}
+  ~PairingThread() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+  std::future<Pairing> submit(std::function<Pairing()> job) {
+    std::packaged_task<Pairing()> task(std::move(job));
+    std::future<Pairing> result = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = std::move(task);
+      pending_ = true;
+    }
+    wake_.notify_one();
+    return result;
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::packaged_task<Pairing()> job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [this] { return stop_ || pending_; });
+        if (!pending_) return;
+        job = std::move(job_);
+        pending_ = false;
+      }
+      job();  // an exception is kept in the future and rethrown where the pairing is used
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::packaged_task<Pairing()> job_;
+  bool pending_ = false, stop_ = false;
+  std::thread thread_;  // last: started once the members above exist
+};
+
 /// One trial: the plugins, the stages' training and the evaluation of every stage.
 class TrialRun {
  public:
@@ -349,7 +406,20 @@ class TrialRun {
   void make_pairs(int64_t n);
   /// Trains stage `k` of stages_ from `first_step`; false when it diverged (out_ says how).
   bool train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema);
-  at::Tensor flow_matching_loss(const TrainConfig& c, double mix);
+  /// The flow-matching loss of one batch; `more`: another step of this stage follows (so a batch may be drawn
+  /// ahead for it).
+  at::Tensor flow_matching_loss(const TrainConfig& c, double mix, bool more);
+  /// A batch drawn now for the next step, its pairing started on the pairing thread.
+  struct Ahead {
+    Batch batch;
+    at::Tensor x0;
+    std::future<Pairing> pairing;
+  };
+  void draw_ahead(int64_t b);
+  /// Re-pairs x0 and the batch (labels and attributes follow their x1) by `p`.
+  void apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) const;
+  /// The checkpoint's RNG state: the one before the batch drawn ahead, when there is one.
+  const at::Tensor* rng_for_checkpoint() const { return ahead_ ? &rng_before_ahead_ : nullptr; }
   at::Tensor distill_loss(const TrainConfig& c);
   void evaluate();
 
@@ -376,6 +446,13 @@ class TrialRun {
   std::shared_ptr<Architecture> model_;
   Carry carry_;
   TrialResult out_;
+  // Pairing ahead: with a coupling that draws no random numbers, on CPU, each step draws the next step's batch
+  // (after everything it draws itself, so the random stream is the one of drawing it at the next step) and the
+  // pairing thread pairs it while this step trains.
+  bool pair_ahead_ = false;
+  std::optional<Ahead> ahead_;
+  at::Tensor rng_before_ahead_;
+  std::unique_ptr<PairingThread> pairing_thread_;  // last: joined before the rest goes
 };
 
 void TrialRun::setup() {
@@ -397,6 +474,8 @@ void TrialRun::setup() {
   coupling_ = trial_.coupling.name.empty() ? nullptr : make<Coupling>(reg_, trial_.coupling);
   // A teacher coupling (reflow) pairs nothing within a batch: round 0 trains on independent pairs.
   independent_ = !coupling_ || trial_.coupling.name == "independent" || coupling_->needs_teacher();
+  pair_ahead_ = !independent_ && !coupling_->draws_random() && dev_.is_cpu() && pairing_ahead.load();
+  if (pair_ahead_) pairing_thread_ = std::make_unique<PairingThread>();
   // Conditioning: the dataset's labels and/or continuous attributes.
   use_label_ = trial_.condition == "label" || trial_.condition == "both";
   use_attr_ = trial_.condition == "attr" || trial_.condition == "both";
@@ -464,23 +543,46 @@ void TrialRun::make_pairs(int64_t n) {
 
 // One batch of the flow-matching loss. In reflow rounds each row is a teacher pair with probability `mix`
 // (drawn row by row) and a (noise, data) pair, coupled by model.coupling, otherwise.
-at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix) {
+void TrialRun::apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) const {
+  const at::Tensor i0 = p.i0.to(dev_), i1 = p.i1.to(dev_);
+  x0 = x0.index_select(0, i0);
+  batch.x = batch.x.index_select(0, i1);
+  if (batch.label.defined()) batch.label = batch.label.index_select(0, i1);
+  if (batch.attr.defined()) batch.attr = batch.attr.index_select(0, i1);
+}
+
+void TrialRun::draw_ahead(int64_t b) {
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng_before_ahead_ = gen.get_state();
+  }
+  Ahead a;
+  a.batch = data_->sample(b, opts_);
+  a.x0 = noise_->sample(a.batch.x.sizes(), opts_);
+  a.pairing = pairing_thread_->submit([coupling = coupling_, x0 = a.x0, x1 = a.batch.x] { return coupling->pair(x0, x1); });
+  ahead_ = std::move(a);
+}
+
+at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, bool more) {
   const int64_t b = c.batch_size;
+  const bool ahead = pair_ahead_ && mix == 0;  // a mix draws the real/teacher split first: paired in order
   const int64_t n_teacher = mix > 0 ? (at::rand({b}, opts_) < mix).sum().item<int64_t>() : 0;
   const int64_t n_real = b - n_teacher;
   at::Tensor x0, x1;
   Batch batch;
-  if (n_real > 0) {
+  if (ahead) {
+    if (!ahead_) draw_ahead(b);  // the first step (of the stage, or after a resume)
+    batch = std::move(ahead_->batch);
+    x0 = std::move(ahead_->x0);
+    const Pairing p = ahead_->pairing.get();
+    ahead_.reset();
+    apply_pairing(p, x0, batch);
+    x1 = batch.x;
+  } else if (n_real > 0) {
     batch = data_->sample(n_real, opts_);
     x0 = noise_->sample(batch.x.sizes(), opts_);
-    if (!independent_) {  // re-pair within the batch; labels and attributes follow their x1
-      const Pairing p = coupling_->pair(x0, batch.x);
-      const at::Tensor i0 = p.i0.to(dev_), i1 = p.i1.to(dev_);
-      x0 = x0.index_select(0, i0);
-      batch.x = batch.x.index_select(0, i1);
-      if (batch.label.defined()) batch.label = batch.label.index_select(0, i1);
-      if (batch.attr.defined()) batch.attr = batch.attr.index_select(0, i1);
-    }
+    if (!independent_) apply_pairing(coupling_->pair(x0, batch.x), x0, batch);  // re-pair within the batch
     x1 = batch.x;
   }
   if (n_teacher > 0) {
@@ -492,6 +594,7 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix) {
   const at::Tensor t = path_->clamp_to_domain(sampler_->sample(b, opts_));
   const PathSample s = path_->sample(x0, x1, t);
   const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
+  if (ahead && more) draw_ahead(b);  // after this step's draws: the stream is the same as without
   const at::Tensor v = model_->forward(s.xt, t, cond);
   // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
   // rows' means (every row has the same size) up to the order of the float sums.
@@ -522,12 +625,14 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
   const auto t_train = Clock::now();
   for (int64_t step = first_step; step < c.steps; ++step) {
     if (should_stop_ && should_stop_()) {
-      if (checkpoints && step > first_step) save_checkpoint(checkpoint_, *model_, ema, opt, step, out_.train, carry_);
+      if (checkpoints && step > first_step)
+        save_checkpoint(checkpoint_, *model_, ema, opt, step, out_.train, carry_, rng_for_checkpoint());
       throw Interrupted(steps_before_ + step, out_.train);
     }
     const double lr = learning_rate(c, step);
     opt.set_lr(lr);
-    const at::Tensor loss = stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix);
+    const at::Tensor loss =
+        stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix, step + 1 < c.steps);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       out_.status = "diverged";
@@ -553,7 +658,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
       if (progress_) progress_(Progress{steps_before_ + step + 1, total_steps_, loss_value, grad_norm, lr});
     }
     if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
-      save_checkpoint(checkpoint_, *model_, ema, opt, step + 1, out_.train, carry_);
+      save_checkpoint(checkpoint_, *model_, ema, opt, step + 1, out_.train, carry_, rng_for_checkpoint());
   }
   stage.train_seconds += seconds_since(t_train);
   return true;
@@ -768,6 +873,8 @@ void TrialRun::evaluate() {
 }
 
 }  // namespace
+
+void set_pairing_ahead(bool on) { pairing_ahead.store(on); }
 
 TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
                       const std::string& checkpoint, const StopFn& should_stop) {

@@ -28,6 +28,7 @@ class MinibatchOtCoupling final : public flowlab::Coupling {
     plan.index_put_({at::arange(x0.size(0), at::kLong), perm}, at::ones({x0.size(0)}, at::kDouble));
     return flowlab::sample_pairs(plan, x0.size(0));
   }
+  bool draws_random() const override { return opt_.resample; }  // the permutation alone draws nothing
 
  private:
   MinibatchOtOptions opt_;

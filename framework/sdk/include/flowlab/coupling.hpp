@@ -20,6 +20,10 @@ class FLOWLAB_API Coupling : public Plugin {
   /// True for couplings whose pairs come from a teacher (reflow): the engine pairs each noise sample with the
   /// previous round's sample from it, and pair() is not called. Such a coupling needs reflow rounds.
   virtual bool needs_teacher() const { return false; }
+  /// True when pair() draws from torch's default generator (so the engine calls it in order, between the batch's
+  /// draws and the time's). A coupling that draws nothing returns false, and the engine then computes the next
+  /// batch's pairing on a helper thread while the current step trains (the same pairs, the same random stream).
+  virtual bool draws_random() const { return true; }
 };
 
 namespace kinds {
