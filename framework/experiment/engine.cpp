@@ -7,6 +7,7 @@
 #include <torch/utils.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -338,7 +339,12 @@ std::atomic<bool> pairing_ahead{true};
 /// the current step trains.
 class PairingThread {
  public:
-  PairingThread() : thread_([this] { loop(); }) {}
+  // The thread runs ATen ops (the cost matrix) with the creating thread's intra-op threads: OpenMP's count is per
+  // thread, and a new one would start from the machine's core count.
+  PairingThread() : thread_([this, threads = at::get_num_threads()] {
+    at::set_num_threads(threads);
+    loop();
+  }) {}
   ~PairingThread() {
     {
       std::lock_guard<std::mutex> lock(mutex_);

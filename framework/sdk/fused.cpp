@@ -56,8 +56,6 @@ FLOWLAB_INLINE float exp_approx(float x, ExpRange range) {
   return p * scale;
 }
 
-// Forward over a [rows, cols] block: a = z + bias (per column), y = act(a). For silu with `sig`, also
-// sig = sigmoid(a) and y = a sig (what backward needs); without it y = a / (1 + exp(-a)). In place when y is z.
 template <Activation A>
 FLOWLAB_INLINE float activation_of(float a, ExpRange range) {
   if (A == Activation::silu) return a / (1.0f + exp_approx(-a, range));
@@ -65,30 +63,12 @@ FLOWLAB_INLINE float activation_of(float a, ExpRange range) {
   return a > 0.0f ? kSeluScale * a : (kSeluScale * kSeluAlpha) * (exp_approx(a, range) - 1.0f);
 }
 
+// Forward over a [rows, cols] block, in place: a = z + bias (per column), z = act(a), so the matrix product's output,
+// still in the cache, becomes the activation's. For silu with `sig`, also sig = sigmoid(a) and z = a sig (what
+// backward needs); without it z = a / (1 + exp(-a)).
 template <Activation A>
-FLOWLAB_INLINE void forward_rows(const float* __restrict z, const float* __restrict bias, float* __restrict y,
-                         float* __restrict sig, int64_t rows, int64_t cols, ExpRange range) {
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* zr = z + i * cols;
-    float* yr = y + i * cols;
-    if (A == Activation::silu && sig) {
-      float* sr = sig + i * cols;
-      for (int64_t j = 0; j < cols; ++j) {
-        const float a = zr[j] + bias[j];
-        const float s = 1.0f / (1.0f + exp_approx(-a, range));
-        sr[j] = s;
-        yr[j] = a * s;
-      }
-    } else {
-      for (int64_t j = 0; j < cols; ++j) yr[j] = activation_of<A>(zr[j] + bias[j], range);
-    }
-  }
-}
-
-// The same in place (y is z): the matrix product's output, still in the cache, becomes the activation's.
-template <Activation A>
-FLOWLAB_INLINE void forward_rows_in_place(float* z, const float* __restrict bias, float* __restrict sig, int64_t rows,
-                                          int64_t cols, ExpRange range) {
+FLOWLAB_INLINE void forward_rows(float* z, const float* __restrict bias, float* __restrict sig, int64_t rows,
+                                 int64_t cols, ExpRange range) {
   for (int64_t i = 0; i < rows; ++i) {
     float* __restrict zr = z + i * cols;
     if (A == Activation::silu && sig) {
@@ -105,11 +85,9 @@ FLOWLAB_INLINE void forward_rows_in_place(float* z, const float* __restrict bias
   }
 }
 
-#define FLOWLAB_FORWARD(name, A)                                                                      \
-  FLOWLAB_CPU_CLONES void name(float* z, const float* b, float* y, float* sig, int64_t rows, int64_t cols, \
-                               ExpRange range) {                                                        \
-    if (y == z) forward_rows_in_place<A>(z, b, sig, rows, cols, range);                                 \
-    else forward_rows<A>(z, b, y, sig, rows, cols, range);                                              \
+#define FLOWLAB_FORWARD(name, A)                                                                                    \
+  FLOWLAB_CPU_CLONES void name(float* z, const float* b, float* sig, int64_t rows, int64_t cols, ExpRange range) { \
+    forward_rows<A>(z, b, sig, rows, cols, range);                                                                  \
   }
 FLOWLAB_FORWARD(forward_silu, Activation::silu)
 FLOWLAB_FORWARD(forward_relu, Activation::relu)
@@ -160,16 +138,15 @@ FLOWLAB_CPU_CLONES void backward_selu(const float* g, const float* y, const floa
   backward_rows<Activation::selu>(g, y, sig, ga, block_sum, db, rows, cols);
 }
 
-// y = act(z + b) over the [rows, cols] block z (in place when y is z); for silu with `sig`, sigmoid(z + b) too.
-void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, const Tensor& y, float* sig) {
+// z = act(z + b) over the [rows, cols] block z, in place; for silu with `sig`, sigmoid(z + b) too.
+void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, float* sig) {
   const Tensor b = bias.contiguous();
   const int64_t rows = z.size(0), cols = z.size(1);
   float* zp = z.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
   const float* bp = b.data_ptr<float>();
-  if (act == Activation::silu) forward_silu(zp, bp, yp, sig, rows, cols, ExpRange());
-  else if (act == Activation::relu) forward_relu(zp, bp, yp, nullptr, rows, cols, ExpRange());
-  else forward_selu(zp, bp, yp, nullptr, rows, cols, ExpRange());
+  if (act == Activation::silu) forward_silu(zp, bp, sig, rows, cols, ExpRange());
+  else if (act == Activation::relu) forward_relu(zp, bp, nullptr, rows, cols, ExpRange());
+  else forward_selu(zp, bp, nullptr, rows, cols, ExpRange());
 }
 
 // SiLU alone over n elements: y = x sig (sig = sigmoid(x) kept when `sig`), or y = x / (1 + e^-x) in place.
@@ -304,7 +281,7 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
     // y = act(z + b) is written over z, the product's own output (still in the cache).
     Tensor y = at::mm(x, weight.t());
     Tensor sig = act == Activation::silu ? at::empty_like(y) : Tensor();
-    forward_kernel(act, y, bias, y, sig.defined() ? sig.data_ptr<float>() : nullptr);
+    forward_kernel(act, y, bias, sig.defined() ? sig.data_ptr<float>() : nullptr);
     ctx->saved_data["act"] = act_code;
     if (sig.defined()) ctx->saved_data["sig"] = sig;
     ctx->saved_data["bias_shape"] = bias.sizes().vec();
@@ -465,7 +442,7 @@ Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bi
   const bool record = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
   if (record) return LinearActivationFn::apply(x, weight, bias, static_cast<int64_t>(act));
   Tensor z = at::mm(x, weight.t());  // nothing to save: the activation overwrites the product in place
-  forward_kernel(act, z, bias, z, nullptr);
+  forward_kernel(act, z, bias, nullptr);
   return z;
 }
 

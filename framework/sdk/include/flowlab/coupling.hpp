@@ -22,7 +22,8 @@ class FLOWLAB_API Coupling : public Plugin {
   virtual bool needs_teacher() const { return false; }
   /// True when pair() draws from torch's default generator (so the engine calls it in order, between the batch's
   /// draws and the time's). A coupling that draws nothing returns false, and the engine then computes the next
-  /// batch's pairing on a helper thread while the current step trains (the same pairs, the same random stream).
+  /// batch's pairing on a helper thread while the current step trains (the same pairs, the same random stream);
+  /// pair() must then touch no state that another thread uses.
   virtual bool draws_random() const { return true; }
 };
 
