@@ -167,20 +167,20 @@ eval: {samples: 300, solvers: [{solver: euler, steps: [4]}], metrics: [energy]}
                                      },
                                      ckpt),
                   std::runtime_error);
-  CHECK(flowlab::checkpoint_step(ckpt, ckpt_trial) == 20);
-  const auto resumed = flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt);
-  REQUIRE(resumed.status == "completed");
-  CHECK(resumed.train.loss == in_order.train.loss);
-  CHECK(resumed.eval[0].metrics == in_order.eval[0].metrics);
+  // Resumed from the checkpoint left at `step`: the same losses and metrics as the uninterrupted run.
+  const auto resume_matches = [&](int64_t step) {
+    CHECK(flowlab::checkpoint_step(ckpt, ckpt_trial) == step);
+    const auto resumed = flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt);
+    REQUIRE(resumed.status == "completed");
+    CHECK(resumed.train.loss == in_order.train.loss);
+    CHECK(resumed.eval[0].metrics == in_order.eval[0].metrics);
+  };
+  resume_matches(20);
   fs::remove(ckpt);
   int64_t asked = 0;
   CHECK_THROWS_AS(flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt, [&] { return ++asked == 26; }),
                   flowlab::Interrupted);
-  CHECK(flowlab::checkpoint_step(ckpt, ckpt_trial) == 25);
-  const auto stopped = flowlab::run_trial(ckpt_trial, registry(), "cpu", {}, ckpt);
-  REQUIRE(stopped.status == "completed");
-  CHECK(stopped.train.loss == in_order.train.loss);
-  CHECK(stopped.eval[0].metrics == in_order.eval[0].metrics);
+  resume_matches(25);
   fs::remove_all(dir);
 }
 
