@@ -547,8 +547,6 @@ void TrialRun::make_pairs(int64_t n) {
   carry_.pair_seconds = seconds_since(t0);
 }
 
-// One batch of the flow-matching loss. In reflow rounds each row is a teacher pair with probability `mix`
-// (drawn row by row) and a (noise, data) pair, coupled by model.coupling, otherwise.
 void TrialRun::apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) const {
   const at::Tensor i0 = p.i0.to(dev_), i1 = p.i1.to(dev_);
   x0 = x0.index_select(0, i0);
@@ -566,10 +564,13 @@ void TrialRun::draw_ahead(int64_t b) {
   Ahead a;
   a.batch = data_->sample(b, opts_);
   a.x0 = noise_->sample(a.batch.x.sizes(), opts_);
-  a.pairing = pairing_thread_->submit([coupling = coupling_, x0 = a.x0, x1 = a.batch.x] { return coupling->pair(x0, x1); });
+  a.pairing =
+      pairing_thread_->submit([coupling = coupling_, x0 = a.x0, x1 = a.batch.x] { return coupling->pair(x0, x1); });
   ahead_ = std::move(a);
 }
 
+// One batch of the flow-matching loss. In reflow rounds each row is a teacher pair with probability `mix`
+// (drawn row by row) and a (noise, data) pair, coupled by model.coupling, otherwise.
 at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, bool more) {
   const int64_t b = c.batch_size;
   const bool ahead = pair_ahead_ && mix == 0;  // a mix draws the real/teacher split first: paired in order
