@@ -264,6 +264,27 @@ TEST_CASE("optimal_assignment: the AVX2 and the portable search give the same pe
 #endif
 }
 
+TEST_CASE("optimal_assignment: costs that float32 cannot tell apart are solved exactly in float64", "[coupling]") {
+  // 1e4 plus squared distances of order 1e-6: float32 (spacing about 1e-3 at 1e4) sees every cost as the same, so
+  // its search returns an arbitrary permutation; the float64 duals must free rows and re-pair them to the optimum.
+  torch::manual_seed(3);
+  for (const int64_t n : {5, 64, 200}) {
+    INFO(n << " points");
+    const at::Tensor fine = flowlab::squared_euclidean_cost(at::randn({n, 2}, at::kDouble), at::randn({n, 2}, at::kDouble)) * 1e-6;
+    const at::Tensor cost = fine + 1e4;
+    const double optimum = flowlab::exact_transport(fine, "test").cost * double(n);
+    std::vector<flowlab::AssignmentKernel> kernels{flowlab::AssignmentKernel::scalar, flowlab::AssignmentKernel::best};
+    for (const auto kernel : kernels) {
+      const at::Tensor perm = flowlab::optimal_assignment(cost, "test", kernel);
+      CHECK(at::equal(std::get<0>(perm.sort()), at::arange(n, at::kLong)));
+      CHECK(fine.gather(1, perm.unsqueeze(1)).sum().item<double>() == Approx(optimum).epsilon(1e-9));
+    }
+    CHECK(at::equal(flowlab::optimal_assignment(cost, "test", flowlab::AssignmentKernel::scalar),
+                    flowlab::optimal_assignment(cost, "test")));
+    CHECK(fine.diagonal().sum().item<double>() > optimum * (1 + 1e-6));  // the arbitrary pairing is far off
+  }
+}
+
 TEST_CASE("optimal_assignment and exact_transport refuse NaN and Inf costs, wherever they sit", "[coupling]") {
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   for (const double bad : {nan, inf, -inf}) {

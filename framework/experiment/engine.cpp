@@ -15,11 +15,11 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "flowlab/architecture.hpp"
@@ -122,9 +122,11 @@ std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const st
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
 // state, the log so far, and the stages already finished (their weights, pairs and records) with the current
 // stage's pairs. Written to path.tmp, then renamed.
-// `rng`, when given, is written instead of the generator's state: the state before the batch drawn a step ahead.
+// `ahead`, when not empty, holds the generator's state before each batch drawn ahead and not yet trained on: the
+// first is written as the RNG state (instead of the generator's), the others as "rng_ahead".
 void save_checkpoint(const std::string& path, Architecture& model, const FlatEma& ema, const FlatAdamW& opt,
-                     int64_t next_step, const TrainLog& log, const Carry& carry, const at::Tensor* rng = nullptr) {
+                     int64_t next_step, const TrainLog& log, const Carry& carry,
+                     const std::vector<at::Tensor>& ahead = {}) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive, opt_archive;
   model.save(model_archive);
@@ -133,8 +135,9 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
   archive.write("optimizer", opt_archive);
   if (ema.defined()) ema.save(archive);
   archive.write("next_step", at::tensor({next_step}, at::kLong));
-  if (rng) {
-    archive.write("rng", *rng);
+  if (!ahead.empty()) {
+    archive.write("rng", ahead.front());
+    if (ahead.size() > 1) archive.write("rng_ahead", at::stack(at::TensorList(ahead).slice(1)));
   } else {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -177,9 +180,10 @@ int64_t checkpoint_stage(const std::string& path) {
 }
 
 /// Restores what save_checkpoint wrote; `carry.finished` records keep their configured fields (round, stage, ...)
-/// and get their weights, pairs and measured numbers back.
+/// and get their weights, pairs and measured numbers back. `ahead` gets the RNG states before the second and later
+/// batches that were drawn ahead (empty when there were fewer than two).
 int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& ema, FlatAdamW& opt, TrainLog& log,
-                        Carry& carry) {
+                        Carry& carry, std::vector<at::Tensor>& ahead) {
   torch::serialize::InputArchive archive, model_archive, opt_archive;
   archive.load_from(path);
   archive.read("model", model_archive);
@@ -193,6 +197,10 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(read_tensor(archive, "rng"));
   }
+  ahead.clear();
+  at::Tensor more;
+  if (archive.try_read("rng_ahead", more))
+    for (int64_t k = 0; k < more.size(0); ++k) ahead.push_back(more[k].clone());
   log.step = as_vector<int64_t>(read_tensor(archive, "log_step"));
   log.loss = as_vector<double>(read_tensor(archive, "log_loss"));
   log.grad_norm = as_vector<double>(read_tensor(archive, "log_grad_norm"));
@@ -335,8 +343,14 @@ namespace {
 
 std::atomic<bool> pairing_ahead{true};
 
-/// A thread that runs the engine's pairings one at a time: the coupling of the batch a step ahead, computed while
-/// the current step trains.
+/// A batch drawn ahead, paired: x0 and the batch reordered by the coupling.
+struct Paired {
+  at::Tensor x0;
+  Batch batch;
+};
+
+/// A thread that runs the engine's pairings in the order submitted: the couplings of the batches drawn ahead,
+/// computed while the steps before them train.
 class PairingThread {
  public:
   // The thread runs ATen ops (the cost matrix) with the creating thread's intra-op threads: OpenMP's count is per
@@ -353,13 +367,11 @@ class PairingThread {
     wake_.notify_one();
     thread_.join();
   }
-  std::future<Pairing> submit(std::function<Pairing()> job) {
-    std::packaged_task<Pairing()> task(std::move(job));
-    std::future<Pairing> result = task.get_future();
+  std::future<Paired> submit(std::packaged_task<Paired()> task) {
+    std::future<Paired> result = task.get_future();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      job_ = std::move(task);
-      pending_ = true;
+      jobs_.push_back(std::move(task));
     }
     wake_.notify_one();
     return result;
@@ -368,21 +380,21 @@ class PairingThread {
  private:
   void loop() {
     for (;;) {
-      std::packaged_task<Pairing()> job;
+      std::packaged_task<Paired()> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [this] { return stop_ || pending_; });
-        if (!pending_) return;
-        job = std::move(job_);
-        pending_ = false;
+        wake_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopped, every job run
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
       }
       job();  // an exception is kept in the future and rethrown where the pairing is used
     }
   }
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::packaged_task<Pairing()> job_;
-  bool pending_ = false, stop_ = false;
+  std::deque<std::packaged_task<Paired()>> jobs_;
+  bool stop_ = false;
   std::thread thread_;  // last: started once the members above exist
 };
 
@@ -412,20 +424,24 @@ class TrialRun {
   void make_pairs(int64_t n);
   /// Trains stage `k` of stages_ from `first_step`; false when it diverged (out_ says how).
   bool train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema);
-  /// The flow-matching loss of one batch; `more`: another step of this stage follows (so a batch may be drawn
-  /// ahead for it).
-  at::Tensor flow_matching_loss(const TrainConfig& c, double mix, bool more);
-  /// A batch drawn now for the next step, its pairing started on the pairing thread.
+  /// The flow-matching loss of one batch; `more`: the steps of this stage after this one (batches may be drawn
+  /// ahead for them).
+  at::Tensor flow_matching_loss(const TrainConfig& c, double mix, int64_t more);
+  /// A batch drawn for a later step, paired on the pairing thread (or at once, without one), and the generator's
+  /// state before it was drawn (for checkpoints).
   struct Ahead {
-    Batch batch;
-    at::Tensor x0;
-    std::future<Pairing> pairing;
+    std::future<Paired> paired;
+    at::Tensor rng_before;
   };
   void draw_ahead(int64_t b);
   /// Re-pairs x0 and the batch (labels and attributes follow their x1) by `p`.
   void apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) const;
-  /// The checkpoint's RNG state: the one before the batch drawn ahead, when there is one.
-  const at::Tensor* rng_for_checkpoint() const { return ahead_ ? &rng_before_ahead_ : nullptr; }
+  /// The checkpoint's RNG states: those before the batches drawn ahead, when there are any.
+  std::vector<at::Tensor> rng_for_checkpoint() const {
+    std::vector<at::Tensor> states;
+    for (const Ahead& a : ahead_) states.push_back(a.rng_before);
+    return states;
+  }
   at::Tensor distill_loss(const TrainConfig& c);
   void evaluate();
 
@@ -452,12 +468,15 @@ class TrialRun {
   std::shared_ptr<Architecture> model_;
   Carry carry_;
   TrialResult out_;
-  // Pairing ahead: with a coupling that draws no random numbers, on CPU, each step draws the next step's batch
-  // (after everything it draws itself, so the random stream is the one of drawing it at the next step) and the
-  // pairing thread pairs it while this step trains.
-  bool pair_ahead_ = false;
-  std::optional<Ahead> ahead_;
-  at::Tensor rng_before_ahead_;
+  // Drawing ahead: with a coupling that draws no random numbers, on CPU, each step draws the batch of the step
+  // kAhead steps later, after everything it draws itself (the first step of a stage draws its own batch first),
+  // and the pairing thread pairs the batches drawn ahead while the steps before them train: with two in the
+  // queue the thread never waits for the training thread to draw. The random stream is the same with or without
+  // the thread (set_pairing_ahead) and across checkpoints, which store the states before the batches in the queue.
+  static constexpr int64_t kAhead = 2;
+  bool draw_ahead_ = false;
+  std::deque<Ahead> ahead_;
+  std::vector<at::Tensor> resume_ahead_;  ///< from a checkpoint: the states before its 2nd, 3rd, ... batch ahead
   std::unique_ptr<PairingThread> pairing_thread_;  // last: joined before the rest goes
 };
 
@@ -480,8 +499,8 @@ void TrialRun::setup() {
   coupling_ = trial_.coupling.name.empty() ? nullptr : make<Coupling>(reg_, trial_.coupling);
   // A teacher coupling (reflow) pairs nothing within a batch: round 0 trains on independent pairs.
   independent_ = !coupling_ || trial_.coupling.name == "independent" || coupling_->needs_teacher();
-  pair_ahead_ = !independent_ && !coupling_->draws_random() && dev_.is_cpu() && pairing_ahead.load();
-  if (pair_ahead_) pairing_thread_ = std::make_unique<PairingThread>();
+  draw_ahead_ = !independent_ && !coupling_->draws_random() && dev_.is_cpu();
+  if (draw_ahead_ && pairing_ahead.load()) pairing_thread_ = std::make_unique<PairingThread>();
   // Conditioning: the dataset's labels and/or continuous attributes.
   use_label_ = trial_.condition == "label" || trial_.condition == "both";
   use_attr_ = trial_.condition == "attr" || trial_.condition == "both";
@@ -556,35 +575,55 @@ void TrialRun::apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) con
 }
 
 void TrialRun::draw_ahead(int64_t b) {
+  Ahead a;
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
-    rng_before_ahead_ = gen.get_state();
+    a.rng_before = gen.get_state();
   }
-  Ahead a;
-  a.batch = data_->sample(b, opts_);
-  a.x0 = noise_->sample(a.batch.x.sizes(), opts_);
-  a.pairing =
-      pairing_thread_->submit([coupling = coupling_, x0 = a.x0, x1 = a.batch.x] { return coupling->pair(x0, x1); });
-  ahead_ = std::move(a);
+  Paired drawn;
+  drawn.batch = data_->sample(b, opts_);
+  drawn.x0 = noise_->sample(drawn.batch.x.sizes(), opts_);
+  // The pairing and its index_selects run on the thread; apply_pairing reads only dev_.
+  std::packaged_task<Paired()> job([this, d = std::move(drawn)]() mutable {
+    apply_pairing(coupling_->pair(d.x0, d.batch.x), d.x0, d.batch);
+    return std::move(d);
+  });
+  if (pairing_thread_) {
+    a.paired = pairing_thread_->submit(std::move(job));
+  } else {
+    a.paired = job.get_future();
+    job();
+  }
+  ahead_.push_back(std::move(a));
 }
 
 // One batch of the flow-matching loss. In reflow rounds each row is a teacher pair with probability `mix`
 // (drawn row by row) and a (noise, data) pair, coupled by model.coupling, otherwise.
-at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, bool more) {
+at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, int64_t more) {
   const int64_t b = c.batch_size;
-  const bool ahead = pair_ahead_ && mix == 0;  // a mix draws the real/teacher split first: paired in order
+  const bool ahead = draw_ahead_ && mix == 0;  // a mix draws the real/teacher split first: paired in order
   const int64_t n_teacher = mix > 0 ? (at::rand({b}, opts_) < mix).sum().item<int64_t>() : 0;
   const int64_t n_real = b - n_teacher;
   at::Tensor x0, x1;
   Batch batch;
   if (ahead) {
-    if (!ahead_) draw_ahead(b);  // the first step (of the stage, or after a resume)
-    batch = std::move(ahead_->batch);
-    x0 = std::move(ahead_->x0);
-    const Pairing p = ahead_->pairing.get();
-    ahead_.reset();
-    apply_pairing(p, x0, batch);
+    if (ahead_.empty()) {  // the first step of the stage, or after a resume: the batches the checkpoint had ahead
+      draw_ahead(b);
+      for (const at::Tensor& state : resume_ahead_) {
+        {
+          auto gen = at::detail::getDefaultCPUGenerator();
+          std::lock_guard<std::mutex> lock(gen.mutex());
+          gen.set_state(state);
+        }
+        draw_ahead(b);
+      }
+      resume_ahead_.clear();
+    }
+    Paired p = ahead_.front().paired.get();
+    ahead_.pop_front();
+    batch = std::move(p.batch);
+    x0 = std::move(p.x0);
     x1 = batch.x;
   } else if (n_real > 0) {
     batch = data_->sample(n_real, opts_);
@@ -601,7 +640,8 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, bool m
   const at::Tensor t = path_->clamp_to_domain(sampler_->sample(b, opts_));
   const PathSample s = path_->sample(x0, x1, t);
   const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
-  if (ahead && more) draw_ahead(b);  // after this step's draws: the stream is the same as without
+  if (ahead)  // after this step's draws
+    while (int64_t(ahead_.size()) < std::min(kAhead, more)) draw_ahead(b);
   const at::Tensor v = model_->forward(s.xt, t, cond);
   // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
   // rows' means (every row has the same size) up to the order of the float sums.
@@ -639,7 +679,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     const double lr = learning_rate(c, step);
     opt.set_lr(lr);
     const at::Tensor loss =
-        stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix, step + 1 < c.steps);
+        stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix, c.steps - step - 1);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       out_.status = "diverged";
@@ -711,7 +751,7 @@ TrialResult TrialRun::run() {
     FlatEma ema = c.ema > 0 ? FlatEma(opt.flat_parameters()) : FlatEma();
     int64_t first_step = 0;
     if (resuming_here) {
-      first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_);
+      first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_, resume_ahead_);
     } else if (k > 0 && c.checkpoint_every > 0 && !checkpoint_.empty()) {
       save_checkpoint(checkpoint_, *model_, ema, opt, 0, out_.train, carry_);  // the stage's pairs, kept
     }

@@ -49,10 +49,11 @@ FLOWLAB_API int64_t checkpoint_step(const std::string& path, const TrialConfig& 
 /// With `checkpoint` set and train.checkpoint_every > 0, the model, EMA, optimizer, step, RNG state and the log so
 /// far are saved there every N steps (atomically); if the file exists at the start, training continues from it,
 /// bit for bit on CPU.
-/// Whether run_trial pairs each batch a step ahead on a helper thread (default on): with a coupling whose pair()
-/// draws no random numbers (coupling/minibatch_ot), on CPU, each step draws the next step's batch and the helper
-/// pairs it while this step trains. The results are the same bit for bit either way (tests/test_couplings.cpp);
-/// off, everything runs on the calling thread.
+/// Whether run_trial pairs batches ahead on a helper thread (default on). With a coupling whose pair() draws no
+/// random numbers (coupling/minibatch_ot), on CPU, each step draws the batch of the step two later (after its own
+/// draws) and the helper pairs the batches drawn while the steps before them train. The results are the same bit
+/// for bit either way (tests/test_couplings.cpp); off, the batches are drawn ahead as well and paired on the
+/// calling thread.
 FLOWLAB_API void set_pairing_ahead(bool on);
 
 FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& registry, const std::string& device,
