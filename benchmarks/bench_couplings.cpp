@@ -85,7 +85,7 @@ flowlab::TrialConfig trial(const std::string& yaml) {
 }
 
 // The training step of a width-64 MLP at batch 256 to moons, with the coupling in range(0): 0 independent,
-// 1 minibatch_ot paired in order (on the training thread), 2 minibatch_ot paired a step ahead on the engine's
+// 1 minibatch_ot paired in order (on the training thread), 2 minibatch_ot paired ahead on the engine's
 // helper thread (the default); from range(1): 0 8 Gaussians (a hard assignment), 1 the standard Gaussian. The ratio
 // to the independent step is the coupling's overhead.
 void BM_TrainStepCoupling(benchmark::State& state) {

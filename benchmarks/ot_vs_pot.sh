@@ -3,7 +3,7 @@
 # x0 and x1 standard normal, batch 256 and 1024, in 2D and 784-D. flowlab's time is the whole pair() call (cost
 # matrix and exact assignment) and the assignment alone on the same cost matrix; POT's is ot.emd alone on the
 # precomputed ot.dist matrix. Prints the times, the ratios (target: flowlab at least 5x faster at 256) and both
-# coupled costs; then the training step with and without minibatch OT, paired in order and paired a step ahead on
+# coupled costs; then the training step with and without minibatch OT, paired in order and paired ahead on
 # the engine's helper thread (the default), from 8 Gaussians and from a standard Gaussian to moons (target: at most
 # 30% more at batch 256 for a width-64 MLP), and the reflow pair overhead (target: at most 5% over plain sampling).
 # Usage: benchmarks/ot_vs_pot.sh [build dir]
@@ -67,7 +67,7 @@ for task, label in ((0, "8 Gaussians -> moons"), (1, "Gaussian -> moons")):
     rate = lambda mode: b[f"BM_TrainStepCoupling/{mode}/{task}"]["steps_per_s"]
     ind, in_order, ahead = rate(0), rate(1), rate(2)
     print(f"training step, width-64 MLP, batch 256, {label}: independent {ind:.1f} steps/s; minibatch_ot paired in "
-          f"order {in_order:.1f} steps/s (+{100 * (ind / in_order - 1):.1f}% per step), paired a step ahead (the "
+          f"order {in_order:.1f} steps/s (+{100 * (ind / in_order - 1):.1f}% per step), paired ahead (the "
           f"default) {ahead:.1f} steps/s (+{100 * (ind / ahead - 1):.1f}% per step)")
 p = b["BM_ReflowPairs"]
 print(f"reflow pairs (4 x 256 MLP, Euler 20 steps): {p['pairs_per_s']:.0f} pairs/s = {p['pair_nfe_per_s']:.2f} NFE/s "

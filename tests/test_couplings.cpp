@@ -126,7 +126,7 @@ sweep:
   }
 }
 
-TEST_CASE("minibatch_ot paired a step ahead on a helper thread trains bit for bit as paired in order",
+TEST_CASE("minibatch_ot paired ahead on a helper thread trains bit for bit as paired on the training thread",
           "[coupling][engine]") {
   // Conditioned (labels follow their x1; p_uncond draws after the time), an EMA and clipping: every random draw of
   // a step and every use of the pairs.
@@ -156,8 +156,9 @@ eval: {samples: 300, solvers: [{solver: euler, steps: [4]}], metrics: [energy]}
   CHECK(ahead.eval[0].metrics == in_order.eval[0].metrics);  // and the random stream after training
   CHECK(ahead.x0.values == in_order.x0.values);
 
-  // Killed after the checkpoint of step 20 (written when the batch of step 20 was already drawn ahead), and stopped
-  // at step 25 (the checkpoint written then): each resumed run ends as the uninterrupted one.
+  // Killed after the checkpoint of step 20 (written when the batches of steps 20 and 21 were already drawn ahead,
+  // the time of step 19 drawn between them), and stopped at step 25 (the checkpoint written then): each resumed run
+  // ends as the uninterrupted one.
   auto ckpt_trial = t;
   ckpt_trial.train.checkpoint_every = 10;
   const std::string ckpt = (dir / "ahead.ckpt").string();

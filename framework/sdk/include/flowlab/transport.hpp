@@ -28,7 +28,9 @@ FLOWLAB_API SparsePlan exact_transport(const Tensor& cost, const std::string& ow
 enum class AssignmentKernel { best, avx2, scalar };
 
 /// For a square cost [N, N]: perm [N] (int64) with perm[i] the column assigned to row i in a minimum-cost
-/// assignment, by shortest augmenting paths in float64 (Jonker-Volgenant; the search as SciPy's linear_sum_assignment).
+/// assignment, by shortest augmenting paths (Jonker-Volgenant; the search as SciPy's linear_sum_assignment), solved
+/// in float32 and certified in float64 (rows the float64 duals do not certify are re-paired in float64): optimal
+/// for the float64 costs.
 /// The same problem as exact_transport on N uniform points (whose plan is a permutation / N), solved faster.
 FLOWLAB_API Tensor optimal_assignment(const Tensor& cost, const std::string& owner,
                                       AssignmentKernel kernel = AssignmentKernel::best);
