@@ -566,12 +566,22 @@ void TrialRun::make_pairs(int64_t n) {
   carry_.pair_seconds = seconds_since(t0);
 }
 
+/// Whether `index` (int64, on the CPU) is 0, 1, ..., n - 1: gathering by it copies.
+bool is_identity(const at::Tensor& index) {
+  if (!index.device().is_cpu() || index.scalar_type() != at::kLong || !index.is_contiguous()) return false;
+  const int64_t* k = index.data_ptr<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i)
+    if (k[i] != i) return false;
+  return true;
+}
+
 void TrialRun::apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) const {
-  const at::Tensor i0 = p.i0.to(dev_), i1 = p.i1.to(dev_);
-  x0 = x0.index_select(0, i0);
+  if (!is_identity(p.i0)) x0 = x0.index_select(0, p.i0.to(dev_));  // minibatch_ot keeps the noise's order
+  const at::Tensor i1 = p.i1.to(dev_);
   batch.x = batch.x.index_select(0, i1);
-  if (batch.label.defined()) batch.label = batch.label.index_select(0, i1);
-  if (batch.attr.defined()) batch.attr = batch.attr.index_select(0, i1);
+  // Labels and attributes only where the model is conditioned on them (nothing else reads a training batch's).
+  batch.label = use_label_ && batch.label.defined() ? batch.label.index_select(0, i1) : at::Tensor();
+  batch.attr = use_attr_ && batch.attr.defined() ? batch.attr.index_select(0, i1) : at::Tensor();
 }
 
 void TrialRun::draw_ahead(int64_t b) {

@@ -404,11 +404,14 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
   }
 }
 
-/// Whether every |c| is below 1e30, so the float32 search neither overflows nor meets inf - inf (one pass; integer
-/// ops on the bits, so the loop vectorises).
-FLOWLAB_CPU_CLONES bool fits_float32(const double* __restrict c, int64_t count) {
+/// c32 = c rounded to float32, and whether every |c| is below 1e30, so that the float32 search neither overflows
+/// nor meets inf - inf (one pass; the flag accumulates as an integer, so the loop vectorises).
+FLOWLAB_CPU_CLONES bool to_float32(const double* __restrict c, int64_t count, float* __restrict c32) {
   uint64_t big = 0;
-  for (int64_t k = 0; k < count; ++k) big |= static_cast<uint64_t>(std::abs(c[k]) >= 1e30);
+  for (int64_t k = 0; k < count; ++k) {
+    c32[k] = static_cast<float>(c[k]);
+    big |= static_cast<uint64_t>(std::abs(c[k]) >= 1e30);
+  }
   return big == 0;
 }
 
@@ -436,9 +439,9 @@ std::vector<int64_t> shortest_augmenting_path(const double* cost, int64_t n, Ass
   // Padding columns carry v_j = -inf for good: copied into w, they never enter a search.
   std::vector<double> u(size, 0.0), v(psize, -kInf<double>);
   std::vector<int64_t> col4row(size, -1), row4col(psize, -1);
-  if (fits_float32(c, n * np)) {
-    std::vector<float> c32(size * psize), u32(size, 0.0f), v32(psize, -kInf<float>);
-    std::transform(c, c + n * np, c32.begin(), [](double x) { return static_cast<float>(x); });
+  std::vector<float> c32(size * psize);
+  if (to_float32(c, n * np, c32.data())) {
+    std::vector<float> u32(size, 0.0f), v32(psize, -kInf<float>);
     column_reduction(c32.data(), n, np, v32, col4row, row4col);
     augment(c32.data(), n, np, k.step32, u32, v32, col4row, row4col);
     std::copy(v32.begin(), v32.begin() + n, v.begin());
