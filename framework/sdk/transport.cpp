@@ -177,54 +177,61 @@ void near_ties_scalar(const double* c, const double* v, int64_t np, double a, do
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define FLOWLAB_HAVE_AVX2_SEARCH 1
-// Two independent chains of vector minima (vminpd's latency would otherwise bound the loop). Zen 4 runs the same
-// loops written for AVX-512 no faster (it splits 512-bit operations in two), so there is no third version.
-__attribute__((target("avx2"))) double search_step_avx2(const double* c, const double* w, double* sh, int64_t np,
-                                                        double base, int64_t* at) {
-  const __m256d vbase = _mm256_set1_pd(base);
-  __m256d low0 = _mm256_set1_pd(kInf<double>), low1 = low0;
-  for (int64_t j = 0; j < np; j += 8) {
-    const __m256d r0 = _mm256_add_pd(vbase, _mm256_sub_pd(_mm256_loadu_pd(c + j), _mm256_loadu_pd(w + j)));
-    const __m256d r1 = _mm256_add_pd(vbase, _mm256_sub_pd(_mm256_loadu_pd(c + j + 4), _mm256_loadu_pd(w + j + 4)));
-    const __m256d s0 = _mm256_min_pd(r0, _mm256_loadu_pd(sh + j)), s1 = _mm256_min_pd(r1, _mm256_loadu_pd(sh + j + 4));
-    _mm256_storeu_pd(sh + j, s0);
-    _mm256_storeu_pd(sh + j + 4, s1);
-    low0 = _mm256_min_pd(low0, s0);
-    low1 = _mm256_min_pd(low1, s1);
-  }
-  alignas(32) double lanes[4];
-  _mm256_store_pd(lanes, _mm256_min_pd(low0, low1));
-  const double lowest = std::min(std::min(lanes[0], lanes[1]), std::min(lanes[2], lanes[3]));
-  const __m256d vlow = _mm256_set1_pd(lowest);
-  for (int64_t j = 0; j < np; j += 4)
-    if (const int eq = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(sh + j), vlow, _CMP_EQ_OQ))) {
-      *at = j + __builtin_ctz(static_cast<unsigned>(eq));
-      return lowest;
-    }
-  *at = np;
-  return lowest;
-}
+#define FLOWLAB_AVX2 __attribute__((target("avx2"), always_inline)) static inline
 
-__attribute__((target("avx2"))) float search_step_avx2(const float* c, const float* w, float* sh, int64_t np,
-                                                       float base, int64_t* at) {
-  const __m256 vbase = _mm256_set1_ps(base);
-  __m256 low0 = _mm256_set1_ps(kInf<float>), low1 = low0;
-  for (int64_t j = 0; j < np; j += 16) {
-    const __m256 r0 = _mm256_add_ps(vbase, _mm256_sub_ps(_mm256_loadu_ps(c + j), _mm256_loadu_ps(w + j)));
-    const __m256 r1 = _mm256_add_ps(vbase, _mm256_sub_ps(_mm256_loadu_ps(c + j + 8), _mm256_loadu_ps(w + j + 8)));
-    const __m256 s0 = _mm256_min_ps(r0, _mm256_loadu_ps(sh + j)), s1 = _mm256_min_ps(r1, _mm256_loadu_ps(sh + j + 8));
-    _mm256_storeu_ps(sh + j, s0);
-    _mm256_storeu_ps(sh + j + 8, s1);
-    low0 = _mm256_min_ps(low0, s0);
-    low1 = _mm256_min_ps(low1, s1);
+/// The AVX2 operations of the search for one floating type: 4 doubles or 8 floats per vector.
+template <class T>
+struct Avx2;
+template <>
+struct Avx2<double> {
+  using V = __m256d;
+  static constexpr int64_t kLanes = 4;
+  FLOWLAB_AVX2 V set1(double x) { return _mm256_set1_pd(x); }
+  FLOWLAB_AVX2 V load(const double* p) { return _mm256_loadu_pd(p); }
+  FLOWLAB_AVX2 void store(double* p, V x) { _mm256_storeu_pd(p, x); }
+  FLOWLAB_AVX2 V add(V a, V b) { return _mm256_add_pd(a, b); }
+  FLOWLAB_AVX2 V sub(V a, V b) { return _mm256_sub_pd(a, b); }
+  FLOWLAB_AVX2 V min(V a, V b) { return _mm256_min_pd(a, b); }
+  FLOWLAB_AVX2 int equal(V a, V b) { return _mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_EQ_OQ)); }
+};
+template <>
+struct Avx2<float> {
+  using V = __m256;
+  static constexpr int64_t kLanes = 8;
+  FLOWLAB_AVX2 V set1(float x) { return _mm256_set1_ps(x); }
+  FLOWLAB_AVX2 V load(const float* p) { return _mm256_loadu_ps(p); }
+  FLOWLAB_AVX2 void store(float* p, V x) { _mm256_storeu_ps(p, x); }
+  FLOWLAB_AVX2 V add(V a, V b) { return _mm256_add_ps(a, b); }
+  FLOWLAB_AVX2 V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  FLOWLAB_AVX2 V min(V a, V b) { return _mm256_min_ps(a, b); }
+  FLOWLAB_AVX2 int equal(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)); }
+};
+
+// Two vectors per iteration in two independent chains of minima (vminps' latency would otherwise bound the loop),
+// so np must be a multiple of 2 kLanes (16 floats). Zen 4 runs the same loops written for AVX-512 no faster (it
+// splits 512-bit operations in two), so there is no third version.
+template <class T>
+__attribute__((target("avx2"))) T search_step_avx2(const T* c, const T* w, T* sh, int64_t np, T base, int64_t* at) {
+  using A = Avx2<T>;
+  constexpr int64_t L = A::kLanes;
+  const typename A::V vbase = A::set1(base);
+  typename A::V low0 = A::set1(kInf<T>), low1 = low0;
+  for (int64_t j = 0; j < np; j += 2 * L) {
+    const typename A::V r0 = A::add(vbase, A::sub(A::load(c + j), A::load(w + j)));
+    const typename A::V r1 = A::add(vbase, A::sub(A::load(c + j + L), A::load(w + j + L)));
+    const typename A::V s0 = A::min(r0, A::load(sh + j)), s1 = A::min(r1, A::load(sh + j + L));
+    A::store(sh + j, s0);
+    A::store(sh + j + L, s1);
+    low0 = A::min(low0, s0);
+    low1 = A::min(low1, s1);
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, _mm256_min_ps(low0, low1));
-  float lowest = lanes[0];
-  for (int k = 1; k < 8; ++k) lowest = std::min(lowest, lanes[k]);
-  const __m256 vlow = _mm256_set1_ps(lowest);
-  for (int64_t j = 0; j < np; j += 8)
-    if (const int eq = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(sh + j), vlow, _CMP_EQ_OQ))) {
+  alignas(32) T lanes[L];
+  A::store(lanes, A::min(low0, low1));
+  T lowest = lanes[0];
+  for (int64_t k = 1; k < L; ++k) lowest = std::min(lowest, lanes[k]);
+  const typename A::V vlow = A::set1(lowest);
+  for (int64_t j = 0; j < np; j += L)
+    if (const int eq = A::equal(A::load(sh + j), vlow)) {
       *at = j + __builtin_ctz(static_cast<unsigned>(eq));
       return lowest;
     }
@@ -269,7 +276,7 @@ Kernels kernels(AssignmentKernel kernel) {
   if (kernel == AssignmentKernel::best) kernel = avx2 ? AssignmentKernel::avx2 : AssignmentKernel::scalar;
   if (kernel == AssignmentKernel::avx2) {
     if (!avx2) throw Error("optimal_assignment: this CPU has no AVX2");
-    return {search_step_avx2, search_step_avx2, row_min_avx2, near_ties_avx2};
+    return {search_step_avx2<float>, search_step_avx2<double>, row_min_avx2, near_ties_avx2};
   }
 #else
   if (kernel == AssignmentKernel::avx2) throw Error("optimal_assignment: AVX2 is an x86-64 instruction set");
