@@ -594,7 +594,7 @@ void TrialRun::draw_ahead(int64_t b) {
   Paired drawn;
   drawn.batch = data_->sample(b, opts_);
   drawn.x0 = noise_->sample(drawn.batch.x.sizes(), opts_);
-  // The pairing and its index_selects run on the thread; apply_pairing reads only dev_.
+  // The pairing and its index_selects run on the thread; apply_pairing reads only members set before training.
   std::packaged_task<Paired()> job([this, d = std::move(drawn)]() mutable {
     apply_pairing(coupling_->pair(d.x0, d.batch.x), d.x0, d.batch);
     return std::move(d);
