@@ -140,23 +140,23 @@ constexpr T kInf = std::numeric_limits<T>::infinity();
 /// One step of the assignment search: sh_j = min(sh_j, base + (c_j - w_j)) over `np` columns (a multiple of 16),
 /// then the smallest sh_j and the first column that holds it. Finished and padding columns carry w_j = -inf, so
 /// their sh_j stays +inf. Every version does the same operations in T in the same order (no products, so nothing
-/// to contract into an FMA): the same assignment on every CPU.
+/// to contract into an FMA): the same assignment on every CPU. A struct, so that the search loop is compiled with
+/// its step inlined (augment).
 template <class T>
-using SearchStep = T (*)(const T* c, const T* w, T* sh, int64_t np, T base, int64_t* at);
-
-template <class T>
-T search_step_scalar(const T* c, const T* w, T* sh, int64_t np, T base, int64_t* at) {
-  T lowest = kInf<T>;
-  for (int64_t j = 0; j < np; ++j) {
-    const T r = base + (c[j] - w[j]);
-    sh[j] = r < sh[j] ? r : sh[j];
-    lowest = sh[j] < lowest ? sh[j] : lowest;
+struct ScalarStep {
+  static T step(const T* c, const T* w, T* sh, int64_t np, T base, int64_t& at) {
+    T lowest = kInf<T>;
+    for (int64_t j = 0; j < np; ++j) {
+      const T r = base + (c[j] - w[j]);
+      sh[j] = r < sh[j] ? r : sh[j];
+      lowest = sh[j] < lowest ? sh[j] : lowest;
+    }
+    int64_t j = 0;
+    while (j < np && !(sh[j] == lowest)) ++j;
+    at = j;
+    return lowest;
   }
-  int64_t j = 0;
-  while (j < np && !(sh[j] == lowest)) ++j;
-  *at = j;
-  return lowest;
-}
+};
 
 /// min_j (c_j - v_j) over `np` columns.
 double row_min_scalar(const double* c, const double* v, int64_t np) {
@@ -211,33 +211,35 @@ struct Avx2<float> {
 // so np must be a multiple of 2 kLanes (16 floats). Zen 4 runs the same loops written for AVX-512 no faster (it
 // splits 512-bit operations in two), so there is no third version.
 template <class T>
-__attribute__((target("avx2"))) T search_step_avx2(const T* c, const T* w, T* sh, int64_t np, T base, int64_t* at) {
-  using A = Avx2<T>;
-  constexpr int64_t L = A::kLanes;
-  const typename A::V vbase = A::set1(base);
-  typename A::V low0 = A::set1(kInf<T>), low1 = low0;
-  for (int64_t j = 0; j < np; j += 2 * L) {
-    const typename A::V r0 = A::add(vbase, A::sub(A::load(c + j), A::load(w + j)));
-    const typename A::V r1 = A::add(vbase, A::sub(A::load(c + j + L), A::load(w + j + L)));
-    const typename A::V s0 = A::min(r0, A::load(sh + j)), s1 = A::min(r1, A::load(sh + j + L));
-    A::store(sh + j, s0);
-    A::store(sh + j + L, s1);
-    low0 = A::min(low0, s0);
-    low1 = A::min(low1, s1);
-  }
-  alignas(32) T lanes[L];
-  A::store(lanes, A::min(low0, low1));
-  T lowest = lanes[0];
-  for (int64_t k = 1; k < L; ++k) lowest = std::min(lowest, lanes[k]);
-  const typename A::V vlow = A::set1(lowest);
-  for (int64_t j = 0; j < np; j += L)
-    if (const int eq = A::equal(A::load(sh + j), vlow)) {
-      *at = j + __builtin_ctz(static_cast<unsigned>(eq));
-      return lowest;
+struct Avx2Step {
+  __attribute__((target("avx2"))) static T step(const T* c, const T* w, T* sh, int64_t np, T base, int64_t& at) {
+    using A = Avx2<T>;
+    constexpr int64_t L = A::kLanes;
+    const typename A::V vbase = A::set1(base);
+    typename A::V low0 = A::set1(kInf<T>), low1 = low0;
+    for (int64_t j = 0; j < np; j += 2 * L) {
+      const typename A::V r0 = A::add(vbase, A::sub(A::load(c + j), A::load(w + j)));
+      const typename A::V r1 = A::add(vbase, A::sub(A::load(c + j + L), A::load(w + j + L)));
+      const typename A::V s0 = A::min(r0, A::load(sh + j)), s1 = A::min(r1, A::load(sh + j + L));
+      A::store(sh + j, s0);
+      A::store(sh + j + L, s1);
+      low0 = A::min(low0, s0);
+      low1 = A::min(low1, s1);
     }
-  *at = np;
-  return lowest;
-}
+    alignas(32) T lanes[L];
+    A::store(lanes, A::min(low0, low1));
+    T lowest = lanes[0];
+    for (int64_t k = 1; k < L; ++k) lowest = std::min(lowest, lanes[k]);
+    const typename A::V vlow = A::set1(lowest);
+    for (int64_t j = 0; j < np; j += L)
+      if (const int eq = A::equal(A::load(sh + j), vlow)) {
+        at = j + __builtin_ctz(static_cast<unsigned>(eq));
+        return lowest;
+      }
+    at = np;
+    return lowest;
+  }
+};
 
 __attribute__((target("avx2"))) double row_min_avx2(const double* c, const double* v, int64_t np) {
   __m256d low0 = _mm256_set1_pd(kInf<double>), low1 = low0;
@@ -260,29 +262,6 @@ __attribute__((target("avx2"))) void near_ties_avx2(const double* c, const doubl
   }
 }
 #endif
-
-/// The kernels of one CPU: the search in float32 and float64, and the float64 row scans of the check.
-struct Kernels {
-  SearchStep<float> step32;
-  SearchStep<double> step64;
-  double (*row_min)(const double*, const double*, int64_t);
-  void (*near_ties)(const double*, const double*, int64_t, double, double, int64_t, std::vector<int64_t>&);
-};
-
-Kernels kernels(AssignmentKernel kernel) {
-  Kernels scalar{search_step_scalar<float>, search_step_scalar<double>, row_min_scalar, near_ties_scalar};
-#ifdef FLOWLAB_HAVE_AVX2_SEARCH
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (kernel == AssignmentKernel::best) kernel = avx2 ? AssignmentKernel::avx2 : AssignmentKernel::scalar;
-  if (kernel == AssignmentKernel::avx2) {
-    if (!avx2) throw Error("optimal_assignment: this CPU has no AVX2");
-    return {search_step_avx2<float>, search_step_avx2<double>, row_min_avx2, near_ties_avx2};
-  }
-#else
-  if (kernel == AssignmentKernel::avx2) throw Error("optimal_assignment: AVX2 is an x86-64 instruction set");
-#endif
-  return scalar;
-}
 
 /// v_j = min_i c_ij and best_j = the first row that attains it, over rows of stride np (row by row, so the loop
 /// runs over contiguous memory and vectorises).
@@ -326,56 +305,104 @@ void column_reduction(const T* c, int64_t n, int64_t np, std::vector<T>& v, std:
 /// the pairs already made. The search runs over all columns at once in SIMD (finished columns masked by w_j =
 /// -inf) rather than over a shrinking list: a search finishes a few dozen columns of hundreds, so the dense loop
 /// does little extra work and runs 3-8 times faster. It keeps no predecessor per column; the path is recovered
-/// after the search from the rows searched (a column's predecessor is the first searched row that reached its
-/// final distance, computed exactly as in the search).
-template <class T>
-void augment(const T* c, int64_t n, int64_t np, SearchStep<T> step, std::vector<T>& u, std::vector<T>& v,
-             std::vector<int64_t>& col4row, std::vector<int64_t>& row4col) {
+/// after the search from the rows searched: a column's predecessor is a searched row that reaches the column's
+/// final distance (computed exactly as in the search) before the column was finished, and the last such row, found
+/// by scanning backwards, is most often the row searched just before. Step is ScalarStep<T> or Avx2Step<T>; the
+/// callers below compile it inlined.
+template <class T, class Step>
+inline void augment(const T* c, int64_t n, int64_t np, std::vector<T>& u, std::vector<T>& v,
+                    std::vector<int64_t>& col4row, std::vector<int64_t>& row4col) {
   const auto psize = static_cast<size_t>(np);
-  std::vector<T> w(psize, 0), shortest(psize, kInf<T>), finished(psize, 0), bases;
-  std::vector<int64_t> seen_cols, seen_rows, finished_at(psize, 0);
+  std::vector<T> w(psize, 0), shortest(psize, kInf<T>), finished(psize, 0), bases(psize);
+  std::vector<int64_t> seen_cols(psize), seen_rows(psize), finished_at(psize, 0);
   for (int64_t row = 0; row < n; ++row) {
     if (col4row[size_t(row)] != -1) continue;
     std::copy(v.begin(), v.end(), w.begin());
     std::fill(shortest.begin(), shortest.end(), kInf<T>);
-    seen_cols.clear(), seen_rows.clear(), bases.clear();
     T min_val = 0;
-    int64_t sink = -1, i = row;
+    int64_t sink = -1, i = row, searched = 0;  // each step finishes one column: at most n steps
     while (sink == -1) {
       const T base = min_val - u[size_t(i)];
-      seen_rows.push_back(i), bases.push_back(base);
+      seen_rows[size_t(searched)] = i, bases[size_t(searched)] = base;
       int64_t j = 0;
-      min_val = step(c + i * np, w.data(), shortest.data(), np, base, &j);
+      min_val = Step::step(c + i * np, w.data(), shortest.data(), np, base, j);
       if (!(min_val < kInf<T>)) throw Error("the assignment problem is infeasible");
       finished[size_t(j)] = min_val, shortest[size_t(j)] = kInf<T>, w[size_t(j)] = -kInf<T>;
-      finished_at[size_t(j)] = static_cast<int64_t>(seen_rows.size());
-      seen_cols.push_back(j);
+      seen_cols[size_t(searched)] = j;
+      finished_at[size_t(j)] = ++searched;
       if (row4col[size_t(j)] == -1) sink = j; else i = row4col[size_t(j)];
     }
     u[size_t(row)] += min_val;
-    for (size_t k = 1; k < seen_rows.size(); ++k) {
-      const int64_t r = seen_rows[k];
+    for (int64_t k = 1; k < searched; ++k) {
+      const int64_t r = seen_rows[size_t(k)];
       u[size_t(r)] += min_val - finished[size_t(col4row[size_t(r)])];
     }
     for (int64_t j = sink;;) {
-      const auto searched = static_cast<size_t>(finished_at[size_t(j)]);
-      size_t k = 0;
-      while (k < searched && !(bases[k] + (c[seen_rows[k] * np + j] - v[size_t(j)]) == finished[size_t(j)])) ++k;
-      if (k == searched) throw Error("optimal_assignment: lost the augmenting path (a bug: please report it)");
-      const int64_t r = seen_rows[k];
+      int64_t k = finished_at[size_t(j)] - 1;
+      while (k >= 0 && !(bases[size_t(k)] + (c[seen_rows[size_t(k)] * np + j] - v[size_t(j)]) == finished[size_t(j)])) --k;
+      if (k < 0) throw Error("optimal_assignment: lost the augmenting path (a bug: please report it)");
+      const int64_t r = seen_rows[size_t(k)];
       row4col[size_t(j)] = r;
       std::swap(col4row[size_t(r)], j);
       if (r == row) break;
     }
-    for (const int64_t j : seen_cols) v[size_t(j)] -= min_val - finished[size_t(j)];
+    for (int64_t k = 0; k < searched; ++k) {
+      const int64_t j = seen_cols[size_t(k)];
+      v[size_t(j)] -= min_val - finished[size_t(j)];
+    }
   }
+}
+
+template <class T>
+using AugmentFn = void (*)(const T*, int64_t, int64_t, std::vector<T>&, std::vector<T>&, std::vector<int64_t>&,
+                           std::vector<int64_t>&);
+
+template <class T>
+void augment_scalar(const T* c, int64_t n, int64_t np, std::vector<T>& u, std::vector<T>& v,
+                    std::vector<int64_t>& col4row, std::vector<int64_t>& row4col) {
+  augment<T, ScalarStep<T>>(c, n, np, u, v, col4row, row4col);
+}
+
+#ifdef FLOWLAB_HAVE_AVX2_SEARCH
+// flatten: the search loop and its AVX2 step compiled as one function (about 10% faster than a call per step).
+template <class T>
+__attribute__((target("avx2"), flatten)) void augment_avx2(const T* c, int64_t n, int64_t np, std::vector<T>& u,
+                                                           std::vector<T>& v, std::vector<int64_t>& col4row,
+                                                           std::vector<int64_t>& row4col) {
+  augment<T, Avx2Step<T>>(c, n, np, u, v, col4row, row4col);
+}
+#endif
+
+/// The kernels of one CPU: the searches in float32 and float64, and the float64 row scans of the check.
+struct Kernels {
+  AugmentFn<float> augment32;
+  AugmentFn<double> augment64;
+  double (*row_min)(const double*, const double*, int64_t);
+  void (*near_ties)(const double*, const double*, int64_t, double, double, int64_t, std::vector<int64_t>&);
+};
+
+Kernels kernels(AssignmentKernel kernel) {
+  Kernels scalar{augment_scalar<float>, augment_scalar<double>, row_min_scalar, near_ties_scalar};
+#ifdef FLOWLAB_HAVE_AVX2_SEARCH
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (kernel == AssignmentKernel::best) kernel = avx2 ? AssignmentKernel::avx2 : AssignmentKernel::scalar;
+  if (kernel == AssignmentKernel::avx2) {
+    if (!avx2) throw Error("optimal_assignment: this CPU has no AVX2");
+    return {augment_avx2<float>, augment_avx2<double>, row_min_avx2, near_ties_avx2};
+  }
+#else
+  if (kernel == AssignmentKernel::avx2) throw Error("optimal_assignment: AVX2 is an x86-64 instruction set");
+#endif
+  return scalar;
 }
 
 /// Float64 duals for the float32 solution, and the rows they do not certify freed. v starts as the float32 column
 /// duals; those are tight only to float32's rounding, so each row's near-ties (columns within a relative 1e-5 of
 /// its pair's reduced cost) decide: the dual of a row's column is raised until the row prefers it to each near-tie
-/// (label correcting over those pairs only, at most 2n passes). Then u_i = min_j c_ij - v_j, which makes (u, v)
-/// feasible; a row whose column does not attain that minimum is freed for the float64 searches.
+/// (label correcting over those pairs only, from a queue of rows: raising v_j requeues the rows that have j as a
+/// near-tie; at most 2n^2 row visits). Each raise is the least that satisfies its row, so the result is the least
+/// such v whatever the order. Then u_i = min_j c_ij - v_j, which makes (u, v) feasible; a row whose column does not
+/// attain that minimum is freed for the float64 searches.
 void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vector<double>& u, std::vector<double>& v,
              std::vector<int64_t>& col4row, std::vector<int64_t>& row4col) {
   const auto size = static_cast<size_t>(n);
@@ -386,22 +413,37 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
     k.near_ties(ci, v.data(), np, ci[j] - v[size_t(j)], 1e-5 * (std::abs(ci[j]) + std::abs(v[size_t(j)])), j, tie_col);
     tie_start[size_t(i) + 1] = static_cast<int64_t>(tie_col.size());
   }
-  bool raised = true;
-  for (int64_t pass = 0; pass < 2 * n && raised; ++pass) {
-    raised = false;
-    for (int64_t i = 0; i < n; ++i) {
-      const double* ci = c + i * np;
-      const int64_t j = col4row[size_t(i)];
-      double& vj = v[size_t(j)];
-      for (int64_t e = tie_start[size_t(i)]; e < tie_start[size_t(i) + 1]; ++e) {
-        const int64_t t = tie_col[size_t(e)];
-        const double rt = ci[t] - v[size_t(t)];
-        if (ci[j] - vj <= rt) continue;
-        vj = ci[j] - rt;
-        while (ci[j] - vj > rt) vj = std::nextafter(vj, kInf<double>);
-        raised = true;
-      }
+  // The rows that have column j as a near-tie: tied_start/tied_row, by a counting sort of tie_col.
+  std::vector<int64_t> tied_start(static_cast<size_t>(np) + 1, 0), tied_row(tie_col.size());
+  for (const int64_t t : tie_col) ++tied_start[size_t(t) + 1];
+  std::partial_sum(tied_start.begin(), tied_start.end(), tied_start.begin());
+  {
+    std::vector<int64_t> at(tied_start.begin(), tied_start.end() - 1);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t e = tie_start[size_t(i)]; e < tie_start[size_t(i) + 1]; ++e) tied_row[size_t(at[size_t(tie_col[size_t(e)])]++)] = i;
+  }
+  std::vector<int64_t> queue(size);
+  std::iota(queue.begin(), queue.end(), int64_t{0});
+  std::vector<char> queued(size, 1);
+  for (int64_t visits = 0, budget = 2 * n * n; !queue.empty() && visits < budget; ++visits) {
+    const int64_t i = queue.back();
+    queue.pop_back();
+    queued[size_t(i)] = 0;
+    const double* ci = c + i * np;
+    const int64_t j = col4row[size_t(i)];
+    double& vj = v[size_t(j)];
+    bool raised = false;
+    for (int64_t e = tie_start[size_t(i)]; e < tie_start[size_t(i) + 1]; ++e) {
+      const int64_t t = tie_col[size_t(e)];
+      const double rt = ci[t] - v[size_t(t)];
+      if (ci[j] - vj <= rt) continue;
+      vj = ci[j] - rt;
+      while (ci[j] - vj > rt) vj = std::nextafter(vj, kInf<double>);
+      raised = true;
     }
+    if (raised)
+      for (int64_t e = tied_start[size_t(j)]; e < tied_start[size_t(j) + 1]; ++e)
+        if (const int64_t r = tied_row[size_t(e)]; !queued[size_t(r)]) queued[size_t(r)] = 1, queue.push_back(r);
   }
   for (int64_t i = 0; i < n; ++i) {
     const double* ci = c + i * np;
@@ -450,13 +492,13 @@ std::vector<int64_t> shortest_augmenting_path(const double* cost, int64_t n, Ass
   if (to_float32(c, n * np, c32.data())) {
     std::vector<float> u32(size, 0.0f), v32(psize, -kInf<float>);
     column_reduction(c32.data(), n, np, v32, col4row, row4col);
-    augment(c32.data(), n, np, k.step32, u32, v32, col4row, row4col);
+    k.augment32(c32.data(), n, np, u32, v32, col4row, row4col);
     std::copy(v32.begin(), v32.begin() + n, v.begin());
     certify(c, n, np, k, u, v, col4row, row4col);
   } else {
     column_reduction(c, n, np, v, col4row, row4col);
   }
-  augment(c, n, np, k.step64, u, v, col4row, row4col);
+  k.augment64(c, n, np, u, v, col4row, row4col);
   return col4row;
 }
 }  // namespace
