@@ -399,10 +399,11 @@ Kernels kernels(AssignmentKernel kernel) {
 /// Float64 duals for the float32 solution, and the rows they do not certify freed. v starts as the float32 column
 /// duals; those are tight only to float32's rounding, so each row's near-ties (columns within a relative 1e-5 of
 /// its pair's reduced cost) decide: the dual of a row's column is raised until the row prefers it to each near-tie
-/// (label correcting over those pairs only, from a queue of rows: raising v_j requeues the rows that have j as a
-/// near-tie; at most 2n^2 row visits). Each raise is the least that satisfies its row, so the result is the least
-/// such v whatever the order. Then u_i = min_j c_ij - v_j, which makes (u, v) feasible; a row whose column does not
-/// attain that minimum is freed for the float64 searches.
+/// (label correcting over those pairs only, from a first-in first-out queue of rows: raising v_j requeues the rows
+/// that have j as a near-tie; at most 2n^2 row visits, as many as 2n passes over all rows). Then u_i = min_j c_ij -
+/// v_j, which makes (u, v) feasible whatever the raises did; a row whose column does not attain that minimum is
+/// freed for the float64 searches, so the order of the visits and the budget change only how many rows those
+/// re-pair.
 void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vector<double>& u, std::vector<double>& v,
              std::vector<int64_t>& col4row, std::vector<int64_t>& row4col) {
   const auto size = static_cast<size_t>(n);
@@ -422,12 +423,15 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
     for (int64_t i = 0; i < n; ++i)
       for (int64_t e = tie_start[size_t(i)]; e < tie_start[size_t(i) + 1]; ++e) tied_row[size_t(at[size_t(tie_col[size_t(e)])]++)] = i;
   }
+  // A ring of n slots: a row is queued at most once at a time.
   std::vector<int64_t> queue(size);
   std::iota(queue.begin(), queue.end(), int64_t{0});
   std::vector<char> queued(size, 1);
-  for (int64_t visits = 0, budget = 2 * n * n; !queue.empty() && visits < budget; ++visits) {
-    const int64_t i = queue.back();
-    queue.pop_back();
+  size_t head = 0, queued_rows = size;
+  for (int64_t visits = 0, budget = 2 * n * n; queued_rows > 0 && visits < budget; ++visits) {
+    const int64_t i = queue[head];
+    head = head + 1 == size ? 0 : head + 1;
+    --queued_rows;
     queued[size_t(i)] = 0;
     const double* ci = c + i * np;
     const int64_t j = col4row[size_t(i)];
@@ -443,7 +447,10 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
     }
     if (raised)
       for (int64_t e = tied_start[size_t(j)]; e < tied_start[size_t(j) + 1]; ++e)
-        if (const int64_t r = tied_row[size_t(e)]; !queued[size_t(r)]) queued[size_t(r)] = 1, queue.push_back(r);
+        if (const int64_t r = tied_row[size_t(e)]; !queued[size_t(r)]) {
+          queued[size_t(r)] = 1;
+          queue[(head + queued_rows++) % size] = r;
+        }
   }
   for (int64_t i = 0; i < n; ++i) {
     const double* ci = c + i * np;
