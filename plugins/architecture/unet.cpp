@@ -1,7 +1,9 @@
 // U-Net for images [C, H, W] (Ho et al. 2020 layout): sinusoidal time embedding -> MLP; ResNet blocks with FiLM
 // (scale and shift from the time + condition embedding); down and up paths with skip connections and channel
 // multipliers; optional self-attention at chosen resolutions. Upsampling resizes to the skip's size, so odd
-// sizes (28 -> 14 -> 7) work.
+// sizes (28 -> 14 -> 7) work. On CPU (float32, oneDNN available, every level's channels a multiple of oneDNN's
+// block) the activations stay in oneDNN's channel-blocked layout from the first convolution to the last
+// (flowlab/blocked.hpp): the same function, without the reorders at::conv2d makes around each convolution.
 #include <fmt/format.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
@@ -10,6 +12,7 @@
 #include <numeric>
 
 #include "flowlab/architecture.hpp"
+#include "flowlab/blocked.hpp"
 #include "flowlab/fused.hpp"
 
 namespace {
@@ -18,6 +21,17 @@ using flowlab::Tensor;
 namespace nn = torch::nn;
 
 int64_t groups_for(int64_t channels) { return std::gcd(channels, int64_t{8}); }
+
+// A convolution of the blocked path; stride and padding as the module was built with.
+Tensor conv_blocked(const nn::Conv2dImpl& conv, const Tensor& x, int64_t stride, int64_t padding, bool plain_out = false) {
+  return flowlab::conv2d_blocked(x, conv.weight, conv.bias, stride, padding, plain_out);
+}
+
+// silu(norm(x) (1 + scale) + shift) on blocked x.
+Tensor norm_silu_blocked(const nn::GroupNorm& norm, const Tensor& x, const Tensor& scale = {}, const Tensor& shift = {}) {
+  return flowlab::group_norm_silu_blocked(x, norm->options.num_groups(), norm->weight, norm->bias, norm->options.eps(),
+                                          scale, shift);
+}
 
 /// GroupNorm -> SiLU -> conv -> FiLM(emb) -> GroupNorm -> SiLU -> conv, plus a 1x1 skip when channels change.
 class ResBlockImpl : public nn::Module {
@@ -30,9 +44,14 @@ class ResBlockImpl : public nn::Module {
         conv2_(register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1)))) {
     if (in != out) skip_ = register_module("skip", nn::Conv2d(nn::Conv2dOptions(in, out, 1)));
   }
-  Tensor forward(const Tensor& x, const Tensor& emb) {
-    Tensor h = conv1_->forward(flowlab::silu(norm1_->forward(x)));
+  Tensor forward(const Tensor& x, const Tensor& emb, bool blocked = false) {
     const auto ss = film_->forward(at::silu(emb)).chunk(2, 1);
+    if (blocked) {
+      Tensor h = conv_blocked(*conv1_, norm_silu_blocked(norm1_, x), 1, 1);
+      h = conv_blocked(*conv2_, norm_silu_blocked(norm2_, h, ss[0], ss[1]), 1, 1);
+      return h + (skip_ ? conv_blocked(*skip_, x, 1, 0) : x);
+    }
+    Tensor h = conv1_->forward(flowlab::silu(norm1_->forward(x)));
     h = conv2_->forward(flowlab::film_silu(norm2_->forward(h), ss[0], ss[1]));  // silu(h (1 + scale) + shift)
     return h + (skip_ ? skip_->forward(x) : x);
   }
@@ -116,6 +135,7 @@ class UnetArchitecture final : public flowlab::Architecture {
     int64_t prev = opt_.channels;
     for (int64_t i = 0; i < levels; ++i) {
       ch[i] = opt_.channels * opt_.mult[i];
+      level_channels_.push_back(ch[i]);
       resolution[i] = res;
       for (int64_t r = 0; r < opt_.res_blocks; ++r, prev = ch[i]) {
         down_->push_back(ResBlock(prev, ch[i], e));
@@ -151,32 +171,43 @@ class UnetArchitecture final : public flowlab::Architecture {
     Tensor emb = time_mlp2_->forward(at::silu(time_mlp1_->forward(
         flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim))));
     if (!cond_->empty()) emb = emb + cond_->forward(cond, b, x.options());
-    Tensor h = conv_in_->forward(x);
+    const int64_t block = blocked_block(x);
+    const bool blocked = block > 0;
+    // The convolutions, attention and resizing of either layout (the modules' strides and paddings as built).
+    auto conv = [&](nn::Conv2dImpl& m, const Tensor& in, int64_t stride, int64_t padding) {
+      return blocked ? conv_blocked(m, in, stride, padding) : m.forward(in);
+    };
+    auto attend = [&](AttentionImpl* a, const Tensor& in) {
+      return blocked ? flowlab::to_blocked(a->forward(flowlab::from_blocked(in)), block) : a->forward(in);
+    };
+    Tensor h = conv(*conv_in_, x, 1, 1);
     std::vector<Tensor> skips;
-    size_t block = 0;
+    size_t block_index = 0;
     for (int64_t i = 0; i < levels_; ++i) {
-      for (int64_t r = 0; r < opt_.res_blocks; ++r, ++block) {
-        h = down_[block]->as<ResBlock>()->forward(h, emb);
-        if (auto* a = down_attn_[block]->as<Attention>()) h = a->forward(h);
+      for (int64_t r = 0; r < opt_.res_blocks; ++r, ++block_index) {
+        h = down_[block_index]->as<ResBlock>()->forward(h, emb, blocked);
+        if (auto* a = down_attn_[block_index]->as<Attention>()) h = attend(a, h);
       }
       skips.push_back(h);
-      if (i + 1 < levels_) h = downsample_[i]->as<nn::Conv2d>()->forward(h);
+      if (i + 1 < levels_) h = conv(*downsample_[i]->as<nn::Conv2d>(), h, 2, 1);
     }
-    h = mid2_->forward(mid_attn_->forward(mid1_->forward(h, emb)), emb);
-    block = 0;
+    h = mid2_->forward(attend(mid_attn_.get(), mid1_->forward(h, emb, blocked)), emb, blocked);
+    block_index = 0;
     size_t up = 0;
     for (int64_t i = levels_ - 1; i >= 0; --i) {
       const Tensor& skip = skips[static_cast<size_t>(i)];
       if (i + 1 < levels_) {
-        h = at::upsample_nearest2d(h, {skip.size(2), skip.size(3)});
-        h = upsample_[up++]->as<nn::Conv2d>()->forward(h);
+        h = blocked ? flowlab::upsample_nearest_blocked(h, skip.size(2), skip.size(3))
+                    : at::upsample_nearest2d(h, {skip.size(2), skip.size(3)});
+        h = conv(*upsample_[up++]->as<nn::Conv2d>(), h, 1, 1);
       }
-      for (int64_t r = 0; r < opt_.res_blocks; ++r, ++block) {
+      for (int64_t r = 0; r < opt_.res_blocks; ++r, ++block_index) {
         if (r == 0) h = at::cat({h, skip}, 1);
-        h = up_[block]->as<ResBlock>()->forward(h, emb);
-        if (auto* a = up_attn_[block]->as<Attention>()) h = a->forward(h);
+        h = up_[block_index]->as<ResBlock>()->forward(h, emb, blocked);
+        if (auto* a = up_attn_[block_index]->as<Attention>()) h = attend(a, h);
       }
     }
+    if (blocked) return conv_blocked(*conv_out_, norm_silu_blocked(norm_out_, h), 1, 1, /*plain_out=*/true);
     return conv_out_->forward(flowlab::silu(norm_out_->forward(h)));
   }
 
@@ -184,8 +215,20 @@ class UnetArchitecture final : public flowlab::Architecture {
   // An empty module where a block has no attention, so attention lists stay index-aligned with their blocks.
   static std::shared_ptr<nn::Module> nullptr_module() { return std::make_shared<nn::Module>(); }
 
+  // oneDNN's channel block when x takes the blocked path (CPU float32 images, every level's channels a multiple of
+  // the block), else 0.
+  int64_t blocked_block(const Tensor& x) const {
+    if (!flowlab::blocked_layout_enabled() || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.dim() != 4)
+      return 0;
+    const int64_t block = flowlab::channel_block();
+    for (int64_t c : level_channels_)
+      if (c % block != 0) return 0;
+    return block;
+  }
+
   UnetOptions opt_;
   int64_t levels_ = 0;
+  std::vector<int64_t> level_channels_;
   nn::Linear time_mlp1_{nullptr}, time_mlp2_{nullptr};
   flowlab::ConditionEmbedder cond_{nullptr};
   nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
