@@ -4,6 +4,7 @@
 // (channel_block() == 0) only the layout cases run.
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include "flowlab/architecture.hpp"
@@ -154,4 +155,18 @@ TEST_CASE("the U-Net's blocked path equals its ATen path, values and gradients",
     at::NoGradGuard no_grad;  // sampling's path
     CHECK(scaled_error(unet->forward(x, t, {}), y_ref) < 1e-5);
   }
+  // Bit for bit the same again, on 1 and 2 threads (what resuming a trial relies on).
+  const int threads = at::get_num_threads();
+  for (int n : {1, 2}) {
+    at::set_num_threads(n);
+    const auto run = [&] {
+      std::vector<Tensor> out = {unet->forward(x, t, {})};
+      const auto gs = torch::autograd::grad({out[0]}, params, {g});
+      out.insert(out.end(), gs.begin(), gs.end());
+      return out;
+    };
+    const auto a = run(), b = run();
+    for (size_t i = 0; i < a.size(); ++i) CHECK(at::equal(a[i], b[i]));
+  }
+  at::set_num_threads(threads);
 }
