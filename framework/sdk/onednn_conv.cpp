@@ -56,13 +56,26 @@ void execute(const dnnl::primitive& p, const std::unordered_map<int, memory>& ar
   cpu_stream().wait();
 }
 
+void reorder(const memory& from, const memory& to) {
+  dnnl::reorder(from, to).execute(cpu_stream(), const_cast<memory&>(from), const_cast<memory&>(to));
+  cpu_stream().wait();
+}
+
+// Where a kernel writes an output of descriptor `md` that the caller wants in `user`: `user` itself when the layouts
+// agree, else a buffer in `holder`, to be reordered into `user` after (finish_output).
+memory output_for(const memory& user, const memory::desc& md, Tensor& holder) {
+  if (user.get_desc() == md) return user;
+  holder = buffer_for(md);
+  return memory(md, cpu_engine(), holder.data_ptr<float>());
+}
+void finish_output(const memory& written, const memory& user, const Tensor& holder) {
+  if (holder.defined()) reorder(written, user);
+}
+
 // `from` as a memory of descriptor `md`: itself when the layouts agree, else reordered into `holder`.
 memory as_layout(const memory& from, const memory::desc& md, Tensor& holder) {
-  if (from.get_desc() == md) return from;
-  holder = buffer_for(md);
-  memory to(md, cpu_engine(), holder.data_ptr<float>());
-  dnnl::reorder(from, to).execute(cpu_stream(), const_cast<memory&>(from), to);
-  cpu_stream().wait();
+  const memory to = output_for(from, md, holder);
+  if (holder.defined()) reorder(from, to);
   return to;
 }
 
@@ -145,17 +158,10 @@ class BlockedConvFn : public torch::autograd::Function<BlockedConvFn> {
                          : at::empty({dims[0], dims[1] / block, dims[2], dims[3], block}, xc.options());
     const memory dst_user = wrap(p.dst, y);
     Tensor dst_holder;
-    memory dst = dst_user;
-    if (p.fwd_pd.dst_desc() != p.dst) {
-      dst_holder = buffer_for(p.fwd_pd.dst_desc());
-      dst = wrap(p.fwd_pd.dst_desc(), dst_holder);
-    }
+    const memory dst = output_for(dst_user, p.fwd_pd.dst_desc(), dst_holder);
     execute(p.fwd, {{DNNL_ARG_SRC, wrap(p.src, xc)}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, wrap(p.bias, bc)},
                     {DNNL_ARG_DST, dst}});
-    if (dst_holder.defined()) {
-      dnnl::reorder(dst, dst_user).execute(cpu_stream(), dst, const_cast<memory&>(dst_user));
-      cpu_stream().wait();
-    }
+    finish_output(dst, dst_user, dst_holder);
     ctx->saved_data["key"] = std::vector<int64_t>{n, c, h, w, o, k, stride, padding, std::get<8>(key), std::get<9>(key)};
     ctx->save_for_backward({xc, wc});
     return y;
@@ -179,16 +185,9 @@ class BlockedConvFn : public torch::autograd::Function<BlockedConvFn> {
       dx = at::empty_like(x);
       const memory dx_user = wrap(p.src, dx);
       Tensor dx_holder;
-      memory diff_src = dx_user;
-      if (p.bwd_data_pd.diff_src_desc() != p.src) {
-        dx_holder = buffer_for(p.bwd_data_pd.diff_src_desc());
-        diff_src = wrap(p.bwd_data_pd.diff_src_desc(), dx_holder);
-      }
+      const memory diff_src = output_for(dx_user, p.bwd_data_pd.diff_src_desc(), dx_holder);
       execute(p.bwd_data, {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
-      if (dx_holder.defined()) {
-        dnnl::reorder(diff_src, dx_user).execute(cpu_stream(), diff_src, const_cast<memory&>(dx_user));
-        cpu_stream().wait();
-      }
+      finish_output(diff_src, dx_user, dx_holder);
     }
     if (ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
       Tensor dd_holder, src_holder;
@@ -198,17 +197,10 @@ class BlockedConvFn : public torch::autograd::Function<BlockedConvFn> {
       db = at::empty({p.bias.dims()[0]}, weight.options());
       const memory dw_user = wrap(p.weights_plain, dw);
       Tensor dw_holder;
-      memory dw_kernel = dw_user;
-      if (p.bwd_weights_pd.diff_weights_desc() != p.weights_plain) {
-        dw_holder = buffer_for(p.bwd_weights_pd.diff_weights_desc());
-        dw_kernel = wrap(p.bwd_weights_pd.diff_weights_desc(), dw_holder);
-      }
+      const memory dw_kernel = output_for(dw_user, p.bwd_weights_pd.diff_weights_desc(), dw_holder);
       execute(p.bwd_weights, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
                               {DNNL_ARG_DIFF_WEIGHTS, dw_kernel}, {DNNL_ARG_DIFF_BIAS, wrap(p.bias, db)}});
-      if (dw_holder.defined()) {
-        dnnl::reorder(dw_kernel, dw_user).execute(cpu_stream(), dw_kernel, const_cast<memory&>(dw_user));
-        cpu_stream().wait();
-      }
+      finish_output(dw_kernel, dw_user, dw_holder);
     }
     return {dx, dw, db, Tensor(), Tensor(), Tensor()};
   }
