@@ -91,6 +91,8 @@ TEST_CASE("conv2d_blocked names what it needs", "[blocked]") {
         fmt::format("conv2d_blocked: needs CPU float32 x blocked [N, C/{0}, H, W, {0}] or plain [N, C, H, W], weight "
                     "[O, C, k, k], bias [O] with O a multiple of the block; got x [2, {1}, 5, 5, {0}], weight [20, 32, 3, 3]",
                     block, 32 / block));
+  CHECK(message_of<flowlab::Error>([&] { flowlab::conv2d_blocked(x, at::zeros({16, 32, 3, 3}), at::zeros({16}), 0, 1); }) ==
+        "conv2d_blocked: needs stride >= 1 and padding >= 0, got stride 0, padding 1");
 }
 
 TEST_CASE("group_norm_silu_blocked equals silu(GroupNorm(x) (1 + scale) + shift) in double", "[blocked]") {
@@ -122,6 +124,20 @@ TEST_CASE("group_norm_silu_blocked equals silu(GroupNorm(x) (1 + scale) + shift)
     INFO("gradient " << i);
     CHECK(scaled_error(grads[i], grads_ref[i]) < 1e-5);
   }
+}
+
+TEST_CASE("a U-Net whose first convolution's channels are not a multiple of the block takes the ATen path",
+          "[blocked][architecture]") {
+  if (!flowlab::blocked_layout_enabled()) SKIP("built without oneDNN, or no JIT convolution on this CPU");
+  // channels 4, mult 4,8: the levels (16, 32) are multiples of 8 and 16, conv_in's 4 channels are not.
+  flowlab::Params p;
+  p.set("channels", std::int64_t{4}).set("channel_mult", std::string("4,8")).set("time_dim", std::int64_t{16});
+  auto unet = registry().create<flowlab::Architecture>("architecture", "unet", p);
+  unet->build({{1, 8, 8}, 0, 0});
+  const Tensor x = at::randn({2, 1, 8, 8}), t = at::rand({2});
+  const Tensor y = unet->forward(x, t, {});
+  flowlab::PlainLayoutGuard plain;
+  CHECK(at::equal(y, unet->forward(x, t, {})));
 }
 
 TEST_CASE("the U-Net's blocked path equals its ATen path, values and gradients", "[blocked][architecture]") {

@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 
 #include <map>
-#include <mutex>
 #include <tuple>
 #include <unordered_map>
 
@@ -95,12 +94,15 @@ struct ConvPrimitives {
 // n, c, h, w, o, k, stride, padding, block of x (0: plain), block of the result (0: plain).
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
 
+// One cache per thread: a oneDNN primitive (with its scratchpad) must not run on two threads at once. A reference
+// is used only within the conv call that asked for it, so the cache may be emptied when it grows past kMaxShapes
+// (each batch size is a shape of its own).
+constexpr size_t kMaxShapes = 256;
 const ConvPrimitives& primitives(const ConvKey& key) {
-  static std::mutex mutex;
-  static std::map<ConvKey, ConvPrimitives> cache;
-  std::lock_guard<std::mutex> lock(mutex);
+  thread_local std::map<ConvKey, ConvPrimitives> cache;
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
+  if (cache.size() >= kMaxShapes) cache.clear();
   const auto [n, c, h, w, o, k, stride, padding, in_block, out_block] = key;
   const int64_t oh = (h + 2 * padding - k) / stride + 1, ow = (w + 2 * padding - k) / stride + 1;
   const auto f32 = memory::data_type::f32;
@@ -244,6 +246,9 @@ Tensor conv2d_blocked(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   weight.size(2) == weight.size(3) && (x.dim() == 4 || (blocked_in && x.size(4) == block)) &&
                   weight.size(1) == (blocked_in ? x.size(1) * block : x.size(1)) && bias.numel() == weight.size(0) &&
                   (plain_out || weight.size(0) % block == 0);
+  if (stride < 1 || padding < 0)
+    throw Error(fmt::format("conv2d_blocked: needs stride >= 1 and padding >= 0, got stride {}, padding {}", stride,
+                            padding));
   if (!ok)
     throw Error(fmt::format("conv2d_blocked: needs CPU float32 x blocked [N, C/{0}, H, W, {0}] or plain [N, C, H, W], "
                             "weight [O, C, k, k], bias [O]{1}; got x {2}, weight {3}",

@@ -215,12 +215,13 @@ class UnetArchitecture final : public flowlab::Architecture {
   // An empty module where a block has no attention, so attention lists stay index-aligned with their blocks.
   static std::shared_ptr<nn::Module> nullptr_module() { return std::make_shared<nn::Module>(); }
 
-  // oneDNN's channel block when x takes the blocked path (CPU float32 images, every level's channels a multiple of
-  // the block), else 0.
+  // oneDNN's channel block when x takes the blocked path (CPU float32 images, the first convolution's and every
+  // level's channels a multiple of the block), else 0.
   int64_t blocked_block(const Tensor& x) const {
     if (!flowlab::blocked_layout_enabled() || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.dim() != 4)
       return 0;
     const int64_t block = flowlab::channel_block();
+    if (opt_.channels % block != 0) return 0;  // conv_in's output
     for (int64_t c : level_channels_)
       if (c % block != 0) return 0;
     return block;

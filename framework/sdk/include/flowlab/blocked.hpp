@@ -6,7 +6,8 @@
 // that keeps its activations blocked between convolutions skips them. Here a blocked image is a plain contiguous
 // float tensor [N, C / B, H, W, B] (channel c at block c / B, lane c % B), so ATen's elementwise ops, at::cat along
 // dim 1 and index_select work on it unchanged; the ops below do the rest (convolution through oneDNN, GroupNorm
-// with FiLM and SiLU in one pass). Each is differentiable and agrees with its ATen counterpart to float rounding
+// with FiLM and SiLU in one pass). Each is differentiable once (their backward is not itself recorded: no second
+// derivatives through create_graph, no forward-mode AD) and agrees with its ATen counterpart to float rounding
 // (tests/test_blocked.cpp).
 #pragma once
 
