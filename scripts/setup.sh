@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-openmp            # LibTorch 1.13 (CPU) + a fast BLAS (else ~18x slower training)
+  libblas-dev                                 # the BLAS interface LibTorch calls (sgemm_), for flowlab's fused MLP
   libdnnl-dev                                 # oneDNN 2.6 (the one LibTorch links): convolutions on blocked images
   libyaml-cpp-dev                             # experiment files
   libboost-dev libboost-filesystem-dev        # Boost.DLL plugin loading

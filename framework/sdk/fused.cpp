@@ -7,12 +7,20 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "exp_approx.hpp"
 #include "flowlab/errors.hpp"
+
+#ifdef FLOWLAB_HAVE_BLAS
+// The reference BLAS interface, as LibTorch itself calls it (libblas.so.3; OpenBLAS through Debian's alternatives).
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
+#endif
 
 namespace flowlab {
 namespace {
@@ -107,14 +115,66 @@ FLOWLAB_CPU_CLONES void backward_selu(const float* g, const float* y, const floa
 }
 
 // z = act(z + b) over the [rows, cols] block z, in place; for silu with `sig`, sigmoid(z + b) too.
+void forward_act(Activation act, float* z, const float* b, float* sig, int64_t rows, int64_t cols) {
+  if (act == Activation::silu) forward_silu(z, b, sig, rows, cols, ExpRange());
+  else if (act == Activation::relu) forward_relu(z, b, nullptr, rows, cols, ExpRange());
+  else forward_selu(z, b, nullptr, rows, cols, ExpRange());
+}
 void forward_kernel(Activation act, const Tensor& z, const Tensor& bias, float* sig) {
   const Tensor b = bias.contiguous();
-  const int64_t rows = z.size(0), cols = z.size(1);
-  float* zp = z.data_ptr<float>();
-  const float* bp = b.data_ptr<float>();
-  if (act == Activation::silu) forward_silu(zp, bp, sig, rows, cols, ExpRange());
-  else if (act == Activation::relu) forward_relu(zp, bp, nullptr, rows, cols, ExpRange());
-  else forward_selu(zp, bp, nullptr, rows, cols, ExpRange());
+  forward_act(act, z.data_ptr<float>(), b.data_ptr<float>(), sig, z.size(0), z.size(1));
+}
+
+// ga = g act'(a) from y = act(a) (and sig for silu), with the column sums of ga added to db.
+void backward_act(Activation act, const float* g, const float* y, const float* sig, float* ga, float* block_sum,
+                  double* db, int64_t rows, int64_t cols) {
+  if (act == Activation::silu) backward_silu(g, y, sig, ga, block_sum, db, rows, cols);
+  else if (act == Activation::relu) backward_relu(g, y, sig, ga, block_sum, db, rows, cols);
+  else backward_selu(g, y, sig, ga, block_sum, db, rows, cols);
+}
+
+// db[j] += the sum over rows of g[i, j]: in float over blocks of kBlockRows rows, in double across blocks.
+FLOWLAB_CPU_CLONES void column_sums(const float* __restrict g, float* __restrict block_sum, double* __restrict db,
+                                    int64_t rows, int64_t cols) {
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlockRows) {
+    for (int64_t j = 0; j < cols; ++j) block_sum[j] = 0.0f;
+    for (int64_t i = i0; i < std::min(rows, i0 + kBlockRows); ++i)
+      for (int64_t j = 0; j < cols; ++j) block_sum[j] += g[i * cols + j];
+    for (int64_t j = 0; j < cols; ++j) db[j] += double(block_sum[j]);
+  }
+}
+
+// Row-major C [m, n] = op(A) op(B), or C += op(A) op(B) with `accumulate`: op(A) [m, k] is A, or with ta the
+// transpose of A stored [k, m]; op(B) [k, n] is B, or with tb the transpose of B stored [n, k]; lda, ldb, ldc are the
+// stored matrices' row strides. A column-major BLAS sees each of them transposed and computes C^T = op(B)^T op(A)^T,
+// the call at::mm and at::addmm make for row-major operands (so the same bits), without the dispatcher. Built
+// without a BLAS (FLOWLAB_WITH_BLAS=OFF), at::mm_out / at::addmm_out on views of the same memory.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+          int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+#ifdef FLOWLAB_HAVE_BLAS
+  if (std::max({m, n, k, lda, ldb, ldc}) < INT_MAX) {
+    const char trans_b = tb ? 'T' : 'N', trans_a = ta ? 'T' : 'N';
+    const int cm = int(n), cn = int(m), ck = int(k), clda = int(ldb), cldb = int(lda), cldc = int(ldc);
+    const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    sgemm_(&trans_b, &trans_a, &cm, &cn, &ck, &one, b, &clda, a, &cldb, &beta, c, &cldc);
+    return;
+  }
+#endif
+  auto view = [](const float* p, int64_t rows, int64_t cols, int64_t ld, bool transposed) {
+    const Tensor stored = at::from_blob(const_cast<float*>(p), {transposed ? cols : rows, transposed ? rows : cols},
+                                        {ld, 1}, at::TensorOptions().dtype(at::kFloat));
+    return transposed ? stored.t() : stored;
+  };
+  Tensor out = at::from_blob(c, {m, n}, {ldc, 1}, at::TensorOptions().dtype(at::kFloat));
+  const Tensor op_a = view(a, m, k, lda, ta), op_b = view(b, k, n, ldb, tb);
+  if (accumulate) at::addmm_out(out, out, op_a, op_b);
+  else at::mm_out(out, op_a, op_b);
 }
 
 // SiLU alone over n elements: y = x sig (sig = sigmoid(x) kept when `sig`), or y = x / (1 + e^-x) in place.
@@ -289,6 +349,139 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
   }
 };
 
+// The layers of mlp_layers() as one autograd node. Forward keeps every hidden layer's output (and, for silu, its
+// sigmoid) in one buffer; backward walks the layers down with two scratch blocks for the activations' gradients.
+class MlpLayersFn : public torch::autograd::Function<MlpLayersFn> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, at::TensorList params,
+                        int64_t act_code) {
+    const auto act = static_cast<Activation>(act_code);
+    Tensor work;
+    Tensor y = run(x, params, act, true, work);
+    ctx->saved_data["act"] = act_code;
+    ctx->saved_data["work"] = work;
+    std::vector<Tensor> keep = {x};
+    for (size_t i = 0; i < params.size(); i += 2) keep.push_back(params[i]);  // the weights
+    ctx->save_for_backward(keep);
+    return y;
+  }
+
+  // The forward pass; with `keep`, work holds each hidden output (and sigmoid) for backward.
+  static Tensor run(const Tensor& x, at::TensorList params, Activation act, bool keep, Tensor& work) {
+    const int64_t rows = x.size(0), hidden = int64_t(params.size()) / 2 - 1;
+    int64_t total = 0;
+    for (int64_t i = 0; i < hidden; ++i) total += rows * params[size_t(2 * i)].size(0);
+    const bool with_sig = keep && act == Activation::silu;
+    work = at::empty({with_sig ? 2 * total : total}, x.options());
+    float* h = work.data_ptr<float>();
+    float* sig = with_sig ? h + total : nullptr;
+    const float* in = x.data_ptr<float>();
+    int64_t in_dim = x.size(1);
+    for (int64_t i = 0; i < hidden; ++i) {
+      const Tensor& w = params[size_t(2 * i)];
+      const int64_t out_dim = w.size(0);
+      gemm(false, true, rows, out_dim, in_dim, in, in_dim, w.data_ptr<float>(), in_dim, false, h, out_dim);
+      forward_act(act, h, params[size_t(2 * i + 1)].data_ptr<float>(), sig, rows, out_dim);
+      in = h;
+      in_dim = out_dim;
+      h += rows * out_dim;
+      if (sig) sig += rows * out_dim;
+    }
+    // The output layer as at::addmm(b, h, W^T): every row starts as the bias, then the product is added to it.
+    const Tensor& w = params[size_t(2 * hidden)];
+    const int64_t out_dim = w.size(0);
+    Tensor y = at::empty({rows, out_dim}, x.options());
+    float* yp = y.data_ptr<float>();
+    const float* bp = params[size_t(2 * hidden + 1)].data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) std::copy(bp, bp + out_dim, yp + r * out_dim);
+    gemm(false, true, rows, out_dim, in_dim, in, in_dim, w.data_ptr<float>(), in_dim, true, yp, out_dim);
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto act = static_cast<Activation>(ctx->saved_data["act"].toInt());
+    const Tensor work = ctx->saved_data["work"].toTensor();
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const int64_t hidden = int64_t(saved.size()) - 2;  // saved: x, W_1 .. W_n, W_out
+    const int64_t rows = x.size(0);
+    const Tensor g = grad_outputs[0].contiguous();
+    const auto opts = g.options();
+
+    // Each layer's input width, its output and (silu) sigmoid in `work`.
+    const size_t layers = static_cast<size_t>(hidden + 1);
+    std::vector<int64_t> in_dim(layers), out_dim(layers);
+    std::vector<const float*> y(layers - 1), sig(layers - 1);
+    int64_t total = 0, widest = x.size(1);
+    for (int64_t i = 0; i <= hidden; ++i) {
+      const Tensor& w = saved[size_t(i + 1)];
+      out_dim[size_t(i)] = w.size(0);
+      in_dim[size_t(i)] = w.size(1);
+      widest = std::max(widest, w.size(0));
+      if (i < hidden) total += rows * w.size(0);
+    }
+    const float* h = work.data_ptr<float>();
+    for (int64_t i = 0, off = 0; i < hidden; off += rows * out_dim[size_t(i)], ++i) {
+      y[size_t(i)] = h + off;
+      sig[size_t(i)] = act == Activation::silu ? h + total + off : nullptr;
+    }
+    auto input_of = [&](int64_t i) { return i == 0 ? x.data_ptr<float>() : y[size_t(i - 1)]; };
+    // needs_input_grad's index of W_i and b_i (x is 0).
+    auto needs_w = [&](int64_t i) { return ctx->needs_input_grad(size_t(1 + 2 * i)); };
+    auto needs_b = [&](int64_t i) { return ctx->needs_input_grad(size_t(2 + 2 * i)); };
+
+    torch::autograd::variable_list grads(2 * layers + 2);  // x, (W, b) per layer, the act code
+    const size_t widest_n = static_cast<size_t>(widest);
+    std::vector<double> db(widest_n);
+    std::vector<float> block_sum(widest_n);
+    auto bias_grad = [&](int64_t i) {
+      Tensor out = at::empty({out_dim[size_t(i)]}, opts);
+      float* p = out.data_ptr<float>();
+      for (int64_t j = 0; j < out_dim[size_t(i)]; ++j) p[j] = static_cast<float>(db[size_t(j)]);
+      return out;
+    };
+    auto weight_grad = [&](int64_t i, const float* ga) {  // dW_i = ga^T h_{i-1}
+      Tensor out = at::empty({out_dim[size_t(i)], in_dim[size_t(i)]}, opts);
+      gemm(true, false, out_dim[size_t(i)], in_dim[size_t(i)], rows, ga, out_dim[size_t(i)], input_of(i),
+           in_dim[size_t(i)], false, out.data_ptr<float>(), in_dim[size_t(i)]);
+      return out;
+    };
+    // Two scratch blocks of [rows, widest]: the gradient reaching a layer's output and its activation's gradient.
+    Tensor scratch = at::empty({2 * rows * widest}, opts);
+    float* dh = scratch.data_ptr<float>();
+    float* ga = dh + rows * widest;
+    const bool need_dx = ctx->needs_input_grad(0);
+    auto input_grad = [&](int64_t i, const float* grad_out, float* dst) {  // dh_{i-1} = grad_out W_i
+      gemm(false, false, rows, in_dim[size_t(i)], out_dim[size_t(i)], grad_out, out_dim[size_t(i)],
+           saved[size_t(i + 1)].data_ptr<float>(), in_dim[size_t(i)], false, dst, in_dim[size_t(i)]);
+    };
+    Tensor dx;
+    if (need_dx) dx = at::empty({rows, x.size(1)}, opts);
+
+    // The output layer: no activation, its gradient is g itself.
+    const float* gp = g.data_ptr<float>();
+    if (needs_w(hidden)) grads[size_t(1 + 2 * hidden)] = weight_grad(hidden, gp);
+    if (needs_b(hidden)) {
+      std::fill(db.begin(), db.end(), 0.0);
+      column_sums(gp, block_sum.data(), db.data(), rows, out_dim[size_t(hidden)]);
+      grads[size_t(2 + 2 * hidden)] = bias_grad(hidden);
+    }
+    if (hidden > 0) input_grad(hidden, gp, dh);
+    else if (need_dx) input_grad(0, gp, dx.data_ptr<float>());
+    for (int64_t i = hidden - 1; i >= 0; --i) {
+      std::fill(db.begin(), db.end(), 0.0);
+      backward_act(act, dh, y[size_t(i)], sig[size_t(i)], ga, block_sum.data(), db.data(), rows, out_dim[size_t(i)]);
+      if (needs_w(i)) grads[size_t(1 + 2 * i)] = weight_grad(i, ga);
+      if (needs_b(i)) grads[size_t(2 + 2 * i)] = bias_grad(i);
+      if (i > 0) input_grad(i, ga, dh);
+      else if (need_dx) input_grad(0, ga, dx.data_ptr<float>());
+    }
+    grads[0] = dx;
+    return grads;
+  }
+};
+
 bool cpu_float(std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
@@ -403,6 +596,32 @@ Tensor activate(const Tensor& x, Activation act) {
     case Activation::silu: break;
   }
   return at::silu(x);
+}
+
+Tensor mlp_layers(const Tensor& x, const std::vector<Tensor>& params, Activation act) {
+  if (params.size() < 2 || params.size() % 2 != 0)
+    throw Error(fmt::format("mlp_layers: params must be weight/bias pairs, got {} tensors", params.size()));
+  // The fused node: CPU float32, silu/relu/selu, [B, in] input, contiguous [out, in] weights and [out] biases whose
+  // widths chain.
+  bool fits = act != Activation::gelu && cpu_float({&x}) && x.dim() == 2;
+  int64_t width = fits ? x.size(1) : 0;
+  bool record = at::GradMode::is_enabled() && x.requires_grad();
+  for (size_t i = 0; fits && i < params.size(); i += 2) {
+    const Tensor &w = params[i], &b = params[i + 1];
+    fits = cpu_float({&w, &b}) && w.dim() == 2 && w.size(1) == width && w.is_contiguous() && b.is_contiguous() &&
+           b.numel() == w.size(0);
+    if (fits) width = w.size(0);
+    record = record || (at::GradMode::is_enabled() && (w.requires_grad() || b.requires_grad()));
+  }
+  if (!fits) {
+    Tensor h = x;
+    for (size_t i = 0; i + 2 < params.size(); i += 2) h = linear_activation(h, params[i], params[i + 1], act);
+    return at::addmm(params[params.size() - 1], h, params[params.size() - 2].t());
+  }
+  const Tensor xc = x.contiguous();
+  if (record) return MlpLayersFn::apply(xc, at::TensorList(params), static_cast<int64_t>(act));
+  Tensor work;
+  return MlpLayersFn::run(xc, params, act, false, work);
 }
 
 Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {

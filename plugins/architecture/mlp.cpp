@@ -65,8 +65,24 @@ class MlpArchitecture final : public flowlab::Architecture {
     const Tensor temb = opt_.sinusoidal_time
                             ? flowlab::sinusoidal_embedding(ts, opt_.time_dim)
                             : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
-    const Tensor xf = x.reshape({b, -1});
+    const Tensor xf = x.dim() == 2 ? x : x.reshape({b, -1});
+    // The output in x's shape (no view op, nor its autograd node, when x is already [B, d]).
+    auto as_x = [&](const Tensor& v) { return x.dim() == 2 ? v : v.reshape(x.sizes()); };
     const Tensor c = cond_->empty() ? Tensor() : cond_->forward(cond, b, x.options());
+    if (!shared && (at::GradMode::is_enabled() || b <= 2 * kRowBlock)) {
+      // Every layer after the concatenated input in one op (fused.hpp): one autograd node when training.
+      std::vector<Tensor> parts = {xf, temb};
+      if (c.defined()) parts.push_back(c);
+      std::vector<Tensor> params;
+      for (const auto& layer : *layers_) {
+        const auto& linear = layer->as<torch::nn::Linear>();
+        params.push_back(linear->weight);
+        params.push_back(linear->bias);
+      }
+      params.push_back(out_->weight);
+      params.push_back(out_->bias);
+      return as_x(flowlab::mlp_layers(at::cat(parts, 1), params, opt_.activation));
+    }
     const auto& first = layers_[0]->as<torch::nn::Linear>();
     const Tensor& w = first->weight;  // [width, d + time_dim (+ cond_dim)]: columns for x, emb(t), emb(cond)
     const Tensor bias = shared ? at::addmm(first->bias, temb, w.narrow(1, d_, opt_.time_dim).t()) : first->bias;
@@ -91,7 +107,7 @@ class MlpArchitecture final : public flowlab::Architecture {
       }
       return h;
     };
-    if (at::GradMode::is_enabled() || b <= 2 * kRowBlock) return out_->forward(hidden(0, b)).reshape(x.sizes());
+    if (at::GradMode::is_enabled() || b <= 2 * kRowBlock) return as_x(out_->forward(hidden(0, b)));
     // Without autograd, many rows (a solver's step over a large sample): a block of rows at a time, so that each
     // layer's output is still in the core's cache when the activation and the next layer read it.
     Tensor out = at::empty({b, d_}, x.options());
@@ -100,7 +116,7 @@ class MlpArchitecture final : public flowlab::Architecture {
       Tensor o = out.narrow(0, r, n);
       at::addmm_out(o, out_->bias, hidden(r, n), out_->weight.t());
     }
-    return out.reshape(x.sizes());
+    return as_x(out);
   }
 
  private:

@@ -33,6 +33,14 @@ FLOWLAB_API Tensor activate(const Tensor& x, Activation act);
 /// 2 ulp of expf, AVX-512/AVX2 by the CPU it runs on); otherwise at::addmm and activate().
 FLOWLAB_API Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
 
+/// The layers of an MLP after its input, as one op: h_0 = x [B, in], h_i = act(h_{i-1} W_i^T + b_i) for the hidden
+/// layers, and the result h_n W_out^T + b_out, with no activation. params = {W_1, b_1, ..., W_n, b_n, W_out, b_out}
+/// (weights [out, in], biases [out]; n >= 0). Differentiable in x and every parameter. On CPU float32 with silu,
+/// relu or selu, contiguous parameters: one autograd node whose forward and backward call the BLAS's sgemm
+/// directly, with the arguments at::mm and at::addmm give it (so the forward has their bits), on buffers allocated
+/// once per call, and sum the bias gradients in double. Otherwise linear_activation layer by layer and at::addmm.
+FLOWLAB_API Tensor mlp_layers(const Tensor& x, const std::vector<Tensor>& params, Activation act);
+
 /// silu(x) = x sigmoid(x) for a tensor of any shape. On CPU float32 one pass forward (keeping sigmoid(x)) and one
 /// multiply-add per element backward; elsewhere at::silu.
 FLOWLAB_API Tensor silu(const Tensor& x);
