@@ -117,6 +117,32 @@ TEST_CASE("mlp_layers equals linear_activation layer by layer and addmm, forward
   }
 }
 
+TEST_CASE("mlp_layers: one row, one output, a [1, out] bias, and no second derivatives", "[fused]") {
+  torch::manual_seed(8);
+  const Tensor x = at::randn({1, 4}).requires_grad_();
+  const Tensor w1 = at::randn({6, 4}).requires_grad_(), b1 = at::randn({6}).requires_grad_();
+  const Tensor w2 = at::randn({1, 6}).requires_grad_(), b2 = at::randn({1}).requires_grad_();
+  const std::vector<Tensor> params = {w1, b1, w2, b2};
+  const Tensor y = flowlab::mlp_layers(x, params, Activation::selu);
+  const Tensor y_ref = at::addmm(b2, at::selu(at::addmm(b1, x, w1.t())), w2.t());
+  CHECK(at::equal(y, y_ref));
+  const auto g = torch::autograd::grad({y.sum()}, {x, w1, b1, w2, b2});
+  const auto g_ref = torch::autograd::grad({y_ref.sum()}, {x, w1, b1, w2, b2});
+  for (size_t i = 0; i < g.size(); ++i) CHECK(max_rel(g[i], g_ref[i]) < 1e-5);
+  // A [1, out] bias (linear_activation takes one) goes layer by layer: its gradient keeps the bias's shape.
+  const Tensor b1_row = at::randn({1, 6}).requires_grad_();
+  const Tensor y_row = flowlab::mlp_layers(x, {w1, b1_row, w2, b2}, Activation::selu);
+  CHECK(torch::autograd::grad({y_row.sum()}, {b1_row})[0].sizes() == b1_row.sizes());
+  // create_graph would need the backward's own graph, which these loops do not record: refused, not left out.
+  const Tensor y2 = flowlab::mlp_layers(x, params, Activation::selu);
+  try {
+    torch::autograd::grad({y2.sum()}, {w1}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    FAIL("no error");
+  } catch (const std::exception& e) {
+    CHECK(std::string(e.what()) == "mlp_layers is differentiable once: its backward cannot be recorded (create_graph)");
+  }
+}
+
 TEST_CASE("mlp_layers: a bad parameter list is an error that says what it got", "[fused]") {
   const Tensor x = at::randn({4, 3});
   try {

@@ -294,6 +294,13 @@ FLOWLAB_CPU_CLONES int sincos_rows(const float* __restrict t, const float* __res
   return bad;
 }
 
+// Grad mode is on inside a backward only when autograd records it (create_graph): these backwards are raw loops
+// that autograd cannot see through, so a second derivative would come out silently missing.
+void refuse_second_derivatives(const char* op) {
+  if (at::GradMode::is_enabled())
+    throw Error(fmt::format("{} is differentiable once: its backward cannot be recorded (create_graph)", op));
+}
+
 bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
   if (act == Activation::gelu) return false;
   for (const Tensor* t : {&x, &weight, &bias})
@@ -319,6 +326,7 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
+    refuse_second_derivatives("linear_activation");
     const auto act = static_cast<Activation>(ctx->saved_data["act"].toInt());
     const auto saved = ctx->get_saved_variables();
     const Tensor& x = saved[0];
@@ -359,8 +367,8 @@ class MlpLayersFn : public torch::autograd::Function<MlpLayersFn> {
     Tensor work;
     Tensor y = run(x, params, act, true, work);
     ctx->saved_data["act"] = act_code;
-    ctx->saved_data["work"] = work;
-    std::vector<Tensor> keep = {x};
+    // Saved as a variable, not in saved_data, so it is freed as soon as backward has run.
+    std::vector<Tensor> keep = {work, x};
     for (size_t i = 0; i < params.size(); i += 2) keep.push_back(params[i]);  // the weights
     ctx->save_for_backward(keep);
     return y;
@@ -400,9 +408,11 @@ class MlpLayersFn : public torch::autograd::Function<MlpLayersFn> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
+    refuse_second_derivatives("mlp_layers");
     const auto act = static_cast<Activation>(ctx->saved_data["act"].toInt());
-    const Tensor work = ctx->saved_data["work"].toTensor();
-    const auto saved = ctx->get_saved_variables();
+    auto saved = ctx->get_saved_variables();  // work, x, W_1 .. W_n, W_out
+    const Tensor work = saved[0];
+    saved.erase(saved.begin());
     const Tensor& x = saved[0];
     const int64_t hidden = int64_t(saved.size()) - 2;  // saved: x, W_1 .. W_n, W_out
     const int64_t rows = x.size(0);
@@ -609,7 +619,7 @@ Tensor mlp_layers(const Tensor& x, const std::vector<Tensor>& params, Activation
   for (size_t i = 0; fits && i < params.size(); i += 2) {
     const Tensor &w = params[i], &b = params[i + 1];
     fits = cpu_float({&w, &b}) && w.dim() == 2 && w.size(1) == width && w.is_contiguous() && b.is_contiguous() &&
-           b.numel() == w.size(0);
+           b.dim() == 1 && b.size(0) == w.size(0);
     if (fits) width = w.size(0);
     record = record || (at::GradMode::is_enabled() && (w.requires_grad() || b.requires_grad()));
   }
