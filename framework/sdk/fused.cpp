@@ -342,9 +342,7 @@ class LinearActivationFn : public torch::autograd::Function<LinearActivationFn> 
     const float* yp = y.data_ptr<float>();
     const float* sp = sig.defined() ? sig.data_ptr<float>() : nullptr;
     float* gap = ga.data_ptr<float>();
-    if (act == Activation::silu) backward_silu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
-    else if (act == Activation::relu) backward_relu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
-    else backward_selu(gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
+    backward_act(act, gp, yp, sp, gap, block_sum.data(), db.data(), rows, cols);
     const Tensor dx = ctx->needs_input_grad(0) ? at::mm(ga, weight) : Tensor();
     const Tensor dw = ctx->needs_input_grad(1) ? at::mm(ga.t(), x) : Tensor();
     Tensor dbias;
