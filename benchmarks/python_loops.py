@@ -1,18 +1,28 @@
 #!/usr/bin/python3
 """The Python side of benchmarks/python_vs_flowlab.sh: the networks of flowlab's mlp and unet plugins written in
 plain PyTorch (Debian's python3-torch, the same LibTorch and OpenBLAS as flowlab), the loops a researcher writes
-around them, and sgemm at the shapes those networks multiply (the roofline). 1 thread. Each mode prints one JSON
-line. Modes:
+around them, and sgemm at the shapes those networks multiply (the roofline). 1 thread on the CPU. Each mode prints
+one JSON line. Also the Python side of benchmarks/gpu_check.py (any PyTorch, on a GPU). Modes:
   train_mlp WIDTH DEPTH ACT BATCH STEPS   plain Adam loop on the flowlab task (ring of Gaussians, Gaussian noise,
                                           uniform t, rectified path, MSE): forward + backward + optimizer only
   train_mlp_recipe WIDTH DEPTH ACT BATCH STEPS   the README's recipe: AdamW with warmup (10) and cosine, gradient
                                           clipping at 1, EMA 0.999 with warm-up, the loss read every step
   train_unet BATCH STEPS                  the same for the default U-Net on Fashion-MNIST 28x28
-  sample SOLVER N NFE                     euler or rk4 from N Gaussian points, NFE network calls, inference mode
+  sample SOLVER N NFE                     euler or rk4 from N Gaussian points, NFE network calls, inference mode,
+                                          4x256 SiLU MLP
+  sample_unet N NFE                       euler from N Gaussian images [N, 1, 28, 28], the default U-Net
   sgemm_train WIDTH DEPTH BATCH REPS      time of the sgemms of one training step (forward + backward), no other op
   sgemm_sample WIDTH DEPTH N REPS         time of the sgemms of one network call on N points: the faster of all N
                                           rows at once and 512 rows at a time (flowlab's blocked evaluation)
+Flags, anywhere on the command line (for the train and sample modes; the JSON line then also names them):
+  --device cpu|cuda                       where tensors live (default cpu; 1 thread only on cpu); on cuda every timed
+                                          region ends with torch.cuda.synchronize(), and the data is made on the GPU
+  --precision fp32|bf16|tf32              bf16: torch.autocast(bfloat16) around the forward and the loss (the loss
+                                          in float32); tf32: CUDA's TF32 matmul and cuDNN modes (default fp32)
+  --cuda-graph                            sample modes, cuda: the whole fixed-step loop captured once with
+                                          torch.cuda.graph (after a warm-up on a side stream); only the replay is timed
 """
+import contextlib
 import gzip
 import json
 import math
@@ -22,10 +32,55 @@ import time
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(1)
+
+def flags(argv):
+    """Removes --device D, --precision P and --cuda-graph from argv; returns (device, precision, cuda_graph, given)."""
+    device, precision, graph, given, rest = "cpu", "fp32", False, False, []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--device", "--precision") and i + 1 < len(argv):
+            if a == "--device":
+                device = argv[i + 1]
+            else:
+                precision = argv[i + 1]
+            given, i = True, i + 2
+            continue
+        if a == "--cuda-graph":
+            graph, given = True, True
+        else:
+            rest.append(a)
+        i += 1
+    if device not in ("cpu", "cuda") or precision not in ("fp32", "bf16", "tf32"):
+        sys.exit(f"--device cpu|cuda, --precision fp32|bf16|tf32 (got {device}, {precision})")
+    argv[:] = rest
+    return device, precision, graph, given
+
+
+DEVICE, PRECISION, CUDA_GRAPH, FLAGS_GIVEN = flags(sys.argv)
+if DEVICE == "cpu":
+    torch.set_num_threads(1)
+elif not torch.cuda.is_available():
+    sys.exit("--device cuda: torch.cuda.is_available() is False")
+if PRECISION == "tf32":
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 torch.manual_seed(0)
 TIME_DIM = 64  # flowlab mlp: time_dim
 CPU = 0.0  # CPU seconds of the last timed loop
+
+
+def sync():
+    """The end of a timed region: on a GPU, the work queued so far has finished."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast(cache_enabled=None):
+    """bf16: autocast to bfloat16 on DEVICE; otherwise nothing."""
+    if PRECISION != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(DEVICE, dtype=torch.bfloat16, cache_enabled=cache_enabled)
 
 
 class Sinusoidal(torch.nn.Module):
@@ -137,29 +192,33 @@ class Unet(torch.nn.Module):
 
 def ring(n, modes=8, radius=4.0, std=0.3):
     """flowlab's dataset/ring_gaussians."""
-    angle = torch.randint(modes, (n,)).float() * (2 * math.pi / modes)
-    return torch.stack([torch.cos(angle), torch.sin(angle)], 1) * radius + std * torch.randn(n, 2)
+    angle = torch.randint(modes, (n,), device=DEVICE).float() * (2 * math.pi / modes)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], 1) * radius + std * torch.randn(n, 2, device=DEVICE)
 
 
 def fashion_mnist(path="/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"):
     with gzip.open(path) as f:
         raw = f.read()
-    return torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(-1, 1, 28, 28).float() / 127.5 - 1
+    images = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(-1, 1, 28, 28).float() / 127.5 - 1
+    return images.to(DEVICE)  # moved once
 
 
 def train(model, batch_fn, steps):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     global CPU
+    sync()
     cpu, start = time.thread_time(), time.perf_counter()
     for _ in range(steps):
         x1 = batch_fn()
         x0 = torch.randn_like(x1)
-        t = torch.rand(x1.shape[0])
+        t = torch.rand(x1.shape[0], device=DEVICE)
         tt = t.reshape(-1, *([1] * (x1.dim() - 1)))
-        loss = (model((1 - tt) * x0 + tt * x1, t) - (x1 - x0)).pow(2).mean()
+        with autocast():
+            loss = (model((1 - tt) * x0 + tt * x1, t).float() - (x1 - x0)).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+    sync()
     CPU = time.thread_time() - cpu
     return time.perf_counter() - start
 
@@ -169,6 +228,7 @@ def train_recipe(model, batch_fn, steps, warmup=10):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0)
     ema = [p.detach().clone() for p in model.parameters()]
     global CPU
+    sync()
     cpu, start = time.thread_time(), time.perf_counter()
     for step in range(steps):
         lr = 1e-3 * (step + 1) / warmup if step < warmup else \
@@ -177,9 +237,10 @@ def train_recipe(model, batch_fn, steps, warmup=10):
             g["lr"] = lr
         x1 = batch_fn()
         x0 = torch.randn_like(x1)
-        t = torch.rand(x1.shape[0])
+        t = torch.rand(x1.shape[0], device=DEVICE)
         tt = t[:, None]
-        loss = (model((1 - tt) * x0 + tt * x1, t) - (x1 - x0)).pow(2).mean()
+        with autocast():
+            loss = (model((1 - tt) * x0 + tt * x1, t).float() - (x1 - x0)).pow(2).mean()
         if not math.isfinite(loss.item()):
             raise RuntimeError("diverged")
         opt.zero_grad()
@@ -190,31 +251,70 @@ def train_recipe(model, batch_fn, steps, warmup=10):
         with torch.no_grad():
             for e, p in zip(ema, model.parameters()):
                 e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+    sync()
     CPU = time.thread_time() - cpu
     return time.perf_counter() - start
 
 
-def sample(model, solver, n, nfe):
-    x = torch.randn(n, 2)
+def solve(model, solver, x, nfe):
+    """The fixed-step loop: Euler (NFE steps) or RK4 (NFE / 4 steps). Under bf16 the network answers in bf16, cast to
+    x's float32 at once, as flowlab's engine does."""
+    n = x.shape[0]
+    full = lambda t: torch.full((n,), t, device=x.device)
+    v = lambda x, t: model(x, t).to(x.dtype)  # a no-op in fp32
+    if solver == "euler":
+        h = 1.0 / nfe
+        for i in range(nfe):
+            x = x + h * v(x, full(i * h))
+    else:  # rk4: 4 calls per step
+        steps = nfe // 4
+        h = 1.0 / steps
+        for i in range(steps):
+            t = i * h
+            k1 = v(x, full(t))
+            k2 = v(x + 0.5 * h * k1, full(t + 0.5 * h))
+            k3 = v(x + 0.5 * h * k2, full(t + 0.5 * h))
+            k4 = v(x + h * k3, full(t + h))
+            x = x + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x
+
+
+def sample(model, solver, n, nfe, shape=(2,)):
+    x = torch.randn(n, *shape, device=DEVICE)
     global CPU
+    sync()
     cpu, start = time.thread_time(), time.perf_counter()
-    with torch.inference_mode():
-        if solver == "euler":
-            h = 1.0 / nfe
-            for i in range(nfe):
-                x = x + h * model(x, torch.full((n,), i * h))
-        else:  # rk4: 4 calls per step
-            steps = nfe // 4
-            h = 1.0 / steps
-            for i in range(steps):
-                t = i * h
-                k1 = model(x, torch.full((n,), t))
-                k2 = model(x + 0.5 * h * k1, torch.full((n,), t + 0.5 * h))
-                k3 = model(x + 0.5 * h * k2, torch.full((n,), t + 0.5 * h))
-                k4 = model(x + h * k3, torch.full((n,), t + h))
-                x = x + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+    with torch.inference_mode(), autocast():
+        x = solve(model, solver, x, nfe)
+    sync()
     CPU = time.thread_time() - cpu
     return time.perf_counter() - start
+
+
+def sample_graph(model, solver, n, nfe, shape=(2,)):
+    """The whole loop captured as one CUDA graph after an eager warm-up on a side stream; the replay is timed.
+    Autocast's weight cache is off (cached casts made during capture would outlive it)."""
+    x = torch.randn(n, *shape, device=DEVICE)
+    global CPU
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), torch.inference_mode(), autocast(cache_enabled=False):
+        solve(model, solver, x, nfe)
+    torch.cuda.current_stream().wait_stream(side)
+    sync()
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), autocast(cache_enabled=False):
+        with torch.cuda.graph(graph):
+            out = solve(model, solver, x, nfe)
+    sync()
+    cpu, start = time.thread_time(), time.perf_counter()
+    graph.replay()
+    sync()
+    CPU = time.thread_time() - cpu
+    s = time.perf_counter() - start
+    if not torch.isfinite(out).all():
+        raise RuntimeError("the replayed samples hold NaN or Inf")
+    return s
 
 
 def layer_dims(width, depth, d=2):
@@ -236,34 +336,57 @@ def sgemm_time(products, reps):
     return sorted(times)[len(times) // 2]
 
 
+def extra():
+    """The flags in the JSON line, when any was given (the CPU lines of python_vs_flowlab.py stay as they were)."""
+    return {"device": DEVICE, "precision": PRECISION, "cuda_graph": CUDA_GRAPH} if FLAGS_GIVEN else {}
+
+
+def timed_sample(model, solver, n, nfe, shape=(2,)):
+    if CUDA_GRAPH:
+        if DEVICE != "cuda":
+            sys.exit("--cuda-graph needs --device cuda")
+        return sample_graph(model, solver, n, nfe, shape)
+    sample(model, solver, n, 4, shape)  # warm-up
+    return sample(model, solver, n, nfe, shape)
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "train_mlp":
         width, depth, act, batch, steps = int(args[0]), int(args[1]), args[2], int(args[3]), int(args[4])
-        model = Mlp(2, width, depth, act)
+        model = Mlp(2, width, depth, act).to(DEVICE)
         train(model, lambda: ring(batch), 20)  # warm-up
         s = train(model, lambda: ring(batch), steps)
-        print(json.dumps({"mode": mode, "seconds": s, "steps": steps, "steps_per_s": steps / s, "cpu_seconds": CPU}))
+        print(json.dumps({"mode": mode, "seconds": s, "steps": steps, "steps_per_s": steps / s, "cpu_seconds": CPU,
+                          **extra()}))
     elif mode == "train_mlp_recipe":
         width, depth, act, batch, steps = int(args[0]), int(args[1]), args[2], int(args[3]), int(args[4])
-        model = Mlp(2, width, depth, act)
+        model = Mlp(2, width, depth, act).to(DEVICE)
         train_recipe(model, lambda: ring(batch), 20)
         s = train_recipe(model, lambda: ring(batch), steps)
-        print(json.dumps({"mode": mode, "seconds": s, "steps": steps, "steps_per_s": steps / s, "cpu_seconds": CPU}))
+        print(json.dumps({"mode": mode, "seconds": s, "steps": steps, "steps_per_s": steps / s, "cpu_seconds": CPU,
+                          **extra()}))
     elif mode == "train_unet":
         batch, steps = int(args[0]), int(args[1])
         images = fashion_mnist()
-        model = Unet()
-        batch_fn = lambda: images.index_select(0, torch.randint(images.shape[0], (batch,)))
+        model = Unet().to(DEVICE)
+        batch_fn = lambda: images.index_select(0, torch.randint(images.shape[0], (batch,), device=DEVICE))
         train(model, batch_fn, 3)
         s = train(model, batch_fn, steps)
-        print(json.dumps({"mode": mode, "seconds": s, "steps": steps, "steps_per_s": steps / s, "cpu_seconds": CPU}))
+        print(json.dumps({"mode": mode, "seconds": s, "steps": steps, "steps_per_s": steps / s, "cpu_seconds": CPU,
+                          **extra()}))
     elif mode == "sample":
         solver, n, nfe = args[0], int(args[1]), int(args[2])
-        model = Mlp(2, 256, 4, "silu").eval()
-        sample(model, solver, n, 4)
-        s = sample(model, solver, n, nfe)
-        print(json.dumps({"mode": mode, "solver": solver, "seconds": s, "nfe": nfe, "nfe_per_s": nfe / s, "cpu_seconds": CPU}))
+        model = Mlp(2, 256, 4, "silu").to(DEVICE).eval()
+        s = timed_sample(model, solver, n, nfe)
+        print(json.dumps({"mode": mode, "solver": solver, "seconds": s, "nfe": nfe, "nfe_per_s": nfe / s,
+                          "cpu_seconds": CPU, **extra()}))
+    elif mode == "sample_unet":
+        n, nfe = int(args[0]), int(args[1])
+        model = Unet().to(DEVICE).eval()
+        s = timed_sample(model, "euler", n, nfe, (1, 28, 28))
+        print(json.dumps({"mode": mode, "solver": "euler", "seconds": s, "nfe": nfe, "nfe_per_s": nfe / s,
+                          "cpu_seconds": CPU, **extra()}))
     elif mode == "sgemm_train":
         width, depth, batch, reps = int(args[0]), int(args[1]), int(args[2]), int(args[3])
         products = []

@@ -3,7 +3,24 @@
 # Run as root, or with sudo available. Safe to run again: it installs only what is missing.
 # Package sources: the machine's own. Catch2 v3 lives in <suite>-backports; when that suite is not configured,
 # it is added with the same URIs as the suite already configured (one-line or deb822 format). No host is named here.
+#
+# --torch pip: also a second LibTorch, PyTorch 2.x from PyPI (a CUDA build, several GB): a virtual environment in
+# build/torch-pip/venv with the pinned torch below, its CMake prefix written to build/torch-pip/prefix.txt for the
+# `torch2` CMake preset. Debian's LibTorch (the default) needs none of it.
 set -euo pipefail
+
+TORCH_FLAVOUR=debian
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --torch) TORCH_FLAVOUR=${2:-}; shift 2 || { echo "flowlab setup: --torch needs a value: debian or pip" >&2; exit 2; } ;;
+    --torch=*) TORCH_FLAVOUR=${1#--torch=}; shift ;;
+    *) echo "flowlab setup: unknown argument '$1' (valid: --torch debian|pip)" >&2; exit 2 ;;
+  esac
+done
+case "$TORCH_FLAVOUR" in debian|pip) ;; *) echo "flowlab setup: --torch '$TORCH_FLAVOUR': valid values are debian, pip" >&2; exit 2 ;; esac
+# The PyPI torch that the `torch2` preset builds against: 2.11.0, a CUDA 13.0 build (its runtime, cuBLAS and cuDNN
+# come as nvidia-* wheels; /usr/local/cuda's 13.0 toolkit gives CMake its headers). Bump it here and nowhere else.
+TORCH_PIP_VERSION=2.11.0
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
@@ -110,3 +127,20 @@ if [ ! -s "$DIGITS_DIR/digits.csv.gz" ]; then
   rm -rf "$tmp"
 fi
 echo "flowlab setup: packages OK"
+
+if [ "$TORCH_FLAVOUR" = pip ]; then
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  venv="$root/build/torch-pip/venv"
+  py=$(command -v python3)
+  if [ ! -x "$venv/bin/python" ]; then
+    "$py" -m venv "$venv" || { echo "flowlab setup: '$py -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  fi
+  have=$("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
+  if [ "${have%%+*}" != "$TORCH_PIP_VERSION" ]; then
+    echo "flowlab setup: installing torch==$TORCH_PIP_VERSION from PyPI into $venv (several GB)"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_PIP_VERSION"
+  fi
+  "$venv/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' > "$root/build/torch-pip/prefix.txt"
+  echo "flowlab setup: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)')" \
+       "from PyPI; CMake prefix $(cat "$root/build/torch-pip/prefix.txt")"
+fi

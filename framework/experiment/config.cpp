@@ -1,6 +1,7 @@
 // Experiment files: schema checks with file:line:col locations and suggestions, plugin parameter validation
 // through the registry, and sweep expansion (grid x zip x seeds) into fully resolved trials.
 #include "flowlab/config.hpp"
+#include "flowlab/precision.hpp"
 #include "flowlab/features.hpp"
 
 #include <fmt/format.h>
@@ -47,9 +48,10 @@ const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_
                                              "architecture", "condition", "coupling"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
-                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond"};
+                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
+                                             "precision"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
-                                            "solvers", "metrics"};
+                                            "solvers", "metrics", "cuda_graph"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
 const std::vector<std::string> kMixKeys = {"start", "end"};
 const std::vector<std::string> kInits = {"warm", "fresh"};
@@ -263,7 +265,7 @@ std::string check_sweep_key(const std::string& key) {
     return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
@@ -338,6 +340,12 @@ void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, 
   if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], at + "log_every", 1);
   if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], at + "checkpoint_every", 0);
   if (tr["p_uncond"]) c.p_uncond = r.real(tr["p_uncond"], at + "p_uncond", 0, 1);
+  if (tr["precision"]) {
+    c.precision = r.text(tr["precision"], at + "precision");
+    const std::vector<std::string>& ok = precisions();
+    if (std::find(ok.begin(), ok.end(), c.precision) == ok.end())
+      r.fail(tr["precision"], at + "precision", fmt::format("unknown precision '{}' ({})", c.precision, suggestion(c.precision, ok)));
+  }
 }
 
 // A one-of-`valid` word at `path`.
@@ -426,7 +434,10 @@ void emit_train(YAML::Emitter& e, const char* key, const TrainConfig& c) {
     << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << number_text(c.ema)
     << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key << "log_every" << YAML::Value << c.log_every
     << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::Key << "p_uncond" << YAML::Value
-    << number_text(c.p_uncond) << YAML::EndMap;
+    << number_text(c.p_uncond);
+  // Written only when not the default, so that the configurations (and hashes) of earlier results stay the same.
+  if (c.precision != "fp32") e << YAML::Key << "precision" << YAML::Value << c.precision;
+  e << YAML::EndMap;
 }
 
 // Everything of one trial, from its (overridden) document.
@@ -470,6 +481,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     if (ev["store_samples"]) t.eval.store_samples = r.integer(ev["store_samples"], "eval.store_samples", -1);
     if (ev["store_trajectories"])
       t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
+    if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
     if (const YAML::Node solvers = ev["solvers"]) {
       if (!solvers.IsSequence() || solvers.size() == 0)
         r.fail(solvers, "eval.solvers", fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
@@ -582,8 +594,9 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
     << number_text(t.eval.guidance) << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
-    << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories << YAML::Key << "runs"
-    << YAML::Value << YAML::BeginSeq;
+    << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
+  if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
+  e << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& run : t.eval.runs) {
     e << YAML::BeginMap;
     emit_plugin(e, "solver", run.solver);
@@ -806,6 +819,15 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
           r.fail(root["sweep"], "sweep", fmt::format("two trials would share the id '{}': the sweep repeats a value", t.id));
         ex.trials.push_back(std::move(t));
       }
+  // CUDA graphs on devices that are all CPUs can never run: refused here. With `auto`, a trial that lands on a
+  // CPU samples eagerly and records cuda_graph "off".
+  const bool cpu_only = std::all_of(ex.devices.begin(), ex.devices.end(), [](const std::string& d) { return d == "cpu"; });
+  for (const auto& t : ex.trials)
+    if (cpu_only && t.eval.cuda_graph) {
+      const YAML::Node at = root["eval"] && root["eval"]["cuda_graph"] ? root["eval"]["cuda_graph"] : root["devices"];
+      r.fail(at, "eval.cuda_graph",
+             "CUDA graphs need a GPU, but devices lists only cpu (use devices: auto or cuda:N, or cuda_graph: false)");
+    }
   return ex;
 }
 

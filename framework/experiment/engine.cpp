@@ -24,6 +24,7 @@
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/coupling.hpp"
+#include "flowlab/cuda_graph.hpp"
 #include "flowlab/dataset.hpp"
 #include "flowlab/features.hpp"
 #include "flowlab/files.hpp"
@@ -31,6 +32,7 @@
 #include "flowlab/noise.hpp"
 #include "flowlab/optimizer.hpp"
 #include "flowlab/path.hpp"
+#include "flowlab/precision.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/time_sampler.hpp"
@@ -139,7 +141,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
     archive.write("rng", ahead.front());
     if (ahead.size() > 1) archive.write("rng_ahead", at::stack(at::TensorList(ahead).slice(1)));
   } else {
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = at::Generator(at::globalContext().defaultGenerator(at::kCPU));
     std::lock_guard<std::mutex> lock(gen.mutex());
     archive.write("rng", gen.get_state());
   }
@@ -193,7 +195,7 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
   if (ema.defined()) ema.load(archive);
   const int64_t next = read_tensor(archive, "next_step").item<int64_t>();
   {
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = at::Generator(at::globalContext().defaultGenerator(at::kCPU));
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(read_tensor(archive, "rng"));
   }
@@ -587,7 +589,7 @@ void TrialRun::apply_pairing(const Pairing& p, at::Tensor& x0, Batch& batch) con
 void TrialRun::draw_ahead(int64_t b) {
   Ahead a;
   {
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = at::Generator(at::globalContext().defaultGenerator(at::kCPU));
     std::lock_guard<std::mutex> lock(gen.mutex());
     a.rng_before = gen.get_state();
   }
@@ -622,7 +624,7 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, int64_
       draw_ahead(b);
       for (const at::Tensor& state : resume_ahead_) {
         {
-          auto gen = at::detail::getDefaultCPUGenerator();
+          auto gen = at::Generator(at::globalContext().defaultGenerator(at::kCPU));
           std::lock_guard<std::mutex> lock(gen.mutex());
           gen.set_state(state);
         }
@@ -652,7 +654,8 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, int64_
   const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
   if (ahead)  // after this step's draws
     while (int64_t(ahead_.size()) < std::min(kAhead, more)) draw_ahead(b);
-  const at::Tensor v = model_->forward(s.xt, t, cond);
+  at::Tensor v = model_->forward(s.xt, t, cond);
+  if (v.scalar_type() != s.ut.scalar_type()) v = v.to(s.ut.scalar_type());  // bf16 autocast: the loss in float32
   // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
   // rows' means (every row has the same size) up to the order of the float sums.
   return uniform_weight_ ? at::mse_loss(v, s.ut) : (weighting_->weight(t, *path_) * (v - s.ut).pow(2).flatten(1).mean(1)).mean();
@@ -688,8 +691,11 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     }
     const double lr = learning_rate(c, step);
     opt.set_lr(lr);
-    const at::Tensor loss =
-        stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix, c.steps - step - 1);
+    at::Tensor loss;
+    {
+      const PrecisionScope precision(c.precision, dev_);  // the forward; the backward follows autocast's casts
+      loss = stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix, c.steps - step - 1);
+    }
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       out_.status = "diverged";
@@ -725,6 +731,7 @@ TrialResult TrialRun::run() {
   out_.id = trial_.id;
   out_.seed = trial_.seed;
   out_.device = device_;
+  out_.precision = applied_precision(trial_.train.precision, dev_);
   torch::manual_seed(static_cast<uint64_t>(trial_.seed));
   setup();
 
@@ -862,9 +869,16 @@ void TrialRun::evaluate() {
   }
   const double w = trial_.eval.guidance;
   auto model = model_;
-  const VelocityField field =
+  const VelocityField model_field =
       conditioned_ ? guided_field(model, condition_of(condition_batch), w)
                    : VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
+  // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
+  const VelocityField field = [model_field](const at::Tensor& x, const at::Tensor& t) {
+    at::Tensor v = model_field(x, t);
+    return v.scalar_type() == x.scalar_type() ? v : v.to(x.scalar_type());
+  };
+  const bool graphs = trial_.eval.cuda_graph && dev_.is_cuda();
+  out_.cuda_graph = graphs ? "on" : "off";
   const int64_t calls_per_evaluation = conditioned_ && w != 0.0 && w != 1.0 ? 2 : 1;
   const int64_t keep_paths = std::min(trial_.eval.store_trajectories, m);
 
@@ -890,11 +904,16 @@ void TrialRun::evaluate() {
         const auto t0 = Clock::now();
         auto solver = make<Solver>(reg_, run.solver);
         SampleResult r;
+        double replay_seconds = -1;
         {
           const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
-          r = solver->sample(x0, field, so);
+          const PrecisionScope precision(trial_.train.precision, dev_);
+          if (graphs && run.steps > 0)  // fixed-step runs; adaptive ones choose their steps on the host
+            r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
+          else
+            r = solver->sample(x0, field, so);
         }
-        row.seconds = seconds_since(t0) - rec.seconds();
+        row.seconds = replay_seconds >= 0 ? replay_seconds : seconds_since(t0) - rec.seconds();
         row.samples_per_s = double(m) / row.seconds;
         row.nfe = r.nfe;
         row.network_calls = r.nfe * calls_per_evaluation;

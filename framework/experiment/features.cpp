@@ -194,7 +194,7 @@ void note(const std::string& text) { std::cerr << "flowlab: note: " << text << "
 // happens here leaves the caller's random stream untouched.
 template <class F>
 auto with_fixed_seed(F&& f) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  auto gen = at::Generator(at::globalContext().defaultGenerator(at::kCPU));
   at::Tensor saved;
   {
     std::lock_guard<std::mutex> lock(gen.mutex());

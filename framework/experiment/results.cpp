@@ -201,6 +201,8 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     attr_string(g, "config_hash", worker::config_hash(trial.resolved_yaml));
     attr_number<int64_t>(g, "seed", trial.seed);
     attr_string(g, "device", r.device);
+    attr_string(g, "precision", r.precision);
+    attr_string(g, "cuda_graph", r.cuda_graph);
     attr_string(g, "status", r.status);
     attr_string(g, "error", r.error);
     attr_number<int64_t>(g, "diverged_step", r.diverged_step);

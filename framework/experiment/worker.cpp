@@ -2,7 +2,6 @@
 #include "flowlab/worker.hpp"
 
 #include <ATen/Parallel.h>
-#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <torch/cuda.h>
@@ -14,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "flowlab/build_info.hpp"
 #include "flowlab/config.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runtime.hpp"
@@ -235,9 +235,13 @@ int run_devices() {
   }
   DeviceInfo info;
   info.gpus = static_cast<int64_t>(torch::cuda::device_count());
-  // Built with CUDA: its device guard is registered when the CUDA libraries are loaded, GPUs or not.
-  info.cuda = info.gpus > 0 || c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA);
+  // A CUDA build (libtorch_cuda linked, as CMake found it), GPUs or not.
+  info.cuda = info.gpus > 0 || build_info().cuda_build;
   std::cout << devices_line(info) << std::endl;
+  // For people: what the line means, and what this binary was built with.
+  std::cout << fmt::format("flowlab: a {} that sees {} GPU{}; {}", info.cuda ? "CUDA build" : "CPU-only build",
+                           info.gpus, info.gpus == 1 ? "" : "s", build_info_line())
+            << std::endl;
   return 0;
 }
 

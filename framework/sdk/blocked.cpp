@@ -14,7 +14,7 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
-#include <torch/csrc/autograd/custom_function.h>
+#include <torch/autograd.h>
 
 #include <cmath>
 #include <vector>

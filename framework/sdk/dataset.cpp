@@ -73,11 +73,16 @@ std::vector<int64_t> StoredImages::event_shape() const {
   return {images_.size(1), images_.size(2), images_.size(3)};
 }
 
+Tensor to_device(const Tensor& cpu, const at::TensorOptions& o) {
+  if (!o.device().is_cuda() || !cpu.device().is_cpu()) return cpu.to(o.device());
+  return cpu.pin_memory().to(o.device(), cpu.scalar_type(), /*non_blocking=*/true);
+}
+
 Batch StoredImages::scaled(const Tensor& images, const Tensor& labels, const Tensor& indices,
                            const at::TensorOptions& o) const {
   const Tensor i = indices.to(at::kCPU, at::kLong);
-  return {(images.index_select(0, i).to(o.dtype()) / (max_value_ / 2) - 1).to(o.device()),
-          labels.index_select(0, i).to(o.device()), Tensor()};
+  return {to_device(images.index_select(0, i).to(o.dtype()) / (max_value_ / 2) - 1, o),
+          to_device(labels.index_select(0, i), o), Tensor()};
 }
 
 Batch StoredImages::take(const Tensor& indices, const at::TensorOptions& o) const {

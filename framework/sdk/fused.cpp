@@ -3,8 +3,10 @@
 // fuses a multiply-add that another does not: the results do not depend on the CPU's features.
 #include "flowlab/fused.hpp"
 
+#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
-#include <torch/csrc/autograd/custom_function.h>
+#include <torch/autograd.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <climits>
@@ -301,8 +303,18 @@ void refuse_second_derivatives(const char* op) {
     throw Error(fmt::format("{} is differentiable once: its backward cannot be recorded (create_graph)", op));
 }
 
+// Under CPU autocast (train.precision: bf16) the products must go through ATen, which casts them; the fused loops
+// compute in float32 and would silently keep it.
+bool cpu_autocast() {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
-  if (act == Activation::gelu) return false;
+  if (act == Activation::gelu || cpu_autocast()) return false;
   for (const Tensor* t : {&x, &weight, &bias})
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   return x.dim() == 2 && weight.dim() == 2 && bias.numel() == weight.size(0) && x.size(1) == weight.size(1);
@@ -491,6 +503,7 @@ class MlpLayersFn : public torch::autograd::Function<MlpLayersFn> {
 };
 
 bool cpu_float(std::initializer_list<const Tensor*> ts) {
+  if (cpu_autocast()) return false;
   for (const Tensor* t : ts)
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   return true;

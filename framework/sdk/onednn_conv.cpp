@@ -6,7 +6,7 @@
 // only the weights (small) into the kernel's layout; images stay blocked, so nothing else is copied. The one
 // exception is a plain image at a network's edge: a plain input is read as is (oneDNN's first-layer kernels take
 // NCHW), and a plain output (e.g. 1 channel) is produced in the kernel's padded layout and reordered.
-#include <torch/csrc/autograd/custom_function.h>
+#include <torch/autograd.h>
 
 #include <fmt/format.h>
 

@@ -18,7 +18,7 @@ Tensor Field::operator()(const Tensor& x, double t) {
     throw SolverError(fmt::format("{}: velocity field returned shape {} for x of shape {} at step {} (t = {})",
                                   solver_, v.defined() ? shape_string(v.sizes()) : "<undefined>",
                                   shape_string(x.sizes()), step_, t));
-  if (!at::isfinite(v).all().item<bool>())
+  if (check_finite_ && !at::isfinite(v).all().item<bool>())
     throw SolverError(fmt::format("{}: velocity field returned NaN or Inf at step {} (t = {}), evaluation {}",
                                   solver_, step_, t, nfe_));
   return v;
@@ -30,6 +30,7 @@ SampleResult Solver::sample(const Tensor& x0, const VelocityField& v, const Samp
   if (!(opt.t1 > opt.t0))
     throw SolverError(fmt::format("{}: t1 ({}) must be greater than t0 ({})", owner_, opt.t1, opt.t0));
   Field field(v, owner_);
+  field.set_check_finite(opt.check_finite);
   SampleResult out;
   integrate(x0, field, opt, out);
   out.nfe = field.nfe();

@@ -114,7 +114,12 @@ class MlpArchitecture final : public flowlab::Architecture {
     for (int64_t r = 0; r < b; r += kRowBlock) {
       const int64_t n = std::min(kRowBlock, b - r);
       Tensor o = out.narrow(0, r, n);
-      at::addmm_out(o, out_->bias, hidden(r, n), out_->weight.t());
+      const Tensor h = hidden(r, n);
+      if (h.scalar_type() != o.scalar_type()) {  // autocast (bf16) casts addmm but not addmm_out
+        o.copy_(out_->forward(h));
+        continue;
+      }
+      at::addmm_out(o, out_->bias, h, out_->weight.t());
     }
     return as_x(out);
   }

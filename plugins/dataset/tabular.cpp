@@ -132,8 +132,8 @@ class Tabular final : public flowlab::Dataset {
 
  private:
   static flowlab::Batch rows(const at::Tensor& table, const at::Tensor& idx, const at::TensorOptions& o) {
-    return {table.index_select(0, idx.to(at::kCPU, at::kLong)).to(o.device(), o.dtype().toScalarType()), at::Tensor(),
-            at::Tensor()};
+    return {flowlab::to_device(table.index_select(0, idx.to(at::kCPU, at::kLong)).to(o.dtype().toScalarType()), o),
+            at::Tensor(), at::Tensor()};
   }
 
   TabularOptions opt_;

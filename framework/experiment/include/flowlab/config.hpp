@@ -38,6 +38,7 @@ struct TrainConfig {
   int64_t log_every = 10;
   int64_t checkpoint_every = 0;     ///< save a checkpoint every N steps; 0: none
   double p_uncond = 0.1;            ///< probability of training a row with the null condition (conditioned models)
+  std::string precision = "fp32";   ///< fp32, bf16 (autocast) or tf32 (CUDA's TF32 mode): precision.hpp
 };
 
 /// One evaluation row: a solver with its parameters and, for fixed-step solvers, a step count.
@@ -60,6 +61,9 @@ struct EvalConfig {
   std::vector<std::string> metric_labels;
   int64_t store_samples = -1;      ///< generated samples kept per eval run; -1: all (<= 10000) for vectors, 64 for images
   int64_t store_trajectories = 0;  ///< trajectories kept per eval run (the first K samples)
+  /// On a GPU, each fixed-step solver run is captured once as a CUDA graph and replayed (the same samples as the
+  /// eager loop); adaptive runs and CPU devices sample eagerly, and the trial records what ran.
+  bool cuda_graph = false;
 };
 
 /// Reflow rounds (Liu et al.'s rectification with the texts' EMA teacher and mixing schedule): round 0 is ordinary

@@ -62,6 +62,8 @@ struct TrialResult {
   int64_t diverged_step = -1;
   int64_t seed = 0;
   std::string device;
+  std::string precision = "fp32";  ///< the precision that ran (train.precision, or fp32 where it does not apply)
+  std::string cuda_graph = "off";  ///< "on" when the fixed-step eval runs were replayed from CUDA graphs
   double train_seconds = 0, eval_seconds = 0;
   TrainLog train;
   std::vector<EvalRow> eval;

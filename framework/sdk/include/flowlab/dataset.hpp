@@ -16,6 +16,11 @@ struct Batch {
   Tensor x, label, attr;
 };
 
+/// `cpu` on o's device: on a GPU through pinned memory with a non-blocking copy (the copy overlaps the host's work;
+/// the caching allocator keeps the pinned block until the copy is done); elsewhere a plain .to().
+FLOWLAB_API Tensor to_device(const Tensor& cpu, const at::TensorOptions& o);
+
+
 class FLOWLAB_API Dataset : public Plugin {
  public:
   /// Shape of one sample, without the batch dimension ([2] for 2D toys, [1, 28, 28] for images).

@@ -17,7 +17,7 @@
 #include "flowlab/params.hpp"
 
 /// The plugin ABI version. Bump it whenever an interface in framework/include/flowlab changes.
-#define FLOWLAB_API_VERSION 2
+#define FLOWLAB_API_VERSION 3
 
 namespace flowlab {
 

@@ -24,12 +24,16 @@ class FLOWLAB_API Field {
   int64_t nfe() const { return nfe_; }
   /// The step being taken (0-based), for messages.
   void set_step(int64_t step) { step_ = step; }
+  /// Off: no NaN/Inf check per evaluation (each is a device-to-host sync, which a CUDA graph capture cannot hold);
+  /// the caller checks the result instead.
+  void set_check_finite(bool on) { check_finite_ = on; }
 
  private:
   const VelocityField& v_;
   std::string solver_;
   int64_t nfe_ = 0;
   int64_t step_ = 0;
+  bool check_finite_ = true;
 };
 
 /// Per-call overrides, as in FlowMatching.sample(return_all_steps, inference_step).
@@ -39,6 +43,9 @@ struct SampleOptions {
   bool return_trajectory = false; ///< also return the states at every grid point / accepted step
   double t0 = 0.0;                ///< start time (noise)
   double t1 = 1.0;                ///< end time (data)
+  /// Check every evaluation of the field for NaN/Inf (a host sync each). Off under CUDA graph capture, where the
+  /// engine checks the samples instead.
+  bool check_finite = true;
   /// Called with every state the method produces: x0 at t0, then the state after each (accepted) step, in order.
   /// The engine builds straightness, speed and stored trajectories on it. Solvers call it through
   /// SampleOptions::report(); time spent in it belongs to the caller.
