@@ -11,6 +11,15 @@ if [ "${1:-}" = --run ]; then
   here=$PWD
   if [ "$here" != /work/main ]; then mkdir -p /work; [ -e /work/main ] || ln -s "$here" /work/main; cd /work/main; fi
   mkdir -p build && rm -rf build/torch2 && cp -a .gpu/torch2 build/torch2
+  # Fashion-MNIST where Debian's dataset-fashion-mnist puts it (the U-Net rows read it).
+  if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+    mkdir -p /usr/share/datasets && cp -a .gpu/fashion-mnist /usr/share/datasets/fashion-mnist
+  fi
+  # The staged libraries only where this machine has none of that name: its own are newer.
+  for f in .gpu/syslib/*; do
+    if ldconfig -p | grep -q " $(basename "$f") "; then rm -f "$f"; fi
+  done
+  echo "staged libraries used: $(ls .gpu/syslib | tr '\n' ' ')"
   py=$(command -v python3)
   torch_lib=$("$py" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   nv=$("$py" -c 'import glob, os, torch; s = os.path.dirname(os.path.dirname(torch.__file__)); print(":".join(sorted(glob.glob(s + "/nvidia/*/lib"))))')
@@ -27,5 +36,6 @@ find .gpu/torch2 -type f \( -name '*.so' -o -perm -u+x \) -exec file {} + | grep
   xargs -r ldd 2>/dev/null | awk '/=> \// {print $3}' | sort -u |
   grep -v -E '/(libc|libm|libdl|libpthread|librt|libresolv|libutil|libanl|libnsl|libcrypt|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so|/torch/lib/|/nvidia/|/work/main/build/torch2/' |
   while read -r lib; do cp -L "$lib" .gpu/syslib/; done
-strip --strip-unneeded .gpu/torch2/bin/* .gpu/torch2/tests/flowlab_tests 2>/dev/null || true
+strip --strip-unneeded .gpu/torch2/bin/* .gpu/torch2/tests/flowlab_tests .gpu/syslib/* 2>/dev/null || true
+cp -a /usr/share/datasets/fashion-mnist .gpu/fashion-mnist
 du -sh .gpu .gpu/syslib; ls .gpu/syslib

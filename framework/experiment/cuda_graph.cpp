@@ -15,6 +15,7 @@
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace flowlab {
@@ -51,6 +52,19 @@ SampleResult sample_with_cuda_graph(const Solver& solver, const Tensor& x0, cons
       r = solver.sample(x_static, v, captured);
       graph.capture_end();
     } catch (...) {
+      // A capture that failed must still be ended, or the stream (and, in global mode, every stream) stays in
+      // capture mode and the next CUDA call fails.
+      try {
+        graph.capture_end();  // ends the capture and returns the allocator's pool, when the capture is still valid
+      } catch (...) {
+      }
+      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+      if (cudaStreamIsCapturing(side.stream(), &capturing) == cudaSuccess && capturing != cudaStreamCaptureStatusNone) {
+        cudaGraph_t partial = nullptr;
+        cudaStreamEndCapture(side.stream(), &partial);
+        if (partial) cudaGraphDestroy(partial);
+      }
+      (void)cudaGetLastError();
       at::autocast::set_autocast_cache_enabled(cache);
       throw;
     }

@@ -3,12 +3,33 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <utility>
+
 #include <cmath>
 
 #include "flowlab/dataset.hpp"
 #include "flowlab/fused.hpp"
 
 namespace flowlab {
+
+namespace {
+
+// The frequencies on t's device and dtype. On a GPU they are copied once per thread and kept (a copy from the host
+// on every call costs a transfer, and a CUDA graph capture refuses it; the solver's warm-up fills the cache).
+Tensor frequencies_on(const std::vector<double>& f, const at::TensorOptions& o) {
+  if (o.device().is_cpu()) return at::tensor(f, at::TensorOptions().dtype(at::kDouble)).to(o);
+  thread_local std::map<std::pair<std::vector<double>, std::string>, Tensor> cache;
+  const auto key = std::make_pair(f, o.device().str() + "/" + std::string(c10::toString(o.dtype().toScalarType())));
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    if (cache.size() > 64) cache.clear();
+    it = cache.emplace(key, at::tensor(f, at::TensorOptions().dtype(at::kDouble)).to(o)).first;
+  }
+  return it->second;
+}
+
+}  // namespace
 
 Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency) {
   if (dim < 1) throw Error(fmt::format("sinusoidal_embedding: dim must be >= 1, got {}", dim));
@@ -28,7 +49,7 @@ Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency) 
   if (half > 0) {
     std::vector<double> f(static_cast<size_t>(half));
     for (int64_t k = 0; k < half; ++k) f[static_cast<size_t>(k)] = frequency(k);
-    const Tensor args = tt * at::tensor(f, at::TensorOptions().dtype(at::kDouble)).to(t.options()).unsqueeze(0);
+    const Tensor args = tt * frequencies_on(f, t.options()).unsqueeze(0);
     parts.push_back(at::cos(args));
     parts.push_back(at::sin(args));
   }

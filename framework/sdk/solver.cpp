@@ -12,7 +12,9 @@ Field::Field(const VelocityField& v, std::string solver) : v_(v), solver_(std::m
 Tensor Field::operator()(const Tensor& x, double t) {
   ++nfe_;
   // One value viewed as [B]: architectures that see it (shared_time) embed t once instead of B times.
-  const Tensor tt = at::scalar_tensor(t, x.options()).expand({x.size(0)});
+  // On a GPU, filled in place (scalar_tensor would copy from the host, which a CUDA graph capture refuses).
+  const Tensor tt = (x.device().is_cpu() ? at::scalar_tensor(t, x.options()) : at::full({}, t, x.options()))
+                        .expand({x.size(0)});
   Tensor v = v_(x, tt);
   if (!v.defined() || v.sizes() != x.sizes())
     throw SolverError(fmt::format("{}: velocity field returned shape {} for x of shape {} at step {} (t = {})",

@@ -69,7 +69,9 @@ class MlpArchitecture final : public flowlab::Architecture {
     // The output in x's shape (no view op, nor its autograd node, when x is already [B, d]).
     auto as_x = [&](const Tensor& v) { return x.dim() == 2 ? v : v.reshape(x.sizes()); };
     const Tensor c = cond_->empty() ? Tensor() : cond_->forward(cond, b, x.options());
-    if (!shared && (at::GradMode::is_enabled() || b <= 2 * kRowBlock)) {
+    // Blocks of rows help a CPU's cache; on a GPU they would only multiply the kernel launches.
+    const bool whole = at::GradMode::is_enabled() || b <= 2 * kRowBlock || !x.device().is_cpu();
+    if (!shared && whole) {
       // Every layer after the concatenated input in one op (fused.hpp): one autograd node when training.
       std::vector<Tensor> parts = {xf, temb};
       if (c.defined()) parts.push_back(c);
@@ -107,7 +109,7 @@ class MlpArchitecture final : public flowlab::Architecture {
       }
       return h;
     };
-    if (at::GradMode::is_enabled() || b <= 2 * kRowBlock) return as_x(out_->forward(hidden(0, b)));
+    if (whole) return as_x(out_->forward(hidden(0, b)));
     // Without autograd, many rows (a solver's step over a large sample): a block of rows at a time, so that each
     // layer's output is still in the core's cache when the activation and the next layer read it.
     Tensor out = at::empty({b, d_}, x.options());
