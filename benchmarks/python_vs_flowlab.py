@@ -18,7 +18,7 @@ import h5py
 
 BUILD, REPS = sys.argv[1], int(sys.argv[2])
 HERE = os.path.dirname(os.path.abspath(__file__))
-PY = "/usr/bin/python3"
+PY = os.environ.get("FLOWLAB_BENCH_PYTHON", "/usr/bin/python3")  # the Python whose torch is flowlab's LibTorch
 ENV = dict(os.environ, OMP_NUM_THREADS="1", FLOWLAB_PLUGIN_PATH="")
 # Python as it runs by default, and (an extra column) with glibc's malloc thresholds raised as flowlab raises them.
 ENV_MALLOC = dict(ENV, MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(1 << 30))
@@ -189,6 +189,8 @@ def main():
           f"overhead {100 * (hand_flat / engine - 1):+.1f}% | | | |")
     print(f"| the same hand-written loop with torch::optim::AdamW, clip_grad_norm_ and a per-tensor EMA | | "
           f"{hand:.1f} steps/s | engine {engine / hand:.2f}x | | | |")
+    paths = subprocess.run([FLOWLAB, "_devices"], env=ENV, capture_output=True, text=True).stdout.splitlines()
+    print(f"\nflowlab's paths: {paths[-1].split('; ', 1)[-1] if paths else '?'}")
     print(f"\n{REPS} repetitions, medians; 1 thread; load average {load_start:.2f} at the start, {load_end:.2f} at "
           f"the end; {time.time() - t0:.0f} s.")
 
