@@ -5,7 +5,7 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
 #include <ATen/Parallel.h>
-#include <torch/csrc/autograd/autograd.h>
+#include <torch/autograd.h>
 
 #include "flowlab/architecture.hpp"
 #include "flowlab/blocked.hpp"

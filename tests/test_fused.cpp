@@ -2,7 +2,7 @@
 // path (time embedding as a broadcast bias of the first layer) against its concatenated path.
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
-#include <torch/csrc/autograd/autograd.h>
+#include <torch/autograd.h>
 
 #include <limits>
 
