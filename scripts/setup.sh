@@ -135,12 +135,12 @@ if [ "$TORCH_FLAVOUR" = pip ]; then
   if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv" || { echo "flowlab setup: '$py -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
   fi
-  have=$("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
+  have=$("$venv/bin/python" -W ignore -c 'import torch; print(torch.__version__)' 2>/dev/null || true)
   if [ "${have%%+*}" != "$TORCH_PIP_VERSION" ]; then
     echo "flowlab setup: installing torch==$TORCH_PIP_VERSION from PyPI into $venv (several GB)"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_PIP_VERSION"
   fi
-  "$venv/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' > "$root/build/torch-pip/prefix.txt"
-  echo "flowlab setup: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)')" \
+  "$venv/bin/python" -W ignore -c 'import torch; print(torch.utils.cmake_prefix_path)' > "$root/build/torch-pip/prefix.txt"
+  echo "flowlab setup: torch $("$venv/bin/python" -W ignore -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)')" \
        "from PyPI; CMake prefix $(cat "$root/build/torch-pip/prefix.txt")"
 fi
