@@ -27,6 +27,7 @@
 #include <set>
 #include <sstream>
 
+#include "flowlab/files.hpp"
 #include "flowlab/results.hpp"
 
 extern char** environ;
@@ -429,6 +430,10 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
 
   const std::string trial_dir = worker::trial_dir(output);
   const bool sharded = opt.shard_count > 0;
+  // One runner per output (files.hpp): a shard locks its own share, since shards of one sweep run at once.
+  const OutputLock lock(sharded ? fmt::format("{}.shard{}of{}", output, opt.shard_index, opt.shard_count) : output,
+                        sharded ? fmt::format("flowlab run, shard {}/{}", opt.shard_index, opt.shard_count)
+                                : std::string(opt.resume ? "flowlab run --resume" : "flowlab run"));
   // This run's trials: all, or its shard's share. Shards write their trial files into the same directory (each its
   // own files) and never the experiment file, which `flowlab merge` builds from them.
   std::vector<size_t> mine;

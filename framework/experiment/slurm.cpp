@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "flowlab/files.hpp"
 #include "flowlab/runner.hpp"
 #include "flowlab/worker.hpp"
 
@@ -65,6 +66,7 @@ std::string stored_experiment(const std::vector<std::string>& inputs) {
 }
 
 MergeReport merge_trial_files(const std::string& output, const Experiment& ex, const std::vector<std::string>& inputs) {
+  const OutputLock lock(output, "flowlab merge");  // never while a runner writes the same output
   MergeReport report;
   const auto files = trial_files_in(inputs);
   report.files = files.size();

@@ -1,0 +1,95 @@
+// One runner per output (flowlab::OutputLock, files.hpp): a second `run`, `run --resume` or `merge` on an output in
+// use is refused at once, naming the holder; a lock left by a dead runner is taken over; nothing is left behind.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "flowlab/errors.hpp"
+#include "flowlab/files.hpp"
+#include "support.hpp"
+
+using Catch::Matchers::ContainsSubstring;
+using Catch::Matchers::StartsWith;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string hostname() {
+  char host[256] = "?";
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+std::string write_experiment(const flowlab::test::ScratchDir& s) {
+  const std::string path = s.file("exp.yaml");
+  std::ofstream(path) << "name: lock_test\noutput: " << s.file("out.h5") << R"(
+devices: [cpu]
+data: {dataset: ring_gaussians}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 10, batch_size: 16}
+eval: {samples: 16, solvers: [{solver: euler, steps: [2]}], metrics: []}
+)";
+  return path;
+}
+
+std::string cli(const std::string& args) { return std::string("FLOWLAB_PLUGIN_PATH= ") + FLOWLAB_CLI + " " + args; }
+
+}  // namespace
+
+TEST_CASE("OutputLock: a second holder is refused with the first one's pid, host and command", "[lock]") {
+  const flowlab::test::ScratchDir s("flowlab_lock_unit");
+  const std::string out = s.file("out.h5");
+  {
+    const flowlab::OutputLock first(out, "test holder");
+    CHECK(fs::exists(out + ".lock"));
+    std::string message;
+    try {
+      const flowlab::OutputLock second(out, "second");
+      FAIL("the second lock was granted");
+    } catch (const flowlab::Error& e) {
+      message = e.what();
+    }
+    CHECK_THAT(message, StartsWith(out + " is in use by another flowlab process (pid " + std::to_string(::getpid()) +
+                                   " on host " + hostname() + " since "));
+    CHECK_THAT(message, ContainsSubstring("Z (test holder)): wait for it to end, or choose another --out"));
+  }
+  CHECK_FALSE(fs::exists(out + ".lock"));  // released and removed
+  const flowlab::OutputLock again(out, "after");  // and free again
+}
+
+TEST_CASE("a second runner on an output in use is refused at once and writes nothing", "[lock][runner]") {
+  const flowlab::test::ScratchDir s("flowlab_lock_cli");
+  const std::string exp = write_experiment(s), out = s.file("out.h5");
+  const flowlab::OutputLock held(out, "another runner");
+  fs::create_directories(s.file("shards.trials"));  // merge's input: an existing (empty) trial directory
+  for (const std::string& args :
+       {"run " + exp, "run " + exp + " --resume", "merge " + out + " " + s.file("shards.trials") + " --experiment " + exp}) {
+    INFO(args);
+    const auto r = flowlab::test::run_command(cli(args));
+    CHECK(r.status == 1);
+    CHECK_THAT(r.err, StartsWith("flowlab: error: " + out + " is in use by another flowlab process (pid " +
+                                 std::to_string(::getpid()) + " on host " + hostname() + " since "));
+    CHECK_THAT(r.err, ContainsSubstring("(another runner)): wait for it to end, or choose another --out\n"));
+    CHECK_FALSE(fs::exists(out));
+    CHECK_FALSE(fs::exists(out + ".trials"));
+  }
+}
+
+TEST_CASE("a lock file left by a dead runner is taken over, and no lock file stays after a run", "[lock][runner]") {
+  const flowlab::test::ScratchDir s("flowlab_lock_stale");
+  const std::string exp = write_experiment(s), out = s.file("out.h5");
+  std::ofstream(out + ".lock") << "pid 999999 on host gone since 2026-01-01T00:00:00Z (flowlab run)\n";
+  const auto r = flowlab::test::run_command(cli("run " + exp));
+  INFO(r.out << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.err.empty());
+  CHECK(fs::exists(out));
+  CHECK_FALSE(fs::exists(out + ".lock"));
+  // --resume on the finished output takes and gives back the lock too.
+  const auto again = flowlab::test::run_command(cli("run " + exp + " --resume"));
+  CHECK(again.status == 0);
+  CHECK_FALSE(fs::exists(out + ".lock"));
+}
