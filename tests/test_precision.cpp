@@ -3,6 +3,7 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
+#include <torch/autograd.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "flowlab/architecture.hpp"
 #include "flowlab/blocked.hpp"
 #include "flowlab/build_info.hpp"
 #include "flowlab/config.hpp"
@@ -63,6 +65,27 @@ TEST_CASE("the build's fast paths are on exactly where CMake was asked for them"
   CHECK(b.blocked_conv == bool(FLOWLAB_EXPECT_DNNL));  // FLOWLAB_WITH_DNNL on, but no oneDNN 2.x found: fails here
   CHECK(b.blas_sgemm == bool(FLOWLAB_EXPECT_BLAS));
   CHECK((flowlab::channel_block() > 0) == b.blocked_conv);  // and the U-Net's blocked path follows it
+}
+
+TEST_CASE("the MLP trains through its fused op on CPU float32 and through ATen under bf16 autocast", "[build][precision]") {
+  // The fused path (mlp_layers, one autograd node) must not be silently off where it applies, nor on where it
+  // would compute in float32 under autocast.
+  auto mlp = registry().create<flowlab::Architecture>("architecture", "mlp");
+  mlp->build({{2}, 0, 0});
+  const at::Tensor x = at::randn({64, 2}), t = at::rand({64});
+  const at::Tensor plain = mlp->forward(x, t);
+  REQUIRE(plain.grad_fn());
+  CHECK_THAT(plain.grad_fn()->name(), Catch::Matchers::ContainsSubstring("MlpLayersFn"));
+  CHECK(plain.scalar_type() == at::kFloat);
+  at::Tensor cast;
+  {
+    const flowlab::PrecisionScope bf16("bf16", at::Device("cpu"));
+    cast = mlp->forward(x, t);
+  }
+  REQUIRE(cast.grad_fn());
+  CHECK_THAT(cast.grad_fn()->name(), !Catch::Matchers::ContainsSubstring("MlpLayersFn"));
+  CHECK(cast.scalar_type() == at::kBFloat16);
+  CHECK((cast.to(at::kFloat) - plain).abs().max().item<double>() < 0.05);  // bf16's rounding, no more
 }
 
 TEST_CASE("train.precision: the three values, their validation, and what applies where", "[precision]") {
