@@ -93,3 +93,38 @@ TEST_CASE("a lock file left by a dead runner is taken over, and no lock file sta
   CHECK(again.status == 0);
   CHECK_FALSE(fs::exists(out + ".lock"));
 }
+
+TEST_CASE("--resume never replaces a file that is not this experiment's results", "[lock][runner]") {
+  const flowlab::test::ScratchDir s("flowlab_lock_foreign");
+  const std::string exp = write_experiment(s), out = s.file("out.h5");
+  auto bytes = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  // Not HDF5 at all.
+  std::ofstream(out) << "someone else's notes\n";
+  auto r = flowlab::test::run_command(cli("run " + exp + " --resume"));
+  CHECK(r.status == 1);
+  CHECK(r.err == "flowlab: error: " + out +
+                     " exists and is not a flowlab results file: --resume would replace it; choose another --out\n");
+  CHECK(bytes(out) == "someone else's notes\n");
+  CHECK_FALSE(fs::exists(out + ".trials"));
+  // The results of another experiment.
+  fs::remove(out);
+  const std::string other = s.file("other.yaml");
+  {
+    std::ifstream in(exp);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("name: lock_test"), 15, "name: other_exp");
+    std::ofstream(other) << text;
+  }
+  REQUIRE(flowlab::test::run_command(cli("run " + other)).status == 0);
+  const std::string before = bytes(out);
+  r = flowlab::test::run_command(cli("run " + exp + " --resume"));
+  CHECK(r.status == 1);
+  CHECK(r.err == "flowlab: error: " + out + " holds the results of experiment 'other_exp', not 'lock_test': --resume "
+                     "would replace them; choose another --out\n");
+  CHECK(bytes(out) == before);
+  // Its own results resume as before.
+  REQUIRE(flowlab::test::run_command(cli("run " + other + " --resume")).status == 0);
+}

@@ -343,6 +343,19 @@ std::optional<TrialFileInfo> read_trial_file(const std::string& path) {
   }
 }
 
+std::optional<std::string> experiment_file_name(const std::string& path) {
+  Silence s;
+  try {
+    if (H5Fis_hdf5(path.c_str()) <= 0) return std::nullopt;
+    const H5Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + path);
+    const std::string name = read_attr_string(f, "experiment_name", false);
+    if (name.empty()) return std::nullopt;
+    return name;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 std::optional<std::string> trial_file_status(const std::string& path) {
   const auto info = read_trial_file(path);
   if (!info) return std::nullopt;

@@ -446,6 +446,16 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   for (size_t i : mine) my_stems.insert(worker::trial_file_stem(ex.trials[i].id));
   if (!opt.resume && !sharded && (fs::exists(output) || fs::exists(trial_dir)))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
+  // --resume rewrites the experiment file: never over a file that is not this experiment's results.
+  if (opt.resume && !sharded && fs::exists(output)) {
+    const auto name = experiment_file_name(output);
+    if (!name)
+      throw Error(fmt::format("{} exists and is not a flowlab results file: --resume would replace it; choose another "
+                              "--out", output));
+    if (*name != ex.name)
+      throw Error(fmt::format("{} holds the results of experiment '{}', not '{}': --resume would replace them; choose "
+                              "another --out", output, *name, ex.name));
+  }
   if (!opt.resume && sharded)
     for (size_t i : mine)
       if (fs::exists(trial_file_path(output, ex.trials[i].id)))

@@ -28,6 +28,10 @@ FLOWLAB_API std::optional<TrialFileInfo> read_trial_file(const std::string& path
 /// The status attribute of a finished trial file, or nullopt if the file is absent or unreadable.
 FLOWLAB_API std::optional<std::string> trial_file_status(const std::string& path);
 
+/// The experiment name an existing experiment file was written for (its `experiment_name` attribute), or nullopt
+/// when `path` is not a flowlab experiment file (not HDF5, or HDF5 without that attribute).
+FLOWLAB_API std::optional<std::string> experiment_file_name(const std::string& path);
+
 /// A trial file that could not be merged: the file, the trial id when it could be read, and why.
 struct MergeProblem {
   std::string file, id, error;
