@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -320,7 +321,11 @@ void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, 
   const std::string at = path + ".";
   if (tr["steps"]) c.steps = r.integer(tr["steps"], at + "steps", 1);
   if (tr["batch_size"]) c.batch_size = r.integer(tr["batch_size"], at + "batch_size", 1);
-  if (tr["lr"]) c.lr = r.real(tr["lr"], at + "lr", 0, 1e3);
+  if (tr["lr"]) {
+    c.lr = r.real(tr["lr"], at + "lr", 0, 1e3);
+    // An error rather than a warning: a sweep that trains nothing for hours is worse than a refused file.
+    if (c.lr == 0) r.fail(tr["lr"], at + "lr", "a learning rate of 0 never moves the weights: give one in (0, 1000]");
+  }
   if (tr["betas"]) {
     const YAML::Node b = tr["betas"];
     if (!b.IsSequence() || b.size() != 2) r.fail(b, at + "betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
@@ -713,6 +718,22 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
            fmt::format("'{}' is not a plain name: use letters, digits, '-', '_' and '.' (set output: to choose a path)",
                        ex.name));
   ex.output = root["output"] ? r.text(root["output"], "output") : "results/" + ex.name + ".h5";
+  if (root["output"]) {
+    // A results file path: not empty, not a directory, not a special file, no NUL (the OS would cut it there).
+    const std::string& o = ex.output;
+    const std::string base = std::filesystem::path(o).filename().string();
+    std::error_code ec;
+    const auto st = std::filesystem::status(o, ec);
+    std::string bad;
+    if (o.empty()) bad = "is empty";
+    else if (o.find('\0') != std::string::npos) bad = "holds a NUL character";
+    else if (o.back() == '/' || base.empty() || base == "." || base == "..") bad = "names a directory, not a file";
+    else if (std::filesystem::is_directory(st)) bad = "is an existing directory";
+    else if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) bad = "is an existing special file";
+    if (!bad.empty())
+      r.fail(root["output"], "output",
+             fmt::format("'{}' {}: give the path of a results file, e.g. results/{}.h5", o, bad, ex.name));
+  }
   if (const YAML::Node d = root["devices"]) {
     if (d.IsScalar()) ex.devices = {r.text(d, "devices")};
     else if (d.IsSequence() && d.size() > 0)
@@ -753,6 +774,11 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
         (std::string(section) == "grid" ? grid : zip).push_back(a);
       }
     }
+    for (const auto& z : zip)
+      for (const auto& g : grid)
+        if (z.key == g.key)
+          r.fail(sw["zip"], "sweep.zip." + z.key,
+                 fmt::format("{} is also a sweep.grid axis: give each key to one of grid and zip", z.key));
     if (!zip.empty())
       for (const auto& a : zip)
         if (a.values.size() != zip.front().values.size())
