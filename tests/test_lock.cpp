@@ -94,7 +94,7 @@ TEST_CASE("a lock file left by a dead runner is taken over, and no lock file sta
   CHECK_FALSE(fs::exists(out + ".lock"));
 }
 
-TEST_CASE("--resume never replaces a file that is not this experiment's results", "[lock][runner]") {
+TEST_CASE("resuming never replaces a file that is not this experiment's results", "[lock][runner]") {
   const flowlab::test::ScratchDir s("flowlab_lock_foreign");
   const std::string exp = write_experiment(s), out = s.file("out.h5");
   auto bytes = [](const std::string& path) {
