@@ -130,24 +130,15 @@ def run_peer(kind, env):
 
 
 def run_flowlab(flowlab, work, name, env):
-    import h5py
+    from flowlab_trial import run_single_trial  # needs h5py, installed into the venv by the .sh
     yaml, out = os.path.join(work, name + ".yaml"), os.path.join(work, name + ".h5")
-    for p in (out, out + ".trials"):
-        subprocess.run(["rm", "-rf", p], check=True)
-    subprocess.run([flowlab, "run", yaml, "--out", out], env=env, check=True, capture_output=True)
-    with h5py.File(out) as f:
-        (trial,) = f["trials"].values()
-        status = trial.attrs["status"]
-        status = status.decode() if isinstance(status, bytes) else str(status)
-        if status != "completed":
-            raise RuntimeError(f"flowlab trial {name}: {status}")
-        add(flowlab_results, "train_" + name, STEPS / float(trial.attrs["train_seconds"]))
-        if name == "icfm":
-            for row in trial["eval"][:]:
-                solver = row["solver"].decode()
-                add(flowlab_results, solver, float(row["nfe"]) / float(row["seconds"]))
-                if solver == "dopri5":
-                    add(flowlab_results, "dopri5_nfe", float(row["nfe"]))
+    train_seconds, rows = run_single_trial(flowlab, yaml, out, env, name)
+    add(flowlab_results, "train_" + name, STEPS / train_seconds)
+    if name == "icfm":
+        for solver, nfe, seconds in rows:
+            add(flowlab_results, solver, nfe / seconds)
+            if solver == "dopri5":
+                add(flowlab_results, "dopri5_nfe", nfe)
 
 
 def main():

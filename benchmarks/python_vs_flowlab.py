@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-import h5py
+from flowlab_trial import run_single_trial
 
 BUILD, REPS = sys.argv[1], int(sys.argv[2])
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,24 +96,14 @@ def run_python(key, args, env=ENV, table=python_results):
 
 def run_flowlab(name):
     yaml = os.path.join(WORK, name + ".yaml")
-    out = os.path.join(WORK, name + ".h5")
     with open(yaml, "w") as f:
         f.write(EXPERIMENTS[name])
-    for p in (out, out + ".trials"):
-        subprocess.run(["rm", "-rf", p], check=True)
-    subprocess.run([FLOWLAB, "run", yaml, "--out", out], env=ENV, check=True, capture_output=True)
-    with h5py.File(out) as f:
-        (trial,) = f["trials"].values()
-        status = trial.attrs["status"]
-        status = status.decode() if isinstance(status, bytes) else str(status)
-        if status != "completed":
-            raise RuntimeError(f"flowlab trial {name}: {status}")
-        add(flowlab_results, {"mlp256": "train_mlp256", "recipe": "train_recipe", "mlp64": "train_mlp64",
-                              "unet": "train_unet"}[name], TRAIN_STEPS[name] / float(trial.attrs["train_seconds"]))
-        if name == "mlp256":
-            for row in trial["eval"][:]:
-                solver = row["solver"].decode()
-                add(flowlab_results, solver, float(row["nfe"]) / float(row["seconds"]))
+    train_seconds, rows = run_single_trial(FLOWLAB, yaml, os.path.join(WORK, name + ".h5"), ENV, name)
+    add(flowlab_results, {"mlp256": "train_mlp256", "recipe": "train_recipe", "mlp64": "train_mlp64",
+                          "unet": "train_unet"}[name], TRAIN_STEPS[name] / train_seconds)
+    if name == "mlp256":
+        for solver, nfe, seconds in rows:
+            add(flowlab_results, solver, nfe / seconds)
 
 
 def run_bench():
