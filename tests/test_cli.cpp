@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <sys/resource.h>
+
 #include "flowlab/worker.hpp"
 #include "support.hpp"
 
@@ -200,4 +202,17 @@ TEST_CASE("validate counts in words and refuses an output name that cannot work"
   CHECK(bad.err == "flowlab: error: " + long_out +
                        ": the output's file name is 253 characters long, at most 248 can work (flowlab adds '.trials' to it)\n");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("validate refuses a sweep of 4*10^9 trials with its count, without building them", "[cli][config]") {
+  // Before the count was computed up front, the expansion grew at 330 MB/s until std::bad_alloc at 4-6 GB.
+  const std::string file = std::string(FLOWLAB_TEST_DATA) + "/experiments/bad/52_too_many_trials.yaml";
+  const Run r = run("validate " + file);
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, StartsWith("flowlab: error: " + file + ":7:3: sweep: 4096000000 trials (40 (train.log_every) x "));
+  CHECK_THAT(r.err, ContainsSubstring("x 1 (seeds)) is more than limits.trials (100000): shrink the sweep, or raise "
+                                      "limits.trials\n"));
+  rusage children{};
+  REQUIRE(::getrusage(RUSAGE_CHILDREN, &children) == 0);
+  CHECK(children.ru_maxrss < 1024 * 1024);  // KB: the largest child (of this process) stayed under 1 GB
 }

@@ -124,6 +124,37 @@ TEST_CASE("plugin parameters can be swept, and a bare plugin name takes paramete
   CHECK(ex.trials[1].path.name == "lipman_ot");
 }
 
+TEST_CASE("a sweep creates each distinct plugin configuration once, however many trials share it", "[config][sweep]") {
+  std::string seeds = "[";
+  for (int i = 0; i < 50; ++i) seeds += (i ? ", " : "") + std::to_string(i);
+  seeds += "]";
+  auto checked = [&](const std::string& name, const std::string& sweep, size_t trials) {
+    const auto ex = flowlab::load_experiment(write_yaml(name, std::string(kBase) + sweep), registry());
+    CHECK(ex.trials.size() == trials);
+    return ex.plugins_checked;
+  };
+  const size_t one = checked("one.yaml", "", 1);
+  CHECK(one >= 8);  // dataset, path, weighting, time sampler, noise, architecture, coupling, solvers, metric
+  CHECK(checked("seeds.yaml", "sweep: {seeds: " + seeds + "}\n", 50) == one);
+  CHECK(checked("paths.yaml", "sweep: {grid: {model.path: [rectified, cosine]}, seeds: " + seeds + "}\n", 100) == one + 1);
+  CHECK(checked("widths.yaml", "sweep: {grid: {model.architecture.params.width: [16, 32, 64], train.lr: [0.1, 0.2]}}\n", 6) ==
+        one + 2);
+  // validate skips the documents (resolved and source YAML) and nothing else: the same trials and settings.
+  const std::string file = write_yaml("docs.yaml", std::string(kBase) + "sweep: {grid: {model.path: [rectified, cosine]}, seeds: [0, 1]}\n");
+  const auto full = flowlab::load_experiment(file, registry());
+  const auto lean = flowlab::load_experiment(file, registry(), /*documents=*/false);
+  REQUIRE(lean.trials.size() == full.trials.size());
+  for (size_t i = 0; i < full.trials.size(); ++i) {
+    CHECK(lean.trials[i].id == full.trials[i].id);
+    CHECK(lean.trials[i].path.name == full.trials[i].path.name);
+    CHECK(lean.trials[i].resolved_yaml.empty());
+    CHECK_FALSE(full.trials[i].resolved_yaml.empty());
+  }
+  // A trial's document, read back as a worker reads its snapshot, resolves to the same configuration.
+  const auto snapshot = write_yaml("trial.yaml", flowlab::trial_snapshot(full.trials[3]));
+  CHECK(flowlab::load_trial_snapshot(snapshot, registry()).resolved_yaml == full.trials[3].resolved_yaml);
+}
+
 TEST_CASE("nearest suggests close names only", "[config]") {
   CHECK(flowlab::nearest("rectifed", {"cosine", "rectified"}) == "rectified");
   CHECK(flowlab::nearest("lrr", {"lr", "steps"}) == "lr");

@@ -212,7 +212,7 @@ TEST_CASE("reflow: the trial file holds the rounds and pairs; report compares th
 TEST_CASE("reflow: bad input gets located errors that list the valid choices", "[reflow][config]") {
   Scratch s;
   CHECK(config_error(experiment(s, "reflow: {rounds: -1}\n")) ==
-        s.file("reflow.yaml") + ":11:18: reflow.rounds: expected an integer >= 0, got -1");
+        s.file("reflow.yaml") + ":11:18: reflow.rounds: expected an integer in [0, 100], got -1");
   CHECK(config_error(experiment(s, "reflow: {rounds: 2, mix: {start: 0.4, end: 1.5}}\n")) ==
         s.file("reflow.yaml") + ":11:44: reflow.mix.end: expected a number in [0, 1], got 1.5");
   CHECK(config_error(experiment(s, "reflow: {rounds: 2, init: cold}\n")) ==

@@ -81,7 +81,7 @@ std::string self_path(const char* argv0) {
 }
 
 int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
-  const auto ex = flowlab::load_experiment(file, registry);
+  const auto ex = flowlab::load_experiment(file, registry, /*documents=*/false);
   flowlab::check_trial_files(ex, ex.output);
   std::cout << fmt::format("{}: OK ({})\n", file, flowlab::counted(static_cast<int64_t>(ex.trials.size()), "trial"));
   return 0;

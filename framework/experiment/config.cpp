@@ -12,10 +12,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
 #include "flowlab/coupling.hpp"
+#include "flowlab/dataset.hpp"
 #include "flowlab/registry.hpp"
 
 namespace flowlab {
@@ -43,8 +45,11 @@ std::string nearest(const std::string& word, const std::vector<std::string>& cho
 namespace {
 
 const std::vector<std::string> kTopKeys = {"name",  "output", "devices", "workers_per_device", "threads",
-                                           "max_trial_seconds", "data", "model", "train", "eval", "reflow",
+                                           "max_trial_seconds", "limits", "data", "model", "train", "eval", "reflow",
                                            "distill", "sweep"};
+const std::vector<std::string> kLimitKeys = {"trials", "pairs_gb"};
+// The most YAML nodes an experiment may have with its aliases expanded.
+constexpr size_t kMaxNodes = 100000;
 const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
                                              "architecture", "condition", "coupling"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
@@ -63,6 +68,9 @@ const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kPluginKeys = {"name", "params"};
 const std::vector<std::string> kDataKeys = {"dataset", "params"};
 const std::vector<std::string> kSolverKeys = {"solver", "steps", "params"};
+// Upper bounds that keep a typo from running for ever: reflow rounds, and the step count of one solver run.
+constexpr int64_t kMaxRounds = 100;
+constexpr int64_t kMaxSteps = 1000000;
 // Defaults of the model section when a key is left out.
 const std::map<std::string, std::string> kModelDefaults = {
     {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"},
@@ -90,7 +98,22 @@ std::string suggestion(const std::string& word, const std::vector<std::string>& 
 /// Reads one parsed experiment document; every error carries the file and the node's position.
 class Reader {
  public:
-  Reader(std::string file, const Registry& reg) : file_(std::move(file)), reg_(reg) {}
+  /// `datasets`: also create each dataset once (ranges, files, shapes); a worker reading its snapshot skips it,
+  /// since it creates the dataset right after.
+  Reader(std::string file, const Registry& reg, bool datasets = true)
+      : file_(std::move(file)), reg_(reg), datasets_(datasets) {}
+
+  /// Bounds on what one experiment may ask for (the top-level `limits:` section).
+  ExperimentLimits limits;
+
+  /// How many distinct plugin configurations were created to check them (each once, however many trials use it).
+  size_t plugins_checked() const { return checked_.size(); }
+
+  /// The event shape of a dataset configuration checked before (empty when datasets are not created).
+  std::vector<int64_t> event_shape(const PluginChoice& p) const {
+    const auto it = checked_.find(check_key(p));
+    return it == checked_.end() ? std::vector<int64_t>() : it->second;
+  }
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& path, const std::string& what) const {
     const YAML::Mark m = at.Mark();
@@ -132,6 +155,11 @@ class Reader {
     if (v < min) fail(n, path, fmt::format("expected an integer >= {}, got {}", min, v));
     return v;
   }
+  int64_t integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) const {
+    const auto v = scalar<int64_t>(n, path, "an integer");
+    if (v < min || v > max) fail(n, path, fmt::format("expected an integer in [{}, {}], got {}", min, max, v));
+    return v;
+  }
   double real(const YAML::Node& n, const std::string& path, double min, double max) const {
     const auto v = scalar<double>(n, path, "a number");
     if (!(v >= min && v <= max)) fail(n, path, fmt::format("expected a number in [{}, {}], got {}", min, max, v));
@@ -161,8 +189,10 @@ class Reader {
 
   PluginChoice plugin_with_params(const std::string& kind, const std::string& name, const YAML::Node& name_node,
                                   const YAML::Node& params_node, const std::string& path) const {
-    std::vector<std::string> names;
-    for (const auto& p : reg_.list(kind)) names.push_back(p.name);
+    auto [known, fresh] = names_.try_emplace(kind);
+    std::vector<std::string>& names = known->second;
+    if (fresh)
+      for (const auto& p : reg_.list(kind)) names.push_back(p.name);
     if (std::find(names.begin(), names.end(), name) == names.end())
       fail(name_node, path, fmt::format("unknown {} '{}' ({})", kind, name, suggestion(name, names)));
     const PluginInfo& info = reg_.info(kind, name);
@@ -204,23 +234,48 @@ class Reader {
       }
       fail(it->second, path + ".params." + e.param(), e.what());
     }
-    // Range checks live in the plugins' constructors; datasets are skipped here because they load files.
-    if (kind != "dataset") {
-      try {
-        reg_.create<Plugin>(kind, name, out.params);
-      } catch (const ParamError& e) {
-        const auto it = where.find(e.param());
-        fail(it != where.end() ? it->second : name_node, path + ".params." + e.param(), e.what());
-      } catch (const Error& e) {
-        fail(name_node, path, e.what());
-      }
+    // Range checks live in the plugins' constructors: each distinct configuration is created once. Datasets too
+    // (their files are read and parsed), unless this reader skips them.
+    if (kind == "dataset" && !datasets_) return out;
+    const std::string key = check_key(out);
+    if (checked_.count(key)) return out;
+    std::vector<int64_t> shape;
+    try {
+      const auto made = reg_.create<Plugin>(kind, name, out.params);
+      if (kind == "dataset") shape = dynamic_cast<const Dataset&>(*made).event_shape();
+    } catch (const ParamError& e) {
+      const auto it = where.find(e.param());
+      fail(it != where.end() ? it->second : name_node, path + ".params." + e.param(), e.what());
+    } catch (const CreateError& e) {
+      fail(name_node, path, plugin_message(e.what()));
+    } catch (const Error& e) {
+      fail(name_node, path, e.what());
+    } catch (const std::exception& e) {
+      fail(name_node, path, fmt::format("{}/{}: {}", kind, name, e.what()));
     }
+    checked_.emplace(key, shape);
     return out;
   }
 
  private:
+  static std::string check_key(const PluginChoice& p) {
+    std::string k = p.kind + "/" + p.name;
+    for (const auto& [key, value] : p.params.values()) k += "\x1f" + key + "=" + to_string(value);
+    return k;
+  }
+  /// A plugin's own message from a CreateError ("KIND/NAME: construction failed (LIBRARY): MESSAGE"), without the
+  /// library's path, which differs between machines.
+  static std::string plugin_message(const std::string& what) {
+    const size_t at = what.find(": construction failed (");
+    const size_t end = at == std::string::npos ? at : what.find("): ", at);
+    return end == std::string::npos ? what : what.substr(end + 3);
+  }
+
   std::string file_;
   const Registry& reg_;
+  bool datasets_ = true;
+  mutable std::map<std::string, std::vector<int64_t>> checked_;  ///< check_key -> a dataset's event shape
+  mutable std::map<std::string, std::vector<std::string>> names_;  ///< kind -> its plugins' names
 };
 
 // Rebinds `cur` to child `key`, creating a map there if needed (Node::reset, since Node assignment copies).
@@ -371,7 +426,7 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
   rf.teacher.steps = 20;
   if (const YAML::Node n = root["reflow"]) {
     r.check_keys(n, "reflow", kReflowKeys);
-    if (n["rounds"]) rf.rounds = r.integer(n["rounds"], "reflow.rounds", 0);
+    if (n["rounds"]) rf.rounds = r.integer(n["rounds"], "reflow.rounds", 0, kMaxRounds);
     if (n["pairs"]) rf.pairs = r.integer(n["pairs"], "reflow.pairs", 1);
     if (const YAML::Node ts = n["teacher_solver"]) {
       r.check_keys(ts, "reflow.teacher_solver", kTeacherKeys);
@@ -380,6 +435,9 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
       rf.teacher.solver = r.plugin_with_params("solver", name, ts["solver"], ts["params"], "reflow.teacher_solver");
       const bool fixed = rf.teacher.solver.params.has("steps");
       rf.teacher.steps = 0;
+      if (ts["steps"] && ts["params"] && ts["params"].IsMap() && ts["params"]["steps"])
+        r.fail(ts["params"]["steps"], "reflow.teacher_solver.params.steps",
+               "steps given twice (also as reflow.teacher_solver.steps): give it once");
       if (ts["steps"]) {
         if (!fixed)
           r.fail(ts["steps"], "reflow.teacher_solver.steps",
@@ -445,8 +503,39 @@ void emit_train(YAML::Emitter& e, const char* key, const TrainConfig& c) {
   e << YAML::EndMap;
 }
 
+// What a trial's datasets say about it, where they were created: a noise dataset has the data's shape, and the
+// pairs reflow and distillation keep in memory fit the limit.
+void check_shapes_and_memory(const Reader& r, const YAML::Node& root, const TrialConfig& t) {
+  const std::vector<int64_t> shape = r.event_shape(t.data);
+  if (shape.empty()) return;
+  if (!t.noise_dataset.name.empty()) {
+    const std::vector<int64_t> noise = r.event_shape(t.noise_dataset);
+    if (noise != shape)
+      r.fail(root["model"]["noise"], "model.noise",
+             fmt::format("dataset/{} draws points of shape [{}], but the data (dataset/{}) has shape [{}]: the noise "
+                         "must have the data's shape", t.noise_dataset.name, fmt::join(noise, ", "), t.data.name,
+                         fmt::join(shape, ", ")));
+  }
+  int64_t values = 1;
+  for (int64_t d : shape) values *= d;
+  auto check = [&](const char* section, const YAML::Node& at, int64_t pairs) {
+    // x0 and x1 of every pair, in float32.
+    const double gb = 2.0 * 4.0 * double(values) * double(pairs) / 1e9;
+    if (gb > r.limits.pairs_gb)
+      r.fail(at, std::string(section) + ".pairs",
+             fmt::format("{} pairs of {} values need {:.4g} GB of memory (x0 and x1 in float32), more than "
+                         "limits.pairs_gb ({:g} GB): use fewer pairs, or raise limits.pairs_gb",
+                         pairs, values, gb, r.limits.pairs_gb));
+  };
+  const YAML::Node reflow_pairs = root["reflow"] ? root["reflow"]["pairs"] : YAML::Node();
+  const YAML::Node distill_pairs = root["distill"] ? root["distill"]["pairs"] : YAML::Node();
+  if (t.reflow.rounds > 0 && reflow_pairs) check("reflow", reflow_pairs, t.reflow.pairs);
+  if (t.distill.enabled && (distill_pairs || reflow_pairs))
+    check(distill_pairs ? "distill" : "reflow", distill_pairs ? distill_pairs : reflow_pairs, t.distill.pairs);
+}
+
 // Everything of one trial, from its (overridden) document.
-TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
+TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents = true) {
   TrialConfig t;
   if (!root["data"]) r.fail(root, "data", "missing section 'data' (e.g. data: {dataset: ring_gaussians})");
   t.data = r.plugin("dataset", root["data"], "data", "dataset");
@@ -502,9 +591,17 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
           r.expect_map(params, path + ".params");
           for (const auto& kv : params) {
             std::vector<YAML::Node> next;
+            const std::string key = r.key_text(kv.first, path + ".params");
+            if (key == "steps" && s["steps"])
+              r.fail(kv.first, path + ".params.steps", fmt::format("steps given twice (also as {}.steps): give it once", path));
             const std::vector<YAML::Node> values = kv.second.IsSequence() ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
                                                                           : std::vector<YAML::Node>{kv.second};
-            if (values.empty()) r.fail(kv.second, path + ".params." + r.key_text(kv.first, path + ".params"), "empty list: give at least one value");
+            if (values.empty()) r.fail(kv.second, path + ".params." + key, "empty list: give at least one value");
+            for (const auto& v : values)
+              if (!v.IsScalar())
+                r.fail(v, path + ".params." + key,
+                       fmt::format("expected a value or a list of values (one run each), got {} inside the list",
+                                   kind_name(v)));
             for (const auto& c : combos)
               for (const auto& v : values) {
                 YAML::Node copy(YAML::NodeType::Map);
@@ -525,7 +622,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
           const std::vector<YAML::Node> values = st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
           if (values.empty()) r.fail(st, path + ".steps", "empty list: give at least one step count");
           steps.clear();
-          for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1));
+          for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1, kMaxSteps));
         }
         for (const auto& c : combos) {
           const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
@@ -576,6 +673,8 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
     }
   }
   read_reflow(r, root, t);
+  check_shapes_and_memory(r, root, t);
+  if (!documents) return t;
 
   YAML::Emitter e;
   e << YAML::BeginMap;
@@ -640,9 +739,14 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root) {
 }
 
 // Duplicate keys at any level are errors naming both places (yaml-cpp keeps both pairs; a lookup would take one).
-void check_duplicates(const Reader& r, const YAML::Node& n, const std::string& path) {
+// `budget` bounds the nodes visited: aliases make a few lines stand for billions of nodes (an "alias bomb").
+void check_duplicates(const Reader& r, const YAML::Node& n, const std::string& path, size_t& budget) {
+  if (budget-- == 0)
+    r.fail(n, path.empty() ? "(top level)" : path,
+           fmt::format("the document has more than {} nodes once its aliases are expanded: flowlab reads at most {}",
+                       kMaxNodes, kMaxNodes));
   if (n.IsSequence()) {
-    for (size_t i = 0; i < n.size(); ++i) check_duplicates(r, n[i], fmt::format("{}[{}]", path, i));
+    for (size_t i = 0; i < n.size(); ++i) check_duplicates(r, n[i], fmt::format("{}[{}]", path, i), budget);
   } else if (n.IsMap()) {
     std::map<std::string, YAML::Mark> seen;
     for (const auto& kv : n) {
@@ -652,7 +756,7 @@ void check_duplicates(const Reader& r, const YAML::Node& n, const std::string& p
       if (!fresh)
         r.fail(kv.first, child, fmt::format("duplicate key '{}' (first at line {}:{})", key, it->second.line + 1,
                                             it->second.column + 1));
-      check_duplicates(r, kv.second, child);
+      check_duplicates(r, kv.second, child, budget);
     }
   }
 }
@@ -687,7 +791,190 @@ std::vector<std::string> choice_labels(const std::vector<PluginChoice>& choices,
   return out;
 }
 
-Experiment load_experiment(const std::string& file, const Registry& registry) {
+namespace {
+
+// output: a results file path: not empty, not a directory, not a special file, no NUL (the OS would cut it there).
+void read_output(const Reader& r, const YAML::Node& root, Experiment& ex) {
+  ex.output = root["output"] ? r.text(root["output"], "output") : "results/" + ex.name + ".h5";
+  if (!root["output"]) return;
+  const std::string& o = ex.output;
+  const std::string base = std::filesystem::path(o).filename().string();
+  std::error_code ec;
+  const auto st = std::filesystem::status(o, ec);
+  std::string bad;
+  if (o.empty()) bad = "is empty";
+  else if (o.find('\0') != std::string::npos) bad = "holds a NUL character";
+  else if (o.back() == '/' || base.empty() || base == "." || base == "..") bad = "names a directory, not a file";
+  else if (std::filesystem::is_directory(st)) bad = "is an existing directory";
+  else if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) bad = "is an existing special file";
+  if (!bad.empty())
+    r.fail(root["output"], "output",
+           fmt::format("'{}' {}: give the path of a results file, e.g. results/{}.h5", o, bad, ex.name));
+}
+
+void read_devices(const Reader& r, const YAML::Node& root, Experiment& ex) {
+  const YAML::Node d = root["devices"];
+  if (!d) {
+    ex.devices = {"auto"};
+    return;
+  }
+  if (d.IsScalar()) ex.devices = {r.text(d, "devices")};
+  else if (d.IsSequence() && d.size() > 0)
+    for (size_t i = 0; i < d.size(); ++i) ex.devices.push_back(r.text(d[i], fmt::format("devices[{}]", i)));
+  else r.fail(d, "devices", fmt::format("expected auto or a list such as [cpu] or [cuda:0, cuda:1], got {}", kind_name(d)));
+  for (size_t i = 0; i < ex.devices.size(); ++i) {
+    const std::string& dev = ex.devices[i];
+    const bool ok = dev == "auto" || dev == "cpu" || (dev.rfind("cuda:", 0) == 0 && dev.size() > 5 &&
+                                                      dev.find_first_not_of("0123456789", 5) == std::string::npos);
+    if (!ok) r.fail(d.IsScalar() ? d : d[i], "devices", fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", dev));
+  }
+}
+
+void read_limits(const Reader& r, const YAML::Node& root, ExperimentLimits& limits) {
+  const YAML::Node n = root["limits"];
+  if (!n) return;
+  r.check_keys(n, "limits", kLimitKeys);
+  if (n["trials"]) limits.trials = r.integer(n["trials"], "limits.trials", 1);
+  if (n["pairs_gb"]) limits.pairs_gb = r.real(n["pairs_gb"], "limits.pairs_gb", 1e-9, 1e9);
+}
+
+/// The sweep axes: grid keys cross, zip keys pair, seeds multiply.
+struct Sweep {
+  std::vector<Axis> grid, zip;
+  std::vector<int64_t> seeds = {0};
+  size_t zip_len() const { return zip.empty() ? 1 : zip.front().values.size(); }
+};
+
+void read_axes(const Reader& r, const YAML::Node& sw, const char* section, std::vector<Axis>& out) {
+  const YAML::Node axes = sw[section];
+  if (!axes) return;
+  r.expect_map(axes, fmt::format("sweep.{}", section));
+  for (const auto& kv : axes) {
+    Axis a;
+    a.key = r.key_text(kv.first, fmt::format("sweep.{}", section));
+    const std::string path = fmt::format("sweep.{}.{}", section, a.key);
+    const std::string bad = check_sweep_key(a.key);
+    if (!bad.empty()) r.fail(kv.first, path, bad);
+    a.parts = split_dots(a.key);
+    if (!kv.second.IsSequence()) r.fail(kv.second, path, fmt::format("expected a list of values, got {}", kind_name(kv.second)));
+    if (kv.second.size() == 0) r.fail(kv.second, path, "empty list: give at least one value");
+    for (const auto& v : kv.second) a.values.push_back(v);
+    out.push_back(a);
+  }
+}
+
+Sweep read_sweep(const Reader& r, const YAML::Node& root) {
+  Sweep s;
+  const YAML::Node sw = root["sweep"];
+  if (!sw) return s;
+  r.check_keys(sw, "sweep", kSweepKeys);
+  read_axes(r, sw, "grid", s.grid);
+  read_axes(r, sw, "zip", s.zip);
+  for (const auto& z : s.zip)
+    for (const auto& g : s.grid)
+      if (z.key == g.key)
+        r.fail(sw["zip"], "sweep.zip." + z.key,
+               fmt::format("{} is also a sweep.grid axis: give each key to one of grid and zip", z.key));
+  for (const auto& a : s.zip)
+    if (a.values.size() != s.zip.front().values.size())
+      r.fail(sw["zip"], "sweep.zip", fmt::format("zip lists must have equal lengths: {} has {}, {} has {}", s.zip.front().key,
+                                                 s.zip.front().values.size(), a.key, a.values.size()));
+  if (const YAML::Node seeds = sw["seeds"]) {
+    if (!seeds.IsSequence()) r.fail(seeds, "sweep.seeds", fmt::format("expected a list of integers, got {}", kind_name(seeds)));
+    if (seeds.size() == 0) r.fail(seeds, "sweep.seeds", "empty list: give at least one seed");
+    s.seeds.clear();
+    std::set<int64_t> seen;
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      s.seeds.push_back(r.integer(seeds[i], "sweep.seeds", 0));
+      if (!seen.insert(s.seeds.back()).second) r.fail(seeds[i], "sweep.seeds", fmt::format("seed {} appears twice", s.seeds.back()));
+    }
+  }
+  return s;
+}
+
+// The trial count, computed before any trial is built: a sweep over the limit is refused with its count.
+void check_trial_count(const Reader& r, const YAML::Node& root, const Sweep& s, int64_t limit) {
+  long double count = static_cast<long double>(s.zip_len()) * static_cast<long double>(s.seeds.size());
+  std::vector<std::string> factors;
+  for (const auto& a : s.grid) {
+    count *= static_cast<long double>(a.values.size());
+    factors.push_back(fmt::format("{} ({})", a.values.size(), a.key));
+  }
+  if (!s.zip.empty()) factors.push_back(fmt::format("{} (zip)", s.zip_len()));
+  factors.push_back(fmt::format("{} (seeds)", s.seeds.size()));
+  if (count <= static_cast<long double>(limit)) return;
+  r.fail(root["sweep"], "sweep",
+         fmt::format("{:.0f} trials ({}) is more than limits.trials ({}): shrink the sweep, or raise limits.trials",
+                     static_cast<double>(count), fmt::join(factors, " x "), limit));
+}
+
+
+// One trial per grid row x zip row x seed: the last grid key varies fastest, then zip rows, then seeds. Seeds share
+// their document, so each grid x zip combination is read (and its plugins checked) once. That document is a copy
+// of the parsed tree, which is fast but has no source positions: where it has an error, the text is parsed again
+// so that the message gets its file:line:column.
+void expand_trials(const Reader& r, const YAML::Node& root, const Sweep& s, const std::function<YAML::Node()>& parse,
+                   bool documents, Experiment& ex) {
+  std::vector<Axis> axes = s.grid;
+  axes.insert(axes.end(), s.zip.begin(), s.zip.end());
+  // Short names for ids: the last key component, or the whole key where two axes share it.
+  std::map<std::string, int> last_count;
+  for (const auto& a : axes) ++last_count[a.parts.back()];
+  auto short_name = [&](const Axis& a) { return last_count[a.parts.back()] > 1 ? a.key : a.parts.back(); };
+  size_t combos = s.zip_len();
+  for (const auto& a : s.grid) combos *= a.values.size();
+  ex.trials.reserve(combos * s.seeds.size());
+  std::set<std::string> ids;
+  YAML::Node unswept = YAML::Clone(root);  // the document without its sweep, copied once per combination
+  unswept.remove("sweep");
+  for (size_t c = 0; c < combos; ++c) {
+    std::vector<size_t> row(s.grid.size());
+    size_t rest = c / s.zip_len();
+    for (size_t g = s.grid.size(); g-- > 0;) row[g] = rest % s.grid[g].values.size(), rest /= s.grid[g].values.size();
+    std::vector<std::string> id_parts;
+    // `sweep`: where the values come from (the parsed document's own sweep section, or the root's, copied).
+    auto build = [&](YAML::Node doc, const YAML::Node& sweep, bool copy_values) {
+      std::vector<std::pair<std::string, std::string>> swept;
+      id_parts.clear();
+      auto apply = [&](const Axis& a, const char* section, size_t idx) {
+        const YAML::Node value = sweep[section][a.key][idx];
+        set_path(doc, a.parts, copy_values ? YAML::Clone(value) : value);
+        swept.emplace_back(a.key, scalar_text(value));
+        std::string v = scalar_text(value);
+        std::replace(v.begin(), v.end(), '/', '_');
+        id_parts.push_back(short_name(a) + "=" + v);
+      };
+      for (size_t g = 0; g < s.grid.size(); ++g) apply(s.grid[g], "grid", row[g]);
+      for (const auto& a : s.zip) apply(a, "zip", c % s.zip_len());
+      TrialConfig t = read_trial(r, doc, documents);
+      doc.remove("sweep");
+      if (documents) t.source_yaml = YAML::Dump(doc);
+      t.swept = swept;
+      return t;
+    };
+    TrialConfig base;
+    try {
+      base = build(YAML::Clone(unswept), root["sweep"], true);
+    } catch (const ConfigError&) {
+      const YAML::Node doc = parse();
+      base = build(doc, doc["sweep"], false);  // throws again, now with the position
+    }
+    for (int64_t seed : s.seeds) {
+      ex.trials.push_back(base);
+      TrialConfig& t = ex.trials.back();
+      t.seed = seed;
+      id_parts.push_back(fmt::format("seed={}", seed));
+      t.id = fmt::format("{}", fmt::join(id_parts, ","));
+      id_parts.pop_back();
+      if (!ids.insert(t.id).second)
+        r.fail(root["sweep"], "sweep", fmt::format("two trials would share the id '{}': the sweep repeats a value", t.id));
+    }
+  }
+}
+
+}  // namespace
+
+Experiment load_experiment(const std::string& file, const Registry& registry, bool documents) {
   Experiment ex;
   ex.file = file;
   {
@@ -704,10 +991,11 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
       throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
     }
   };
-  const Reader r(file, registry);
-  YAML::Node root = parse();
+  Reader r(file, registry);
+  const YAML::Node root = parse();
   if (!root.IsMap()) r.fail(root, "(top level)", fmt::format("expected a mapping of sections, got {}", kind_name(root)));
-  check_duplicates(r, root, "");
+  size_t budget = kMaxNodes;
+  check_duplicates(r, root, "", budget);
   r.check_keys(root, "", kTopKeys);
   if (!root["name"]) r.fail(root, "name", "missing key 'name' (the experiment's name)");
   ex.name = r.text(root["name"], "name");
@@ -717,134 +1005,17 @@ Experiment load_experiment(const std::string& file, const Registry& registry) {
     r.fail(root["name"], "name",
            fmt::format("'{}' is not a plain name: use letters, digits, '-', '_' and '.' (set output: to choose a path)",
                        ex.name));
-  ex.output = root["output"] ? r.text(root["output"], "output") : "results/" + ex.name + ".h5";
-  if (root["output"]) {
-    // A results file path: not empty, not a directory, not a special file, no NUL (the OS would cut it there).
-    const std::string& o = ex.output;
-    const std::string base = std::filesystem::path(o).filename().string();
-    std::error_code ec;
-    const auto st = std::filesystem::status(o, ec);
-    std::string bad;
-    if (o.empty()) bad = "is empty";
-    else if (o.find('\0') != std::string::npos) bad = "holds a NUL character";
-    else if (o.back() == '/' || base.empty() || base == "." || base == "..") bad = "names a directory, not a file";
-    else if (std::filesystem::is_directory(st)) bad = "is an existing directory";
-    else if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) bad = "is an existing special file";
-    if (!bad.empty())
-      r.fail(root["output"], "output",
-             fmt::format("'{}' {}: give the path of a results file, e.g. results/{}.h5", o, bad, ex.name));
-  }
-  if (const YAML::Node d = root["devices"]) {
-    if (d.IsScalar()) ex.devices = {r.text(d, "devices")};
-    else if (d.IsSequence() && d.size() > 0)
-      for (size_t i = 0; i < d.size(); ++i) ex.devices.push_back(r.text(d[i], fmt::format("devices[{}]", i)));
-    else r.fail(d, "devices", fmt::format("expected auto or a list such as [cpu] or [cuda:0, cuda:1], got {}", kind_name(d)));
-    for (size_t i = 0; i < ex.devices.size(); ++i) {
-      const std::string& dev = ex.devices[i];
-      const bool ok = dev == "auto" || dev == "cpu" || (dev.rfind("cuda:", 0) == 0 && dev.size() > 5 &&
-                                                        dev.find_first_not_of("0123456789", 5) == std::string::npos);
-      if (!ok) r.fail(d.IsScalar() ? d : d[i], "devices", fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", dev));
-    }
-  } else {
-    ex.devices = {"auto"};
-  }
+  read_output(r, root, ex);
+  read_devices(r, root, ex);
   if (root["workers_per_device"]) ex.workers_per_device = r.integer(root["workers_per_device"], "workers_per_device", 1);
   if (root["threads"]) ex.threads = r.integer(root["threads"], "threads", 1);
   if (root["max_trial_seconds"]) ex.max_trial_seconds = r.real(root["max_trial_seconds"], "max_trial_seconds", 0, 1e9);
-
-  // The sweep axes: grid keys cross, zip keys pair, seeds multiply.
-  std::vector<Axis> grid, zip;
-  std::vector<int64_t> seeds = {0};
-  if (const YAML::Node sw = root["sweep"]) {
-    r.check_keys(sw, "sweep", kSweepKeys);
-    for (const char* section : {"grid", "zip"}) {
-      const YAML::Node axes = sw[section];
-      if (!axes) continue;
-      r.expect_map(axes, fmt::format("sweep.{}", section));
-      for (const auto& kv : axes) {
-        Axis a;
-        a.key = r.key_text(kv.first, fmt::format("sweep.{}", section));
-        const std::string path = fmt::format("sweep.{}.{}", section, a.key);
-        const std::string bad = check_sweep_key(a.key);
-        if (!bad.empty()) r.fail(kv.first, path, bad);
-        a.parts = split_dots(a.key);
-        if (!kv.second.IsSequence()) r.fail(kv.second, path, fmt::format("expected a list of values, got {}", kind_name(kv.second)));
-        if (kv.second.size() == 0) r.fail(kv.second, path, "empty list: give at least one value");
-        for (const auto& v : kv.second) a.values.push_back(v);
-        (std::string(section) == "grid" ? grid : zip).push_back(a);
-      }
-    }
-    for (const auto& z : zip)
-      for (const auto& g : grid)
-        if (z.key == g.key)
-          r.fail(sw["zip"], "sweep.zip." + z.key,
-                 fmt::format("{} is also a sweep.grid axis: give each key to one of grid and zip", z.key));
-    if (!zip.empty())
-      for (const auto& a : zip)
-        if (a.values.size() != zip.front().values.size())
-          r.fail(sw["zip"], "sweep.zip", fmt::format("zip lists must have equal lengths: {} has {}, {} has {}", zip.front().key,
-                                                     zip.front().values.size(), a.key, a.values.size()));
-    if (const YAML::Node s = sw["seeds"]) {
-      if (!s.IsSequence()) r.fail(s, "sweep.seeds", fmt::format("expected a list of integers, got {}", kind_name(s)));
-      if (s.size() == 0) r.fail(s, "sweep.seeds", "empty list: give at least one seed");
-      seeds.clear();
-      std::set<int64_t> seen;
-      for (size_t i = 0; i < s.size(); ++i) {
-        seeds.push_back(r.integer(s[i], "sweep.seeds", 0));
-        if (!seen.insert(seeds.back()).second) r.fail(s[i], "sweep.seeds", fmt::format("seed {} appears twice", seeds.back()));
-      }
-    }
-  }
-
-  // Short names for ids: the last key component, or the whole key where two axes share it.
-  std::vector<Axis> axes = grid;
-  axes.insert(axes.end(), zip.begin(), zip.end());
-  std::map<std::string, int> last_count;
-  for (const auto& a : axes) ++last_count[a.parts.back()];
-  auto short_name = [&](const Axis& a) { return last_count[a.parts.back()] > 1 ? a.key : a.parts.back(); };
-
-  // Grid combinations in row-major order (the last grid key varies fastest), then zip rows, then seeds.
-  std::vector<std::vector<size_t>> grid_rows = {{}};
-  for (const auto& a : grid) {
-    std::vector<std::vector<size_t>> next;
-    for (const auto& row : grid_rows)
-      for (size_t i = 0; i < a.values.size(); ++i) {
-        auto r2 = row;
-        r2.push_back(i);
-        next.push_back(r2);
-      }
-    grid_rows = next;
-  }
-  const size_t zip_len = zip.empty() ? 1 : zip.front().values.size();
-  std::set<std::string> ids;
-  for (const auto& row : grid_rows)
-    for (size_t z = 0; z < zip_len; ++z)
-      for (int64_t seed : seeds) {
-        YAML::Node doc = parse();  // a fresh tree per trial keeps every node's source position
-        YAML::Node sweep = doc["sweep"];
-        std::vector<std::pair<std::string, std::string>> swept;
-        std::vector<std::string> id_parts;
-        auto apply = [&](const Axis& a, const char* section, size_t idx) {
-          const YAML::Node value = sweep[section][a.key][idx];
-          set_path(doc, a.parts, value);
-          swept.emplace_back(a.key, scalar_text(value));
-          std::string v = scalar_text(value);
-          std::replace(v.begin(), v.end(), '/', '_');
-          id_parts.push_back(short_name(a) + "=" + v);
-        };
-        for (size_t g = 0; g < grid.size(); ++g) apply(grid[g], "grid", row[g]);
-        for (const auto& a : zip) apply(a, "zip", z);
-        id_parts.push_back(fmt::format("seed={}", seed));
-        TrialConfig t = read_trial(r, doc);
-        doc.remove("sweep");
-        t.source_yaml = YAML::Dump(doc);
-        t.seed = seed;
-        t.swept = swept;
-        t.id = fmt::format("{}", fmt::join(id_parts, ","));
-        if (!ids.insert(t.id).second)
-          r.fail(root["sweep"], "sweep", fmt::format("two trials would share the id '{}': the sweep repeats a value", t.id));
-        ex.trials.push_back(std::move(t));
-      }
+  read_limits(r, root, ex.limits);
+  r.limits = ex.limits;
+  const Sweep sweep = read_sweep(r, root);
+  check_trial_count(r, root, sweep, ex.limits.trials);
+  expand_trials(r, root, sweep, parse, documents, ex);
+  ex.plugins_checked = r.plugins_checked();
   // CUDA graphs on devices that are all CPUs can never run: refused here. With `auto`, a trial that lands on a
   // CPU samples eagerly and records cuda_graph "off".
   const bool cpu_only = std::all_of(ex.devices.begin(), ex.devices.end(), [](const std::string& d) { return d == "cpu"; });
@@ -875,7 +1046,7 @@ TrialConfig load_trial_snapshot(const std::string& file, const Registry& registr
   if (!in) throw ConfigError(fmt::format("{}: cannot read trial snapshot ({})", file, std::strerror(errno)));
   std::stringstream ss;
   ss << in.rdbuf();
-  const Reader r(file, registry);
+  const Reader r(file, registry, /*datasets=*/false);
   YAML::Node root, doc;
   try {
     root = YAML::Load(ss.str());

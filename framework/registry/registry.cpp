@@ -247,7 +247,7 @@ Params Registry::resolve(const std::string& kind, const std::string& name, const
 
 std::shared_ptr<boost::dll::shared_library> Registry::load(const std::string& file) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (auto lib = libraries_[file].lock()) return lib;
+  if (auto lib = libraries_[file]) return lib;
   std::shared_ptr<boost::dll::shared_library> lib;
   try {
     // rtld_now: an unresolved symbol fails here, with the loader's message, not later inside a call.

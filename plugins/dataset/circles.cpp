@@ -16,6 +16,8 @@ struct CirclesOptions {
   explicit CirclesOptions(const flowlab::Params& p) : factor(p.real("factor")), scale(p.real("scale")), noise(p.real("noise")) {
     if (!(factor > 0 && factor < 1))
       throw flowlab::ParamError("dataset/circles", "factor", fmt::format("must be in (0, 1), got {}", factor));
+    if (!(scale > 0)) throw flowlab::ParamError("dataset/circles", "scale", fmt::format("must be > 0, got {}", scale));
+    if (!(noise >= 0)) throw flowlab::ParamError("dataset/circles", "noise", fmt::format("must be >= 0, got {}", noise));
   }
 };
 

@@ -2,6 +2,8 @@
 // noise scaled by std. Label: k; attribute: |x|.
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "flowlab/dataset.hpp"
 
 namespace {
@@ -10,7 +12,10 @@ namespace {
 struct EightOptions {
   double scale;  ///< distance of the centres from the origin (default 2)
   double std;    ///< standard deviation of each Gaussian (default 0.2)
-  explicit EightOptions(const flowlab::Params& p) : scale(p.real("scale")), std(p.real("std")) {}
+  explicit EightOptions(const flowlab::Params& p) : scale(p.real("scale")), std(p.real("std")) {
+    if (!(scale > 0)) throw flowlab::ParamError("dataset/eight_gaussians", "scale", fmt::format("must be > 0, got {}", scale));
+    if (!(std >= 0)) throw flowlab::ParamError("dataset/eight_gaussians", "std", fmt::format("must be >= 0, got {}", std));
+  }
 };
 
 class EightGaussians final : public flowlab::Dataset {

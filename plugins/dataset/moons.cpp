@@ -2,6 +2,8 @@
 // a ~ U[0, pi], plus Gaussian noise; centred at the origin. Label: which moon; attribute: |x|.
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "flowlab/dataset.hpp"
 
 namespace {
@@ -9,7 +11,9 @@ namespace {
 /// Options of dataset/moons.
 struct MoonsOptions {
   double noise;  ///< standard deviation of the added noise (default 0.05)
-  explicit MoonsOptions(const flowlab::Params& p) : noise(p.real("noise")) {}
+  explicit MoonsOptions(const flowlab::Params& p) : noise(p.real("noise")) {
+    if (!(noise >= 0)) throw flowlab::ParamError("dataset/moons", "noise", fmt::format("must be >= 0, got {}", noise));
+  }
 };
 
 class Moons final : public flowlab::Dataset {

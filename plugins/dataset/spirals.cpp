@@ -2,6 +2,8 @@
 // divided by 3, plus Gaussian noise. Label: arm; attribute: |x|.
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "flowlab/dataset.hpp"
 
 namespace {
@@ -9,7 +11,9 @@ namespace {
 /// Options of dataset/spirals.
 struct SpiralsOptions {
   double noise;  ///< standard deviation of the added noise (default 0.1)
-  explicit SpiralsOptions(const flowlab::Params& p) : noise(p.real("noise")) {}
+  explicit SpiralsOptions(const flowlab::Params& p) : noise(p.real("noise")) {
+    if (!(noise >= 0)) throw flowlab::ParamError("dataset/spirals", "noise", fmt::format("must be >= 0, got {}", noise));
+  }
 };
 
 class Spirals final : public flowlab::Dataset {

@@ -2,6 +2,8 @@
 // x = (s cos s, s sin s) / 5 + noise. Label: which of the 3 half-turns s falls in; attribute: |x|.
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "flowlab/dataset.hpp"
 
 namespace {
@@ -9,7 +11,9 @@ namespace {
 /// Options of dataset/swiss_roll.
 struct SwissRollOptions {
   double noise;  ///< standard deviation of the added noise, before the / 5 (default 0.5)
-  explicit SwissRollOptions(const flowlab::Params& p) : noise(p.real("noise")) {}
+  explicit SwissRollOptions(const flowlab::Params& p) : noise(p.real("noise")) {
+    if (!(noise >= 0)) throw flowlab::ParamError("dataset/swiss_roll", "noise", fmt::format("must be >= 0, got {}", noise));
+  }
 };
 
 class SwissRoll final : public flowlab::Dataset {

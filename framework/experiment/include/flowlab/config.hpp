@@ -120,8 +120,16 @@ struct TrialConfig {
   std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };
 
+/// The top-level `limits:` section: bounds that turn a typo into an error before anything runs.
+struct ExperimentLimits {
+  int64_t trials = 100000;  ///< the most trials a sweep may expand to (counted before any is built)
+  double pairs_gb = 32;     ///< the most memory one trial's reflow or distillation pairs may take, in GB
+};
+
 struct Experiment {
   std::string file, text;  ///< the YAML file and its text
+  ExperimentLimits limits;
+  size_t plugins_checked = 0;  ///< distinct plugin configurations created to validate them (each once)
   std::string name, output;
   std::vector<std::string> devices;  ///< "auto", or explicit names such as "cpu", "cuda:0"
   int64_t workers_per_device = 1;
@@ -132,7 +140,11 @@ struct Experiment {
 
 /// Reads, validates (schema and every plugin's parameters, for every trial) and expands an experiment file.
 /// Throws ConfigError naming file:line:col, the key path and what was expected, with the nearest valid name.
-FLOWLAB_API Experiment load_experiment(const std::string& file, const Registry& registry);
+/// Each distinct plugin configuration is created once (datasets included: their files are read), however many
+/// trials share it, and the trial count is checked against limits.trials before any trial is built.
+/// `documents`: also write each trial's resolved_yaml and source_yaml; `flowlab validate`, which needs neither,
+/// skips them.
+FLOWLAB_API Experiment load_experiment(const std::string& file, const Registry& registry, bool documents = true);
 
 /// The snapshot of one trial that the runner hands to a worker (`OUT.trials/<stem>.trial.yaml`): its id, seed,
 /// swept values and its own document (TrialConfig::source_yaml), as YAML. A worker reads it instead of the whole

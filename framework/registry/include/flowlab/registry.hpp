@@ -87,7 +87,9 @@ class FLOWLAB_API Registry {
   std::map<std::string, std::vector<PluginInfo>> shadowed_;  // key -> records shadowed by a later directory
   std::map<std::string, PluginInfo> wrong_api_;              // key -> record built for another API
   mutable std::mutex mutex_;
-  mutable std::map<std::string, std::weak_ptr<boost::dll::shared_library>> libraries_;
+  // Loaded libraries stay loaded while the registry lives: validating a sweep creates and drops thousands of
+  // plugin objects, and a dlopen/dlclose per object cost about 40 ms each (relocations against LibTorch).
+  mutable std::map<std::string, std::shared_ptr<boost::dll::shared_library>> libraries_;
 };
 
 }  // namespace flowlab
