@@ -143,6 +143,32 @@ TEST_CASE("mlp_layers: one row, one output, a [1, out] bias, and no second deriv
   }
 }
 
+TEST_CASE("every fused op refuses create_graph with its name, as fused.hpp promises", "[fused]") {
+  // Each one's backward is a raw loop: a second derivative through it would be silently missing, so it is refused.
+  const Tensor x = at::randn({4, 6}).requires_grad_(), w = at::randn({5, 6}).requires_grad_();
+  const Tensor b = at::randn({5}).requires_grad_();
+  const Tensor h = at::randn({2, 3, 4, 4}).requires_grad_();
+  const Tensor scale = at::randn({2, 3}).requires_grad_(), shift = at::randn({2, 3}).requires_grad_();
+  const std::vector<std::pair<std::string, Tensor>> ops = {
+      {"silu", flowlab::silu(x)},
+      {"film_silu", flowlab::film_silu(h, scale, shift)},
+      {"linear_activation", flowlab::linear_activation(x, w, b, Activation::silu)},
+      {"mlp_layers", flowlab::mlp_layers(x, {w, b, at::randn({3, 5}).requires_grad_(), at::randn({3}).requires_grad_()},
+                                         Activation::selu)}};
+  for (const auto& [name, y] : ops) {
+    INFO(name);
+    const Tensor input = name == "film_silu" ? h : x;
+    // Once: fine.
+    CHECK(torch::autograd::grad({y.sum()}, {input}, {}, /*retain_graph=*/true)[0].sizes() == input.sizes());
+    try {
+      torch::autograd::grad({y.sum()}, {input}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+      FAIL("no error");
+    } catch (const std::exception& e) {
+      CHECK(std::string(e.what()) == name + " is differentiable once: its backward cannot be recorded (create_graph)");
+    }
+  }
+}
+
 TEST_CASE("mlp_layers: a bad parameter list is an error that says what it got", "[fused]") {
   const Tensor x = at::randn({4, 3});
   try {

@@ -7,8 +7,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "flowlab/errors.hpp"
 #include "flowlab/files.hpp"
+#include "h5_support.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
@@ -127,4 +130,49 @@ TEST_CASE("resuming never replaces a file that is not this experiment's results"
   CHECK(bytes(out) == before);
   // Its own results resume as before.
   REQUIRE(flowlab::test::run_command(cli("run " + other + " --resume")).status == 0);
+}
+
+TEST_CASE("two runners on one output, started together or one while the other resumes: one is refused, the result "
+          "equals an uninterrupted run's", "[lock][runner]") {
+  const flowlab::test::ScratchDir s("flowlab_lock_race");
+  // Long enough (2 trials of 400 steps, one worker) that the second runner starts while the first one runs.
+  const std::string exp = s.file("race.yaml");
+  std::ofstream(exp) << R"(name: race
+devices: [cpu]
+workers_per_device: 1
+data: {dataset: ring_gaussians}
+model: {architecture: {name: mlp, params: {width: 32, depth: 2}}}
+train: {steps: 400, batch_size: 64}
+eval: {samples: 64, solvers: [{solver: euler, steps: [4]}], metrics: [frechet]}
+sweep: {seeds: [0, 1]}
+)";
+  const std::string ref = s.file("ref.h5");
+  REQUIRE(flowlab::test::run_command(cli("run " + exp + " --out " + ref)).status == 0);
+  auto loss = [](const std::string& file, const char* id) {
+    return flowlab::test::table_column(file, std::string("trials/") + id + "/eval", "frechet");
+  };
+  const std::vector<std::pair<std::string, std::string>> orders = {
+      {"run", "run"}, {"run", "run --resume"}, {"run --resume", "run"}, {"run --resume", "run --resume"}};
+  const std::vector<double> delays = {0, 0.5};  // started together, or the second once the first is running
+  int case_no = 0;
+  for (const auto& [a, b] : orders)
+    for (double delay : delays) {
+      const std::string out = s.file(fmt::format("out{}.h5", case_no++));
+      INFO(a << " then " << b << " after " << delay << " s");
+      const std::string first = cli(a + " " + exp + " --out " + out), second = cli(b + " " + exp + " --out " + out);
+      const auto r = flowlab::test::run_command(fmt::format(
+          "({} > {}.a.log 2>&1; echo $? > {}.a.rc) & sleep {}; ({} > {}.b.log 2>&1; echo $? > {}.b.rc) & wait; "
+          "cat {}.a.rc {}.b.rc",
+          first, out, out, delay, second, out, out, out, out));
+      REQUIRE(r.status == 0);
+      // Exactly one of them exits 0; the other is refused by the lock, with the holder named.
+      const bool a_won = r.out == "0\n1\n", b_won = r.out == "1\n0\n";
+      REQUIRE((a_won || b_won));
+      std::ifstream in(out + (a_won ? ".b.log" : ".a.log"));
+      const std::string refused((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      CHECK_THAT(refused, StartsWith("flowlab: error: " + out + " is in use by another flowlab process (pid "));
+      CHECK_THAT(refused, ContainsSubstring("wait for it to end, or choose another --out\n"));
+      for (const char* id : {"seed=0", "seed=1"}) CHECK(loss(out, id) == loss(ref, id));
+      CHECK_FALSE(fs::exists(out + ".lock"));
+    }
 }

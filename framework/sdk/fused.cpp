@@ -521,6 +521,7 @@ class SiluFn : public torch::autograd::Function<SiluFn> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
+    refuse_second_derivatives("silu");
     const Tensor y = ctx->get_saved_variables()[0];
     const Tensor sig = ctx->saved_data["sig"].toTensor();
     const Tensor g = grad_outputs[0].contiguous();
@@ -546,6 +547,7 @@ class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
+    refuse_second_derivatives("film_silu");
     const auto saved = ctx->get_saved_variables();
     const Tensor& h = saved[0];
     const Tensor& y = saved[1];
