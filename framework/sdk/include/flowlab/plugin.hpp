@@ -16,7 +16,8 @@
 #include "flowlab/export.hpp"
 #include "flowlab/params.hpp"
 
-/// The plugin ABI version. Bump it whenever an interface in framework/include/flowlab changes.
+/// The plugin ABI version. Bump it whenever an installed SDK header's declarations change, and record the new
+/// hash in framework/sdk/api_versions.txt (tests/test_api_version.cpp fails until both are done).
 #define FLOWLAB_API_VERSION 3
 
 namespace flowlab {
