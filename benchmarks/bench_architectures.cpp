@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "flowlab/architecture.hpp"
-#include "flowlab/blocked.hpp"
+#include "flowlab/detail/blocked.hpp"
 #include "flowlab/registry.hpp"
 
 namespace {

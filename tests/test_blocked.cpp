@@ -8,7 +8,7 @@
 #include <torch/autograd.h>
 
 #include "flowlab/architecture.hpp"
-#include "flowlab/blocked.hpp"
+#include "flowlab/detail/blocked.hpp"
 #include "support.hpp"
 
 using flowlab::Tensor;

@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "flowlab/detail/assignment.hpp"
 #include "flowlab/config.hpp"
 #include "flowlab/coupling.hpp"
 #include "flowlab/engine.hpp"

@@ -13,7 +13,7 @@
 #include <fstream>
 
 #include "flowlab/architecture.hpp"
-#include "flowlab/blocked.hpp"
+#include "flowlab/detail/blocked.hpp"
 #include "flowlab/build_info.hpp"
 #include "flowlab/config.hpp"
 #include "flowlab/dataset.hpp"

@@ -18,6 +18,7 @@
 
 #include "flowlab/coupling.hpp"
 #include "flowlab/dataset.hpp"
+#include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
 
 namespace flowlab {
@@ -108,6 +109,17 @@ class Reader {
 
   /// How many distinct plugin configurations were created to check them (each once, however many trials use it).
   size_t plugins_checked() const { return checked_.size(); }
+
+  /// Whether solver/NAME chooses its own steps (Solver::adaptive()); one that does not must take `steps`.
+  bool adaptive_solver(const std::string& name, const YAML::Node& at, const std::string& path) const {
+    const auto it = adaptive_.find(name);
+    if (it != adaptive_.end()) return it->second;
+    const bool adaptive = reg_.create<Solver>("solver", name)->adaptive();
+    const auto& specs = reg_.info("solver", name).params;
+    if (!adaptive && std::none_of(specs.begin(), specs.end(), [](const ParamSpec& p) { return p.name == "steps"; }))
+      fail(at, path, fmt::format("solver/{} is not adaptive, but has no parameter 'steps' to set its step count", name));
+    return adaptive_.emplace(name, adaptive).first->second;
+  }
 
   /// The event shape of a dataset configuration checked before (empty when datasets are not created).
   std::vector<int64_t> event_shape(const PluginChoice& p) const {
@@ -276,6 +288,7 @@ class Reader {
   bool datasets_ = true;
   mutable std::map<std::string, std::vector<int64_t>> checked_;  ///< check_key -> a dataset's event shape
   mutable std::map<std::string, std::vector<std::string>> names_;  ///< kind -> its plugins' names
+  mutable std::map<std::string, bool> adaptive_;                    ///< solver name -> Solver::adaptive()
 };
 
 // Rebinds `cur` to child `key`, creating a map there if needed (Node::reset, since Node assignment copies).
@@ -433,7 +446,7 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
       if (!ts["solver"]) r.fail(ts, "reflow.teacher_solver", "missing key 'solver' (e.g. {solver: rk4, steps: 20})");
       const std::string name = r.text(ts["solver"], "reflow.teacher_solver.solver");
       rf.teacher.solver = r.plugin_with_params("solver", name, ts["solver"], ts["params"], "reflow.teacher_solver");
-      const bool fixed = rf.teacher.solver.params.has("steps");
+      const bool fixed = !r.adaptive_solver(name, ts["solver"], "reflow.teacher_solver.solver");
       rf.teacher.steps = 0;
       if (ts["steps"] && ts["params"] && ts["params"].IsMap() && ts["params"]["steps"])
         r.fail(ts["params"]["steps"], "reflow.teacher_solver.params.steps",
@@ -612,10 +625,8 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
             combos.swap(next);
           }
         }
-        const bool fixed = [&] {
-          const auto& info = r.plugin_with_params("solver", name, s["solver"], YAML::Node(), path + ".solver");
-          return info.params.has("steps");
-        }();
+        r.plugin_with_params("solver", name, s["solver"], YAML::Node(), path + ".solver");
+        const bool fixed = !r.adaptive_solver(name, s["solver"], path + ".solver");
         std::vector<int64_t> steps = {0};
         if (const YAML::Node st = s["steps"]) {
           if (!fixed) r.fail(st, path + ".steps", fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));

@@ -3,6 +3,7 @@
 // same arithmetic runs as ATen ops on the flat tensors. This file is built with -ffp-contract=off, so every clone
 // rounds exactly as the baseline does (no fused multiply-add): the result does not depend on the CPU's features.
 #include "flowlab/optimizer.hpp"
+#include "flowlab/detail/cpu_clones.hpp"
 #include "flowlab/fused.hpp"
 
 #include <fmt/format.h>

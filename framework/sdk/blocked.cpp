@@ -10,7 +10,7 @@
 //   dscale[n, c] = D_c gamma_c + S1_c beta_c,  dshift[n, c] = S1_c,
 //   dx = r_g (du G_c - m1_g - xhat m2_g)  with  G_c = gamma_c f,  m1_g = sum_g G_c S1_c / M,  m2_g = sum_g G_c D_c / M,
 //   i.e. dx = du P_c + x Q_g + R_g.
-#include "flowlab/blocked.hpp"
+#include "flowlab/detail/blocked.hpp"
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "exp_approx.hpp"
+#include "flowlab/detail/cpu_clones.hpp"
 #include "flowlab/errors.hpp"
 #include "flowlab/fused.hpp"
 

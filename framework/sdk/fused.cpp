@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "exp_approx.hpp"
+#include "flowlab/detail/cpu_clones.hpp"
 #include "flowlab/errors.hpp"
 
 #ifdef FLOWLAB_HAVE_BLAS

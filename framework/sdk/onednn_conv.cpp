@@ -14,7 +14,7 @@
 #include <tuple>
 #include <unordered_map>
 
-#include "flowlab/blocked.hpp"
+#include "flowlab/detail/blocked.hpp"
 #include "flowlab/errors.hpp"
 
 #ifdef FLOWLAB_HAVE_DNNL

@@ -17,7 +17,8 @@
 #include <type_traits>
 
 #include "flowlab/errors.hpp"
-#include "flowlab/fused.hpp"  // FLOWLAB_CPU_CLONES
+#include "flowlab/detail/assignment.hpp"
+#include "flowlab/detail/cpu_clones.hpp"
 
 namespace flowlab {
 namespace {
@@ -516,6 +517,10 @@ Tensor optimal_assignment(const Tensor& cost_in, const std::string& owner, Assig
                             cost_in.defined() ? fmt::format("{}", fmt::join(cost_in.sizes(), " x ")) : "none"));
   const at::Tensor cost = checked_cost(cost_in, owner);
   return at::tensor(shortest_augmenting_path(cost.data_ptr<double>(), cost.size(0), kernel), at::kLong);
+}
+
+Tensor optimal_assignment(const Tensor& cost, const std::string& owner) {
+  return optimal_assignment(cost, owner, AssignmentKernel::best);
 }
 
 DensePlan sinkhorn_transport(const Tensor& cost_in, double epsilon, double tol, int64_t max_iter, const std::string& owner) {

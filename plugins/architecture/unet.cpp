@@ -12,7 +12,7 @@
 #include <numeric>
 
 #include "flowlab/architecture.hpp"
-#include "flowlab/blocked.hpp"
+#include "flowlab/detail/blocked.hpp"
 #include "flowlab/fused.hpp"
 
 namespace {

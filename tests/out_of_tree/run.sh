@@ -28,6 +28,10 @@ fi
 if [ -d "$work/prefix/include/flowlab" ] && ls "$work/prefix/include/flowlab" | grep -qE '^(registry|config|engine|results|runner|worker|records)\.hpp$'; then
   echo "non-SDK headers were installed"; exit 1
 fi
+# flowlab's internals (detail/: the blocked layout, CPU clones, assignment kernels) are not part of the SDK.
+if [ -e "$work/prefix/include/flowlab/detail" ] || grep -rq "FLOWLAB_CPU_CLONES\|AssignmentKernel" "$work/prefix/include/flowlab"; then
+  echo "flowlab's internal headers were installed:"; ls -R "$work/prefix/include/flowlab"; exit 1
+fi
 quick=$(cd "$src/../.." && pwd)/experiments/quickstart.yaml
 set +e
 "$work/prefix/bin/flowlab" run "$quick" --out "$work/quickstart.h5" --threads 1 >"$work/run.log" 2>&1

@@ -78,6 +78,7 @@ class FLOWLAB_API AdaptiveRungeKutta : public Solver {
  public:
   AdaptiveRungeKutta(ButcherTableau tableau, AdaptiveOptions options, const std::string& owner);
   const AdaptiveOptions& options() const { return options_; }
+  bool adaptive() const override { return true; }
 
  protected:
   void integrate(const Tensor& x0, Field& field, const SampleOptions& opt, SampleResult& out) const override;

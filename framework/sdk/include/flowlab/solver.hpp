@@ -69,6 +69,9 @@ class FLOWLAB_API Solver : public Plugin {
   /// `owner` is "solver/<name>", used in messages.
   explicit Solver(std::string owner) : owner_(std::move(owner)) {}
   const std::string& owner() const { return owner_; }
+  /// Whether the solver chooses its own steps (from tolerances such as rtol/atol). A solver that does not takes its
+  /// step count as the parameter `steps`; an adaptive one takes no `steps`.
+  virtual bool adaptive() const { return false; }
   /// Integrates from x0 at opt.t0 to opt.t1. Non-virtual: it wraps `v` in a Field, which counts the NFE.
   SampleResult sample(const Tensor& x0, const VelocityField& v, const SampleOptions& opt = SampleOptions()) const;
 

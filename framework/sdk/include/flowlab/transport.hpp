@@ -23,17 +23,12 @@ struct SparsePlan {
 /// ones. `owner` ("metric/w2") starts every error message.
 FLOWLAB_API SparsePlan exact_transport(const Tensor& cost, const std::string& owner);
 
-/// The inner loop of optimal_assignment: `best` is AVX2 where the CPU has it (x86-64), else portable C++. Every
-/// kernel gives the same assignment bit for bit; the others exist so tests can check that.
-enum class AssignmentKernel { best, avx2, scalar };
-
 /// For a square cost [N, N]: perm [N] (int64) with perm[i] the column assigned to row i in a minimum-cost
 /// assignment, by shortest augmenting paths (Jonker-Volgenant; the search as SciPy's linear_sum_assignment), solved
 /// in float32 and certified in float64 (rows the float64 duals do not certify are re-paired in float64): optimal
 /// for the float64 costs.
 /// The same problem as exact_transport on N uniform points (whose plan is a permutation / N), solved faster.
-FLOWLAB_API Tensor optimal_assignment(const Tensor& cost, const std::string& owner,
-                                      AssignmentKernel kernel = AssignmentKernel::best);
+FLOWLAB_API Tensor optimal_assignment(const Tensor& cost, const std::string& owner);
 
 /// Entropic transport: the plan P_ij = exp((f_i + g_j - cost_ij) / epsilon) with row sums 1/N and column sums 1/M,
 /// by Sinkhorn's alternating updates of the potentials f, g in the log domain (stable for small epsilon). Stops
