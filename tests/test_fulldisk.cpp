@@ -160,6 +160,12 @@ TEST_CASE("full disk while a worker writes its result: exit 1, the file and ENOS
   CHECK(trial_groups(out) == 1);
   CHECK(temporaries(out + ".trials").empty());
   check_recovery(exp, out, ref);
+  // The run's own log on a full disk (/dev/full: every write fails with ENOSPC): the run goes on, then says so.
+  const auto log = flowlab_run("", "--out " + out + " --resume " + exp + " >/dev/full");
+  CHECK(log.status == 1);
+  CHECK(log.err == "flowlab: error: No space left on device (ENOSPC) writing the run's log (its standard output); the "
+                   "run went on: its results are in " + out + "\n");
+  CHECK(trial_groups(out) == 3);
 }
 
 TEST_CASE("EIO while a worker writes its checkpoint: the checkpoint named, no LibTorch abort, --resume recovers",
@@ -203,6 +209,24 @@ TEST_CASE("full disk while the runner writes the experiment file: the good file 
   CHECK_FALSE(fs::exists(out + ".tmp"));
   CHECK(temporaries(out + ".trials").empty());
   check_recovery(exp, out, ref);
+}
+
+TEST_CASE("full disk during flowlab merge: exit 1, the file and ENOSPC named, nothing written", "[fulldisk][merge]") {
+  const flowlab::test::ScratchDir s("flowlab_fulldisk_mergecmd");
+  const std::string exp = write_experiment(s), ref = s.file("ref.h5"), merged = s.file("merged.h5");
+  reference_run(exp, ref);
+  const std::string merge = std::string(FLOWLAB_CLI) + " merge " + merged + " " + ref + ".trials";
+  const auto r = flowlab::test::run_command("FLOWLAB_TEST_FAIL_WRITE=/merged.h5:ENOSPC FLOWLAB_PLUGIN_PATH= " + merge);
+  CHECK(r.status == 1);
+  CHECK(r.err == "flowlab: error: No space left on device (ENOSPC) writing " + merged + "; nothing was written to " +
+                     merged + " and the trial files are untouched: free space and run this merge again\n");
+  CHECK_FALSE(fs::exists(merged));
+  CHECK(temporaries(s.dir.string()).empty());
+  const auto again = flowlab::test::run_command("FLOWLAB_PLUGIN_PATH= " + merge);
+  INFO(again.out << again.err);
+  CHECK(again.status == 0);
+  for (const char* id : kIds)
+    CHECK(dataset_bytes(merged, std::string("trials/") + id) == dataset_bytes(ref, std::string("trials/") + id));
 }
 
 TEST_CASE("write_file: ENOSPC and EIO name the file, the old file stays, no temporary is left", "[fulldisk]") {

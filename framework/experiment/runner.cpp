@@ -842,7 +842,9 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   if (count["not run"] > 0) parts.push_back(fmt::format("{} not run", count["not run"]));
   emit(fmt::format("{}: {}\n", counted(static_cast<int64_t>(mine.size()), "trial"), fmt::join(parts, ", ")));
   if (interrupted) return 128 + interrupted;
-  if (write_failure.empty() && log_errno) write_failure = WriteError("the run's log (its standard output)", log_errno).what();
+  if (write_failure.empty() && log_errno)  // the run went on without its log
+    throw Error(fmt::format("{}; the run went on: its results are in {}",
+                            WriteError("the run's log (its standard output)", log_errno).what(), output));
   if (!write_failure.empty()) {
     int64_t kept = 0;
     for (size_t i : mine) kept += status[i].empty() || !fs::exists(trial_file_path(output, ex.trials[i].id)) ? 0 : 1;
