@@ -189,20 +189,15 @@ int run_worker(const Job& job, const Registry& registry) {
   } catch (const Interrupted& e) {
     std::cerr << "flowlab: trial " << job.id << " stopped at step " << e.step() << "\n";
     return kExitInterrupted;
-  } catch (const WriteError& e) {
-    if (e.disk_full_or_failing()) return write_failed(job, e);
-    return record_failure(job, *trial, e.what());
   } catch (const std::exception& e) {
+    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing()) return write_failed(job, *w);
     return record_failure(job, *trial, e.what());
   }
   try {
     write_trial_file(job.out, *trial, result);
-  } catch (const WriteError& e) {
-    if (e.disk_full_or_failing()) return write_failed(job, e);
-    return record_failure(job, *trial, fmt::format("its {} result could not be written: {}", result.status, e.what()),
-                          &result.train);
   } catch (const std::exception& e) {
-    // The result could not be written: record that instead, so the trial is failed with HDF5's message.
+    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing()) return write_failed(job, *w);
+    // The result could not be written: record that instead, so the trial is failed with HDF5's or the system's message.
     return record_failure(job, *trial, fmt::format("its {} result could not be written: {}", result.status, e.what()),
                           &result.train);
   }
