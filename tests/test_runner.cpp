@@ -627,27 +627,26 @@ TEST_CASE("a worker that dies after writing its completed result keeps it", "[ru
   CHECK(rows(s.file("out.h5"), "trials/architecture=test_crash_at_exit,seed=0/eval") == 1);
 }
 
-TEST_CASE("an HDF5 error while writing one trial's result fails that trial, with HDF5's message, not the sweep",
+TEST_CASE("an error while writing one trial's result fails that trial, with the system's message, not the sweep",
           "[runner][hdf5]") {
   Scratch s("hdf5");
   const std::string exp = experiment(s, "  seeds: [0, 1]\n", 20);
   const std::string out = s.file("out.h5");
-  // A directory where seed=0's temporary file goes: HDF5 cannot create the file.
+  // A directory where seed=0's temporary file goes: the file cannot be created (not a full disk: the trial fails).
   const std::string blocked = flowlab::worker::trial_file_path(out, "seed=0") + ".tmp";
   fs::create_directories(blocked);
   const auto r = flowlab_cmd("run --resume " + exp);
   CHECK(r.status == 1);
   CHECK_THAT(r.out, ContainsSubstring("\n[cpu] failed seed=0 ("));
-  CHECK_THAT(r.out, ContainsSubstring(" s): its completed result could not be written: HDF5: creating " + blocked +
-                                      ": unable to create file: unable to open file: name = '" + blocked + "'"));
-  CHECK_THAT(r.out, ContainsSubstring("Is a directory"));
+  CHECK_THAT(r.out, ContainsSubstring(" s): its completed result could not be written: Is a directory (EISDIR) "
+                                      "creating " + blocked + "\n"));
   CHECK_THAT(r.out, ContainsSubstring("0      failed     seed=0\n1      completed  seed=1\n"));
   CHECK(last_line(r.out) == "2 trials: 1 completed, 1 failed\n");
   CHECK(attr(out, "trials/seed=1", "status") == "completed");
   // The worker recorded the failure once the temporary name was free again (it removes its failed temporary).
   CHECK(attr(out, "trials/seed=0", "status") == "failed");
-  CHECK_THAT(attr(out, "trials/seed=0", "error"),
-             StartsWith("its completed result could not be written: HDF5: creating " + blocked + ": unable to create file"));
+  CHECK(attr(out, "trials/seed=0", "error") ==
+        "its completed result could not be written: Is a directory (EISDIR) creating " + blocked);
   CHECK(rows(out, "summary") == 2);
 }
 
@@ -670,10 +669,10 @@ TEST_CASE("merging leaves out an unreadable trial file and names it; no HDF5 han
   CHECK(table_column(out, "summary", "final_loss") == std::vector<double>{1.5});
   CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
 
-  // Writing where the temporary file cannot be created throws HDF5's message and leaves nothing open either.
+  // Writing where the temporary file cannot be created throws the system's message and leaves nothing open either.
   fs::create_directories(good + ".tmp");
-  CHECK_THAT(flowlab::test::message_of<flowlab::Error>([&] { flowlab::write_trial_file(good, ex.trials[0], res); }),
-             StartsWith("HDF5: creating " + good + ".tmp: unable to create file"));
+  CHECK(flowlab::test::message_of<flowlab::Error>([&] { flowlab::write_trial_file(good, ex.trials[0], res); }) ==
+        "Is a directory (EISDIR) creating " + good + ".tmp");
   CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "flowlab/config.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/slurm.hpp"
 #include "scaleout.hpp"
 
@@ -31,7 +32,14 @@ Command add_merge_command(CLI::App& app) {
       throw Error("no experiment to merge for: pass --experiment EXP.yaml (a .trials directory written by flowlab run "
                   "holds it as experiment.yaml)");
     const auto ex = load_experiment(file, registry);
-    const auto report = merge_trial_files(args->output, ex, args->inputs);
+    MergeReport report;
+    try {
+      report = merge_trial_files(args->output, ex, args->inputs);
+    } catch (const WriteError& e) {
+      if (!e.disk_full_or_failing()) throw;
+      throw Error(fmt::format("{}; nothing was written to {} and the trial files are untouched: free space and run "
+                              "this merge again", e.what(), args->output));
+    }
     for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
     for (const auto& p : report.problems)
       std::cout << fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file, p.error);

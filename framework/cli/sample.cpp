@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "stored_model.hpp"
 #include "flowlab/architecture.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/path.hpp"
 #include "flowlab/images.hpp"
 #include "flowlab/registry.hpp"
@@ -50,7 +51,11 @@ const Array* find_weight(const StoredModel& m, const std::string& suffix) {
 void write_h5(const std::string& path, const Array& a, const SampleArgs& args, int64_t nfe,
               const std::vector<std::pair<std::string, Array>>& extra) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  // Built in memory, then written by write_file: a full disk is reported with the file and the errno.
+  const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_core(fapl, 1 << 20, 0);
+  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
   if (f < 0) throw Error("sample: cannot create " + path);
   herr_t st = 0;
   auto dataset = [&](const std::string& name, const Array& v) {
@@ -78,7 +83,16 @@ void write_h5(const std::string& path, const Array& a, const SampleArgs& args, i
   put("nfe", std::to_string(nfe));
   put("mode", args.interpolate ? "interpolate" : !args.inpaint.empty() ? "inpaint" : "sample");
   H5Dclose(d);
-  if (st < 0 || H5Fclose(f) < 0) throw Error("sample: writing " + path + " failed");
+  std::string image;
+  if (st >= 0 && H5Fflush(f, H5F_SCOPE_LOCAL) >= 0) {
+    const ssize_t n = H5Fget_file_image(f, nullptr, 0);
+    image.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    if (n <= 0 || H5Fget_file_image(f, image.data(), image.size()) != n) st = -1;
+  } else {
+    st = -1;
+  }
+  if (H5Fclose(f) < 0 || st < 0) throw Error("sample: writing " + path + " failed");
+  write_file(path, image);
 }
 
 /// The noise path of --interpolate: for each weight w in `weights`, the slerp of the directions of `a` and `b`
@@ -324,15 +338,15 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     }
     write_h5(args.out, out, args, r.nfe, extra);
   } else if (ext == ".csv") {
-    std::ofstream f(args.out);
+    std::string f;
     const int64_t per = n ? static_cast<int64_t>(out.values.size()) / n : 0;
-    for (int64_t j = 0; j < per; ++j) f << (j ? "," : "") << "x" << j;
-    f << "\n";
+    for (int64_t j = 0; j < per; ++j) f += fmt::format("{}x{}", j ? "," : "", j);
+    f += "\n";
     for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < per; ++j) f << (j ? "," : "") << fmt::format("{}", out.values[static_cast<size_t>(i * per + j)]);
-      f << "\n";
+      for (int64_t j = 0; j < per; ++j) f += fmt::format("{}{}", j ? "," : "", out.values[static_cast<size_t>(i * per + j)]);
+      f += "\n";
     }
-    if (!f) throw Error("sample: writing " + args.out + " failed");
+    write_file(args.out, f);  // a full disk: a WriteError naming the file
   } else if (!write_image_grid(out, args.out, 8)) {
     throw Error(fmt::format("--out: a PNG needs image samples [N, C, H, W]; these are [{}]: use .h5 or .csv", fmt::join(r.x.sizes(), ", ")));
   }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "flowlab/config.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/runner.hpp"
 #include "flowlab/slurm.hpp"
 #include "scaleout.hpp"
@@ -122,11 +123,7 @@ Command add_slurm_command(CLI::App& app, std::function<std::string()> self, cons
     fs::create_directories(o.log_dir);
     if (fs::path(script).has_parent_path()) fs::create_directories(fs::path(script).parent_path());
     if (fs::path(output).has_parent_path()) fs::create_directories(fs::path(output).parent_path());
-    {
-      std::ofstream f(script, std::ios::trunc);
-      f << sbatch_script(o);
-      if (!f) throw Error(fmt::format("cannot write {}", script));
-    }
+    write_file(script, sbatch_script(o));  // a full disk: a WriteError naming the script
     fs::permissions(script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
     const size_t n = o.indices.empty() ? static_cast<size_t>(o.tasks) : o.indices.size();
     std::cout << fmt::format("{}: wrote {}: {} of {} (array {}), task I runs shard I/{}; logs in {}\n", ex.name,

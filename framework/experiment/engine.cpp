@@ -20,6 +20,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "flowlab/architecture.hpp"
@@ -123,7 +124,7 @@ std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const st
 
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
 // state, the log so far, and the stages already finished (their weights, pairs and records) with the current
-// stage's pairs. Written to path.tmp, then renamed.
+// stage's pairs. Written to path.tmp, synced, then renamed (write_file).
 // `ahead`, when not empty, holds the generator's state before each batch drawn ahead and not yet trained on: the
 // first is written as the RNG state (instead of the generator's), the others as "rng_ahead".
 void save_checkpoint(const std::string& path, Architecture& model, const FlatEma& ema, const FlatAdamW& opt,
@@ -169,8 +170,12 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
     archive.write(p + "record", at::tensor({f.record.train_seconds, f.record.pair_seconds, double(f.record.teacher_nfe)},
                                             at::kDouble));
   }
-  archive.save_to(path + ".tmp");
-  durable_rename(path + ".tmp", path);
+  // Serialized in memory, where LibTorch's writer cannot fail (on a full disk its file writer threw from its
+  // destructor and aborted the worker), then written and synced by write_file: ENOSPC or EIO is a WriteError
+  // naming the checkpoint, and the previous checkpoint stays as it was.
+  std::ostringstream bytes(std::ios::out | std::ios::binary);
+  archive.save_to(bytes);
+  write_file(path, bytes.str());
 }
 
 /// The stage the checkpoint at `path` is in (0 for checkpoints written before stages existed).

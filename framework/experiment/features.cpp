@@ -22,9 +22,11 @@
 #include <iostream>
 #include <limits>
 #include <mutex>
+#include <sstream>
 
 #include "flowlab/dataset.hpp"
 #include "flowlab/errors.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/registry.hpp"
 
 namespace flowlab {
@@ -260,15 +262,10 @@ void save_net(const std::string& path, ClassifierNet& net, const std::string& da
   archive.write("evaluated", c10::IValue(info.evaluated));
   archive.write("train_seconds", c10::IValue(info.train_seconds));
   fs::create_directories(fs::path(path).parent_path());
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  try {
-    archive.save_to(tmp);
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  // In memory first (LibTorch's file writer aborts the process on a full disk), then write_file: a WriteError.
+  std::ostringstream bytes(std::ios::out | std::ios::binary);
+  archive.save_to(bytes);
+  write_file(path, bytes.str(), fmt::format("{}.tmp.{}", path, ::getpid()));
 }
 
 /// Loads the cache into `net`; returns false (with `why`) when it is missing, unreadable or stale.

@@ -1,5 +1,6 @@
 // HDF5 writing through the C API: attributes, 1-D datasets, compound tables, and H5Ocopy for merging. Every handle
 // lives in an H5Handle (released on every path); every failed call throws an Error carrying HDF5's own description.
+// Files are built in memory and written by write_file (files.hpp): a full disk is a WriteError naming the file.
 #include "flowlab/results.hpp"
 
 #include <fmt/format.h>
@@ -170,13 +171,32 @@ std::string now_iso() {
 }
 
 
-/// Removes `tmp` when the write that owns it did not finish.
-struct TmpGuard {
-  std::string path;
-  bool done = false;
-  ~TmpGuard() {
-    if (!done) std::remove(path.c_str());
+/// A new HDF5 file built in memory (the core driver, no backing store): HDF5 never writes to the disk, so a full
+/// disk cannot fail inside HDF5 (where H5Ocopy crashed on ENOSPC); `publish` writes the finished image through
+/// write_file, which checks every write and reports ENOSPC or EIO naming the file.
+class MemoryFile {
+ public:
+  explicit MemoryFile(const std::string& path) : path_(path) {
+    const H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), "a file access property list");
+    check(H5Pset_fapl_core(fapl, 1 << 20, 0), "selecting HDF5's in-memory driver");
+    file_ = H5Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating " + path + " in memory");
   }
+  hid_t get() const { return file_; }
+  operator hid_t() const { return file_; }  // NOLINT: used where the C API takes an hid_t
+  /// Flushes, takes the image, closes, and writes it to the path durably (write_file: PATH.tmp, fsync, rename).
+  void publish() {
+    check(H5Fflush(file_, H5F_SCOPE_LOCAL), "flushing " + path_);
+    const ssize_t n = H5Fget_file_image(file_, nullptr, 0);
+    if (n < 0) fail("the size of " + path_);
+    std::string image(static_cast<size_t>(n), '\0');
+    if (H5Fget_file_image(file_, image.data(), image.size()) != n) fail("the image of " + path_);
+    file_.close("closing " + path_);
+    write_file(path_, image);
+  }
+
+ private:
+  std::string path_;
+  H5Handle file_;
 };
 
 /// The widest of `minimum` and each string + 1 (fixed-length string columns keep their terminating NUL).
@@ -191,8 +211,7 @@ size_t width_for(size_t minimum, const std::vector<std::string>& values) {
 void write_trial_file(const std::string& path, const TrialConfig& trial, const TrialResult& r) {
   Silence s;
   if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
-  TmpGuard tmp{path + ".tmp"};
-  H5Handle f(H5Fcreate(tmp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp.path);
+  MemoryFile f(path);
   {
     const H5Handle trials(H5Gcreate2(f, "trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating /trials");
     const H5Handle g(H5Gcreate2(trials, trial.id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -319,9 +338,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
       for (const auto& [key, value] : r.weights) dataset_array(w, key, value);
     }
   }
-  f.close("closing " + tmp.path);
-  durable_rename(tmp.path, path);  // readers see the old file or the whole new one, also after a power loss
-  tmp.done = true;
+  f.publish();  // readers see the old file or the whole new one, also after a power loss
 }
 
 std::optional<TrialFileInfo> read_trial_file(const std::string& path) {
@@ -388,8 +405,7 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
     }
   }
 
-  TmpGuard tmp{output + ".tmp"};
-  H5Handle f(H5Fcreate(tmp.path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating " + tmp.path);
+  MemoryFile f(output);
   attr_string(f, "flowlab_version", FLOWLAB_VERSION);
   attr_string(f, "experiment_name", ex.name);
   attr_string(f, "experiment_file", ex.file);
@@ -481,9 +497,7 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
     }
     summary.write(f, "summary");
   }
-  f.close("closing " + tmp.path);
-  durable_rename(tmp.path, output);
-  tmp.done = true;
+  f.publish();  // the good file is replaced only by a complete one, written and synced
   return problems;
 }
 

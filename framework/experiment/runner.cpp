@@ -119,6 +119,7 @@ struct Running {
   std::string slot, hash;
   int out_fd = -1, err_fd = -1;
   std::string out_buf, err_buf;
+  std::string write_error;  ///< from a WRITE_ERROR line: the disk error that ended the worker
   Progress progress;
   TrainLog log;  ///< from the PROGRESS lines: what a `timeout` record holds
   ino_t file_before = 0;  ///< the inode of the trial's result file at launch (0: none), to tell a new one
@@ -188,19 +189,22 @@ void remove_own_temporaries(const std::string& dir, const std::set<std::string>&
 }
 
 /// Writes `text` to `path` atomically (a temporary of this process, then rename): readers see the old or the new.
+/// A full disk is a WriteError naming the file (write_file).
 void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = fmt::format("{}.{}.tmp", path, ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
-  }
+  write_file(path, text, fmt::format("{}.{}.tmp", path, ::getpid()));
+}
+
+/// What a run stopped by a full or failing disk prints last: the error, what is kept, and how to go on.
+std::string resume_advice(const std::string& error, const Experiment& ex, const RunOptions& opt,
+                          const std::string& output, int64_t kept) {
+  const std::string shard = opt.shard_count > 0 ? fmt::format(" --shard {}/{}", opt.shard_index, opt.shard_count) : "";
+  const std::string kept_text =
+      kept == 0 ? "no trial had finished"
+                : fmt::format("the {} kept in {}/", kept == 1 ? std::string("1 finished trial is")
+                                                              : fmt::format("{} finished trials are", kept),
+                              worker::trial_dir(output));
+  return fmt::format("{}; {}; free space and run: flowlab run {} --out {}{} --resume", error, kept_text, ex.file, output,
+                     shard);
 }
 
 /// The entries of a CUDA_VISIBLE_DEVICES value ("3,5" -> {"3", "5"}).
@@ -391,10 +395,17 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   for (const auto& s : slots) slot_gpu.push_back(worker_cuda_visible_devices(s, cuda_env));
   const int64_t threads = opt.threads > 0 ? opt.threads : ex.threads;
   const bool tty = ::isatty(STDOUT_FILENO);
-  // Every line is flushed: a log on a pipe or a file (Slurm) keeps what was written when the run is killed.
+  // Every line is flushed: a log on a pipe or a file (Slurm) keeps what was written when the run is killed. A log
+  // that cannot be written (its disk is full) ends the run like any other write error, at the end.
+  int log_errno = 0;
   auto emit = [&](const std::string& text) {
+    errno = 0;
     log << text;
     log.flush();
+    if (!log) {
+      if (!log_errno) log_errno = errno ? errno : EIO;
+      log.clear();
+    }
   };
   check_trial_files(ex, output);
   // The devices, where a log must show them: the GPU of each slot, or why `auto` found none despite a GPU list.
@@ -485,7 +496,14 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   if (sharded) remove_own_temporaries(trial_dir, my_stems);  // left by a killed run of this shard
   else remove_temporaries(trial_dir);                        // left by a killed run
   // The experiment's text next to the trial files: `flowlab merge OUT DIR.trials` finds the experiment there.
-  write_atomically(trial_dir + "/experiment.yaml", ex.text);
+  try {
+    write_atomically(trial_dir + "/experiment.yaml", ex.text);
+  } catch (const WriteError& e) {
+    if (!e.disk_full_or_failing()) throw;
+    int64_t kept = 0;
+    for (size_t i : mine) kept += status[i].empty() ? 0 : 1;
+    throw Error(resume_advice(e.what(), ex, opt, output, kept));
+  }
   for (size_t i : queue)
     for (const auto& stale : worker::stale_checkpoints(output, ex.trials[i].id, hash[i]))
       if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
@@ -502,6 +520,16 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
 
   std::set<std::string> reported;  // merge problems already reported
   bool merge_error = false;
+  // The first full or failing disk (ENOSPC, EIO, ...) met by the runner or a worker: nothing more is launched, the
+  // trials finished so far stay in their files, and the run ends with the message and how to resume.
+  std::string write_failure;
+  bool stop = false;  // no more launches (--fail-fast, a signal or a full disk)
+  auto disk_failed = [&](const WriteError& e) {
+    if (!e.disk_full_or_failing()) return false;
+    if (write_failure.empty()) write_failure = e.what();
+    stop = true;
+    return true;
+  };
   // The experiment file is rebuilt in batches: at most every opt.merge_every seconds, and at least 4 times the last
   // rebuild's duration apart (rebuilding reads every trial file: after every trial it made a sweep O(n^2)).
   bool merge_pending = false;
@@ -527,6 +555,12 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
         const std::string line = fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file, p.error);
         if (reported.insert(line).second) emit(line);
       }
+    } catch (const WriteError& e) {
+      // The experiment file is left as it was; the next run rebuilds it from the trial files.
+      merge_error = true;
+      disk_failed(e);
+      const std::string line = fmt::format("{}\n", e.what());
+      if (reported.insert(line).second) emit(line);
     } catch (const std::exception& e) {
       merge_error = true;
       const std::string line = fmt::format("cannot write {}: {}\n", output, e.what());
@@ -544,7 +578,6 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   const Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   const SignalScope signals;
   int interrupted = 0;      // the signal that stopped the run
-  bool stop = false;        // no more launches (--fail-fast or a signal)
   std::vector<Running> running(slots.size());
   auto last_report = Clock::now();
   size_t drawn = 0;  // lines of the live block on the terminal, redrawn in place
@@ -609,6 +642,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
         r.progress = p;
         r.log.step.push_back(p.step - 1), r.log.loss.push_back(p.loss);
         r.log.grad_norm.push_back(p.grad_norm), r.log.lr.push_back(p.lr);
+      } else if (worker::parse_write_error(r.out_buf.substr(0, nl), r.write_error)) {
       } else if (worker::parse_resume(r.out_buf.substr(0, nl), p.step, p.total)) {
         r.progress.step = p.step, r.progress.total = p.total;
         clear_block();
@@ -623,6 +657,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   auto record = [&](const TrialConfig& t, const TrialResult& res, const std::string& file) {
     try {
       write_trial_file(file, t, res);
+    } catch (const WriteError& e) {
+      if (!disk_failed(e)) emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
     } catch (const std::exception& e) {
       emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
     }
@@ -651,6 +687,12 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
                                        r.progress.step, r.progress.total);
       res.train = r.log, res.train_seconds = secs;
       record(t, res, file);
+    } else if (code == worker::kExitWriteFailed) {
+      // A full or failing disk: no result (it would be lost); --resume reruns the trial once there is space.
+      st = "";
+      detail = r.write_error.empty() ? tail_lines(r.err_buf, 1) : r.write_error;
+      if (write_failure.empty()) write_failure = detail;
+      stop = true;
     } else if (code == worker::kExitInterrupted || (r.stopping && WIFSIGNALED(wstatus))) {
       // A worker exits kExitInterrupted only when a signal asked it to stop: ours, or one sent to every process of
       // the job (Slurm's preemption, scancel).
@@ -671,8 +713,8 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     merge_if_due();
     clear_block();
     if (st.empty())
-      emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s)\n", r.slot, t.id, r.progress.step,
-                       r.progress.total, secs));
+      emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s){}\n", r.slot, t.id, r.progress.step,
+                       r.progress.total, secs, detail.empty() ? "" : ": " + detail));
     else
       emit(fmt::format("[{}] {} {} ({:.1f} s){}\n", r.slot, st, t.id, secs, detail.empty() ? "" : ": " + detail));
     r.pid = -1;
@@ -727,7 +769,17 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       for (auto& r : running)
         if (r.pid > 0 && !r.killed) ::kill(r.pid, SIGKILL), r.killed = true;
     for (size_t s = 0; s < slots.size() && !stop; ++s)
-      if (running[s].pid < 0 && !queue.empty()) launch(s, queue.front()), queue.pop_front();
+      if (running[s].pid < 0 && !queue.empty()) {
+        const size_t next = queue.front();
+        queue.pop_front();
+        try {
+          launch(s, next);
+        } catch (const WriteError& e) {
+          if (!disk_failed(e)) throw;  // its snapshot could not be written: the trial is not run
+          clear_block();
+          emit(fmt::format("{}\n", e.what()));
+        }
+      }
     bool any = false;
     for (const auto& r : running) any = any || r.pid > 0;
     if (!any) break;
@@ -790,6 +842,15 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   if (count["not run"] > 0) parts.push_back(fmt::format("{} not run", count["not run"]));
   emit(fmt::format("{}: {}\n", counted(static_cast<int64_t>(mine.size()), "trial"), fmt::join(parts, ", ")));
   if (interrupted) return 128 + interrupted;
+  if (write_failure.empty() && log_errno)  // the run went on without its log
+    throw Error(fmt::format("{}; the run went on: its results are in {}",
+                            WriteError("the run's log (its standard output)", log_errno).what(), output));
+  if (!write_failure.empty()) {
+    int64_t kept = 0;
+    for (size_t i : mine) kept += status[i].empty() || !fs::exists(trial_file_path(output, ex.trials[i].id)) ? 0 : 1;
+    const std::string advice = resume_advice(write_failure, ex, opt, output, kept);
+    throw Error(advice);  // after the summary: the last line, on stderr, says what happened and how to go on
+  }
   const bool bad = count["failed"] + count["diverged"] + count["timeout"] + count["not run"] > 0 || merge_error;
   return bad ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 
 #include "flowlab/build_info.hpp"
 #include "flowlab/config.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runtime.hpp"
 
@@ -34,7 +35,44 @@ extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
 
 bool is_hex(const std::string& s) { return s.find_first_not_of("0123456789abcdef") == std::string::npos; }
 
+/// A full or failing disk: no result is written (it would be lost or fail too); the runner stops the run with the
+/// message and --resume reruns the trial once there is space.
+int write_failed(const Job& job, const WriteError& e) {
+  std::cout << write_error_line(e.what()) << std::endl;
+  std::cerr << "flowlab: trial " << job.id << ": " << e.what() << "\n";
+  return kExitWriteFailed;
+}
+
+/// Writes a `failed` result with `error` (and the training log so far, when given).
+int record_failure(const Job& job, const TrialConfig& trial, const std::string& error, const TrainLog* train = nullptr) {
+  TrialResult failed;
+  failed.id = trial.id, failed.seed = trial.seed, failed.device = job.device, failed.status = "failed";
+  if (train) failed.train = *train;
+  failed.error = error;
+  try {
+    write_trial_file(job.out, trial, failed);  // when this fails otherwise, the runner records the failure
+  } catch (const WriteError& e) {
+    if (e.disk_full_or_failing()) return write_failed(job, e);
+    throw;
+  }
+  std::cerr << "flowlab: trial " << job.id << " failed: " << error << "\n";
+  return kExitTrialFailed;
+}
+
 }  // namespace
+
+std::string write_error_line(const std::string& message) {
+  std::string one_line = message;
+  for (char& c : one_line)
+    if (c == '\n' || c == '\r') c = ' ';
+  return "WRITE_ERROR " + one_line;
+}
+
+bool parse_write_error(const std::string& line, std::string& message) {
+  if (line.rfind("WRITE_ERROR ", 0) != 0) return false;
+  message = line.substr(12);
+  return true;
+}
 
 std::vector<std::string> command_line(const Job& job) {
   std::vector<std::string> args = {job.self};
@@ -152,25 +190,16 @@ int run_worker(const Job& job, const Registry& registry) {
     std::cerr << "flowlab: trial " << job.id << " stopped at step " << e.step() << "\n";
     return kExitInterrupted;
   } catch (const std::exception& e) {
-    result = TrialResult();
-    result.id = trial->id, result.seed = trial->seed, result.device = job.device;
-    result.status = "failed";
-    result.error = e.what();
-    write_trial_file(job.out, *trial, result);
-    std::cerr << "flowlab: trial " << job.id << " failed: " << e.what() << "\n";
-    return kExitTrialFailed;
+    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing()) return write_failed(job, *w);
+    return record_failure(job, *trial, e.what());
   }
   try {
     write_trial_file(job.out, *trial, result);
   } catch (const std::exception& e) {
-    // The result could not be written: record that instead, so the trial is failed with HDF5's message.
-    TrialResult failed;
-    failed.id = trial->id, failed.seed = trial->seed, failed.device = job.device, failed.status = "failed";
-    failed.train = result.train;
-    failed.error = fmt::format("its {} result could not be written: {}", result.status, e.what());
-    write_trial_file(job.out, *trial, failed);  // when this fails too, the runner records the failure
-    std::cerr << "flowlab: trial " << job.id << " failed: " << failed.error << "\n";
-    return kExitTrialFailed;
+    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing()) return write_failed(job, *w);
+    // The result could not be written: record that instead, so the trial is failed with HDF5's or the system's message.
+    return record_failure(job, *trial, fmt::format("its {} result could not be written: {}", result.status, e.what()),
+                          &result.train);
   }
   if (!job.checkpoint.empty()) std::filesystem::remove(job.checkpoint);  // the result supersedes it
   return kExitDone;

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "flowlab/errors.hpp"
 #include "flowlab/export.hpp"
 
 namespace flowlab {
@@ -15,6 +16,37 @@ FLOWLAB_API void durable_rename(const std::string& tmp, const std::string& final
 
 /// fsync of one file or directory. Throws flowlab::Error naming it and the system's message.
 FLOWLAB_API void fsync_path(const std::string& path);
+
+/// A file that could not be written: "No space left on device (ENOSPC) writing FILE". `err()` is the errno.
+class FLOWLAB_API WriteError : public Error {
+ public:
+  WriteError(const std::string& path, int err, const std::string& doing = "writing");
+  ~WriteError() override;
+  int err() const { return err_; }
+  const std::string& path() const { return path_; }
+  /// A full or failing disk (ENOSPC, EDQUOT, EFBIG, EIO, EROFS): nothing the trial itself did wrong, so the run
+  /// stops and --resume continues it once space is freed, instead of recording the trial as failed.
+  bool disk_full_or_failing() const;
+
+ private:
+  std::string path_;
+  int err_;
+};
+
+/// errno's symbolic name: "ENOSPC", "EIO", ...; "errno N" for others.
+FLOWLAB_API std::string errno_name(int err);
+
+/// Writes `size` bytes to `path` through `path`.tmp (or `tmp`): open, write() until done (retrying EINTR and short
+/// writes), fsync, close, rename, fsync the directory, each checked. On any failure the temporary is removed, `path`
+/// is left as it was, and a WriteError names the file and errno. Every file flowlab publishes goes through here
+/// (HDF5 results, checkpoints, YAML), so a full disk is reported the same way everywhere.
+/// For tests: FLOWLAB_TEST_FAIL_WRITE=SUFFIX:ERRNO[:N] (ERRNO a name such as ENOSPC or EIO, or a number) makes
+/// writes of paths that end with SUFFIX fail with that error after half of their bytes, in each process after its
+/// first N such writes (default 0).
+FLOWLAB_API void write_file(const std::string& path, const char* data, size_t size, const std::string& tmp = "");
+inline void write_file(const std::string& path, const std::string& bytes, const std::string& tmp = "") {
+  write_file(path, bytes.data(), bytes.size(), tmp);
+}
 
 /// An exclusive lock on an output (a results file and its .trials), held for as long as the object lives, so that
 /// two runners (`run`, `--resume`, `merge`, a Slurm job's merge) never write one output at once. The lock is

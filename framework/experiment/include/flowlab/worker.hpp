@@ -22,6 +22,8 @@ constexpr int kExitDone = 0;           ///< a result was written (completed or d
 constexpr int kExitTrialFailed = 3;    ///< the trial threw; a `failed` result with the message was written
 constexpr int kExitInterrupted = 4;    ///< stopped by SIGTERM, SIGINT or SIGUSR1 during training: the checkpoint (when
                                        ///< checkpoints are on) holds the state; no result was written
+constexpr int kExitWriteFailed = 5;    ///< a full or failing disk (ENOSPC, EIO, ...) while writing a checkpoint or the
+                                       ///< result: no result was written; its WRITE_ERROR line says which file
 constexpr int kExitCannotStart = 126;  ///< the runner died before the worker was set up
 constexpr int kExitExecFailed = 127;   ///< exec of the flowlab executable failed
 
@@ -88,6 +90,11 @@ FLOWLAB_API std::vector<std::string> stale_checkpoints(const std::string& output
 /// stdout. SIGTERM, SIGINT and SIGUSR1 ask it to stop: training saves its checkpoint and the worker returns
 /// kExitInterrupted without writing a result. Returns the exit code.
 FLOWLAB_API int run_worker(const Job& job, const Registry& registry);
+
+/// "WRITE_ERROR <message>": the worker's last line before it exits kExitWriteFailed.
+FLOWLAB_API std::string write_error_line(const std::string& message);
+/// Reads a WRITE_ERROR line into `message`; false for any other line.
+FLOWLAB_API bool parse_write_error(const std::string& line, std::string& message);
 
 /// What `flowlab _devices` reports: whether this LibTorch was built with CUDA, and how many GPUs it sees.
 struct DeviceInfo {
