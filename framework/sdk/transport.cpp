@@ -408,21 +408,23 @@ Kernels kernels(AssignmentKernel kernel) {
 void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vector<double>& u, std::vector<double>& v,
              std::vector<int64_t>& col4row, std::vector<int64_t>& row4col) {
   const auto size = static_cast<size_t>(n);
-  std::vector<int64_t> tie_start(size + 1, 0), tie_col;
+  std::vector<int64_t> row_ties_begin(size + 1, 0), row_tie_cols;
   for (int64_t i = 0; i < n; ++i) {
     const double* ci = c + i * np;
     const int64_t j = col4row[size_t(i)];
-    k.near_ties(ci, v.data(), np, ci[j] - v[size_t(j)], 1e-5 * (std::abs(ci[j]) + std::abs(v[size_t(j)])), j, tie_col);
-    tie_start[size_t(i) + 1] = static_cast<int64_t>(tie_col.size());
+    k.near_ties(ci, v.data(), np, ci[j] - v[size_t(j)], 1e-5 * (std::abs(ci[j]) + std::abs(v[size_t(j)])), j, row_tie_cols);
+    row_ties_begin[size_t(i) + 1] = static_cast<int64_t>(row_tie_cols.size());
   }
-  // The rows that have column j as a near-tie: tied_start/tied_row, by a counting sort of tie_col.
-  std::vector<int64_t> tied_start(static_cast<size_t>(np) + 1, 0), tied_row(tie_col.size());
-  for (const int64_t t : tie_col) ++tied_start[size_t(t) + 1];
-  std::partial_sum(tied_start.begin(), tied_start.end(), tied_start.begin());
+  // Both directions of the near-tie pairs, as compressed rows: row i's near-tie columns are
+  // row_tie_cols[row_ties_begin[i] .. row_ties_begin[i + 1]), and the rows that have column j as a near-tie are
+  // col_tie_rows[col_ties_begin[j] .. col_ties_begin[j + 1]) (a counting sort of row_tie_cols).
+  std::vector<int64_t> col_ties_begin(static_cast<size_t>(np) + 1, 0), col_tie_rows(row_tie_cols.size());
+  for (const int64_t t : row_tie_cols) ++col_ties_begin[size_t(t) + 1];
+  std::partial_sum(col_ties_begin.begin(), col_ties_begin.end(), col_ties_begin.begin());
   {
-    std::vector<int64_t> at(tied_start.begin(), tied_start.end() - 1);
+    std::vector<int64_t> at(col_ties_begin.begin(), col_ties_begin.end() - 1);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t e = tie_start[size_t(i)]; e < tie_start[size_t(i) + 1]; ++e) tied_row[size_t(at[size_t(tie_col[size_t(e)])]++)] = i;
+      for (int64_t e = row_ties_begin[size_t(i)]; e < row_ties_begin[size_t(i) + 1]; ++e) col_tie_rows[size_t(at[size_t(row_tie_cols[size_t(e)])]++)] = i;
   }
   // A ring of n slots: a row is queued at most once at a time.
   std::vector<int64_t> queue(size);
@@ -438,8 +440,8 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
     const int64_t j = col4row[size_t(i)];
     double& vj = v[size_t(j)];
     bool raised = false;
-    for (int64_t e = tie_start[size_t(i)]; e < tie_start[size_t(i) + 1]; ++e) {
-      const int64_t t = tie_col[size_t(e)];
+    for (int64_t e = row_ties_begin[size_t(i)]; e < row_ties_begin[size_t(i) + 1]; ++e) {
+      const int64_t t = row_tie_cols[size_t(e)];
       const double rt = ci[t] - v[size_t(t)];
       if (ci[j] - vj <= rt) continue;
       vj = ci[j] - rt;
@@ -447,8 +449,8 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
       raised = true;
     }
     if (raised)
-      for (int64_t e = tied_start[size_t(j)]; e < tied_start[size_t(j) + 1]; ++e)
-        if (const int64_t r = tied_row[size_t(e)]; !queued[size_t(r)]) {
+      for (int64_t e = col_ties_begin[size_t(j)]; e < col_ties_begin[size_t(j) + 1]; ++e)
+        if (const int64_t r = col_tie_rows[size_t(e)]; !queued[size_t(r)]) {
           queued[size_t(r)] = 1;
           queue[(head + queued_rows++) % size] = r;
         }
@@ -476,7 +478,7 @@ FLOWLAB_CPU_CLONES bool to_float32(const double* __restrict c, int64_t count, fl
 /// (Jonker and Volgenant 1987: column reduction, then for each row left free one Dijkstra search over reduced
 /// costs, as Crouse 2016 and SciPy's linear_sum_assignment). JV's augmenting row reduction is left out: in a trial
 /// on 256-point batches it removed 15-20% of the search steps for about half as many extra row scans (about 10%
-/// faster), and an earlier version of it was 3x slower. Two stages: the whole solution in float32 (twice the
+/// faster), which does not pay for its code. Two stages: the whole solution in float32 (twice the
 /// columns per SIMD operation: the search steps run about 1.5x faster), then float64 duals that certify it
 /// (certify), and float64 searches for the rows they do not, so the result is optimal for the float64 costs
 /// exactly as a float64 solve is; on 256-point batches the float64 stage frees no row or a few. Costs of 1e30 or
