@@ -28,6 +28,7 @@
 #include "flowlab/dataset.hpp"
 #include "flowlab/features.hpp"
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
 #include "flowlab/optimizer.hpp"
@@ -170,7 +171,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
                                             at::kDouble));
   }
   archive.save_to(path + ".tmp");
-  durable_rename(path + ".tmp", path);
+  publish_checksummed(path + ".tmp", path);  // with PATH.sha256: a damaged checkpoint is never trained on
 }
 
 /// The stage the checkpoint at `path` is in (0 for checkpoints written before stages existed).

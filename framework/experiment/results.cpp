@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/version.hpp"
 #include "flowlab/worker.hpp"
 #include "h5.hpp"
@@ -320,7 +321,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     }
   }
   f.close("closing " + tmp.path);
-  durable_rename(tmp.path, path);  // readers see the old file or the whole new one, also after a power loss
+  publish_checksummed(tmp.path, path);  // readers see the old file or the whole new one, also after a power loss
   tmp.done = true;
 }
 
@@ -482,7 +483,7 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
     summary.write(f, "summary");
   }
   f.close("closing " + tmp.path);
-  durable_rename(tmp.path, output);
+  publish_checksummed(tmp.path, output);  // with OUTPUT.sha256 (integrity.hpp)
   tmp.done = true;
   return problems;
 }

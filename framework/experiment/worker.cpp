@@ -15,6 +15,7 @@
 
 #include "flowlab/build_info.hpp"
 #include "flowlab/config.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runtime.hpp"
 
@@ -172,7 +173,7 @@ int run_worker(const Job& job, const Registry& registry) {
     std::cerr << "flowlab: trial " << job.id << " failed: " << failed.error << "\n";
     return kExitTrialFailed;
   }
-  if (!job.checkpoint.empty()) std::filesystem::remove(job.checkpoint);  // the result supersedes it
+  if (!job.checkpoint.empty()) remove_checksummed(job.checkpoint);  // the result supersedes it
   return kExitDone;
 }
 
