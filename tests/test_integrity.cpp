@@ -158,6 +158,11 @@ TEST_CASE("a trial file with a byte flipped: verify names it, --resume sets it a
   CHECK(v.status == 1);
   CHECK(v.out == tf + " (trial seed=1) is corrupt: its content does not match its checksum in " + name + ".sha256\n" +
                      out + ": 1 problem in 3 files checked\n");
+  // merge leaves it out and says why.
+  const auto m = flowlab::test::run_command(cli("merge " + s.file("merged.h5") + " " + out + ".trials"));
+  CHECK(m.status == 1);
+  CHECK_THAT(m.out, ContainsSubstring("merge: cannot merge " + tf + ": it is corrupt: its content does not match its "
+                                      "checksum in " + name + ".sha256\n"));
 
   const auto r = flowlab::test::run_command(cli("run --resume " + exp));
   CHECK(r.status == 0);
@@ -170,6 +175,23 @@ TEST_CASE("a trial file with a byte flipped: verify names it, --resume sets it a
   CHECK(data_of(out) == data_of(ref));
   CHECK(data_of(out).size() > 10);
   CHECK(flowlab::test::run_command(cli("verify " + out)).out == out + ": OK (3 files checked)\n");
+
+  // report reads an experiment file that does not match its checksum, but says so first.
+  const std::string good = bytes(out);
+  flip_middle_byte(out);
+  CHECK_THAT(flowlab::test::run_command(cli("report " + out)).err,
+             Catch::Matchers::StartsWith("flowlab: warning: " + out + " is corrupt: its content does not match its "
+                                         "checksum in out.h5.sha256; check it with: flowlab verify " + out + "\n"));
+  // A truncated experiment file of flowlab's (its checksum and .trials beside it) is set aside and rebuilt.
+  write_bytes(out, good.substr(0, good.size() / 2));
+  const auto again = flowlab::test::run_command(cli("run --resume " + exp));
+  CHECK(again.status == 0);
+  CHECK_THAT(again.out, ContainsSubstring(fmt::format("{} looks truncated: it has {} bytes, but its HDF5 superblock "
+                                                      "says the file ends at byte {}: set aside as {}.corrupt-1; it is "
+                                                      "rebuilt from {}.trials\n",
+                                                      out, good.size() / 2, good.size(), out, out)));
+  CHECK(bytes(out + ".corrupt-1") == good.substr(0, good.size() / 2));
+  CHECK(data_of(out) == data_of(ref));
 }
 
 TEST_CASE("a truncated, empty or flipped checkpoint: verify names it, --resume sets it aside and retrains, bit-identical",

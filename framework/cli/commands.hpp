@@ -65,7 +65,8 @@ struct VerifyArgs {
 CLI::App* add_verify(CLI::App& app, VerifyArgs& args);
 int run_verify(const VerifyArgs& args);
 
-/// Runs `command`, which reads `file`: a flowlab::Error it throws is thrown again naming the file and saying whether
+/// Runs `command`, which reads `file`, after a warning on stderr when the file does not match its checksum: a
+/// flowlab::Error it throws is thrown again naming the file and saying whether
 /// it looks truncated, corrupt or not a flowlab file, with the advice to run flowlab verify (explain_file_error).
 int naming_file(const std::string& file, const std::function<int()>& command);
 

@@ -34,6 +34,13 @@ int run_verify(const VerifyArgs& a) {
 
 /// Runs a command that reads `file`; an error it throws is made to name the file and say what it looks like.
 int naming_file(const std::string& file, const std::function<int()>& command) {
+  // A file whose content no longer matches its checksum is still read (what is left may be what the user needs),
+  // but never silently: its numbers may be wrong.
+  try {
+    if (const std::string p = checksum_problem(file); !p.empty())
+      std::cerr << fmt::format("flowlab: warning: {} {}; check it with: flowlab verify {}\n", file, p, file);
+  } catch (const Error&) {
+  }
   try {
     return command();
   } catch (const Error& e) {

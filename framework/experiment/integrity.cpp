@@ -114,7 +114,7 @@ std::string sha256_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw Error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   Sha256 s;
-  std::vector<unsigned char> buf(1 << 20);
+  std::vector<unsigned char> buf(1 << 18);
   size_t n;
   while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) s.update(buf.data(), n);
   const bool bad = std::ferror(f) != 0;
