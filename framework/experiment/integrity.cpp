@@ -322,7 +322,11 @@ std::string file_problem(const std::string& path, FileKind kind) {
       return p;
     }
     if (std::string p = checksum_problem(path); !p.empty()) return p;
-    return kind == FileKind::checkpoint ? checkpoint_content_problem(path) : hdf5_content_problem(path, kind);
+    // A checkpoint that matches its checksum is what save_checkpoint wrote: loading it again (in the runner, before
+    // every resume) would only cost time. One without (older, or a crash before its checksum) is loaded.
+    std::error_code ec;
+    if (kind == FileKind::checkpoint) return fs::exists(checksum_path(path), ec) ? "" : checkpoint_content_problem(path);
+    return hdf5_content_problem(path, kind);
   } catch (const Error& e) {
     return fmt::format("cannot be checked: {}", e.what());
   }
