@@ -153,15 +153,22 @@ ino_t inode_of(const std::string& path) {
 
 using Emit = std::function<void(const std::string&)>;
 
+/// A damaged file's problem: "" when `path` is not a regular file or cannot be read (no damage seen: what uses it
+/// reports that), else file_problem's.
+std::string damage(const std::string& path, FileKind kind) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
+  const std::string problem = file_problem(path, kind);
+  return problem.rfind("cannot", 0) == 0 ? "" : problem;
+}
+
 /// --resume: each existing trial file of `mine` is verified (integrity.hpp); a damaged one is set aside as
 /// FILE.corrupt-N, never deleted, and its trial runs again.
 void set_aside_damaged_trial_files(const Experiment& ex, const std::vector<size_t>& mine, const std::string& output,
                                    const Emit& emit) {
   for (size_t i : mine) {
     const std::string file = trial_file_path(output, ex.trials[i].id);
-    std::error_code ec;
-    if (!fs::exists(file, ec)) continue;
-    const std::string problem = file_problem(file, FileKind::trial);
+    const std::string problem = damage(file, FileKind::trial);
     if (problem.empty()) continue;
     const std::string aside = set_aside(file);
     emit(fmt::format("{} {}: set aside as {}; trial {} runs again\n", file, problem, aside, ex.trials[i].id));
@@ -174,8 +181,8 @@ void set_aside_damaged_trial_files(const Experiment& ex, const std::vector<size_
 bool set_aside_damaged_output(const std::string& output, const Emit& emit) {
   std::error_code ec;
   if (!fs::exists(checksum_path(output), ec) && !fs::is_directory(worker::trial_dir(output), ec)) return false;
-  const std::string problem = file_problem(output, FileKind::experiment);
-  if (problem.empty() || problem.rfind("is not", 0) == 0 || problem.rfind("cannot", 0) == 0) return false;
+  const std::string problem = damage(output, FileKind::experiment);
+  if (problem.empty() || problem.rfind("is not", 0) == 0) return false;
   const std::string aside = set_aside(output);
   emit(fmt::format("{} {}: set aside as {}; it is rebuilt from {}\n", output, problem, aside, worker::trial_dir(output)));
   return true;
@@ -184,9 +191,8 @@ bool set_aside_damaged_output(const std::string& output, const Emit& emit) {
 /// A checkpoint that fails verification is set aside as CKPT.corrupt-N and its trial starts over: never trained on,
 /// never failed for it.
 void set_aside_damaged_checkpoint(const std::string& checkpoint, const std::string& id, const Emit& emit) {
-  std::error_code ec;
-  if (checkpoint.empty() || !fs::exists(checkpoint, ec)) return;
-  const std::string problem = file_problem(checkpoint, FileKind::checkpoint);
+  if (checkpoint.empty()) return;
+  const std::string problem = damage(checkpoint, FileKind::checkpoint);
   if (problem.empty()) return;
   const std::string aside = set_aside(checkpoint);
   emit(fmt::format("{} {}: set aside as {}; trial {} starts over\n", checkpoint, problem, aside, id));
