@@ -32,6 +32,7 @@ PACKAGES=(
   libfmt-dev                                  # formatting
   libelf-dev                                  # reading plugin records from .so files without loading them
   libhdf5-dev                                 # results files
+  libssl-dev                                  # SHA-256 checksums of results and checkpoints (libcrypto)
   libbenchmark-dev                            # benchmarks/
   libcatch2-dev                               # tests (v3, bookworm-backports)
   libcli11-dev                                # CLI parsing

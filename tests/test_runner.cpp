@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "flowlab/config.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runner.hpp"
 #include "flowlab/worker.hpp"
@@ -589,7 +590,11 @@ TEST_CASE("resume after a configuration edit: the changed trials run again, and 
   REQUIRE(flowlab_cmd("run " + exp).status == 0);
 
   SECTION("a result written under another configuration: exactly that trial runs again") {
-    set_attr(flowlab::worker::trial_file_path(out, "seed=0"), "trials/seed=0", "config_hash", "0123456789abcdef");
+    const std::string edited = flowlab::worker::trial_file_path(out, "seed=0");
+    set_attr(edited, "trials/seed=0", "config_hash", "0123456789abcdef");
+    // As if written so: its checksum follows (a file changed after its checksum is set aside: test_integrity).
+    std::ofstream(edited + ".sha256") << flowlab::sha256_file(edited) << "  " << fs::path(edited).filename().string()
+                                      << "\n";
     const auto kept = inode(flowlab::worker::trial_file_path(out, "seed=1"));
     const auto r = flowlab_cmd("run --resume " + exp);
     CHECK(r.status == 0);

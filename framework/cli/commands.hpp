@@ -5,6 +5,7 @@
 
 #include "flowlab/records.hpp"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,5 +53,21 @@ struct SampleArgs {
 };
 CLI::App* add_sample(CLI::App& app, SampleArgs& args);
 int run_sample(const Registry& registry, const SampleArgs& args);
+
+}  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
+/// `flowlab verify RESULTS.h5`: exit 0 when the experiment file, its trial files and checkpoints are all well.
+struct VerifyArgs {
+  std::string file;
+};
+CLI::App* add_verify(CLI::App& app, VerifyArgs& args);
+int run_verify(const VerifyArgs& args);
+
+/// Runs `command`, which reads `file`, after a warning on stderr when the file does not match its checksum: a
+/// flowlab::Error it throws is thrown again naming the file and saying whether
+/// it looks truncated, corrupt or not a flowlab file, with the advice to run flowlab verify (explain_file_error).
+int naming_file(const std::string& file, const std::function<int()>& command);
 
 }  // namespace flowlab::cli

@@ -177,6 +177,8 @@ int main(int argc, char** argv) {
   auto* plot = flowlab::cli::add_plot(app, plot_args);
   flowlab::cli::SampleArgs sample_args;
   auto* sample = flowlab::cli::add_sample(app, sample_args);
+  flowlab::cli::VerifyArgs verify_args;
+  auto* verify = flowlab::cli::add_verify(app, verify_args);
 
   flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
   auto* trial = app.add_subcommand("_trial", "");
@@ -232,9 +234,11 @@ int main(int argc, char** argv) {
     }
     if (*merge_cmd.app) return merge_cmd.run(registry);
     if (*slurm_cmd.app) return slurm_cmd.run(registry);
-    if (*report) return flowlab::cli::run_report(registry, report_args);
-    if (*plot) return flowlab::cli::run_plot(registry, plot_args);
-    if (*sample) return flowlab::cli::run_sample(registry, sample_args);
+    using flowlab::cli::naming_file;
+    if (*report) return naming_file(report_args.file, [&] { return flowlab::cli::run_report(registry, report_args); });
+    if (*plot) return naming_file(plot_args.file, [&] { return flowlab::cli::run_plot(registry, plot_args); });
+    if (*sample) return naming_file(sample_args.file, [&] { return flowlab::cli::run_sample(registry, sample_args); });
+    if (*verify) return flowlab::cli::run_verify(verify_args);
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);

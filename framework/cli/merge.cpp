@@ -6,6 +6,7 @@
 
 #include "flowlab/config.hpp"
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/slurm.hpp"
 #include "scaleout.hpp"
 
@@ -42,7 +43,8 @@ Command add_merge_command(CLI::App& app) {
     }
     for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
     for (const auto& p : report.problems)
-      std::cout << fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file, p.error);
+      std::cout << fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file,
+                               p.error.rfind("HDF5: ", 0) == 0 ? explain_file_error(p.file, p.error) : p.error);
     std::cout << fmt::format("merged {} of {} trials into {} (from {} trial file{})\n", report.merged, ex.trials.size(),
                              args->output, report.files, report.files == 1 ? "" : "s");
     if (!report.missing.empty())

@@ -29,6 +29,7 @@
 #include "flowlab/dataset.hpp"
 #include "flowlab/features.hpp"
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/noise.hpp"
 #include "flowlab/optimizer.hpp"
@@ -171,11 +172,11 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
                                             at::kDouble));
   }
   // Serialized in memory, where LibTorch's writer cannot fail (on a full disk its file writer threw from its
-  // destructor and aborted the worker), then written and synced by write_file: ENOSPC or EIO is a WriteError
-  // naming the checkpoint, and the previous checkpoint stays as it was.
+  // destructor and aborted the worker), then written and synced by write_file with PATH.sha256 beside it: ENOSPC
+  // or EIO is a WriteError naming the checkpoint, and a damaged checkpoint is never trained on.
   std::ostringstream bytes(std::ios::out | std::ios::binary);
   archive.save_to(bytes);
-  write_file(path, bytes.str());
+  write_checksummed(path, bytes.str());
 }
 
 /// The stage the checkpoint at `path` is in (0 for checkpoints written before stages existed).

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/version.hpp"
 #include "flowlab/worker.hpp"
 #include "h5.hpp"
@@ -183,7 +184,8 @@ class MemoryFile {
   }
   hid_t get() const { return file_; }
   operator hid_t() const { return file_; }  // NOLINT: used where the C API takes an hid_t
-  /// Flushes, takes the image, closes, and writes it to the path durably (write_file: PATH.tmp, fsync, rename).
+  /// Flushes, takes the image, closes, and writes it to the path durably with its checksum (write_checksummed:
+  /// PATH.tmp, fsync, rename, then PATH.sha256).
   void publish() {
     check(H5Fflush(file_, H5F_SCOPE_LOCAL), "flushing " + path_);
     const ssize_t n = H5Fget_file_image(file_, nullptr, 0);
@@ -191,7 +193,7 @@ class MemoryFile {
     std::string image(static_cast<size_t>(n), '\0');
     if (H5Fget_file_image(file_, image.data(), image.size()) != n) fail("the image of " + path_);
     file_.close("closing " + path_);
-    write_file(path_, image);
+    write_checksummed(path_, image);  // with PATH.sha256 (integrity.hpp)
   }
 
  private:
@@ -497,7 +499,7 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
     }
     summary.write(f, "summary");
   }
-  f.publish();  // the good file is replaced only by a complete one, written and synced
+  f.publish();  // the good file is replaced only by a complete one, written and synced, with OUTPUT.sha256
   return problems;
 }
 

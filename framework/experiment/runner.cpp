@@ -22,12 +22,14 @@
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/results.hpp"
 
 extern char** environ;
@@ -148,6 +150,53 @@ std::string tail_lines(const std::string& s, size_t n) {
 ino_t inode_of(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+using Emit = std::function<void(const std::string&)>;
+
+/// A damaged file's problem: "" when `path` is not a regular file or cannot be read (no damage seen: what uses it
+/// reports that), else file_problem's.
+std::string damage(const std::string& path, FileKind kind) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
+  const std::string problem = file_problem(path, kind);
+  return problem.rfind("cannot", 0) == 0 ? "" : problem;
+}
+
+/// --resume: each existing trial file of `mine` is verified (integrity.hpp); a damaged one is set aside as
+/// FILE.corrupt-N, never deleted, and its trial runs again.
+void set_aside_damaged_trial_files(const Experiment& ex, const std::vector<size_t>& mine, const std::string& output,
+                                   const Emit& emit) {
+  for (size_t i : mine) {
+    const std::string file = trial_file_path(output, ex.trials[i].id);
+    const std::string problem = damage(file, FileKind::trial);
+    if (problem.empty()) continue;
+    const std::string aside = set_aside(file);
+    emit(fmt::format("{} {}: set aside as {}; trial {} runs again\n", file, problem, aside, ex.trials[i].id));
+  }
+}
+
+/// --resume: an experiment file that flowlab wrote (it has a checksum, or its .trials is beside it) but that is
+/// damaged is set aside as OUTPUT.corrupt-N and rebuilt from the trial files. Anything else is left to the checks of
+/// a foreign output. True when it was set aside.
+bool set_aside_damaged_output(const std::string& output, const Emit& emit) {
+  std::error_code ec;
+  if (!fs::exists(checksum_path(output), ec) && !fs::is_directory(worker::trial_dir(output), ec)) return false;
+  const std::string problem = damage(output, FileKind::experiment);
+  if (problem.empty() || problem.rfind("is not", 0) == 0) return false;
+  const std::string aside = set_aside(output);
+  emit(fmt::format("{} {}: set aside as {}; it is rebuilt from {}\n", output, problem, aside, worker::trial_dir(output)));
+  return true;
+}
+
+/// A checkpoint that fails verification is set aside as CKPT.corrupt-N and its trial starts over: never trained on,
+/// never failed for it.
+void set_aside_damaged_checkpoint(const std::string& checkpoint, const std::string& id, const Emit& emit) {
+  if (checkpoint.empty()) return;
+  const std::string problem = damage(checkpoint, FileKind::checkpoint);
+  if (problem.empty()) return;
+  const std::string aside = set_aside(checkpoint);
+  emit(fmt::format("{} {}: set aside as {}; trial {} starts over\n", checkpoint, problem, aside, id));
 }
 
 /// Removes the temporary files (`*.tmp`) a killed writer left in `dir`; returns how many.
@@ -458,7 +507,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   if (!opt.resume && !sharded && (fs::exists(output) || fs::exists(trial_dir)))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
   // --resume rewrites the experiment file: never over a file that is not this experiment's results.
-  if (opt.resume && !sharded && fs::exists(output)) {
+  if (opt.resume && !sharded && fs::exists(output) && !set_aside_damaged_output(output, emit)) {
     const auto name = experiment_file_name(output);
     if (!name)
       throw Error(fmt::format("{} exists and is not a flowlab results file: --resume would replace it; choose another "
@@ -477,6 +526,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
   std::vector<std::string> hash(ex.trials.size());
   for (size_t i : mine) hash[i] = worker::config_hash(ex.trials[i].resolved_yaml);
 
+  if (opt.resume) set_aside_damaged_trial_files(ex, mine, output, emit);
   std::deque<size_t> queue;
   std::vector<std::string> status(ex.trials.size());
   for (size_t i : mine) {
@@ -505,10 +555,12 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     throw Error(resume_advice(e.what(), ex, opt, output, kept));
   }
   for (size_t i : queue)
-    for (const auto& stale : worker::stale_checkpoints(output, ex.trials[i].id, hash[i]))
+    for (const auto& stale : worker::stale_checkpoints(output, ex.trials[i].id, hash[i])) {
+      fs::remove(checksum_path(stale), ec);
       if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
         emit(fmt::format("{}: its checkpoint was written for another configuration: it starts over\n",
                          ex.trials[i].id));
+    }
   if (sharded)
     emit(fmt::format("{}: {}, shard {}/{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"),
                      opt.shard_index, opt.shard_count, counted(mine.size(), "trial"), queue.size(),
@@ -598,6 +650,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     // The worker reads its own trial's snapshot, not the whole experiment: its start-up is O(1) in the sweep size.
     job.snapshot = worker::trial_snapshot_path(output, t.id);
     write_atomically(job.snapshot, trial_snapshot(t));
+    set_aside_damaged_checkpoint(job.checkpoint, t.id, [&](const std::string& line) { clear_block(), emit(line); });
     const ExecArgs exec(worker::command_line(job), env);
     int out_pipe[2], err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));

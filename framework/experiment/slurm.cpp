@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/runner.hpp"
 #include "flowlab/worker.hpp"
 
@@ -78,9 +79,11 @@ MergeReport merge_trial_files(const std::string& output, const Experiment& ex, c
   };
   std::map<std::string, Found> chosen;  // id -> the file merged for it
   for (const auto& f : files) {
-    const auto info = read_trial_file(f);
+    // Verified first (integrity.hpp): a damaged file is never merged, and the problem says what is wrong with it.
+    const std::string problem = file_problem(f, FileKind::trial);
+    const auto info = problem.empty() ? read_trial_file(f) : std::nullopt;
     if (!info) {
-      report.problems.push_back({f, "", "not a readable flowlab trial file"});
+      report.problems.push_back({f, "", problem.empty() ? "not a readable flowlab trial file" : "it " + problem});
       continue;
     }
     const auto [it, added] = chosen.emplace(info->id, Found{f, info->config_hash, info->status});

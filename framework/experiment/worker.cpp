@@ -16,6 +16,7 @@
 #include "flowlab/build_info.hpp"
 #include "flowlab/config.hpp"
 #include "flowlab/files.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runtime.hpp"
 
@@ -201,7 +202,7 @@ int run_worker(const Job& job, const Registry& registry) {
     return record_failure(job, *trial, fmt::format("its {} result could not be written: {}", result.status, e.what()),
                           &result.train);
   }
-  if (!job.checkpoint.empty()) std::filesystem::remove(job.checkpoint);  // the result supersedes it
+  if (!job.checkpoint.empty()) remove_checksummed(job.checkpoint);  // the result supersedes it
   return kExitDone;
 }
 
