@@ -229,6 +229,26 @@ TEST_CASE("full disk during flowlab merge: exit 1, the file and ENOSPC named, no
     CHECK(dataset_bytes(merged, std::string("trials/") + id) == dataset_bytes(ref, std::string("trials/") + id));
 }
 
+TEST_CASE("full disk during flowlab plot: exit 1 with the data file and ENOSPC named, not a gnuplot error",
+          "[fulldisk][plot]") {
+  const flowlab::test::ScratchDir s("flowlab_fulldisk_plot");
+  const std::string exp = write_experiment(s), ref = s.file("ref.h5"), plots = s.file("plots");
+  reference_run(exp, ref);
+  const std::string plot = std::string(FLOWLAB_CLI) + " plot " + ref + " --out " + plots;
+  const auto r = flowlab::test::run_command("FLOWLAB_TEST_FAIL_WRITE=/training.dat:ENOSPC FLOWLAB_PLUGIN_PATH= " + plot);
+  CHECK(r.status == 1);
+  // The last line: gnuplot may warn on stderr about the plots drawn before (one NFE value: an empty x range).
+  CHECK(last_line(r.err) == "flowlab: error: No space left on device (ENOSPC) writing " + plots + "/training.dat\n");
+  CHECK_FALSE(fs::exists(plots + "/training.png"));
+  const auto script = flowlab::test::run_command("FLOWLAB_TEST_FAIL_WRITE=/training.gp:EIO FLOWLAB_PLUGIN_PATH= " + plot);
+  CHECK(script.status == 1);
+  CHECK(last_line(script.err) == "flowlab: error: Input/output error (EIO) writing " + plots + "/training.gp\n");
+  const auto again = flowlab::test::run_command("FLOWLAB_PLUGIN_PATH= " + plot);
+  INFO(again.err);
+  CHECK(again.status == 0);
+  CHECK(fs::exists(plots + "/training.png"));
+}
+
 TEST_CASE("write_file: ENOSPC and EIO name the file, the old file stays, no temporary is left", "[fulldisk]") {
   const flowlab::test::ScratchDir s("flowlab_fulldisk_unit");
   const std::string path = s.file("a.yaml");

@@ -16,6 +16,7 @@
 
 #include "commands.hpp"
 #include "stored_model.hpp"
+#include "flowlab/files.hpp"
 #include "flowlab/images.hpp"
 #include "flowlab/report.hpp"
 
@@ -57,11 +58,13 @@ class Plotter {
 
   /// Writes NAME.gp (terminal and output set, then `body`) and runs gnuplot on it in DIR.
   void draw(const std::string& name, const std::string& body) {
+    if (!data_error_.empty()) throw Error(data_error_);  // a data file this plot reads could not be written
     const std::string script = name + ".gp";
-    std::ofstream(dir_ / script) << fmt::format("# Redraw with: gnuplot {}  (in this directory)\n", script)
-                                 << "set encoding utf8\n"
-                                 << fmt::format("set terminal pngcairo size {},{} noenhanced font 'Sans,10'\n", w_, h_)
-                                 << fmt::format("set output {}\n", gp_quote(name + ".png")) << body;
+    // Written through write_file (checked writes, fsync, rename): a full disk is an error naming the file.
+    write_file((dir_ / script).string(),
+               fmt::format("# Redraw with: gnuplot {}  (in this directory)\n", script) + "set encoding utf8\n" +
+                   fmt::format("set terminal pngcairo size {},{} noenhanced font 'Sans,10'\n", w_, h_) +
+                   fmt::format("set output {}\n", gp_quote(name + ".png")) + body);
     const pid_t pid = ::fork();
     if (pid < 0) throw Error(fmt::format("plot: fork failed: {}", std::strerror(errno)));
     if (pid == 0) {
@@ -77,7 +80,30 @@ class Plotter {
                               WIFEXITED(st) ? WEXITSTATUS(st) : -1));
     written.push_back((dir_ / (name + ".png")).string());
   }
-  std::ofstream data(const std::string& name) { return std::ofstream(dir_ / (name + ".dat")); }
+  /// NAME.dat, written (checked, through write_file) when the returned stream goes out of scope, before draw().
+  class DataFile {
+   public:
+    DataFile(Plotter& p, std::string path) : p_(p), path_(std::move(path)) {}
+    DataFile(const DataFile&) = delete;
+    ~DataFile() {
+      try {
+        write_file(path_, text_.str());
+      } catch (const std::exception& e) {
+        if (p_.data_error_.empty()) p_.data_error_ = e.what();  // reported by the next draw()
+      }
+    }
+    template <class T>
+    DataFile& operator<<(const T& v) {
+      text_ << v;
+      return *this;
+    }
+
+   private:
+    Plotter& p_;
+    std::string path_;
+    std::ostringstream text_;
+  };
+  DataFile data(const std::string& name) { return DataFile(*this, (dir_ / (name + ".dat")).string()); }
   const fs::path& dir() const { return dir_; }
   std::vector<std::string> written;
 
@@ -85,6 +111,7 @@ class Plotter {
   std::string gnuplot_;
   fs::path dir_;
   int w_, h_;
+  std::string data_error_;  ///< the first data file that could not be written
 };
 
 void plot_quality(Plotter& p, const Report& rep, const std::string& metric_name, size_t mi) {
