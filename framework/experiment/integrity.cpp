@@ -55,6 +55,12 @@ class Sha256 {
   EVP_MD_CTX* ctx_;
 };
 
+// LibTorch's message up to its first line or sentence: 2.x appends advice to 1.13's ("... central directory. This
+// is an internal miniz error. If you are seeing ..."), so both builds name the same cause in the same words.
+std::string first_sentence(const std::string& m) {
+  return m.substr(0, std::min(m.find('\n'), m.find(". ")));
+}
+
 std::string name_of(const std::string& path) { return fs::path(path).filename().string(); }
 
 /// The expected SHA-256 in `path`.sha256, "" when there is none; throws when it exists but cannot be read.
@@ -279,11 +285,9 @@ std::string checkpoint_content_problem(const std::string& path) {
     archive.read("next_step", next);
     return "";
   } catch (const c10::Error& e) {
-    std::string m = e.what_without_backtrace();
-    return fmt::format("is corrupt: LibTorch cannot read it: {}", m.substr(0, m.find('\n')));
+    return "is corrupt: LibTorch cannot read it: " + first_sentence(e.what_without_backtrace());
   } catch (const std::exception& e) {
-    std::string m = e.what();
-    return fmt::format("is corrupt: LibTorch cannot read it: {}", m.substr(0, m.find('\n')));
+    return "is corrupt: LibTorch cannot read it: " + first_sentence(e.what());
   }
 }
 
