@@ -49,9 +49,16 @@ TEST_CASE("weightings follow their formulas", "[weighting]") {
   flowlab::Params clip;
   clip.set("max_weight", 10.0);
   CHECK(make<flowlab::Weighting>("weighting", "snr", clip)->weight(t, *rectified)[0].item<double>() == 10.0);
-  // cosine: SNR = tan^2(pi t / 2), clipped at gamma = 5.
+  // cosine, min_snr (Hang et al.'s min(SNR, 5) / SNR on the eps loss, times alpha^2 / (pi/2)^2 on ||v - u||^2):
+  // min(sin^2, 5 cos^2)(pi t / 2) / (pi / 2)^2; with loss = velocity, SNR = tan^2(pi t / 2) clipped at gamma = 5.
+  const Tensor sin2 = at::sin(M_PI / 2 * t).pow(2), cos2 = at::cos(M_PI / 2 * t).pow(2);
+  CHECK(max_abs(make<flowlab::Weighting>("weighting", "min_snr")->weight(t, *cosine) -
+                at::minimum(sin2, 5 * cos2) / (M_PI * M_PI / 4)) < 1e-12);
+  flowlab::Params on_velocity;
+  on_velocity.set("loss", std::string("velocity"));
   const Tensor snr = at::tan(M_PI / 2 * t).pow(2);
-  CHECK(max_abs(make<flowlab::Weighting>("weighting", "min_snr")->weight(t, *cosine) - snr.clamp_max(5.0)) < 1e-12);
+  CHECK(max_abs(make<flowlab::Weighting>("weighting", "min_snr", on_velocity)->weight(t, *cosine) -
+                snr.clamp_max(5.0)) < 1e-12);
   auto bridge = make<flowlab::Path>("path", "bridge");
   CHECK(message_of<flowlab::Error>([&] { make<flowlab::Weighting>("weighting", "snr")->weight(t, *bridge); }) ==
         "weighting/snr: needs an affine path (one with an alpha/sigma schedule)");
