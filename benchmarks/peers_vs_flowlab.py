@@ -17,10 +17,9 @@ QUICK = "--quick" in sys.argv
 STEPS = 20 if QUICK else 2000    # training steps per trial, both sides
 POINTS = 500 if QUICK else 10000  # sampled points
 BATCH = 256
-# TorchCFM's sample_8gaussians: centres on a circle of radius 5, covariance sqrt(0.1) I (so std 0.1 ** 0.25).
-EIGHT = "{dataset: eight_gaussians, params: {scale: 5.0, std: 0.56234}}"
-MLP = "{name: mlp, params: {width: 64, depth: 3, activation: selu}}"
-PLAIN = "lr: 1.0e-3, warmup: 0, schedule: constant, ema: 0, grad_clip: 0, log_every: 100, checkpoint_every: 0"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# TorchCFM's sample_8gaussians (preset torchcfm: radius 5, covariance sqrt(0.1) I), its MLP, plain Adam.
+from flowlab_trial import PLAIN, TORCHCFM_8GAUSSIANS as EIGHT, TORCHCFM_MLP as MLP  # noqa: E402
 
 
 def peer(kind, steps, points):

@@ -15,16 +15,9 @@ if [ "${1:-}" = --quick ]; then quick=(--quick); shift; fi
 build=${1:-build/torch2}
 reps=${2:-3}
 [ ${#quick[@]} -eq 0 ] || reps=1
-py=$root/build/torch-pip/venv/bin/python
-[ -x "$py" ] || { echo "peers_vs_flowlab: $py is missing: run 'bash scripts/setup.sh --torch pip'" >&2; exit 1; }
 [ -x "$build/bin/flowlab" ] || { echo "peers_vs_flowlab: $build/bin/flowlab is missing: build the torch2 preset" >&2; exit 1; }
-if ! $py -c 'import torchcfm, torchdiffeq, h5py, numpy' 2>/dev/null; then
-  # Keep the venv's torch: torchcfm's dependencies (torchdyn -> torchvision) would otherwise pull a newer one.
-  pin=$(mktemp)
-  trap 'rm -f "$pin"' EXIT
-  echo "torch==$($py -c 'import torch; print(torch.__version__.split("+")[0])')" > "$pin"
-  $py -m pip install -q --disable-pip-version-check -c "$pin" torchcfm torchdiffeq h5py numpy
-fi
+. "$here/peer_venv.sh"
+peer_venv_require peers_vs_flowlab "torchcfm, torchdiffeq, h5py, numpy" torchcfm torchdiffeq h5py numpy
 versions=$($py -c 'import importlib.metadata as m, torch
 print("torch", torch.__version__ + ", torchcfm", m.version("torchcfm") + ", torchdiffeq", m.version("torchdiffeq"))')
 echo "$(date -I), $(lscpu | sed -n 's/^Model name: *//p'), $versions; 1 thread (OMP_NUM_THREADS=1," \

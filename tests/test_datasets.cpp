@@ -1,5 +1,6 @@
 // Datasets: determinism for a seed, shapes, labels and attributes (contract over every dataset plugin), the
-// statistics of each definition, the digits and Fashion-MNIST counts, and missing-file errors.
+// statistics of each definition, the digits and Fashion-MNIST counts, missing-file errors, and the TorchCFM presets
+// of eight_gaussians and moons against TorchCFM's definitions (torchcfm_moons_reference.csv for torchdyn's grid).
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
 #include <catch2/generators/catch_generators_range.hpp>
@@ -7,10 +8,13 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
-#include <iterator>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 
 #include "flowlab/dataset.hpp"
 #include "support.hpp"
@@ -325,4 +329,190 @@ TEST_CASE("tabular reads CSV and HDF5 with log1p, scaling and standardisation", 
   CHECK_THAT(message_of<flowlab::CreateError>([&] { make("tabular", hp); }),
              Catch::Matchers::EndsWith("): dataset/tabular: '" + h5 + "' has no dataset '/missing' (set parameter 'dataset')"));
   fs::remove_all(scratch());
+}
+
+// ---- preset: torchcfm (TorchCFM's sample_8gaussians and sample_moons, torchcfm.utils) ----------------------------
+
+namespace {
+
+// The covariance [2, 2] of the rows of x [N, 2] (divisor N - 1).
+Tensor covariance(const Tensor& x) {
+  const Tensor c = x - x.mean(0, true);
+  return c.t().mm(c) / double(x.size(0) - 1);
+}
+
+flowlab::Params preset(const std::string& value) {
+  flowlab::Params p;
+  p.set("preset", value);
+  return p;
+}
+
+// tests/data/torchcfm_moons_reference.csv (make_torchcfm_moons_reference.py: torchdyn's generate_moons(n,
+// noise=None) * 3 - 1, float32): n -> rows [n, 3] of (label, x, y).
+std::map<int64_t, std::vector<std::array<double, 3>>> torchdyn_grids() {
+  std::ifstream f(std::string(FLOWLAB_TEST_DATA) + "/torchcfm_moons_reference.csv");
+  REQUIRE(f.good());
+  std::map<int64_t, std::vector<std::array<double, 3>>> grids;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty() || line[0] == '#' || line[0] == 'n') continue;
+    std::stringstream ss(line);
+    std::string cell;
+    std::vector<double> v;
+    while (std::getline(ss, cell, ',')) v.push_back(std::stod(cell));
+    REQUIRE(v.size() == 5);
+    auto& rows = grids[int64_t(v[0])];
+    REQUIRE(int64_t(v[1]) == int64_t(rows.size()));
+    rows.push_back({v[2], v[3], v[4]});
+  }
+  return grids;
+}
+
+// torchdyn's grid for n points, from its definition: the first n/2 at a = linspace(0, pi, n/2) on (cos a, sin a),
+// the other n - n/2 at b = linspace(0, pi, n - n/2) on (1 - cos b, 1 - sin b - 0.5); times 3 minus 1. [n, 2].
+Tensor torchdyn_grid(int64_t n) {
+  std::vector<double> xy;
+  const int64_t n_out = n / 2, n_in = n - n_out;
+  for (int64_t part = 0; part < 2; ++part) {
+    const int64_t m = part == 0 ? n_out : n_in;
+    for (int64_t k = 0; k < m; ++k) {
+      const double a = m == 1 ? 0.0 : M_PI * double(k) / double(m - 1);
+      xy.push_back(3 * (part == 0 ? std::cos(a) : 1 - std::cos(a)) - 1);
+      xy.push_back(3 * (part == 0 ? std::sin(a) : 1 - std::sin(a) - 0.5) - 1);
+    }
+  }
+  return at::tensor(xy, at::kDouble).reshape({n, 2});
+}
+
+}  // namespace
+
+TEST_CASE("eight_gaussians preset torchcfm: TorchCFM's sample_8gaussians", "[dataset][torchcfm]") {
+  // TorchCFM: centres 5 * {(+-1, 0), (0, +-1), (+-1/sqrt2, +-1/sqrt2)} (= 5 (cos, sin)(k pi / 4)), each drawn with
+  // probability 1/8 (torch.multinomial(torch.ones(8))), plus MultivariateNormal(0, sqrt(0.1) I).
+  auto d = make("eight_gaussians", preset("torchcfm"));
+  // Exactly scale 5 and std 0.1^(1/4): the same draws as the explicit parameters, bit for bit.
+  flowlab::Params explicit_params;
+  explicit_params.set("scale", 5.0).set("std", std::pow(0.1, 0.25));
+  at::manual_seed(11);
+  const auto a = d->sample(1000, at::kDouble);
+  at::manual_seed(11);
+  CHECK(at::equal(a.x, make("eight_gaussians", explicit_params)->sample(1000, at::kDouble).x));
+
+  at::manual_seed(0);
+  const int64_t n = 100000;
+  const auto b = d->sample(n, at::kDouble);
+  const Tensor angle = b.label.to(at::kDouble) * (M_PI / 4);
+  const Tensor centre = at::stack({at::cos(angle), at::sin(angle)}, 1) * 5;
+  const Tensor eps = b.x - centre;
+  // Around its centre: mean 0, covariance sqrt(0.1) I = 0.316228 I. Standard errors: mean 0.562 / sqrt(n) = 0.0018,
+  // variance sqrt(0.1) sqrt(2 / n) = 0.0014; the tolerances are about 5 of them.
+  CHECK(max_abs(eps.mean(0)) < 0.01);
+  CHECK(max_abs(covariance(eps) - std::sqrt(0.1) * at::eye(2, at::kDouble)) < 0.007);
+  // Uniform centres: each 1/8 (standard error 0.001).
+  const Tensor share = at::bincount(b.label, {}, 8).to(at::kDouble) / double(n);
+  CHECK(max_abs(share - 0.125) < 0.006);
+  // The whole mixture: mean 0 (standard error 3.58 / sqrt(n) = 0.011) and covariance (25 / 2 + sqrt(0.1)) I =
+  // 12.8162 I (each centre coordinate has mean square 25 / 2; standard error of the variance about 0.03).
+  CHECK(max_abs(b.x.mean(0)) < 0.06);
+  CHECK(max_abs(covariance(b.x) - (12.5 + std::sqrt(0.1)) * at::eye(2, at::kDouble)) < 0.15);
+}
+
+TEST_CASE("moons preset torchcfm: torchdyn's angle grids, a uniform shift, times 3 minus 1", "[dataset][torchcfm]") {
+  auto d = make("moons", preset("torchcfm"));
+  // The deterministic part is torchdyn's own grid (float32 values, hence 1e-6), and the definition's (to 1e-12);
+  // what is left is one shift per point, the same on both coordinates, in 3 * [0, 0.2).
+  const auto grids = torchdyn_grids();
+  REQUIRE(grids.size() == 4);
+  for (const auto& [n, rows] : grids) {
+    INFO("n = " << n);
+    REQUIRE(int64_t(rows.size()) == n);
+    at::manual_seed(n);
+    const auto b = d->sample(n, at::kDouble);
+    REQUIRE(b.x.sizes() == at::IntArrayRef({n, 2}));
+    const Tensor grid = torchdyn_grid(n);
+    std::vector<double> theirs;
+    std::vector<int64_t> labels;
+    for (const auto& r : rows) {
+      labels.push_back(int64_t(r[0]));
+      theirs.push_back(r[1]);
+      theirs.push_back(r[2]);
+    }
+    CHECK(max_abs(grid - at::tensor(theirs, at::kDouble).reshape({n, 2})) < 1e-6);
+    CHECK(at::equal(b.label, at::tensor(labels, at::kLong)));
+    const Tensor shift = b.x - grid;
+    CHECK(max_abs(shift.select(1, 0) - shift.select(1, 1)) < 1e-12);
+    CHECK(shift.min().item<double>() >= -1e-12);
+    CHECK(shift.max().item<double>() < 0.6);
+  }
+
+  at::manual_seed(0);
+  const int64_t n = 100000;
+  const auto b = d->sample(n, at::kDouble);
+  const Tensor shift = (b.x - torchdyn_grid(n)).select(1, 0) / 3;  // u ~ U[0, 0.2)
+  CHECK(max_abs((b.x - torchdyn_grid(n)).select(1, 1) / 3 - shift) < 1e-12);
+  // Support [0, 0.2): with 10^5 draws, some within 0.001 of each end (a miss has probability (1 - 0.005)^(10^5)).
+  CHECK(shift.min().item<double>() >= 0);
+  CHECK(shift.min().item<double>() < 0.001);
+  CHECK(shift.max().item<double>() < 0.2);
+  CHECK(shift.max().item<double>() > 0.199);
+  // U[0, 0.2): mean 0.1, variance 0.2^2 / 12 = 0.00333 (standard errors 1.8e-4 and 9.4e-6).
+  CHECK(std::abs(shift.mean().item<double>() - 0.1) < 0.001);
+  CHECK(std::abs(shift.var().item<double>() - 0.04 / 12) < 6e-5);
+  // The points: 3 (g + (u, u)) - 1 with g on the grid. For an even n the two moons pair up, so the grid's mean is
+  // (0.5, 0.25) exactly, and the mean is 3 (0.5 + 0.1, 0.25 + 0.1) - 1 = (0.8, 0.05) (standard error 5.5e-4).
+  // TorchCFM's own sample_moons(10^5) gave (0.7997, 0.0497) and the covariance below to 0.002.
+  CHECK(max_abs(b.x.mean(0) - at::tensor({0.8, 0.05}, at::kDouble)) < 0.003);
+  // Covariance 9 (C_grid + Var(u) [[1, 1], [1, 1]]), with the grid's C_grid (the uniform angle's, to O(1/n)):
+  // Var x = 3/4, Var y = 9/16 - 1/pi, Cov xy = 1/8 - 1/pi; Var(u) = 1/300. So
+  // [[6.78, 1.125 - 9/pi + 0.03], [., 5.0625 - 9/pi + 0.03]] = [[6.78, -1.70977], [., 2.22772]];
+  // standard errors up to 0.0014 (the sample covariance of grid and shift); without the shift every entry would be
+  // 0.03 lower.
+  const double c_xy = 1.125 - 9 / M_PI + 0.03, c_yy = 5.0625 - 9 / M_PI + 0.03;
+  const Tensor expected = at::tensor({6.78, c_xy, c_xy, c_yy}, at::kDouble).reshape({2, 2});
+  CHECK(max_abs(covariance(b.x) - expected) < 0.008);
+}
+
+TEST_CASE("preset none keeps the draws of eight_gaussians and moons as they were", "[dataset][torchcfm]") {
+  // The defaults, re-derived from the plugins' definitions with the same calls on torch's generator.
+  at::manual_seed(21);
+  const auto eight = make("eight_gaussians", preset("none"))->sample(500, at::kDouble);
+  at::manual_seed(21);
+  const Tensor k = at::randint(8, {500}, at::kLong);
+  const Tensor angle = k.to(at::kDouble) * (M_PI / 4);
+  const Tensor centre = at::stack({at::cos(angle), at::sin(angle)}, 1) * 2.0;
+  CHECK(at::equal(eight.x, centre + 0.2 * at::randn({500, 2}, at::kDouble)));
+  at::manual_seed(21);
+  CHECK(at::equal(make("eight_gaussians", {})->sample(500, at::kDouble).x, eight.x));
+
+  at::manual_seed(22);
+  const auto moons = make("moons", {})->sample(500, at::kDouble);
+  at::manual_seed(22);
+  const Tensor moon = at::randint(2, {500}, at::kLong);
+  const Tensor a = at::rand({500}, at::kDouble) * M_PI;
+  const Tensor lower = moon.to(at::kDouble);
+  const Tensor x = at::cos(a) * (1 - 2 * lower) + lower;
+  const Tensor y = at::sin(a) * (1 - 2 * lower) + 0.5 * lower;
+  CHECK(at::equal(moons.x, at::stack({x - 0.5, y - 0.25}, 1) + 0.05 * at::randn({500, 2}, at::kDouble)));
+  CHECK(at::equal(moons.label, moon));
+}
+
+TEST_CASE("preset: an unknown value lists the valid ones; a parameter the preset fixes is refused",
+          "[dataset][torchcfm][errors]") {
+  CHECK(message_of<flowlab::ParamError>([] { make("moons", preset("torchdyn")); }) ==
+        "dataset/moons: parameter 'preset' must be one of none, torchcfm, got 'torchdyn'");
+  CHECK(message_of<flowlab::ParamError>([] { make("eight_gaussians", preset("TorchCFM")); }) ==
+        "dataset/eight_gaussians: parameter 'preset' must be one of none, torchcfm, got 'TorchCFM'");
+  flowlab::Params scale = preset("torchcfm");
+  scale.set("scale", 4.0);
+  CHECK(message_of<flowlab::ParamError>([&] { make("eight_gaussians", scale); }) ==
+        "dataset/eight_gaussians: parameter 'scale' is fixed to 5 by preset torchcfm; leave it unset (got 4)");
+  flowlab::Params std_ = preset("torchcfm");
+  std_.set("std", 0.5);
+  CHECK(message_of<flowlab::ParamError>([&] { make("eight_gaussians", std_); }) ==
+        "dataset/eight_gaussians: parameter 'std' is fixed to 0.1^(1/4) by preset torchcfm; leave it unset (got 0.5)");
+  flowlab::Params noise = preset("torchcfm");
+  noise.set("noise", 0.2);
+  CHECK(message_of<flowlab::ParamError>([&] { make("moons", noise); }) ==
+        "dataset/moons: parameter 'noise' is fixed by preset torchcfm (one uniform shift in [0, 0.2) per point, on "
+        "both coordinates, before the x3); leave it unset (got 0.2)");
 }

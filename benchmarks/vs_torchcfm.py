@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Driver of benchmarks/vs_torchcfm.sh: TorchCFM's own 2D tasks, trained by TorchCFM's own classes and by flowlab,
+sample quality side by side. Tasks: Gaussian -> 8 Gaussians and 8 Gaussians -> moons (the source, t = 0, is the
+8 Gaussians), each with I-CFM (TorchCFM's ConditionalFlowMatcher; flowlab's independent coupling) and OT-CFM
+(ExactOptimalTransportConditionalFlowMatcher; flowlab's minibatch_ot with resample: true, pairs drawn from the exact
+plan as TorchCFM draws them). Both: sigma = 0 (flowlab's rectified path), t ~ U[0, 1], TorchCFM's MLP
+(w = 64, 3 hidden layers, SELU) and flowlab's mlp of the same widths with its default time features, Adam 1e-3,
+batch 256, no EMA, 1 thread; TorchCFM's samplers (torchcfm.utils) and flowlab's `preset: torchcfm` datasets.
+Sampling: the peer through torchdiffeq's odeint on TorchCFM's torch_wrapper, flowlab through its eval rows. W2: for
+both, TorchCFM's torchcfm.optimal_transport.wasserstein (POT's ot.emd2 on torch.cdist(x, y) ** 2, then sqrt)
+between the generated points and one reference set per task and seed drawn by TorchCFM's sampler.
+Prints a Markdown table of mean +- std over the seeds.
+Usage: vs_torchcfm.py BUILD_DIR [--quick]
+       vs_torchcfm.py --peer TASK METHOD SEED STEPS POINTS OUT.npz   (one peer run; prints one JSON line)"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flowlab_trial import (PLAIN, TORCHCFM_8GAUSSIANS, TORCHCFM_MLP, TORCHCFM_MOONS,  # noqa: E402
+                           read_eval_samples, run_experiment)
+
+QUICK = "--quick" in sys.argv
+STEPS = 50 if QUICK else 5000    # training steps, both sides
+SEEDS = [0] if QUICK else [0, 1, 2]
+POINTS = 2000                    # generated points and reference points for W2
+BATCH = 256
+TASKS = {"gauss_8gaussians": "Gaussian -> 8 Gaussians", "8gaussians_moons": "8 Gaussians -> moons"}
+METHODS = {"icfm": "I-CFM", "otcfm": "OT-CFM"}
+# (key, flowlab solver, steps, label): Euler 1/2/5/10/100 steps, RK4 5 steps, dopri5 rtol = atol = 1e-5.
+SOLVERS = [(f"euler{n}", "euler", n, f"Euler {n}") for n in (1, 2, 5, 10, 100)] + [
+    ("rk4_5", "rk4", 5, "RK4 5"), ("dopri5", "dopri5", 0, "dopri5 1e-5")]
+TOL = 1e-5
+REFERENCE_SEED = 10_000  # the reference set of seed s is drawn after torch.manual_seed / np.random.seed(10000 + s)
+
+
+def samplers(task):
+    """(source, target) samplers of TorchCFM's tutorials: n -> [n, 2] float32."""
+    import torch
+    from torchcfm.utils import sample_8gaussians, sample_moons
+    if task == "gauss_8gaussians":
+        return (lambda n: torch.randn(n, 2)), sample_8gaussians
+    return sample_8gaussians, sample_moons
+
+
+def peer(task, method, seed, steps, points, out):
+    """One TorchCFM run: its 2D tutorial's loop for `steps` steps, then torchdiffeq sampling of `points` points with
+    each solver. Saves the samples to `out` (.npz, one array per solver key) and returns {key: NFE}."""
+    import numpy as np
+    import torch
+    import torchdiffeq
+    from torchcfm.conditional_flow_matching import (ConditionalFlowMatcher,
+                                                    ExactOptimalTransportConditionalFlowMatcher)
+    from torchcfm.models.models import MLP
+    from torchcfm.utils import torch_wrapper
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # torchdyn's moons draw their shift with NumPy
+    source, target = samplers(task)
+    model = MLP(dim=2, w=64, time_varying=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    FM = (ConditionalFlowMatcher(sigma=0.0) if method == "icfm"
+          else ExactOptimalTransportConditionalFlowMatcher(sigma=0.0))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        x0, x1 = source(BATCH), target(BATCH)
+        t, xt, ut = FM.sample_location_and_conditional_flow(x0, x1)
+        vt = model(torch.cat([xt, t[:, None]], dim=-1))
+        loss = torch.mean((vt - ut) ** 2)
+        loss.backward()
+        optimizer.step()
+    train_seconds = time.perf_counter() - t0
+
+    calls = [0]
+
+    class Counted(torch.nn.Module):  # counts network evaluations (NFE) under TorchCFM's torch_wrapper
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            calls[0] += 1
+            return self.net(x)
+
+    func = torch_wrapper(Counted(model))
+    x0 = source(points)
+    nfe, samples = {}, {}
+    with torch.no_grad():
+        for key, solver, n, _ in SOLVERS:
+            calls[0] = 0
+            if solver == "dopri5":
+                traj = torchdiffeq.odeint(func, x0, torch.tensor([0.0, 1.0]), method="dopri5", rtol=TOL, atol=TOL)
+            else:
+                traj = torchdiffeq.odeint(func, x0, torch.linspace(0, 1, n + 1), method=solver)
+            samples[key] = traj[-1].numpy()
+            nfe[key] = calls[0]
+    np.savez(out, **samples)
+    return {"nfe": nfe, "train_seconds": train_seconds}
+
+
+def reference(task, seed):
+    """The reference set of a task and seed: TorchCFM's target sampler, POINTS points, seeded apart from training."""
+    import numpy as np
+    import torch
+    torch.manual_seed(REFERENCE_SEED + seed)
+    np.random.seed(REFERENCE_SEED + seed)
+    return samplers(task)[1](POINTS)
+
+
+def w2(x, y):
+    """TorchCFM's own W2 (torchcfm.optimal_transport.wasserstein: ot.emd2 on squared Euclidean cost, sqrt)."""
+    import torch
+    from torchcfm.optimal_transport import wasserstein
+    return wasserstein(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32), power=2)
+
+
+def experiment(task, method):
+    """flowlab's side of one task and method: all seeds in one experiment file."""
+    data, noise = ((TORCHCFM_8GAUSSIANS, "") if task == "gauss_8gaussians"
+                   else (TORCHCFM_MOONS, f", noise: {TORCHCFM_8GAUSSIANS}"))
+    coupling = "independent" if method == "icfm" else "{name: minibatch_ot, params: {resample: true}}"
+    solvers = (f"{{solver: euler, steps: [{', '.join(str(n) for _, s, n, _ in SOLVERS if s == 'euler')}]}}, "
+               f"{{solver: rk4, steps: [5]}}, {{solver: dopri5, params: {{rtol: {TOL:.1e}, atol: {TOL:.1e}}}}}")
+    # No time_dim/time_embedding: flowlab's default time features.
+    return f"""name: vs_torchcfm_{task}_{method}
+devices: [cpu]
+threads: 1
+data: {data}
+model: {{architecture: {TORCHCFM_MLP}, coupling: {coupling}{noise}}}
+train: {{steps: {STEPS}, batch_size: {BATCH}, {PLAIN}}}
+eval: {{samples: {POINTS}, metrics: [], solvers: [{solvers}]}}
+sweep: {{seeds: [{', '.join(str(s) for s in SEEDS)}]}}
+"""
+
+
+def main():
+    import numpy as np
+    build = sys.argv[1]
+    flowlab = os.path.join(build, "bin", "flowlab")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               FLOWLAB_PLUGIN_PATH="")
+    work = tempfile.mkdtemp(prefix="vs_torchcfm_")
+    # results[(task, method, tool, solver key)] = ([W2 per seed], [NFE per seed])
+    results, floor = {}, {}
+    t_start = time.time()
+    try:
+        for task in TASKS:
+            for method in METHODS:
+                refs = {seed: reference(task, seed) for seed in SEEDS}
+                if method == "icfm":  # the floor: W2 between two independent sets of the target, per seed
+                    floor[task] = [w2(refs[seed], reference(task, seed + len(SEEDS) * 1000)) for seed in SEEDS]
+                yaml, out = os.path.join(work, f"{task}_{method}.yaml"), os.path.join(work, f"{task}_{method}.h5")
+                with open(yaml, "w") as f:
+                    f.write(experiment(task, method))
+                run_experiment(flowlab, yaml, out, env)
+                trials = read_eval_samples(out)
+                if sorted(trials) != SEEDS:
+                    raise RuntimeError(f"{out}: trials for seeds {sorted(trials)}, expected {SEEDS}")
+                for seed, rows in trials.items():
+                    for key, solver, n, _ in SOLVERS:
+                        (row,) = [r for r in rows if r["solver"] == solver and (solver == "dopri5" or r["steps"] == n)]
+                        if row["error"]:
+                            raise RuntimeError(f"flowlab {task} {method} seed {seed} {row['label']}: {row['error']}")
+                        entry = results.setdefault((task, method, "flowlab", key), ([], []))
+                        entry[0].append(w2(row["samples"], refs[seed]))
+                        entry[1].append(row["nfe"])
+                for seed in SEEDS:
+                    npz = os.path.join(work, f"peer_{task}_{method}_{seed}.npz")
+                    line = subprocess.run([sys.executable, os.path.abspath(__file__), "--peer", task, method,
+                                           str(seed), str(STEPS), str(POINTS), npz],
+                                          env=env, check=True, capture_output=True, text=True).stdout
+                    r = json.loads(line.strip().splitlines()[-1])
+                    samples = np.load(npz)
+                    for key, *_ in SOLVERS:
+                        entry = results.setdefault((task, method, "torchcfm", key), ([], []))
+                        entry[0].append(w2(samples[key], refs[seed]))
+                        entry[1].append(r["nfe"][key])
+                print(f"{TASKS[task]}, {METHODS[method]} done ({time.time() - t_start:.0f} s)", file=sys.stderr)
+    finally:
+        subprocess.run(["rm", "-rf", work])
+
+    def stat(values, fmt):
+        if len(values) == 1:
+            return format(values[0], fmt)
+        return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+    def nfe(values):  # fixed-step NFE are the same for every seed; dopri5's mean and std get one decimal
+        return str(values[0]) if len(set(values)) == 1 else stat(values, ".1f")
+
+    print("| task | method | solver | W2 TorchCFM | W2 flowlab | NFE TorchCFM | NFE flowlab |")
+    print("|---|---|---|---|---|---|---|")
+    for task, task_name in TASKS.items():
+        for method, method_name in METHODS.items():
+            for key, _, _, label in SOLVERS:
+                (pw, pn), (fw, fn) = results[(task, method, "torchcfm", key)], results[(task, method, "flowlab", key)]
+                print(f"| {task_name} | {method_name} | {label} | {stat(pw, '.3f')} | {stat(fw, '.3f')} | "
+                      f"{nfe(pn)} | {nfe(fn)} |")
+    print(f"\n{STEPS} training steps, batch {BATCH}, seeds {SEEDS} (mean ± sample std over the seeds); W2 between "
+          f"{POINTS} generated points and {POINTS} reference points of TorchCFM's sampler (one set per task and "
+          f"seed, the same for both tools); {time.time() - t_start:.0f} s in all.")
+    print("The floor, W2 between two independent sets of " + f"{POINTS} points of the target (TorchCFM's sampler): " +
+          "; ".join(f"{TASKS[task]} {stat(values, '.3f')}" for task, values in floor.items()) + ".")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--peer":
+        task, method, seed, steps, points, out = sys.argv[2:8]
+        print(json.dumps(peer(task, method, int(seed), int(steps), int(points), out)))
+    else:
+        main()
