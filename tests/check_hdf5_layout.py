@@ -52,7 +52,7 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     check(np.all(np.isfinite(g["train/loss"][:])) and np.all(g["train/grad_norm"][:] >= 0), f"{tid}: loss/grad_norm")
     # Eval table
     ev = pd.DataFrame(g["eval"][:])
-    cols = ["round", "solver", "label", "steps", "rtol", "atol", "nfe", "network_calls", "accepted_steps",
+    cols = ["round", "train_step", "solver", "label", "steps", "rtol", "atol", "nfe", "network_calls", "accepted_steps",
             "rejected_steps", "seconds", "samples_per_s", "straightness", "error", "frechet"]
     check(list(ev.columns) == cols, f"{tid}: eval columns {list(ev.columns)}")
     for c in ["solver", "label", "error"]:
@@ -66,6 +66,8 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     check(list(d["rtol"]) == [1e-3, 1e-4, 1e-3] and list(d["atol"]) == [1e-5, 1e-5, 1e-7], f"{tid}: dopri5 tolerances")
     check(all(d["nfe"] == 2 + 6 * (d["accepted_steps"] + d["rejected_steps"])), f"{tid}: dopri5 NFE")
     check(ev["rtol"][:3].isna().all() and (ev["round"] == 0).all(), f"{tid}: rtol NaN for fixed steps, round 0")
+    check((ev["train_step"] == 23).all(), f"{tid}: train_step: every row is the final evaluation's, after 23 steps")
+    check("during_eval_seconds" not in a, f"{tid}: no during_eval_seconds without eval.every")
     check(np.all(np.isfinite(ev["frechet"])) and np.all(ev["seconds"] > 0), f"{tid}: metrics and timings")
     check(np.all(np.isfinite(ev["straightness"])) and np.all(ev["straightness"] >= -1e-9), f"{tid}: straightness")
     check((ev["error"] == "").all() and a["failed_rows"] == 0, f"{tid}: no failed rows")
@@ -79,6 +81,7 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     for i, name in enumerate(sorted(g["rows"].keys())):
         r = g["rows"][name]
         check(r.attrs["label"] == labels[i] and r.attrs["row"] == i and r.attrs["error"] == "", f"{tid}/{name}: attrs")
+        check(r.attrs["round"] == 0 and r.attrs["train_step"] == 23, f"{tid}/{name}: round, train_step")
         check(r["samples"].shape == (128, 2), f"{tid}/{name}: samples")
         times = r["times"][...]
         check(times[0] == 0.0 and times[-1] == 1.0 and np.all(np.diff(times) > 0), f"{tid}/{name}: times")

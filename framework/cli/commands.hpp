@@ -20,6 +20,7 @@ struct ReportArgs {
   std::string file, format = "term";
   std::vector<std::string> by, metrics;
   double within = 0.1;
+  bool during = false;
 };
 CLI::App* add_report(CLI::App& app, ReportArgs& args);
 int run_report(const Registry& registry, const ReportArgs& args);

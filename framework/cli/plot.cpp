@@ -150,6 +150,39 @@ void plot_quality(Plotter& p, const Report& rep, const std::string& metric_name,
   }
 }
 
+// Quality during training (eval.every): per group (with reflow rounds, per round), the metric against the training
+// step, one line per eval run evaluated during training; the last point of each is its final evaluation.
+void plot_during(Plotter& p, const Report& rep, const std::string& metric_name, size_t mi) {
+  for (const auto& g : rep.groups) {
+    if (g.curves.empty()) continue;
+    std::vector<std::string> key;
+    for (const auto& [k, v] : g.key) key.push_back(k + "=" + v);
+    const std::string title = key.empty() ? "all trials" : fmt::format("{}", fmt::join(key, ", "));
+    const std::string name = safe(fmt::format("during_{}{}{}", metric_name, key.empty() ? "" : "_", fmt::join(key, "_")));
+    {
+      auto out = p.data(name);
+      out << "# train_step mean std n (one block per eval run; the last step is the final evaluation)\n";
+      for (const auto& c : g.curves) {
+        out << "# " << c.label << "\n";
+        for (size_t k = 0; k < c.steps.size(); ++k)
+          if (std::isfinite(c.mean[mi][k]))
+            out << fmt::format("{} {} {} {}\n", c.steps[k], c.mean[mi][k], std::isnan(c.std[mi][k]) ? 0.0 : c.std[mi][k], c.n[k]);
+        out << "\n\n";
+      }
+    }
+    std::string body = fmt::format(
+        "set title {}\nset xlabel 'training step'\nset ylabel {}\nset key top right\nset grid\n"
+        "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\nplot ",
+        gp_quote(fmt::format("{} during training, {} (mean ± std over seeds; last step: final evaluation)", metric_name, title)),
+        gp_quote(metric_name + " (lower is better)"));
+    for (size_t i = 0; i < g.curves.size(); ++i)
+      body += fmt::format("{}{} index {} using 1:2:3 with yerrorlines lw 2 pt 7 title {}", i ? ", \\\n     " : "",
+                          gp_quote(name + ".dat"), i, gp_quote(g.curves[i].label));
+    body += "\n";
+    p.draw(name, body);
+  }
+}
+
 void plot_training(Plotter& p, const StoredResults& res) {
   std::vector<const StoredTrial*> trials;
   for (const auto& t : res.trials)
@@ -280,7 +313,8 @@ void plot_velocity(Plotter& p, const Registry& registry, const std::string& file
 }  // namespace
 
 CLI::App* add_plot(CLI::App& app, PlotArgs& a) {
-  auto* cmd = app.add_subcommand("plot", "draw PNGs (gnuplot) of a results file: quality vs NFE, training, samples");
+  auto* cmd = app.add_subcommand("plot", "draw PNGs (gnuplot) of a results file: quality vs NFE, quality during training "
+                                         "(eval.every), training, samples");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--out", a.out, "directory for the PNGs and their gnuplot scripts")->required()->type_name("DIR");
   cmd->add_option("--by", a.by, "group by these swept keys (repeatable; default: every swept key)")->type_name("KEY");
@@ -328,6 +362,7 @@ int run_plot(const Registry& registry, const PlotArgs& a) {
   fs::create_directories(a.out);
   Plotter p(gnuplot, fs::path(a.out), a.width, a.height);
   if (!rep.metrics.empty()) plot_quality(p, rep, rep.metrics[0], 0);
+  if (!rep.metrics.empty()) plot_during(p, rep, rep.metrics[0], 0);
   plot_training(p, res);
   if (trial && !trial->eval.empty()) {
     const std::string rowp = fmt::format("trials/{}/rows/{:03d}/samples", trial->id, row);

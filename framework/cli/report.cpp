@@ -18,6 +18,9 @@ CLI::App* add_report(CLI::App& app, ReportArgs& a) {
   cmd->add_option("--within", a.within, "steps to quality: within this fraction of the best converged value (default 0.1)")
       ->type_name("FRACTION")
       ->check(CLI::Range(0.0, 1e9));
+  cmd->add_flag("--during", a.during,
+                "only the metrics against the training step (evaluations during training, eval.every); csv: one flat "
+                "table of them");
   return cmd;
 }
 
@@ -27,6 +30,7 @@ int run_report(const Registry& registry, const ReportArgs& a) {
   opt.by = a.by;
   opt.metrics = a.metrics;
   opt.within = a.within;
+  opt.during = a.during;
   const Report rep = build_report(results, opt);
   write_report(rep, a.format, std::cout, std::cerr);
   return 0;

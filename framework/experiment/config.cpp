@@ -58,7 +58,7 @@ const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
                                              "precision"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
-                                            "solvers", "metrics", "cuda_graph"};
+                                            "solvers", "metrics", "cuda_graph", "every", "during"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
 const std::vector<std::string> kMixKeys = {"start", "end"};
 const std::vector<std::string> kInits = {"warm", "fresh"};
@@ -334,7 +334,7 @@ std::string check_sweep_key(const std::string& key) {
     return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
@@ -547,6 +547,128 @@ void check_shapes_and_memory(const Reader& r, const YAML::Node& root, const Tria
     check(distill_pairs ? "distill" : "reflow", distill_pairs ? distill_pairs : reflow_pairs, t.distill.pairs);
 }
 
+// A list of solver runs at `key` (eval.solvers, eval.during): each entry {solver, steps, params}, lists in steps and
+// params expanding into one run per value (per combination).
+// `entry`, when given, gets the index of the list entry each run comes from.
+std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers, const std::string& key,
+                                      std::vector<size_t>* entry = nullptr) {
+  std::vector<EvalRun> runs;
+  if (!solvers.IsSequence() || solvers.size() == 0)
+    r.fail(solvers, key, fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
+  for (size_t i = 0; i < solvers.size(); ++i) {
+    const YAML::Node s = solvers[i];
+    const std::string path = fmt::format("{}[{}]", key, i);
+    r.check_keys(s, path, kSolverKeys);
+    if (!s["solver"]) r.fail(s, path, "missing key 'solver'");
+    const std::string name = r.text(s["solver"], path + ".solver");
+    // Lists in params expand into one run per combination.
+    std::vector<YAML::Node> combos = {YAML::Node(YAML::NodeType::Map)};
+    if (const YAML::Node params = s["params"]) {
+      r.expect_map(params, path + ".params");
+      for (const auto& kv : params) {
+        std::vector<YAML::Node> next;
+        const std::string param = r.key_text(kv.first, path + ".params");
+        if (param == "steps" && s["steps"])
+          r.fail(kv.first, path + ".params.steps", fmt::format("steps given twice (also as {}.steps): give it once", path));
+        const std::vector<YAML::Node> values = kv.second.IsSequence() ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
+                                                                      : std::vector<YAML::Node>{kv.second};
+        if (values.empty()) r.fail(kv.second, path + ".params." + param, "empty list: give at least one value");
+        for (const auto& v : values)
+          if (!v.IsScalar())
+            r.fail(v, path + ".params." + param,
+                   fmt::format("expected a value or a list of values (one run each), got {} inside the list",
+                               kind_name(v)));
+        for (const auto& c : combos)
+          for (const auto& v : values) {
+            YAML::Node copy(YAML::NodeType::Map);
+            for (const auto& e : c) copy[e.first] = e.second;
+            copy[kv.first] = v;
+            next.push_back(copy);
+          }
+        combos.swap(next);
+      }
+    }
+    r.plugin_with_params("solver", name, s["solver"], YAML::Node(), path + ".solver");
+    const bool fixed = !r.adaptive_solver(name, s["solver"], path + ".solver");
+    std::vector<int64_t> steps = {0};
+    if (const YAML::Node st = s["steps"]) {
+      if (!fixed) r.fail(st, path + ".steps", fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
+      const std::vector<YAML::Node> values = st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
+      if (values.empty()) r.fail(st, path + ".steps", "empty list: give at least one step count");
+      steps.clear();
+      for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1, kMaxSteps));
+    }
+    for (const auto& c : combos) {
+      const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
+      for (int64_t n : steps) {
+        EvalRun run{choice, n, ""};
+        if (fixed && n == 0) run.steps = choice.params.integer("steps");
+        if (fixed) run.solver.params.set("steps", run.steps);
+        runs.push_back(run);
+        if (entry) entry->push_back(i);
+      }
+    }
+  }
+  return runs;
+}
+
+// Whether two runs are the same solver with the same parameters (steps included).
+bool same_run(const EvalRun& a, const EvalRun& b) {
+  if (a.solver.name != b.solver.name || a.solver.params.values().size() != b.solver.params.values().size()) return false;
+  for (const auto& [key, value] : a.solver.params.values())
+    if (!b.solver.params.has(key) || to_string(b.solver.params.at(key)) != to_string(value)) return false;
+  return true;
+}
+
+// eval.during: solver entries as in eval.solvers, each run one of eval.solvers' runs (the evaluations during training
+// are a subset of the final one, so that each run's curve ends at its final row). Kept as indices into `runs` in
+// their order; listing every run is the same as listing none.
+void read_during(const Reader& r, const YAML::Node& ev, const YAML::Node& during, EvalConfig& eval) {
+  if (!ev["every"])
+    r.fail(during, "eval.during", "needs eval.every: the runs listed here are evaluated every eval.every training steps");
+  std::vector<size_t> entry;
+  const std::vector<EvalRun> runs = read_solver_runs(r, during, "eval.during", &entry);
+  std::vector<size_t> picked, picked_by;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string path = fmt::format("eval.during[{}]", entry[i]);
+    const auto it = std::find_if(eval.runs.begin(), eval.runs.end(), [&](const EvalRun& run) { return same_run(run, runs[i]); });
+    if (it == eval.runs.end()) {
+      std::vector<PluginChoice> choices;
+      std::vector<std::string> valid;
+      for (const auto& run : eval.runs) choices.push_back(run.solver), valid.push_back(run.label);
+      choices.push_back(runs[i].solver);
+      r.fail(during[entry[i]], path,
+             fmt::format("{} is not a run of eval.solvers (valid: {}): the runs evaluated during training are some of "
+                         "the final evaluation's",
+                         choice_labels(choices, {"steps", "rtol"}, ":", "").back(), fmt::join(valid, ", ")));
+    }
+    const size_t k = static_cast<size_t>(it - eval.runs.begin());
+    const auto seen = std::find(picked.begin(), picked.end(), k);
+    if (seen != picked.end())
+      r.fail(during[entry[i]], path,
+             fmt::format("{} is listed twice (also by eval.during[{}])", it->label, picked_by[size_t(seen - picked.begin())]));
+    picked.push_back(k);
+    picked_by.push_back(entry[i]);
+  }
+  std::sort(picked.begin(), picked.end());  // evaluated in eval.solvers' order, as the final evaluation does
+  eval.during = picked.size() == eval.runs.size() ? std::vector<size_t>() : picked;
+}
+
+// eval.every against each training stage's steps: a stage with fewer steps would have no evaluation during training.
+void check_every(const Reader& r, const YAML::Node& root, const TrialConfig& t) {
+  if (t.eval.every == 0) return;
+  const YAML::Node at = root["eval"]["every"];
+  auto check = [&](const char* key, int64_t steps, const char* stage) {
+    if (t.eval.every > steps)
+      r.fail(at, "eval.every",
+             fmt::format("{} is more than {} ({}): {} would have no evaluation during training; give at most {}",
+                         t.eval.every, key, steps, stage, steps));
+  };
+  check("train.steps", t.train.steps, "round 0");
+  if (t.reflow.rounds > 0) check("reflow.train.steps", t.reflow.train.steps, "a reflow round");
+  if (t.distill.enabled) check("distill.train.steps", t.distill.train.steps, "the distillation");
+}
+
 // Everything of one trial, from its (overridden) document.
 TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents = true) {
   TrialConfig t;
@@ -589,63 +711,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     if (ev["store_trajectories"])
       t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
     if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
-    if (const YAML::Node solvers = ev["solvers"]) {
-      if (!solvers.IsSequence() || solvers.size() == 0)
-        r.fail(solvers, "eval.solvers", fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
-      for (size_t i = 0; i < solvers.size(); ++i) {
-        const YAML::Node s = solvers[i];
-        const std::string path = fmt::format("eval.solvers[{}]", i);
-        r.check_keys(s, path, kSolverKeys);
-        if (!s["solver"]) r.fail(s, path, "missing key 'solver'");
-        const std::string name = r.text(s["solver"], path + ".solver");
-        // Lists in params expand into one run per combination.
-        std::vector<YAML::Node> combos = {YAML::Node(YAML::NodeType::Map)};
-        if (const YAML::Node params = s["params"]) {
-          r.expect_map(params, path + ".params");
-          for (const auto& kv : params) {
-            std::vector<YAML::Node> next;
-            const std::string key = r.key_text(kv.first, path + ".params");
-            if (key == "steps" && s["steps"])
-              r.fail(kv.first, path + ".params.steps", fmt::format("steps given twice (also as {}.steps): give it once", path));
-            const std::vector<YAML::Node> values = kv.second.IsSequence() ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
-                                                                          : std::vector<YAML::Node>{kv.second};
-            if (values.empty()) r.fail(kv.second, path + ".params." + key, "empty list: give at least one value");
-            for (const auto& v : values)
-              if (!v.IsScalar())
-                r.fail(v, path + ".params." + key,
-                       fmt::format("expected a value or a list of values (one run each), got {} inside the list",
-                                   kind_name(v)));
-            for (const auto& c : combos)
-              for (const auto& v : values) {
-                YAML::Node copy(YAML::NodeType::Map);
-                for (const auto& e : c) copy[e.first] = e.second;
-                copy[kv.first] = v;
-                next.push_back(copy);
-              }
-            combos.swap(next);
-          }
-        }
-        r.plugin_with_params("solver", name, s["solver"], YAML::Node(), path + ".solver");
-        const bool fixed = !r.adaptive_solver(name, s["solver"], path + ".solver");
-        std::vector<int64_t> steps = {0};
-        if (const YAML::Node st = s["steps"]) {
-          if (!fixed) r.fail(st, path + ".steps", fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
-          const std::vector<YAML::Node> values = st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
-          if (values.empty()) r.fail(st, path + ".steps", "empty list: give at least one step count");
-          steps.clear();
-          for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1, kMaxSteps));
-        }
-        for (const auto& c : combos) {
-          const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
-          for (int64_t n : steps) {
-            EvalRun run{choice, n, ""};
-            if (fixed && n == 0) run.steps = choice.params.integer("steps");
-            if (fixed) run.solver.params.set("steps", run.steps);
-            t.eval.runs.push_back(run);
-          }
-        }
-      }
-    }
+    if (const YAML::Node solvers = ev["solvers"]) t.eval.runs = read_solver_runs(r, solvers, "eval.solvers");
     if (const YAML::Node metrics = ev["metrics"]) {
       if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
       for (size_t i = 0; i < metrics.size(); ++i)
@@ -682,8 +748,15 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
             r.fail(solvers, "eval.solvers", fmt::format("two runs are the same ({}): list each solver setting once", labels[i]));
       }
     }
+    if (ev["every"]) {
+      t.eval.every = r.integer(ev["every"], "eval.every", 1);
+      if (t.eval.runs.empty())
+        r.fail(ev["every"], "eval.every", "there are no eval.solvers to evaluate during training: list them in eval.solvers");
+    }
+    if (const YAML::Node during = ev["during"]) read_during(r, ev, during, t.eval);
   }
   read_reflow(r, root, t);
+  check_every(r, root, t);
   check_shapes_and_memory(r, root, t);
   if (!documents) return t;
 
@@ -711,6 +784,14 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     << number_text(t.eval.guidance) << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
     << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
+  if (t.eval.every > 0) {  // only when set, as cuda_graph
+    e << YAML::Key << "every" << YAML::Value << t.eval.every;
+    if (!t.eval.during.empty()) {
+      e << YAML::Key << "during" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (size_t k : t.eval.during) e << t.eval.runs[k].label;
+      e << YAML::EndSeq;
+    }
+  }
   e << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
   for (const auto& run : t.eval.runs) {
     e << YAML::BeginMap;

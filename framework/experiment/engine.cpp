@@ -86,6 +86,14 @@ void load_weights(Architecture& model, const std::vector<at::Tensor>& w) {
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(w[params.size() + i]);
 }
 
+Array to_array(const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  Array a;
+  a.shape.assign(c.sizes().begin(), c.sizes().end());
+  a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return a;
+}
+
 /// What a finished training stage leaves: its final weights, its EMA (the EMA'd parameters and the raw buffers;
 /// empty without an EMA), the teacher pairs it trained on and its record.
 struct Finished {
@@ -103,6 +111,9 @@ struct Carry {
   double pair_seconds = 0;
   int64_t teacher_nfe = 0;
   std::vector<Finished> finished;
+  /// The rows evaluated during training so far (eval.every), of every stage: kept in checkpoints, so that a resumed
+  /// trial ends with the rows of an uninterrupted one.
+  std::vector<EvalRow> during;
 };
 
 void write_tensors(torch::serialize::OutputArchive& a, const std::string& prefix, const std::vector<at::Tensor>& v) {
@@ -123,9 +134,77 @@ std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const st
   return v;
 }
 
+at::Tensor text_tensor(const std::string& s) { return at::tensor(std::vector<uint8_t>(s.begin(), s.end()), at::kByte); }
+std::string text_of(const at::Tensor& t) {
+  if (t.numel() == 0) return "";
+  const at::Tensor c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()));
+}
+at::Tensor array_tensor(const Array& a) {
+  return at::from_blob(const_cast<float*>(a.values.data()), a.shape, at::kFloat).clone();
+}
+
+// The rows evaluated during training: their numbers in two tables, then each row's strings, metrics and arrays.
+constexpr int64_t kRowInts = 7, kRowReals = 5;
+void write_rows(torch::serialize::OutputArchive& a, const std::vector<EvalRow>& rows) {
+  const int64_t n = int64_t(rows.size());
+  a.write("during_n", at::tensor({n}, at::kLong));
+  if (n == 0) return;
+  std::vector<int64_t> ints;
+  std::vector<double> reals;
+  for (const auto& r : rows) {
+    ints.insert(ints.end(), {r.round, r.train_step, r.steps, r.nfe, r.network_calls, r.accepted, r.rejected});
+    reals.insert(reals.end(), {r.rtol, r.atol, r.seconds, r.samples_per_s, r.straightness});
+  }
+  a.write("during_ints", at::tensor(ints, at::kLong).view({n, kRowInts}));
+  a.write("during_reals", at::tensor(reals, at::kDouble).view({n, kRowReals}));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const EvalRow& r = rows[i];
+    const std::string p = fmt::format("during{}_", i);
+    a.write(p + "solver", text_tensor(r.solver));
+    a.write(p + "label", text_tensor(r.label));
+    a.write(p + "error", text_tensor(r.error));
+    a.write(p + "metrics", as_tensor(r.metrics));
+    a.write(p + "times", as_tensor(r.times));
+    a.write(p + "mean_speed", as_tensor(r.mean_speed));
+    if (!r.samples.empty()) a.write(p + "samples", array_tensor(r.samples));
+    if (!r.trajectory.empty()) a.write(p + "trajectory", array_tensor(r.trajectory));
+  }
+}
+
+std::vector<EvalRow> read_rows(torch::serialize::InputArchive& a) {
+  std::vector<EvalRow> rows;
+  at::Tensor n;
+  if (!a.try_read("during_n", n)) return rows;  // a checkpoint written before eval.every
+  rows.resize(size_t(n.item<int64_t>()));
+  if (rows.empty()) return rows;
+  const at::Tensor ints = read_tensor(a, "during_ints").contiguous(), reals = read_tensor(a, "during_reals").contiguous();
+  const int64_t* ip = ints.data_ptr<int64_t>();
+  const double* rp = reals.data_ptr<double>();
+  for (size_t i = 0; i < rows.size(); ++i, ip += kRowInts, rp += kRowReals) {
+    EvalRow& r = rows[i];
+    r.round = ip[0], r.train_step = ip[1], r.steps = ip[2], r.nfe = ip[3], r.network_calls = ip[4], r.accepted = ip[5];
+    r.rejected = ip[6];
+    r.rtol = rp[0], r.atol = rp[1], r.seconds = rp[2], r.samples_per_s = rp[3], r.straightness = rp[4];
+    const std::string p = fmt::format("during{}_", i);
+    r.solver = text_of(read_tensor(a, p + "solver"));
+    r.label = text_of(read_tensor(a, p + "label"));
+    r.error = text_of(read_tensor(a, p + "error"));
+    r.metrics = as_vector<double>(read_tensor(a, p + "metrics"));
+    r.times = as_vector<double>(read_tensor(a, p + "times"));
+    r.mean_speed = as_vector<double>(read_tensor(a, p + "mean_speed"));
+    at::Tensor x;
+    if (a.try_read(p + "samples", x)) r.samples = to_array(x);
+    at::Tensor y;
+    if (a.try_read(p + "trajectory", y)) r.trajectory = to_array(y);
+  }
+  return rows;
+}
+
 // Everything that determines the rest of training: weights, EMA, optimizer state, the next step, the CPU RNG
 // state, the log so far, and the stages already finished (their weights, pairs and records) with the current
-// stage's pairs. Written to path.tmp, synced, then renamed (write_file).
+// stage's pairs; and the rows evaluated during training so far. Written to path.tmp, synced, then renamed
+// (write_file).
 // `ahead`, when not empty, holds the generator's state before each batch drawn ahead and not yet trained on: the
 // first is written as the RNG state (instead of the generator's), the others as "rng_ahead".
 void save_checkpoint(const std::string& path, Architecture& model, const FlatEma& ema, const FlatAdamW& opt,
@@ -171,6 +250,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
     archive.write(p + "record", at::tensor({f.record.train_seconds, f.record.pair_seconds, double(f.record.teacher_nfe)},
                                             at::kDouble));
   }
+  write_rows(archive, carry.during);
   // Serialized in memory, where LibTorch's writer cannot fail (on a full disk its file writer threw from its
   // destructor and aborted the worker), then written and synced by write_file with PATH.sha256 beside it: ENOSPC
   // or EIO is a WriteError naming the checkpoint, and a damaged checkpoint is never trained on.
@@ -242,16 +322,63 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
     f.record.pair_seconds = rec[1].item<double>();
     f.record.teacher_nfe = static_cast<int64_t>(rec[2].item<double>());
   }
+  carry.during = read_rows(archive);
   return next;
 }
 
-Array to_array(const at::Tensor& t) {
-  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
-  Array a;
-  a.shape.assign(c.sizes().begin(), c.sizes().end());
-  a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return a;
-}
+// The states of torch's default generators that a trial draws from: the CPU's and, on a GPU, that device's.
+struct RngState {
+  at::Tensor cpu, device;
+  static RngState capture(const torch::Device& dev) {
+    RngState s;
+    s.cpu = state_of(at::globalContext().defaultGenerator(at::kCPU));
+    if (dev.is_cuda()) s.device = state_of(at::globalContext().defaultGenerator(dev));
+    return s;
+  }
+  void restore(const torch::Device& dev) const {
+    set(at::globalContext().defaultGenerator(at::kCPU), cpu);
+    if (dev.is_cuda() && device.defined()) set(at::globalContext().defaultGenerator(dev), device);
+  }
+
+ private:
+  static at::Tensor state_of(const at::Generator& g) {
+    at::Generator gen = g;
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get_state();
+  }
+  static void set(const at::Generator& g, const at::Tensor& state) {
+    at::Generator gen = g;
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+  }
+};
+
+/// Puts the generators back as they were when it was made: what runs in its scope leaves training's stream untouched.
+class RngGuard {
+ public:
+  explicit RngGuard(const torch::Device& dev) : dev_(dev), saved_(RngState::capture(dev)) {}
+  ~RngGuard() { saved_.restore(dev_); }
+  RngGuard(const RngGuard&) = delete;
+  RngGuard& operator=(const RngGuard&) = delete;
+
+ private:
+  torch::Device dev_;
+  RngState saved_;
+};
+
+/// What every evaluation of a trial shares: the fixed noise (and, for conditioned models, conditions), the reference
+/// samples, the metrics with their feature extractors and the reference's features.
+struct EvalInputs {
+  at::Tensor x0, reference;
+  Batch condition_batch;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  std::vector<std::string> metric_spec;  ///< per metric: the features it is computed on ("raw", ...)
+  std::vector<std::string> metric_names, metric_features;
+  std::map<std::string, std::shared_ptr<FeatureExtractor>> extractors;
+  std::map<std::string, at::Tensor> reference_features;
+  int64_t store = 0;       ///< samples kept per row
+  int64_t keep_paths = 0;  ///< trajectories kept per row
+};
 
 // Follows a solve through SampleOptions::on_state: evaluates the field at each state (not counted as NFE) for the
 // straightness and the mean speed, and keeps the first `keep` samples' states for the stored trajectories.
@@ -451,7 +578,23 @@ class TrialRun {
     return states;
   }
   at::Tensor distill_loss(const TrainConfig& c);
+  /// The evaluation's inputs, drawn from seeds of their own (the caller keeps training's stream apart).
+  EvalInputs prepare_eval() const;
+  /// The velocity field the evaluation integrates: `model`, guided for conditioned models, in the state's precision.
+  VelocityField eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const;
+  /// One solver run on the fixed noise: its row (round and train_step left to the caller); an error is in the row.
+  EvalRow evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const;
+  /// The final evaluation: every finished stage, every run.
   void evaluate();
+  /// The evaluation during training of stage `k` at `step` (eval.every): the runs of eval.during (all by default) on
+  /// the weights the final evaluation would use (the EMA where eval.use_ema), in a model of its own and with the
+  /// generators put back, so that training goes on bit for bit as without it. Its rows go to carry_.during; false
+  /// (and no rows) when should_stop asked to stop before it was done.
+  bool evaluate_during(size_t k, int64_t step, const FlatEma& ema);
+  /// Whether carry_.during holds the evaluation of stage `k` at `step`.
+  bool evaluated_during(size_t k, int64_t step) const;
+  /// Sets what the results file says about the evaluation (noise, reference, metrics) from `in`.
+  void describe_eval(const EvalInputs& in);
 
   const TrialConfig& trial_;
   const Registry& reg_;
@@ -462,6 +605,11 @@ class TrialRun {
   const torch::Device dev_;
   const at::TensorOptions opts_;
   std::vector<RoundRecord> stages_;
+  // Evaluations during training (eval.every): their inputs, drawn once, the generators' states right after them
+  // (where the final evaluation's round 0 runs continue the stream), and the model they evaluate.
+  std::unique_ptr<EvalInputs> during_inputs_;
+  RngState during_rng_;
+  std::shared_ptr<Architecture> eval_model_;
   int64_t steps_before_ = 0;  ///< training steps of the stages before the current one (for Progress)
   int64_t total_steps_ = 0;
 
@@ -688,7 +836,18 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
                          : stage.stage == "reflow" ? trial_.reflow.train
                                                    : trial_.distill.train;
   const bool checkpoints = c.checkpoint_every > 0 && !checkpoint_.empty();
+  const int64_t every = trial_.eval.every;
   const auto t_train = Clock::now();
+  double evaluating = 0;  // seconds of evaluations during training, left out of the stage's train_seconds
+  auto evaluate_at = [&](int64_t at) {
+    const auto t0 = Clock::now();
+    evaluate_during(k, at, ema);
+    evaluating += seconds_since(t0);
+  };
+  // Resumed from a checkpoint written at a step due for evaluation but without its rows (stopped while evaluating):
+  // evaluated now, on the restored weights.
+  if (every > 0 && first_step > 0 && first_step < c.steps && first_step % every == 0 && !evaluated_during(k, first_step))
+    evaluate_at(first_step);
   for (int64_t step = first_step; step < c.steps; ++step) {
     if (should_stop_ && should_stop_()) {
       if (checkpoints && step > first_step)
@@ -709,7 +868,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
       out_.error = stages_.size() > 1 ? fmt::format("loss is {} at step {} of round {} ({})", loss_value, step,
                                                      stage.round, stage.stage)
                                        : fmt::format("loss is {} at step {}", loss_value, step);
-      stage.train_seconds += seconds_since(t_train);
+      stage.train_seconds += seconds_since(t_train) - evaluating;
       return false;
     }
     opt.zero_grad();
@@ -726,10 +885,12 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
       out_.train.lr.push_back(lr);
       if (progress_) progress_(Progress{steps_before_ + step + 1, total_steps_, loss_value, grad_norm, lr});
     }
+    // Before the checkpoint of the same step, which then holds its rows.
+    if (every > 0 && (step + 1) % every == 0 && step + 1 < c.steps) evaluate_at(step + 1);
     if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
       save_checkpoint(checkpoint_, *model_, ema, opt, step + 1, out_.train, carry_, rng_for_checkpoint());
   }
-  stage.train_seconds += seconds_since(t_train);
+  stage.train_seconds += seconds_since(t_train) - evaluating;
   return true;
 }
 
@@ -784,6 +945,16 @@ TrialResult TrialRun::run() {
     if (!train_stage(k, first_step, opt, ema)) {
       for (size_t j = 0; j < k; ++j) out_.rounds.push_back(carry_.finished[j].record);
       out_.rounds.push_back(stage);
+      // What was evaluated before it diverged is kept (the final evaluation's rows are none).
+      if (!carry_.during.empty()) {
+        if (!during_inputs_) {
+          const RngGuard rng(dev_);
+          at::NoGradGuard no_grad;
+          during_inputs_ = std::make_unique<EvalInputs>(prepare_eval());
+        }
+        describe_eval(*during_inputs_);
+        out_.eval = std::move(carry_.during);
+      }
       return out_;
     }
     // The trained state at the stage's end: a crash before the next stage's first checkpoint, or while
@@ -809,15 +980,134 @@ TrialResult TrialRun::run() {
   out_.train_seconds = 0;
   for (const auto& r : out_.rounds) out_.train_seconds += r.train_seconds + r.pair_seconds;
   evaluate();
+  for (auto& row : carry_.during) out_.eval.push_back(std::move(row));  // after the final rows, which keep their places
   out_.status = "completed";
   return out_;
 }
 
-// Every finished stage, on its EMA weights (by default), from noise fixed per trial so every solver of every stage
-// sees the same x0, against reference data the model never trained on (Dataset::reference, from a stream of its
-// own seed).
+// The evaluation's inputs: noise fixed per trial (every solver of every stage, and every evaluation during
+// training, sees the same x0) and reference data the model never trained on (Dataset::reference, from a stream of
+// its own seed); then the metrics, each on the features its `features` parameter names (raw when it has none): one
+// extractor per spec, the reference's features computed once per spec.
+EvalInputs TrialRun::prepare_eval() const {
+  EvalInputs in;
+  torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x5eedULL);
+  const int64_t m = trial_.eval.samples;
+  std::vector<int64_t> shape = {m};
+  for (auto s : data_->event_shape()) shape.push_back(s);
+  in.x0 = noise_->sample(shape, opts_);
+  // Conditioned models sample with conditions drawn like the training data's, guided with weight w.
+  in.condition_batch = conditioned_ ? data_->sample(m, opts_) : Batch();
+  torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x7ef5eedULL);
+  in.reference = data_->reference(m, opts_).x;
+  in.store = trial_.eval.store_samples >= 0       ? trial_.eval.store_samples
+             : data_->event_shape().size() == 1 ? std::min<int64_t>(m, 10000)
+                                                 : 64;
+  in.keep_paths = std::min(trial_.eval.store_trajectories, m);
+  for (size_t i = 0; i < trial_.eval.metrics.size(); ++i) {
+    const PluginChoice& mc = trial_.eval.metrics[i];
+    in.metrics.push_back(make<Metric>(reg_, mc));
+    in.metric_names.push_back(i < trial_.eval.metric_labels.size() ? trial_.eval.metric_labels[i] : mc.name);
+    const std::string spec = mc.params.has("features") ? mc.params.str("features") : "raw";
+    in.metric_spec.push_back(spec);
+    if (spec != "raw" && !in.extractors.count(spec)) {
+      in.extractors[spec] = make_feature_extractor(spec, reg_, device_);
+      in.reference_features[spec] = in.extractors[spec]->features(in.reference);
+    }
+    in.metric_features.push_back(spec == "raw" ? "raw" : in.extractors[spec]->describe());
+  }
+  return in;
+}
+
+void TrialRun::describe_eval(const EvalInputs& in) {
+  const int64_t m = in.x0.size(0);
+  out_.reference_source = data_->reference_source();
+  out_.reference_count = in.reference.size(0);
+  out_.x0 = to_array(in.x0.slice(0, 0, std::min(in.store, m)));
+  out_.reference = to_array(in.reference.slice(0, 0, std::min(in.store, in.reference.size(0))));
+  out_.metric_names = in.metric_names;
+  out_.metric_features = in.metric_features;
+}
+
+VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const {
+  const double w = trial_.eval.guidance;
+  const VelocityField model_field =
+      conditioned_ ? guided_field(model, condition_of(in.condition_batch), w)
+                   : VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
+  // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
+  return [model_field](const at::Tensor& x, const at::Tensor& t) {
+    at::Tensor v = model_field(x, t);
+    return v.scalar_type() == x.scalar_type() ? v : v.to(x.scalar_type());
+  };
+}
+
+EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const {
+  const at::Tensor& x0 = in.x0;
+  const int64_t m = x0.size(0);
+  const double w = trial_.eval.guidance;
+  const bool graphs = trial_.eval.cuda_graph && dev_.is_cuda();
+  const int64_t calls_per_evaluation = conditioned_ && w != 0.0 && w != 1.0 ? 2 : 1;
+  EvalRow row;
+  row.solver = run.solver.name;
+  row.label = run.label.empty() ? run.solver.name : run.label;
+  row.steps = run.steps;
+  row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : std::nan("");
+  row.atol = run.solver.params.has("atol") ? run.solver.params.real("atol") : std::nan("");
+  // What the solver's states tell about the field (timed apart from the solve): straightness by the trapezoid
+  // rule, with |d - v|^2 = |d|^2 - 2 d.v + |v|^2 so that d = x1_hat - x0, known only at the end, factors out:
+  // V = int v dt and Q = int |v|^2 dt per sample.
+  StateRecorder rec(field, in.keep_paths);
+  SampleOptions so;
+  so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
+  try {
+    const auto t0 = Clock::now();
+    auto solver = make<Solver>(reg_, run.solver);
+    SampleResult r;
+    double replay_seconds = -1;
+    {
+      const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
+      const PrecisionScope precision(trial_.train.precision, dev_);
+      if (graphs && run.steps > 0)  // fixed-step runs; adaptive ones choose their steps on the host
+        r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
+      else
+        r = solver->sample(x0, field, so);
+    }
+    row.seconds = replay_seconds >= 0 ? replay_seconds : seconds_since(t0) - rec.seconds();
+    row.samples_per_s = double(m) / row.seconds;
+    row.nfe = r.nfe;
+    row.network_calls = r.nfe * calls_per_evaluation;
+    row.accepted = r.accepted_steps;
+    row.rejected = r.rejected_steps;
+    if (!at::isfinite(r.x).all().item<bool>())
+      throw SolverError(fmt::format("solver/{}: the samples hold NaN or Inf", run.solver.name));
+    row.straightness = rec.straightness(x0, r.x);
+    row.times = rec.times();
+    row.mean_speed = rec.mean_speed();
+    row.samples = to_array(r.x.slice(0, 0, std::min(in.store, m)));
+    if (in.keep_paths > 0) row.trajectory = to_array(rec.trajectory());
+    std::map<std::string, at::Tensor> sample_features;  // each row's features once per spec
+    for (size_t i = 0; i < in.metrics.size(); ++i) {
+      const std::string& spec = in.metric_spec[i];
+      if (spec == "raw") {
+        row.metrics.push_back(in.metrics[i]->compute(r.x, in.reference));
+        continue;
+      }
+      if (!sample_features.count(spec)) sample_features[spec] = in.extractors.at(spec)->features(r.x);
+      row.metrics.push_back(in.metrics[i]->compute(sample_features[spec], in.reference_features.at(spec)));
+    }
+  } catch (const std::exception& e) {
+    row.error = e.what();
+    row.metrics.assign(in.metrics.size(), std::nan(""));
+    row.straightness = std::nan("");
+  }
+  return row;
+}
+
+// Every finished stage, on its EMA weights (by default), on the inputs of prepare_eval().
 void TrialRun::evaluate() {
   const auto t_eval = Clock::now();
+  during_inputs_.reset();  // the evaluations during training are done: their memory goes before this one's
+  eval_model_.reset();
   model_->eval();
   at::NoGradGuard no_grad;
   auto evaluated = [&](const Finished& f) -> const std::vector<at::Tensor>& {
@@ -837,121 +1127,84 @@ void TrialRun::evaluate() {
       out_.rounds[k].pairs_x1 = to_array(carry_.finished[k].pairs_x1);
     }
 
-  torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x5eedULL);
-  const int64_t m = trial_.eval.samples;
-  std::vector<int64_t> shape = {m};
-  for (auto s : data_->event_shape()) shape.push_back(s);
-  const at::Tensor x0 = noise_->sample(shape, opts_);
-  // Conditioned models sample with conditions drawn like the training data's, guided with weight w.
-  const Batch condition_batch = conditioned_ ? data_->sample(m, opts_) : Batch();
-  torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x7ef5eedULL);
-  const at::Tensor reference = data_->reference(m, opts_).x;
-  out_.reference_source = data_->reference_source();
-  out_.reference_count = reference.size(0);
-
-  const int64_t store = trial_.eval.store_samples >= 0       ? trial_.eval.store_samples
-                        : data_->event_shape().size() == 1 ? std::min<int64_t>(m, 10000)
-                                                            : 64;
-  out_.x0 = to_array(x0.slice(0, 0, std::min(store, m)));
-  out_.reference = to_array(reference.slice(0, 0, std::min(store, reference.size(0))));
-
-  // Metrics, each on the features its `features` parameter names (raw when it has none): one extractor per spec,
-  // the reference's features computed once per spec, each row's once per spec.
-  std::vector<std::shared_ptr<Metric>> metrics;
-  std::vector<std::string> metric_spec;
-  std::map<std::string, std::shared_ptr<FeatureExtractor>> extractors;
-  std::map<std::string, at::Tensor> reference_features;
-  for (size_t i = 0; i < trial_.eval.metrics.size(); ++i) {
-    const PluginChoice& mc = trial_.eval.metrics[i];
-    metrics.push_back(make<Metric>(reg_, mc));
-    out_.metric_names.push_back(i < trial_.eval.metric_labels.size() ? trial_.eval.metric_labels[i] : mc.name);
-    const std::string spec = mc.params.has("features") ? mc.params.str("features") : "raw";
-    metric_spec.push_back(spec);
-    if (spec != "raw" && !extractors.count(spec)) {
-      extractors[spec] = make_feature_extractor(spec, reg_, device_);
-      reference_features[spec] = extractors[spec]->features(reference);
-    }
-    out_.metric_features.push_back(spec == "raw" ? "raw" : extractors[spec]->describe());
-  }
-  const double w = trial_.eval.guidance;
-  auto model = model_;
-  const VelocityField model_field =
-      conditioned_ ? guided_field(model, condition_of(condition_batch), w)
-                   : VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
-  // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
-  const VelocityField field = [model_field](const at::Tensor& x, const at::Tensor& t) {
-    at::Tensor v = model_field(x, t);
-    return v.scalar_type() == x.scalar_type() ? v : v.to(x.scalar_type());
-  };
-  const bool graphs = trial_.eval.cuda_graph && dev_.is_cuda();
-  out_.cuda_graph = graphs ? "on" : "off";
-  const int64_t calls_per_evaluation = conditioned_ && w != 0.0 && w != 1.0 ? 2 : 1;
-  const int64_t keep_paths = std::min(trial_.eval.store_trajectories, m);
+  const EvalInputs in = prepare_eval();
+  describe_eval(in);
+  const VelocityField field = eval_field(model_, in);
+  out_.cuda_graph = trial_.eval.cuda_graph && dev_.is_cuda() ? "on" : "off";
 
   for (size_t k = 0; k < carry_.finished.size(); ++k) {
     load_weights(*model_, evaluated(carry_.finished[k]));
     // Later stages from seeds of their own: each stage's rows do not depend on how many stages came before.
     if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
     for (const auto& run : trial_.eval.runs) {
-      EvalRow row;
+      EvalRow row = evaluate_run(run, in, field);
       row.round = out_.rounds[k].round;
-      row.solver = run.solver.name;
-      row.label = run.label.empty() ? run.solver.name : run.label;
-      row.steps = run.steps;
-      row.rtol = run.solver.params.has("rtol") ? run.solver.params.real("rtol") : std::nan("");
-      row.atol = run.solver.params.has("atol") ? run.solver.params.real("atol") : std::nan("");
-      // What the solver's states tell about the field (timed apart from the solve): straightness by the trapezoid
-      // rule, with |d - v|^2 = |d|^2 - 2 d.v + |v|^2 so that d = x1_hat - x0, known only at the end, factors out:
-      // V = int v dt and Q = int |v|^2 dt per sample.
-      StateRecorder rec(field, keep_paths);
-      SampleOptions so;
-      so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
-      try {
-        const auto t0 = Clock::now();
-        auto solver = make<Solver>(reg_, run.solver);
-        SampleResult r;
-        double replay_seconds = -1;
-        {
-          const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
-          const PrecisionScope precision(trial_.train.precision, dev_);
-          if (graphs && run.steps > 0)  // fixed-step runs; adaptive ones choose their steps on the host
-            r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
-          else
-            r = solver->sample(x0, field, so);
-        }
-        row.seconds = replay_seconds >= 0 ? replay_seconds : seconds_since(t0) - rec.seconds();
-        row.samples_per_s = double(m) / row.seconds;
-        row.nfe = r.nfe;
-        row.network_calls = r.nfe * calls_per_evaluation;
-        row.accepted = r.accepted_steps;
-        row.rejected = r.rejected_steps;
-        if (!at::isfinite(r.x).all().item<bool>())
-          throw SolverError(fmt::format("solver/{}: the samples hold NaN or Inf", run.solver.name));
-        row.straightness = rec.straightness(x0, r.x);
-        row.times = rec.times();
-        row.mean_speed = rec.mean_speed();
-        row.samples = to_array(r.x.slice(0, 0, std::min(store, m)));
-        if (keep_paths > 0) row.trajectory = to_array(rec.trajectory());
-        std::map<std::string, at::Tensor> sample_features;
-        for (size_t i = 0; i < metrics.size(); ++i) {
-          const std::string& spec = metric_spec[i];
-          if (spec == "raw") {
-            row.metrics.push_back(metrics[i]->compute(r.x, reference));
-            continue;
-          }
-          if (!sample_features.count(spec)) sample_features[spec] = extractors.at(spec)->features(r.x);
-          row.metrics.push_back(metrics[i]->compute(sample_features[spec], reference_features.at(spec)));
-        }
-      } catch (const std::exception& e) {
-        row.error = e.what();
-        row.metrics.assign(metrics.size(), std::nan(""));
-        row.straightness = std::nan("");
-        ++out_.failed_rows;
-      }
+      row.train_step = out_.rounds[k].steps;
+      if (!row.error.empty()) ++out_.failed_rows;
       out_.eval.push_back(std::move(row));
     }
   }
   out_.eval_seconds = seconds_since(t_eval);
+}
+
+bool TrialRun::evaluated_during(size_t k, int64_t step) const {
+  return std::any_of(carry_.during.begin(), carry_.during.end(),
+                     [&](const EvalRow& r) { return r.round == stages_[k].round && r.train_step == step; });
+}
+
+// The weights the final evaluation takes from a stage, as they are now, without touching the model or the optimizer:
+// the EMA's values of the parameters the optimizer trains (its flat buffer holds them in the model's parameter
+// order, as FlatAdamW::assign writes them back) and the model's own other parameters and buffers.
+std::vector<at::Tensor> weights_now(Architecture& model, const FlatEma& ema, bool use_ema) {
+  const at::Tensor* flat = use_ema && ema.defined() ? &ema.flat() : nullptr;
+  std::vector<at::Tensor> w;
+  int64_t offset = 0;
+  for (const auto& p : model.parameters()) {
+    if (flat && p.requires_grad()) {
+      w.push_back(flat->slice(0, offset, offset + p.numel()).view(p.sizes()));
+      offset += p.numel();
+    } else {
+      w.push_back(p.detach());
+    }
+  }
+  for (const auto& b : model.buffers()) w.push_back(b.detach());
+  if (flat && offset != flat->numel())
+    throw Error(fmt::format("internal: the EMA holds {} values for {} trained parameters", flat->numel(), offset));
+  return w;
+}
+
+bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
+  const auto t0 = Clock::now();
+  const RngGuard rng(dev_);  // training's random stream, as it was
+  if (!eval_model_) {
+    eval_model_ = new_model();  // its initialisation draws from the generators, put back by the guard
+    eval_model_->eval();
+  }
+  at::NoGradGuard no_grad;
+  if (!during_inputs_) {
+    during_inputs_ = std::make_unique<EvalInputs>(prepare_eval());
+    during_rng_ = RngState::capture(dev_);  // where the final evaluation's round 0 runs go on drawing
+  }
+  load_weights(*eval_model_, weights_now(*model_, ema, trial_.eval.use_ema));
+  const VelocityField field = eval_field(eval_model_, *during_inputs_);
+  // The generators as the final evaluation has them at this stage's first run.
+  if (k == 0)
+    during_rng_.restore(dev_);
+  else
+    torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
+  const auto& during = trial_.eval.during;
+  std::vector<EvalRow> rows;
+  for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
+    if (!during.empty() && std::find(during.begin(), during.end(), i) == during.end()) continue;
+    if (should_stop_ && should_stop_()) return false;  // the checkpoint goes without this step's rows
+    EvalRow row = evaluate_run(trial_.eval.runs[i], *during_inputs_, field);
+    row.round = stages_[k].round;
+    row.train_step = step;
+    rows.push_back(std::move(row));
+  }
+  for (auto& row : rows) carry_.during.push_back(std::move(row));
+  out_.during_seconds += seconds_since(t0);
+  return true;
 }
 
 }  // namespace

@@ -184,7 +184,7 @@ class CompoundReader {
 };
 
 // The eval table's fixed columns; every other double column is a metric.
-const std::set<std::string> kEvalColumns = {"round",          "solver",         "label",   "steps",        "rtol",
+const std::set<std::string> kEvalColumns = {"round",          "train_step",     "solver",  "label",   "steps",        "rtol",
                                             "atol",           "nfe",            "network_calls", "accepted_steps",
                                             "rejected_steps", "seconds",        "samples_per_s", "straightness", "error"};
 
@@ -223,6 +223,13 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
       if (!kEvalColumns.count(c)) t.metric_names.push_back(c);
     const auto solver = ev.strings("solver"), label = ev.strings("label"), error = ev.strings("error");
     const auto round = ev.ints("round"), steps = ev.ints("steps"), nfe = ev.ints("nfe"), calls = ev.ints("network_calls");
+    const auto train_step = ev.ints("train_step");
+    // A row evaluated during training has a train_step below its stage's steps (files without the column: none).
+    auto stage_steps = [&](int64_t r) -> std::optional<int64_t> {
+      for (const auto& rr : t.rounds)
+        if (rr.round == r) return rr.steps;
+      return std::nullopt;
+    };
     const auto acc = ev.ints("accepted_steps"), rej = ev.ints("rejected_steps");
     const auto rtol = ev.doubles("rtol"), atol = ev.doubles("atol"), secs = ev.doubles("seconds");
     const auto sps = ev.doubles("samples_per_s"), straight = ev.doubles("straightness");
@@ -234,7 +241,12 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
       r.steps = steps[i], r.nfe = nfe[i], r.network_calls = calls[i], r.accepted = acc[i], r.rejected = rej[i];
       r.rtol = rtol[i], r.atol = atol[i], r.seconds = secs[i], r.samples_per_s = sps[i], r.straightness = straight[i];
       for (const auto& col : metrics) r.metrics.push_back(col[i]);
-      t.eval.push_back(std::move(r));
+      const auto last = stage_steps(r.round);
+      r.train_step = ev.has("train_step") ? train_step[i] : last.value_or(0);
+      if (ev.has("train_step") && last && r.train_step < *last)
+        t.during.push_back(std::move(r));
+      else
+        t.eval.push_back(std::move(r));
     }
   }
   return t;
@@ -279,6 +291,58 @@ double sample_std(const std::vector<double>& v) {
 bool adaptive(const ReportRow& r) { return r.steps == 0 && std::isfinite(r.rtol); }
 
 std::string round_label(const RoundRecord& r) { return r.stage == "distill" ? "distill" : std::to_string(r.round); }
+
+// Quality during training: for each eval run that a trial of the group evaluated during training, its rows at each
+// training step (those during training and the final ones, at the stage's end), averaged over the trials.
+std::vector<TrainingCurve> training_curves(const std::vector<const StoredTrial*>& trials, const std::vector<std::string>& metrics) {
+  std::vector<TrainingCurve> curves;
+  struct Acc {
+    std::vector<double> nfe;
+    std::vector<std::vector<double>> metric;
+    int64_t failed = 0;
+  };
+  std::vector<std::map<int64_t, Acc>> acc;
+  for (const StoredTrial* t : trials)
+    for (const auto& e : t->during)
+      if (std::none_of(curves.begin(), curves.end(), [&](const TrainingCurve& c) { return c.label == e.label; })) {
+        TrainingCurve c;
+        c.label = e.label, c.solver = e.solver;
+        curves.push_back(c);
+      }
+  acc.resize(curves.size());
+  for (const StoredTrial* t : trials)
+    for (const auto* rows : {&t->during, &t->eval})
+      for (const auto& e : *rows) {
+        const auto it = std::find_if(curves.begin(), curves.end(), [&](const TrainingCurve& c) { return c.label == e.label; });
+        if (it == curves.end()) continue;
+        Acc& a = acc[size_t(it - curves.begin())][e.train_step];
+        a.metric.resize(metrics.size());
+        if (!e.error.empty()) {
+          ++a.failed;
+          continue;
+        }
+        a.nfe.push_back(double(e.nfe));
+        for (size_t m = 0; m < metrics.size(); ++m) {
+          const auto mi = std::find(t->metric_names.begin(), t->metric_names.end(), metrics[m]);
+          a.metric[m].push_back(mi == t->metric_names.end() ? std::nan("")
+                                                            : e.metrics[static_cast<size_t>(mi - t->metric_names.begin())]);
+        }
+      }
+  for (size_t c = 0; c < curves.size(); ++c) {
+    TrainingCurve& curve = curves[c];
+    curve.mean.resize(metrics.size());
+    curve.std.resize(metrics.size());
+    for (const auto& [step, a] : acc[c]) {  // ascending steps
+      curve.steps.push_back(step);
+      curve.n.push_back(int64_t(a.nfe.size()));
+      curve.failed.push_back(a.failed);
+      curve.nfe.push_back(mean_of(a.nfe));
+      for (size_t m = 0; m < metrics.size(); ++m)
+        curve.mean[m].push_back(mean_of(a.metric[m])), curve.std[m].push_back(sample_std(a.metric[m]));
+    }
+  }
+  return curves;
+}
 
 // The round comparison: the groups that differ only in their round, each compared with round 0's best converged
 // value (its steps-to-quality reference and threshold).
@@ -522,6 +586,9 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
         v.eval.clear();
         for (const auto& e : t.eval)
           if (e.round == r.round) v.eval.push_back(e);
+        v.during.clear();
+        for (const auto& e : t.during)
+          if (e.round == r.round) v.during.push_back(e);
         v.swept.emplace_back("round", round_label(r));
         v.rounds = {r};
         rep.round_views.push_back(std::move(v));
@@ -644,9 +711,16 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
       }
     }
     g.train_seconds = mean_of(cost);
+    g.curves = training_curves(members[gi], rep.metrics);
+    rep.has_curves = rep.has_curves || !g.curves.empty();
     rep.groups.push_back(std::move(g));
   }
   if (has_rounds) compare_rounds(rep);
+  rep.during_only = options.during;
+  if (options.during && !rep.has_curves)
+    throw Error(fmt::format("--during: {} holds no evaluations during training of a completed trial (set eval.every in "
+                            "the experiment)",
+                            results.path));
   return rep;
 }
 
@@ -714,6 +788,53 @@ std::string pick_text(const Report& rep, const ReportGroup& g, const QualityPick
   return fmt::format("not reached (best: {}, {} NFE, {} {})", b.label, nfe_text(b.nfe), rep.metrics[0], num(b.mean[0]));
 }
 
+// Each metric of a group against the training step: a row per step, a column per eval run evaluated during training.
+void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream& out) {
+  if (g.curves.empty()) return;
+  std::vector<int64_t> steps;
+  for (const auto& c : g.curves) steps.insert(steps.end(), c.steps.begin(), c.steps.end());
+  std::sort(steps.begin(), steps.end());
+  steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
+  std::vector<std::string> what = rep.metrics;
+  if (what.empty()) what.push_back("NFE");  // without metrics, what there is: the NFE (adaptive solvers' change)
+  for (size_t m = 0; m < what.size(); ++m) {
+    out << (md ? "\n" : "") << fmt::format("{}{} during training: mean{} over the trials at each training step; step {} is the "
+                                         "final evaluation\n",
+                                         md ? "" : "  ", what[m], rep.metrics.empty() ? "" : " ± sample std",
+                                         g.train_steps > 0 ? std::to_string(g.train_steps) : std::to_string(steps.back()));
+    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> head = {"step"};
+    for (const auto& c : g.curves) head.push_back(c.label);
+    rows.push_back(head);
+    for (int64_t step : steps) {
+      std::vector<std::string> cells = {std::to_string(step)};
+      for (const auto& c : g.curves) {
+        const auto it = std::find(c.steps.begin(), c.steps.end(), step);
+        const size_t k = static_cast<size_t>(it - c.steps.begin());
+        if (it == c.steps.end()) cells.push_back("-");
+        else if (rep.metrics.empty()) cells.push_back(nfe_text(c.nfe[k]));
+        else
+          cells.push_back(std::isnan(c.std[m][k]) ? num(c.mean[m][k]) : fmt::format("{} ± {}", num(c.mean[m][k]), num(c.std[m][k])));
+      }
+      rows.push_back(cells);
+    }
+    const std::vector<bool> right(head.size(), true);
+    if (md) {
+      out << "\n";
+      for (size_t i = 0; i < rows.size(); ++i) {
+        out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+        if (i == 0) {
+          out << "|";
+          for (size_t c = 0; c < head.size(); ++c) out << "---:|";
+          out << "\n";
+        }
+      }
+    } else {
+      print_aligned(out, rows, right);
+    }
+  }
+}
+
 }  // namespace
 
 void write_report(const Report& rep, const std::string& format, std::ostream& out, std::ostream& notes) {
@@ -729,6 +850,27 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
   for (const auto* t : rep.not_completed)
     status_lines.push_back(fmt::format("{}: {}{}", t->id, t->status, t->error.empty() ? "" : ": " + t->error));
 
+  auto csv_num = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
+  if (format == "csv" && rep.during_only) {
+    std::vector<std::string> head = rep.group_keys;
+    for (const char* c : {"label", "solver", "train_step", "n", "failed", "nfe"}) head.push_back(c);
+    for (const auto& m : rep.metrics) head.push_back(m + "_mean"), head.push_back(m + "_std");
+    for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
+    out << "\n";
+    for (const auto& g : rep.groups)
+      for (const auto& c : g.curves)
+        for (size_t k = 0; k < c.steps.size(); ++k) {
+          std::vector<std::string> f;
+          for (const auto& kv : g.key) f.push_back(csv_field(kv.second));
+          f.push_back(csv_field(c.label)), f.push_back(csv_field(c.solver)), f.push_back(std::to_string(c.steps[k]));
+          f.push_back(std::to_string(c.n[k])), f.push_back(std::to_string(c.failed[k])), f.push_back(csv_num(c.nfe[k]));
+          for (size_t m = 0; m < rep.metrics.size(); ++m) f.push_back(csv_num(c.mean[m][k])), f.push_back(csv_num(c.std[m][k]));
+          for (size_t i = 0; i < f.size(); ++i) out << (i ? "," : "") << f[i];
+          out << "\n";
+        }
+    for (const auto& l : status_lines) notes << l << "\n";
+    return;
+  }
   if (format == "csv") {
     std::vector<std::string> head = rep.group_keys;
     for (const char* c : {"label", "solver", "steps", "rtol", "atol", "n", "failed", "nfe"}) head.push_back(c);
@@ -736,7 +878,6 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
     head.push_back("seconds_per_1000");
     for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
     out << "\n";
-    auto csv_num = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
     for (const auto& g : rep.groups)
       for (const auto& r : g.rows) {
         std::vector<std::string> f;
@@ -750,6 +891,7 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
         out << "\n";
       }
     for (const auto& l : status_lines) notes << l << "\n";
+    if (rep.has_curves) notes << "the file holds evaluations during training: --during prints them\n";
     return;
   }
 
@@ -758,7 +900,12 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
                      "group; n: rows averaged; failed: rows with an error (left out); s/1000: seconds per 1000 samples\n",
                      completed, rep.total, md ? "\n" : "");
   for (const auto& g : rep.groups) {
+    if (rep.during_only && g.curves.empty()) continue;
     out << "\n" << (md ? "### " : "") << group_title(g) << " (" + counted(static_cast<int64_t>(g.trials.size()), "trial") + ")" << "\n";
+    if (rep.during_only) {
+      write_curves(rep, g, md, out);
+      continue;
+    }
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> head = {"run", "NFE"};
     for (const auto& m : rep.metrics) head.push_back(m);
@@ -799,8 +946,9 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
     } else if (!rep.metrics.empty()) {
       out << (md ? "" : "  ") << "steps to quality: no row has a value\n";
     }
+    write_curves(rep, g, md, out);
   }
-  for (const auto& c : rep.rounds) {
+  for (const auto& c : (rep.during_only ? std::vector<RoundComparison>() : rep.rounds)) {
     std::vector<std::string> parts;
     for (const auto& [k, v] : c.key) parts.push_back(k + "=" + v);
     out << "\n" << (md ? "### " : "") << "round comparison" << (parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", ")))

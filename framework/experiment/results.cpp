@@ -229,6 +229,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     attr_number<int64_t>(g, "diverged_step", r.diverged_step);
     attr_number<double>(g, "train_seconds", r.train_seconds);
     attr_number<double>(g, "eval_seconds", r.eval_seconds);
+    if (trial.eval.every > 0) attr_number<double>(g, "during_eval_seconds", r.during_seconds);
     for (const auto& [key, value] : trial.swept) attr_string(g, ("sweep:" + key).c_str(), value);
     {
       const H5Handle train(H5Gcreate2(g, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating train/");
@@ -247,6 +248,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     for (const auto& row : r.eval) solvers.push_back(row.solver), labels.push_back(row.label), errors.push_back(row.error);
     Table eval;
     eval.int_column("round");
+    eval.int_column("train_step");
     eval.string_column("solver", width_for(32, solvers));
     eval.string_column("label", width_for(64, labels));
     eval.int_column("steps");
@@ -260,14 +262,14 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     eval.double_column("samples_per_s");
     eval.double_column("straightness");
     eval.string_column("error", width_for(16, errors));
-    constexpr size_t kFirstMetric = 14;
+    constexpr size_t kFirstMetric = 15;
     for (const auto& m : r.metric_names) eval.double_column(m);
     for (const auto& row : r.eval) {
       eval.new_row();
-      eval.set(0, row.round), eval.set(1, row.solver), eval.set(2, row.label), eval.set(3, row.steps);
-      eval.set(4, row.rtol), eval.set(5, row.atol), eval.set(6, row.nfe), eval.set(7, row.network_calls);
-      eval.set(8, row.accepted), eval.set(9, row.rejected), eval.set(10, row.seconds), eval.set(11, row.samples_per_s);
-      eval.set(12, row.straightness), eval.set(13, row.error);
+      eval.set(0, row.round), eval.set(1, row.train_step), eval.set(2, row.solver), eval.set(3, row.label);
+      eval.set(4, row.steps), eval.set(5, row.rtol), eval.set(6, row.atol), eval.set(7, row.nfe);
+      eval.set(8, row.network_calls), eval.set(9, row.accepted), eval.set(10, row.rejected), eval.set(11, row.seconds);
+      eval.set(12, row.samples_per_s), eval.set(13, row.straightness), eval.set(14, row.error);
       for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(kFirstMetric + i, row.metrics[i]);
     }
     eval.write(g, "eval");
@@ -285,6 +287,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
         const H5Handle rg = new_group(rows, fmt::format("{:03d}", i));
         attr_number<int64_t>(rg, "row", static_cast<int64_t>(i));
         attr_number<int64_t>(rg, "round", row.round);
+        attr_number<int64_t>(rg, "train_step", row.train_step);
         attr_string(rg, "solver", row.solver);
         attr_string(rg, "label", row.label);
         attr_number<int64_t>(rg, "steps", row.steps);
@@ -464,13 +467,27 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
             final_loss = v.back();
           }
         }
-        // Metrics: the eval table's metric columns, read by name.
+        // Metrics: the eval table's metric columns, read by name, of the final evaluation's round 0 rows (in run
+        // order; the rows evaluated during training, train_step below train.steps, are left out).
         std::vector<double> metrics(metric_cols.size(), std::nan(""));
         {
           const H5Handle ev(H5Dopen2(g, "eval", H5P_DEFAULT), "opening eval of " + t.id);
           const H5Handle space(H5Dget_space(ev), "the dataspace of eval");
           hsize_t n = 0;
           check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of eval");
+          auto int_column = [&](const char* name) {
+            std::vector<int64_t> v(n, -1);
+            const H5Handle type(H5Dget_type(ev), "the row type of eval");
+            if (n == 0 || H5Tget_member_index(type, name) < 0) return v;
+            const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(int64_t)), "an int column type");
+            check(H5Tinsert(mt, name, 0, H5T_NATIVE_INT64), fmt::format("column {}", name));
+            check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), fmt::format("reading column {} of {}/eval", name, t.id));
+            return v;
+          };
+          const std::vector<int64_t> round = int_column("round"), train_step = int_column("train_step");
+          std::vector<size_t> final_rows;  // files without train_step: every row is final
+          for (size_t i = 0; i < n; ++i)
+            if (train_step[i] < 0 || (round[i] <= 0 && train_step[i] == t.train.steps)) final_rows.push_back(i);
           size_t k = 0;
           for (const auto& m : first.eval.metric_labels) {
             if (n > 0) {
@@ -479,7 +496,8 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
               std::vector<double> v(n);
               check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
                     fmt::format("reading column {} of {}/eval", m, t.id));
-              for (size_t i = 0; i < first.eval.runs.size() && i < n; ++i) metrics[k * first.eval.runs.size() + i] = v[i];
+              for (size_t i = 0; i < first.eval.runs.size() && i < final_rows.size(); ++i)
+                metrics[k * first.eval.runs.size() + i] = v[final_rows[i]];
             }
             ++k;
           }

@@ -482,8 +482,13 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
       std::string stages;
       if (t.reflow.rounds > 0) stages += fmt::format(" + {} of {}", counted(t.reflow.rounds, "reflow round"), t.reflow.train.steps);
       if (t.distill.enabled) stages += fmt::format(" + distill {}", t.distill.train.steps);
-      emit(fmt::format("{:>4}  {}  (train {}{}, {})\n", i, t.id, counted(t.train.steps, "step"), stages,
-                       counted(t.eval.runs.size(), "eval run")));
+      const std::string during =
+          t.eval.every > 0 ? fmt::format(" ({} every {} steps)",
+                                         t.eval.during.empty() ? std::string("all") : std::to_string(t.eval.during.size()),
+                                         t.eval.every)
+                           : "";
+      emit(fmt::format("{:>4}  {}  (train {}{}, {}{})\n", i, t.id, counted(t.train.steps, "step"), stages,
+                       counted(t.eval.runs.size(), "eval run"), during));
     }
     return 0;
   }

@@ -64,6 +64,12 @@ struct EvalConfig {
   /// On a GPU, each fixed-step solver run is captured once as a CUDA graph and replayed (the same samples as the
   /// eager loop); adaptive runs and CPU devices sample eagerly, and the trial records what ran.
   bool cuda_graph = false;
+  /// Evaluate during training: every `every` training steps of each stage (round 0, each reflow round, the
+  /// distillation), at steps every, 2 every, ... below the stage's last, which the final evaluation covers. 0: only
+  /// the final evaluation. Same noise, reference and metrics as the final evaluation, on the weights it would use.
+  int64_t every = 0;
+  /// The runs evaluated during training (eval.during), as indices into `runs`, in order; empty: every run.
+  std::vector<size_t> during;
 };
 
 /// Reflow rounds (Liu et al.'s rectification with the texts' EMA teacher and mixing schedule): round 0 is ordinary

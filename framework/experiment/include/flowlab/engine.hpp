@@ -49,6 +49,9 @@ FLOWLAB_API int64_t checkpoint_step(const std::string& path, const TrialConfig& 
 /// With `checkpoint` set and train.checkpoint_every > 0, the model, EMA, optimizer, step, RNG state and the log so
 /// far are saved there every N steps (atomically); if the file exists at the start, training continues from it,
 /// bit for bit on CPU.
+/// With eval.every, the runs of eval.during are evaluated every N steps of each stage, in a model of their own and
+/// with torch's generators put back, so that training and the final rows are bit for bit those without it on CPU;
+/// their rows follow the final ones in TrialResult::eval and are kept in checkpoints.
 /// Whether run_trial pairs batches ahead on a helper thread (default on). With a coupling whose pair() draws no
 /// random numbers (coupling/minibatch_ot), on CPU, each step draws the batch of the step two later (after its own
 /// draws) and the helper pairs the batches drawn while the steps before them train. The results are the same bit

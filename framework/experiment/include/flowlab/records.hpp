@@ -24,6 +24,9 @@ struct TrainLog {
 /// One evaluation row: a solver run on the trial's fixed noise. rtol/atol are NaN for fixed-step solvers.
 struct EvalRow {
   int64_t round = 0;  ///< the training stage evaluated (RoundRecord::round)
+  /// The step of that stage whose weights were evaluated: the stage's steps for the final evaluation, a multiple of
+  /// eval.every below them for an evaluation during training.
+  int64_t train_step = 0;
   std::string solver;
   std::string label;  ///< EvalRun::label, unique in the trial
   int64_t steps = 0;
@@ -65,7 +68,10 @@ struct TrialResult {
   std::string precision = "fp32";  ///< the precision that ran (train.precision, or fp32 where it does not apply)
   std::string cuda_graph = "off";  ///< "on" when the fixed-step eval runs were replayed from CUDA graphs
   double train_seconds = 0, eval_seconds = 0;
+  double during_seconds = 0;  ///< the evaluations during training (eval.every), left out of train_seconds
   TrainLog train;
+  /// The final evaluation's rows (every stage, in order), then those evaluated during training (eval.every), by
+  /// stage and step.
   std::vector<EvalRow> eval;
   std::vector<RoundRecord> rounds;  ///< the training stages, in order (one, round 0, without reflow or distill)
   std::vector<std::string> metric_names;     ///< EvalConfig::metric_labels

@@ -1,7 +1,8 @@
 // Reading a results file back (any state: finished, running or interrupted) and the quality-vs-steps table that
 // `flowlab report` prints: rows solver x steps (the eval rows' labels), NFE, each metric as mean +- sample std over
 // seeds, time per 1000 samples; grouped by the swept keys (and the reflow round); a "steps to quality" summary per
-// group; with reflow rounds, the round comparison.
+// group; with reflow rounds, the round comparison; with evaluations during training (eval.every), each metric
+// against the training step.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,11 @@ struct StoredTrial {
   std::vector<std::pair<std::string, std::string>> swept;  ///< the sweep:<key> attributes, in attribute order
   TrainLog train;
   std::vector<std::string> metric_names;  ///< the eval table's metric columns, in table order
-  std::vector<EvalRow> eval;              ///< the eval table's rows (metrics, no samples)
+  /// The final evaluation's rows of the eval table (metrics, no samples), in table order: the rows/NNN groups
+  /// 000, 001, ... (the writer puts them first).
+  std::vector<EvalRow> eval;
+  /// The rows evaluated during training (eval.every: train_step below its stage's steps), in table order.
+  std::vector<EvalRow> during;
   std::vector<RoundRecord> rounds;        ///< the rounds table (no pairs); empty in files written before it
 };
 
@@ -78,6 +83,17 @@ struct ReportRow {
   std::vector<double> mean, std;  ///< per reported metric; std is the sample std (n - 1), NaN for n < 2
 };
 
+/// One eval run's quality against the training step (eval.every), over the trials of a group: its rows evaluated
+/// during training and, at the stage's last step, its final rows.
+struct TrainingCurve {
+  std::string label, solver;
+  std::vector<int64_t> steps;  ///< training steps of the stage, ascending; the last is the stage's end
+  std::vector<int64_t> n;      ///< rows averaged at each step (rows with an error are left out)
+  std::vector<int64_t> failed; ///< rows with an error at each step
+  std::vector<double> nfe;     ///< mean NFE at each step (adaptive solvers' change with training)
+  std::vector<std::vector<double>> mean, std;  ///< [metric][step]: mean and sample std (NaN for n < 2)
+};
+
 /// The "steps to quality" answer for one solver of a group.
 struct QualityPick {
   std::string solver;
@@ -95,6 +111,8 @@ struct ReportGroup {
   std::vector<QualityPick> picks;
   double train_seconds = 0;  ///< mean training cost of the group's trials (for a round: that round's, pairs included)
   int64_t train_steps = 0;   ///< training steps (of that round)
+  /// Quality during training: one curve per eval run evaluated during training (empty without eval.every).
+  std::vector<TrainingCurve> curves;
 };
 
 /// One line of the round comparison (the training text's reflow table): a round of the reflow schedule.
@@ -121,6 +139,8 @@ struct ReportOptions {
   std::vector<std::string> by;       ///< group keys; empty: every swept key
   std::vector<std::string> metrics;  ///< metrics to show; empty: all; the first is the quality metric
   double within = 0.1;
+  /// Print only the quality-during-training tables (csv: one flat table of them); an error when the file has none.
+  bool during = false;
 };
 
 struct Report {
@@ -135,6 +155,8 @@ struct Report {
   /// With reflow rounds: group_keys ends with "round" (each round is a group) and this compares the rounds.
   std::vector<RoundComparison> rounds;
   std::vector<StoredTrial> round_views;  ///< the per-round views of the trials the groups were built from
+  bool has_curves = false;  ///< some group has evaluations during training
+  bool during_only = false; ///< ReportOptions::during
 };
 
 /// Builds the table. Throws flowlab::Error for an unknown --by key or metric, listing the valid ones.
@@ -143,6 +165,9 @@ FLOWLAB_API Report build_report(const StoredResults& results, const ReportOption
 /// Writes the report as "term" (aligned columns), "md" (Markdown tables) or "csv" (one flat table: the group keys,
 /// then label, solver, steps, rtol, atol, n, failed, nfe, <metric>_mean, <metric>_std ..., seconds_per_1000).
 /// term and md end with the steps-to-quality summary and the missing or failed trials; for csv these go to `notes`.
+/// With evaluations during training, term and md show each group's metrics against the training step after its
+/// table; with Report::during_only, only those (csv: the group keys, then label, solver, train_step, n, failed,
+/// nfe, <metric>_mean, <metric>_std ...).
 FLOWLAB_API void write_report(const Report& report, const std::string& format, std::ostream& out, std::ostream& notes);
 
 }  // namespace flowlab
