@@ -163,7 +163,12 @@ OutputLock::OutputLock(const std::string& output, const std::string& what) : pat
     while (rc != 0 && errno == EINTR);
     if (rc != 0) {
       const int err = errno;
-      const std::string holder = read_fd(fd);
+      std::string holder = read_fd(fd);
+      // The holder writes its line just after taking the lock: give it a moment (up to 2 s) to appear.
+      for (int wait = 0; err == EWOULDBLOCK && holder.empty() && wait < 200; ++wait) {
+        ::usleep(10000);
+        holder = read_fd(fd);
+      }
       ::close(fd);
       if (err == EWOULDBLOCK)
         throw Error(fmt::format("{} is in use by another flowlab process ({}): wait for it to end, or choose another "

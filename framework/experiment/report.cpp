@@ -835,7 +835,26 @@ void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream
   }
 }
 
+// A group's steps-to-quality lines: the reference, then per solver the cheapest run within the threshold.
+void write_steps_to_quality(const Report& rep, const ReportGroup& g, bool md, std::ostream& out) {
+  if (g.reference_row) {
+    const auto& ref = g.rows[*g.reference_row];
+    out << fmt::format("{}steps to quality: {} within {:g}% of the best converged value {} ({})\n", md ? "" : "  ",
+                       rep.metrics[0], rep.within * 100, num(ref.mean[0]), ref.label);
+    for (const auto& p : g.picks) out << fmt::format("{}{}: {}\n", md ? "- " : "    ", p.solver, pick_text(rep, g, p));
+  } else if (!rep.metrics.empty()) {
+    out << (md ? "" : "  ") << "steps to quality: no row has a value\n";
+  }
+}
+
 }  // namespace
+
+void write_quality_summary(const Report& rep, std::ostream& out) {
+  for (const auto& g : rep.groups) {
+    out << group_title(g) << " (" << counted(static_cast<int64_t>(g.trials.size()), "trial") << ")\n";
+    write_steps_to_quality(rep, g, false, out);
+  }
+}
 
 void write_report(const Report& rep, const std::string& format, std::ostream& out, std::ostream& notes) {
   if (format != "term" && format != "md" && format != "csv")
@@ -938,14 +957,7 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
     } else {
       print_aligned(out, rows, right);
     }
-    if (g.reference_row) {
-      const auto& ref = g.rows[*g.reference_row];
-      out << fmt::format("{}steps to quality: {} within {:g}% of the best converged value {} ({})\n", md ? "" : "  ",
-                         rep.metrics[0], rep.within * 100, num(ref.mean[0]), ref.label);
-      for (const auto& p : g.picks) out << fmt::format("{}{}: {}\n", md ? "- " : "    ", p.solver, pick_text(rep, g, p));
-    } else if (!rep.metrics.empty()) {
-      out << (md ? "" : "  ") << "steps to quality: no row has a value\n";
-    }
+    write_steps_to_quality(rep, g, md, out);
     write_curves(rep, g, md, out);
   }
   for (const auto& c : (rep.during_only ? std::vector<RoundComparison>() : rep.rounds)) {

@@ -30,6 +30,7 @@
 
 #include "flowlab/files.hpp"
 #include "flowlab/integrity.hpp"
+#include "flowlab/report.hpp"
 #include "flowlab/results.hpp"
 
 extern char** environ;
@@ -429,6 +430,19 @@ void check_trial_files(const Experiment& ex, const std::string& output) {
   if (name.size() > kMax)
     throw Error(fmt::format("{}: the output's file name is {} characters long, at most {} can work (flowlab adds "
                             "'.trials' to it)", output, name.size(), kMax));
+}
+
+// What the sweep learned, for the end of `flowlab run`: the report's steps-to-quality summary of the results file
+// (its default grouping and metric). A file the report cannot read gives a line saying so; the run's outcome is not
+// changed by it.
+static std::string quality_summary(const std::string& output) {
+  try {
+    std::ostringstream out;
+    write_quality_summary(build_report(read_results(output), ReportOptions{}), out);
+    return out.str().empty() ? std::string() : "\n" + out.str();
+  } catch (const std::exception& e) {
+    return fmt::format("\nno steps-to-quality summary: {}\n", e.what());
+  }
 }
 
 int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& log) {
@@ -886,6 +900,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     table += fmt::format("{:<6} {:<10} {}\n", i, st, ex.trials[i].id);
   }
   emit(table);
+  if (!sharded && count["completed"] > 0 && !merge_error) emit(quality_summary(output));
   if (sharded)
     emit(fmt::format("results: {} (shard {}/{}; flowlab merge {} {} builds the experiment file)\n", trial_dir,
                      opt.shard_index, opt.shard_count, output, trial_dir));

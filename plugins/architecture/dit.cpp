@@ -61,15 +61,19 @@ struct DitOptions {
   int64_t depth;   ///< transformer blocks (default 4)
   int64_t heads;   ///< attention heads; must divide hidden (default 4)
   double mlp_ratio;  ///< MLP width / hidden (default 4)
+  double max_frequency;  ///< highest frequency of the sinusoidal time features, radians per unit t
   explicit DitOptions(const flowlab::Params& p)
       : patch(p.integer("patch_size")), hidden(p.integer("hidden")), depth(p.integer("depth")),
-        heads(p.integer("heads")), mlp_ratio(p.real("mlp_ratio")) {
+        heads(p.integer("heads")), mlp_ratio(p.real("mlp_ratio")),
+        max_frequency(p.real("max_frequency")) {
     for (const char* name : {"patch_size", "hidden", "depth", "heads"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError("architecture/dit", name, fmt::format("must be > 0, got {}", p.integer(name)));
     if (hidden % heads != 0)
       throw flowlab::ParamError("architecture/dit", "heads", fmt::format("must divide hidden ({}), got {}", hidden, heads));
     if (!(mlp_ratio > 0)) throw flowlab::ParamError("architecture/dit", "mlp_ratio", fmt::format("must be > 0, got {}", mlp_ratio));
+    if (!(max_frequency >= M_PI))
+      throw flowlab::ParamError("architecture/dit", "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
 };
 
@@ -105,7 +109,7 @@ class DitArchitecture final : public flowlab::Architecture {
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
     const int64_t b = x.size(0), p = opt_.patch;
     Tensor h = patchify_->forward(x).flatten(2).transpose(1, 2) + pos_;  // [B, N, D]
-    Tensor c = time2_->forward(at::silu(time1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.hidden))));
+    Tensor c = time2_->forward(at::silu(time1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
     if (!cond_->empty()) c = c + cond_->forward(cond, b, x.options());
     for (const auto& block : *blocks_) h = block->as<DitBlock>()->forward(h, c);
     const auto m = final_ada_->forward(at::silu(c)).chunk(2, 1);
@@ -131,4 +135,5 @@ FLOWLAB_PLUGIN(architecture, dit, DitArchitecture, "1.1.0", "Diffusion Transform
                FLOWLAB_PARAM(hidden, int, "128", "token width")
                FLOWLAB_PARAM(depth, int, "4", "number of transformer blocks")
                FLOWLAB_PARAM(heads, int, "4", "attention heads; must divide hidden")
-               FLOWLAB_PARAM(mlp_ratio, float, "4", "MLP width as a multiple of hidden"))
+               FLOWLAB_PARAM(mlp_ratio, float, "4", "MLP width as a multiple of hidden")
+               FLOWLAB_PARAM(max_frequency, float, "1000", "highest frequency of the sinusoidal time features (rad per unit t, >= pi)"))

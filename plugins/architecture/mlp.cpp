@@ -1,5 +1,11 @@
 // MLP velocity field for vectors (any event shape, flattened): v = MLP([x, emb(t), emb(cond)]).
 // Time embedding: sinusoidal features, or the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)).
+// The sinusoidal frequencies run from pi to max_frequency (default 10 rad per unit t). Chosen by measurement
+// (issue 25; TorchCFM's recipe, w=64 SELU, 5000 steps, 3 seeds, dopri5 at rtol = atol = 1e-5, gauss -> 8 Gaussians):
+// max_frequency 1000 (the DDPM range, the default before 1.2.0) took 598 NFE (I-CFM) and 462 (OT-CFM); 100: 140/106;
+// 30: 98/66; 10: 90/54; pi: 90/50; TorchCFM's MLP on raw t: 68/44. W2 at 10 was within the seeds' spread of 1000's
+// (0.61 +- 0.30 vs 0.61 +- 0.24, I-CFM). High frequencies make the learned field oscillate in t, and the step-size
+// controller follows the oscillation rather than the flow's curvature.
 // When every row shares one t (a solver's step, flowlab::shared_time), the first layer takes emb(t) as a bias:
 // W [x, emb(t), c] + b = W_x x + W_c c + (W_t emb(t) + b), with emb(t) computed once; the same function.
 #include <fmt/format.h>
@@ -27,15 +33,18 @@ struct MlpOptions {
   flowlab::Activation activation;  ///< as act
   bool sinusoidal_time;  ///< time_embedding: sinusoidal (default) or mlp
   int64_t time_dim;      ///< width of the time embedding (default 64)
+  double max_frequency;  ///< highest frequency of the sinusoidal features, radians per unit t
   int64_t cond_dim;      ///< width of the condition embedding (default 64)
   explicit MlpOptions(const flowlab::Params& p)
       : width(p.integer("width")), depth(p.integer("depth")), act(p.str("activation")),
         activation(flowlab::activation_from_name(act)),
         sinusoidal_time(p.str("time_embedding") == "sinusoidal"), time_dim(p.integer("time_dim")),
-        cond_dim(p.integer("cond_dim")) {
+        max_frequency(p.real("max_frequency")), cond_dim(p.integer("cond_dim")) {
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError("architecture/mlp", name, fmt::format("must be > 0, got {}", p.integer(name)));
+    if (!(max_frequency >= M_PI))
+      throw flowlab::ParamError("architecture/mlp", "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
 };
 
@@ -63,7 +72,7 @@ class MlpArchitecture final : public flowlab::Architecture {
     const bool shared = flowlab::shared_time(t);
     const Tensor ts = (shared ? t.narrow(0, 0, 1) : t).to(x.dtype());
     const Tensor temb = opt_.sinusoidal_time
-                            ? flowlab::sinusoidal_embedding(ts, opt_.time_dim)
+                            ? flowlab::sinusoidal_embedding(ts, opt_.time_dim, opt_.max_frequency)
                             : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
     const Tensor xf = x.dim() == 2 ? x : x.reshape({b, -1});
     // The output in x's shape (no view op, nor its autograd node, when x is already [B, d]).
@@ -137,11 +146,12 @@ class MlpArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, mlp, MlpArchitecture, "1.1.0", "MLP on [x, emb(t), emb(cond)], any event shape",
+FLOWLAB_PLUGIN(architecture, mlp, MlpArchitecture, "1.2.0", "MLP on [x, emb(t), emb(cond)], any event shape",
                FLOWLAB_PARAM(width, int, "256", "hidden width")
                FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
                FLOWLAB_PARAM(activation, enum(silu|relu|gelu|selu), "silu", "activation function")
                FLOWLAB_PARAM(time_embedding, enum(sinusoidal|mlp), "sinusoidal",
                              "sinusoidal features of t, or a small MLP on t (the textbook's)")
                FLOWLAB_PARAM(time_dim, int, "64", "width of the time embedding")
+               FLOWLAB_PARAM(max_frequency, float, "10", "highest frequency of the sinusoidal time features (rad per unit t, >= pi)")
                FLOWLAB_PARAM(cond_dim, int, "64", "width of the condition embedding"))

@@ -94,15 +94,19 @@ struct UnetOptions {
   int64_t res_blocks;             ///< ResNet blocks per level (default 1)
   std::vector<int64_t> attention; ///< resolutions (H) that get self-attention (default none)
   int64_t time_dim;               ///< width of the time/condition embedding (default 128)
+  double max_frequency;           ///< highest frequency of the sinusoidal time features, radians per unit t
   explicit UnetOptions(const flowlab::Params& p)
       : channels(p.integer("channels")), mult(p.int_list("channel_mult")), res_blocks(p.integer("res_blocks")),
-        attention(p.int_list("attention_resolutions")), time_dim(p.integer("time_dim")) {
+        attention(p.int_list("attention_resolutions")), time_dim(p.integer("time_dim")),
+        max_frequency(p.real("max_frequency")) {
     if (channels <= 0) throw flowlab::ParamError("architecture/unet", "channels", fmt::format("must be > 0, got {}", channels));
     if (mult.empty()) throw flowlab::ParamError("architecture/unet", "channel_mult", "must list at least one level");
     for (auto m : mult)
       if (m <= 0) throw flowlab::ParamError("architecture/unet", "channel_mult", fmt::format("entries must be > 0, got {}", m));
     if (res_blocks <= 0) throw flowlab::ParamError("architecture/unet", "res_blocks", fmt::format("must be > 0, got {}", res_blocks));
     if (time_dim <= 0) throw flowlab::ParamError("architecture/unet", "time_dim", fmt::format("must be > 0, got {}", time_dim));
+    if (!(max_frequency >= M_PI))
+      throw flowlab::ParamError("architecture/unet", "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
 };
 
@@ -169,7 +173,7 @@ class UnetArchitecture final : public flowlab::Architecture {
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
     const int64_t b = x.size(0);
     Tensor emb = time_mlp2_->forward(at::silu(time_mlp1_->forward(
-        flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim))));
+        flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
     if (!cond_->empty()) emb = emb + cond_->forward(cond, b, x.options());
     const int64_t block = blocked_block(x);
     const bool blocked = block > 0;
@@ -248,4 +252,5 @@ FLOWLAB_PLUGIN(architecture, unet, UnetArchitecture, "1.1.0",
                FLOWLAB_PARAM(channel_mult, int_list, "1,2,2", "channel multiplier per level (levels - 1 downsamplings)")
                FLOWLAB_PARAM(res_blocks, int, "1", "ResNet blocks per level")
                FLOWLAB_PARAM(attention_resolutions, int_list, "", "resolutions (H) with self-attention, e.g. 7 or 14")
-               FLOWLAB_PARAM(time_dim, int, "128", "width of the time and condition embedding"))
+               FLOWLAB_PARAM(time_dim, int, "128", "width of the time and condition embedding")
+               FLOWLAB_PARAM(max_frequency, float, "1000", "highest frequency of the sinusoidal time features (rad per unit t, >= pi)"))

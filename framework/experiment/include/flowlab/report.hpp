@@ -170,4 +170,8 @@ FLOWLAB_API Report build_report(const StoredResults& results, const ReportOption
 /// nfe, <metric>_mean, <metric>_std ...).
 FLOWLAB_API void write_report(const Report& report, const std::string& format, std::ostream& out, std::ostream& notes);
 
+/// Only the steps-to-quality summary of each group (its title, then the lines write_report ends each group with):
+/// what `flowlab run` prints at the end of a sweep.
+FLOWLAB_API void write_quality_summary(const Report& report, std::ostream& out);
+
 }  // namespace flowlab
