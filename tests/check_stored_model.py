@@ -47,7 +47,7 @@ def mlp(weights, params):
         b = x.shape[0]
         tt = np.full(b, t, dtype=np.float32)
         if sinus:
-            temb = sinusoidal(tt, time_dim)
+            temb = sinusoidal(tt, time_dim, float(params.get("max_frequency", "1000")))
         else:
             h = act(tt.reshape(b, 1) @ weights["time_in.weight"].T + weights["time_in.bias"])
             temb = h @ weights["time_out.weight"].T + weights["time_out.bias"]
