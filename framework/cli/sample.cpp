@@ -322,7 +322,16 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
                               "needs its schedule", stored.path));
     r = inpaint(*solver, args.steps > 0 ? args.steps : fixed->steps(), *path, x0, field, known, observed);
   } else {
-    r = solver->sample(x0, field);
+    // The trial's path, for solvers that convert the velocity through its schedule (data-prediction multistep).
+    std::shared_ptr<Path> path;
+    if (!stored.path.empty()) {
+      Params pp;
+      for (const auto& [k, v] : stored.path_params) pp.set(k, v);
+      path = registry.create<Path>("path", stored.path, pp);
+    }
+    SampleOptions so;
+    so.path = path.get();
+    r = solver->sample(x0, field, so);
   }
   const Array out = to_array(r.x);
   if (fs::path(args.out).has_parent_path()) fs::create_directories(fs::path(args.out).parent_path());

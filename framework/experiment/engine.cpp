@@ -708,7 +708,9 @@ void TrialRun::make_pairs(int64_t n) {
     SampleResult r;
     {
       const c10::InferenceMode inference;
-      r = solver->sample(x0.slice(0, i, std::min(n, i + chunk)), field);
+      SampleOptions so;
+      so.path = path_.get();
+      r = solver->sample(x0.slice(0, i, std::min(n, i + chunk)), field, so);
     }
     if (!at::isfinite(r.x).all().item<bool>())
       throw Error(fmt::format("reflow: the teacher's samples (solver/{}) hold NaN or Inf", trial_.reflow.teacher.solver.name));
@@ -1059,6 +1061,7 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
   StateRecorder rec(field, in.keep_paths);
   SampleOptions so;
   so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
+  so.path = path_.get();
   try {
     const auto t0 = Clock::now();
     auto solver = make<Solver>(reg_, run.solver);

@@ -10,6 +10,8 @@
 
 namespace flowlab {
 
+class Path;
+
 /// The velocity field: x [B, ...] and t [B] give v shaped like x. Solvers pass t as one time broadcast to [B] (a
 /// stride-0 view; see shared_time() in architecture.hpp): read it, do not write into it.
 using VelocityField = std::function<Tensor(const Tensor& x, const Tensor& t)>;
@@ -43,6 +45,10 @@ struct SampleOptions {
   bool return_trajectory = false; ///< also return the states at every grid point / accepted step
   double t0 = 0.0;                ///< start time (noise)
   double t1 = 1.0;                ///< end time (data)
+  /// The path the field was trained on, for solvers that use its schedule (data-prediction multistep solvers,
+  /// which convert the velocity to an x1 prediction through Path::velocity_to_x1). Null when the caller has none;
+  /// such a solver then refuses with a SolverError.
+  const Path* path = nullptr;
   /// Check every evaluation of the field for NaN/Inf (a host sync each). Off under CUDA graph capture, where the
   /// engine checks the samples instead.
   bool check_finite = true;
