@@ -18,7 +18,9 @@
 
 #include "flowlab/coupling.hpp"
 #include "flowlab/dataset.hpp"
+#include "flowlab/path.hpp"
 #include "flowlab/solver.hpp"
+#include "flowlab/time_grid.hpp"
 #include "flowlab/registry.hpp"
 
 namespace flowlab {
@@ -68,7 +70,7 @@ const std::vector<std::string> kTeacherKeys = {"solver", "steps", "params"};
 const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kPluginKeys = {"name", "params"};
 const std::vector<std::string> kDataKeys = {"dataset", "params"};
-const std::vector<std::string> kSolverKeys = {"solver", "steps", "params"};
+const std::vector<std::string> kSolverKeys = {"solver", "steps", "params", "grid"};
 // Upper bounds that keep a typo from running for ever: reflow rounds, and the step count of one solver run.
 constexpr int64_t kMaxRounds = 100;
 constexpr int64_t kMaxSteps = 1000000;
@@ -547,11 +549,35 @@ void check_shapes_and_memory(const Reader& r, const YAML::Node& root, const Tria
     check(distill_pairs ? "distill" : "reflow", distill_pairs ? distill_pairs : reflow_pairs, t.distill.pairs);
 }
 
-// A list of solver runs at `key` (eval.solvers, eval.during): each entry {solver, steps, params}, lists in steps and
-// params expanding into one run per value (per combination).
+// An eval run's `grid:` (fixed-step and multistep solvers only): the time_grid plugin, checked for every step count
+// of the run on the trial's path (a list grid's length, a noise-level grid's path), each failure located at `grid:`.
+// A list grid sets the steps (its length less one) unless they are given (`steps`, or `params.steps`).
+PluginChoice read_grid(const Reader& r, const YAML::Node& g, const std::string& path, const std::string& solver,
+                       bool fixed, const PluginChoice& trial_path, bool steps_given, std::vector<int64_t>& steps) {
+  if (!fixed)
+    r.fail(g, path + ".grid",
+           fmt::format("solver/{} is adaptive and chooses its own times: a grid is for fixed-step and multistep solvers",
+                       solver));
+  const PluginChoice grid = r.plugin("time_grid", g, path + ".grid");
+  const auto made = r.create<TimeGrid>("time_grid", grid);
+  if (grid.name == "list" && !steps_given) steps = {static_cast<int64_t>(grid.params.float_list("times").size()) - 1};
+  const auto p = r.create<Path>("path", trial_path);
+  for (int64_t n : steps) {
+    if (n == 0) continue;  // the solver's default steps: checked by the caller once known
+    try {
+      made->times(n, p.get());
+    } catch (const Error& e) {
+      r.fail(g, path + ".grid", e.what());
+    }
+  }
+  return grid;
+}
+
+// A list of solver runs at `key` (eval.solvers, eval.during): each entry {solver, steps, params, grid}, lists in steps
+// and params expanding into one run per value (per combination). `trial_path` is the trial's path (for grids).
 // `entry`, when given, gets the index of the list entry each run comes from.
 std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers, const std::string& key,
-                                      std::vector<size_t>* entry = nullptr) {
+                                      const PluginChoice& trial_path, std::vector<size_t>* entry = nullptr) {
   std::vector<EvalRun> runs;
   if (!solvers.IsSequence() || solvers.size() == 0)
     r.fail(solvers, key, fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
@@ -598,12 +624,26 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
       steps.clear();
       for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1, kMaxSteps));
     }
+    const PluginChoice grid =
+        s["grid"] ? read_grid(r, s["grid"], path, name, fixed, trial_path, s["steps"] || (s["params"] && s["params"]["steps"]), steps)
+                  : PluginChoice();
     for (const auto& c : combos) {
       const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
       for (int64_t n : steps) {
-        EvalRun run{choice, n, ""};
-        if (fixed && n == 0) run.steps = choice.params.integer("steps");
+        EvalRun run{choice, n, "", grid};
+        if (fixed && n == 0) {
+          run.steps = choice.params.integer("steps");
+          std::vector<int64_t> default_steps = {run.steps};
+          if (s["grid"]) read_grid(r, s["grid"], path, name, fixed, trial_path, true, default_steps);
+        }
         if (fixed) run.solver.params.set("steps", run.steps);
+        if (fixed && s["steps"]) {  // the step count against the solver's own bounds (a multistep order, say)
+          try {
+            r.create<Solver>("solver", run.solver);
+          } catch (const ParamError& e) {
+            r.fail(s["steps"], path + ".steps", e.what());
+          }
+        }
         runs.push_back(run);
         if (entry) entry->push_back(i);
       }
@@ -612,22 +652,26 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
   return runs;
 }
 
-// Whether two runs are the same solver with the same parameters (steps included).
-bool same_run(const EvalRun& a, const EvalRun& b) {
-  if (a.solver.name != b.solver.name || a.solver.params.values().size() != b.solver.params.values().size()) return false;
-  for (const auto& [key, value] : a.solver.params.values())
-    if (!b.solver.params.has(key) || to_string(b.solver.params.at(key)) != to_string(value)) return false;
+// Whether two plugin choices are the same plugin with the same parameters.
+bool same_choice(const PluginChoice& a, const PluginChoice& b) {
+  if (a.name != b.name || a.params.values().size() != b.params.values().size()) return false;
+  for (const auto& [key, value] : a.params.values())
+    if (!b.params.has(key) || to_string(b.params.at(key)) != to_string(value)) return false;
   return true;
 }
+
+// Whether two runs are the same solver with the same parameters (steps included) on the same grid.
+bool same_run(const EvalRun& a, const EvalRun& b) { return same_choice(a.solver, b.solver) && same_choice(a.grid, b.grid); }
 
 // eval.during: solver entries as in eval.solvers, each run one of eval.solvers' runs (the evaluations during training
 // are a subset of the final one, so that each run's curve ends at its final row). Kept as indices into `runs` in
 // their order; listing every run is the same as listing none.
-void read_during(const Reader& r, const YAML::Node& ev, const YAML::Node& during, EvalConfig& eval) {
+void read_during(const Reader& r, const YAML::Node& ev, const YAML::Node& during, const PluginChoice& path_choice,
+                 EvalConfig& eval) {
   if (!ev["every"])
     r.fail(during, "eval.during", "needs eval.every: the runs listed here are evaluated every eval.every training steps");
   std::vector<size_t> entry;
-  const std::vector<EvalRun> runs = read_solver_runs(r, during, "eval.during", &entry);
+  const std::vector<EvalRun> runs = read_solver_runs(r, during, "eval.during", path_choice, &entry);
   std::vector<size_t> picked, picked_by;
   for (size_t i = 0; i < runs.size(); ++i) {
     const std::string path = fmt::format("eval.during[{}]", entry[i]);
@@ -711,7 +755,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     if (ev["store_trajectories"])
       t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
     if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
-    if (const YAML::Node solvers = ev["solvers"]) t.eval.runs = read_solver_runs(r, solvers, "eval.solvers");
+    if (const YAML::Node solvers = ev["solvers"]) t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", t.path);
     if (const YAML::Node metrics = ev["metrics"]) {
       if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
       for (size_t i = 0; i < metrics.size(); ++i)
@@ -740,7 +784,16 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     if (const YAML::Node solvers = ev["solvers"]) {
       std::vector<PluginChoice> choices;
       for (const auto& run : t.eval.runs) choices.push_back(run.solver);
-      const auto labels = choice_labels(choices, {"steps", "rtol"}, ":", "");
+      auto labels = choice_labels(choices, {"steps", "rtol"}, ":", "");
+      // Runs on a grid: ",grid=NAME" (":grid=NAME" when the solver shows no parameter), the grid's parameters in
+      // brackets where two grids of that name differ: "euler:steps=4,grid=edm", "heun:steps=8,grid=shift[s=3]".
+      std::vector<PluginChoice> grids;
+      for (const auto& run : t.eval.runs)
+        if (!run.grid.name.empty()) grids.push_back(run.grid);
+      const auto grid_labels = choice_labels(grids, {}, "[", "]");
+      for (size_t i = 0, g = 0; i < labels.size(); ++i)
+        if (!t.eval.runs[i].grid.name.empty())
+          labels[i] += (labels[i].find(':') == std::string::npos ? ":grid=" : ",grid=") + grid_labels[g++];
       for (size_t i = 0; i < labels.size(); ++i) {
         t.eval.runs[i].label = labels[i];
         for (size_t j = 0; j < i; ++j)
@@ -753,7 +806,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
       if (t.eval.runs.empty())
         r.fail(ev["every"], "eval.every", "there are no eval.solvers to evaluate during training: list them in eval.solvers");
     }
-    if (const YAML::Node during = ev["during"]) read_during(r, ev, during, t.eval);
+    if (const YAML::Node during = ev["during"]) read_during(r, ev, during, t.path, t.eval);
   }
   read_reflow(r, root, t);
   check_every(r, root, t);
@@ -796,6 +849,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   for (const auto& run : t.eval.runs) {
     e << YAML::BeginMap;
     emit_plugin(e, "solver", run.solver);
+    if (!run.grid.name.empty()) emit_plugin(e, "grid", run.grid);  // only when set: earlier hashes hold
     e << YAML::EndMap;
   }
   e << YAML::EndSeq << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;

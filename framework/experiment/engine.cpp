@@ -37,6 +37,7 @@
 #include "flowlab/precision.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
+#include "flowlab/time_grid.hpp"
 #include "flowlab/time_sampler.hpp"
 #include "flowlab/weighting.hpp"
 
@@ -1063,6 +1064,8 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
   so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
   so.path = path_.get();
   try {
+    if (!run.grid.name.empty())
+      so.grid = at::tensor(make<TimeGrid>(reg_, run.grid)->times(run.steps, path_.get()), at::kDouble);
     const auto t0 = Clock::now();
     auto solver = make<Solver>(reg_, run.solver);
     SampleResult r;

@@ -688,16 +688,21 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
       if (ref) {
         const double best = g.rows[*ref].mean[0];
         g.threshold = best + options.within * std::abs(best);
+        // One pick per solver and time grid: "euler", "euler grid=edm" (the label's grid part, eval runs' `grid:`).
+        auto family = [](const ReportRow& r) {
+          const size_t at = r.label.find("grid=");
+          return at == std::string::npos ? r.solver : r.solver + " " + r.label.substr(at);
+        };
         std::vector<std::string> solvers;
         for (const auto& r : g.rows)
-          if (std::find(solvers.begin(), solvers.end(), r.solver) == solvers.end()) solvers.push_back(r.solver);
+          if (std::find(solvers.begin(), solvers.end(), family(r)) == solvers.end()) solvers.push_back(family(r));
         for (const auto& s : solvers) {
           QualityPick p;
           p.solver = s;
           std::optional<size_t> best_row;
           for (size_t i = 0; i < g.rows.size(); ++i) {
             const auto& r = g.rows[i];
-            if (r.solver != s || !has_value(i)) continue;
+            if (family(r) != s || !has_value(i)) continue;
             if (!best_row || r.mean[0] < g.rows[*best_row].mean[0]) best_row = i;
             if (r.mean[0] > g.threshold) continue;
             // The cheapest within: fewest steps for fixed-step rows, fewest NFE for adaptive ones.

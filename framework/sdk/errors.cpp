@@ -21,7 +21,7 @@ Plugin::~Plugin() = default;
 
 const std::vector<std::string>& plugin_kinds() {
   static const std::vector<std::string> kKinds = {"path",   "weighting", "time_sampler", "noise",   "architecture",
-                                                  "solver", "dataset",   "metric",       "coupling"};
+                                                  "solver", "dataset",   "metric",       "coupling", "time_grid"};
   return kKinds;
 }
 

@@ -46,8 +46,12 @@ struct EvalRun {
   PluginChoice solver;
   int64_t steps = 0;  ///< 0 for adaptive solvers
   /// Unique within the trial: the solver and its steps (fixed-step) or rtol (adaptive), then every other parameter
-  /// that differs between runs of the same solver: "rk4:steps=10", "dopri5:rtol=1e-05,atol=1e-06".
+  /// that differs between runs of the same solver, then the grid: "rk4:steps=10", "dopri5:rtol=1e-05,atol=1e-06",
+  /// "euler:steps=4,grid=edm".
   std::string label;
+  /// The time grid (`grid:`, a time_grid plugin) of a fixed-step or multistep run; name empty: the solver's own
+  /// uniform steps.
+  PluginChoice grid;
 };
 
 struct EvalConfig {

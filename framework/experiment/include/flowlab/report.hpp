@@ -96,7 +96,7 @@ struct TrainingCurve {
 
 /// The "steps to quality" answer for one solver of a group.
 struct QualityPick {
-  std::string solver;
+  std::string solver;  ///< the solver, then the time grid of grid runs: "euler", "euler grid=edm"
   std::optional<size_t> row;  ///< index into ReportGroup::rows of the cheapest row within the threshold
   size_t best_row = 0;        ///< this solver's best row (when none is within)
 };
