@@ -72,3 +72,18 @@ int run_verify(const VerifyArgs& args);
 int naming_file(const std::string& file, const std::function<int()>& command);
 
 }  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
+/// `flowlab tune-grid RESULTS.h5 --trial ID --solver NAME --steps N [--objective endpoint|w2] [--samples M]
+/// [--seed S] [--check-seed S2] [--out FILE.yaml]`: optimises the time grid of a trial's stored model for a
+/// fixed-step or multistep solver and a step budget (tune_grid.hpp), checks it on fresh noise, prints it as an eval
+/// run with a `list` grid, and records it in the results file (tuned_grids/<trial>/<run>).
+struct TuneGridArgs {
+  std::string file, trial, solver = "euler", objective = "endpoint", out;
+  int64_t steps = 4, samples = 2000, seed = 0, check_seed = -1;  // check_seed -1: seed + 1
+};
+CLI::App* add_tune_grid(CLI::App& app, TuneGridArgs& args);
+int run_tune_grid(const Registry& registry, const TuneGridArgs& args);
+
+}  // namespace flowlab::cli

@@ -179,6 +179,8 @@ int main(int argc, char** argv) {
   auto* sample = flowlab::cli::add_sample(app, sample_args);
   flowlab::cli::VerifyArgs verify_args;
   auto* verify = flowlab::cli::add_verify(app, verify_args);
+  flowlab::cli::TuneGridArgs tune_args;
+  auto* tune = flowlab::cli::add_tune_grid(app, tune_args);
 
   flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
   auto* trial = app.add_subcommand("_trial", "");
@@ -239,6 +241,7 @@ int main(int argc, char** argv) {
     if (*plot) return naming_file(plot_args.file, [&] { return flowlab::cli::run_plot(registry, plot_args); });
     if (*sample) return naming_file(sample_args.file, [&] { return flowlab::cli::run_sample(registry, sample_args); });
     if (*verify) return flowlab::cli::run_verify(verify_args);
+    if (*tune) return naming_file(tune_args.file, [&] { return flowlab::cli::run_tune_grid(registry, tune_args); });
     if (*run) {
       if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
       run_opt.self = self_path(argv[0]);
