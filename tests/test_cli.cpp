@@ -91,7 +91,7 @@ TEST_CASE("bad usage gives a one-line error on stderr and a non-zero exit", "[cl
   r = run("plugins solvers");
   CHECK(r.status == 1);
   CHECK(r.err == "flowlab: error: unknown plugin kind 'solvers' (valid: path, weighting, time_sampler, noise, "
-                 "architecture, solver, dataset, metric, coupling)\n");
+                 "architecture, solver, dataset, metric, coupling, time_grid)\n");
   r = run("describe rk4");
   CHECK(r.err == "flowlab: error: expected KIND/NAME, got 'rk4' (e.g. solver/rk4)\n");
   r = run("");

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "flowlab/images.hpp"
+#include "flowlab/integrity.hpp"
 #include "flowlab/report.hpp"
 #include "h5_support.hpp"
 #include "support.hpp"
@@ -670,4 +671,74 @@ sweep: {seeds: [0]}
   r = flowlab_cmd(fmt::format("sample {} --trial seed=0 --class 7 --steps 4 --out {}", out, s.file("x.csv")));
   CHECK(r.status != 0);
   CHECK_THAT(r.err, Catch::Matchers::ContainsSubstring("--class: 7 is not a class of this model (0 to 3)"));
+}
+
+namespace {
+
+/// A float64 attribute of `group`, or a float64 1-D dataset, read from `file`.
+double attr_double(const std::string& file, const std::string& group, const std::string& name) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  const hid_t a = H5Aopen_by_name(f, group.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(a >= 0);
+  double v = 0;
+  H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+  H5Aclose(a), H5Fclose(f);
+  return v;
+}
+std::vector<double> doubles(const std::string& file, const std::string& dataset) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+  REQUIRE(d >= 0);
+  const hid_t sp = H5Dget_space(d);
+  std::vector<double> v(static_cast<size_t>(H5Sget_simple_extent_npoints(sp)));
+  H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+  H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("tune-grid: never worse than the hand grids, deterministic, printed as a list run and recorded with its checksum",
+          "[tune]") {
+  Scratch s("tune");
+  const std::string file = s.file("r.h5");
+  fs::copy_file(results_file(), file);
+  const std::string id = "lr=1.0e-2,seed=0";
+  const std::string cmd = fmt::format("tune-grid {} --trial {} --solver heun --steps 3 --samples 300 --out {}", file, id,
+                                      s.file("grid.yaml"));
+  const auto r = flowlab_cmd(cmd);
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  const std::string group = fmt::format("tuned_grids/{}/heun:steps=3,objective=endpoint", id);
+  const std::vector<double> t = doubles(file, group + "/times");
+  REQUIRE(t.size() == 4);
+  CHECK(t.front() == 0.0);
+  CHECK(t.back() == 1.0);
+  CHECK(t[1] > t[0]);
+  CHECK(t[2] > t[1]);
+  CHECK(t[3] > t[2]);
+  const double tuned = attr_double(file, group, "tuned");
+  for (const char* hand : {"uniform", "edm[rho=7]", "shift[s=3]"}) {
+    INFO(hand);
+    CHECK(tuned <= attr_double(file, group, hand));
+  }
+  // The printed run is the recorded grid, in the shortest text that reads back to the same doubles.
+  const std::string run = fmt::format("- {{solver: heun, steps: 3, grid: {{name: list, params: {{times: [{}, {}, {}, {}]}}}}}}",
+                                      t[0], t[1], t[2], t[3]);
+  CHECK_THAT(r.out, ContainsSubstring(run));
+  std::ifstream snippet(s.file("grid.yaml"));
+  std::string first, second;
+  std::getline(snippet, first), std::getline(snippet, second);
+  CHECK(first.rfind("# flowlab tune-grid ", 0) == 0);
+  CHECK(second == run);
+  CHECK(flowlab::checksum_problem(file).empty());
+  // Deterministic: a second tuning records the same times.
+  REQUIRE(flowlab_cmd(cmd).status == 0);
+  CHECK(doubles(file, group + "/times") == t);
+  const auto bad = flowlab_cmd(fmt::format("tune-grid {} --trial {} --solver dopri5", file, id));
+  CHECK(bad.status == 1);
+  CHECK(bad.err == "flowlab: error: tune-grid: --solver dopri5 is adaptive and chooses its own times: give a fixed-step or "
+                   "multistep solver (valid: euler, heun, midpoint, rk4)\n");
 }
