@@ -60,7 +60,7 @@ const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
                                              "precision"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
-                                            "solvers", "metrics", "cuda_graph", "every", "during"};
+                                            "solvers", "metrics", "cuda_graph", "every", "during", "as_path"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
 const std::vector<std::string> kMixKeys = {"start", "end"};
 const std::vector<std::string> kInits = {"warm", "fresh"};
@@ -755,7 +755,18 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     if (ev["store_trajectories"])
       t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
     if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
-    if (const YAML::Node solvers = ev["solvers"]) t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", t.path);
+    if (const YAML::Node as = ev["as_path"]) {
+      t.eval.as_path = r.plugin("path", as, "eval.as_path");
+      if (t.eval.cuda_graph)
+        r.fail(as, "eval.as_path", "matches each time on the host, which a CUDA graph cannot capture: set eval.cuda_graph: false");
+      if (!r.create<Path>("path", t.path)->affine() || !r.create<Path>("path", t.eval.as_path)->affine())
+        r.fail(as, "eval.as_path",
+               fmt::format("the schedule transform maps one affine path (x_t = alpha_t x1 + sigma_t x0) to another, and "
+                           "path/{} is not affine",
+                           r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
+    }
+    const PluginChoice& sampled = t.eval.as_path.name.empty() ? t.path : t.eval.as_path;  // the path the solvers see
+    if (const YAML::Node solvers = ev["solvers"]) t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", sampled);
     if (const YAML::Node metrics = ev["metrics"]) {
       if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
       for (size_t i = 0; i < metrics.size(); ++i)
@@ -794,6 +805,8 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
       for (size_t i = 0, g = 0; i < labels.size(); ++i)
         if (!t.eval.runs[i].grid.name.empty())
           labels[i] += (labels[i].find(':') == std::string::npos ? ":grid=" : ",grid=") + grid_labels[g++];
+      if (!t.eval.as_path.name.empty())  // "euler:steps=4,as_path=cosine": sampled on another path's schedule
+        for (auto& l : labels) l += (l.find(':') == std::string::npos ? ":as_path=" : ",as_path=") + t.eval.as_path.name;
       for (size_t i = 0; i < labels.size(); ++i) {
         t.eval.runs[i].label = labels[i];
         for (size_t j = 0; j < i; ++j)
@@ -806,7 +819,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
       if (t.eval.runs.empty())
         r.fail(ev["every"], "eval.every", "there are no eval.solvers to evaluate during training: list them in eval.solvers");
     }
-    if (const YAML::Node during = ev["during"]) read_during(r, ev, during, t.path, t.eval);
+    if (const YAML::Node during = ev["during"]) read_during(r, ev, during, sampled, t.eval);
   }
   read_reflow(r, root, t);
   check_every(r, root, t);
@@ -837,6 +850,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     << number_text(t.eval.guidance) << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
     << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
+  if (!t.eval.as_path.name.empty()) emit_plugin(e, "as_path", t.eval.as_path);  // only when set, as cuda_graph
   if (t.eval.every > 0) {  // only when set, as cuda_graph
     e << YAML::Key << "every" << YAML::Value << t.eval.every;
     if (!t.eval.during.empty()) {

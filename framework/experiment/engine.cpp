@@ -37,6 +37,7 @@
 #include "flowlab/precision.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
+#include "flowlab/schedule_transform.hpp"
 #include "flowlab/time_grid.hpp"
 #include "flowlab/time_sampler.hpp"
 #include "flowlab/weighting.hpp"
@@ -616,6 +617,7 @@ class TrialRun {
 
   std::shared_ptr<Dataset> data_;
   std::shared_ptr<Path> path_;
+  std::shared_ptr<Path> sampled_path_;  ///< the path evaluation samples on: eval.as_path, else path_
   std::shared_ptr<Weighting> weighting_;
   std::shared_ptr<TimeSampler> sampler_;
   std::shared_ptr<Noise> noise_;
@@ -640,6 +642,7 @@ class TrialRun {
 void TrialRun::setup() {
   data_ = make<Dataset>(reg_, trial_.data);
   path_ = make<Path>(reg_, trial_.path);
+  sampled_path_ = trial_.eval.as_path.name.empty() ? path_ : make<Path>(reg_, trial_.eval.as_path);
   weighting_ = make<Weighting>(reg_, trial_.weighting);
   sampler_ = make<TimeSampler>(reg_, trial_.time_sampler);
   // The base distribution: a noise plugin, or any dataset (model.noise: {dataset: ...}) with the data's shape.
@@ -1038,10 +1041,12 @@ VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, c
       conditioned_ ? guided_field(model, condition_of(in.condition_batch), w)
                    : VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
   // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
-  return [model_field](const at::Tensor& x, const at::Tensor& t) {
+  VelocityField f = [model_field](const at::Tensor& x, const at::Tensor& t) {
     at::Tensor v = model_field(x, t);
     return v.scalar_type() == x.scalar_type() ? v : v.to(x.scalar_type());
   };
+  if (sampled_path_ != path_) f = schedule_transformed(std::move(f), path_, sampled_path_, "eval.as_path");
+  return f;
 }
 
 EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const {
@@ -1062,10 +1067,10 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
   StateRecorder rec(field, in.keep_paths);
   SampleOptions so;
   so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
-  so.path = path_.get();
+  so.path = sampled_path_.get();
   try {
     if (!run.grid.name.empty())
-      so.grid = at::tensor(make<TimeGrid>(reg_, run.grid)->times(run.steps, path_.get()), at::kDouble);
+      so.grid = at::tensor(make<TimeGrid>(reg_, run.grid)->times(run.steps, sampled_path_.get()), at::kDouble);
     const auto t0 = Clock::now();
     auto solver = make<Solver>(reg_, run.solver);
     SampleResult r;

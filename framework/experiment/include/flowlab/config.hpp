@@ -74,6 +74,9 @@ struct EvalConfig {
   int64_t every = 0;
   /// The runs evaluated during training (eval.during), as indices into `runs`, in order; empty: every run.
   std::vector<size_t> during;
+  /// eval.as_path: sample the model as if it had been trained on this affine path (schedule_transform.hpp); name
+  /// empty: on its own path. Every run's label then ends in ",as_path=NAME".
+  PluginChoice as_path;
 };
 
 /// Reflow rounds (Liu et al.'s rectification with the texts' EMA teacher and mixing schedule): round 0 is ordinary
