@@ -319,3 +319,36 @@ eval:
         "5:44: eval.metrics[0].params.features: 'inception' is not a feature extractor (valid: raw, builtin:digits, "
         "builtin:fashion_mnist, torchscript:PATH)");
 }
+
+TEST_CASE("guidance schedules: the interval [0, 1] is constant guidance bit for bit; calls counted per time",
+          "[eval][cfg][guidance]") {
+  const std::string base = R"(name: sched
+data: {dataset: ring_gaussians, params: {modes: 4}}
+model: {condition: label, architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 5, batch_size: 32}
+eval: {samples: 50, solvers: [{solver: euler, steps: [6]}, {solver: heun, steps: [3]}]}
+sweep:
+  grid:
+    eval.guidance: [2.5, {scale: 2.5, interval: [0, 1]}, {scale: 2.5, interval: [0.5, 1]}, {scale: 2.5, ramp: up}]
+)";
+  const auto ex = load(base, "sched");
+  REQUIRE(ex.trials.size() == 4);
+  std::vector<flowlab::TrialResult> r;
+  for (const auto& trial : ex.trials) r.push_back(flowlab::run_trial(trial, probes(), "cpu"));
+  CHECK(ex.trials[2].eval.guidance_schedule == "interval");
+  CHECK(ex.trials[3].eval.guidance_schedule == "up");
+  for (size_t k = 0; k < 2; ++k) {
+    INFO("row " << k);
+    CHECK(r[1].eval[k].samples.values == r[0].eval[k].samples.values);  // [0, 1]: constant, bit for bit
+    CHECK(r[1].eval[k].network_calls == 12);
+    CHECK(r[2].eval[k].samples.values != r[0].eval[k].samples.values);
+  }
+  // [0.5, 1]: euler evaluates at 0, 1/6, 2/6 (one call each) and 3/6, 4/6, 5/6 (two); heun at 0, 1/3, 1/3 (one)
+  // and 2/3, 2/3, 1 (two).
+  CHECK(r[2].eval[0].network_calls == 9);
+  CHECK(r[2].eval[1].network_calls == 9);
+  // ramp up: w(0) = 1 (one call), then two per evaluation: euler 1 + 5 * 2, heun 1 + 5 * 2.
+  CHECK(r[3].eval[0].network_calls == 11);
+  CHECK(r[3].eval[1].network_calls == 11);
+  for (const auto& t : r) CHECK(t.eval[0].nfe == 6);
+}

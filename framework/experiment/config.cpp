@@ -59,6 +59,7 @@ const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
                                              "precision"};
+const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
                                             "solvers", "metrics", "cuda_graph", "every", "during", "as_path"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
@@ -336,7 +337,7 @@ std::string check_sweep_key(const std::string& key) {
     return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every", "as_path"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
@@ -713,6 +714,40 @@ void check_every(const Reader& r, const YAML::Node& root, const TrialConfig& t) 
   if (t.distill.enabled) check("distill.train.steps", t.distill.train.steps, "the distillation");
 }
 
+// eval.guidance: a weight w (constant), or {scale: w, interval: [t_lo, t_hi]} (w inside, plain conditional outside), or
+// {scale: w, ramp: up|down} (w(t) = 1 + (w - 1) t, or 1 + (w - 1) (1 - t)). The schedules need a conditioned model.
+void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
+  if (!g.IsMap()) {
+    t.eval.guidance = r.real(g, "eval.guidance", -1e6, 1e6);
+    return;
+  }
+  r.check_keys(g, "eval.guidance", kGuidanceKeys);
+  if (!g["scale"]) r.fail(g, "eval.guidance", "missing key 'scale' (the guidance weight w)");
+  t.eval.guidance = r.real(g["scale"], "eval.guidance.scale", -1e6, 1e6);
+  if (g["interval"] && g["ramp"])
+    r.fail(g["ramp"], "eval.guidance.ramp", "give one schedule: an interval or a ramp, not both");
+  if (const YAML::Node in = g["interval"]) {
+    if (!in.IsSequence() || in.size() != 2)
+      r.fail(in, "eval.guidance.interval", fmt::format("expected [t_lo, t_hi], got {}", kind_name(in)));
+    const double lo = r.real(in[0], "eval.guidance.interval[0]", 0, 1), hi = r.real(in[1], "eval.guidance.interval[1]", 0, 1);
+    if (!(lo < hi))
+      r.fail(in, "eval.guidance.interval", fmt::format("t_lo ({}) must be below t_hi ({})", number_text(lo), number_text(hi)));
+    t.eval.guidance_interval = {lo, hi};
+    t.eval.guidance_schedule = "interval";
+  }
+  if (const YAML::Node ramp = g["ramp"]) {
+    t.eval.guidance_schedule = r.text(ramp, "eval.guidance.ramp");
+    if (t.eval.guidance_schedule != "up" && t.eval.guidance_schedule != "down")
+      r.fail(ramp, "eval.guidance.ramp", fmt::format("unknown ramp '{}' (valid: up, down)", t.eval.guidance_schedule));
+  }
+  if (t.condition == "none" && t.eval.guidance_schedule != "constant")
+    r.fail(g, "eval.guidance", "a guidance schedule steers classifier-free guidance, which needs a conditioned model "
+                               "(model.condition: label, attr or both)");
+  if (t.eval.cuda_graph && t.eval.guidance_schedule != "constant")
+    r.fail(g, "eval.guidance", "a guidance schedule reads each time on the host, which a CUDA graph cannot capture: set "
+                               "eval.cuda_graph: false");
+}
+
 // Everything of one trial, from its (overridden) document.
 TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents = true) {
   TrialConfig t;
@@ -750,11 +785,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     r.check_keys(ev, "eval", kEvalKeys);
     if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
     if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
-    if (ev["guidance"]) t.eval.guidance = r.real(ev["guidance"], "eval.guidance", -1e6, 1e6);
     if (ev["store_samples"]) t.eval.store_samples = r.integer(ev["store_samples"], "eval.store_samples", -1);
     if (ev["store_trajectories"])
       t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
     if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
+    if (const YAML::Node g = ev["guidance"]) read_guidance(r, g, t);
     if (const YAML::Node as = ev["as_path"]) {
       t.eval.as_path = r.plugin("path", as, "eval.as_path");
       if (t.eval.cuda_graph)
@@ -847,7 +882,13 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   emit_train(e, "train", t.train);
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
-    << number_text(t.eval.guidance) << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
+    << number_text(t.eval.guidance);
+  if (t.eval.guidance_schedule == "interval")  // only when set: earlier hashes hold
+    e << YAML::Key << "guidance_interval" << YAML::Value << YAML::Flow << YAML::BeginSeq
+      << number_text(t.eval.guidance_interval[0]) << number_text(t.eval.guidance_interval[1]) << YAML::EndSeq;
+  else if (t.eval.guidance_schedule != "constant")
+    e << YAML::Key << "guidance_ramp" << YAML::Value << t.eval.guidance_schedule;
+  e << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
     << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
   if (!t.eval.as_path.name.empty()) emit_plugin(e, "as_path", t.eval.as_path);  // only when set, as cuda_graph

@@ -1035,11 +1035,36 @@ void TrialRun::describe_eval(const EvalInputs& in) {
   out_.metric_features = in.metric_features;
 }
 
+// The guidance weight at time t (eval.guidance): constant, on an interval (the plain conditional field outside it),
+// or a linear ramp.
+double guidance_weight(const EvalConfig& e, double t) {
+  if (e.guidance_schedule == "interval")
+    return t >= e.guidance_interval[0] && t <= e.guidance_interval[1] ? e.guidance : 1.0;
+  if (e.guidance_schedule == "up") return 1 + (e.guidance - 1) * t;
+  if (e.guidance_schedule == "down") return 1 + (e.guidance - 1) * (1 - t);
+  return e.guidance;
+}
+
+// Classifier-free guidance with w(t): guided_field's arithmetic at each time's weight (so the interval [0, 1] is
+// constant guidance bit for bit), one network call where w(t) is 0 or 1.
+VelocityField scheduled_guidance(std::shared_ptr<Architecture> model, Condition cond, const EvalConfig& e) {
+  return [model = std::move(model), cond = std::move(cond), e](const at::Tensor& x, const at::Tensor& t) -> at::Tensor {
+    const double w = guidance_weight(e, t.reshape(-1)[0].item<double>());
+    if (w == 0.0) return model->forward(x, t, Condition());
+    if (w == 1.0) return model->forward(x, t, cond);
+    const at::Tensor vu = model->forward(x, t, Condition());
+    const at::Tensor vc = model->forward(x, t, cond);
+    return vu + w * (vc - vu);
+  };
+}
+
 VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const {
   const double w = trial_.eval.guidance;
+  const bool scheduled = trial_.eval.guidance_schedule != "constant";
   const VelocityField model_field =
-      conditioned_ ? guided_field(model, condition_of(in.condition_batch), w)
-                   : VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
+      !conditioned_ ? VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); })
+      : scheduled   ? scheduled_guidance(model, condition_of(in.condition_batch), trial_.eval)
+                    : guided_field(model, condition_of(in.condition_batch), w);
   // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
   VelocityField f = [model_field](const at::Tensor& x, const at::Tensor& t) {
     at::Tensor v = model_field(x, t);
@@ -1055,6 +1080,15 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
   const double w = trial_.eval.guidance;
   const bool graphs = trial_.eval.cuda_graph && dev_.is_cuda();
   const int64_t calls_per_evaluation = conditioned_ && w != 0.0 && w != 1.0 ? 2 : 1;
+  // Under a guidance schedule the calls depend on t: counted per evaluation the solver makes (the recorder's
+  // evaluations of `field` below are not the solve's and are not counted).
+  const bool scheduled = conditioned_ && trial_.eval.guidance_schedule != "constant";
+  int64_t scheduled_calls = 0;
+  const VelocityField counted = [&](const at::Tensor& x, const at::Tensor& t) {
+    const double wt = guidance_weight(trial_.eval, t.reshape(-1)[0].item<double>());
+    scheduled_calls += wt == 0.0 || wt == 1.0 ? 1 : 2;
+    return field(x, t);
+  };
   EvalRow row;
   row.solver = run.solver.name;
   row.label = run.label.empty() ? run.solver.name : run.label;
@@ -1081,12 +1115,12 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
       if (graphs && run.steps > 0)  // fixed-step runs; adaptive ones choose their steps on the host
         r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
       else
-        r = solver->sample(x0, field, so);
+        r = solver->sample(x0, scheduled ? counted : field, so);
     }
     row.seconds = replay_seconds >= 0 ? replay_seconds : seconds_since(t0) - rec.seconds();
     row.samples_per_s = double(m) / row.seconds;
     row.nfe = r.nfe;
-    row.network_calls = r.nfe * calls_per_evaluation;
+    row.network_calls = scheduled ? scheduled_calls : r.nfe * calls_per_evaluation;
     row.accepted = r.accepted_steps;
     row.rejected = r.rejected_steps;
     if (!at::isfinite(r.x).all().item<bool>())

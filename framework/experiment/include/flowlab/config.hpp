@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ struct EvalConfig {
   int64_t samples = 1000;
   bool use_ema = true;
   double guidance = 1.0;  ///< classifier-free guidance weight w (conditioned models): v_u + w (v_c - v_u)
+  /// How w depends on t (eval.guidance as a map): constant; interval (w on guidance_interval, the plain conditional
+  /// field, one network call, outside it; Kynkaanniemi et al. 2024); up (w(t) = 1 + (w - 1) t) or down
+  /// (1 + (w - 1)(1 - t)).
+  std::string guidance_schedule = "constant";
+  std::array<double, 2> guidance_interval = {0.0, 1.0};
   std::vector<EvalRun> runs;
   std::vector<PluginChoice> metrics;
   /// Unique names of the metrics: the name, then "[k=v,...]" with the parameters that differ when one metric is
