@@ -104,12 +104,10 @@ CLI::App* add_tune_grid(CLI::App& app, TuneGridArgs& a) {
   return cmd;
 }
 
-int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
-  const auto started = std::chrono::steady_clock::now();
-  if (std::find(kObjectives.begin(), kObjectives.end(), args.objective) == kObjectives.end())
-    throw Error(fmt::format("tune-grid: --objective '{}' is not one of {}", args.objective, fmt::join(kObjectives, ", ")));
-  Params sp;
-  sp.set("steps", args.steps);
+namespace {
+
+// --solver with --steps, refused with the valid names unless it is a fixed-step or multistep solver.
+std::shared_ptr<Solver> fixed_step_solver(const Registry& registry, const TuneGridArgs& args) {
   bool known = false;
   std::vector<std::string> fixed;
   for (const auto& info : registry.list("solver")) {
@@ -119,7 +117,51 @@ int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
   if (!known || std::find(fixed.begin(), fixed.end(), args.solver) == fixed.end())
     throw Error(fmt::format("tune-grid: --solver {} {}: give a fixed-step or multistep solver (valid: {})", args.solver,
                             known ? "is adaptive and chooses its own times" : "is not a solver", fmt::join(fixed, ", ")));
-  const auto solver = registry.create<Solver>("solver", args.solver, sp);
+  Params sp;
+  sp.set("steps", args.steps);
+  return registry.create<Solver>("solver", args.solver, sp);
+}
+
+// The table of every grid's objective on the tuning and the fresh noise, then the tuned grid as an eval run (also
+// written to --out); returns that run's YAML line.
+std::string print_tuned(const TuneGridArgs& args, const std::string& trial, int64_t check_seed,
+                        const std::vector<std::pair<std::string, std::vector<double>>>& hand, const TunedGrid& tuned,
+                        const std::vector<std::pair<std::string, double>>& fresh, double seconds) {
+  std::cout << fmt::format("tune-grid: trial {}, solver/{} with {} steps, objective {} ({}), {} samples\n", trial,
+                           args.solver, args.steps, args.objective,
+                           args.objective == "w2" ? "w2 against the trial's stored reference samples"
+                                                  : "mean squared distance to dopri5 at rtol = atol = 1e-6 from the same noise",
+                           args.samples);
+  std::cout << fmt::format("  {:<12} {:>22} {:>22}\n", "grid", fmt::format("tuning noise (seed {})", args.seed),
+                           fmt::format("fresh noise (seed {})", check_seed));
+  for (size_t i = 0; i < hand.size(); ++i)
+    std::cout << fmt::format("  {:<12} {:>22.6g} {:>22.6g}\n", hand[i].first, tuned.starts[i].second, fresh[i].second);
+  std::cout << fmt::format("  {:<12} {:>22.6g} {:>22.6g}\n", "tuned", tuned.objective, fresh.back().second);
+  std::cout << fmt::format("  started from {}, {} passes, {} solves, {:.1f} s\n", tuned.start, tuned.passes, tuned.solves,
+                           seconds);
+  std::vector<std::string> times;
+  for (double t : tuned.times) times.push_back(fmt::format("{}", t));
+  const std::string snippet =
+      fmt::format("- {{solver: {}, steps: {}, grid: {{name: list, params: {{times: [{}]}}}}}}\n", args.solver, args.steps,
+                  fmt::join(times, ", "));
+  std::cout << "eval run (paste into eval.solvers):\n" << snippet;
+  if (!args.out.empty()) {
+    std::ofstream out(args.out);
+    out << fmt::format("# flowlab tune-grid {} --trial {} --solver {} --steps {} --objective {} --samples {} --seed {}\n",
+                       args.file, trial, args.solver, args.steps, args.objective, args.samples, args.seed)
+        << snippet;
+    if (!out.flush()) throw Error(fmt::format("tune-grid: cannot write {}", args.out));
+  }
+  return snippet;
+}
+
+}  // namespace
+
+int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
+  const auto started = std::chrono::steady_clock::now();
+  if (std::find(kObjectives.begin(), kObjectives.end(), args.objective) == kObjectives.end())
+    throw Error(fmt::format("tune-grid: --objective '{}' is not one of {}", args.objective, fmt::join(kObjectives, ", ")));
+  const auto solver = fixed_step_solver(registry, args);
 
   const StoredResults res = read_results(args.file);
   const StoredTrial& trial = res.trial(args.trial);
@@ -187,32 +229,8 @@ int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
   for (const auto& [label, t] : hand) fresh.emplace_back(label, fresh_objective(solve_on_grid(*solver, field, x0_fresh, t, path.get())));
   fresh.emplace_back("tuned", fresh_objective(solve_on_grid(*solver, field, x0_fresh, tuned.times, path.get())));
 
+  print_tuned(args, trial.id, check_seed, hand, tuned, fresh, tune_seconds);
   const std::string run = fmt::format("{}:steps={},objective={}", args.solver, args.steps, args.objective);
-  std::cout << fmt::format("tune-grid: trial {}, solver/{} with {} steps, objective {} ({}), {} samples\n", trial.id,
-                           args.solver, args.steps, args.objective,
-                           args.objective == "w2" ? "w2 against the trial's stored reference samples"
-                                                  : "mean squared distance to dopri5 at rtol = atol = 1e-6 from the same noise",
-                           args.samples);
-  std::cout << fmt::format("  {:<12} {:>22} {:>22}\n", "grid", fmt::format("tuning noise (seed {})", args.seed),
-                           fmt::format("fresh noise (seed {})", check_seed));
-  for (size_t i = 0; i < hand.size(); ++i)
-    std::cout << fmt::format("  {:<12} {:>22.6g} {:>22.6g}\n", hand[i].first, tuned.starts[i].second, fresh[i].second);
-  std::cout << fmt::format("  {:<12} {:>22.6g} {:>22.6g}\n", "tuned", tuned.objective, fresh.back().second);
-  std::cout << fmt::format("  started from {}, {} passes, {} solves, {:.1f} s\n", tuned.start, tuned.passes, tuned.solves,
-                           tune_seconds);
-  std::vector<std::string> times;
-  for (double t : tuned.times) times.push_back(fmt::format("{}", t));
-  const std::string snippet =
-      fmt::format("- {{solver: {}, steps: {}, grid: {{name: list, params: {{times: [{}]}}}}}}\n", args.solver, args.steps,
-                  fmt::join(times, ", "));
-  std::cout << "eval run (paste into eval.solvers):\n" << snippet;
-  if (!args.out.empty()) {
-    std::ofstream out(args.out);
-    out << fmt::format("# flowlab tune-grid {} --trial {} --solver {} --steps {} --objective {} --samples {} --seed {}\n",
-                       args.file, trial.id, args.solver, args.steps, args.objective, args.samples, args.seed)
-        << snippet;
-    if (!out.flush()) throw Error(fmt::format("tune-grid: cannot write {}", args.out));
-  }
   record(args.file, trial.id, run, tuned, fresh, args.objective);
   std::cout << fmt::format("recorded in {}: tuned_grids/{}/{}\n", args.file, trial.id, run);
   return 0;
