@@ -352,3 +352,50 @@ sweep:
   CHECK(r[3].eval[1].network_calls == 11);
   for (const auto& t : r) CHECK(t.eval[0].nfe == 6);
 }
+
+TEST_CASE("autoguidance: a guide equal to the model is unguided sampling bit for bit; an earlier snapshot guides, "
+          "is checkpointed, and a step never kept is refused", "[eval][autoguidance]") {
+  const std::string base = R"(name: auto
+data: {dataset: ring_gaussians, params: {modes: 4}}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 12, batch_size: 32, ema: 0}
+eval:
+  samples: 64
+  solvers: [{solver: euler, steps: [5]}]
+)";
+  const auto plain = flowlab::run_trial(load(base, "auto_plain").trials[0], probes(), "cpu");
+  // The guide is round 0 after all 12 steps: the evaluated model itself, so v_g + w (v - v_g) = v exactly.
+  const auto same = flowlab::run_trial(load(base + "  guidance: {scale: 2.5, guide: {step: 12}}\n", "auto_same").trials[0],
+                                       probes(), "cpu");
+  REQUIRE(same.eval.size() == 1);
+  CHECK(same.eval[0].error.empty());
+  CHECK(same.eval[0].samples.values == plain.eval[0].samples.values);
+  CHECK(same.eval[0].nfe == 5);
+  CHECK(same.eval[0].network_calls == 10);  // guide and model per evaluation
+  CHECK(plain.eval[0].network_calls == 5);
+
+  // A guide from step 3: differs from unguided; w = 1 is the model alone (one call), w = 0 the guide alone.
+  const auto early = load(base + "  guidance: {scale: 2.5, guide: {step: 3}}\n", "auto_early").trials[0];
+  const auto guided = flowlab::run_trial(early, probes(), "cpu");
+  CHECK(guided.eval[0].samples.values != plain.eval[0].samples.values);
+  const auto one = flowlab::run_trial(load(base + "  guidance: {scale: 1, guide: {step: 3}}\n", "auto_one").trials[0],
+                                      probes(), "cpu");
+  CHECK(one.eval[0].samples.values == plain.eval[0].samples.values);
+  CHECK(one.eval[0].network_calls == 5);
+  // The guide's weights are in the checkpoint: evaluating again from it (no retraining) gives the same samples.
+  const fs::path dir = flowlab::test::scratch_dir("flowlab_autoguide_");
+  const std::string ckpt = (dir / "g.ckpt").string();
+  const auto first = flowlab::run_trial(early, probes(), "cpu", nullptr, ckpt);
+  int64_t trained = 0;
+  const auto again = flowlab::run_trial(early, probes(), "cpu", [&](const flowlab::Progress&) { ++trained; }, ckpt);
+  CHECK(trained == 0);
+  CHECK(again.eval[0].samples.values == first.eval[0].samples.values);
+  CHECK(first.eval[0].samples.values == guided.eval[0].samples.values);
+
+  // A step round 0 never reaches is a located error.
+  const std::string msg = flowlab::test::message_of<flowlab::ConfigError>(
+      [&] { load(base + "  guidance: {scale: 2, guide: {step: 50}}\n", "auto_bad"); });
+  CHECK(msg.find("auto_bad.yaml:8:") != std::string::npos);
+  CHECK(msg.find("eval.guidance.guide.step: round 0 trains 12 steps (train.steps), so the snapshot at step 50 is never "
+                 "kept: give 0 to 12") != std::string::npos);
+}

@@ -59,7 +59,7 @@ const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
                                              "precision"};
-const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp"};
+const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp", "guide"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
                                             "solvers", "metrics", "cuda_graph", "every", "during", "as_path"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
@@ -740,7 +740,19 @@ void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
     if (t.eval.guidance_schedule != "up" && t.eval.guidance_schedule != "down")
       r.fail(ramp, "eval.guidance.ramp", fmt::format("unknown ramp '{}' (valid: up, down)", t.eval.guidance_schedule));
   }
-  if (t.condition == "none" && t.eval.guidance_schedule != "constant")
+  if (const YAML::Node guide = g["guide"]) {
+    r.check_keys(guide, "eval.guidance.guide", {"step"});
+    if (!guide["step"]) r.fail(guide, "eval.guidance.guide", "missing key 'step' (the training step of round 0 whose weights guide)");
+    t.eval.guide_step = r.integer(guide["step"], "eval.guidance.guide.step", 0, 1000000000000);
+    if (t.eval.guide_step > t.train.steps)
+      r.fail(guide["step"], "eval.guidance.guide.step",
+             fmt::format("round 0 trains {} steps (train.steps), so the snapshot at step {} is never kept: give 0 to {}",
+                         t.train.steps, t.eval.guide_step, t.train.steps));
+    if (t.eval.cuda_graph)
+      r.fail(guide, "eval.guidance.guide", "autoguidance evaluates a second model, which flowlab does not capture in a CUDA "
+                                           "graph: set eval.cuda_graph: false");
+  }
+  if (t.condition == "none" && t.eval.guidance_schedule != "constant" && t.eval.guide_step < 0)
     r.fail(g, "eval.guidance", "a guidance schedule steers classifier-free guidance, which needs a conditioned model "
                                "(model.condition: label, attr or both)");
   if (t.eval.cuda_graph && t.eval.guidance_schedule != "constant")
@@ -820,6 +832,15 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
                  fmt::format("'{}' is not a feature extractor (valid: {})", spec, fmt::join(forms, ", ")));
         }
       }
+      // metric/nll integrates with a solver named by its `solver` parameter: it must be one.
+      for (size_t i = 0; i < t.eval.metrics.size(); ++i) {
+        const PluginChoice& m = t.eval.metrics[i];
+        if (m.name != "nll") continue;
+        const YAML::Node& mi = metrics[i];
+        const YAML::Node where = mi.IsMap() && mi["params"] && mi["params"]["solver"] ? mi["params"]["solver"] : mi;
+        r.plugin_with_params("solver", m.params.str("solver"), where, YAML::Node(),
+                             fmt::format("eval.metrics[{}].params.solver", i));
+      }
       t.eval.metric_labels = choice_labels(t.eval.metrics, {}, "[", "]");
       for (size_t i = 0; i < t.eval.metric_labels.size(); ++i)
         for (size_t j = 0; j < i; ++j)
@@ -888,6 +909,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
       << number_text(t.eval.guidance_interval[0]) << number_text(t.eval.guidance_interval[1]) << YAML::EndSeq;
   else if (t.eval.guidance_schedule != "constant")
     e << YAML::Key << "guidance_ramp" << YAML::Value << t.eval.guidance_schedule;
+  if (t.eval.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << t.eval.guide_step;
   e << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
     << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold

@@ -96,6 +96,8 @@ Array to_array(const at::Tensor& t) {
   return a;
 }
 
+std::vector<at::Tensor> weights_now(Architecture& model, const FlatEma& ema, bool use_ema);
+
 /// What a finished training stage leaves: its final weights, its EMA (the EMA'd parameters and the raw buffers;
 /// empty without an EMA), the teacher pairs it trained on and its record.
 struct Finished {
@@ -116,6 +118,8 @@ struct Carry {
   /// The rows evaluated during training so far (eval.every), of every stage: kept in checkpoints, so that a resumed
   /// trial ends with the rows of an uninterrupted one.
   std::vector<EvalRow> during;
+  /// Autoguidance's guide (eval.guidance.guide): the weights of round 0 at its step, once training passed it.
+  std::vector<at::Tensor> guide;
 };
 
 void write_tensors(torch::serialize::OutputArchive& a, const std::string& prefix, const std::vector<at::Tensor>& v) {
@@ -253,6 +257,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
                                             at::kDouble));
   }
   write_rows(archive, carry.during);
+  if (!carry.guide.empty()) write_tensors(archive, "guide_", carry.guide);
   // Serialized in memory, where LibTorch's writer cannot fail (on a full disk its file writer threw from its
   // destructor and aborted the worker), then written and synced by write_file with PATH.sha256 beside it: ENOSPC
   // or EIO is a WriteError naming the checkpoint, and a damaged checkpoint is never trained on.
@@ -325,6 +330,8 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
     f.record.teacher_nfe = static_cast<int64_t>(rec[2].item<double>());
   }
   carry.during = read_rows(archive);
+  at::Tensor guide_n;
+  if (archive.try_read("guide_n", guide_n)) carry.guide = read_tensors(archive, "guide_");
   return next;
 }
 
@@ -380,6 +387,13 @@ struct EvalInputs {
   std::map<std::string, at::Tensor> reference_features;
   int64_t store = 0;       ///< samples kept per row
   int64_t keep_paths = 0;  ///< trajectories kept per row
+};
+
+/// The metrics of the model itself (ModelMetric, spec "model") at one set of weights: computed once and written to
+/// every row evaluated on them. NaN elsewhere; `error` says why one failed.
+struct ModelMetricValues {
+  std::vector<double> values;
+  std::string error;
 };
 
 // Follows a solve through SampleOptions::on_state: evaluates the field at each state (not counted as NFE) for the
@@ -585,7 +599,12 @@ class TrialRun {
   /// The velocity field the evaluation integrates: `model`, guided for conditioned models, in the state's precision.
   VelocityField eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const;
   /// One solver run on the fixed noise: its row (round and train_step left to the caller); an error is in the row.
-  EvalRow evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const;
+  EvalRow evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field,
+                       const ModelMetricValues& model_values) const;
+  /// What a metric of the model sees of `model` (ModelAccess): its unguided field, the noise's density, solvers.
+  ModelAccess model_access(const std::shared_ptr<Architecture>& model) const;
+  /// The metrics of the model (ModelMetric) on `model`'s current weights.
+  ModelMetricValues model_metrics(const EvalInputs& in, const std::shared_ptr<Architecture>& model) const;
   /// The final evaluation: every finished stage, every run.
   void evaluate();
   /// The evaluation during training of stage `k` at `step` (eval.every): the runs of eval.during (all by default) on
@@ -593,6 +612,13 @@ class TrialRun {
   /// generators put back, so that training goes on bit for bit as without it. Its rows go to carry_.during; false
   /// (and no rows) when should_stop asked to stop before it was done.
   bool evaluate_during(size_t k, int64_t step, const FlatEma& ema);
+  /// Keeps the weights the evaluation would use now (the EMA where eval.use_ema) as autoguidance's guide.
+  void keep_guide(const FlatEma& ema) {
+    carry_.guide.clear();
+    for (const at::Tensor& w : weights_now(*model_, ema, trial_.eval.use_ema)) carry_.guide.push_back(w.clone());
+  }
+  /// Autoguidance's guide model, from carry_.guide; SolverError when the snapshot is not taken yet.
+  std::shared_ptr<Architecture> guide_model() const;
   /// Whether carry_.during holds the evaluation of stage `k` at `step`.
   bool evaluated_during(size_t k, int64_t step) const;
   /// Sets what the results file says about the evaluation (noise, reference, metrics) from `in`.
@@ -854,6 +880,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
   // evaluated now, on the restored weights.
   if (every > 0 && first_step > 0 && first_step < c.steps && first_step % every == 0 && !evaluated_during(k, first_step))
     evaluate_at(first_step);
+  if (k == 0 && first_step == 0 && trial_.eval.guide_step == 0) keep_guide(ema);
   for (int64_t step = first_step; step < c.steps; ++step) {
     if (should_stop_ && should_stop_()) {
       if (checkpoints && step > first_step)
@@ -883,6 +910,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     const bool logged = step % c.log_every == 0 || step + 1 == c.steps;
     const double grad_norm = c.grad_clip > 0 || logged ? opt.clip_grad_norm(c.grad_clip) : 0.0;
     opt.step(&ema, ema_decay(c.ema, step));  // and the EMA, when there is one
+    if (k == 0 && step + 1 == trial_.eval.guide_step) keep_guide(ema);
     if (logged) {
       out_.train.round.push_back(stage.round);
       out_.train.step.push_back(step);
@@ -1014,6 +1042,20 @@ EvalInputs TrialRun::prepare_eval() const {
     const PluginChoice& mc = trial_.eval.metrics[i];
     in.metrics.push_back(make<Metric>(reg_, mc));
     in.metric_names.push_back(i < trial_.eval.metric_labels.size() ? trial_.eval.metric_labels[i] : mc.name);
+    if (const auto* mm = dynamic_cast<const ModelMetric*>(in.metrics.back().get())) {
+      in.metric_spec.push_back("model");
+      std::string what = mm->describe(model_access(nullptr));
+      // The flow's density is what the likelihood measures; a coupling other than independent (or reflow stages on
+      // teacher pairs) trains a field whose flow is not fitted to the data's density by the independent path.
+      if (!independent_ || stages_.size() > 1)
+        what += fmt::format("; warning: trained with coupling '{}'{}, not independent pairs: the value is the "
+                            "likelihood of the flow's own density, which that training does not fit by maximum "
+                            "likelihood of the independent path",
+                            trial_.coupling.name.empty() ? std::string("independent") : trial_.coupling.name,
+                            stages_.size() > 1 ? " and reflow/distill stages" : "");
+      in.metric_features.push_back(what);
+      continue;
+    }
     const std::string spec = mc.params.has("features") ? mc.params.str("features") : "raw";
     in.metric_spec.push_back(spec);
     if (spec != "raw" && !in.extractors.count(spec)) {
@@ -1058,11 +1100,41 @@ VelocityField scheduled_guidance(std::shared_ptr<Architecture> model, Condition 
   };
 }
 
+// Autoguidance (Karras et al. 2024, arXiv 2406.02507, eq. 2, D_w = D_0 + w (D_1 - D_0), on velocities): the guide
+// is a weaker model of the same trial, here round 0's weights at eval.guidance.guide.step. Both see the same
+// condition (none for unconditioned models); w(t) follows the guidance schedule; one network call where w(t) is 0
+// (the guide) or 1 (the model), two otherwise.
+VelocityField autoguided(std::shared_ptr<Architecture> model, std::shared_ptr<Architecture> guide, Condition cond,
+                         const EvalConfig& e) {
+  return [model = std::move(model), guide = std::move(guide), cond = std::move(cond), e](const at::Tensor& x,
+                                                                                       const at::Tensor& t) -> at::Tensor {
+    if (!guide)
+      throw SolverError(fmt::format("eval.guidance.guide: the guide, round 0's weights at step {}, is not kept yet",
+                                    e.guide_step));
+    const double w = guidance_weight(e, t.reshape(-1)[0].item<double>());
+    if (w == 1.0) return model->forward(x, t, cond);
+    if (w == 0.0) return guide->forward(x, t, cond);
+    const at::Tensor vg = guide->forward(x, t, cond);
+    return vg + w * (model->forward(x, t, cond) - vg);
+  };
+}
+
+std::shared_ptr<Architecture> TrialRun::guide_model() const {
+  if (carry_.guide.empty()) return nullptr;
+  const RngGuard rng(dev_);  // its initialisation draws, put back: the evaluation's streams are as without a guide
+  auto g = new_model();
+  load_weights(*g, carry_.guide);
+  g->eval();
+  return g;
+}
+
 VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const {
   const double w = trial_.eval.guidance;
   const bool scheduled = trial_.eval.guidance_schedule != "constant";
   const VelocityField model_field =
-      !conditioned_ ? VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); })
+      trial_.eval.guide_step >= 0
+          ? autoguided(model, guide_model(), conditioned_ ? condition_of(in.condition_batch) : Condition(), trial_.eval)
+      : !conditioned_ ? VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); })
       : scheduled   ? scheduled_guidance(model, condition_of(in.condition_batch), trial_.eval)
                     : guided_field(model, condition_of(in.condition_batch), w);
   // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
@@ -1074,15 +1146,53 @@ VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, c
   return f;
 }
 
-EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const {
+ModelAccess TrialRun::model_access(const std::shared_ptr<Architecture>& model) const {
+  ModelAccess a;
+  if (model)
+    a.field = [model](const at::Tensor& x, const at::Tensor& t) {
+      at::Tensor v = model->forward(x, t);
+      return v.scalar_type() == x.scalar_type() ? v : v.to(x.scalar_type());
+    };
+  a.noise_log_prob = [noise = noise_, name = trial_.noise.name](const at::Tensor& x) {
+    at::Tensor lp = noise->log_prob(x);
+    if (!lp.defined())
+      throw Error(fmt::format("noise/{} has no log density, so no likelihood (noises with one: gaussian, matched, "
+                              "uniform)", name.empty() ? std::string("<dataset>") : name));
+    return lp;
+  };
+  a.make_solver = [this](const std::string& name, const Params& params) {
+    return reg_.create<Solver>("solver", name, params);
+  };
+  a.quantization_step = data_->quantization_step();
+  return a;
+}
+
+ModelMetricValues TrialRun::model_metrics(const EvalInputs& in, const std::shared_ptr<Architecture>& model) const {
+  ModelMetricValues out;
+  out.values.assign(in.metrics.size(), std::nan(""));
+  const ModelAccess access = model_access(model);
+  for (size_t i = 0; i < in.metrics.size(); ++i) {
+    if (in.metric_spec[i] != "model") continue;
+    try {
+      out.values[i] = static_cast<const ModelMetric&>(*in.metrics[i]).compute_model(access, in.reference);
+    } catch (const std::exception& e) {
+      out.error += (out.error.empty() ? "" : "; ") + fmt::format("metric/{}: {}", in.metric_names[i], e.what());
+    }
+  }
+  return out;
+}
+
+EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field,
+                               const ModelMetricValues& model_values) const {
   const at::Tensor& x0 = in.x0;
   const int64_t m = x0.size(0);
   const double w = trial_.eval.guidance;
   const bool graphs = trial_.eval.cuda_graph && dev_.is_cuda();
-  const int64_t calls_per_evaluation = conditioned_ && w != 0.0 && w != 1.0 ? 2 : 1;
+  const bool guided = conditioned_ || trial_.eval.guide_step >= 0;
+  const int64_t calls_per_evaluation = guided && w != 0.0 && w != 1.0 ? 2 : 1;
   // Under a guidance schedule the calls depend on t: counted per evaluation the solver makes (the recorder's
   // evaluations of `field` below are not the solve's and are not counted).
-  const bool scheduled = conditioned_ && trial_.eval.guidance_schedule != "constant";
+  const bool scheduled = guided && trial_.eval.guidance_schedule != "constant";
   int64_t scheduled_calls = 0;
   const VelocityField counted = [&](const at::Tensor& x, const at::Tensor& t) {
     const double wt = guidance_weight(trial_.eval, t.reshape(-1)[0].item<double>());
@@ -1133,6 +1243,10 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
     std::map<std::string, at::Tensor> sample_features;  // each row's features once per spec
     for (size_t i = 0; i < in.metrics.size(); ++i) {
       const std::string& spec = in.metric_spec[i];
+      if (spec == "model") {
+        row.metrics.push_back(model_values.values[i]);
+        continue;
+      }
       if (spec == "raw") {
         row.metrics.push_back(in.metrics[i]->compute(r.x, in.reference));
         continue;
@@ -1181,8 +1295,10 @@ void TrialRun::evaluate() {
     load_weights(*model_, evaluated(carry_.finished[k]));
     // Later stages from seeds of their own: each stage's rows do not depend on how many stages came before.
     if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
+    const ModelMetricValues model_values = model_metrics(in, model_);
     for (const auto& run : trial_.eval.runs) {
-      EvalRow row = evaluate_run(run, in, field);
+      EvalRow row = evaluate_run(run, in, field, model_values);
+      if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
       row.round = out_.rounds[k].round;
       row.train_step = out_.rounds[k].steps;
       if (!row.error.empty()) ++out_.failed_rows;
@@ -1239,10 +1355,12 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
     torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
   const auto& during = trial_.eval.during;
   std::vector<EvalRow> rows;
+  const ModelMetricValues model_values = model_metrics(*during_inputs_, eval_model_);
   for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
     if (!during.empty() && std::find(during.begin(), during.end(), i) == during.end()) continue;
     if (should_stop_ && should_stop_()) return false;  // the checkpoint goes without this step's rows
-    EvalRow row = evaluate_run(trial_.eval.runs[i], *during_inputs_, field);
+    EvalRow row = evaluate_run(trial_.eval.runs[i], *during_inputs_, field, model_values);
+    if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
     row.round = stages_[k].round;
     row.train_step = step;
     rows.push_back(std::move(row));

@@ -1,4 +1,6 @@
-// Standard Gaussian base distribution: x0 ~ N(0, I).
+// Standard Gaussian base distribution: x0 ~ N(0, I), log p(x) = -|x|^2 / 2 - (D / 2) log(2 pi).
+#include <cmath>
+
 #include "flowlab/noise.hpp"
 
 namespace {
@@ -8,6 +10,10 @@ class GaussianNoise final : public flowlab::Noise {
   explicit GaussianNoise(const flowlab::Params&) {}
   flowlab::Tensor sample(at::IntArrayRef shape, const at::TensorOptions& o) const override {
     return at::randn(shape, o);
+  }
+  flowlab::Tensor log_prob(const flowlab::Tensor& x) const override {
+    const flowlab::Tensor flat = x.to(at::kDouble).flatten(1);
+    return -0.5 * flat.pow(2).sum(1) - 0.5 * double(flat.size(1)) * std::log(2 * M_PI);
   }
 };
 

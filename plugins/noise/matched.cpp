@@ -1,6 +1,8 @@
 // Gaussian matched to the data's scale: x0 ~ N(0, s^2 I), with s the data's standard deviation, estimated once
-// by fit() (over all elements, or per feature).
+// by fit() (over all elements, or per feature). log p(x) = sum_i [-x_i^2 / (2 s_i^2) - log s_i] - (D / 2) log(2 pi).
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "flowlab/noise.hpp"
 
@@ -23,6 +25,13 @@ class MatchedNoise final : public flowlab::Noise {
   flowlab::Tensor sample(at::IntArrayRef shape, const at::TensorOptions& o) const override {
     if (!std_.defined()) throw flowlab::Error("noise/matched: sample() before fit(): the data's std is not estimated");
     return at::randn(shape, o) * std_.to(o.device(), o.dtype());
+  }
+  flowlab::Tensor log_prob(const flowlab::Tensor& x) const override {
+    if (!std_.defined()) throw flowlab::Error("noise/matched: log_prob() before fit(): the data's std is not estimated");
+    const flowlab::Tensor s = std_.to(x.device(), at::kDouble).expand_as(x.select(0, 0).unsqueeze(0));
+    const flowlab::Tensor z = (x.to(at::kDouble) / s).flatten(1);
+    const double d = double(z.size(1));
+    return -0.5 * z.pow(2).sum(1) - s.log().sum() - 0.5 * d * std::log(2 * M_PI);
   }
 
  private:

@@ -46,6 +46,9 @@ class FLOWLAB_API Dataset : public Plugin {
   /// ones what the plugin says, e.g. "held-out split (seeded 20%, 360 of 1797)" or "test set (10000)". The default
   /// for a finite dataset that does not override reference() is "none".
   virtual std::string reference_source() const;
+  /// The width, in the units samples are returned in, of the bins of a dataset of discrete values (8-bit images:
+  /// 2 / max_value on [-1, 1]); 0 for continuous data. Likelihoods dequantize by it and report bits per dimension.
+  virtual double quantization_step() const { return 0.0; }
 };
 
 namespace kinds {
@@ -77,6 +80,7 @@ class FLOWLAB_API StoredImages : public Dataset {
   /// min(n, held-out size) held-out examples, without replacement, in a random order (torch's default generator).
   Batch reference(int64_t n, const at::TensorOptions& options) const override;
   std::string reference_source() const override { return reference_source_; }
+  double quantization_step() const override { return 2.0 / max_value_; }
   /// Number of held-out images.
   int64_t heldout_size() const { return heldout_images_.defined() ? heldout_images_.size(0) : 0; }
 

@@ -13,6 +13,12 @@ class FLOWLAB_API Noise : public Plugin {
   virtual void fit(const Tensor& data) { (void)data; }
   /// A tensor of the given shape [B, ...] of base samples.
   virtual Tensor sample(at::IntArrayRef shape, const at::TensorOptions& options) const = 0;
+  /// log p_0(x) [B] in nats for x [B, ...], for likelihoods (metric/nll). Undefined (the default) when the noise has
+  /// no density flowlab can evaluate.
+  virtual Tensor log_prob(const Tensor& x) const {
+    (void)x;
+    return Tensor();
+  }
 };
 
 /// A dataset as the base distribution (the textbook's logo-shaped base, data-to-data flows).
