@@ -505,9 +505,12 @@ TEST_CASE("sample --interpolate integrates noises along a slerp whose ends are p
     REQUIRE(x.shape == std::vector<int64_t>{7, 2});
     REQUIRE(noise.shape == std::vector<int64_t>{7, 2});
     REQUIRE(w.shape == std::vector<int64_t>{7});
-    // The ends are the plain samples from the same two noises, bit for bit.
-    CHECK(row(x, 0) == row(p, 0));
-    CHECK(row(x, 6) == row(p, 1));
+    // The ends are the plain samples from the same two noises: the noises are equal bit for bit, the samples to float32
+    // rounding (the network's matrix products at a batch of 7 and of 2 may take BLAS kernels that round differently).
+    for (const auto& [i, j] : {std::pair<int64_t, int64_t>{0, 0}, {6, 1}}) {
+      const auto xi = row(x, i), pj = row(p, j);
+      for (size_t k = 0; k < xi.size(); ++k) CHECK(std::abs(xi[k] - pj[k]) <= 1e-5 * (1 + std::abs(pj[k])));
+    }
     // The noise path: weights i / 6, the slerp of the directions scaled by the interpolated norm, computed here.
     const auto a = row(noise, 0), b = row(noise, 6);
     const double na = norm(a), nb = norm(b);
