@@ -2,6 +2,7 @@
 #include "flowlab/likelihood.hpp"
 
 #include <fmt/format.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
@@ -11,7 +12,7 @@
 namespace flowlab {
 
 Tensor divergence(const VelocityField& v, const Tensor& x, const Tensor& t, const Tensor& probes, Tensor* value) {
-  const at::AutoGradMode grad_on(true);
+  const c10::AutoGradMode grad_on(true);
   const Tensor xg = x.detach().requires_grad_(true);
   const Tensor out = v(xg, t);
   if (value) *value = out.detach();
