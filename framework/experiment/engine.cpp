@@ -585,7 +585,8 @@ class TrialRun {
   /// The velocity field the evaluation integrates: `model`, guided for conditioned models, in the state's precision.
   VelocityField eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const;
   /// One solver run on the fixed noise: its row (round and train_step left to the caller); an error is in the row.
-  EvalRow evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const;
+  /// `index` is the run's place in eval.runs (it seeds a stochastic solver's noise: eval_run_seed).
+  EvalRow evaluate_run(const EvalRun& run, size_t index, const EvalInputs& in, const VelocityField& field) const;
   /// The final evaluation: every finished stage, every run.
   void evaluate();
   /// The evaluation during training of stage `k` at `step` (eval.every): the runs of eval.during (all by default) on
@@ -1074,7 +1075,25 @@ VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, c
   return f;
 }
 
-EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field) const {
+// The seed of a stochastic solver's noise in eval run `index` (SampleOptions::seed): the trial's seed, the run's place
+// in eval.runs and its step count, mixed by splitmix64 (Steele et al. 2014), and nothing else. So a run draws the
+// same Brownian increments in every stage and at every evaluation during training (as it starts from the same x0:
+// common random numbers, so rows differ by the model only), two runs of a trial give the same samples bit for bit
+// on the CPU, and different runs or trial seeds draw independent streams. Deterministic solvers ignore it.
+uint64_t eval_run_seed(int64_t trial_seed, size_t index, int64_t steps) {
+  uint64_t h = 0x5de5eed0ULL;
+  for (const uint64_t part : {static_cast<uint64_t>(trial_seed), static_cast<uint64_t>(index), static_cast<uint64_t>(steps)}) {
+    h += part + 0x9e3779b97f4a7c15ULL;
+    uint64_t z = h;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    h = z ^ (z >> 31);
+  }
+  return h;
+}
+
+EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInputs& in,
+                               const VelocityField& field) const {
   const at::Tensor& x0 = in.x0;
   const int64_t m = x0.size(0);
   const double w = trial_.eval.guidance;
@@ -1102,6 +1121,9 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
   SampleOptions so;
   so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
   so.path = sampled_path_.get();
+  so.path_name = "path/" + (trial_.eval.as_path.name.empty() ? trial_.path.name : trial_.eval.as_path.name);
+  so.noise_name = trial_.noise_dataset.name.empty() ? "noise/" + trial_.noise.name : "dataset/" + trial_.noise_dataset.name;
+  so.seed = eval_run_seed(trial_.seed, index, run.steps);
   try {
     if (!run.grid.name.empty())
       so.grid = at::tensor(make<TimeGrid>(reg_, run.grid)->times(run.steps, sampled_path_.get()), at::kDouble);
@@ -1112,7 +1134,9 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
     {
       const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
       const PrecisionScope precision(trial_.train.precision, dev_);
-      if (graphs && run.steps > 0)  // fixed-step runs; adaptive ones choose their steps on the host
+      // Fixed-step runs; adaptive ones choose their steps on the host, and a replay would repeat a stochastic
+      // solver's first draw.
+      if (graphs && run.steps > 0 && !solver->stochastic())
         r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
       else
         r = solver->sample(x0, scheduled ? counted : field, so);
@@ -1181,8 +1205,8 @@ void TrialRun::evaluate() {
     load_weights(*model_, evaluated(carry_.finished[k]));
     // Later stages from seeds of their own: each stage's rows do not depend on how many stages came before.
     if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
-    for (const auto& run : trial_.eval.runs) {
-      EvalRow row = evaluate_run(run, in, field);
+    for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
+      EvalRow row = evaluate_run(trial_.eval.runs[i], i, in, field);
       row.round = out_.rounds[k].round;
       row.train_step = out_.rounds[k].steps;
       if (!row.error.empty()) ++out_.failed_rows;
@@ -1242,7 +1266,7 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
   for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
     if (!during.empty() && std::find(during.begin(), during.end(), i) == during.end()) continue;
     if (should_stop_ && should_stop_()) return false;  // the checkpoint goes without this step's rows
-    EvalRow row = evaluate_run(trial_.eval.runs[i], *during_inputs_, field);
+    EvalRow row = evaluate_run(trial_.eval.runs[i], i, *during_inputs_, field);
     row.round = stages_[k].round;
     row.train_step = step;
     rows.push_back(std::move(row));
