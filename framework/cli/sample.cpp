@@ -331,6 +331,11 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     }
     SampleOptions so;
     so.path = path.get();
+    if (path) so.path_name = "path/" + stored.path;
+    if (!args.from_stored_noise) so.noise_name = "noise/gaussian";  // drawn with at::randn above
+    // A stochastic solver's noise (euler_maruyama) from --seed too, on its own generator: the same command gives the
+    // same samples. (It is not the stream of the trial's eval rows, which eval_run_seed derives per run.)
+    so.seed = static_cast<uint64_t>(args.seed);
     r = solver->sample(x0, field, so);
   }
   const Array out = to_array(r.x);

@@ -108,15 +108,21 @@ namespace {
 
 // --solver with --steps, refused with the valid names unless it is a fixed-step or multistep solver.
 std::shared_ptr<Solver> fixed_step_solver(const Registry& registry, const TuneGridArgs& args) {
-  bool known = false;
+  bool known = false, stochastic = false;
   std::vector<std::string> fixed;
   for (const auto& info : registry.list("solver")) {
     known = known || info.name == args.solver;
-    if (!registry.create<Solver>("solver", info.name)->adaptive()) fixed.push_back(info.name);
+    const auto s = registry.create<Solver>("solver", info.name);
+    if (!s->adaptive() && !s->stochastic()) fixed.push_back(info.name);
+    if (info.name == args.solver) stochastic = s->stochastic();
   }
+  // A stochastic solver (euler_maruyama) is refused too: the objectives compare one draw of its noise.
   if (!known || std::find(fixed.begin(), fixed.end(), args.solver) == fixed.end())
     throw Error(fmt::format("tune-grid: --solver {} {}: give a fixed-step or multistep solver (valid: {})", args.solver,
-                            known ? "is adaptive and chooses its own times" : "is not a solver", fmt::join(fixed, ", ")));
+                            !known       ? "is not a solver"
+                            : stochastic ? "is stochastic (the objective would see one draw of its noise)"
+                                         : "is adaptive and chooses its own times",
+                            fmt::join(fixed, ", ")));
   Params sp;
   sp.set("steps", args.steps);
   return registry.create<Solver>("solver", args.solver, sp);

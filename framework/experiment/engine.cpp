@@ -599,7 +599,8 @@ class TrialRun {
   /// The velocity field the evaluation integrates: `model`, guided for conditioned models, in the state's precision.
   VelocityField eval_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const;
   /// One solver run on the fixed noise: its row (round and train_step left to the caller); an error is in the row.
-  EvalRow evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field,
+  /// `index` is the run's place in eval.runs (it seeds a stochastic solver's noise: eval_run_seed).
+  EvalRow evaluate_run(const EvalRun& run, size_t index, const EvalInputs& in, const VelocityField& field,
                        const ModelMetricValues& model_values) const;
   /// What a metric of the model sees of `model` (ModelAccess): its unguided field, the noise's density, solvers.
   ModelAccess model_access(const std::shared_ptr<Architecture>& model) const;
@@ -1182,7 +1183,24 @@ ModelMetricValues TrialRun::model_metrics(const EvalInputs& in, const std::share
   return out;
 }
 
-EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const VelocityField& field,
+// The seed of a stochastic solver's noise in eval run `index` (SampleOptions::seed): the trial's seed, the run's place
+// in eval.runs and its step count, mixed by splitmix64 (Steele et al. 2014), and nothing else. So a run draws the
+// same Brownian increments in every stage and at every evaluation during training (as it starts from the same x0:
+// common random numbers, so rows differ by the model only), two runs of a trial give the same samples bit for bit
+// on the CPU, and different runs or trial seeds draw independent streams. Deterministic solvers ignore it.
+uint64_t eval_run_seed(int64_t trial_seed, size_t index, int64_t steps) {
+  uint64_t h = 0x5de5eed0ULL;
+  for (const uint64_t part : {static_cast<uint64_t>(trial_seed), static_cast<uint64_t>(index), static_cast<uint64_t>(steps)}) {
+    h += part + 0x9e3779b97f4a7c15ULL;
+    uint64_t z = h;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    h = z ^ (z >> 31);
+  }
+  return h;
+}
+
+EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInputs& in, const VelocityField& field,
                                const ModelMetricValues& model_values) const {
   const at::Tensor& x0 = in.x0;
   const int64_t m = x0.size(0);
@@ -1212,6 +1230,9 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
   SampleOptions so;
   so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
   so.path = sampled_path_.get();
+  so.path_name = "path/" + (trial_.eval.as_path.name.empty() ? trial_.path.name : trial_.eval.as_path.name);
+  so.noise_name = trial_.noise_dataset.name.empty() ? "noise/" + trial_.noise.name : "dataset/" + trial_.noise_dataset.name;
+  so.seed = eval_run_seed(trial_.seed, index, run.steps);
   try {
     if (!run.grid.name.empty())
       so.grid = at::tensor(make<TimeGrid>(reg_, run.grid)->times(run.steps, sampled_path_.get()), at::kDouble);
@@ -1222,7 +1243,9 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, const EvalInputs& in, const V
     {
       const c10::InferenceMode inference;  // the solve only: feature extractors may train (with autograd)
       const PrecisionScope precision(trial_.train.precision, dev_);
-      if (graphs && run.steps > 0)  // fixed-step runs; adaptive ones choose their steps on the host
+      // Fixed-step runs; adaptive ones choose their steps on the host, and a replay would repeat a stochastic
+      // solver's first draw.
+      if (graphs && run.steps > 0 && !solver->stochastic())
         r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
       else
         r = solver->sample(x0, scheduled ? counted : field, so);
@@ -1296,8 +1319,8 @@ void TrialRun::evaluate() {
     // Later stages from seeds of their own: each stage's rows do not depend on how many stages came before.
     if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
     const ModelMetricValues model_values = model_metrics(in, model_);
-    for (const auto& run : trial_.eval.runs) {
-      EvalRow row = evaluate_run(run, in, field, model_values);
+    for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
+      EvalRow row = evaluate_run(trial_.eval.runs[i], i, in, field, model_values);
       if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
       row.round = out_.rounds[k].round;
       row.train_step = out_.rounds[k].steps;
@@ -1359,7 +1382,7 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
   for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
     if (!during.empty() && std::find(during.begin(), during.end(), i) == during.end()) continue;
     if (should_stop_ && should_stop_()) return false;  // the checkpoint goes without this step's rows
-    EvalRow row = evaluate_run(trial_.eval.runs[i], *during_inputs_, field, model_values);
+    EvalRow row = evaluate_run(trial_.eval.runs[i], i, *during_inputs_, field, model_values);
     if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
     row.round = stages_[k].round;
     row.train_step = step;

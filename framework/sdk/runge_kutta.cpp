@@ -43,23 +43,7 @@ FixedStepRungeKutta::FixedStepRungeKutta(ButcherTableau tableau, int64_t steps, 
 
 void FixedStepRungeKutta::integrate(const Tensor& x0, Field& field, const SampleOptions& opt,
                                     SampleResult& out) const {
-  std::vector<double> grid;
-  if (opt.grid.defined()) {
-    const Tensor g = opt.grid.to(at::kCPU, at::kDouble).contiguous();
-    if (g.dim() != 1 || g.numel() < 2)
-      throw ParamError(owner(), "grid", "must be a 1-D tensor of at least 2 times");
-    grid.assign(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
-    for (size_t i = 1; i < grid.size(); ++i)
-      if (!(grid[i] > grid[i - 1]))
-        throw ParamError(owner(), "grid", fmt::format("must increase strictly, but grid[{}] = {} <= grid[{}] = {}", i,
-                                                      grid[i], i - 1, grid[i - 1]));
-  } else {
-    const int64_t n = opt.steps.value_or(steps_);
-    if (n <= 0) throw ParamError(owner(), "steps", fmt::format("must be > 0, got {}", n));
-    grid.resize(static_cast<size_t>(n) + 1);
-    for (int64_t i = 0; i <= n; ++i) grid[static_cast<size_t>(i)] = opt.t0 + (opt.t1 - opt.t0) * double(i) / double(n);
-    grid.back() = opt.t1;
-  }
+  const std::vector<double> grid = step_grid(opt, steps_, owner());
   const size_t s = tableau_.b.size();
   std::vector<Tensor> k(s);
   std::vector<Tensor> states;

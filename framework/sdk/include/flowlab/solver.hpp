@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "flowlab/plugin.hpp"
 #include "flowlab/tensor.hpp"
@@ -56,6 +57,16 @@ struct SampleOptions {
   /// The engine builds straightness, speed and stored trajectories on it. Solvers call it through
   /// SampleOptions::report(); time spent in it belongs to the caller.
   std::function<void(double t, const Tensor& x)> on_state;
+  /// The seed of a stochastic solver's own random stream (euler_maruyama's Brownian increments): drawn on the CPU
+  /// from a generator seeded with it, then moved to x's device, so a seeded solve is bit-for-bit reproducible on
+  /// the CPU and does not touch torch's global generators. Unset: torch's default CPU generator. Deterministic
+  /// solvers ignore it.
+  std::optional<uint64_t> seed;
+  /// What `path` is, "path/<name>", for messages; empty when the caller does not know.
+  std::string path_name;
+  /// The base distribution x0 comes from ("noise/gaussian", "noise/matched", "dataset/moons"), for solvers that
+  /// assume one (the score from the velocity assumes x0 ~ N(0, I)); empty when the caller does not know.
+  std::string noise_name;
   void report(double t, const Tensor& x) const {
     if (on_state) on_state(t, x);
   }
@@ -78,6 +89,9 @@ class FLOWLAB_API Solver : public Plugin {
   /// Whether the solver chooses its own steps (from tolerances such as rtol/atol). A solver that does not takes its
   /// step count as the parameter `steps`; an adaptive one takes no `steps`.
   virtual bool adaptive() const { return false; }
+  /// Whether the solver draws random numbers (an SDE sampler; see SampleOptions::seed). A CUDA graph would replay
+  /// its first draw, so such a solver samples eagerly; grid tuning against an ODE solution refuses it.
+  virtual bool stochastic() const { return false; }
   /// Integrates from x0 at opt.t0 to opt.t1. Non-virtual: it wraps `v` in a Field, which counts the NFE.
   SampleResult sample(const Tensor& x0, const VelocityField& v, const SampleOptions& opt = SampleOptions()) const;
 
@@ -90,6 +104,11 @@ class FLOWLAB_API Solver : public Plugin {
  private:
   std::string owner_;
 };
+
+/// The times of a fixed-step solve: SampleOptions::grid when given (checked: 1-D, at least 2 times, strictly
+/// increasing; ParamError naming `owner` and `grid`), else `steps` uniform steps on [opt.t0, opt.t1] (opt.steps
+/// overrides `steps`; ParamError unless > 0), the last time exactly opt.t1.
+FLOWLAB_API std::vector<double> step_grid(const SampleOptions& opt, int64_t steps, const std::string& owner);
 
 namespace kinds {
 using solver = Solver;
