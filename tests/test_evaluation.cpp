@@ -247,6 +247,28 @@ sweep:
   }
 }
 
+TEST_CASE("an adaptive solver that hits max_nfe fails its row, which says so", "[eval][errors]") {
+  const auto ex = load(R"(name: cap
+data: {dataset: ring_gaussians}
+model: {architecture: {name: mlp, params: {width: 16, depth: 1}}}
+train: {steps: 2, batch_size: 32}
+eval:
+  samples: 50
+  solvers: [{solver: bosh3, params: {max_nfe: 7}}, {solver: euler, steps: [4]}]
+  metrics: [frechet]
+)",
+                       "cap");
+  const auto r = flowlab::run_trial(ex.trials[0], probes(), "cpu");
+  CHECK(r.status == "completed");
+  CHECK(r.failed_rows == 1);
+  REQUIRE(r.eval.size() == 2);
+  // f(t0) and Hairer's probe (2), one attempted step (3 more: 5), and the next would need 3 more.
+  CHECK(r.eval[0].error.rfind("solver/bosh3: hit max_nfe = 7 at step ", 0) == 0);
+  CHECK(r.eval[0].error.find("5 evaluations done, the next step needs 3") != std::string::npos);
+  CHECK(std::isnan(r.eval[0].metrics.at(0)));
+  CHECK(r.eval[1].error.empty());
+}
+
 TEST_CASE("eval runs and metrics get unique labels with every parameter that differs", "[eval][labels]") {
   const auto ex = load(R"(name: labels
 data: {dataset: ring_gaussians}

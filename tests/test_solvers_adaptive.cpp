@@ -1,0 +1,266 @@
+// The adaptive Runge-Kutta breadth: heun3's order on uniform and non-uniform grids; each adaptive tableau's order
+// (its b run on fixed grids, and its embedded estimate); NFE and accepted/rejected steps equal to SciPy's RK23 and
+// DOP853 (controller scipy) and to torchdiffeq 0.2.5 (controller torchdiffeq), from committed CSVs made by
+// tests/data/make_solver_reference.py; the NFE per attempted step; max_nfe; bad parameters.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "flowlab/registry.hpp"
+#include "flowlab/runge_kutta.hpp"
+#include "support.hpp"
+
+using flowlab::Tensor;
+using flowlab::test::message_of;
+using flowlab::test::registry;
+
+namespace {
+
+std::shared_ptr<flowlab::Solver> solver(const std::string& name, const flowlab::Params& p = flowlab::Params()) {
+  return registry().create<flowlab::Solver>("solver", name, p);
+}
+
+constexpr double kA = 1.5;       // linear problem rate
+constexpr double kW = 2 * M_PI;  // rotation speed
+
+Tensor rot(const Tensor& x) { return at::stack({-x.select(1, 1), x.select(1, 0)}, 1); }
+
+/// The analytic problems of tests/data/make_solver_reference.py, with their exact solutions at t = 1.
+struct Problem {
+  flowlab::VelocityField field;
+  Tensor x0;
+  Tensor exact;
+};
+
+std::map<std::string, Problem> problems() {
+  const auto d = at::TensorOptions().dtype(at::kDouble);
+  const Tensor lin = at::tensor({1.0, -0.5}, d).reshape({1, 2});
+  const Tensor dec = at::tensor({2.0, 0.3, -1.0}, d).reshape({1, 3});
+  const Tensor ro = at::tensor({1.0, 0.0, 0.5, 0.5, -0.2, 0.9}, d).reshape({3, 2});
+  return {{"linear", {[](const Tensor& x, const Tensor&) { return kA * x; }, lin, lin * std::exp(kA)}},
+          {"decay_t",
+           {[](const Tensor& x, const Tensor& t) { return -flowlab::expand_like(t, x) * x; }, dec,
+            dec * std::exp(-0.5)}},
+          {"rotation", {[](const Tensor& x, const Tensor&) { return kW * rot(x); }, ro, ro}}};
+}
+
+double max_error(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// Least-squares slope of log(error) against log(h).
+double slope(const std::vector<double>& h, const std::vector<double>& err) {
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]), my += std::log(err[i]);
+  mx /= h.size(), my /= h.size();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    num += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
+    den += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
+  }
+  return num / den;
+}
+
+// The measured order of `s` on `p` over grids of n steps: uniform, or clustered at both ends (t = (1 - cos(pi i/n))/2).
+double measured_order(const flowlab::Solver& s, const Problem& p, const std::vector<int64_t>& steps, bool uniform,
+                      int64_t nfe_per_step) {
+  std::vector<double> hs, errs;
+  for (int64_t n : steps) {
+    flowlab::SampleOptions opt;
+    if (uniform) {
+      opt.steps = n;
+    } else {
+      opt.grid = (1 - at::cos(M_PI * at::arange(n + 1, at::kDouble) / double(n))) / 2;
+      opt.grid[n] = 1.0;
+    }
+    const auto r = s.sample(p.x0, p.field, opt);
+    CHECK(r.nfe == nfe_per_step * n);
+    CHECK(r.accepted_steps == n);
+    hs.push_back(1.0 / n);
+    errs.push_back(max_error(r.x, p.exact));
+  }
+  return slope(hs, errs);
+}
+
+const std::vector<std::string> kAdaptive = {"adaptive_heun", "bosh3", "dopri5", "dopri8", "fehlberg2", "tsit5"};
+
+}  // namespace
+
+TEST_CASE("heun3 converges at order 3 on uniform and non-uniform grids with 3 NFE per step", "[solver][heun3]") {
+  auto s = solver("heun3");
+  for (const auto& [name, p] : problems()) {
+    for (bool uniform : {true, false}) {
+      const double order = measured_order(*s, p, {8, 16, 32, 64}, uniform, 3);
+      INFO("heun3 on " << name << (uniform ? " (uniform)" : " (cosine grid)") << ": order " << order);
+      CHECK(std::abs(order - 3) <= 0.2);
+    }
+  }
+}
+
+TEST_CASE("each adaptive tableau has its order: b and the embedded estimate on fixed grids", "[solver][adaptive]") {
+  // Steps where the error is well above rounding and in the asymptotic range.
+  const std::map<std::string, std::vector<int64_t>> steps = {
+      {"adaptive_heun", {32, 64, 128, 256}}, {"fehlberg2", {32, 64, 128, 256}}, {"bosh3", {16, 32, 64, 128}},
+      {"dopri5", {8, 16, 32, 64}}, {"tsit5", {8, 16, 32, 64}}, {"dopri8", {8, 12, 16, 24}}};
+  for (const auto& name : kAdaptive) {
+    auto s = std::dynamic_pointer_cast<flowlab::AdaptiveRungeKutta>(solver(name));
+    REQUIRE(s);
+    const flowlab::ButcherTableau& tb = s->tableau();
+    // The embedded method b_hat = b - e (DOP853's e is its fifth-order difference, checked by the reference test).
+    flowlab::ButcherTableau low = tb;
+    for (size_t i = 0; i < low.b.size(); ++i) low.b[i] = tb.b[i] - tb.e[i];
+    const flowlab::FixedStepRungeKutta high_rk(tb, 1, "solver/" + name), low_rk(low, 1, "solver/" + name);
+    for (const auto& [pname, p] : problems()) {
+      const double order = measured_order(high_rk, p, steps.at(name), true, tb.stages());
+      INFO(name << " on " << pname << ": order " << order << " (expected " << tb.order << ")");
+      CHECK(std::abs(order - tb.order) <= 0.3);
+      if (!tb.e_aux.empty()) continue;
+      const double low_order = measured_order(low_rk, p, steps.at(name), true, tb.stages());
+      INFO(name << " embedded on " << pname << ": order " << low_order << " (expected " << tb.error_order << ")");
+      CHECK(std::abs(low_order - tb.error_order) <= 0.3);
+    }
+  }
+}
+
+namespace {
+
+struct Reference {
+  std::string method, problem;
+  double rtol, atol, first_step;
+  int64_t nfe, accepted, rejected;
+  std::vector<double> y;
+};
+
+std::vector<Reference> read_reference(const std::string& file) {
+  std::ifstream in(std::string(FLOWLAB_TEST_DATA) + "/" + file);
+  REQUIRE(in.good());
+  std::vector<Reference> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || line.rfind("method,", 0) == 0) continue;
+    std::stringstream ss(line);
+    std::vector<std::string> f;
+    for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+    REQUIRE(f.size() == 9);
+    Reference r{f[0], f[1], std::stod(f[2]), std::stod(f[3]), std::stod(f[4]), std::stoll(f[5]), std::stoll(f[6]),
+                std::stoll(f[7]), {}};
+    std::stringstream ys(f[8]);
+    for (double v; ys >> v;) r.y.push_back(v);
+    out.push_back(r);
+  }
+  return out;
+}
+
+// Runs every row of `file` under `controller`; returns the rows per method.
+std::map<std::string, int> replay(const std::string& file, const std::string& controller, double y_tol) {
+  std::map<std::string, int> rows;
+  const auto probs = problems();
+  for (const auto& ref : read_reference(file)) {
+    const Problem& p = probs.at(ref.problem);
+    flowlab::Params params;
+    params.set("rtol", ref.rtol).set("atol", ref.atol).set("first_step", ref.first_step).set("controller", controller);
+    const auto r = solver(ref.method, params)->sample(p.x0, p.field);
+    INFO(ref.method << " " << ref.problem << " rtol " << ref.rtol << " first_step " << ref.first_step);
+    CHECK(r.nfe == ref.nfe);
+    CHECK(r.accepted_steps == ref.accepted);
+    if (ref.rejected >= 0) CHECK(r.rejected_steps == ref.rejected);
+    const Tensor y = at::tensor(ref.y, at::kDouble).reshape(p.x0.sizes());
+    CHECK(max_error(r.x, y) <= y_tol * (1 + y.abs().max().item<double>()));
+    ++rows[ref.method];
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("bosh3 and dopri8 match SciPy's RK23 and DOP853 step for step", "[solver][adaptive][reference]") {
+  const auto rows = replay("solver_reference_scipy.csv", "scipy", 1e-12);
+  CHECK(rows == std::map<std::string, int>{{"bosh3", 18}, {"dopri8", 18}});
+}
+
+TEST_CASE("controller torchdiffeq matches torchdiffeq's odeint step for step", "[solver][adaptive][reference]") {
+  // torchdiffeq evaluates the stages at t + h one ulp early (Perturb.PREV); the states agree to rounding.
+  const auto rows = replay("solver_reference_torchdiffeq.csv", "torchdiffeq", 1e-10);
+  CHECK(rows == std::map<std::string, int>{
+                    {"adaptive_heun", 12}, {"bosh3", 18}, {"dopri5", 18}, {"fehlberg2", 12}, {"tsit5", 18}});
+}
+
+TEST_CASE("adaptive NFE: f(t0), Hairer's probe and the stages of every attempted step", "[solver][adaptive]") {
+  // Per attempted step: the stages after the first; a method that is not first-same-as-last also evaluates the
+  // slope at each accepted state but the last under scipy, while torchdiffeq reuses the last stage instead.
+  const std::map<std::string, std::pair<int64_t, bool>> stages = {{"adaptive_heun", {1, false}}, {"fehlberg2", {2, false}},
+                                                                  {"bosh3", {3, true}},          {"dopri5", {6, true}},
+                                                                  {"tsit5", {6, true}},          {"dopri8", {12, true}}};
+  const auto probs = problems();
+  const Problem& p = probs.at("rotation");
+  for (const auto& [name, info] : stages) {
+    for (const char* controller : {"scipy", "torchdiffeq"}) {
+      if (name == "dopri8" && std::string(controller) == "torchdiffeq") continue;
+      flowlab::Params params;
+      params.set("rtol", 1e-4).set("atol", 1e-7).set("controller", std::string(controller));
+      const auto r = solver(name, params)->sample(p.x0, p.field);
+      INFO(name << " " << controller);
+      const bool fresh = !info.second && std::string(controller) == "scipy";
+      CHECK(r.rejected_steps >= 0);
+      CHECK(r.nfe == 2 + info.first * (r.accepted_steps + r.rejected_steps) + (fresh ? r.accepted_steps - 1 : 0));
+      CHECK(max_error(r.x, p.exact) < 0.05);
+    }
+  }
+}
+
+TEST_CASE("controller torchdiffeq ends on t1 through its interpolant; trajectories end at t1", "[solver][adaptive]") {
+  const auto probs = problems();
+  const Problem& p = probs.at("linear");
+  flowlab::Params params;
+  params.set("controller", std::string("torchdiffeq")).set("rtol", 1e-8).set("atol", 1e-10);
+  flowlab::SampleOptions opt;
+  opt.return_trajectory = true;
+  const auto r = solver("tsit5", params)->sample(p.x0, p.field, opt);
+  CHECK(r.trajectory.size(1) == r.accepted_steps + 1);
+  CHECK(r.times[-1].item<double>() == 1.0);
+  CHECK(at::equal(r.trajectory.select(1, -1), r.x));
+  CHECK(max_error(r.x, p.exact) < 1e-7);
+}
+
+TEST_CASE("max_nfe stops an adaptive solve before the step that would pass it", "[solver][adaptive][errors]") {
+  // Zero field from first_step 0.125: the error is 0, so the step grows tenfold and the second step ends on t1.
+  // f(t0) (1) + 6 stages = 7, and the second step would need 6 more.
+  const Tensor x0 = at::ones({2, 2}, at::kDouble);
+  auto zero = [](const Tensor& x, const Tensor&) { return at::zeros_like(x); };
+  flowlab::Params p;
+  p.set("first_step", 0.125).set("max_nfe", std::int64_t{10});
+  CHECK(message_of<flowlab::SolverError>([&] { solver("dopri5", p)->sample(x0, zero); }) ==
+        "solver/dopri5: hit max_nfe = 10 at step 1 (t = 0.125): 7 evaluations done, the next step needs 6");
+  p.set("max_nfe", std::int64_t{13});
+  CHECK(solver("dopri5", p)->sample(x0, zero).nfe == 13);
+  // Without a first step: f(t0) and the probe come first.
+  flowlab::Params q;
+  q.set("max_nfe", std::int64_t{1});
+  CHECK(message_of<flowlab::SolverError>([&] { solver("bosh3", q)->sample(x0, zero); }) ==
+        "solver/bosh3: hit max_nfe = 1 at step 0 (t = 0): 0 evaluations done, the next step needs 2");
+  q.set("controller", std::string("torchdiffeq")).set("max_nfe", std::int64_t{4});
+  CHECK(message_of<flowlab::SolverError>([&] { solver("tsit5", q)->sample(x0, zero); }) ==
+        "solver/tsit5: hit max_nfe = 4 at step 0 (t = 0): 2 evaluations done, the next step needs 6");
+}
+
+TEST_CASE("bad adaptive parameters name the solver, the parameter and the choices", "[solver][adaptive][errors]") {
+  flowlab::Params c;
+  c.set("controller", std::string("matlab"));
+  CHECK(message_of<flowlab::ParamError>([&] { solver("tsit5", c); }) ==
+        "solver/tsit5: parameter 'controller' must be one of scipy, torchdiffeq, got 'matlab'");
+  flowlab::Params n;
+  n.set("max_nfe", std::int64_t{-1});
+  CHECK(message_of<flowlab::ParamError>([&] { solver("bosh3", n); }) ==
+        "solver/bosh3: parameter 'max_nfe' must be >= 0 (0: no cap), got -1");
+  flowlab::Params td;
+  td.set("controller", std::string("torchdiffeq"));
+  CHECK(message_of<flowlab::ParamError>([&] { solver("dopri8", td); }) ==
+        "solver/dopri8: parameter 'controller' torchdiffeq interpolates to t1 through the step's midpoint, and this "
+        "tableau has no midpoint weights (valid here: scipy)");
+  flowlab::Params steps;
+  steps.set("steps", std::int64_t{0});
+  CHECK(message_of<flowlab::ParamError>([&] { solver("heun3", steps); }) ==
+        "solver/heun3: parameter 'steps' must be > 0, got 0");
+}
