@@ -6,6 +6,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/utils.h>
 
+#include "flowlab/path.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/solver.hpp"
 
@@ -37,12 +38,16 @@ static void BM_FieldOnly(benchmark::State& state) {
 BENCHMARK(BM_FieldOnly);
 
 // Time per NFE with the cheap field; subtract BM_FieldOnly for the solver's own share.
+// (The rectified path is passed for the data-prediction solvers, dpmpp_2m and unipc.)
 static void BM_SolverPerNfe(benchmark::State& state, const char* name) {
   auto s = registry().create<flowlab::Solver>("solver", name);
+  const auto path = registry().create<flowlab::Path>("path", "rectified");
+  flowlab::SampleOptions so;
+  so.path = path.get();
   const at::Tensor x = at::randn({64, 2});
   int64_t nfe = 0;
   for (auto _ : state) {
-    auto r = s->sample(x, cheap);
+    auto r = s->sample(x, cheap, so);
     nfe += r.nfe;
     benchmark::DoNotOptimize(r.x);
   }
@@ -54,6 +59,39 @@ BENCHMARK_CAPTURE(BM_SolverPerNfe, midpoint, "midpoint");
 BENCHMARK_CAPTURE(BM_SolverPerNfe, heun, "heun");
 BENCHMARK_CAPTURE(BM_SolverPerNfe, rk4, "rk4");
 BENCHMARK_CAPTURE(BM_SolverPerNfe, dopri5, "dopri5");
+BENCHMARK_CAPTURE(BM_SolverPerNfe, adams_bashforth, "adams_bashforth");
+BENCHMARK_CAPTURE(BM_SolverPerNfe, dpmpp_2m, "dpmpp_2m");
+BENCHMARK_CAPTURE(BM_SolverPerNfe, unipc, "unipc");
+
+// Time per NFE on the 4x256 MLP over 10k points, 100 steps, per solver: a multistep method's own work per step
+// (x1 predictions, combinations of past values) against Euler's single add. Compare ms_per_nfe with euler's.
+static void BM_MlpPerNfe(benchmark::State& state, const char* name) {
+  torch::NoGradGuard no_grad;
+  auto net = mlp();
+  flowlab::VelocityField v = [&](const at::Tensor& x, const at::Tensor& t) {
+    return net->forward(at::cat({x, t.unsqueeze(1)}, 1));
+  };
+  flowlab::Params p;
+  p.set("steps", std::int64_t{100});
+  auto s = registry().create<flowlab::Solver>("solver", name, p);
+  const auto path = registry().create<flowlab::Path>("path", "rectified");
+  flowlab::SampleOptions so;
+  so.path = path.get();
+  torch::manual_seed(0);
+  const at::Tensor x0 = at::randn({10000, 2});
+  int64_t nfe = 0;
+  for (auto _ : state) {
+    auto r = s->sample(x0, v, so);
+    nfe += r.nfe;
+    benchmark::DoNotOptimize(r.x);
+  }
+  state.counters["ms_per_nfe"] =
+      benchmark::Counter(double(nfe) / 1000.0, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK_CAPTURE(BM_MlpPerNfe, euler, "euler")->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_MlpPerNfe, adams_bashforth, "adams_bashforth")->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_MlpPerNfe, dpmpp_2m, "dpmpp_2m")->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_MlpPerNfe, unipc, "unipc")->Unit(benchmark::kMillisecond)->Iterations(3);
 
 // 10k points, 100 Euler steps of a 4x256 MLP: flowlab's solver ...
 static void BM_MlpFlowlabEuler(benchmark::State& state) {

@@ -87,7 +87,7 @@ TEST_CASE("flowlab describe prints each parameter with type, default and doc", "
 TEST_CASE("bad usage gives a one-line error on stderr and a non-zero exit", "[cli]") {
   Run r = run("describe solver/rk5");
   CHECK(r.status == 1);
-  CHECK(r.err == "flowlab: error: unknown solver 'rk5' (valid: dopri5, euler, heun, midpoint, rk4)\n");
+  CHECK(r.err == "flowlab: error: unknown solver 'rk5' (valid: adams_bashforth, dopri5, dpmpp_2m, euler, heun, midpoint, rk4, unipc)\n");
   r = run("plugins solvers");
   CHECK(r.status == 1);
   CHECK(r.err == "flowlab: error: unknown plugin kind 'solvers' (valid: path, weighting, time_sampler, noise, "

@@ -740,5 +740,5 @@ TEST_CASE("tune-grid: never worse than the hand grids, deterministic, printed as
   const auto bad = flowlab_cmd(fmt::format("tune-grid {} --trial {} --solver dopri5", file, id));
   CHECK(bad.status == 1);
   CHECK(bad.err == "flowlab: error: tune-grid: --solver dopri5 is adaptive and chooses its own times: give a fixed-step or "
-                   "multistep solver (valid: euler, heun, midpoint, rk4)\n");
+                   "multistep solver (valid: adams_bashforth, dpmpp_2m, euler, heun, midpoint, rk4, unipc)\n");
 }
