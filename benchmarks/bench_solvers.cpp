@@ -6,6 +6,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/utils.h>
 
+#include "flowlab/path.hpp"
 #include "flowlab/registry.hpp"
 #include "flowlab/solver.hpp"
 
@@ -37,12 +38,16 @@ static void BM_FieldOnly(benchmark::State& state) {
 BENCHMARK(BM_FieldOnly);
 
 // Time per NFE with the cheap field; subtract BM_FieldOnly for the solver's own share.
+// (The rectified path is passed for the data-prediction solvers, dpmpp_2m and unipc.)
 static void BM_SolverPerNfe(benchmark::State& state, const char* name) {
   auto s = registry().create<flowlab::Solver>("solver", name);
+  const auto path = registry().create<flowlab::Path>("path", "rectified");
+  flowlab::SampleOptions so;
+  so.path = path.get();
   const at::Tensor x = at::randn({64, 2});
   int64_t nfe = 0;
   for (auto _ : state) {
-    auto r = s->sample(x, cheap);
+    auto r = s->sample(x, cheap, so);
     nfe += r.nfe;
     benchmark::DoNotOptimize(r.x);
   }
@@ -58,6 +63,9 @@ BENCHMARK_CAPTURE(BM_SolverPerNfe, heun3, "heun3");
 BENCHMARK_CAPTURE(BM_SolverPerNfe, bosh3, "bosh3");
 BENCHMARK_CAPTURE(BM_SolverPerNfe, tsit5, "tsit5");
 BENCHMARK_CAPTURE(BM_SolverPerNfe, dopri8, "dopri8");
+BENCHMARK_CAPTURE(BM_SolverPerNfe, adams_bashforth, "adams_bashforth");
+BENCHMARK_CAPTURE(BM_SolverPerNfe, dpmpp_2m, "dpmpp_2m");
+BENCHMARK_CAPTURE(BM_SolverPerNfe, unipc, "unipc");
 
 // 10k points, 100 Euler steps of a 4x256 MLP: flowlab's solver ...
 static void BM_MlpFlowlabEuler(benchmark::State& state) {
@@ -106,11 +114,14 @@ static void BM_MlpPerNfe(benchmark::State& state, const char* name, std::int64_t
   if (steps > 0) p.set("steps", steps);
   else p.set("rtol", 1e-4).set("atol", 1e-4);
   auto s = registry().create<flowlab::Solver>("solver", name, p);
+  const auto path = registry().create<flowlab::Path>("path", "rectified");  // the multistep methods' schedule
+  flowlab::SampleOptions so;
+  so.path = path.get();
   torch::manual_seed(0);
   const at::Tensor x0 = at::randn({10000, 2});
   int64_t nfe = 0;
   for (auto _ : state) {
-    auto r = s->sample(x0, v);
+    auto r = s->sample(x0, v, so);
     nfe += r.nfe;
     benchmark::DoNotOptimize(r.x);
   }
@@ -126,3 +137,6 @@ BENCHMARK_CAPTURE(BM_MlpPerNfe, bosh3, "bosh3", 0)->Unit(benchmark::kMillisecond
 BENCHMARK_CAPTURE(BM_MlpPerNfe, dopri5, "dopri5", 0)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK_CAPTURE(BM_MlpPerNfe, tsit5, "tsit5", 0)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK_CAPTURE(BM_MlpPerNfe, dopri8, "dopri8", 0)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_MlpPerNfe, adams_bashforth, "adams_bashforth", 100)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_MlpPerNfe, dpmpp_2m, "dpmpp_2m", 100)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK_CAPTURE(BM_MlpPerNfe, unipc, "unipc", 100)->Unit(benchmark::kMillisecond)->Iterations(3);

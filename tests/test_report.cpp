@@ -743,9 +743,9 @@ TEST_CASE("tune-grid: never worse than the hand grids, deterministic, printed as
   const auto bad = flowlab_cmd(fmt::format("tune-grid {} --trial {} --solver dopri5", file, id));
   CHECK(bad.status == 1);
   CHECK(bad.err == "flowlab: error: tune-grid: --solver dopri5 is adaptive and chooses its own times: give a fixed-step or "
-                   "multistep solver (valid: euler, heun, heun3, midpoint, rk4)\n");
+                   "multistep solver (valid: adams_bashforth, dpmpp_2m, euler, heun, heun3, midpoint, rk4, unipc)\n");
   const auto sde = flowlab_cmd(fmt::format("tune-grid {} --trial {} --solver euler_maruyama", file, id));
   CHECK(sde.status == 1);
   CHECK(sde.err == "flowlab: error: tune-grid: --solver euler_maruyama is stochastic (the objective would see one draw of "
-                   "its noise): give a fixed-step or multistep solver (valid: euler, heun, heun3, midpoint, rk4)\n");
+                   "its noise): give a fixed-step or multistep solver (valid: adams_bashforth, dpmpp_2m, euler, heun, heun3, midpoint, rk4, unipc)\n");
 }
