@@ -132,11 +132,11 @@ TEST_CASE("API version mismatch names the file and both versions", "[registry][e
   REQUIRE(reg.problems().size() == 1);
   CHECK(reg.problems()[0] == lib("bad_api", "test_bad_api") +
                                  ": plugin solver/bad_api was built for plugin API version 999, but this flowlab "
-                                 "supports version 6; skipped");
+                                 "supports version 7; skipped");
   CHECK(reg.list().empty());
   CHECK(message_of<flowlab::ApiVersionError>([&] { reg.create<flowlab::Solver>("solver", "bad_api"); }) ==
         "solver/bad_api: " + lib("bad_api", "test_bad_api") +
-            " was built for plugin API version 999, but this flowlab supports version 6");
+            " was built for plugin API version 999, but this flowlab supports version 7");
 }
 
 TEST_CASE("duplicate kind/name names both files", "[registry][errors]") {

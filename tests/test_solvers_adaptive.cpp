@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -84,6 +85,63 @@ double measured_order(const flowlab::Solver& s, const Problem& p, const std::vec
   return slope(hs, errs);
 }
 
+// Rooted trees up to `max_order` (Butcher's trees: a root and a multiset of subtrees), each with its order and
+// gamma(t) = |t| prod gamma(children); children are indices of earlier trees, in nondecreasing order.
+struct Tree {
+  int order = 1;
+  double gamma = 1;
+  std::vector<size_t> children;
+};
+std::vector<Tree> rooted_trees(int max_order) {
+  std::vector<Tree> all{Tree{}};
+  for (int n = 2; n <= max_order; ++n) {
+    const size_t known = all.size();  // trees of order < n
+    // Multisets of earlier trees of total order n - 1, built in nondecreasing index order.
+    std::vector<std::vector<size_t>> found;
+    std::vector<size_t> current;
+    std::function<void(size_t, int)> grow = [&](size_t from, int left) {
+      if (left == 0) return found.push_back(current);
+      for (size_t i = from; i < known; ++i)
+        if (all[i].order <= left) {
+          current.push_back(i);
+          grow(i, left - all[i].order);
+          current.pop_back();
+        }
+    };
+    grow(0, n - 1);
+    for (const auto& children : found) {
+      Tree t;
+      t.order = n;
+      t.gamma = n;
+      t.children = children;
+      for (size_t c : children) t.gamma *= all[c].gamma;
+      all.push_back(t);
+    }
+  }
+  return all;
+}
+// b^T Phi(t) - 1 / gamma(t): Phi(leaf) = 1 per stage, Phi([t1..tm])_i = prod_k (A Phi(t_k))_i.
+double order_condition(const flowlab::ButcherTableau& tb, const std::vector<double>& weights, const Tree& tree,
+                       const std::vector<Tree>& trees) {
+  const size_t s = weights.size();
+  std::function<std::vector<double>(const Tree&)> phi = [&](const Tree& t) {
+    std::vector<double> g(s, 1.0);
+    for (size_t c : t.children) {
+      const std::vector<double> child = phi(trees[c]);
+      for (size_t i = 0; i < s; ++i) {
+        double ag = 0;
+        for (size_t j = 0; j < tb.a[i].size(); ++j) ag += tb.a[i][j] * child[j];
+        g[i] *= ag;
+      }
+    }
+    return g;
+  };
+  const std::vector<double> g = phi(tree);
+  double sum = 0;
+  for (size_t i = 0; i < s; ++i) sum += weights[i] * g[i];
+  return sum - 1.0 / tree.gamma;
+}
+
 const std::vector<std::string> kAdaptive = {"adaptive_heun", "bosh3", "dopri5", "dopri8", "fehlberg2", "tsit5"};
 
 }  // namespace
@@ -100,26 +158,48 @@ TEST_CASE("heun3 converges at order 3 on uniform and non-uniform grids with 3 NF
 }
 
 TEST_CASE("each adaptive tableau has its order: b and the embedded estimate on fixed grids", "[solver][adaptive]") {
-  // Steps where the error is well above rounding and in the asymptotic range.
+  // 1. Butcher's order conditions, exactly: b^T Phi(tree) = 1 / gamma(tree) for every rooted tree up to the order
+  // (200 trees up to order 8), to the rounding of the 16-digit coefficients, and some tree of the next order fails.
+  // 2. The convergence order by the slope of the error on the rotation, on uniform and clustered grids, in each
+  // tableau's asymptotic range above rounding (Tsitouras' and Fehlberg's small error constants push it far out on
+  // the linear problems, where the z^{p+1} and z^{p+2} terms of R(z) - e^z cancel near h = 1/8).
   const std::map<std::string, std::vector<int64_t>> steps = {
       {"adaptive_heun", {32, 64, 128, 256}}, {"fehlberg2", {32, 64, 128, 256}}, {"bosh3", {16, 32, 64, 128}},
-      {"dopri5", {8, 16, 32, 64}}, {"tsit5", {8, 16, 32, 64}}, {"dopri8", {8, 12, 16, 24}}};
+      {"dopri5", {16, 32, 64, 128}}, {"tsit5", {32, 64, 128, 256}}, {"dopri8", {4, 8, 16, 32}}};
+  const auto trees = rooted_trees(9);
+  REQUIRE(trees.size() == 486);  // 1, 1, 2, 4, 9, 20, 48, 115 and 286 trees of orders 1 to 9 (OEIS A000081)
   for (const auto& name : kAdaptive) {
     auto s = std::dynamic_pointer_cast<flowlab::AdaptiveRungeKutta>(solver(name));
     REQUIRE(s);
     const flowlab::ButcherTableau& tb = s->tableau();
-    // The embedded method b_hat = b - e (DOP853's e is its fifth-order difference, checked by the reference test).
-    flowlab::ButcherTableau low = tb;
-    for (size_t i = 0; i < low.b.size(); ++i) low.b[i] = tb.b[i] - tb.e[i];
-    const flowlab::FixedStepRungeKutta high_rk(tb, 1, "solver/" + name), low_rk(low, 1, "solver/" + name);
-    for (const auto& [pname, p] : problems()) {
-      const double order = measured_order(high_rk, p, steps.at(name), true, tb.stages());
-      INFO(name << " on " << pname << ": order " << order << " (expected " << tb.order << ")");
-      CHECK(std::abs(order - tb.order) <= 0.3);
-      if (!tb.e_aux.empty()) continue;
-      const double low_order = measured_order(low_rk, p, steps.at(name), true, tb.stages());
-      INFO(name << " embedded on " << pname << ": order " << low_order << " (expected " << tb.error_order << ")");
-      CHECK(std::abs(low_order - tb.error_order) <= 0.3);
+    // The embedded method b_hat = b - e (DOP853's e is its fifth-order difference E5, also of order 5).
+    std::vector<double> low(tb.b.size());
+    for (size_t i = 0; i < low.size(); ++i) low[i] = tb.b[i] - tb.e[i];
+    const int low_order = tb.e_aux.empty() ? tb.error_order : 5;
+    std::vector<double> low_td;  // dopri5's other embedded solution, under controller torchdiffeq
+    for (size_t i = 0; i < tb.e_torchdiffeq.size(); ++i) low_td.push_back(tb.b[i] - tb.e_torchdiffeq[i]);
+    for (const int which : {0, 1, 2}) {
+      if (which == 2 && low_td.empty()) continue;
+      const bool embedded = which > 0;
+      const std::vector<double>& weights = which == 0 ? tb.b : which == 1 ? low : low_td;
+      const int order = embedded ? low_order : tb.order;
+      double worst = 0, next = 0;
+      for (const auto& tree : trees) {
+        const double defect = std::abs(order_condition(tb, weights, tree, trees));
+        if (tree.order <= order) worst = std::max(worst, defect);
+        if (tree.order == order + 1) next = std::max(next, defect);
+      }
+      INFO(name << (which == 1 ? " embedded" : which == 2 ? " embedded (torchdiffeq)" : "") << ": order " << order << ", largest defect " << worst
+                << ", at order " << order + 1 << ": " << next);
+      CHECK(worst <= 1e-13);
+      CHECK(next >= 1e-6);
+    }
+    const flowlab::FixedStepRungeKutta high_rk(tb, 1, "solver/" + name);
+    for (const bool uniform : {true, false}) {
+      const double order = measured_order(high_rk, problems().at("rotation"), steps.at(name), uniform, tb.stages());
+      INFO(name << " on the rotation" << (uniform ? "" : " (cosine grid)") << ": order " << order << " (expected "
+                << tb.order << ")");
+      CHECK(std::abs(order - tb.order) <= 0.2);
     }
   }
 }
@@ -205,7 +285,10 @@ TEST_CASE("adaptive NFE: f(t0), Hairer's probe and the stages of every attempted
       const bool fresh = !info.second && std::string(controller) == "scipy";
       CHECK(r.rejected_steps >= 0);
       CHECK(r.nfe == 2 + info.first * (r.accepted_steps + r.rejected_steps) + (fresh ? r.accepted_steps - 1 : 0));
-      CHECK(max_error(r.x, p.exact) < 0.05);
+      // A loose sanity bound: fehlberg2's first-order estimate has the error constant 1/512 and underestimates its
+      // error on the rotation (0.0505 at rtol 1e-4 under torchdiffeq, equal to torchdiffeq's own by the reference
+      // test); the others end within 0.01.
+      CHECK(max_error(r.x, p.exact) < (name == "fehlberg2" ? 0.1 : 0.01));
     }
   }
 }
@@ -264,3 +347,4 @@ TEST_CASE("bad adaptive parameters name the solver, the parameter and the choice
   CHECK(message_of<flowlab::ParamError>([&] { solver("heun3", steps); }) ==
         "solver/heun3: parameter 'steps' must be > 0, got 0");
 }
+

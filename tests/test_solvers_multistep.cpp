@@ -64,8 +64,11 @@ Tensor gaussian_velocity(const Tensor& x, const Tensor& t) {
   const Tensor tt = t.to(x.scalar_type()).view({-1, 1});
   return mu + (tt * s2 - (1 - tt)) / (tt * tt * s2 + (1 - tt) * (1 - tt)) * (x - tt * mu);
 }
-Tensor gaussian_exact(const Tensor& x0) {
-  return at::tensor({kMu[0], kMu[1]}, x0.options()) + at::tensor({kS[0], kS[1]}, x0.options()) * x0;
+// The flow map from time a to time b: x_b = b mu + sigma_b / sigma_a (x_a - a mu), sigma_t^2 = (1 - t)^2 + t^2 s^2.
+Tensor gaussian_flow(const Tensor& xa, double a, double b) {
+  const Tensor mu = at::tensor({kMu[0], kMu[1]}, xa.options()), s2 = at::tensor({kS[0] * kS[0], kS[1] * kS[1]}, xa.options());
+  const Tensor sa = ((1 - a) * (1 - a) + a * a * s2).sqrt(), sb = ((1 - b) * (1 - b) + b * b * s2).sqrt();
+  return b * mu + sb / sa * (xa - a * mu);
 }
 Tensor gaussian_x0() { return at::tensor({0.3, -1.2, 1.1, 0.4, -0.7, 2.0}, at::kDouble).reshape({3, 2}); }
 
@@ -171,7 +174,8 @@ TEST_CASE("Adams-Bashforth of order k is exact on a degree-k polynomial solution
 }
 
 TEST_CASE("multistep solvers converge at their order on uniform and non-uniform grids", "[multistep][solver]") {
-  const std::vector<int64_t> ns = {16, 32, 64, 128};
+  // From 64 steps: Adams-Bashforth 3 on decay_t's warped grid is pre-asymptotic below (slope 3.4 at 16-128 steps).
+  const std::vector<int64_t> ns = {64, 128, 256, 512};
   for (int64_t k : {2, 3, 4})
     for (const auto& p : problems())
       for (const bool uniform : {true, false}) {
@@ -186,23 +190,30 @@ TEST_CASE("multistep solvers converge at their order on uniform and non-uniform 
         UNSCOPED_INFO("adams_bashforth order " << k << " on " << p.name << (uniform ? " uniform" : " warped") << ": " << order);
         CHECK(std::abs(order - double(k)) <= 0.25);
       }
-  // The data-prediction methods on the Gaussian field of the rectified path (the exact flow map is known).
+  // The data-prediction methods on the Gaussian field of the rectified path, on [0.05, 0.95]: their order is in the
+  // step of lambda = log(alpha / sigma), which is infinite at t = 0 and t = 1. On [0, 1] the first step (Euler from
+  // lambda = -inf) and the last (to sigma = 0) are first order in lambda, and dpmpp_2m's slope only creeps up to 2
+  // (1.73 at 16-128 steps, 1.85 at 1024-2048 on the uniform grid: the same numbers in a NumPy transcription of
+  // diffusers' update), while unipc stalls near 5e-6 from 1024 steps on (diffusers' schedule shift of 1e-6 at
+  // t = 0); the reference test below pins both to diffusers step for step. Inside, both reach 2 by 256 steps.
   const auto rect = path("rectified");
-  for (const auto& [name, expect] : std::vector<std::pair<std::string, double>>{{"dpmpp_2m", 2.0}, {"unipc", 2.0}})
+  const std::vector<int64_t> fine = {256, 512, 1024, 2048};
+  const double a = 0.05, b = 0.95;
+  for (const std::string name : {"dpmpp_2m", "unipc"})
     for (const bool uniform : {true, false}) {
       std::vector<double> hs, errs;
-      for (int64_t n : ns) {
+      for (int64_t n : fine) {
         flowlab::SampleOptions opt;
         opt.path = rect.get();
-        if (uniform) opt.steps = n; else opt.grid = warped_grid(n);
+        opt.grid = a + (b - a) * (uniform ? at::linspace(0.0, 1.0, n + 1, at::kDouble) : warped_grid(n));
         hs.push_back(1.0 / double(n));
-        errs.push_back(max_error(solver(name, 10)->sample(gaussian_x0(), gaussian_velocity, opt).x, gaussian_exact(gaussian_x0())));
+        errs.push_back(max_error(solver(name, 10)->sample(gaussian_x0(), gaussian_velocity, opt).x,
+                                 gaussian_flow(gaussian_x0(), a, b)));
       }
       const double order = slope(hs, errs);
       UNSCOPED_INFO(name << (uniform ? " uniform" : " warped") << ": order " << order << ", errors " << errs[0] << " .. " << errs[3]);
-      CHECK(std::abs(order - expect) <= 0.25);
+      CHECK(std::abs(order - 2.0) <= 0.15);
     }
-  CHECK(true);
 }
 
 TEST_CASE("dpmpp_2m and unipc equal diffusers' schedulers step for step", "[multistep][solver][reference]") {
@@ -318,5 +329,6 @@ eval:
   solvers: [{solver: unipc, steps: [1, 4]}]
 )";
   CHECK(message_of<flowlab::Error>([&] { flowlab::load_experiment(bad.string(), registry()); }) ==
-        bad.string() + ":5:33: eval.solvers[0].steps: solver/unipc: parameter 'steps' must be >= 2 (the method's order), got 1");
+        bad.string() + ":5:37: eval.solvers[0].steps: solver/unipc: parameter 'steps' must be >= 2 (the method's order), got 1");
 }
+

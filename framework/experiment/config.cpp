@@ -618,19 +618,22 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
     r.plugin_with_params("solver", name, s["solver"], YAML::Node(), path + ".solver");
     const bool fixed = !r.adaptive_solver(name, s["solver"], path + ".solver");
     std::vector<int64_t> steps = {0};
+    std::vector<YAML::Node> step_nodes;  // each step count's node, where an error about it points
     if (const YAML::Node st = s["steps"]) {
       if (!fixed) r.fail(st, path + ".steps", fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
       const std::vector<YAML::Node> values = st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
       if (values.empty()) r.fail(st, path + ".steps", "empty list: give at least one step count");
       steps.clear();
       for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1, kMaxSteps));
+      step_nodes = values;
     }
     const PluginChoice grid =
         s["grid"] ? read_grid(r, s["grid"], path, name, fixed, trial_path, s["steps"] || (s["params"] && s["params"]["steps"]), steps)
                   : PluginChoice();
     for (const auto& c : combos) {
       const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
-      for (int64_t n : steps) {
+      for (size_t k = 0; k < steps.size(); ++k) {
+        const int64_t n = steps[k];
         EvalRun run{choice, n, "", grid};
         if (fixed && n == 0) {
           run.steps = choice.params.integer("steps");
@@ -642,7 +645,7 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
           try {
             r.create<Solver>("solver", run.solver);
           } catch (const ParamError& e) {
-            r.fail(s["steps"], path + ".steps", e.what());
+            r.fail(step_nodes.at(k), path + ".steps", e.what());
           }
         }
         runs.push_back(run);

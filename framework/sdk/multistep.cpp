@@ -11,25 +11,14 @@
 namespace flowlab {
 
 std::vector<double> solver_grid(const SampleOptions& opt, int64_t steps, int64_t min_steps, const std::string& owner) {
-  std::vector<double> grid;
-  if (opt.grid.defined()) {
-    const Tensor g = opt.grid.to(at::kCPU, at::kDouble).contiguous();
-    if (g.dim() != 1 || g.numel() < 2) throw ParamError(owner, "grid", "must be a 1-D tensor of at least 2 times");
-    grid.assign(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
-    for (size_t i = 1; i < grid.size(); ++i)
-      if (!(grid[i] > grid[i - 1]))
-        throw ParamError(owner, "grid", fmt::format("must increase strictly, but grid[{}] = {} <= grid[{}] = {}", i,
-                                                    grid[i], i - 1, grid[i - 1]));
-    if (static_cast<int64_t>(grid.size()) - 1 < min_steps)
-      throw ParamError(owner, "grid", fmt::format("must have at least {} steps ({} times) for this method's order, got {}",
-                                                  min_steps, min_steps + 1, grid.size() - 1));
-    return grid;
+  if (!opt.grid.defined()) {
+    const int64_t n = opt.steps.value_or(steps);
+    if (n < min_steps) throw ParamError(owner, "steps", fmt::format("must be >= {} (the method's order), got {}", min_steps, n));
   }
-  const int64_t n = opt.steps.value_or(steps);
-  if (n < min_steps) throw ParamError(owner, "steps", fmt::format("must be >= {} (the method's order), got {}", min_steps, n));
-  grid.resize(static_cast<size_t>(n) + 1);
-  for (int64_t i = 0; i <= n; ++i) grid[static_cast<size_t>(i)] = opt.t0 + (opt.t1 - opt.t0) * double(i) / double(n);
-  grid.back() = opt.t1;
+  std::vector<double> grid = step_grid(opt, steps, owner);
+  if (static_cast<int64_t>(grid.size()) - 1 < min_steps)
+    throw ParamError(owner, "grid", fmt::format("must have at least {} steps ({} times) for this method's order, got {}",
+                                                min_steps, min_steps + 1, grid.size() - 1));
   return grid;
 }
 

@@ -89,6 +89,8 @@ AdaptiveRungeKutta::AdaptiveRungeKutta(ButcherTableau tableau, AdaptiveOptions o
     throw Error(fmt::format("{}: an adaptive method needs error weights and an error order", owner));
   if (!tableau_.e_aux.empty() && tableau_.e_aux.size() != tableau_.b.size())
     throw Error(fmt::format("{}: error weights e_aux need {} entries", owner, tableau_.b.size()));
+  if (!tableau_.e_torchdiffeq.empty() && tableau_.e_torchdiffeq.size() != tableau_.b.size())
+    throw Error(fmt::format("{}: error weights e_torchdiffeq need {} entries", owner, tableau_.b.size()));
   if (!tableau_.mid.empty() && tableau_.mid.size() != tableau_.b.size())
     throw Error(fmt::format("{}: midpoint weights need {} entries", owner, tableau_.b.size()));
   const auto& o = options_;
@@ -125,7 +127,8 @@ double AdaptiveRungeKutta::error_norm(const std::vector<Tensor>& k, double h, co
                                       const Tensor& x_new) const {
   const size_t s = tableau_.b.size();
   const Tensor scale = options_.atol + at::maximum(x.abs(), x_new.abs()) * options_.rtol;
-  if (tableau_.e_aux.empty()) return rms(combine(at::zeros_like(x), h, tableau_.e, k, s) / scale);
+  const bool peer = options_.controller == Controller::torchdiffeq && !tableau_.e_torchdiffeq.empty();
+  if (tableau_.e_aux.empty()) return rms(combine(at::zeros_like(x), h, peer ? tableau_.e_torchdiffeq : tableau_.e, k, s) / scale);
   // SciPy's DOP853._estimate_error_norm.
   const double e5 = (combine(at::zeros_like(x), 1.0, tableau_.e, k, s) / scale).to(at::kDouble).pow(2).sum().item<double>();
   const double e3 = (combine(at::zeros_like(x), 1.0, tableau_.e_aux, k, s) / scale).to(at::kDouble).pow(2).sum().item<double>();

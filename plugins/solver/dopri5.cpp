@@ -18,6 +18,10 @@ flowlab::ButcherTableau dopri5_tableau() {
   tb.b = {35.0 / 384, 0.0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84, 0.0};
   // e = b - b_hat (the fourth-order weights), as SciPy's RK45.E.
   tb.e = {-71.0 / 57600, 0.0, 71.0 / 16695, -71.0 / 1920, 17253.0 / 339200, -22.0 / 525, 1.0 / 40};
+  // torchdiffeq's dopri5.py pairs b with another fourth-order solution (Shampine 1986), b_hat = (1951/21600, 0,
+  // 22642/50085, 451/720, -12231/42400, 649/6300, 1/60): its error weights b - b_hat, for controller torchdiffeq.
+  tb.e_torchdiffeq = {35.0 / 384 - 1951.0 / 21600, 0.0, 500.0 / 1113 - 22642.0 / 50085, 125.0 / 192 - 451.0 / 720,
+                      -2187.0 / 6784 + 12231.0 / 42400, 11.0 / 84 - 649.0 / 6300, -1.0 / 60};
   tb.mid = {6025192743.0 / 30085553152 / 2, 0.0, 51252292925.0 / 65400821598 / 2, -2691868925.0 / 45128329728 / 2,
             187940372067.0 / 1594534317056 / 2, -1776094331.0 / 19743644256 / 2, 11237099.0 / 235043384 / 2};
   tb.order = 5;
@@ -28,4 +32,4 @@ flowlab::ButcherTableau dopri5_tableau() {
 
 }  // namespace
 
-FLOWLAB_ADAPTIVE_SOLVER(dopri5, dopri5_tableau, "1.1.0", "Dormand-Prince 5(4), adaptive, 6 NFE per attempted step")
+FLOWLAB_ADAPTIVE_SOLVER(dopri5, dopri5_tableau, "1.2.0", "Dormand-Prince 5(4), adaptive, 6 NFE per attempted step")

@@ -12,8 +12,7 @@
 
 namespace flowlab {
 
-/// The times of a fixed-step or multistep solve: SampleOptions::grid when defined (1-D, strictly increasing), else
-/// opt.steps (or `steps`) uniform steps on [opt.t0, opt.t1]. Fewer than `min_steps` steps is a ParamError naming
+/// The times of a multistep solve: step_grid (solver.hpp), and fewer than `min_steps` steps is a ParamError naming
 /// `owner`, the parameter (steps or grid) and the minimum.
 FLOWLAB_API std::vector<double> solver_grid(const SampleOptions& opt, int64_t steps, int64_t min_steps,
                                             const std::string& owner);

@@ -20,6 +20,9 @@ struct ButcherTableau {
   /// |h| ||E5 k||^2 / sqrt(n (||E5 k||^2 + 0.01 ||E3 k||^2)) on scaled vectors, as SciPy's DOP853; e and e_aux then
   /// exclude the factor h. Empty otherwise.
   std::vector<double> e_aux;
+  /// Error weights of the same pair as torchdiffeq writes it, where they differ from `e`, used under controller
+  /// torchdiffeq (dopri5: Shampine's 1986 fourth-order weights, not Dormand and Prince's). Empty: `e`.
+  std::vector<double> e_torchdiffeq;
   /// Weights giving the state at the step's midpoint, x + h sum mid_i k_i, for torchdiffeq's quartic interpolation
   /// to the end time (controller torchdiffeq); empty when the method has none.
   std::vector<double> mid;
@@ -77,7 +80,7 @@ enum class Controller { scipy, torchdiffeq };
 /// Step-size control of an adaptive method; every field is a plugin parameter whose default is in the plugin's
 /// schema (FLOWLAB_PARAM), the one place it is written. The constructor of
 /// AdaptiveRungeKutta rejects rtol <= 0, atol < 0, max_steps <= 0 and factors out of range (ParamError).
-struct AdaptiveOptions {
+struct FLOWLAB_API AdaptiveOptions {
   double rtol;
   double atol;
   double safety;       ///< factor = safety * err^(-1/(error_order+1))
