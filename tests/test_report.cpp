@@ -749,3 +749,20 @@ TEST_CASE("tune-grid: never worse than the hand grids, deterministic, printed as
   CHECK(sde.err == "flowlab: error: tune-grid: --solver euler_maruyama is stochastic (the objective would see one draw of "
                    "its noise): give a fixed-step or multistep solver (valid: adams_bashforth, dpmpp_2m, euler, heun, heun3, midpoint, rk4, unipc)\n");
 }
+
+TEST_CASE("run_family: a label without its step count and tolerances, brackets kept whole", "[report]") {
+  const auto family = [](const std::string& label, const std::string& solver) {
+    flowlab::ReportRow r;
+    r.label = label;
+    r.solver = solver;
+    return flowlab::run_family(r);
+  };
+  CHECK(family("euler:steps=4", "euler") == "euler");
+  CHECK(family("euler:steps=4,grid=edm", "euler") == "euler grid=edm");
+  CHECK(family("euler:steps=4,grid=edm[rho=7,sigma_max=80]", "euler") == "euler grid=edm[rho=7,sigma_max=80]");
+  CHECK(family("adams_bashforth:steps=2,order=2,grid=shift", "adams_bashforth") == "adams_bashforth order=2 grid=shift");
+  CHECK(family("dopri5:rtol=1e-05,atol=1e-06", "dopri5") == "dopri5");
+  CHECK(family("euler_maruyama:steps=7,diffusion=sigma,as_path=cosine", "euler_maruyama") ==
+        "euler_maruyama diffusion=sigma as_path=cosine");
+  CHECK(family("teacher", "rk4") == "rk4");
+}

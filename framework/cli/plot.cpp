@@ -121,17 +121,17 @@ void plot_quality(Plotter& p, const Report& rep, const std::string& metric_name,
     for (const auto& [k, v] : g.key) key.push_back(k + "=" + v);
     const std::string title = key.empty() ? "all trials" : fmt::format("{}", fmt::join(key, ", "));
     const std::string name = safe(fmt::format("quality_{}{}{}", metric_name, key.empty() ? "" : "_", fmt::join(key, "_")));
-    std::vector<std::string> solvers;
+    std::vector<std::string> solvers;  // one curve per run family: "euler", "euler grid=edm", ...
     for (const auto& r : g.rows)
-      if (std::find(solvers.begin(), solvers.end(), r.solver) == solvers.end()) solvers.push_back(r.solver);
+      if (std::find(solvers.begin(), solvers.end(), run_family(r)) == solvers.end()) solvers.push_back(run_family(r));
     {
       auto out = p.data(name);
-      out << "# nfe mean std label (one block per solver)\n";
+      out << "# nfe mean std label (one block per run family: the solver and its parameters but steps and tolerances)\n";
       for (const auto& s : solvers) {
         out << "# " << s << "\n";
         std::vector<const ReportRow*> rows;
         for (const auto& r : g.rows)
-          if (r.solver == s && std::isfinite(r.mean[mi])) rows.push_back(&r);
+          if (run_family(r) == s && std::isfinite(r.mean[mi])) rows.push_back(&r);
         std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->nfe < b->nfe; });
         for (const auto* r : rows)
           out << fmt::format("{} {} {} \"{}\"\n", r->nfe, r->mean[mi], std::isnan(r->std[mi]) ? 0.0 : r->std[mi], r->label);

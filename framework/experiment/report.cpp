@@ -529,6 +529,27 @@ StoredModel read_model(const std::string& file, const std::string& trial_id) {
   return m;
 }
 
+std::string run_family(const ReportRow& row) {
+  const size_t colon = row.label.find(':');
+  if (colon == std::string::npos) return row.solver.empty() ? row.label : row.solver;
+  std::string out = row.label.substr(0, colon);
+  // Parameters split at commas outside brackets (a grid's parameters sit in brackets: grid=edm[rho=7,sigma_max=80]).
+  int depth = 0;
+  size_t start = colon + 1;
+  for (size_t i = start; i <= row.label.size(); ++i) {
+    const char c = i < row.label.size() ? row.label[i] : ',';
+    if (c == '[') ++depth;
+    if (c == ']') --depth;
+    if (c != ',' || depth > 0) continue;
+    const std::string part = row.label.substr(start, i - start);
+    start = i + 1;
+    if (part.empty() || part.rfind("steps=", 0) == 0 || part.rfind("rtol=", 0) == 0 || part.rfind("atol=", 0) == 0)
+      continue;
+    out += " " + part;
+  }
+  return out;
+}
+
 Report build_report(const StoredResults& results, const ReportOptions& options) {
   Report rep;
   rep.within = options.within;
@@ -688,11 +709,8 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
       if (ref) {
         const double best = g.rows[*ref].mean[0];
         g.threshold = best + options.within * std::abs(best);
-        // One pick per solver and time grid: "euler", "euler grid=edm" (the label's grid part, eval runs' `grid:`).
-        auto family = [](const ReportRow& r) {
-          const size_t at = r.label.find("grid=");
-          return at == std::string::npos ? r.solver : r.solver + " " + r.label.substr(at);
-        };
+        // One pick per run family: "euler", "euler grid=edm", "adams_bashforth order=2".
+        const auto family = [](const ReportRow& r) { return run_family(r); };
         std::vector<std::string> solvers;
         for (const auto& r : g.rows)
           if (std::find(solvers.begin(), solvers.end(), family(r)) == solvers.end()) solvers.push_back(family(r));

@@ -94,9 +94,14 @@ struct TrainingCurve {
   std::vector<std::vector<double>> mean, std;  ///< [metric][step]: mean and sample std (NaN for n < 2)
 };
 
-/// The "steps to quality" answer for one solver of a group.
+/// A row's run family: its label without the step count and the tolerances, "solver k=v ...": "euler",
+/// "euler grid=edm", "adams_bashforth order=2", "euler_maruyama diffusion=sigma", "dopri5" for "dopri5:rtol=1e-05".
+/// One curve in `flowlab plot`'s quality plots, one pick in steps to quality.
+FLOWLAB_API std::string run_family(const ReportRow& row);
+
+/// The "steps to quality" answer for one run family of a group.
 struct QualityPick {
-  std::string solver;  ///< the solver, then the time grid of grid runs: "euler", "euler grid=edm"
+  std::string solver;  ///< the run family (run_family): "euler", "euler grid=edm"
   std::optional<size_t> row;  ///< index into ReportGroup::rows of the cheapest row within the threshold
   size_t best_row = 0;        ///< this solver's best row (when none is within)
 };
