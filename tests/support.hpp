@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -99,5 +100,21 @@ inline CommandResult run_command(const std::string& command) {
 
 /// max |a| over all elements.
 inline double max_abs(const at::Tensor& a) { return a.abs().max().item<double>(); }
+
+/// The largest |a - b| over all entries.
+inline double max_error(const at::Tensor& a, const at::Tensor& b) { return max_abs(a - b); }
+
+/// Least-squares slope of log(err) against log(h): the measured order of convergence.
+inline double slope(const std::vector<double>& h, const std::vector<double>& err) {
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]), my += std::log(err[i]);
+  mx /= double(h.size()), my /= double(h.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    num += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
+    den += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
+  }
+  return num / den;
+}
 
 }  // namespace flowlab::test

@@ -13,6 +13,9 @@
 #include "flowlab/path.hpp"
 #include "flowlab/registry.hpp"
 #include "support.hpp"
+
+using flowlab::test::max_error;
+using flowlab::test::slope;
 #include "flowlab/solver.hpp"
 
 using Catch::Matchers::StartsWith;
@@ -53,21 +56,6 @@ std::vector<Problem> problems() {
        at::tensor({1.0, 0.0, 0.5, 0.5, -0.2, 0.9}, d).reshape({3, 2}),
        [](const Tensor& x0) { return x0 * std::cos(kW) + rot(x0) * std::sin(kW); }},
   };
-}
-
-double max_error(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
-
-// Least-squares slope of log(error) against log(h).
-double slope(const std::vector<double>& h, const std::vector<double>& err) {
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]), my += std::log(err[i]);
-  mx /= h.size(), my /= h.size();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < h.size(); ++i) {
-    num += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
-    den += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
-  }
-  return num / den;
 }
 
 

@@ -15,6 +15,9 @@
 #include "flowlab/runge_kutta.hpp"
 #include "support.hpp"
 
+using flowlab::test::max_error;
+using flowlab::test::slope;
+
 using flowlab::Tensor;
 using flowlab::test::message_of;
 using flowlab::test::registry;
@@ -47,21 +50,6 @@ std::map<std::string, Problem> problems() {
            {[](const Tensor& x, const Tensor& t) { return -flowlab::expand_like(t, x) * x; }, dec,
             dec * std::exp(-0.5)}},
           {"rotation", {[](const Tensor& x, const Tensor&) { return kW * rot(x); }, ro, ro}}};
-}
-
-double max_error(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
-
-// Least-squares slope of log(error) against log(h).
-double slope(const std::vector<double>& h, const std::vector<double>& err) {
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]), my += std::log(err[i]);
-  mx /= h.size(), my /= h.size();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < h.size(); ++i) {
-    num += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
-    den += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
-  }
-  return num / den;
 }
 
 // The measured order of `s` on `p` over grids of n steps: uniform, or clustered at both ends (t = (1 - cos(pi i/n))/2).

@@ -15,6 +15,9 @@
 #include "flowlab/time_grid.hpp"
 #include "support.hpp"
 
+using flowlab::test::max_error;
+using flowlab::test::slope;
+
 using flowlab::Tensor;
 using flowlab::test::message_of;
 using flowlab::test::registry;
@@ -30,20 +33,6 @@ std::shared_ptr<flowlab::Solver> solver(const std::string& name, int64_t steps, 
 
 std::shared_ptr<flowlab::Path> path(const std::string& name, const flowlab::Params& p = flowlab::Params()) {
   return registry().create<flowlab::Path>("path", name, p);
-}
-
-double max_error(const Tensor& a, const Tensor& b) { return (a - b).abs().max().item<double>(); }
-
-double slope(const std::vector<double>& h, const std::vector<double>& err) {
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]), my += std::log(err[i]);
-  mx /= double(h.size()), my /= double(h.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < h.size(); ++i) {
-    num += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
-    den += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
-  }
-  return num / den;
 }
 
 // A smooth non-uniform grid: t_i = g(i / n), g(u) = u (1 + u) / 2 (steps from 1/(2n) to 3/(2n)).
