@@ -421,3 +421,93 @@ eval:
   CHECK(msg.find("eval.guidance.guide.step: round 0 trains 12 steps (train.steps), so the snapshot at step 50 is never "
                  "kept: give 0 to 12") != std::string::npos);
 }
+
+TEST_CASE("autoguidance by a smaller architecture trained beside round 0: the model trains as without it, the guide "
+          "network resumes from checkpoints, bad guides are refused", "[eval][autoguidance]") {
+  const std::string base = R"(name: auto_arch
+data: {dataset: ring_gaussians, params: {modes: 4}}
+model: {architecture: {name: mlp, params: {width: 16, depth: 2}}}
+train: {steps: 12, batch_size: 32, ema: 0.9, log_every: 1, grad_clip: 1}
+eval:
+  samples: 64
+  solvers: [{solver: euler, steps: [5]}]
+)";
+  const std::string small = "{name: mlp, params: {width: 8, depth: 1}}";
+  const auto plain = flowlab::run_trial(load(base, "arch_plain").trials[0], probes(), "cpu");
+  // w = 1: the model alone, one call per step. Training the guide beside round 0 draws nothing and changes nothing
+  // of the model's training: the same losses and samples, bit for bit.
+  const auto one = flowlab::run_trial(
+      load(base + "  guidance: {scale: 1, guide: {architecture: " + small + "}}\n", "arch_one").trials[0], probes(), "cpu");
+  CHECK(one.train.loss == plain.train.loss);
+  CHECK(one.train.grad_norm == plain.train.grad_norm);
+  REQUIRE(one.eval.size() == 1);
+  CHECK(one.eval[0].samples.values == plain.eval[0].samples.values);
+  CHECK(one.eval[0].network_calls == 5);
+
+  // w = 2.5: guide and model at each step; the guide is not the model, so the samples move.
+  const auto guided_trial =
+      load(base + "  guidance: {scale: 2.5, guide: {architecture: " + small + "}}\n", "arch_guided").trials[0];
+  CHECK(guided_trial.eval.guide_step == 12);  // no step given: the guide network's end of round 0
+  CHECK(guided_trial.eval.guide_architecture.name == "mlp");
+  const auto guided = flowlab::run_trial(guided_trial, probes(), "cpu");
+  REQUIRE(guided.eval.size() == 1);
+  CHECK(guided.eval[0].error.empty());
+  CHECK(guided.eval[0].nfe == 5);
+  CHECK(guided.eval[0].network_calls == 10);
+  CHECK(guided.eval[0].samples.values != plain.eval[0].samples.values);
+  CHECK(guided.train.loss == plain.train.loss);
+  // w = 0: the guide alone, which is a different network from the snapshot guide of the same step.
+  const auto guide_only = flowlab::run_trial(
+      load(base + "  guidance: {scale: 0, guide: {architecture: " + small + "}}\n", "arch_zero").trials[0], probes(), "cpu");
+  const auto snapshot_only =
+      flowlab::run_trial(load(base + "  guidance: {scale: 0, guide: {step: 12}}\n", "arch_snap").trials[0], probes(), "cpu");
+  CHECK(guide_only.eval[0].network_calls == 5);
+  CHECK(snapshot_only.eval[0].samples.values == plain.eval[0].samples.values);  // the snapshot at 12 is the model
+  CHECK(guide_only.eval[0].samples.values != plain.eval[0].samples.values);
+  // The guide network stopped at step 6 is another guide.
+  const auto early = flowlab::run_trial(
+      load(base + "  guidance: {scale: 2.5, guide: {architecture: " + small + ", step: 6}}\n", "arch_early").trials[0],
+      probes(), "cpu");
+  CHECK(early.eval[0].samples.values != guided.eval[0].samples.values);
+
+  // A crash at step 7 after the checkpoint of step 4: the guide network's weights, AdamW state and EMA come back from
+  // it, so the resumed trial ends bit for bit as the uninterrupted one.
+  const fs::path dir = flowlab::test::scratch_dir("flowlab_autoguide_arch_");
+  const std::string ckpt = (dir / "g.ckpt").string();
+  std::string with_checkpoints = base;
+  with_checkpoints.replace(with_checkpoints.find("grad_clip: 1}"), 13, "grad_clip: 1, checkpoint_every: 4}");
+  const auto ckpt_trial =
+      load(with_checkpoints + "  guidance: {scale: 2.5, guide: {architecture: " + small + "}}\n", "arch_ckpt").trials[0];
+  CHECK_THROWS_AS(flowlab::run_trial(ckpt_trial, probes(), "cpu",
+                                     [](const flowlab::Progress& p) {
+                                       if (p.step == 7) throw std::runtime_error("crash");
+                                     },
+                                     ckpt),
+                  std::runtime_error);
+  REQUIRE(fs::exists(ckpt));
+  int64_t first = -1;
+  const auto resumed = flowlab::run_trial(ckpt_trial, probes(), "cpu",
+                                          [&](const flowlab::Progress& p) {
+                                            if (first < 0) first = p.step;
+                                          },
+                                          ckpt);
+  CHECK(first == 5);
+  CHECK(resumed.train.loss == guided.train.loss);
+  CHECK(resumed.eval[0].samples.values == guided.eval[0].samples.values);
+
+  // Bad guides, located, with the valid choices.
+  std::string msg = flowlab::test::message_of<flowlab::ConfigError>(
+      [&] { load(base + "  guidance: {scale: 2, guide: {architecture: mlpp}}\n", "arch_bad"); });
+  CHECK(msg.find("arch_bad.yaml:8:") != std::string::npos);
+  CHECK(msg.find("eval.guidance.guide.architecture: unknown architecture 'mlpp'") != std::string::npos);
+  CHECK(msg.find("mlp") != std::string::npos);
+  msg = flowlab::test::message_of<flowlab::ConfigError>(
+      [&] { load(base + "  guidance: {scale: 2, guide: {}}\n", "arch_empty"); });
+  CHECK(msg.find("arch_empty.yaml:8:") != std::string::npos);
+  CHECK(msg.find("eval.guidance.guide: missing key 'step' or 'architecture' (the training step of round 0 whose "
+                 "weights guide, or a smaller architecture trained beside round 0)") != std::string::npos);
+  msg = flowlab::test::message_of<flowlab::ConfigError>(
+      [&] { load(base + "  guidance: {scale: 2, guide: {architecture: {name: mlp, params: {widht: 8}}}}\n", "arch_param"); });
+  CHECK(msg.find("arch_param.yaml:8:") != std::string::npos);
+  CHECK(msg.find("widht") != std::string::npos);
+}

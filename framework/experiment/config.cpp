@@ -744,9 +744,15 @@ void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
       r.fail(ramp, "eval.guidance.ramp", fmt::format("unknown ramp '{}' (valid: up, down)", t.eval.guidance_schedule));
   }
   if (const YAML::Node guide = g["guide"]) {
-    r.check_keys(guide, "eval.guidance.guide", {"step"});
-    if (!guide["step"]) r.fail(guide, "eval.guidance.guide", "missing key 'step' (the training step of round 0 whose weights guide)");
-    t.eval.guide_step = r.integer(guide["step"], "eval.guidance.guide.step", 0, 1000000000000);
+    r.check_keys(guide, "eval.guidance.guide", {"step", "architecture"});
+    if (!guide["step"] && !guide["architecture"])
+      r.fail(guide, "eval.guidance.guide",
+             "missing key 'step' or 'architecture' (the training step of round 0 whose weights guide, or a smaller "
+             "architecture trained beside round 0)");
+    if (const YAML::Node arch = guide["architecture"])
+      t.eval.guide_architecture = r.plugin("architecture", arch, "eval.guidance.guide.architecture");
+    t.eval.guide_step =
+        guide["step"] ? r.integer(guide["step"], "eval.guidance.guide.step", 0, 1000000000000) : t.train.steps;
     if (t.eval.guide_step > t.train.steps)
       r.fail(guide["step"], "eval.guidance.guide.step",
              fmt::format("round 0 trains {} steps (train.steps), so the snapshot at step {} is never kept: give 0 to {}",
@@ -913,6 +919,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   else if (t.eval.guidance_schedule != "constant")
     e << YAML::Key << "guidance_ramp" << YAML::Value << t.eval.guidance_schedule;
   if (t.eval.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << t.eval.guide_step;
+  if (!t.eval.guide_architecture.name.empty()) emit_plugin(e, "guidance_guide_architecture", t.eval.guide_architecture);
   e << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
     << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold

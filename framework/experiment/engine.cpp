@@ -108,6 +108,14 @@ struct Finished {
   const std::vector<at::Tensor>& teacher() const { return ema.empty() ? raw : ema; }
 };
 
+/// Autoguidance's guide network of its own architecture (eval.guidance.guide.architecture), while round 0 trains it
+/// beside the model on the same batches: its weights, optimizer and EMA.
+struct GuideNet {
+  std::shared_ptr<Architecture> model;
+  std::unique_ptr<FlatAdamW> opt;
+  FlatEma ema;
+};
+
 /// The state of the stage in progress, beside what Finished holds for the stages before it.
 struct Carry {
   int64_t stage = 0;
@@ -118,8 +126,11 @@ struct Carry {
   /// The rows evaluated during training so far (eval.every), of every stage: kept in checkpoints, so that a resumed
   /// trial ends with the rows of an uninterrupted one.
   std::vector<EvalRow> during;
-  /// Autoguidance's guide (eval.guidance.guide): the weights of round 0 at its step, once training passed it.
+  /// Autoguidance's guide (eval.guidance.guide): the weights of round 0 (or of the guide network) at its step, once
+  /// training passed it.
   std::vector<at::Tensor> guide;
+  /// The guide network in training (eval.guidance.guide.architecture), until its weights are kept in `guide`.
+  std::shared_ptr<GuideNet> guide_net;
 };
 
 void write_tensors(torch::serialize::OutputArchive& a, const std::string& prefix, const std::vector<at::Tensor>& v) {
@@ -258,6 +269,15 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
   }
   write_rows(archive, carry.during);
   if (!carry.guide.empty()) write_tensors(archive, "guide_", carry.guide);
+  if (carry.guide_net) {
+    torch::serialize::OutputArchive net, net_model, net_opt;
+    carry.guide_net->model->save(net_model);
+    carry.guide_net->opt->save(net_opt);
+    net.write("model", net_model);
+    net.write("optimizer", net_opt);
+    if (carry.guide_net->ema.defined()) carry.guide_net->ema.save(net);
+    archive.write("guide_net", net);
+  }
   // Serialized in memory, where LibTorch's writer cannot fail (on a full disk its file writer threw from its
   // destructor and aborted the worker), then written and synced by write_file with PATH.sha256 beside it: ENOSPC
   // or EIO is a WriteError naming the checkpoint, and a damaged checkpoint is never trained on.
@@ -332,6 +352,14 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
   carry.during = read_rows(archive);
   at::Tensor guide_n;
   if (archive.try_read("guide_n", guide_n)) carry.guide = read_tensors(archive, "guide_");
+  torch::serialize::InputArchive net, net_model, net_opt;
+  if (carry.guide_net && archive.try_read("guide_net", net)) {  // the guide network was still training
+    net.read("model", net_model);
+    net.read("optimizer", net_opt);
+    carry.guide_net->model->load(net_model);
+    carry.guide_net->opt->load(net_opt);
+    if (carry.guide_net->ema.defined()) carry.guide_net->ema.load(net);
+  }
   return next;
 }
 
@@ -563,6 +591,8 @@ class TrialRun {
  private:
   void setup();
   std::shared_ptr<Architecture> new_model() const;
+  /// A network of `architecture` for this trial's data and conditions.
+  std::shared_ptr<Architecture> new_model(const PluginChoice& architecture) const;
   void condition_check() const;
   Condition condition_of(const Batch& b) const {
     Condition cond;
@@ -614,10 +644,28 @@ class TrialRun {
   /// (and no rows) when should_stop asked to stop before it was done.
   bool evaluate_during(size_t k, int64_t step, const FlatEma& ema);
   /// Keeps the weights the evaluation would use now (the EMA where eval.use_ema) as autoguidance's guide.
+  /// With a guide network (eval.guidance.guide.architecture), its weights (its EMA where eval.use_ema); it trains no
+  /// further.
   void keep_guide(const FlatEma& ema) {
     carry_.guide.clear();
-    for (const at::Tensor& w : weights_now(*model_, ema, trial_.eval.use_ema)) carry_.guide.push_back(w.clone());
+    const bool net = carry_.guide_net != nullptr;
+    for (const at::Tensor& w : weights_now(net ? *carry_.guide_net->model : *model_, net ? carry_.guide_net->ema : ema,
+                                           trial_.eval.use_ema))
+      carry_.guide.push_back(w.clone());
+    carry_.guide_net.reset();
   }
+  /// The guide network of eval.guidance.guide.architecture, initialised from a seed of its own with the generators
+  /// put back (round 0's stream is as without it), with an optimizer and EMA as round 0's.
+  std::shared_ptr<GuideNet> new_guide_net() const;
+  /// One training step of the guide network on the batch the model just trained on (guide_batch_); false when its
+  /// loss is not finite (out_ says so).
+  bool train_guide(const TrainConfig& c, int64_t step, double lr);
+  /// The batch of the step in progress, kept by flow_matching_loss for the guide network.
+  struct GuideBatch {
+    at::Tensor xt, t, ut;
+    Condition cond;
+  };
+  GuideBatch guide_batch_;
   /// Autoguidance's guide model, from carry_.guide; SolverError when the snapshot is not taken yet.
   std::shared_ptr<Architecture> guide_model() const;
   /// Whether carry_.during holds the evaluation of stage `k` at `step`.
@@ -715,8 +763,10 @@ void TrialRun::condition_check() const {
                             trial_.condition));
 }
 
-std::shared_ptr<Architecture> TrialRun::new_model() const {
-  auto model = make<Architecture>(reg_, trial_.architecture);
+std::shared_ptr<Architecture> TrialRun::new_model() const { return new_model(trial_.architecture); }
+
+std::shared_ptr<Architecture> TrialRun::new_model(const PluginChoice& architecture) const {
+  auto model = make<Architecture>(reg_, architecture);
   model->build({data_->event_shape(), use_label_ ? data_->num_classes() : 0, use_attr_ ? data_->attr_dim() : 0});
   model->to(dev_);
   return model;
@@ -841,6 +891,7 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, int64_
   const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
   if (ahead)  // after this step's draws
     while (int64_t(ahead_.size()) < std::min(kAhead, more)) draw_ahead(b);
+  if (carry_.guide_net) guide_batch_ = GuideBatch{s.xt, t, s.ut, cond};
   at::Tensor v = model_->forward(s.xt, t, cond);
   if (v.scalar_type() != s.ut.scalar_type()) v = v.to(s.ut.scalar_type());  // bf16 autocast: the loss in float32
   // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
@@ -911,6 +962,10 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     const bool logged = step % c.log_every == 0 || step + 1 == c.steps;
     const double grad_norm = c.grad_clip > 0 || logged ? opt.clip_grad_norm(c.grad_clip) : 0.0;
     opt.step(&ema, ema_decay(c.ema, step));  // and the EMA, when there is one
+    if (k == 0 && carry_.guide_net && !train_guide(c, step, lr)) {
+      stage.train_seconds += seconds_since(t_train) - evaluating;
+      return false;
+    }
     if (k == 0 && step + 1 == trial_.eval.guide_step) keep_guide(ema);
     if (logged) {
       out_.train.round.push_back(stage.round);
@@ -966,11 +1021,14 @@ TrialResult TrialRun::run() {
       }
     }
     model_->train();
+    if (k == 0 && !trial_.eval.guide_architecture.name.empty() && trial_.eval.guide_step >= 0)
+      carry_.guide_net = new_guide_net();  // replaced by its checkpointed state, or dropped once kept
     FlatAdamW opt(model_->parameters(), FlatAdamWOptions{c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay});
     FlatEma ema = c.ema > 0 ? FlatEma(opt.flat_parameters()) : FlatEma();
     int64_t first_step = 0;
     if (resuming_here) {
       first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_, resume_ahead_);
+      if (!carry_.guide.empty()) carry_.guide_net.reset();  // kept before the checkpoint: trained no further
     } else if (k > 0 && c.checkpoint_every > 0 && !checkpoint_.empty()) {
       save_checkpoint(checkpoint_, *model_, ema, opt, 0, out_.train, carry_);  // the stage's pairs, kept
     }
@@ -1102,7 +1160,9 @@ VelocityField scheduled_guidance(std::shared_ptr<Architecture> model, Condition 
 }
 
 // Autoguidance (Karras et al. 2024, arXiv 2406.02507, eq. 2, D_w = D_0 + w (D_1 - D_0), on velocities): the guide
-// is a weaker model of the same trial, here round 0's weights at eval.guidance.guide.step. Both see the same
+// is a weaker model of the same trial: round 0's weights at eval.guidance.guide.step, or a smaller network
+// (eval.guidance.guide.architecture) trained beside round 0 on the same batches up to that step, as EDM2's guides
+// are smaller and shorter-trained versions of the main model (ibid., sec. 3 and 5). Both see the same
 // condition (none for unconditioned models); w(t) follows the guidance schedule; one network call where w(t) is 0
 // (the guide) or 1 (the model), two otherwise.
 VelocityField autoguided(std::shared_ptr<Architecture> model, std::shared_ptr<Architecture> guide, Condition cond,
@@ -1120,10 +1180,55 @@ VelocityField autoguided(std::shared_ptr<Architecture> model, std::shared_ptr<Ar
   };
 }
 
+std::shared_ptr<GuideNet> TrialRun::new_guide_net() const {
+  const TrainConfig& c = trial_.train;
+  auto g = std::make_shared<GuideNet>();
+  {
+    const RngGuard rng(dev_);
+    torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x6a1de5ULL);
+    g->model = new_model(trial_.eval.guide_architecture);
+  }
+  g->model->train();
+  g->opt = std::make_unique<FlatAdamW>(g->model->parameters(),
+                                       FlatAdamWOptions{c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay});
+  if (c.ema > 0) g->ema = FlatEma(g->opt->flat_parameters());
+  return g;
+}
+
+// The guide network's step: the model's loss (same batch, times, targets, conditions and weighting) on the guide,
+// its own AdamW at the model's learning rate, clipping and EMA. It draws no random numbers.
+bool TrialRun::train_guide(const TrainConfig& c, int64_t step, double lr) {
+  GuideNet& g = *carry_.guide_net;
+  const GuideBatch b = std::move(guide_batch_);
+  guide_batch_ = GuideBatch();
+  at::Tensor loss;
+  {
+    const PrecisionScope precision(c.precision, dev_);
+    at::Tensor v = g.model->forward(b.xt, b.t, b.cond);
+    if (v.scalar_type() != b.ut.scalar_type()) v = v.to(b.ut.scalar_type());
+    loss = uniform_weight_ ? at::mse_loss(v, b.ut)
+                           : (weighting_->weight(b.t, *path_) * (v - b.ut).pow(2).flatten(1).mean(1)).mean();
+  }
+  const double value = loss.item<double>();
+  if (!std::isfinite(value)) {
+    out_.status = "diverged";
+    out_.diverged_step = step;
+    out_.error = fmt::format("the guide's loss (eval.guidance.guide.architecture: {}) is {} at step {}",
+                             trial_.eval.guide_architecture.name, value, step);
+    return false;
+  }
+  g.opt->set_lr(lr);
+  g.opt->zero_grad();
+  loss.backward();
+  if (c.grad_clip > 0) g.opt->clip_grad_norm(c.grad_clip);
+  g.opt->step(&g.ema, ema_decay(c.ema, step));
+  return true;
+}
+
 std::shared_ptr<Architecture> TrialRun::guide_model() const {
   if (carry_.guide.empty()) return nullptr;
   const RngGuard rng(dev_);  // its initialisation draws, put back: the evaluation's streams are as without a guide
-  auto g = new_model();
+  auto g = new_model(trial_.eval.guide_architecture.name.empty() ? trial_.architecture : trial_.eval.guide_architecture);
   load_weights(*g, carry_.guide);
   g->eval();
   return g;

@@ -64,9 +64,13 @@ struct EvalConfig {
   /// (1 + (w - 1)(1 - t)).
   std::string guidance_schedule = "constant";
   std::array<double, 2> guidance_interval = {0.0, 1.0};
-  /// Autoguidance (eval.guidance.guide: {step: N}): the guide is this trial's model after N steps of round 0 (its
-  /// EMA where eval.use_ema), kept in checkpoints; v = v_guide + w (v - v_guide). -1: off.
+  /// Autoguidance (eval.guidance.guide: {step: N, architecture: A}): v = v_guide + w (v - v_guide). The guide is
+  /// this trial's model after N steps of round 0 (its EMA where eval.use_ema), or, with `architecture`, a second
+  /// network of that architecture trained beside round 0 on the same batches for N steps (train.steps when N is not
+  /// given); kept in checkpoints. -1: off.
   int64_t guide_step = -1;
+  /// The guide's own architecture (eval.guidance.guide.architecture); name empty: the model's own weights guide.
+  PluginChoice guide_architecture;
   std::vector<EvalRun> runs;
   std::vector<PluginChoice> metrics;
   /// Unique names of the metrics: the name, then "[k=v,...]" with the parameters that differ when one metric is
