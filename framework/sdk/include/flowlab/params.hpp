@@ -48,14 +48,14 @@ class FLOWLAB_API Params {
   Params& set(const std::string& name, ParamValue value);
   /// Whether `name` has a value.
   bool has(const std::string& name) const { return values_.count(name) != 0; }
-  /// The value of `name`; throws flowlab::Error when it has none.
+  /// The value of `name`; throws ParamError ("<owner>: parameter '<name>' is not set") when it has none.
   const ParamValue& at(const std::string& name) const;
   /// Every value, by name.
   const std::map<std::string, ParamValue>& values() const { return values_; }
   /// Who these parameters belong to ("solver/rk4"), for messages.
   const std::string& owner() const { return owner_; }
 
-  /// Typed getters: the value of a declared parameter of that type (flowlab::Error naming the owner when it is
+  /// Typed getters: the value of a declared parameter of that type (ParamError naming the owner when it is
   /// absent or of another type).
   /// @{
   bool boolean(const std::string& name) const;
