@@ -39,6 +39,7 @@ PACKAGES=(
   libstb-dev                                  # PNG read/write (image_density, image grids)
   liblemon-dev                                # exact optimal transport (NetworkSimplex): w2 metric, OT couplings
   gnuplot-nox                                 # flowlab plot (pngcairo terminal)
+  doxygen                                     # the SDK API reference (docs/Doxyfile) and its ctest sdk_api_docs
   zlib1g-dev                                  # reading .gz data files (digits, Fashion-MNIST)
   dataset-fashion-mnist                       # Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)

@@ -28,6 +28,8 @@ struct ArchitectureSpec {
   int64_t attr_dim = 0;              ///< 0: no continuous condition
 };
 
+/// A velocity network v(x, t, cond), the `architecture` plugin kind: a torch::nn::Module whose layers are made by
+/// build() for the data's shape and conditions.
 class FLOWLAB_API Architecture : public Plugin, public torch::nn::Module {
  public:
   /// Creates the submodules for data of this shape and these conditions. Throws flowlab::Error for a shape the
@@ -38,6 +40,7 @@ class FLOWLAB_API Architecture : public Plugin, public torch::nn::Module {
 };
 
 namespace kinds {
+/// The base class of the `architecture` plugin kind (FLOWLAB_PLUGIN(architecture, ...)).
 using architecture = Architecture;
 }
 
@@ -57,8 +60,11 @@ FLOWLAB_API Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max
 /// continuous attributes with a learned null vector. Rows marked in `drop`, and absent conditions, get the nulls.
 class FLOWLAB_API ConditionEmbedderImpl : public torch::nn::Module {
  public:
+  /// An embedder for `num_classes` classes (0: none) and `attr_dim` attributes (0: none) into `dim` features.
   ConditionEmbedderImpl(int64_t num_classes, int64_t attr_dim, int64_t dim);
+  /// The embedding [batch, dim] of `cond`; absent parts and dropped rows get the null embeddings.
   Tensor forward(const Condition& cond, int64_t batch, const at::TensorOptions& options);
+  /// True when there is nothing to embed (no classes, no attributes).
   bool empty() const { return num_classes_ == 0 && attr_dim_ == 0; }
 
  private:

@@ -8,6 +8,7 @@
 
 namespace flowlab {
 
+/// What this build was compiled against and which fast paths it has (build_info()).
 struct BuildInfo {
   std::string torch_version;  ///< LibTorch's version, as compiled against ("1.13.1", "2.11.0")
   bool cuda_build = false;    ///< LibTorch is a CUDA build (libtorch_cuda linked): CUDA graphs, GPUs if present

@@ -10,9 +10,12 @@ namespace flowlab {
 /// Which rows go together: the k-th training pair is (x0[i0[k]], x1[i1[k]]). Indices rather than tensors, so the
 /// engine carries x1's labels and attributes along with it.
 struct Pairing {
+  ///@{
   Tensor i0, i1;  ///< int64 [B], on the CPU or the batch's device
+  ///@}
 };
 
+/// How noise and data rows of a training batch are paired before the path sees them: the `coupling` kind.
 class FLOWLAB_API Coupling : public Plugin {
  public:
   /// Pairs a noise batch x0 [B, ...] with a data batch x1 [B, ...]; may use torch's default generator.
@@ -28,6 +31,7 @@ class FLOWLAB_API Coupling : public Plugin {
 };
 
 namespace kinds {
+/// The base class of the `coupling` plugin kind (FLOWLAB_PLUGIN(coupling, ...)).
 using coupling = Coupling;
 }
 

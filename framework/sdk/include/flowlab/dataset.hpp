@@ -13,7 +13,9 @@ namespace flowlab {
 
 /// A batch from a dataset. `label` [B] (int64) and `attr` [B, A] are undefined when the set has none.
 struct Batch {
-  Tensor x, label, attr;
+  ///@{
+  Tensor x, label, attr;  ///< samples [B, ...], labels [B] (int64) and attributes [B, A]
+  ///@}
 };
 
 /// `cpu` on o's device: on a GPU through pinned memory with a non-blocking copy (the copy overlaps the host's work;
@@ -21,6 +23,9 @@ struct Batch {
 FLOWLAB_API Tensor to_device(const Tensor& cpu, const at::TensorOptions& o);
 
 
+/// A source of samples x1 of the target (or base) distribution, with optional labels and continuous
+/// attributes: the `dataset` plugin kind. Finite sets also index their training examples (size(), take()) and
+/// hold out reference data for the metrics (reference()).
 class FLOWLAB_API Dataset : public Plugin {
  public:
   /// Shape of one sample, without the batch dimension ([2] for 2D toys, [1, 28, 28] for images).
@@ -52,6 +57,7 @@ class FLOWLAB_API Dataset : public Plugin {
 };
 
 namespace kinds {
+/// The base class of the `dataset` plugin kind (FLOWLAB_PLUGIN(dataset, ...)).
 using dataset = Dataset;
 }
 

@@ -18,9 +18,12 @@ class FLOWLAB_API Error : public std::runtime_error {
 /// A plugin parameter that is unknown, ill-typed or out of range ("solver/rk4: parameter 'steps' ...").
 class FLOWLAB_API ParamError : public Error {
  public:
+  /// The message is "<plugin>: parameter '<param>' <what>".
   ParamError(const std::string& plugin, const std::string& param, const std::string& what);
   ~ParamError() override;
+  /// The plugin, "kind/name".
   const std::string& plugin() const { return plugin_; }
+  /// The parameter's name.
   const std::string& param() const { return param_; }
 
  private:

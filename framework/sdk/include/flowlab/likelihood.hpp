@@ -14,6 +14,7 @@
 
 namespace flowlab {
 
+/// How the divergence along the flow is computed for a log-likelihood.
 struct LikelihoodOptions {
   bool exact = true;                  ///< exact divergence; false: Hutchinson's estimator
   int64_t probes = 1;                 ///< Hutchinson probes per sample (averaged)
@@ -21,6 +22,7 @@ struct LikelihoodOptions {
   at::Generator generator;            ///< draws the probes (CPU generator); undefined: torch's default one
 };
 
+/// Per-sample log-likelihoods and what they were computed from.
 struct LikelihoodResult {
   Tensor log_p;        ///< log p_1(x_1) [B], nats, float64
   Tensor log_p0;       ///< log p_0(x_0) [B], the base density at the backward endpoint

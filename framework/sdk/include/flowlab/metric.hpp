@@ -12,11 +12,13 @@
 
 namespace flowlab {
 
+/// A quality metric of generated samples against reference data: the `metric` plugin kind.
 class FLOWLAB_API Metric : public Plugin {
  public:
   /// The metric between generated samples [N, ...] and reference data [M, ...]; lower is better unless
   /// higher_is_better().
   virtual double compute(const Tensor& samples, const Tensor& reference) const = 0;
+  /// True for metrics where larger values are better (none of the built-in ones).
   virtual bool higher_is_better() const { return false; }
 };
 
@@ -34,12 +36,14 @@ struct ModelAccess {
 class FLOWLAB_API ModelMetric : public Metric {
  public:
   double compute(const Tensor& samples, const Tensor& reference) const final;
+  /// The metric of the model on reference data [M, ...].
   virtual double compute_model(const ModelAccess& model, const Tensor& reference) const = 0;
   /// What the value is, for the results file's metric_features (for example "nats, exact divergence").
   virtual std::string describe(const ModelAccess& model) const = 0;
 };
 
 namespace kinds {
+/// The base class of the `metric` plugin kind (FLOWLAB_PLUGIN(metric, ...)).
 using metric = Metric;
 }
 

@@ -29,7 +29,9 @@ FLOWLAB_API Tensor runge_kutta_step(const ButcherTableau& tableau, Field& field,
 /// lambda = log(alpha) - log(sigma) at every time, and the velocity -> x1 coefficients (Path::velocity_to_x1,
 /// x1 = to_x1_x * x + to_x1_v * v) at every time but the last.
 struct FLOWLAB_API DataSchedule {
-  std::vector<double> alpha, sigma, lambda, to_x1_x, to_x1_v;
+  ///@{
+  std::vector<double> alpha, sigma, lambda, to_x1_x, to_x1_v;  ///< per grid time (to_x1_*: all but the last)
+  ///@}
   /// Reads opt.path at `times`. SolverError naming `owner` when opt.path is null or not affine, when the schedule
   /// is not finite where it is used, or when lambda does not increase along the times.
   DataSchedule(const SampleOptions& opt, const std::vector<double>& times, const std::string& owner);
@@ -37,11 +39,15 @@ struct FLOWLAB_API DataSchedule {
   Tensor x1(size_t i, const Tensor& x, const Tensor& v) const;
 };
 
+/// Base of multistep solvers: runs the grid and the bookkeeping; a method supplies output(), correct() and
+/// advance().
 class FLOWLAB_API MultistepSolver : public Solver {
  public:
   /// ParamError naming `owner`, 'steps' and `min_steps` when steps < min_steps.
   MultistepSolver(int64_t steps, int64_t min_steps, const std::string& owner);
+  /// The number of steps on the uniform grid (SampleOptions may override it).
   int64_t steps() const { return steps_; }
+  /// The fewest steps the method takes (its order).
   int64_t min_steps() const { return min_steps_; }
 
  protected:
@@ -52,7 +58,7 @@ class FLOWLAB_API MultistepSolver : public Solver {
                                   ///< than three steps back are released (undefined)
     Tensor last_x;                ///< the state the previous step started from (after correct())
     std::optional<DataSchedule> schedule;  ///< set by data-prediction methods in prepare()
-    const SampleOptions* opt = nullptr;
+    const SampleOptions* opt = nullptr;  ///< the options of this solve
   };
   /// Per-solve setup before the first evaluation (reading the path's schedule, say). Default: nothing.
   virtual void prepare(Run& run) const { (void)run; }

@@ -7,6 +7,7 @@
 
 namespace flowlab {
 
+/// A base distribution for x0: the `noise` plugin kind.
 class FLOWLAB_API Noise : public Plugin {
  public:
   /// Called once with a batch of data before training, for noises that adapt to it (`matched`).
@@ -26,6 +27,7 @@ class FLOWLAB_API Noise : public Plugin {
 FLOWLAB_API std::shared_ptr<Noise> noise_from_dataset(std::shared_ptr<const Dataset> dataset);
 
 namespace kinds {
+/// The base class of the `noise` plugin kind (FLOWLAB_PLUGIN(noise, ...)).
 using noise = Noise;
 }
 

@@ -21,11 +21,11 @@ using ParamValue =
 
 /// One entry of a plugin's parameter schema, as declared by FLOWLAB_PARAM.
 struct FLOWLAB_API ParamSpec {
-  std::string name;
-  ParamType type = ParamType::String;
+  std::string name;  ///< the parameter's name
+  ParamType type = ParamType::String;  ///< its type
   std::vector<std::string> choices;  ///< for Enum
   std::string default_text;          ///< the default, as written in the plugin
-  std::string doc;
+  std::string doc;  ///< one line of documentation
   /// "int", "float", "enum(silu|relu)", ...
   std::string type_name() const;
 };
@@ -41,21 +41,30 @@ FLOWLAB_API std::string to_string(const ParamValue& value);
 class FLOWLAB_API Params {
  public:
   Params() = default;
+  /// Empty parameters of `owner` ("solver/rk4"), named in messages.
   explicit Params(std::string owner) : owner_(std::move(owner)) {}
 
+  /// Sets (or replaces) one value; returns *this.
   Params& set(const std::string& name, ParamValue value);
+  /// Whether `name` has a value.
   bool has(const std::string& name) const { return values_.count(name) != 0; }
+  /// The value of `name`; throws ParamError ("<owner>: parameter '<name>' is not set") when it has none.
   const ParamValue& at(const std::string& name) const;
+  /// Every value, by name.
   const std::map<std::string, ParamValue>& values() const { return values_; }
   /// Who these parameters belong to ("solver/rk4"), for messages.
   const std::string& owner() const { return owner_; }
 
+  /// Typed getters: the value of a declared parameter of that type (ParamError naming the owner when it is
+  /// absent or of another type).
+  /// @{
   bool boolean(const std::string& name) const;
   std::int64_t integer(const std::string& name) const;
   double real(const std::string& name) const;
   const std::string& str(const std::string& name) const;
   const std::vector<std::int64_t>& int_list(const std::string& name) const;
   const std::vector<double>& float_list(const std::string& name) const;
+  /// @}
 
  private:
   template <class T>

@@ -12,9 +12,9 @@ namespace flowlab {
 /// c_i, a_ij (lower triangular, row i has i entries), weights b and, for embedded pairs, the error weights
 /// e = b - b_hat. `fsal`: the last stage is f(t + h, x_new) (first same as last).
 struct ButcherTableau {
-  std::vector<double> c;
-  std::vector<std::vector<double>> a;
-  std::vector<double> b;
+  std::vector<double> c;  ///< the stages' times c_i
+  std::vector<std::vector<double>> a;  ///< the coefficients a_ij, row i with i entries
+  std::vector<double> b;  ///< the weights b_i of the solution
   std::vector<double> e;  ///< empty for fixed-step methods
   /// A second error estimate (DOP853's E3, with e its E5): when set, the error norm is Hairer's dop853.f
   /// |h| ||E5 k||^2 / sqrt(n (||E5 k||^2 + 0.01 ||E3 k||^2)) on scaled vectors, as SciPy's DOP853; e and e_aux then
@@ -28,8 +28,8 @@ struct ButcherTableau {
   std::vector<double> mid;
   int order = 1;          ///< order of b
   int error_order = 0;    ///< order of the error estimate (the lower order of the pair); 0 if none
-  bool fsal = false;
-  int64_t stages() const { return static_cast<int64_t>(b.size()); }
+  bool fsal = false;  ///< the last stage is f(t + h, x_new) (first same as last)
+  int64_t stages() const { return static_cast<int64_t>(b.size()); }  ///< the number of stages
 };
 
 /// Fixed-step explicit RK on a uniform grid of `steps` steps, or on SampleOptions::grid.
@@ -37,7 +37,9 @@ class FLOWLAB_API FixedStepRungeKutta : public Solver {
  public:
   /// `owner` is "solver/<name>" for messages; steps must be > 0 (ParamError otherwise).
   FixedStepRungeKutta(ButcherTableau tableau, int64_t steps, const std::string& owner);
+  /// The method's Butcher tableau.
   const ButcherTableau& tableau() const { return tableau_; }
+  /// The number of uniform steps (SampleOptions may override it per call).
   int64_t steps() const { return steps_; }
 
  protected:
@@ -51,6 +53,7 @@ class FLOWLAB_API FixedStepRungeKutta : public Solver {
 /// The options every fixed-step method takes: `steps`, whose default lives in FLOWLAB_FIXED_STEP_SOLVER's schema.
 struct FixedStepOptions {
   int64_t steps;  ///< number of uniform steps on [0, 1]; SampleOptions may override it per call
+  /// Reads `steps`.
   explicit FixedStepOptions(const Params& p) : steps(p.integer("steps")) {}
 };
 
@@ -81,14 +84,14 @@ enum class Controller { scipy, torchdiffeq };
 /// schema (FLOWLAB_PARAM), the one place it is written. The constructor of
 /// AdaptiveRungeKutta rejects rtol <= 0, atol < 0, max_steps <= 0 and factors out of range (ParamError).
 struct FLOWLAB_API AdaptiveOptions {
-  double rtol;
-  double atol;
+  double rtol;  ///< relative tolerance, > 0
+  double atol;  ///< absolute tolerance, >= 0
   double safety;       ///< factor = safety * err^(-1/(error_order+1))
   double min_factor;   ///< the most a step may shrink
   double max_factor;   ///< the most a step may grow
   int64_t max_steps;   ///< attempted steps before SolverError
   double first_step;   ///< 0: choose it (Hairer's algorithm)
-  Controller controller = Controller::scipy;
+  Controller controller = Controller::scipy;  ///< whose step-size control to follow
   int64_t max_nfe = 0;  ///< evaluations allowed per solve, 0 = no cap; a step that would pass it fails (SolverError)
   AdaptiveOptions() = default;
   /// Reads the parameters FLOWLAB_ADAPTIVE_SOLVER declares.
@@ -100,8 +103,11 @@ struct FLOWLAB_API AdaptiveOptions {
 /// min_factor, max_factor), never growing right after a rejection (see Controller for torchdiffeq's).
 class FLOWLAB_API AdaptiveRungeKutta : public Solver {
  public:
+  /// `owner` is "solver/<name>" for messages; rejects out-of-range options with ParamError.
   AdaptiveRungeKutta(ButcherTableau tableau, AdaptiveOptions options, const std::string& owner);
+  /// The step-size control options.
   const AdaptiveOptions& options() const { return options_; }
+  /// The method's Butcher tableau.
   const ButcherTableau& tableau() const { return tableau_; }
   bool adaptive() const override { return true; }
 

@@ -21,9 +21,11 @@ using VelocityField = std::function<Tensor(const Tensor& x, const Tensor& t)>;
 /// here, once, for every solver, and a NaN/Inf output stops the solve with the step and t in the message.
 class FLOWLAB_API Field {
  public:
+  /// Wraps `v` for the solver named `solver` ("solver/<name>", for messages).
   Field(const VelocityField& v, std::string solver);
   /// v(x, t) with t broadcast to [B]. Throws SolverError when the result holds NaN or Inf.
   Tensor operator()(const Tensor& x, double t);
+  /// Field evaluations so far.
   int64_t nfe() const { return nfe_; }
   /// The step being taken (0-based), for messages.
   void set_step(int64_t step) { step_ = step; }
@@ -67,24 +69,29 @@ struct SampleOptions {
   /// The base distribution x0 comes from ("noise/gaussian", "noise/matched", "dataset/moons"), for solvers that
   /// assume one (the score from the velocity assumes x0 ~ N(0, I)); empty when the caller does not know.
   std::string noise_name;
+  /// Passes the state x at time t to on_state, when set.
   void report(double t, const Tensor& x) const {
     if (on_state) on_state(t, x);
   }
 };
 
+/// What a solve returns: the final state, the optional trajectory and the step counts.
 struct SampleResult {
   Tensor x;           ///< the state at t1, shaped like the initial x
   Tensor trajectory;  ///< [B, T+1, ...] when return_trajectory, including the initial state
   Tensor times;       ///< [T+1] float64, when return_trajectory
   int64_t nfe = 0;    ///< evaluations of the field, counted by the framework
-  int64_t accepted_steps = 0;
+  int64_t accepted_steps = 0;  ///< steps taken (adaptive solvers: accepted ones)
   int64_t rejected_steps = 0;  ///< adaptive solvers only
 };
 
+/// An ODE (or SDE) solver from noise at t0 to data at t1: the `solver` plugin kind. sample() wraps the field in
+/// a Field that counts the NFE; a method implements integrate().
 class FLOWLAB_API Solver : public Plugin {
  public:
   /// `owner` is "solver/<name>", used in messages.
   explicit Solver(std::string owner) : owner_(std::move(owner)) {}
+  /// "solver/<name>", for messages.
   const std::string& owner() const { return owner_; }
   /// Whether the solver chooses its own steps (from tolerances such as rtol/atol). A solver that does not takes its
   /// step count as the parameter `steps`; an adaptive one takes no `steps`.
@@ -111,6 +118,7 @@ class FLOWLAB_API Solver : public Plugin {
 FLOWLAB_API std::vector<double> step_grid(const SampleOptions& opt, int64_t steps, const std::string& owner);
 
 namespace kinds {
+/// The base class of the `solver` plugin kind (FLOWLAB_PLUGIN(solver, ...)).
 using solver = Solver;
 }
 

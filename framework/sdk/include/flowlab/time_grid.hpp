@@ -11,10 +11,12 @@ namespace flowlab {
 
 class Path;
 
+/// Where a fixed-step or multistep solver spends its N steps: the `time_grid` plugin kind.
 class FLOWLAB_API TimeGrid : public Plugin {
  public:
   /// `owner` is "time_grid/<name>", used in messages.
   explicit TimeGrid(std::string owner) : owner_(std::move(owner)) {}
+  /// "time_grid/<name>", for messages.
   const std::string& owner() const { return owner_; }
   /// The N + 1 times of `steps` = N steps. Non-virtual: it checks what make() returns (N + 1 finite times, strictly
   /// increasing, t_0 = 0 and t_N = 1 exactly) and throws flowlab::Error naming the grid and the offending index.
@@ -23,6 +25,7 @@ class FLOWLAB_API TimeGrid : public Plugin {
   std::vector<double> times(int64_t steps, const Path* path) const;
 
  protected:
+  /// The grid itself: N + 1 times for N = `steps`, checked by times().
   virtual std::vector<double> make(int64_t steps, const Path* path) const = 0;
 
  private:
@@ -38,6 +41,7 @@ FLOWLAB_API double noise_to_signal(const Path* path, double t, const std::string
 FLOWLAB_API double time_at_noise_to_signal(const Path* path, double ratio, const std::string& owner);
 
 namespace kinds {
+/// The base class of the `time_grid` plugin kind (FLOWLAB_PLUGIN(time_grid, ...)).
 using time_grid = TimeGrid;
 }
 

@@ -6,6 +6,7 @@
 
 namespace flowlab {
 
+/// A distribution of the training time t on [0, 1]: the `time_sampler` plugin kind.
 class FLOWLAB_API TimeSampler : public Plugin {
  public:
   /// n times in [0, 1], drawn with torch's default generator (seeded per trial).
@@ -15,6 +16,7 @@ class FLOWLAB_API TimeSampler : public Plugin {
 };
 
 namespace kinds {
+/// The base class of the `time_sampler` plugin kind (FLOWLAB_PLUGIN(time_sampler, ...)).
 using time_sampler = TimeSampler;
 }
 

@@ -12,7 +12,9 @@ namespace flowlab {
 /// An exact plan in sparse form: mass[k] moves from point rows[k] to point cols[k] (a basic solution has at most
 /// N + M - 1 entries). Rows sum to 1/N, columns to 1/M.
 struct SparsePlan {
+  ///@{
   Tensor rows, cols;  ///< int64 [K]
+  ///@}
   Tensor mass;        ///< float64 [K]
   double cost = 0;    ///< sum_k mass[k] cost[rows[k], cols[k]] under the float64 costs, summed in long double
 };
@@ -37,7 +39,7 @@ FLOWLAB_API Tensor optimal_assignment(const Tensor& cost, const std::string& own
 struct DensePlan {
   Tensor plan;      ///< float64 [N, M] on the CPU
   double cost = 0;  ///< sum_ij P_ij cost_ij
-  int64_t iterations = 0;
+  int64_t iterations = 0;  ///< Sinkhorn iterations run
 };
 FLOWLAB_API DensePlan sinkhorn_transport(const Tensor& cost, double epsilon, double tol, int64_t max_iter,
                                          const std::string& owner);

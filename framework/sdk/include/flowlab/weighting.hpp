@@ -8,6 +8,7 @@
 
 namespace flowlab {
 
+/// The loss weight w(t) on the velocity loss: the `weighting` plugin kind.
 class FLOWLAB_API Weighting : public Plugin {
  public:
   /// w(t) for times t [B], shaped [B]. `path` gives the schedule for SNR-based weightings.
@@ -15,6 +16,7 @@ class FLOWLAB_API Weighting : public Plugin {
 };
 
 namespace kinds {
+/// The base class of the `weighting` plugin kind (FLOWLAB_PLUGIN(weighting, ...)).
 using weighting = Weighting;
 }
 
