@@ -60,6 +60,7 @@ const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
                                              "precision"};
 const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp", "guide"};
+const std::vector<std::string> kGuideKeys = {"step", "architecture"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
                                             "solvers", "metrics", "cuda_graph", "every", "during", "as_path"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
@@ -744,7 +745,7 @@ void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
       r.fail(ramp, "eval.guidance.ramp", fmt::format("unknown ramp '{}' (valid: up, down)", t.eval.guidance_schedule));
   }
   if (const YAML::Node guide = g["guide"]) {
-    r.check_keys(guide, "eval.guidance.guide", {"step", "architecture"});
+    r.check_keys(guide, "eval.guidance.guide", kGuideKeys);
     if (!guide["step"] && !guide["architecture"])
       r.fail(guide, "eval.guidance.guide",
              "missing key 'step' or 'architecture' (the training step of round 0 whose weights guide, or a smaller "
@@ -1296,6 +1297,28 @@ TrialConfig load_trial_snapshot(const std::string& file, const Registry& registr
   if (const YAML::Node sw = root["swept"])
     for (const auto& kv : sw) t.swept.emplace_back(kv[0].as<std::string>(), kv[1].as<std::string>());
   return t;
+}
+
+const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sections() {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> sections = {
+      {"", kTopKeys},
+      {"limits", kLimitKeys},
+      {"data", kDataKeys},
+      {"model", kModelKeys},
+      {"train", kTrainKeys},
+      {"eval", kEvalKeys},
+      {"eval.guidance", kGuidanceKeys},
+      {"eval.guidance.guide", kGuideKeys},
+      {"eval.solvers[]", kSolverKeys},
+      {"reflow", kReflowKeys},
+      {"reflow.mix", kMixKeys},
+      {"reflow.teacher_solver", kTeacherKeys},
+      {"reflow.train", kTrainKeys},
+      {"distill", kDistillKeys},
+      {"distill.train", kTrainKeys},
+      {"sweep", kSweepKeys},
+  };
+  return sections;
 }
 
 }  // namespace flowlab

@@ -184,4 +184,9 @@ FLOWLAB_API TrialConfig load_trial_snapshot(const std::string& file, const Regis
 /// The closest of `choices` to `word` by edit distance, or "" when none is close.
 FLOWLAB_API std::string nearest(const std::string& word, const std::vector<std::string>& choices);
 
+/// The keys an experiment file may hold, per section ("" for the top level, "eval.guidance", "reflow.mix", ...):
+/// the lists the reader checks keys against. tests/test_config_keys.cpp probes each one, so that a key added here
+/// without a place in the resolved configuration (and so in config_hash) fails a test.
+FLOWLAB_API const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sections();
+
 }  // namespace flowlab
