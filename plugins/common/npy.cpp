@@ -10,7 +10,6 @@
 #include <fstream>
 #include <limits>
 #include <memory>
-#include <sstream>
 
 #include "flowlab/errors.hpp"
 
@@ -183,12 +182,14 @@ std::string serialize(const Tensor& tensor) {
 }
 
 Tensor read_npy(const std::string& owner, const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) fail(owner, path, fmt::format("cannot be opened ({})", std::strerror(errno)));
-  std::ostringstream s;
-  s << f.rdbuf();
-  if (f.bad()) fail(owner, path, "read error");
-  return parse(owner, path, s.str());
+  const std::streamoff size = f.tellg();
+  if (size < 0) fail(owner, path, "cannot be read (no size)");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  f.seekg(0);
+  if (!f.read(bytes.data(), size)) fail(owner, path, fmt::format("read error ({})", std::strerror(errno)));
+  return parse(owner, path, bytes);
 }
 
 namespace {
