@@ -36,7 +36,8 @@ PACKAGES=(
   libbenchmark-dev                            # benchmarks/
   libcatch2-dev                               # tests (v3, bookworm-backports)
   libcli11-dev                                # CLI parsing
-  libstb-dev                                  # PNG read/write (image_density, image grids)
+  libstb-dev                                  # PNG/JPEG read/write (image_density, image_folder, image grids)
+  libzip-dev                                  # .npz (zip) archives: the `array` dataset, `frechet` statistics files
   liblemon-dev                                # exact optimal transport (NetworkSimplex): w2 metric, OT couplings
   gnuplot-nox                                 # flowlab plot (pngcairo terminal)
   doxygen                                     # the SDK API reference (docs/Doxyfile) and its ctest sdk_api_docs

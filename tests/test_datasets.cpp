@@ -46,11 +46,28 @@ std::string write_csv() {
   return p.string();
 }
 
+// Two class folders of three 4 x 2 PGMs each, for image_folder.
+std::string write_image_folder() {
+  const fs::path d = scratch() / "image_folder";
+  for (int k = 0; k < 6; ++k) {
+    const fs::path p = d / (k < 3 ? "a" : "b") / (std::to_string(k) + ".pgm");
+    fs::create_directories(p.parent_path());
+    std::ofstream f(p, std::ios::binary);
+    f << "P5\n4 2\n255\n";
+    for (int i = 0; i < 8; ++i) f.put(static_cast<char>(k * 40 + i * 3));
+  }
+  return d.string();
+}
+
 // Parameters that make every dataset constructible here.
 flowlab::Params params_for(const std::string& name) {
   flowlab::Params p;
   if (name == "image_density") p.set("file", write_pgm());
   if (name == "tabular") p.set("file", write_csv());
+  if (name == "image_folder") p.set("dir", write_image_folder());
+  if (name == "array")
+    p.set("file", std::string(FLOWLAB_TEST_DATA) + "/importers/images_u8.npy")
+        .set("labels", std::string(FLOWLAB_TEST_DATA) + "/importers/labels_i8.npy");
   return p;
 }
 
