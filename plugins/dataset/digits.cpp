@@ -13,7 +13,7 @@ namespace {
 
 /// Options of dataset/digits.
 struct DigitsOptions {
-  std::string file;  ///< path of digits.csv.gz (default: where scripts/setup.sh puts it)
+  std::string file;  ///< path of digits.csv.gz
   explicit DigitsOptions(const flowlab::Params& p) : file(p.str("file")) {}
 };
 
@@ -21,7 +21,7 @@ class Digits final : public flowlab::StoredImages {
  public:
   explicit Digits(const flowlab::Params& p) : opt_(p) {
     const std::string text = flowlab::read_data_file(
-        "dataset/digits", opt_.file,
+        p.owner(), opt_.file,
         "Debian's python3-sklearn package (scripts/setup.sh extracts it with apt-get download and dpkg-deb -x)");
     std::vector<uint8_t> pixels;
     std::vector<int64_t> labels;

@@ -12,12 +12,12 @@ namespace {
 /// Options of dataset/image_density.
 struct ImageDensityOptions {
   std::string file;  ///< image path (required)
-  double extent;     ///< the longer image side maps to [-extent, extent] (default 4)
-  bool invert;       ///< density from brightness instead of darkness (default false)
+  double extent;     ///< the longer image side maps to [-extent, extent]
+  bool invert;       ///< density from brightness instead of darkness
   explicit ImageDensityOptions(const flowlab::Params& p)
       : file(p.str("file")), extent(p.real("extent")), invert(p.boolean("invert")) {
-    if (file.empty()) throw flowlab::ParamError("dataset/image_density", "file", "is required (an image path)");
-    if (!(extent > 0)) throw flowlab::ParamError("dataset/image_density", "extent", fmt::format("must be > 0, got {}", extent));
+    if (file.empty()) throw flowlab::ParamError(p.owner(), "file", "is required (an image path)");
+    if (!(extent > 0)) throw flowlab::ParamError(p.owner(), "extent", fmt::format("must be > 0, got {}", extent));
   }
 };
 

@@ -39,11 +39,11 @@ using flowlab::Tensor;
 
 /// Options of weighting/min_snr.
 struct MinSnrOptions {
-  double gamma;  ///< clip value, > 0 (default 5)
-  bool paper;    ///< loss = eps (default): Hang et al.'s weight, converted; loss = velocity: min(SNR, gamma) on |v-u|^2
+  double gamma;  ///< clip value, > 0
+  bool paper;    ///< loss = eps: Hang et al.'s weight, converted; loss = velocity: min(SNR, gamma) on |v-u|^2
   explicit MinSnrOptions(const flowlab::Params& p) : gamma(p.real("gamma")), paper(p.str("loss") == "eps") {
     if (!(gamma > 0))
-      throw flowlab::ParamError("weighting/min_snr", "gamma", fmt::format("must be > 0, got {}", gamma));
+      throw flowlab::ParamError(p.owner(), "gamma", fmt::format("must be > 0, got {}", gamma));
   }
 };
 

@@ -16,10 +16,10 @@ namespace {
 
 /// Options of weighting/snr.
 struct SnrOptions {
-  double max_weight;  ///< upper clip of 1/SNR, > 0 (default 1e4)
+  double max_weight;  ///< upper clip of 1/SNR, > 0
   explicit SnrOptions(const flowlab::Params& p) : max_weight(p.real("max_weight")) {
     if (!(max_weight > 0))
-      throw flowlab::ParamError("weighting/snr", "max_weight", fmt::format("must be > 0, got {}", max_weight));
+      throw flowlab::ParamError(p.owner(), "max_weight", fmt::format("must be > 0, got {}", max_weight));
   }
 };
 
