@@ -84,7 +84,7 @@ class DitArchitecture final : public flowlab::Architecture {
   void build(const flowlab::ArchitectureSpec& spec) override {
     const auto& s = spec.event_shape;
     if (s.size() != 3)
-      throw flowlab::Error(fmt::format("architecture/dit: needs images [C, H, W], got event shape {}",
+      throw flowlab::Error(fmt::format("{}: needs images [C, H, W], got event shape {}", owner_,
                                        flowlab::shape_string(s)));
     if (s[1] % opt_.patch || s[2] % opt_.patch)
       throw flowlab::ParamError(owner_, "patch_size",

@@ -112,11 +112,11 @@ struct UnetOptions {
 
 class UnetArchitecture final : public flowlab::Architecture {
  public:
-  explicit UnetArchitecture(const flowlab::Params& p) : opt_(p) {}
+  explicit UnetArchitecture(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   void build(const flowlab::ArchitectureSpec& spec) override {
     if (spec.event_shape.size() != 3)
-      throw flowlab::Error(fmt::format("architecture/unet: needs images [C, H, W], got event shape {}",
+      throw flowlab::Error(fmt::format("{}: needs images [C, H, W], got event shape {}", owner_,
                                        flowlab::shape_string(spec.event_shape)));
     const int64_t in_ch = spec.event_shape[0];
     int64_t res = spec.event_shape[1];
@@ -232,6 +232,7 @@ class UnetArchitecture final : public flowlab::Architecture {
   }
 
   UnetOptions opt_;
+  std::string owner_;
   int64_t levels_ = 0;
   std::vector<int64_t> level_channels_;
   nn::Linear time_mlp1_{nullptr}, time_mlp2_{nullptr};

@@ -27,13 +27,13 @@ uint32_t big_endian(const std::string& s, size_t at) {
 at::Tensor read_idx(const std::string& owner, const std::string& path, uint32_t ndim) {
   const std::string data = flowlab::read_data_file(owner, path, kProvenance);
   if (data.size() < 4 + 4 * ndim || big_endian(data, 0) != (0x800u | ndim))
-    throw flowlab::Error(fmt::format("dataset/fashion_mnist: '{}' is not an IDX file of {} dimensions", path, ndim));
+    throw flowlab::Error(fmt::format("{}: '{}' is not an IDX file of {} dimensions", owner, path, ndim));
   std::vector<int64_t> shape;
   size_t count = 1;
   for (uint32_t d = 0; d < ndim; ++d) shape.push_back(big_endian(data, 4 + 4 * d)), count *= shape.back();
   const size_t offset = 4 + 4 * ndim;
   if (data.size() != offset + count)
-    throw flowlab::Error(fmt::format("dataset/fashion_mnist: '{}' holds {} bytes of data, its header says {}", path,
+    throw flowlab::Error(fmt::format("{}: '{}' holds {} bytes of data, its header says {}", owner, path,
                                      data.size() - offset, count));
   return at::from_blob(const_cast<char*>(data.data() + offset), shape, at::kByte).clone();
 }
@@ -54,7 +54,7 @@ class FashionMnist final : public flowlab::StoredImages {
     at::Tensor images = read_idx(owner_, prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
     at::Tensor labels = read_idx(owner_, prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
     if (images.size(0) != labels.size(0))
-      throw flowlab::Error(fmt::format("dataset/fashion_mnist: {} images but {} labels in {}-*", images.size(0),
+      throw flowlab::Error(fmt::format("{}: {} images but {} labels in {}-*", owner_, images.size(0),
                                        labels.size(0), prefix));
     return {images, labels};
   }

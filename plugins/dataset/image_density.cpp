@@ -27,12 +27,12 @@ class ImageDensity final : public flowlab::Dataset {
     int w = 0, h = 0, c = 0;
     unsigned char* pixels = stbi_load(opt_.file.c_str(), &w, &h, &c, 1);
     if (!pixels)
-      throw flowlab::Error(fmt::format("dataset/image_density: cannot read image '{}': {}", opt_.file, stbi_failure_reason()));
+      throw flowlab::Error(fmt::format("{}: cannot read image '{}': {}", p.owner(), opt_.file, stbi_failure_reason()));
     const at::Tensor gray = at::from_blob(pixels, {h * w}, at::kByte).to(at::kDouble) / 255.0;
     stbi_image_free(pixels);
     weights_ = opt_.invert ? gray : 1 - gray;
     if (!(weights_.sum().item<double>() > 0))
-      throw flowlab::Error(fmt::format("dataset/image_density: image '{}' has no {} pixels to draw from", opt_.file,
+      throw flowlab::Error(fmt::format("{}: image '{}' has no {} pixels to draw from", p.owner(), opt_.file,
                                        opt_.invert ? "bright" : "dark"));
     w_ = w, h_ = h;
   }

@@ -25,14 +25,15 @@ struct SnrOptions {
 
 class SnrWeighting final : public flowlab::Weighting {
  public:
-  explicit SnrWeighting(const flowlab::Params& p) : opt_(p) {}
+  explicit SnrWeighting(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   flowlab::Tensor weight(const flowlab::Tensor& t, const flowlab::Path& path) const override {
-    if (!path.affine()) throw flowlab::Error("weighting/snr: needs an affine path (one with an alpha/sigma schedule)");
+    if (!path.affine()) throw flowlab::Error(fmt::format("{}: needs an affine path (one with an alpha/sigma schedule)", owner_));
     return (1 / path.snr(t)).clamp_max(opt_.max_weight);
   }
 
  private:
   SnrOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace
