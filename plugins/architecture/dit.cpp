@@ -56,11 +56,11 @@ TORCH_MODULE(DitBlock);
 
 /// Options of architecture/dit.
 struct DitOptions {
-  int64_t patch;   ///< patch size p; must divide H and W (default 2)
-  int64_t hidden;  ///< token width (default 128)
-  int64_t depth;   ///< transformer blocks (default 4)
-  int64_t heads;   ///< attention heads; must divide hidden (default 4)
-  double mlp_ratio;  ///< MLP width / hidden (default 4)
+  int64_t patch;   ///< patch size p; must divide H and W
+  int64_t hidden;  ///< token width
+  int64_t depth;   ///< transformer blocks
+  int64_t heads;   ///< attention heads; must divide hidden
+  double mlp_ratio;  ///< MLP width / hidden
   double max_frequency;  ///< highest frequency of the sinusoidal time features, radians per unit t
   explicit DitOptions(const flowlab::Params& p)
       : patch(p.integer("patch_size")), hidden(p.integer("hidden")), depth(p.integer("depth")),
@@ -68,26 +68,26 @@ struct DitOptions {
         max_frequency(p.real("max_frequency")) {
     for (const char* name : {"patch_size", "hidden", "depth", "heads"})
       if (p.integer(name) <= 0)
-        throw flowlab::ParamError("architecture/dit", name, fmt::format("must be > 0, got {}", p.integer(name)));
+        throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
     if (hidden % heads != 0)
-      throw flowlab::ParamError("architecture/dit", "heads", fmt::format("must divide hidden ({}), got {}", hidden, heads));
-    if (!(mlp_ratio > 0)) throw flowlab::ParamError("architecture/dit", "mlp_ratio", fmt::format("must be > 0, got {}", mlp_ratio));
+      throw flowlab::ParamError(p.owner(), "heads", fmt::format("must divide hidden ({}), got {}", hidden, heads));
+    if (!(mlp_ratio > 0)) throw flowlab::ParamError(p.owner(), "mlp_ratio", fmt::format("must be > 0, got {}", mlp_ratio));
     if (!(max_frequency >= M_PI))
-      throw flowlab::ParamError("architecture/dit", "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
+      throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
 };
 
 class DitArchitecture final : public flowlab::Architecture {
  public:
-  explicit DitArchitecture(const flowlab::Params& p) : opt_(p) {}
+  explicit DitArchitecture(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   void build(const flowlab::ArchitectureSpec& spec) override {
     const auto& s = spec.event_shape;
     if (s.size() != 3)
-      throw flowlab::Error(fmt::format("architecture/dit: needs images [C, H, W], got event shape {}",
+      throw flowlab::Error(fmt::format("{}: needs images [C, H, W], got event shape {}", owner_,
                                        flowlab::shape_string(s)));
     if (s[1] % opt_.patch || s[2] % opt_.patch)
-      throw flowlab::ParamError("architecture/dit", "patch_size",
+      throw flowlab::ParamError(owner_, "patch_size",
                                 fmt::format("must divide the image size {}x{}, got {}", s[1], s[2], opt_.patch));
     c_ = s[0], gh_ = s[1] / opt_.patch, gw_ = s[2] / opt_.patch;
     const int64_t d = opt_.hidden;
@@ -119,6 +119,7 @@ class DitArchitecture final : public flowlab::Architecture {
 
  private:
   DitOptions opt_;
+  std::string owner_;
   int64_t c_ = 0, gh_ = 0, gw_ = 0;
   nn::Conv2d patchify_{nullptr};
   Tensor pos_;

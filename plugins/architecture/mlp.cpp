@@ -27,14 +27,14 @@ constexpr int64_t kRowBlock = 512;
 
 /// Options of architecture/mlp.
 struct MlpOptions {
-  int64_t width;         ///< hidden width (default 256)
-  int64_t depth;         ///< number of hidden layers (default 4)
-  std::string act;       ///< silu, relu, gelu or selu (default silu)
+  int64_t width;         ///< hidden width
+  int64_t depth;         ///< number of hidden layers
+  std::string act;       ///< silu, relu, gelu or selu
   flowlab::Activation activation;  ///< as act
-  bool sinusoidal_time;  ///< time_embedding: sinusoidal (default) or mlp
-  int64_t time_dim;      ///< width of the time embedding (default 64)
+  bool sinusoidal_time;  ///< time_embedding: sinusoidal or mlp
+  int64_t time_dim;      ///< width of the time embedding
   double max_frequency;  ///< highest frequency of the sinusoidal features, radians per unit t
-  int64_t cond_dim;      ///< width of the condition embedding (default 64)
+  int64_t cond_dim;      ///< width of the condition embedding
   explicit MlpOptions(const flowlab::Params& p)
       : width(p.integer("width")), depth(p.integer("depth")), act(p.str("activation")),
         activation(flowlab::activation_from_name(act)),
@@ -42,9 +42,9 @@ struct MlpOptions {
         max_frequency(p.real("max_frequency")), cond_dim(p.integer("cond_dim")) {
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
       if (p.integer(name) <= 0)
-        throw flowlab::ParamError("architecture/mlp", name, fmt::format("must be > 0, got {}", p.integer(name)));
+        throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
     if (!(max_frequency >= M_PI))
-      throw flowlab::ParamError("architecture/mlp", "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
+      throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
 };
 

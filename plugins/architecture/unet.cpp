@@ -89,34 +89,34 @@ TORCH_MODULE(Attention);
 
 /// Options of architecture/unet.
 struct UnetOptions {
-  int64_t channels;               ///< channels at the first level (default 32)
-  std::vector<int64_t> mult;      ///< channel multiplier per level; levels - 1 downsamplings (default 1,2,2)
-  int64_t res_blocks;             ///< ResNet blocks per level (default 1)
-  std::vector<int64_t> attention; ///< resolutions (H) that get self-attention (default none)
-  int64_t time_dim;               ///< width of the time/condition embedding (default 128)
+  int64_t channels;               ///< channels at the first level
+  std::vector<int64_t> mult;      ///< channel multiplier per level; levels - 1 downsamplings
+  int64_t res_blocks;             ///< ResNet blocks per level
+  std::vector<int64_t> attention; ///< resolutions (H) that get self-attention
+  int64_t time_dim;               ///< width of the time/condition embedding
   double max_frequency;           ///< highest frequency of the sinusoidal time features, radians per unit t
   explicit UnetOptions(const flowlab::Params& p)
       : channels(p.integer("channels")), mult(p.int_list("channel_mult")), res_blocks(p.integer("res_blocks")),
         attention(p.int_list("attention_resolutions")), time_dim(p.integer("time_dim")),
         max_frequency(p.real("max_frequency")) {
-    if (channels <= 0) throw flowlab::ParamError("architecture/unet", "channels", fmt::format("must be > 0, got {}", channels));
-    if (mult.empty()) throw flowlab::ParamError("architecture/unet", "channel_mult", "must list at least one level");
+    if (channels <= 0) throw flowlab::ParamError(p.owner(), "channels", fmt::format("must be > 0, got {}", channels));
+    if (mult.empty()) throw flowlab::ParamError(p.owner(), "channel_mult", "must list at least one level");
     for (auto m : mult)
-      if (m <= 0) throw flowlab::ParamError("architecture/unet", "channel_mult", fmt::format("entries must be > 0, got {}", m));
-    if (res_blocks <= 0) throw flowlab::ParamError("architecture/unet", "res_blocks", fmt::format("must be > 0, got {}", res_blocks));
-    if (time_dim <= 0) throw flowlab::ParamError("architecture/unet", "time_dim", fmt::format("must be > 0, got {}", time_dim));
+      if (m <= 0) throw flowlab::ParamError(p.owner(), "channel_mult", fmt::format("entries must be > 0, got {}", m));
+    if (res_blocks <= 0) throw flowlab::ParamError(p.owner(), "res_blocks", fmt::format("must be > 0, got {}", res_blocks));
+    if (time_dim <= 0) throw flowlab::ParamError(p.owner(), "time_dim", fmt::format("must be > 0, got {}", time_dim));
     if (!(max_frequency >= M_PI))
-      throw flowlab::ParamError("architecture/unet", "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
+      throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
 };
 
 class UnetArchitecture final : public flowlab::Architecture {
  public:
-  explicit UnetArchitecture(const flowlab::Params& p) : opt_(p) {}
+  explicit UnetArchitecture(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   void build(const flowlab::ArchitectureSpec& spec) override {
     if (spec.event_shape.size() != 3)
-      throw flowlab::Error(fmt::format("architecture/unet: needs images [C, H, W], got event shape {}",
+      throw flowlab::Error(fmt::format("{}: needs images [C, H, W], got event shape {}", owner_,
                                        flowlab::shape_string(spec.event_shape)));
     const int64_t in_ch = spec.event_shape[0];
     int64_t res = spec.event_shape[1];
@@ -232,6 +232,7 @@ class UnetArchitecture final : public flowlab::Architecture {
   }
 
   UnetOptions opt_;
+  std::string owner_;
   int64_t levels_ = 0;
   std::vector<int64_t> level_channels_;
   nn::Linear time_mlp1_{nullptr}, time_mlp2_{nullptr};

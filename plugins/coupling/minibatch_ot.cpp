@@ -12,17 +12,17 @@ namespace {
 
 /// Options of coupling/minibatch_ot.
 struct MinibatchOtOptions {
-  bool resample;  ///< draw pairs from the plan (TorchCFM) instead of using the permutation (default false)
+  bool resample;  ///< draw pairs from the plan (TorchCFM) instead of using the permutation
   explicit MinibatchOtOptions(const flowlab::Params& p) : resample(p.boolean("resample")) {}
 };
 
 class MinibatchOtCoupling final : public flowlab::Coupling {
  public:
-  explicit MinibatchOtCoupling(const flowlab::Params& p) : opt_(p) {}
+  explicit MinibatchOtCoupling(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   flowlab::Pairing pair(const flowlab::Tensor& x0, const flowlab::Tensor& x1) const override {
     if (x0.size(0) != x1.size(0))
-      throw flowlab::Error(fmt::format("coupling/minibatch_ot: batches of {} noise and {} data rows", x0.size(0), x1.size(0)));
-    const at::Tensor perm = flowlab::optimal_assignment(flowlab::squared_euclidean_cost(x0, x1), "coupling/minibatch_ot");
+      throw flowlab::Error(fmt::format("{}: batches of {} noise and {} data rows", owner_, x0.size(0), x1.size(0)));
+    const at::Tensor perm = flowlab::optimal_assignment(flowlab::squared_euclidean_cost(x0, x1), owner_);
     if (!opt_.resample) return {at::arange(x0.size(0), at::kLong), perm};
     at::Tensor plan = at::zeros({x0.size(0), x1.size(0)}, at::kDouble);
     plan.index_put_({at::arange(x0.size(0), at::kLong), perm}, at::ones({x0.size(0)}, at::kDouble));
@@ -32,6 +32,7 @@ class MinibatchOtCoupling final : public flowlab::Coupling {
 
  private:
   MinibatchOtOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

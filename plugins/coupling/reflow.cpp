@@ -10,11 +10,15 @@ namespace {
 
 class ReflowCoupling final : public flowlab::Coupling {
  public:
-  explicit ReflowCoupling(const flowlab::Params&) {}
+  explicit ReflowCoupling(const flowlab::Params& p) : owner_(p.owner()) {}
   flowlab::Pairing pair(const flowlab::Tensor&, const flowlab::Tensor&) const override {
-    throw flowlab::Error("coupling/reflow: pairs come from the previous reflow round's model, not from a data batch");
+    throw flowlab::Error(
+        fmt::format("{}: pairs come from the previous reflow round's model, not from a data batch", owner_));
   }
   bool needs_teacher() const override { return true; }
+
+ private:
+  std::string owner_;
 };
 
 }  // namespace

@@ -11,30 +11,31 @@ namespace {
 
 /// Options of coupling/sinkhorn.
 struct SinkhornOptions {
-  double epsilon;    ///< entropic regularisation, relative to the largest cost (default 0.05)
-  int64_t max_iter;  ///< Sinkhorn iterations before giving up (default 2000)
-  double tol;        ///< largest row-sum error, relative to 1/B (default 1e-6)
+  double epsilon;    ///< entropic regularisation, relative to the largest cost
+  int64_t max_iter;  ///< Sinkhorn iterations before giving up
+  double tol;        ///< largest row-sum error, relative to 1/B
   explicit SinkhornOptions(const flowlab::Params& p)
       : epsilon(p.real("epsilon")), max_iter(p.integer("max_iter")), tol(p.real("tol")) {
-    if (!(epsilon > 0)) throw flowlab::ParamError("coupling/sinkhorn", "epsilon", fmt::format("must be > 0, got {}", epsilon));
-    if (max_iter < 1) throw flowlab::ParamError("coupling/sinkhorn", "max_iter", fmt::format("must be >= 1, got {}", max_iter));
-    if (!(tol > 0)) throw flowlab::ParamError("coupling/sinkhorn", "tol", fmt::format("must be > 0, got {}", tol));
+    if (!(epsilon > 0)) throw flowlab::ParamError(p.owner(), "epsilon", fmt::format("must be > 0, got {}", epsilon));
+    if (max_iter < 1) throw flowlab::ParamError(p.owner(), "max_iter", fmt::format("must be >= 1, got {}", max_iter));
+    if (!(tol > 0)) throw flowlab::ParamError(p.owner(), "tol", fmt::format("must be > 0, got {}", tol));
   }
 };
 
 class SinkhornCoupling final : public flowlab::Coupling {
  public:
-  explicit SinkhornCoupling(const flowlab::Params& p) : opt_(p) {}
+  explicit SinkhornCoupling(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   flowlab::Pairing pair(const flowlab::Tensor& x0, const flowlab::Tensor& x1) const override {
     at::Tensor cost = flowlab::squared_euclidean_cost(x0, x1);
     const double top = cost.max().item<double>();
     if (top > 0) cost = cost / top;
-    const auto plan = flowlab::sinkhorn_transport(cost, opt_.epsilon, opt_.tol, opt_.max_iter, "coupling/sinkhorn");
+    const auto plan = flowlab::sinkhorn_transport(cost, opt_.epsilon, opt_.tol, opt_.max_iter, owner_);
     return flowlab::sample_pairs(plan.plan, x0.size(0));
   }
 
  private:
   SinkhornOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

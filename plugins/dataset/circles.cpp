@@ -10,14 +10,14 @@ namespace {
 
 /// Options of dataset/circles.
 struct CirclesOptions {
-  double factor;  ///< inner / outer radius, in (0, 1) (default 0.5)
-  double scale;   ///< outer radius (default 3)
-  double noise;   ///< standard deviation of the added noise (default 0.05)
+  double factor;  ///< inner / outer radius, in (0, 1)
+  double scale;   ///< outer radius
+  double noise;   ///< standard deviation of the added noise
   explicit CirclesOptions(const flowlab::Params& p) : factor(p.real("factor")), scale(p.real("scale")), noise(p.real("noise")) {
     if (!(factor > 0 && factor < 1))
-      throw flowlab::ParamError("dataset/circles", "factor", fmt::format("must be in (0, 1), got {}", factor));
-    if (!(scale > 0)) throw flowlab::ParamError("dataset/circles", "scale", fmt::format("must be > 0, got {}", scale));
-    if (!(noise >= 0)) throw flowlab::ParamError("dataset/circles", "noise", fmt::format("must be >= 0, got {}", noise));
+      throw flowlab::ParamError(p.owner(), "factor", fmt::format("must be in (0, 1), got {}", factor));
+    if (!(scale > 0)) throw flowlab::ParamError(p.owner(), "scale", fmt::format("must be > 0, got {}", scale));
+    if (!(noise >= 0)) throw flowlab::ParamError(p.owner(), "noise", fmt::format("must be >= 0, got {}", noise));
   }
 };
 

@@ -13,7 +13,7 @@ namespace {
 
 /// Options of dataset/digits.
 struct DigitsOptions {
-  std::string file;  ///< path of digits.csv.gz (default: where scripts/setup.sh puts it)
+  std::string file;  ///< path of digits.csv.gz
   explicit DigitsOptions(const flowlab::Params& p) : file(p.str("file")) {}
 };
 
@@ -21,7 +21,7 @@ class Digits final : public flowlab::StoredImages {
  public:
   explicit Digits(const flowlab::Params& p) : opt_(p) {
     const std::string text = flowlab::read_data_file(
-        "dataset/digits", opt_.file,
+        p.owner(), opt_.file,
         "Debian's python3-sklearn package (scripts/setup.sh extracts it with apt-get download and dpkg-deb -x)");
     std::vector<uint8_t> pixels;
     std::vector<int64_t> labels;
@@ -41,8 +41,8 @@ class Digits final : public flowlab::StoredImages {
         ++col;
       }
       if (col != 65)
-        throw flowlab::Error(fmt::format("dataset/digits: {}:{}: expected 65 values (64 pixels, label), got {}",
-                                         opt_.file, row, col));
+        throw flowlab::Error(fmt::format("{}: {}:{}: expected 65 values (64 pixels, label), got {}",
+                                         p.owner(), opt_.file, row, col));
     }
     const int64_t n = static_cast<int64_t>(labels.size());
     const at::Tensor images = at::tensor(pixels, at::kByte).reshape({n, 1, 8, 8});

@@ -16,19 +16,19 @@ namespace {
 
 /// Options of dataset/eight_gaussians.
 struct EightOptions {
-  double scale;  ///< distance of the centres from the origin (default 2)
-  double std;    ///< standard deviation of each Gaussian (default 0.2)
+  double scale;  ///< distance of the centres from the origin
+  double std;    ///< standard deviation of each Gaussian
   explicit EightOptions(const flowlab::Params& p) : scale(p.real("scale")), std(p.real("std")) {
-    if (!(scale > 0)) throw flowlab::ParamError("dataset/eight_gaussians", "scale", fmt::format("must be > 0, got {}", scale));
-    if (!(std >= 0)) throw flowlab::ParamError("dataset/eight_gaussians", "std", fmt::format("must be >= 0, got {}", std));
+    if (!(scale > 0)) throw flowlab::ParamError(p.owner(), "scale", fmt::format("must be > 0, got {}", scale));
+    if (!(std >= 0)) throw flowlab::ParamError(p.owner(), "std", fmt::format("must be >= 0, got {}", std));
     if (p.str("preset") == "torchcfm") {
       // TorchCFM fixes both: refuse a value that the preset would silently override.
       if (scale != 2.0)
-        throw flowlab::ParamError("dataset/eight_gaussians", "scale",
+        throw flowlab::ParamError(p.owner(), "scale",
                                   fmt::format("is fixed to 5 by preset torchcfm; leave it unset (got {})", scale));
       if (std != 0.2)
         throw flowlab::ParamError(
-            "dataset/eight_gaussians", "std",
+            p.owner(), "std",
             fmt::format("is fixed to 0.1^(1/4) by preset torchcfm; leave it unset (got {})", std));
       scale = 5.0;
       std = std::sqrt(std::sqrt(0.1));  // covariance sqrt(0.1) I

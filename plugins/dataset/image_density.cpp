@@ -12,12 +12,12 @@ namespace {
 /// Options of dataset/image_density.
 struct ImageDensityOptions {
   std::string file;  ///< image path (required)
-  double extent;     ///< the longer image side maps to [-extent, extent] (default 4)
-  bool invert;       ///< density from brightness instead of darkness (default false)
+  double extent;     ///< the longer image side maps to [-extent, extent]
+  bool invert;       ///< density from brightness instead of darkness
   explicit ImageDensityOptions(const flowlab::Params& p)
       : file(p.str("file")), extent(p.real("extent")), invert(p.boolean("invert")) {
-    if (file.empty()) throw flowlab::ParamError("dataset/image_density", "file", "is required (an image path)");
-    if (!(extent > 0)) throw flowlab::ParamError("dataset/image_density", "extent", fmt::format("must be > 0, got {}", extent));
+    if (file.empty()) throw flowlab::ParamError(p.owner(), "file", "is required (an image path)");
+    if (!(extent > 0)) throw flowlab::ParamError(p.owner(), "extent", fmt::format("must be > 0, got {}", extent));
   }
 };
 
@@ -27,12 +27,12 @@ class ImageDensity final : public flowlab::Dataset {
     int w = 0, h = 0, c = 0;
     unsigned char* pixels = stbi_load(opt_.file.c_str(), &w, &h, &c, 1);
     if (!pixels)
-      throw flowlab::Error(fmt::format("dataset/image_density: cannot read image '{}': {}", opt_.file, stbi_failure_reason()));
+      throw flowlab::Error(fmt::format("{}: cannot read image '{}': {}", p.owner(), opt_.file, stbi_failure_reason()));
     const at::Tensor gray = at::from_blob(pixels, {h * w}, at::kByte).to(at::kDouble) / 255.0;
     stbi_image_free(pixels);
     weights_ = opt_.invert ? gray : 1 - gray;
     if (!(weights_.sum().item<double>() > 0))
-      throw flowlab::Error(fmt::format("dataset/image_density: image '{}' has no {} pixels to draw from", opt_.file,
+      throw flowlab::Error(fmt::format("{}: image '{}' has no {} pixels to draw from", p.owner(), opt_.file,
                                        opt_.invert ? "bright" : "dark"));
     w_ = w, h_ = h;
   }

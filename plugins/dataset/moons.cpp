@@ -24,12 +24,12 @@ namespace {
 
 /// Options of dataset/moons.
 struct MoonsOptions {
-  double noise;   ///< standard deviation of the added noise (default 0.05)
+  double noise;   ///< standard deviation of the added noise
   bool torchcfm;  ///< preset torchcfm: torchdyn's angle grids and uniform shift, times 3 minus 1
   explicit MoonsOptions(const flowlab::Params& p) : noise(p.real("noise")), torchcfm(p.str("preset") == "torchcfm") {
-    if (!(noise >= 0)) throw flowlab::ParamError("dataset/moons", "noise", fmt::format("must be >= 0, got {}", noise));
+    if (!(noise >= 0)) throw flowlab::ParamError(p.owner(), "noise", fmt::format("must be >= 0, got {}", noise));
     if (torchcfm && noise != 0.05)
-      throw flowlab::ParamError("dataset/moons", "noise",
+      throw flowlab::ParamError(p.owner(), "noise",
                                 fmt::format("is fixed by preset torchcfm (one uniform shift in [0, 0.2) per point, "
                                             "on both coordinates, before the x3); leave it unset (got {})", noise));
   }

@@ -10,13 +10,13 @@ namespace {
 
 /// Options of dataset/ring_gaussians.
 struct RingOptions {
-  int64_t modes;  ///< number of Gaussians on the ring (default 8)
-  double radius;  ///< ring radius (default 4)
-  double std;     ///< standard deviation of each Gaussian (default 0.3)
+  int64_t modes;  ///< number of Gaussians on the ring
+  double radius;  ///< ring radius
+  double std;     ///< standard deviation of each Gaussian
   explicit RingOptions(const flowlab::Params& p) : modes(p.integer("modes")), radius(p.real("radius")), std(p.real("std")) {
-    if (modes <= 0) throw flowlab::ParamError("dataset/ring_gaussians", "modes", fmt::format("must be > 0, got {}", modes));
-    if (!(radius >= 0)) throw flowlab::ParamError("dataset/ring_gaussians", "radius", fmt::format("must be >= 0, got {}", radius));
-    if (!(std >= 0)) throw flowlab::ParamError("dataset/ring_gaussians", "std", fmt::format("must be >= 0, got {}", std));
+    if (modes <= 0) throw flowlab::ParamError(p.owner(), "modes", fmt::format("must be > 0, got {}", modes));
+    if (!(radius >= 0)) throw flowlab::ParamError(p.owner(), "radius", fmt::format("must be >= 0, got {}", radius));
+    if (!(std >= 0)) throw flowlab::ParamError(p.owner(), "std", fmt::format("must be >= 0, got {}", std));
   }
 };
 

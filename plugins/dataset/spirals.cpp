@@ -10,9 +10,9 @@ namespace {
 
 /// Options of dataset/spirals.
 struct SpiralsOptions {
-  double noise;  ///< standard deviation of the added noise (default 0.1)
+  double noise;  ///< standard deviation of the added noise
   explicit SpiralsOptions(const flowlab::Params& p) : noise(p.real("noise")) {
-    if (!(noise >= 0)) throw flowlab::ParamError("dataset/spirals", "noise", fmt::format("must be >= 0, got {}", noise));
+    if (!(noise >= 0)) throw flowlab::ParamError(p.owner(), "noise", fmt::format("must be >= 0, got {}", noise));
   }
 };
 

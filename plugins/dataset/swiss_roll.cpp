@@ -10,9 +10,9 @@ namespace {
 
 /// Options of dataset/swiss_roll.
 struct SwissRollOptions {
-  double noise;  ///< standard deviation of the added noise, before the / 5 (default 0.5)
+  double noise;  ///< standard deviation of the added noise, before the / 5
   explicit SwissRollOptions(const flowlab::Params& p) : noise(p.real("noise")) {
-    if (!(noise >= 0)) throw flowlab::ParamError("dataset/swiss_roll", "noise", fmt::format("must be >= 0, got {}", noise));
+    if (!(noise >= 0)) throw flowlab::ParamError(p.owner(), "noise", fmt::format("must be >= 0, got {}", noise));
   }
 };
 

@@ -17,14 +17,12 @@
 
 namespace {
 
-constexpr const char* kPlugin = "metric/energy";
-
 class EnergyDistance final : public flowlab::Metric {
  public:
-  explicit EnergyDistance(const flowlab::Params&) {}
+  explicit EnergyDistance(const flowlab::Params& p) : owner_(p.owner()) {}
 
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
-    auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, kPlugin, 2);
+    auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, owner_, 2);
     const at::Tensor centre = y.mean(0, true);  // distances are translation invariant; centring limits cancellation
     x = x - centre, y = y - centre;
     const double n = static_cast<double>(x.size(0)), m = static_cast<double>(y.size(0));
@@ -35,6 +33,9 @@ class EnergyDistance final : public flowlab::Metric {
     return 2 * pair_sum(x, y, false, dist) / (n * m) - pair_sum(x, x, true, dist) / (n * (n - 1)) -
            pair_sum(y, y, true, dist) / (m * (m - 1));
   }
+
+ private:
+  std::string owner_;
 };
 
 }  // namespace

@@ -21,27 +21,25 @@
 
 namespace {
 
-constexpr const char* kPlugin = "metric/kid";
-
 /// Options of metric/kid.
 struct KidOptions {
-  int64_t subsets;      ///< number of subset pairs averaged; 0: the full sets once (default 100)
-  int64_t subset_size;  ///< points per subset (default 1000; capped at min(N, M))
-  int64_t seed;         ///< seed of the subset draws (default 0)
+  int64_t subsets;      ///< number of subset pairs averaged; 0: the full sets once
+  int64_t subset_size;  ///< points per subset (capped at min(N, M))
+  int64_t seed;         ///< seed of the subset draws
   explicit KidOptions(const flowlab::Params& p)
       : subsets(p.integer("subsets")), subset_size(p.integer("subset_size")), seed(p.integer("seed")) {
-    if (subsets < 0) throw flowlab::ParamError(kPlugin, "subsets", fmt::format("must be >= 0, got {}", subsets));
+    if (subsets < 0) throw flowlab::ParamError(p.owner(), "subsets", fmt::format("must be >= 0, got {}", subsets));
     if (subset_size < 2)
-      throw flowlab::ParamError(kPlugin, "subset_size", fmt::format("must be >= 2, got {}", subset_size));
+      throw flowlab::ParamError(p.owner(), "subset_size", fmt::format("must be >= 2, got {}", subset_size));
   }
 };
 
 class KidMetric final : public flowlab::Metric {
  public:
-  explicit KidMetric(const flowlab::Params& p) : opt_(p) {}
+  explicit KidMetric(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
-    const auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, kPlugin, 2);
+    const auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, owner_, 2);
     const double inv_d = 1.0 / static_cast<double>(x.size(1));
     const auto kernel = [inv_d](const at::Tensor& a, const at::Tensor& b) {
       return at::matmul(a, b.t()).mul_(inv_d).add_(1).pow_(3);
@@ -63,6 +61,7 @@ class KidMetric final : public flowlab::Metric {
 
  private:
   KidOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

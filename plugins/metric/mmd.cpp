@@ -21,27 +21,25 @@
 
 namespace {
 
-constexpr const char* kPlugin = "metric/mmd";
-
 /// Options of metric/mmd.
 struct MmdOptions {
   std::vector<double> bandwidths;  ///< bandwidths, or multiples of the reference's median distance
   bool median_unit;                ///< bandwidth_unit = median (true) or absolute
   explicit MmdOptions(const flowlab::Params& p)
       : bandwidths(p.float_list("bandwidths")), median_unit(p.str("bandwidth_unit") == "median") {
-    if (bandwidths.empty()) throw flowlab::ParamError(kPlugin, "bandwidths", "needs at least one bandwidth");
+    if (bandwidths.empty()) throw flowlab::ParamError(p.owner(), "bandwidths", "needs at least one bandwidth");
     for (double h : bandwidths)
       if (!(h > 0) || !std::isfinite(h))
-        throw flowlab::ParamError(kPlugin, "bandwidths", fmt::format("must all be finite and > 0, got {}", h));
+        throw flowlab::ParamError(p.owner(), "bandwidths", fmt::format("must all be finite and > 0, got {}", h));
   }
 };
 
 class RbfMmd final : public flowlab::Metric {
  public:
-  explicit RbfMmd(const flowlab::Params& p) : opt_(p) {}
+  explicit RbfMmd(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
-    auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, kPlugin, 2);
+    auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, owner_, 2);
     const at::Tensor centre = y.mean(0, true);
     x = x - centre, y = y - centre;
     double unit = 1;
@@ -53,7 +51,7 @@ class RbfMmd final : public flowlab::Metric {
       if (!(unit > 0))
         throw flowlab::Error(fmt::format("{}: the reference's median pairwise distance is 0, so bandwidths relative to "
                                          "it are 0; set bandwidth_unit: absolute with explicit bandwidths",
-                                         kPlugin));
+                                         owner_));
     }
     std::vector<double> inv2h2;  // 1 / (2 h^2)
     for (double h : opt_.bandwidths) inv2h2.push_back(1.0 / (2 * h * unit * h * unit));
@@ -68,6 +66,7 @@ class RbfMmd final : public flowlab::Metric {
 
  private:
   MmdOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

@@ -19,8 +19,6 @@
 
 namespace {
 
-constexpr const char* kPlugin = "metric/nll";
-
 /// Options of metric/nll.
 struct NllOptions {
   std::string solver;     ///< the solver of the backward integration
@@ -35,16 +33,16 @@ struct NllOptions {
       : solver(p.str("solver")), rtol(p.real("rtol")), atol(p.real("atol")), steps(p.integer("steps")),
         exact_max_dim(p.integer("exact_max_dim")), probes(p.integer("probes")), probe(p.str("probe")),
         samples(p.integer("samples")), seed(p.integer("seed")) {
-    if (probes < 1) throw flowlab::ParamError(kPlugin, "probes", fmt::format("must be >= 1, got {}", probes));
+    if (probes < 1) throw flowlab::ParamError(p.owner(), "probes", fmt::format("must be >= 1, got {}", probes));
     if (exact_max_dim < 0)
-      throw flowlab::ParamError(kPlugin, "exact_max_dim", fmt::format("must be >= 0, got {}", exact_max_dim));
-    if (samples < 0) throw flowlab::ParamError(kPlugin, "samples", fmt::format("must be >= 0, got {}", samples));
+      throw flowlab::ParamError(p.owner(), "exact_max_dim", fmt::format("must be >= 0, got {}", exact_max_dim));
+    if (samples < 0) throw flowlab::ParamError(p.owner(), "samples", fmt::format("must be >= 0, got {}", samples));
   }
 };
 
 class NllMetric final : public flowlab::ModelMetric {
  public:
-  explicit NllMetric(const flowlab::Params& p) : opt_(p) {}
+  explicit NllMetric(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   double compute_model(const flowlab::ModelAccess& m, const flowlab::Tensor& reference) const override {
     auto solver = m.make_solver(opt_.solver, flowlab::Params());
@@ -65,12 +63,12 @@ class NllMetric final : public flowlab::ModelMetric {
     lo.probes = opt_.probes;
     lo.probe = opt_.probe;
     lo.generator = gen;
-    if (!m.noise_log_prob) throw flowlab::Error(fmt::format("{}: the trial's noise has no log density", kPlugin));
+    if (!m.noise_log_prob) throw flowlab::Error(fmt::format("{}: the trial's noise has no log density", owner_));
     const flowlab::LikelihoodResult r = flowlab::log_likelihood(*solver, m.field, x, m.noise_log_prob, lo);
     const double nll = -r.log_p.mean().item<double>();
     if (!std::isfinite(nll))
       throw flowlab::Error(fmt::format("{}: the log-likelihood is not finite ({}): the backward solve left the noise's "
-                                       "support or diverged", kPlugin, -nll));
+                                       "support or diverged", owner_, -nll));
     return delta > 0 ? (nll - double(d) * std::log(delta)) / (double(d) * std::log(2.0)) : nll;
   }
 
@@ -84,6 +82,7 @@ class NllMetric final : public flowlab::ModelMetric {
 
  private:
   NllOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

@@ -21,25 +21,24 @@
 
 namespace {
 
-constexpr const char* kPlugin = "metric/sliced_wasserstein";
 constexpr int64_t kChunk = 64;  ///< directions projected at a time
 
 /// Options of metric/sliced_wasserstein.
 struct SlicedOptions {
-  int64_t projections;  ///< number of random directions P (default 256)
-  int64_t seed;         ///< seed of the directions (default 0)
+  int64_t projections;  ///< number of random directions P
+  int64_t seed;         ///< seed of the directions
   explicit SlicedOptions(const flowlab::Params& p) : projections(p.integer("projections")), seed(p.integer("seed")) {
     if (projections < 1)
-      throw flowlab::ParamError(kPlugin, "projections", fmt::format("must be >= 1, got {}", projections));
+      throw flowlab::ParamError(p.owner(), "projections", fmt::format("must be >= 1, got {}", projections));
   }
 };
 
 class SlicedWasserstein final : public flowlab::Metric {
  public:
-  explicit SlicedWasserstein(const flowlab::Params& p) : opt_(p) {}
+  explicit SlicedWasserstein(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
-    const auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, kPlugin, 1);
+    const auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, owner_, 1);
     const int64_t n = x.size(0), m = y.size(0), d = x.size(1);
     at::Generator gen = flowlab::metric_detail::seeded_generator(opt_.seed);
     at::Tensor theta = at::randn({opt_.projections, d}, gen, at::TensorOptions(at::kDouble));
@@ -74,6 +73,7 @@ class SlicedWasserstein final : public flowlab::Metric {
 
  private:
   SlicedOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

@@ -38,30 +38,28 @@
 
 namespace {
 
-constexpr const char* kPlugin = "metric/w2";
-
 /// Options of metric/w2.
 struct W2Options {
-  int64_t max_points;  ///< largest N or M accepted (default 5000)
+  int64_t max_points;  ///< largest N or M accepted
   explicit W2Options(const flowlab::Params& p) : max_points(p.integer("max_points")) {
     if (max_points < 1 || max_points > 46340)
-      throw flowlab::ParamError(kPlugin, "max_points", fmt::format("must be in [1, 46340], got {}", max_points));
+      throw flowlab::ParamError(p.owner(), "max_points", fmt::format("must be in [1, 46340], got {}", max_points));
   }
 };
 
 class W2Metric final : public flowlab::Metric {
  public:
-  explicit W2Metric(const flowlab::Params& p) : opt_(p) {}
+  explicit W2Metric(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
 
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
-    auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, kPlugin, 1);
+    auto [x, y] = flowlab::metric_detail::sample_sets(samples, reference, owner_, 1);
     const int64_t n = x.size(0), m = y.size(0);
     if (n > opt_.max_points || m > opt_.max_points)
       throw flowlab::Error(fmt::format(
           "{}: the sets are too large for exact optimal transport ({} generated and {} reference points; the limit "
           "is max_points = {} per set, since the solver holds all N x M pairs and takes roughly cubic time). "
           "Subsample both sets to at most {} points, raise max_points, or use metric/sliced_wasserstein",
-          kPlugin, n, m, opt_.max_points, opt_.max_points));
+          owner_, n, m, opt_.max_points, opt_.max_points));
     // Squared distances [N, M], float64 on the CPU, from sets centred on the reference mean.
     const at::Tensor centre = y.mean(0, true);
     const at::Tensor xc = (x - centre).cpu(), yc = (y - centre).cpu();
@@ -70,11 +68,12 @@ class W2Metric final : public flowlab::Metric {
       const int64_t e = std::min(n, i + flowlab::metric_detail::kTile);
       cost.slice(0, i, e).copy_(flowlab::metric_detail::squared_distances(xc.slice(0, i, e), yc));
     }
-    return std::sqrt(std::max(0.0, flowlab::exact_transport(cost, kPlugin).cost));
+    return std::sqrt(std::max(0.0, flowlab::exact_transport(cost, owner_).cost));
   }
 
  private:
   W2Options opt_;
+  std::string owner_;
 };
 
 }  // namespace

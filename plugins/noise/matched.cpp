@@ -10,24 +10,24 @@ namespace {
 
 /// Options of noise/matched.
 struct MatchedOptions {
-  bool per_feature;  ///< one std per feature (over the batch) instead of one overall (default false)
+  bool per_feature;  ///< one std per feature (over the batch) instead of one overall
   explicit MatchedOptions(const flowlab::Params& p) : per_feature(p.boolean("per_feature")) {}
 };
 
 class MatchedNoise final : public flowlab::Noise {
  public:
-  explicit MatchedNoise(const flowlab::Params& p) : opt_(p) {}
+  explicit MatchedNoise(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   void fit(const flowlab::Tensor& data) override {
     if (data.dim() < 1 || data.size(0) < 2)
-      throw flowlab::Error("noise/matched: fit() needs at least 2 samples to estimate a standard deviation");
+      throw flowlab::Error(fmt::format("{}: fit() needs at least 2 samples to estimate a standard deviation", owner_));
     std_ = opt_.per_feature ? data.std(0).unsqueeze(0) : data.std();
   }
   flowlab::Tensor sample(at::IntArrayRef shape, const at::TensorOptions& o) const override {
-    if (!std_.defined()) throw flowlab::Error("noise/matched: sample() before fit(): the data's std is not estimated");
+    if (!std_.defined()) throw flowlab::Error(fmt::format("{}: sample() before fit(): the data's std is not estimated", owner_));
     return at::randn(shape, o) * std_.to(o.device(), o.dtype());
   }
   flowlab::Tensor log_prob(const flowlab::Tensor& x) const override {
-    if (!std_.defined()) throw flowlab::Error("noise/matched: log_prob() before fit(): the data's std is not estimated");
+    if (!std_.defined()) throw flowlab::Error(fmt::format("{}: log_prob() before fit(): the data's std is not estimated", owner_));
     const flowlab::Tensor s = std_.to(x.device(), at::kDouble).expand_as(x.select(0, 0).unsqueeze(0));
     const flowlab::Tensor z = (x.to(at::kDouble) / s).flatten(1);
     const double d = double(z.size(1));
@@ -36,6 +36,7 @@ class MatchedNoise final : public flowlab::Noise {
 
  private:
   MatchedOptions opt_;
+  std::string owner_;
   flowlab::Tensor std_;
 };
 

@@ -7,10 +7,10 @@ namespace {
 
 /// Options of noise/sparse.
 struct SparseOptions {
-  double rate;  ///< probability that an entry is zero, in [0, 1) (default 0.5)
+  double rate;  ///< probability that an entry is zero, in [0, 1)
   explicit SparseOptions(const flowlab::Params& p) : rate(p.real("rate")) {
     if (!(rate >= 0 && rate < 1))
-      throw flowlab::ParamError("noise/sparse", "rate", fmt::format("must be in [0, 1), got {}", rate));
+      throw flowlab::ParamError(p.owner(), "rate", fmt::format("must be in [0, 1), got {}", rate));
   }
 };
 

@@ -10,11 +10,11 @@ namespace {
 
 /// Options of noise/uniform.
 struct UniformNoiseOptions {
-  double low;   ///< lower bound (default -1)
-  double high;  ///< upper bound, > low (default 1)
+  double low;   ///< lower bound
+  double high;  ///< upper bound, > low
   explicit UniformNoiseOptions(const flowlab::Params& p) : low(p.real("low")), high(p.real("high")) {
     if (!(high > low))
-      throw flowlab::ParamError("noise/uniform", "high", fmt::format("must be > low ({}), got {}", low, high));
+      throw flowlab::ParamError(p.owner(), "high", fmt::format("must be > low ({}), got {}", low, high));
   }
 };
 

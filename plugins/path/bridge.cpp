@@ -11,9 +11,9 @@ using flowlab::Tensor;
 
 /// Options of path/bridge.
 struct BridgeOptions {
-  double sigma;  ///< bridge noise scale, >= 0 (default 1); 0 gives the rectified path
+  double sigma;  ///< bridge noise scale, >= 0; 0 gives the rectified path
   explicit BridgeOptions(const flowlab::Params& p) : sigma(p.real("sigma")) {
-    if (!(sigma >= 0)) throw flowlab::ParamError("path/bridge", "sigma", fmt::format("must be >= 0, got {}", sigma));
+    if (!(sigma >= 0)) throw flowlab::ParamError(p.owner(), "sigma", fmt::format("must be >= 0, got {}", sigma));
   }
 };
 

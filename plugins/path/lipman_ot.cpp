@@ -11,10 +11,10 @@ using flowlab::Tensor;
 
 /// Options of path/lipman_ot.
 struct LipmanOtOptions {
-  double sigma_min;  ///< std of the Gaussian left around x1 at t = 1, in [0, 1) (default 1e-4)
+  double sigma_min;  ///< std of the Gaussian left around x1 at t = 1, in [0, 1)
   explicit LipmanOtOptions(const flowlab::Params& p) : sigma_min(p.real("sigma_min")) {
     if (!(sigma_min >= 0 && sigma_min < 1))
-      throw flowlab::ParamError("path/lipman_ot", "sigma_min", fmt::format("must be in [0, 1), got {}", sigma_min));
+      throw flowlab::ParamError(p.owner(), "sigma_min", fmt::format("must be in [0, 1), got {}", sigma_min));
   }
 };
 

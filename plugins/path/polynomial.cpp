@@ -11,9 +11,9 @@ using flowlab::Tensor;
 
 /// Options of path/polynomial.
 struct PolynomialOptions {
-  double n;  ///< exponent, > 0 (default 2)
+  double n;  ///< exponent, > 0
   explicit PolynomialOptions(const flowlab::Params& p) : n(p.real("n")) {
-    if (!(n > 0)) throw flowlab::ParamError("path/polynomial", "n", fmt::format("must be > 0, got {}", n));
+    if (!(n > 0)) throw flowlab::ParamError(p.owner(), "n", fmt::format("must be > 0, got {}", n));
   }
 };
 

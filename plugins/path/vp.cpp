@@ -11,13 +11,13 @@ using flowlab::Tensor;
 
 /// Options of path/vp.
 struct VpOptions {
-  double beta_min;  ///< beta at the data end (default 0.1)
-  double beta_max;  ///< beta at the noise end (default 20)
+  double beta_min;  ///< beta at the data end
+  double beta_max;  ///< beta at the noise end
   explicit VpOptions(const flowlab::Params& p) : beta_min(p.real("beta_min")), beta_max(p.real("beta_max")) {
     if (!(beta_min >= 0))
-      throw flowlab::ParamError("path/vp", "beta_min", fmt::format("must be >= 0, got {}", beta_min));
+      throw flowlab::ParamError(p.owner(), "beta_min", fmt::format("must be >= 0, got {}", beta_min));
     if (!(beta_max > beta_min))
-      throw flowlab::ParamError("path/vp", "beta_max", fmt::format("must be > beta_min, got {}", beta_max));
+      throw flowlab::ParamError(p.owner(), "beta_max", fmt::format("must be > beta_min, got {}", beta_max));
   }
 };
 

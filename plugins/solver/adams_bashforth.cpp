@@ -15,7 +15,7 @@ using flowlab::Tensor;
 int64_t order_of(const flowlab::Params& p) {
   const int64_t k = p.integer("order");
   if (k < 2 || k > 4)
-    throw flowlab::ParamError("solver/adams_bashforth", "order", fmt::format("must be 2, 3 or 4, got {}", k));
+    throw flowlab::ParamError(p.owner(), "order", fmt::format("must be 2, 3 or 4, got {}", k));
   return k;
 }
 
@@ -32,7 +32,7 @@ flowlab::ButcherTableau start_tableau(int64_t k) {
 class AdamsBashforth final : public flowlab::MultistepSolver {
  public:
   explicit AdamsBashforth(const flowlab::Params& p)
-      : MultistepSolver(p.integer("steps"), order_of(p), "solver/adams_bashforth"), k_(order_of(p)),
+      : MultistepSolver(p.integer("steps"), order_of(p), p.owner()), k_(order_of(p)),
         start_(start_tableau(k_)) {}
 
  protected:

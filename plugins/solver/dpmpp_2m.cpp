@@ -15,7 +15,7 @@ using flowlab::Tensor;
 
 class DpmSolverPP2M final : public flowlab::MultistepSolver {
  public:
-  explicit DpmSolverPP2M(const flowlab::Params& p) : MultistepSolver(p.integer("steps"), 2, "solver/dpmpp_2m") {}
+  explicit DpmSolverPP2M(const flowlab::Params& p) : MultistepSolver(p.integer("steps"), 2, p.owner()) {}
 
  protected:
   void prepare(Run& run) const override { run.schedule.emplace(*run.opt, run.t, owner()); }

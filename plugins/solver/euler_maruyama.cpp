@@ -46,8 +46,6 @@ namespace {
 
 using flowlab::Tensor;
 
-constexpr const char* kOwner = "solver/euler_maruyama";
-
 /// Options of solver/euler_maruyama; the defaults are SiT's sample_sde command-line defaults.
 struct EulerMaruyamaOptions {
   int64_t steps;          ///< Euler-Maruyama steps before the last step
@@ -63,13 +61,13 @@ struct EulerMaruyamaOptions {
         last_step(p.str("last_step")),
         last_step_size(p.real("last_step_size")),
         eps(p.real("eps")) {
-    if (steps <= 0) throw flowlab::ParamError(kOwner, "steps", fmt::format("must be > 0, got {}", steps));
+    if (steps <= 0) throw flowlab::ParamError(p.owner(), "steps", fmt::format("must be > 0, got {}", steps));
     if (!(norm >= 0 && std::isfinite(norm)))
-      throw flowlab::ParamError(kOwner, "norm", fmt::format("must be finite and >= 0, got {}", norm));
+      throw flowlab::ParamError(p.owner(), "norm", fmt::format("must be finite and >= 0, got {}", norm));
     if (last_step != "none" && !(last_step_size > 0 && last_step_size < 1))
-      throw flowlab::ParamError(kOwner, "last_step_size",
+      throw flowlab::ParamError(p.owner(), "last_step_size",
                                 fmt::format("must be in (0, 1) with last_step {}, got {}", last_step, last_step_size));
-    if (!(eps > 0 && eps < 1)) throw flowlab::ParamError(kOwner, "eps", fmt::format("must be in (0, 1), got {}", eps));
+    if (!(eps > 0 && eps < 1)) throw flowlab::ParamError(p.owner(), "eps", fmt::format("must be in (0, 1), got {}", eps));
   }
 };
 
@@ -80,7 +78,7 @@ struct At {
 
 class EulerMaruyamaSolver final : public flowlab::Solver {
  public:
-  explicit EulerMaruyamaSolver(const flowlab::Params& p) : Solver(kOwner), opt_(p) {}
+  explicit EulerMaruyamaSolver(const flowlab::Params& p) : Solver(p.owner()), opt_(p) {}
   bool stochastic() const override { return true; }
 
  protected:
@@ -93,7 +91,7 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
     if (singular_at_0 && t_start < opt_.eps) t_start = opt_.eps;
     const double t_end = last ? opt.t1 - opt_.last_step_size : opt.t1;
     if (!(t_end > t_start))
-      throw flowlab::ParamError(kOwner, "last_step_size",
+      throw flowlab::ParamError(owner(), "last_step_size",
                                 fmt::format("leaves no time for the steps: they would run from t = {} to t = {}",
                                             t_start, t_end));
     std::vector<double> grid = flowlab::step_grid(opt, opt_.steps, owner());
@@ -156,15 +154,15 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
     if (!opt.path)
       throw flowlab::SolverError(fmt::format("{}: needs the path the field was trained on (SampleOptions::path) to turn "
                                              "the velocity into a score; none was given",
-                                             kOwner));
+                                             owner()));
     if (!opt.path->affine())
       throw flowlab::SolverError(fmt::format("{}: {} is not affine (x_t = alpha_t x1 + sigma_t x0): the score from the "
                                              "velocity needs its schedule",
-                                             kOwner, name));
+                                             owner(), name));
     if (!opt.noise_name.empty() && opt.noise_name != "noise/gaussian")
       throw flowlab::SolverError(fmt::format("{}: the score from the velocity on {} assumes x0 ~ N(0, I) "
                                              "(noise/gaussian), but x0 comes from {}",
-                                             kOwner, name, opt.noise_name));
+                                             owner(), name, opt.noise_name));
     return opt.path;
   }
 
@@ -174,18 +172,18 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
   }
 
   // score = sv v + sx x.
-  static std::pair<double, double> score_coefficients(const At& c, double t) {
+  std::pair<double, double> score_coefficients(const At& c, double t) const {
     const double den = c.s * (c.da * c.s - c.a * c.ds);
     const double sv = c.a / den, sx = -c.da / den;
     if (!std::isfinite(sv) || !std::isfinite(sx))
       throw flowlab::SolverError(fmt::format("{}: the score is not finite at t = {} (alpha = {}, sigma = {}, "
                                              "alpha' = {}, sigma' = {})",
-                                             kOwner, t, c.a, c.s, c.da, c.ds));
+                                             owner(), t, c.a, c.s, c.da, c.ds));
     return {sv, sx};
   }
 
   // v + D score, D = w / 2.
-  static Tensor sde_drift(const Tensor& x, const Tensor& v, double t, double d, const flowlab::Path& path) {
+  Tensor sde_drift(const Tensor& x, const Tensor& v, double t, double d, const flowlab::Path& path) const {
     const auto [sv, sx] = score_coefficients(schedule(t, path), t);
     return v.mul(1 + d * sv).add_(x, d * sx);
   }
@@ -211,7 +209,7 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
       d = n * std::pow(std::sin(M_PI * t), 2);
     }
     if (!std::isfinite(d) || d < 0)
-      throw flowlab::SolverError(fmt::format("{}: the diffusion {} is {} at t = {}", kOwner, f, d, t));
+      throw flowlab::SolverError(fmt::format("{}: the diffusion {} is {} at t = {}", owner(), f, d, t));
     return d;
   }
 

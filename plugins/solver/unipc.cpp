@@ -21,7 +21,7 @@ using flowlab::Tensor;
 
 class UniPC final : public flowlab::MultistepSolver {
  public:
-  explicit UniPC(const flowlab::Params& p) : MultistepSolver(p.integer("steps"), 2, "solver/unipc") {}
+  explicit UniPC(const flowlab::Params& p) : MultistepSolver(p.integer("steps"), 2, p.owner()) {}
 
  protected:
   void prepare(Run& run) const override {

@@ -8,7 +8,7 @@ namespace {
 
 class CosineGrid final : public flowlab::TimeGrid {
  public:
-  explicit CosineGrid(const flowlab::Params&) : TimeGrid("time_grid/cosine") {}
+  explicit CosineGrid(const flowlab::Params& p) : TimeGrid(p.owner()) {}
 
  protected:
   std::vector<double> make(int64_t n, const flowlab::Path*) const override {

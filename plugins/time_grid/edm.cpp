@@ -17,18 +17,18 @@ struct EdmOptions {
   double rho, sigma_min, sigma_max;
   explicit EdmOptions(const flowlab::Params& p)
       : rho(p.real("rho")), sigma_min(p.real("sigma_min")), sigma_max(p.real("sigma_max")) {
-    if (!(rho > 0)) throw flowlab::ParamError("time_grid/edm", "rho", fmt::format("must be > 0, got {}", rho));
+    if (!(rho > 0)) throw flowlab::ParamError(p.owner(), "rho", fmt::format("must be > 0, got {}", rho));
     if (!(sigma_min > 0))
-      throw flowlab::ParamError("time_grid/edm", "sigma_min", fmt::format("must be > 0, got {}", sigma_min));
+      throw flowlab::ParamError(p.owner(), "sigma_min", fmt::format("must be > 0, got {}", sigma_min));
     if (!(sigma_max > sigma_min) || !std::isfinite(sigma_max))
-      throw flowlab::ParamError("time_grid/edm", "sigma_max",
+      throw flowlab::ParamError(p.owner(), "sigma_max",
                                 fmt::format("must be finite and > sigma_min ({}), got {}", sigma_min, sigma_max));
   }
 };
 
 class EdmGrid final : public flowlab::TimeGrid {
  public:
-  explicit EdmGrid(const flowlab::Params& p) : TimeGrid("time_grid/edm"), opt_(p) {}
+  explicit EdmGrid(const flowlab::Params& p) : TimeGrid(p.owner()), opt_(p) {}
 
  protected:
   std::vector<double> make(int64_t n, const flowlab::Path* path) const override {

@@ -10,8 +10,8 @@ namespace {
 
 class ListGrid final : public flowlab::TimeGrid {
  public:
-  explicit ListGrid(const flowlab::Params& p) : TimeGrid("time_grid/list"), t_(p.float_list("times")) {
-    auto bad = [](const std::string& what) { return flowlab::ParamError("time_grid/list", "times", what); };
+  explicit ListGrid(const flowlab::Params& p) : TimeGrid(p.owner()), t_(p.float_list("times")) {
+    auto bad = [&p](const std::string& what) { return flowlab::ParamError(p.owner(), "times", what); };
     if (t_.size() < 2) throw bad(fmt::format("needs at least 2 times (0 and 1), got {}", t_.size()));
     for (size_t i = 0; i < t_.size(); ++i)
       if (!(t_[i] >= 0 && t_[i] <= 1)) throw bad(fmt::format("times[{}] = {} is outside [0, 1]", i, t_[i]));
@@ -28,7 +28,7 @@ class ListGrid final : public flowlab::TimeGrid {
  protected:
   std::vector<double> make(int64_t n, const flowlab::Path*) const override {
     if (n != steps())
-      throw flowlab::ParamError("time_grid/list", "times",
+      throw flowlab::ParamError(owner(), "times",
                                 fmt::format("has {} times, which is {} steps, but the run asks for {} steps", t_.size(),
                                             steps(), n));
     return t_;

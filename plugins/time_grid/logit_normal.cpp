@@ -13,8 +13,8 @@ namespace {
 
 class LogitNormalGrid final : public flowlab::TimeGrid {
  public:
-  explicit LogitNormalGrid(const flowlab::Params& p) : TimeGrid("time_grid/logit_normal"), m_(p.real("m")), s_(p.real("s")) {
-    if (!(s_ > 0)) throw flowlab::ParamError("time_grid/logit_normal", "s", fmt::format("must be > 0, got {}", s_));
+  explicit LogitNormalGrid(const flowlab::Params& p) : TimeGrid(p.owner()), m_(p.real("m")), s_(p.real("s")) {
+    if (!(s_ > 0)) throw flowlab::ParamError(p.owner(), "s", fmt::format("must be > 0, got {}", s_));
   }
 
  protected:

@@ -12,8 +12,8 @@ namespace {
 
 class ShiftGrid final : public flowlab::TimeGrid {
  public:
-  explicit ShiftGrid(const flowlab::Params& p) : TimeGrid("time_grid/shift"), s_(p.real("s")) {
-    if (!(s_ > 0)) throw flowlab::ParamError("time_grid/shift", "s", fmt::format("must be > 0, got {}", s_));
+  explicit ShiftGrid(const flowlab::Params& p) : TimeGrid(p.owner()), s_(p.real("s")) {
+    if (!(s_ > 0)) throw flowlab::ParamError(p.owner(), "s", fmt::format("must be > 0, got {}", s_));
   }
 
  protected:

@@ -5,7 +5,7 @@ namespace {
 
 class UniformGrid final : public flowlab::TimeGrid {
  public:
-  explicit UniformGrid(const flowlab::Params&) : TimeGrid("time_grid/uniform") {}
+  explicit UniformGrid(const flowlab::Params& p) : TimeGrid(p.owner()) {}
 
  protected:
   std::vector<double> make(int64_t n, const flowlab::Path*) const override {

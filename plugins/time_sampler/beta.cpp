@@ -10,11 +10,11 @@ namespace {
 
 /// Options of time_sampler/beta.
 struct BetaOptions {
-  double a;  ///< first shape, > 0 (default 2)
-  double b;  ///< second shape, > 0 (default 2)
+  double a;  ///< first shape, > 0
+  double b;  ///< second shape, > 0
   explicit BetaOptions(const flowlab::Params& p) : a(p.real("a")), b(p.real("b")) {
-    if (!(a > 0)) throw flowlab::ParamError("time_sampler/beta", "a", fmt::format("must be > 0, got {}", a));
-    if (!(b > 0)) throw flowlab::ParamError("time_sampler/beta", "b", fmt::format("must be > 0, got {}", b));
+    if (!(a > 0)) throw flowlab::ParamError(p.owner(), "a", fmt::format("must be > 0, got {}", a));
+    if (!(b > 0)) throw flowlab::ParamError(p.owner(), "b", fmt::format("must be > 0, got {}", b));
   }
 };
 

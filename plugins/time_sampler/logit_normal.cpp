@@ -10,10 +10,10 @@ namespace {
 
 /// Options of time_sampler/logit_normal.
 struct LogitNormalOptions {
-  double m;  ///< location in logit space (default 0)
-  double s;  ///< scale in logit space, > 0 (default 1)
+  double m;  ///< location in logit space
+  double s;  ///< scale in logit space, > 0
   explicit LogitNormalOptions(const flowlab::Params& p) : m(p.real("m")), s(p.real("s")) {
-    if (!(s > 0)) throw flowlab::ParamError("time_sampler/logit_normal", "s", fmt::format("must be > 0, got {}", s));
+    if (!(s > 0)) throw flowlab::ParamError(p.owner(), "s", fmt::format("must be > 0, got {}", s));
   }
 };
 

@@ -10,9 +10,9 @@ namespace {
 
 /// Options of time_sampler/power.
 struct PowerOptions {
-  double k;  ///< exponent, > 0 (default 2)
+  double k;  ///< exponent, > 0
   explicit PowerOptions(const flowlab::Params& p) : k(p.real("k")) {
-    if (!(k > 0)) throw flowlab::ParamError("time_sampler/power", "k", fmt::format("must be > 0, got {}", k));
+    if (!(k > 0)) throw flowlab::ParamError(p.owner(), "k", fmt::format("must be > 0, got {}", k));
   }
 };
 

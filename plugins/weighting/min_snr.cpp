@@ -39,20 +39,20 @@ using flowlab::Tensor;
 
 /// Options of weighting/min_snr.
 struct MinSnrOptions {
-  double gamma;  ///< clip value, > 0 (default 5)
-  bool paper;    ///< loss = eps (default): Hang et al.'s weight, converted; loss = velocity: min(SNR, gamma) on |v-u|^2
+  double gamma;  ///< clip value, > 0
+  bool paper;    ///< loss = eps: Hang et al.'s weight, converted; loss = velocity: min(SNR, gamma) on |v-u|^2
   explicit MinSnrOptions(const flowlab::Params& p) : gamma(p.real("gamma")), paper(p.str("loss") == "eps") {
     if (!(gamma > 0))
-      throw flowlab::ParamError("weighting/min_snr", "gamma", fmt::format("must be > 0, got {}", gamma));
+      throw flowlab::ParamError(p.owner(), "gamma", fmt::format("must be > 0, got {}", gamma));
   }
 };
 
 class MinSnrWeighting final : public flowlab::Weighting {
  public:
-  explicit MinSnrWeighting(const flowlab::Params& p) : opt_(p) {}
+  explicit MinSnrWeighting(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   Tensor weight(const Tensor& t, const flowlab::Path& path) const override {
     if (!path.affine())
-      throw flowlab::Error("weighting/min_snr: needs an affine path (one with an alpha/sigma schedule)");
+      throw flowlab::Error(fmt::format("{}: needs an affine path (one with an alpha/sigma schedule)", owner_));
     if (!opt_.paper) return path.snr(t).clamp_max(opt_.gamma);
     Tensor w = on_velocity(t, path);
     const Tensor bad = at::isfinite(w).logical_not();
@@ -62,9 +62,9 @@ class MinSnrWeighting final : public flowlab::Weighting {
       const Tensor still = at::isfinite(w).logical_not();
       if (still.any().item<bool>())
         throw flowlab::Error(fmt::format(
-            "weighting/min_snr: the weight on the velocity loss is not finite at t = {} on this path, even at t "
+            "{}: the weight on the velocity loss is not finite at t = {} on this path, even at t "
             "clamped into [{}, 1 - {}]",
-            t.masked_select(still)[0].item<double>(), flowlab::kTimeMargin, flowlab::kTimeMargin));
+            owner_, t.masked_select(still)[0].item<double>(), flowlab::kTimeMargin, flowlab::kTimeMargin));
     }
     return w;
   }
@@ -78,6 +78,7 @@ class MinSnrWeighting final : public flowlab::Weighting {
   }
 
   MinSnrOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace

@@ -16,23 +16,24 @@ namespace {
 
 /// Options of weighting/snr.
 struct SnrOptions {
-  double max_weight;  ///< upper clip of 1/SNR, > 0 (default 1e4)
+  double max_weight;  ///< upper clip of 1/SNR, > 0
   explicit SnrOptions(const flowlab::Params& p) : max_weight(p.real("max_weight")) {
     if (!(max_weight > 0))
-      throw flowlab::ParamError("weighting/snr", "max_weight", fmt::format("must be > 0, got {}", max_weight));
+      throw flowlab::ParamError(p.owner(), "max_weight", fmt::format("must be > 0, got {}", max_weight));
   }
 };
 
 class SnrWeighting final : public flowlab::Weighting {
  public:
-  explicit SnrWeighting(const flowlab::Params& p) : opt_(p) {}
+  explicit SnrWeighting(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   flowlab::Tensor weight(const flowlab::Tensor& t, const flowlab::Path& path) const override {
-    if (!path.affine()) throw flowlab::Error("weighting/snr: needs an affine path (one with an alpha/sigma schedule)");
+    if (!path.affine()) throw flowlab::Error(fmt::format("{}: needs an affine path (one with an alpha/sigma schedule)", owner_));
     return (1 / path.snr(t)).clamp_max(opt_.max_weight);
   }
 
  private:
   SnrOptions opt_;
+  std::string owner_;
 };
 
 }  // namespace
