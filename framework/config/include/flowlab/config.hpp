@@ -184,4 +184,12 @@ FLOWLAB_API TrialConfig load_trial_snapshot(const std::string& file, const Regis
 /// The closest of `choices` to `word` by edit distance, or "" when none is close.
 FLOWLAB_API std::string nearest(const std::string& word, const std::vector<std::string>& choices);
 
+/// "1 trial", "2 trials", "0 trials": `n` and `noun`, plural for every n but 1.
+FLOWLAB_API std::string counted(int64_t n, const std::string& noun);
+
+/// The hash of a trial's resolved configuration (TrialConfig::resolved_yaml): 16 hex digits of its 64-bit FNV-1a.
+/// Stored as the `config_hash` attribute of each trial and in checkpoint names; --resume reruns a trial whose
+/// result was written with another hash.
+FLOWLAB_API std::string config_hash(const std::string& resolved_yaml);
+
 }  // namespace flowlab

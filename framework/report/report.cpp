@@ -1,7 +1,6 @@
 // Reading results files back through the HDF5 C API (columns of the eval table by name, so files with other or
 // fewer metric columns read the same) and the quality-vs-steps report built from them.
 #include "flowlab/report.hpp"
-#include "flowlab/runner.hpp"
 
 #include <fmt/format.h>
 #include <hdf5.h>
@@ -18,7 +17,7 @@
 
 #include "flowlab/config.hpp"
 #include "flowlab/registry.hpp"
-#include "h5.hpp"
+#include "flowlab/h5.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,8 +1,7 @@
 // Experiment files: schema checks with file:line:col locations and suggestions, plugin parameter validation
 // through the registry, and sweep expansion (grid x zip x seeds) into fully resolved trials.
 #include "flowlab/config.hpp"
-#include "flowlab/precision.hpp"
-#include "flowlab/features.hpp"
+#include "flowlab/choices.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -43,6 +42,15 @@ std::string nearest(const std::string& word, const std::vector<std::string>& cho
     if (prev[c.size()] < best_d) best_d = prev[c.size()], best = c;
   }
   return best_d <= std::max<size_t>(2, word.size() / 3) ? best : "";
+}
+
+std::string counted(int64_t n, const std::string& noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
+
+std::string config_hash(const std::string& resolved_yaml) {
+  // 64-bit FNV-1a
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : resolved_yaml) h = (h ^ c) * 0x100000001b3ULL;
+  return fmt::format("{:016x}", h);
 }
 
 namespace {

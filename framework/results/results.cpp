@@ -19,8 +19,7 @@
 #include "flowlab/files.hpp"
 #include "flowlab/integrity.hpp"
 #include "flowlab/version.hpp"
-#include "flowlab/worker.hpp"
-#include "h5.hpp"
+#include "flowlab/h5.hpp"
 
 namespace fs = std::filesystem;
 
@@ -219,7 +218,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     const H5Handle g(H5Gcreate2(trials, trial.id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                      "creating group " + trial.id);
     attr_string(g, "config", trial.resolved_yaml);
-    attr_string(g, "config_hash", worker::config_hash(trial.resolved_yaml));
+    attr_string(g, "config_hash", config_hash(trial.resolved_yaml));
     attr_number<int64_t>(g, "seed", trial.seed);
     attr_string(g, "device", r.device);
     attr_string(g, "precision", r.precision);
@@ -402,7 +401,7 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
       const auto t = trial_of.find(id);
       if (t == trial_of.end()) continue;  // not a trial of this experiment
       const H5Handle g(H5Gopen2(trials, id.c_str(), H5P_DEFAULT), "opening the trial's group in " + tf);
-      if (read_attr_string(g, "config_hash", false) != worker::config_hash(t->second->resolved_yaml))
+      if (read_attr_string(g, "config_hash", false) != config_hash(t->second->resolved_yaml))
         continue;  // written for another configuration: stale, rerun by --resume
       file_of.emplace(id, tf);
     } catch (const Error& e) {
