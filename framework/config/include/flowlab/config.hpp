@@ -8,6 +8,7 @@
 
 #include "flowlab/errors.hpp"
 #include "flowlab/params.hpp"
+#include "flowlab/records.hpp"
 
 namespace flowlab {
 
@@ -145,6 +146,13 @@ struct TrialConfig {
   std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
   std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };
+
+/// The training stages of a trial, in order: round 0, the reflow rounds, the distillation; each with its round,
+/// stage, mix, steps and teacher filled in (the rest is what training measures).
+FLOWLAB_API std::vector<RoundRecord> plan_stages(const TrialConfig& trial);
+
+/// The training configuration of `stage` in `trial`: train, reflow.train or distill.train.
+FLOWLAB_API const TrainConfig& train_config(const TrialConfig& trial, Stage stage);
 
 /// The top-level `limits:` section: bounds that turn a typo into an error before anything runs.
 struct ExperimentLimits {
