@@ -23,7 +23,7 @@
 #include "flowlab/engine.hpp"
 #include "flowlab/report.hpp"
 #include "flowlab/results.hpp"
-#include "flowlab/worker.hpp"
+#include "flowlab/trial_files.hpp"
 #include "h5_support.hpp"
 #include "support.hpp"
 
@@ -318,7 +318,7 @@ TEST_CASE("eval.every: a run killed after a checkpoint and resumed with --resume
   }
   auto checkpoint_written = [&] {
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(flowlab::worker::trial_dir(out), ec))
+    for (const auto& e : fs::directory_iterator(flowlab::trial_dir(out), ec))
       if (e.path().extension() == ".ckpt") return true;
     return false;
   };
@@ -329,7 +329,7 @@ TEST_CASE("eval.every: a run killed after a checkpoint and resumed with --resume
   ::waitpid(pid, &wstatus, 0);
   REQUIRE(WIFSIGNALED(wstatus));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the worker dies with its parent
-  REQUIRE_FALSE(flowlab::trial_file_status(flowlab::worker::trial_file_path(out, "seed=0")));
+  REQUIRE_FALSE(flowlab::trial_file_status(flowlab::trial_file_path(out, "seed=0")));
 
   const auto resumed = flowlab_cmd("run --resume " + exp);
   INFO(resumed.out << resumed.err);
@@ -367,7 +367,7 @@ TEST_CASE("eval.every and eval.during are in the config hash, are swept, and sur
           "[evalevery][config]") {
   Scratch s("hash");
   const std::string train = "steps: 40";
-  auto hash = [](const flowlab::TrialConfig& t) { return flowlab::worker::config_hash(t.resolved_yaml); };
+  auto hash = [](const flowlab::TrialConfig& t) { return flowlab::config_hash(t.resolved_yaml); };
   const auto none = trial_of(experiment(s, "none", train, ""));
   const auto every20 = trial_of(experiment(s, "every20", train, "  every: 20\n"));
   const auto every10 = trial_of(experiment(s, "every10", train, "  every: 10\n"));

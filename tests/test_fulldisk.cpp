@@ -22,14 +22,14 @@
 #include "flowlab/config.hpp"
 #include "flowlab/files.hpp"
 #include "flowlab/results.hpp"
-#include "flowlab/worker.hpp"
+#include "flowlab/trial_files.hpp"
 #include "h5_support.hpp"
 #include "support.hpp"
 
 using Catch::Matchers::ContainsSubstring;
 using Catch::Matchers::StartsWith;
 namespace fs = std::filesystem;
-using flowlab::worker::trial_file_path;
+using flowlab::trial_file_path;
 
 namespace {
 
@@ -175,7 +175,7 @@ TEST_CASE("EIO while a worker writes its checkpoint: the checkpoint named, no Li
   reference_run(exp, ref);
   const auto ex = flowlab::load_experiment(exp, flowlab::test::registry());
   const std::string ckpt =
-      flowlab::worker::checkpoint_path(out, "seed=0", flowlab::worker::config_hash(ex.trials.at(0).resolved_yaml));
+      flowlab::checkpoint_path(out, "seed=0", flowlab::config_hash(ex.trials.at(0).resolved_yaml));
   const auto r = flowlab_run("FLOWLAB_TEST_FAIL_WRITE=.ckpt:EIO", "--out " + out + " " + exp);
   INFO(r.out);
   CHECK(r.status == 1);

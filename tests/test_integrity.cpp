@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "flowlab/integrity.hpp"
-#include "flowlab/worker.hpp"
+#include "flowlab/trial_files.hpp"
 #include "h5_support.hpp"
 #include "support.hpp"
 
@@ -147,7 +147,7 @@ TEST_CASE("a trial file with a byte flipped: verify names it, --resume sets it a
   REQUIRE(flowlab::test::run_command(cli("run " + exp + " --out " + ref)).status == 0);
   REQUIRE(flowlab::test::run_command(cli("run " + exp)).status == 0);
   CHECK(fs::exists(out + ".sha256"));
-  const std::string tf = flowlab::worker::trial_file_path(out, "seed=1");
+  const std::string tf = flowlab::trial_file_path(out, "seed=1");
   const std::string name = fs::path(tf).filename().string();
   REQUIRE(fs::exists(tf + ".sha256"));
   CHECK(flowlab::test::run_command(cli("verify " + out)).out == out + ": OK (3 files checked)\n");
@@ -200,8 +200,8 @@ TEST_CASE("a truncated, empty or flipped checkpoint: verify names it, --resume s
   const std::string exp = write_experiment(s, 3000, 50), out = s.file("out.h5"), ref = s.file("ref.h5");
   REQUIRE(flowlab::test::run_command(cli("run " + exp + " --out " + ref)).status == 0);
   // An interrupted run: seed=0 finished, seed=1 stopped by SIGINT after its first checkpoint.
-  const std::string trials = out + ".trials", first = flowlab::worker::trial_file_path(out, "seed=0");
-  const std::string stem = flowlab::worker::trial_file_stem("seed=1");
+  const std::string trials = out + ".trials", first = flowlab::trial_file_path(out, "seed=0");
+  const std::string stem = flowlab::trial_file_stem("seed=1");
   const pid_t pid = start_runner(exp, s.file("run.log"));
   std::string ckpt;
   for (int i = 0; i < 6000 && ckpt.empty(); ++i) {
@@ -222,7 +222,7 @@ TEST_CASE("a truncated, empty or flipped checkpoint: verify names it, --resume s
   REQUIRE(fs::exists(ckpt));
   REQUIRE(fs::exists(ckpt + ".sha256"));
   const std::string good = bytes(ckpt), good_sum = bytes(ckpt + ".sha256");
-  const std::string tf = flowlab::worker::trial_file_path(out, "seed=1");
+  const std::string tf = flowlab::trial_file_path(out, "seed=1");
   REQUIRE_FALSE(fs::exists(tf));
 
   struct Case {

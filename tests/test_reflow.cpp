@@ -73,8 +73,8 @@ TEST_CASE("reflow: round 1 is straighter than round 0 and better in one step; pa
   const auto r = flowlab::run_trial(trial, registry(), "cpu");
   REQUIRE(r.status == "completed");
   REQUIRE(r.rounds.size() == 2);
-  CHECK(r.rounds[0].stage == "base");
-  CHECK(r.rounds[1].stage == "reflow");
+  CHECK(r.rounds[0].stage == flowlab::Stage::base);
+  CHECK(r.rounds[1].stage == flowlab::Stage::reflow);
   CHECK(r.rounds[1].mix == 0.9);
   CHECK(r.rounds[1].teacher == "rk4:steps=8");
   CHECK(r.rounds[1].teacher_nfe == 32);
@@ -121,7 +121,7 @@ TEST_CASE("reflow: a trial stopped in round 1 resumes in round 1 and ends as an 
   const auto straight = flowlab::run_trial(trial, registry(), "cpu", {}, s.file("straight.ckpt"));
   REQUIRE(straight.status == "completed");
   REQUIRE(straight.rounds.size() == 3);
-  CHECK(straight.rounds[2].stage == "distill");
+  CHECK(straight.rounds[2].stage == flowlab::Stage::distill);
   CHECK(straight.rounds[2].round == 2);
   REQUIRE(straight.eval.size() == 6);
   CHECK(straight.eval[5].round == 2);
@@ -170,8 +170,8 @@ TEST_CASE("reflow: the trial file holds the rounds and pairs; report compares th
   REQUIRE(stored.trials.size() == 1);
   const auto& t = stored.trials[0];
   REQUIRE(t.rounds.size() == 3);
-  CHECK(t.rounds[1].stage == "reflow");
-  CHECK(t.rounds[2].stage == "distill");
+  CHECK(t.rounds[1].stage == flowlab::Stage::reflow);
+  CHECK(t.rounds[2].stage == flowlab::Stage::distill);
   CHECK(t.rounds[1].teacher == "euler:steps=2");
   CHECK(t.rounds[1].teacher_nfe == 2);
   CHECK(t.train.round == r.train.round);

@@ -21,6 +21,7 @@
 #include "flowlab/integrity.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runner.hpp"
+#include "flowlab/trial_files.hpp"
 #include "flowlab/worker.hpp"
 #include "h5_support.hpp"
 #include "support.hpp"
@@ -197,15 +198,15 @@ TEST_CASE("a segfaulting and a throwing plugin fail their trials only; NaN marks
   CHECK(rows(out, "trials/architecture=mlp,seed=0/train/loss") == 5);  // steps 0, 5, 10, 15 and the last, 19
 
   SECTION("--resume --retry-failed reruns only the failed trials") {
-    const auto done = inode(flowlab::worker::trial_file_path(out, "architecture=mlp,seed=0"));
-    const auto diverged = inode(flowlab::worker::trial_file_path(out, "architecture=test_nan,seed=0"));
-    const auto crashed = inode(flowlab::worker::trial_file_path(out, "architecture=test_crash,seed=0"));
+    const auto done = inode(flowlab::trial_file_path(out, "architecture=mlp,seed=0"));
+    const auto diverged = inode(flowlab::trial_file_path(out, "architecture=test_nan,seed=0"));
+    const auto crashed = inode(flowlab::trial_file_path(out, "architecture=test_crash,seed=0"));
     const auto again = flowlab_cmd("run --resume --retry-failed " + exp);
     CHECK(again.status == 1);
     CHECK_THAT(again.out, ContainsSubstring("runner_test: 4 trials, 2 to run"));
-    CHECK(inode(flowlab::worker::trial_file_path(out, "architecture=mlp,seed=0")) == done);
-    CHECK(inode(flowlab::worker::trial_file_path(out, "architecture=test_nan,seed=0")) == diverged);
-    CHECK(inode(flowlab::worker::trial_file_path(out, "architecture=test_crash,seed=0")) != crashed);
+    CHECK(inode(flowlab::trial_file_path(out, "architecture=mlp,seed=0")) == done);
+    CHECK(inode(flowlab::trial_file_path(out, "architecture=test_nan,seed=0")) == diverged);
+    CHECK(inode(flowlab::trial_file_path(out, "architecture=test_crash,seed=0")) != crashed);
     CHECK(groups(out) == 4);
   }
   SECTION("running again without --resume is refused, nothing is touched") {
@@ -246,7 +247,7 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   // stdout to a file: every line is flushed as it is written, so the log survives the kill.
   const pid_t pid = start_runner({"--workers", "1", exp}, s.file("run.log"));
   // Kill the runner as soon as the first trial is done.
-  const std::string first = flowlab::worker::trial_file_path(out, "seed=0");
+  const std::string first = flowlab::trial_file_path(out, "seed=0");
   for (int i = 0; i < 600 && !fs::exists(first); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   REQUIRE(fs::exists(first));
   // The runner logs the trial once its worker has exited; wait for that line (however loaded the machine is), then
@@ -264,7 +265,7 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   const hsize_t before = groups(out);
   std::map<std::string, ino_t> done;
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
-    if (flowlab::trial_file_status(flowlab::worker::trial_file_path(out, id))) done[id] = inode(flowlab::worker::trial_file_path(out, id));
+    if (flowlab::trial_file_status(flowlab::trial_file_path(out, id))) done[id] = inode(flowlab::trial_file_path(out, id));
   CHECK(done.size() >= 1);
   CHECK(done.size() < 4);
   CHECK(before <= done.size());
@@ -279,7 +280,7 @@ TEST_CASE("after SIGKILL of the runner the file stays readable and --resume fini
   CHECK(rows(out, "summary") == 4);
   for (const char* id : {"seed=0", "seed=1", "seed=2", "seed=3"})
     CHECK(attr(out, std::string("trials/") + id, "status") == "completed");
-  for (const auto& [id, ino] : done) CHECK(inode(flowlab::worker::trial_file_path(out, id)) == ino);  // not rerun
+  for (const auto& [id, ino] : done) CHECK(inode(flowlab::trial_file_path(out, id)) == ino);  // not rerun
   for (const auto& e : fs::directory_iterator(out + ".trials")) CHECK(e.path().extension() != ".ckpt");  // cleaned up
 }
 
@@ -419,13 +420,13 @@ TEST_CASE("the worker protocol: progress lines read back exactly, the devices li
   CHECK_FALSE(w::parse_progress(w::resume_line(1, 2), unused));
   // Long ids: a readable prefix of 80 characters (unsafe characters replaced) and a hash of the whole id.
   const std::string id = "path=a b/c," + std::string(300, 'x');
-  const std::string stem = w::trial_file_stem(id);
+  const std::string stem = flowlab::trial_file_stem(id);
   CHECK(stem.size() == 80 + 9);
   CHECK_THAT(stem, StartsWith("path=a_b_c,xxxx"));
-  CHECK(w::trial_file_stem(id + "y") != stem);
-  CHECK(w::trial_file_stem("seed=0") == w::trial_file_stem("seed=0"));
-  CHECK_THAT(w::trial_file_path("/r/out.h5", "seed=0"), StartsWith("/r/out.h5.trials/seed=0-"));
-  CHECK_THAT(w::checkpoint_path("/r/out.h5", "seed=0", "0123456789abcdef"),
+  CHECK(flowlab::trial_file_stem(id + "y") != stem);
+  CHECK(flowlab::trial_file_stem("seed=0") == flowlab::trial_file_stem("seed=0"));
+  CHECK_THAT(flowlab::trial_file_path("/r/out.h5", "seed=0"), StartsWith("/r/out.h5.trials/seed=0-"));
+  CHECK_THAT(flowlab::checkpoint_path("/r/out.h5", "seed=0", "0123456789abcdef"),
              Catch::Matchers::EndsWith(".0123456789abcdef.ckpt"));
 }
 
@@ -436,7 +437,7 @@ TEST_CASE("check_trial_files: two trials sharing a result file and an output nam
   const std::string prefix = "lr=" + std::string(100, '1');
   for (int i = 0; i < 2000000 && a.empty(); ++i) {
     const std::string id = prefix + "," + std::to_string(i);
-    const auto [it, added] = seen.emplace(flowlab::worker::trial_file_stem(id), id);
+    const auto [it, added] = seen.emplace(flowlab::trial_file_stem(id), id);
     if (!added) a = it->second, b = id;
   }
   REQUIRE_FALSE(a.empty());
@@ -447,7 +448,7 @@ TEST_CASE("check_trial_files: two trials sharing a result file and an output nam
   using flowlab::test::message_of;
   CHECK(message_of<flowlab::Error>([&] { flowlab::check_trial_files(ex, "out.h5"); }) ==
         "exp.yaml: trials '" + a + "' and '" + b + "' would share the result file " +
-            flowlab::worker::trial_file_stem(a) +
+            flowlab::trial_file_stem(a) +
             ".h5 (their ids agree on the first 80 characters and on the hash); change a swept value of one of them");
   ex.trials.resize(1);
   CHECK_NOTHROW(flowlab::check_trial_files(ex, "out.h5"));
@@ -490,8 +491,8 @@ TEST_CASE("SIGINT: workers checkpoint and stop, the run exits 130, --resume fini
 
   const pid_t pid = start_runner({"--workers", "1", exp}, s.file("run.log"));
   // Interrupt while seed=1 trains: seed=0 has its result and seed=1 has saved a checkpoint.
-  const std::string first = flowlab::worker::trial_file_path(out, "seed=0");
-  const std::string second = flowlab::worker::trial_file_stem("seed=1");
+  const std::string first = flowlab::trial_file_path(out, "seed=0");
+  const std::string second = flowlab::trial_file_stem("seed=1");
   REQUIRE(wait_for(
       [&] {
         for (const auto& f : files_ending(trials, ".ckpt"))
@@ -513,7 +514,7 @@ TEST_CASE("SIGINT: workers checkpoint and stop, the run exits 130, --resume fini
   CHECK(last_line(log) == "2 trials: 1 completed, 1 not run\n");
   CHECK(files_ending(trials, ".tmp").empty());
   CHECK(files_ending(trials, ".ckpt").size() == 1);  // seed=1's, saved when it stopped
-  CHECK_FALSE(fs::exists(flowlab::worker::trial_file_path(out, "seed=1")));
+  CHECK_FALSE(fs::exists(flowlab::trial_file_path(out, "seed=1")));
   CHECK(groups(out) == 1);
 
   const auto resumed = flowlab_cmd("run --resume --workers 1 " + exp);
@@ -590,24 +591,24 @@ TEST_CASE("resume after a configuration edit: the changed trials run again, and 
   REQUIRE(flowlab_cmd("run " + exp).status == 0);
 
   SECTION("a result written under another configuration: exactly that trial runs again") {
-    const std::string edited = flowlab::worker::trial_file_path(out, "seed=0");
+    const std::string edited = flowlab::trial_file_path(out, "seed=0");
     set_attr(edited, "trials/seed=0", "config_hash", "0123456789abcdef");
     // As if written so: its checksum follows (a file changed after its checksum is set aside: test_integrity).
     std::ofstream(edited + ".sha256") << flowlab::sha256_file(edited) << "  " << fs::path(edited).filename().string()
                                       << "\n";
-    const auto kept = inode(flowlab::worker::trial_file_path(out, "seed=1"));
+    const auto kept = inode(flowlab::trial_file_path(out, "seed=1"));
     const auto r = flowlab_cmd("run --resume " + exp);
     CHECK(r.status == 0);
     CHECK_THAT(r.out, StartsWith("seed=0: its configuration changed since its result was written: it runs again\n"
                                  "runner_test: 2 trials, 1 to run on 2 slots (cpu, cpu)\n"));
-    CHECK(inode(flowlab::worker::trial_file_path(out, "seed=1")) == kept);
+    CHECK(inode(flowlab::trial_file_path(out, "seed=1")) == kept);
     const auto ex = flowlab::load_experiment(exp, flowlab::test::registry());
-    CHECK(attr(out, "trials/seed=0", "config_hash") == flowlab::worker::config_hash(ex.trials[0].resolved_yaml));
+    CHECK(attr(out, "trials/seed=0", "config_hash") == flowlab::config_hash(ex.trials[0].resolved_yaml));
     CHECK(groups(out) == 2);
   }
   SECTION("an edit of the base configuration: every trial runs again, its old checkpoint is dropped") {
     exp = experiment(s, "  seeds: [0, 1]\n", 25);
-    const std::string stale = flowlab::worker::checkpoint_path(out, "seed=1", "0123456789abcdef");
+    const std::string stale = flowlab::checkpoint_path(out, "seed=1", "0123456789abcdef");
     std::ofstream(stale) << "a checkpoint of the old configuration";
     const auto r = flowlab_cmd("run --resume " + exp);
     CHECK(r.status == 0);
@@ -638,7 +639,7 @@ TEST_CASE("an error while writing one trial's result fails that trial, with the 
   const std::string exp = experiment(s, "  seeds: [0, 1]\n", 20);
   const std::string out = s.file("out.h5");
   // A directory where seed=0's temporary file goes: the file cannot be created (not a full disk: the trial fails).
-  const std::string blocked = flowlab::worker::trial_file_path(out, "seed=0") + ".tmp";
+  const std::string blocked = flowlab::trial_file_path(out, "seed=0") + ".tmp";
   fs::create_directories(blocked);
   const auto r = flowlab_cmd("run --resume " + exp);
   CHECK(r.status == 1);
@@ -662,8 +663,8 @@ TEST_CASE("merging leaves out an unreadable trial file and names it; no HDF5 han
   flowlab::TrialResult res;
   res.id = "seed=0", res.status = "completed", res.device = "cpu";
   res.train.step = {0, 5}, res.train.loss = {2.0, 1.5}, res.train.grad_norm = {1, 1}, res.train.lr = {1e-3, 1e-3};
-  const std::string good = flowlab::worker::trial_file_path(out, "seed=0");
-  const std::string bad = flowlab::worker::trial_file_path(out, "seed=1");
+  const std::string good = flowlab::trial_file_path(out, "seed=0");
+  const std::string bad = flowlab::trial_file_path(out, "seed=1");
   flowlab::write_trial_file(good, ex.trials[0], res);
   std::ofstream(bad) << "not an HDF5 file";
   const auto problems = flowlab::merge_experiment(out, ex, {good, bad});
@@ -691,10 +692,10 @@ TEST_CASE("a 250-character swept value: the trial file has a bounded name, the f
   const std::string out = s.file("out.h5");
   for (const auto& v : {v1, v2}) {
     const std::string id = "lr=" + v + ",seed=0";
-    const std::string name = fs::path(flowlab::worker::trial_file_path(out, id)).filename().string();
+    const std::string name = fs::path(flowlab::trial_file_path(out, id)).filename().string();
     CHECK(name.size() == 80 + 9 + 3);
     CHECK_THAT(name, StartsWith("lr=0.00100000"));
-    CHECK(attr(flowlab::worker::trial_file_path(out, id), "trials/" + id, "status") == "completed");
+    CHECK(attr(flowlab::trial_file_path(out, id), "trials/" + id, "status") == "completed");
     CHECK(attr(out, "trials/" + id, "status") == "completed");
   }
   CHECK(rows(out, "summary") == 2);

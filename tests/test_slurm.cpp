@@ -16,7 +16,7 @@
 #include "flowlab/results.hpp"
 #include "flowlab/runner.hpp"
 #include "flowlab/slurm.hpp"
-#include "flowlab/worker.hpp"
+#include "flowlab/trial_files.hpp"
 #include "h5_support.hpp"
 #include "support.hpp"
 
@@ -211,7 +211,7 @@ TEST_CASE("trial snapshots: a worker's one-trial view has the same resolved conf
       CHECK(back.seed == t.seed);
       CHECK(back.swept == t.swept);
       CHECK(back.resolved_yaml == t.resolved_yaml);
-      CHECK(flowlab::worker::config_hash(back.resolved_yaml) == flowlab::worker::config_hash(t.resolved_yaml));
+      CHECK(flowlab::config_hash(back.resolved_yaml) == flowlab::config_hash(t.resolved_yaml));
     }
   }
   std::ofstream(s.file("bad.trial.yaml")) << "name: x\n";
@@ -246,7 +246,7 @@ TEST_CASE("2 shards + merge equal a local run bit for bit on CPU; merge is idemp
   CHECK_THAT(b.out, StartsWith("shard_test: 6 trials, shard 1/2: 3 trials, 3 to run on 1 slot (cpu)\n"));
   CHECK_FALSE(fs::exists(out));
   // A worker read its snapshot only.
-  CHECK(fs::exists(flowlab::worker::trial_snapshot_path(out, "path=cosine,seed=2")));
+  CHECK(fs::exists(flowlab::trial_snapshot_path(out, "path=cosine,seed=2")));
 
   // Running a shard again is refused without --resume; with it, nothing is left to run.
   const auto again = flowlab_cmd("run " + exp + " --out " + out + " --shard 1/2");
@@ -292,7 +292,7 @@ TEST_CASE("merge names the missing trials and refuses the same trial with two co
   // The same trial, run with another configuration, in a second directory.
   fs::create_directories(s.file("other"));
   const std::string copy = s.file("other/seed=0.h5");
-  fs::copy_file(flowlab::worker::trial_file_path(out, "seed=0"), copy);
+  fs::copy_file(flowlab::trial_file_path(out, "seed=0"), copy);
   set_attr(copy, "trials/seed=0", "config_hash", "0123456789abcdef");
   const auto conflict = flowlab_cmd("merge " + s.file("c.h5") + " " + out + ".trials " + s.file("other") +
                                     " --experiment " + exp);
@@ -300,8 +300,8 @@ TEST_CASE("merge names the missing trials and refuses the same trial with two co
   CHECK(conflict.err == fmt::format("flowlab: error: trial 'seed=0' is in {} (config_hash {}) and in {} (config_hash "
                                     "0123456789abcdef): two different configurations; merge the shards of one "
                                     "experiment, or remove one of them\n",
-                                    flowlab::worker::trial_file_path(out, "seed=0"),
-                                    attr(flowlab::worker::trial_file_path(out, "seed=0"), "trials/seed=0", "config_hash"),
+                                    flowlab::trial_file_path(out, "seed=0"),
+                                    attr(flowlab::trial_file_path(out, "seed=0"), "trials/seed=0", "config_hash"),
                                     copy));
   CHECK_FALSE(fs::exists(s.file("c.h5")));
 
@@ -455,10 +455,10 @@ TEST_CASE("flowlab slurm writes the array script; --only-failed picks exactly th
     REQUIRE(flowlab_cmd(fmt::format("run {} --shard {}/3 --workers 1", exp, i)).status == 0);
   CHECK(flowlab_cmd(fmt::format("slurm {} --tasks 3 --only-failed", exp)).out ==
         fmt::format("shard_test: every trial has a result in {}.trials: nothing to resubmit\n", out));
-  set_attr(flowlab::worker::trial_file_path(out, "seed=4"), "trials/seed=4", "status", "failed");  // shard 1
+  set_attr(flowlab::trial_file_path(out, "seed=4"), "trials/seed=4", "status", "failed");  // shard 1
   const auto ex = flowlab::load_experiment(exp, flowlab::test::registry());
   CHECK(flowlab::unfinished_shards(ex, out, 3) == std::vector<int64_t>{1});
-  fs::remove(flowlab::worker::trial_file_path(out, "seed=2"));  // shard 2: missing
+  fs::remove(flowlab::trial_file_path(out, "seed=2"));  // shard 2: missing
   CHECK(flowlab::unfinished_shards(ex, out, 3) == std::vector<int64_t>{1, 2});
   CHECK(flowlab::unfinished_shards(ex, out, 5) == std::vector<int64_t>{2, 4});
   const auto f = flowlab_cmd(fmt::format("slurm {} --tasks 3 --only-failed", exp));

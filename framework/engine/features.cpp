@@ -377,11 +377,6 @@ std::shared_ptr<FeatureExtractor> make_builtin(const std::string& name, const Re
 
 }  // namespace
 
-const std::vector<std::string>& feature_extractor_forms() {
-  static const std::vector<std::string> forms = {"raw", "builtin:digits", "builtin:fashion_mnist", "torchscript:PATH"};
-  return forms;
-}
-
 std::string feature_cache_dir() {
   auto env = [](const char* name) {
     const char* v = std::getenv(name);

@@ -19,8 +19,7 @@
 #include "flowlab/files.hpp"
 #include "flowlab/integrity.hpp"
 #include "flowlab/version.hpp"
-#include "flowlab/worker.hpp"
-#include "h5.hpp"
+#include "flowlab/h5.hpp"
 
 namespace fs = std::filesystem;
 
@@ -219,7 +218,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     const H5Handle g(H5Gcreate2(trials, trial.id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                      "creating group " + trial.id);
     attr_string(g, "config", trial.resolved_yaml);
-    attr_string(g, "config_hash", worker::config_hash(trial.resolved_yaml));
+    attr_string(g, "config_hash", config_hash(trial.resolved_yaml));
     attr_number<int64_t>(g, "seed", trial.seed);
     attr_string(g, "device", r.device);
     attr_string(g, "precision", r.precision);
@@ -301,7 +300,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     // The training stages (round 0, reflow rounds, distillation): what each cost, and the teacher pairs of each.
     if (!r.rounds.empty()) {
       std::vector<std::string> stages, teachers;
-      for (const auto& s : r.rounds) stages.push_back(s.stage), teachers.push_back(s.teacher);
+      for (const auto& s : r.rounds) stages.push_back(stage_name(s.stage)), teachers.push_back(s.teacher);
       Table rounds;
       rounds.int_column("round");
       rounds.string_column("stage", width_for(8, stages));
@@ -314,7 +313,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
       rounds.double_column("pair_seconds");
       for (const auto& s : r.rounds) {
         rounds.new_row();
-        rounds.set(0, s.round), rounds.set(1, s.stage), rounds.set(2, s.mix), rounds.set(3, s.steps);
+        rounds.set(0, s.round), rounds.set(1, stage_name(s.stage)), rounds.set(2, s.mix), rounds.set(3, s.steps);
         rounds.set(4, s.train_seconds), rounds.set(5, s.pairs_x0.shape.empty() ? int64_t(0) : s.pairs_x0.shape[0]);
         rounds.set(6, s.teacher), rounds.set(7, s.teacher_nfe), rounds.set(8, s.pair_seconds);
       }
@@ -327,7 +326,7 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
           if (s.pairs_x0.empty()) continue;
           const H5Handle pg = new_group(pairs, fmt::format("{:03d}", s.round));
           attr_number<int64_t>(pg, "round", s.round);
-          attr_string(pg, "stage", s.stage);
+          attr_string(pg, "stage", stage_name(s.stage));
           attr_string(pg, "teacher", s.teacher);
           dataset_array(pg, "x0", s.pairs_x0);
           dataset_array(pg, "x1", s.pairs_x1);
@@ -402,7 +401,7 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
       const auto t = trial_of.find(id);
       if (t == trial_of.end()) continue;  // not a trial of this experiment
       const H5Handle g(H5Gopen2(trials, id.c_str(), H5P_DEFAULT), "opening the trial's group in " + tf);
-      if (read_attr_string(g, "config_hash", false) != worker::config_hash(t->second->resolved_yaml))
+      if (read_attr_string(g, "config_hash", false) != config_hash(t->second->resolved_yaml))
         continue;  // written for another configuration: stale, rerun by --resume
       file_of.emplace(id, tf);
     } catch (const Error& e) {

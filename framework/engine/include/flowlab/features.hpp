@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "flowlab/choices.hpp"  // feature_extractor_forms()
 #include "flowlab/export.hpp"
 #include "flowlab/tensor.hpp"
 
@@ -50,9 +51,6 @@ FLOWLAB_API std::shared_ptr<FeatureExtractor> make_feature_extractor(const std::
 /// $FLOWLAB_CACHE_DIR, else $XDG_CACHE_HOME/flowlab, else $HOME/.cache/flowlab (unset or empty variables are
 /// skipped; with none of them set it throws flowlab::Error).
 FLOWLAB_API std::string feature_cache_dir();
-
-/// The valid spec forms, for messages: {"raw", "builtin:digits", "builtin:fashion_mnist", "torchscript:PATH"}.
-FLOWLAB_API const std::vector<std::string>& feature_extractor_forms();
 
 /// How many builtin nets this process has trained (not loaded from the cache): evidence for tests and logs that the
 /// cache was reused.

@@ -32,6 +32,7 @@
 #include "flowlab/integrity.hpp"
 #include "flowlab/report.hpp"
 #include "flowlab/results.hpp"
+#include "flowlab/trial_files.hpp"
 
 extern char** environ;
 
@@ -40,7 +41,6 @@ namespace fs = std::filesystem;
 namespace flowlab {
 namespace {
 
-using worker::trial_file_path;
 
 using Clock = std::chrono::steady_clock;
 
@@ -182,11 +182,11 @@ void set_aside_damaged_trial_files(const Experiment& ex, const std::vector<size_
 /// a foreign output. True when it was set aside.
 bool set_aside_damaged_output(const std::string& output, const Emit& emit) {
   std::error_code ec;
-  if (!fs::exists(checksum_path(output), ec) && !fs::is_directory(worker::trial_dir(output), ec)) return false;
+  if (!fs::exists(checksum_path(output), ec) && !fs::is_directory(trial_dir(output), ec)) return false;
   const std::string problem = damage(output, FileKind::experiment);
   if (problem.empty() || problem.rfind("is not", 0) == 0) return false;
   const std::string aside = set_aside(output);
-  emit(fmt::format("{} {}: set aside as {}; it is rebuilt from {}\n", output, problem, aside, worker::trial_dir(output)));
+  emit(fmt::format("{} {}: set aside as {}; it is rebuilt from {}\n", output, problem, aside, trial_dir(output)));
   return true;
 }
 
@@ -252,7 +252,7 @@ std::string resume_advice(const std::string& error, const Experiment& ex, const 
       kept == 0 ? "no trial had finished"
                 : fmt::format("the {} kept in {}/", kept == 1 ? std::string("1 finished trial is")
                                                               : fmt::format("{} finished trials are", kept),
-                              worker::trial_dir(output));
+                              trial_dir(output));
   return fmt::format("{}; {}; free space and run: flowlab run {} --out {}{} --resume", error, kept_text, ex.file, output,
                      shard);
 }
@@ -329,8 +329,6 @@ Shard shard_from_env(const std::function<const char*(const char*)>& getenv) {
                             has_min ? fmt::format(" from {}", min) : ""));
   return sh;
 }
-
-std::string counted(int64_t n, const std::string& noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
 
 std::vector<std::string> device_slots(const std::vector<std::string>& devices, int64_t workers,
                                       const worker::DeviceInfo& visible) {
@@ -417,12 +415,12 @@ worker::DeviceInfo probe_devices(const std::string& self) {
 void check_trial_files(const Experiment& ex, const std::string& output) {
   std::map<std::string, std::string> owner;  // file stem -> trial id
   for (const auto& t : ex.trials) {
-    const std::string stem = worker::trial_file_stem(t.id);
+    const std::string stem = trial_file_stem(t.id);
     const auto [it, added] = owner.emplace(stem, t.id);
     if (!added)
       throw Error(fmt::format("{}: trials '{}' and '{}' would share the result file {}.h5 (their ids agree on the "
                               "first {} characters and on the hash); change a swept value of one of them",
-                              ex.file, it->second, t.id, stem, worker::kFileIdPrefix));
+                              ex.file, it->second, t.id, stem, kFileIdPrefix));
   }
   // The runner adds ".trials" (the trial directory) and ".tmp" to the output's file name.
   const std::string name = fs::path(output).filename().string();
@@ -507,7 +505,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     return 0;
   }
 
-  const std::string trial_dir = worker::trial_dir(output);
+  const std::string trial_dir = flowlab::trial_dir(output);
   const bool sharded = opt.shard_count > 0;
   // One runner per output (files.hpp): a shard locks its own share, since shards of one sweep run at once.
   const OutputLock lock(sharded ? fmt::format("{}.shard{}of{}", output, opt.shard_index, opt.shard_count) : output,
@@ -522,7 +520,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     for (size_t i = 0; i < ex.trials.size(); ++i) mine.push_back(i);
   }
   std::set<std::string> my_stems;
-  for (size_t i : mine) my_stems.insert(worker::trial_file_stem(ex.trials[i].id));
+  for (size_t i : mine) my_stems.insert(trial_file_stem(ex.trials[i].id));
   if (!opt.resume && !sharded && (fs::exists(output) || fs::exists(trial_dir)))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
   // --resume rewrites the experiment file: never over a file that is not this experiment's results.
@@ -543,7 +541,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
                                 opt.shard_index, opt.shard_count));
 
   std::vector<std::string> hash(ex.trials.size());
-  for (size_t i : mine) hash[i] = worker::config_hash(ex.trials[i].resolved_yaml);
+  for (size_t i : mine) hash[i] = config_hash(ex.trials[i].resolved_yaml);
 
   if (opt.resume) set_aside_damaged_trial_files(ex, mine, output, emit);
   std::deque<size_t> queue;
@@ -574,7 +572,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     throw Error(resume_advice(e.what(), ex, opt, output, kept));
   }
   for (size_t i : queue)
-    for (const auto& stale : worker::stale_checkpoints(output, ex.trials[i].id, hash[i])) {
+    for (const auto& stale : stale_checkpoints(output, ex.trials[i].id, hash[i])) {
       fs::remove(checksum_path(stale), ec);
       if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
         emit(fmt::format("{}: its checkpoint was written for another configuration: it starts over\n",
@@ -662,12 +660,12 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     worker::Job job;
     job.self = opt.self, job.plugin_paths = opt.plugin_paths, job.experiment_file = ex.file, job.id = t.id;
     job.config_hash = hash[trial], job.device = slots[slot_index], job.threads = threads;
-    job.out = trial_file_path(output, t.id), job.checkpoint = worker::checkpoint_path(output, t.id, hash[trial]);
+    job.out = trial_file_path(output, t.id), job.checkpoint = checkpoint_path(output, t.id, hash[trial]);
     std::map<std::string, std::string> env;
     if (!slot_gpu[slot_index].empty())  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
       env["CUDA_VISIBLE_DEVICES"] = slot_gpu[slot_index], job.device = "cuda:0";
     // The worker reads its own trial's snapshot, not the whole experiment: its start-up is O(1) in the sweep size.
-    job.snapshot = worker::trial_snapshot_path(output, t.id);
+    job.snapshot = trial_snapshot_path(output, t.id);
     write_atomically(job.snapshot, trial_snapshot(t));
     set_aside_damaged_checkpoint(job.checkpoint, t.id, [&](const std::string& line) { clear_block(), emit(line); });
     const ExecArgs exec(worker::command_line(job), env);

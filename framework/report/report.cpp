@@ -1,7 +1,6 @@
 // Reading results files back through the HDF5 C API (columns of the eval table by name, so files with other or
 // fewer metric columns read the same) and the quality-vs-steps report built from them.
 #include "flowlab/report.hpp"
-#include "flowlab/runner.hpp"
 
 #include <fmt/format.h>
 #include <hdf5.h>
@@ -18,7 +17,7 @@
 
 #include "flowlab/config.hpp"
 #include "flowlab/registry.hpp"
-#include "h5.hpp"
+#include "flowlab/h5.hpp"
 
 namespace fs = std::filesystem;
 
@@ -212,7 +211,7 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
     const auto mix = rt.doubles("mix"), secs = rt.doubles("train_seconds"), pair_secs = rt.doubles("pair_seconds");
     for (size_t i = 0; i < rt.rows(); ++i) {
       RoundRecord r;
-      r.round = round[i], r.stage = stage[i], r.mix = mix[i], r.steps = steps[i], r.train_seconds = secs[i];
+      r.round = round[i], r.stage = stage_from_name(stage[i]), r.mix = mix[i], r.steps = steps[i], r.train_seconds = secs[i];
       r.teacher = teacher[i], r.teacher_nfe = nfe[i], r.pair_seconds = pair_secs[i];
       t.rounds.push_back(std::move(r));
     }
@@ -290,7 +289,7 @@ double sample_std(const std::vector<double>& v) {
 
 bool adaptive(const ReportRow& r) { return r.steps == 0 && std::isfinite(r.rtol); }
 
-std::string round_label(const RoundRecord& r) { return r.stage == "distill" ? "distill" : std::to_string(r.round); }
+std::string round_label(const RoundRecord& r) { return r.stage == Stage::distill ? "distill" : std::to_string(r.round); }
 
 // Quality during training: for each eval run that a trial of the group evaluated during training, its rows at each
 // training step (those during training and the final ones, at the stage's end), averaged over the trials.
@@ -601,7 +600,7 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     for (const auto& t : results.trials) {
       if (t.status != "completed") continue;
       std::vector<RoundRecord> rounds = t.rounds;
-      if (rounds.empty()) rounds.push_back(RoundRecord{0, "base", 0, 0, 0, 0, 0, "", {}, {}});
+      if (rounds.empty()) rounds.push_back(RoundRecord{0, Stage::base, 0, 0, 0, 0, 0, "", {}, {}});
       for (const auto& r : rounds) {
         StoredTrial v = t;
         v.eval.clear();

@@ -1,8 +1,7 @@
 // Experiment files: schema checks with file:line:col locations and suggestions, plugin parameter validation
 // through the registry, and sweep expansion (grid x zip x seeds) into fully resolved trials.
 #include "flowlab/config.hpp"
-#include "flowlab/precision.hpp"
-#include "flowlab/features.hpp"
+#include "flowlab/choices.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -43,6 +42,49 @@ std::string nearest(const std::string& word, const std::vector<std::string>& cho
     if (prev[c.size()] < best_d) best_d = prev[c.size()], best = c;
   }
   return best_d <= std::max<size_t>(2, word.size() / 3) ? best : "";
+}
+
+std::vector<RoundRecord> plan_stages(const TrialConfig& trial) {
+  std::vector<RoundRecord> stages(1);
+  stages[0].stage = Stage::base;
+  stages[0].steps = trial.train.steps;
+  for (int64_t r = 1; r <= trial.reflow.rounds; ++r) {
+    RoundRecord s;
+    s.round = r;
+    s.stage = Stage::reflow;
+    s.mix = trial.coupling.name == "reflow" ? 1.0 : trial.reflow.mix(r);
+    s.steps = trial.reflow.train.steps;
+    s.teacher = trial.reflow.teacher.label;
+    stages.push_back(s);
+  }
+  if (trial.distill.enabled) {
+    RoundRecord s;
+    s.round = trial.reflow.rounds + 1;
+    s.stage = Stage::distill;
+    s.mix = 1.0;
+    s.steps = trial.distill.train.steps;
+    s.teacher = trial.reflow.teacher.label;
+    stages.push_back(s);
+  }
+  return stages;
+}
+
+const TrainConfig& train_config(const TrialConfig& trial, Stage stage) {
+  switch (stage) {
+    case Stage::base: return trial.train;
+    case Stage::reflow: return trial.reflow.train;
+    case Stage::distill: return trial.distill.train;
+  }
+  throw Error(fmt::format("unknown training stage {}", static_cast<int>(stage)));
+}
+
+std::string counted(int64_t n, const std::string& noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
+
+std::string config_hash(const std::string& resolved_yaml) {
+  // 64-bit FNV-1a
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : resolved_yaml) h = (h ^ c) * 0x100000001b3ULL;
+  return fmt::format("{:016x}", h);
 }
 
 namespace {

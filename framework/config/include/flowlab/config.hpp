@@ -8,6 +8,7 @@
 
 #include "flowlab/errors.hpp"
 #include "flowlab/params.hpp"
+#include "flowlab/records.hpp"
 
 namespace flowlab {
 
@@ -146,6 +147,13 @@ struct TrialConfig {
   std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };
 
+/// The training stages of a trial, in order: round 0, the reflow rounds, the distillation; each with its round,
+/// stage, mix, steps and teacher filled in (the rest is what training measures).
+FLOWLAB_API std::vector<RoundRecord> plan_stages(const TrialConfig& trial);
+
+/// The training configuration of `stage` in `trial`: train, reflow.train or distill.train.
+FLOWLAB_API const TrainConfig& train_config(const TrialConfig& trial, Stage stage);
+
 /// The top-level `limits:` section: bounds that turn a typo into an error before anything runs.
 struct ExperimentLimits {
   int64_t trials = 100000;  ///< the most trials a sweep may expand to (counted before any is built)
@@ -188,5 +196,13 @@ FLOWLAB_API std::string nearest(const std::string& word, const std::vector<std::
 /// the lists the reader checks keys against. tests/test_config_keys.cpp probes each one, so that a key added here
 /// without a place in the resolved configuration (and so in config_hash) fails a test.
 FLOWLAB_API const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sections();
+
+/// "1 trial", "2 trials", "0 trials": `n` and `noun`, plural for every n but 1.
+FLOWLAB_API std::string counted(int64_t n, const std::string& noun);
+
+/// The hash of a trial's resolved configuration (TrialConfig::resolved_yaml): 16 hex digits of its 64-bit FNV-1a.
+/// Stored as the `config_hash` attribute of each trial and in checkpoint names; --resume reruns a trial whose
+/// result was written with another hash.
+FLOWLAB_API std::string config_hash(const std::string& resolved_yaml);
 
 }  // namespace flowlab

@@ -12,6 +12,7 @@
 #include "flowlab/files.hpp"
 #include "flowlab/integrity.hpp"
 #include "flowlab/runner.hpp"
+#include "flowlab/trial_files.hpp"
 #include "flowlab/worker.hpp"
 
 namespace fs = std::filesystem;
@@ -102,7 +103,7 @@ MergeReport merge_trial_files(const std::string& output, const Experiment& ex, c
       report.notes.push_back(fmt::format("{}: trial '{}' is not in {}: left out", found.path, id, ex.file));
       continue;
     }
-    const std::string want = worker::config_hash(t->second->resolved_yaml);
+    const std::string want = config_hash(t->second->resolved_yaml);
     if (found.hash != want) {
       report.notes.push_back(fmt::format("{}: trial '{}' was run with another configuration (config_hash {}, the "
                                          "experiment's is {}): left out", found.path, id, found.hash, want));
@@ -117,7 +118,7 @@ MergeReport merge_trial_files(const std::string& output, const Experiment& ex, c
     if (!p.id.empty()) bad[p.id] = true;
   for (const auto& t : ex.trials) {
     const auto it = chosen.find(t.id);
-    const bool ok = it != chosen.end() && it->second.hash == worker::config_hash(t.resolved_yaml) && !bad.count(t.id);
+    const bool ok = it != chosen.end() && it->second.hash == config_hash(t.resolved_yaml) && !bad.count(t.id);
     if (ok) ++report.merged;
     else report.missing.push_back(t.id);
   }
@@ -211,8 +212,8 @@ std::vector<int64_t> unfinished_shards(const Experiment& ex, const std::string& 
   for (int64_t s = 0; s < tasks; ++s)
     for (size_t i : shard_trials(ex.trials.size(), s, tasks)) {
       const auto& t = ex.trials[i];
-      const auto info = read_trial_file(worker::trial_file_path(output, t.id));
-      if (!info || info->id != t.id || info->config_hash != worker::config_hash(t.resolved_yaml) ||
+      const auto info = read_trial_file(trial_file_path(output, t.id));
+      if (!info || info->id != t.id || info->config_hash != config_hash(t.resolved_yaml) ||
           !has_result(info->status)) {
         out.push_back(s);
         break;

@@ -6,7 +6,17 @@
 #include <string>
 #include <vector>
 
+#include "flowlab/export.hpp"
+
 namespace flowlab {
+
+/// A training stage: round 0 (ordinary training), a reflow round or the distillation.
+enum class Stage { base, reflow, distill };
+
+/// The stage's name, as results files store it: "base", "reflow" or "distill".
+FLOWLAB_API std::string stage_name(Stage stage);
+/// The stage named `name` (stage_name's inverse). Throws flowlab::Error for any other name.
+FLOWLAB_API Stage stage_from_name(const std::string& name);
 
 /// A float32 array in row-major order, for what the results file stores (samples, trajectories, weights).
 struct Array {
@@ -48,7 +58,7 @@ struct EvalRow {
 /// One training stage of a trial: round 0 (ordinary training), a reflow round or the distillation.
 struct RoundRecord {
   int64_t round = 0;       ///< 0, 1, ..., reflow.rounds, then reflow.rounds + 1 for the distillation
-  std::string stage;       ///< base, reflow or distill
+  Stage stage = Stage::base;  ///< base, reflow or distill
   double mix = 0;          ///< share of teacher pairs in its batches (reflow rounds; 1 for distill, 0 for base)
   int64_t steps = 0;       ///< training steps
   double train_seconds = 0;  ///< training alone (this process's share when the stage was resumed)

@@ -1,5 +1,6 @@
-// The HDF5 C API as flowlab's experiment layer uses it, shared by results.cpp (writing) and report.cpp (reading):
-// errors that carry HDF5's own description, and an RAII owner for every kind of identifier. Private to this layer.
+// The HDF5 C API as flowlab's experiment layers use it, shared by integrity.cpp (verifying), results.cpp (writing) and
+// report.cpp (reading): errors that carry HDF5's own description, and an RAII owner for every kind of identifier.
+// Header-only (its users link HDF5 themselves) and not installed.
 #pragma once
 
 #include <fmt/format.h>

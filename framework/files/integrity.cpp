@@ -19,8 +19,8 @@
 #include <map>
 
 #include "flowlab/files.hpp"
-#include "flowlab/worker.hpp"
-#include "h5.hpp"
+#include "flowlab/trial_files.hpp"
+#include "flowlab/h5.hpp"
 
 namespace fs = std::filesystem;
 
@@ -335,7 +335,7 @@ std::map<std::string, std::string> ids_by_stem(const std::string& results) {
       std::string name(size_t(n) + 1, '\0');
       H5Lget_name_by_idx(trials, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
       name.resize(size_t(n));
-      ids[worker::trial_file_stem(name)] = name;
+      ids[trial_file_stem(name)] = name;
     }
   } catch (const Error&) {
   }
@@ -367,7 +367,7 @@ std::vector<VerifyProblem> verify_results(const std::string& results, size_t* ch
   std::vector<VerifyProblem> problems;
   if (std::string p = file_problem(results, FileKind::experiment); !p.empty()) problems.push_back({results, "", p});
   const auto ids = ids_by_stem(results);
-  const std::string dir = worker::trial_dir(results);
+  const std::string dir = trial_dir(results);
   std::vector<std::string> files;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {

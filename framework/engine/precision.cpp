@@ -41,11 +41,6 @@ at::ScalarType autocast_dtype(at::DeviceType d) {
 
 }  // namespace
 
-const std::vector<std::string>& precisions() {
-  static const std::vector<std::string> all = {"fp32", "bf16", "tf32"};
-  return all;
-}
-
 std::string applied_precision(const std::string& precision, const at::Device& device) {
   return precision == "bf16" || (precision == "tf32" && device.is_cuda()) ? precision : "fp32";
 }

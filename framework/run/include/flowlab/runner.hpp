@@ -77,7 +77,4 @@ FLOWLAB_API worker::DeviceInfo probe_devices(const std::string& self);
 /// name is too long for the names derived from it. Called by `validate` and before a run.
 FLOWLAB_API void check_trial_files(const Experiment& experiment, const std::string& output);
 
-/// "1 trial", "2 trials", "0 trials": `n` and `noun`, plural for every n but 1.
-FLOWLAB_API std::string counted(int64_t n, const std::string& noun);
-
 }  // namespace flowlab

@@ -476,36 +476,6 @@ Interrupted::Interrupted(int64_t step, TrainLog log)
     : Error(fmt::format("stopped at step {}", step)), step_(step), log_(std::move(log)) {}
 Interrupted::~Interrupted() = default;
 
-namespace {
-
-/// The training stages of a trial, in order: round 0, the reflow rounds, the distillation.
-std::vector<RoundRecord> plan_stages(const TrialConfig& trial) {
-  std::vector<RoundRecord> stages(1);
-  stages[0].stage = "base";
-  stages[0].steps = trial.train.steps;
-  for (int64_t r = 1; r <= trial.reflow.rounds; ++r) {
-    RoundRecord s;
-    s.round = r;
-    s.stage = "reflow";
-    s.mix = trial.coupling.name == "reflow" ? 1.0 : trial.reflow.mix(r);
-    s.steps = trial.reflow.train.steps;
-    s.teacher = trial.reflow.teacher.label;
-    stages.push_back(s);
-  }
-  if (trial.distill.enabled) {
-    RoundRecord s;
-    s.round = trial.reflow.rounds + 1;
-    s.stage = "distill";
-    s.mix = 1.0;
-    s.steps = trial.distill.train.steps;
-    s.teacher = trial.reflow.teacher.label;
-    stages.push_back(s);
-  }
-  return stages;
-}
-
-}  // namespace
-
 int64_t checkpoint_step(const std::string& path, const TrialConfig& trial) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
@@ -916,9 +886,7 @@ at::Tensor TrialRun::distill_loss(const TrainConfig& c) {
 
 bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema) {
   RoundRecord& stage = stages_[k];
-  const TrainConfig& c = stage.stage == "base"     ? trial_.train
-                         : stage.stage == "reflow" ? trial_.reflow.train
-                                                   : trial_.distill.train;
+  const TrainConfig& c = train_config(trial_, stage.stage);
   const bool checkpoints = c.checkpoint_every > 0 && !checkpoint_.empty();
   const int64_t every = trial_.eval.every;
   const auto t_train = Clock::now();
@@ -944,14 +912,14 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     at::Tensor loss;
     {
       const PrecisionScope precision(c.precision, dev_);  // the forward; the backward follows autocast's casts
-      loss = stage.stage == "distill" ? distill_loss(c) : flow_matching_loss(c, stage.mix, c.steps - step - 1);
+      loss = stage.stage == Stage::distill ? distill_loss(c) : flow_matching_loss(c, stage.mix, c.steps - step - 1);
     }
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       out_.status = "diverged";
       out_.diverged_step = steps_before_ + step;
       out_.error = stages_.size() > 1 ? fmt::format("loss is {} at step {} of round {} ({})", loss_value, step,
-                                                     stage.round, stage.stage)
+                                                     stage.round, stage_name(stage.stage))
                                        : fmt::format("loss is {} at step {}", loss_value, step);
       stage.train_seconds += seconds_since(t_train) - evaluating;
       return false;
@@ -1004,9 +972,7 @@ TrialResult TrialRun::run() {
     carry_.stage = int64_t(k);
     steps_before_ = 0;
     for (size_t j = 0; j < k; ++j) steps_before_ += stages_[j].steps;
-    const TrainConfig& c = stage.stage == "base"     ? trial_.train
-                           : stage.stage == "reflow" ? trial_.reflow.train
-                                                     : trial_.distill.train;
+    const TrainConfig& c = train_config(trial_, stage.stage);
     const bool resuming_here = resume && k == resume_stage;
     if (k > 0) {
       // A stage of its own seed: a new model (its initialisation drawn here), the previous stage's EMA model as
@@ -1016,8 +982,8 @@ TrialResult TrialRun::run() {
       if (!resuming_here) {
         const std::vector<at::Tensor> init = weights_of(*model_);
         load_weights(*model_, carry_.finished.back().teacher());
-        make_pairs(stage.stage == "distill" ? trial_.distill.pairs : trial_.reflow.pairs);
-        if (stage.stage == "reflow" && trial_.reflow.init == "fresh") load_weights(*model_, init);
+        make_pairs(stage.stage == Stage::distill ? trial_.distill.pairs : trial_.reflow.pairs);
+        if (stage.stage == Stage::reflow && trial_.reflow.init == "fresh") load_weights(*model_, init);
       }
     }
     model_->train();

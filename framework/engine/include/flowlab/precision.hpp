@@ -12,11 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "flowlab/choices.hpp"  // precisions()
 #include "flowlab/export.hpp"
 
 namespace flowlab {
-
-FLOWLAB_API const std::vector<std::string>& precisions();
 
 /// What `precision` amounts to on `device`: itself, or "fp32" where it does not apply (tf32 off CUDA).
 FLOWLAB_API std::string applied_precision(const std::string& precision, const at::Device& device);

@@ -1,7 +1,8 @@
 // The worker protocol, in one place: how the runner starts `flowlab _trial` (arguments), what the worker prints
 // (PROGRESS lines on stdout, and a RESUME line when it continues from a checkpoint), how it stops (signals) and exits
-// (exit codes), where trial results and checkpoints live (file names), and the `flowlab _devices` probe. The runner
-// (runner.cpp) and the worker (run_worker, called by the CLI) both use only what is declared here.
+// (exit codes) and the `flowlab _devices` probe; where trial results and checkpoints live (file names) is in
+// trial_files.hpp. The runner (runner.cpp) and the worker (run_worker, called by the CLI) both use only what is
+// declared here and there.
 #pragma once
 
 #include <cstdint>
@@ -59,31 +60,6 @@ FLOWLAB_API bool parse_progress(const std::string& line, Progress& p);
 FLOWLAB_API std::string resume_line(int64_t step, int64_t total);
 /// Parses a resume line; false for any other line.
 FLOWLAB_API bool parse_resume(const std::string& line, int64_t& step, int64_t& total);
-
-/// The hash of a trial's resolved configuration (TrialConfig::resolved_yaml): 16 hex digits of its 64-bit FNV-1a.
-/// Stored as the `config_hash` attribute of each trial and in checkpoint names; --resume reruns a trial whose
-/// result was written with another hash.
-FLOWLAB_API std::string config_hash(const std::string& resolved_yaml);
-
-/// Characters of a trial id kept in its file names; the rest is represented by the hash.
-constexpr size_t kFileIdPrefix = 80;
-/// The stem of trial `id`'s file names: its first kFileIdPrefix characters with each character outside
-/// [A-Za-z0-9._=,-] replaced by '_', then '-' and 8 hex digits of a hash of the full id. Bounded and safe for any id;
-/// the full id is inside the file (the group name).
-FLOWLAB_API std::string trial_file_stem(const std::string& id);
-
-/// Where the per-trial files of the experiment written to `output` live: `output`.trials/.
-FLOWLAB_API std::string trial_dir(const std::string& output);
-/// The result file of trial `id`: trial_dir/<stem>.h5.
-FLOWLAB_API std::string trial_file_path(const std::string& output, const std::string& id);
-/// The snapshot of trial `id` that the runner writes for its worker: trial_dir/<stem>.trial.yaml.
-FLOWLAB_API std::string trial_snapshot_path(const std::string& output, const std::string& id);
-/// The checkpoint of trial `id` for configuration `hash`: trial_dir/<stem>.<hash>.ckpt. A changed configuration
-/// never finds an old checkpoint.
-FLOWLAB_API std::string checkpoint_path(const std::string& output, const std::string& id, const std::string& hash);
-/// The checkpoints of trial `id` (and their temporaries) for any configuration other than `hash`.
-FLOWLAB_API std::vector<std::string> stale_checkpoints(const std::string& output, const std::string& id,
-                                                       const std::string& hash);
 
 /// The worker side: loads its trial's snapshot (or, without one, the whole experiment), runs trial job.id on job.device with job.threads threads, writes its
 /// result to job.out (a `failed` result with the message when the trial throws) and prints progress lines on
