@@ -87,11 +87,11 @@ TEST_CASE("flowlab describe prints each parameter with type, default and doc", "
 TEST_CASE("bad usage gives a one-line error on stderr and a non-zero exit", "[cli]") {
   Run r = run("describe solver/rk5");
   CHECK(r.status == 1);
-  CHECK(r.err == "flowlab: error: unknown solver 'rk5' (valid: adams_bashforth, adaptive_heun, bosh3, dopri5, dopri8, dpmpp_2m, euler, euler_maruyama, fehlberg2, heun, heun3, midpoint, rk4, tsit5, unipc)\n");
+  CHECK(r.err == "flowlab: error: unknown solver 'rk5' (valid: adams_bashforth, adaptive_heun, bosh3, dopri5, dopri8, dpmpp_2m, euler, euler_maruyama, fehlberg2, few_step, heun, heun3, midpoint, rk4, tsit5, unipc)\n");
   r = run("plugins solvers");
   CHECK(r.status == 1);
   CHECK(r.err == "flowlab: error: unknown plugin kind 'solvers' (valid: path, weighting, time_sampler, noise, "
-                 "architecture, solver, dataset, metric, coupling, time_grid)\n");
+                 "architecture, solver, dataset, metric, coupling, time_grid, objective)\n");
   r = run("describe rk4");
   CHECK(r.err == "flowlab: error: expected KIND/NAME, got 'rk4' (e.g. solver/rk4)\n");
   r = run("");

@@ -89,6 +89,7 @@ const std::map<std::string, Probe> kProbes = {
     {"model.architecture", {"{name: mlp, params: {width: 12, depth: 1}}"}},
     {"model.condition", {"attr", true}},
     {"model.coupling", {"minibatch_ot"}},
+    {"model.objective", {"meanflow"}},
     {"eval.samples", {"17"}},
     {"eval.use_ema", {"false"}},
     {"eval.guidance", {"3.0"}},

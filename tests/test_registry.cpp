@@ -95,7 +95,7 @@ TEST_CASE("unknown name lists the valid names of that kind", "[registry][errors]
   CHECK(message_of<flowlab::PluginNotFoundError>([&] { reg.info("path", "x"); }) == "unknown path 'x' (valid: none)");
   CHECK(message_of<flowlab::PluginNotFoundError>([&] { reg.info("solvers", "x"); }) ==
         "unknown plugin kind 'solvers' (valid: path, weighting, time_sampler, noise, architecture, solver, dataset, "
-        "metric, coupling, time_grid)");
+        "metric, coupling, time_grid, objective)");
 }
 
 TEST_CASE("unknown parameter lists the known parameters with their types", "[registry][errors]") {
@@ -132,11 +132,11 @@ TEST_CASE("API version mismatch names the file and both versions", "[registry][e
   REQUIRE(reg.problems().size() == 1);
   CHECK(reg.problems()[0] == lib("bad_api", "test_bad_api") +
                                  ": plugin solver/bad_api was built for plugin API version 999, but this flowlab "
-                                 "supports version 7; skipped");
+                                 "supports version 8; skipped");
   CHECK(reg.list().empty());
   CHECK(message_of<flowlab::ApiVersionError>([&] { reg.create<flowlab::Solver>("solver", "bad_api"); }) ==
         "solver/bad_api: " + lib("bad_api", "test_bad_api") +
-            " was built for plugin API version 999, but this flowlab supports version 7");
+            " was built for plugin API version 999, but this flowlab supports version 8");
 }
 
 TEST_CASE("duplicate kind/name names both files", "[registry][errors]") {

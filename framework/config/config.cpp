@@ -15,8 +15,10 @@
 #include <set>
 #include <sstream>
 
+#include "flowlab/architecture.hpp"
 #include "flowlab/coupling.hpp"
 #include "flowlab/dataset.hpp"
+#include "flowlab/objective.hpp"
 #include "flowlab/path.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/time_grid.hpp"
@@ -96,7 +98,7 @@ const std::vector<std::string> kLimitKeys = {"trials", "pairs_gb"};
 // The most YAML nodes an experiment may have with its aliases expanded.
 constexpr size_t kMaxNodes = 100000;
 const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
-                                             "architecture", "condition", "coupling"};
+                                             "architecture", "condition", "coupling",     "objective"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
@@ -121,7 +123,7 @@ constexpr int64_t kMaxSteps = 1000000;
 // Defaults of the model section when a key is left out.
 const std::map<std::string, std::string> kModelDefaults = {
     {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"},
-    {"coupling", "independent"}};
+    {"coupling", "independent"}, {"objective", "flow_matching"}};
 
 // A number as YAML text in its shortest round-trip form (0.9, not 0.90000000000000002).
 std::string number_text(double v) { return fmt::format("{}", v); }
@@ -224,6 +226,8 @@ class Reader {
     return v;
   }
   std::string text(const YAML::Node& n, const std::string& path) const { return scalar<std::string>(n, path, "a string"); }
+
+  const Registry& registry() const { return reg_; }
 
   template <class T>
   std::shared_ptr<T> create(const std::string& kind, const PluginChoice& p) const {
@@ -812,6 +816,62 @@ void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
                                "eval.cuda_graph: false");
 }
 
+// Whether `objective` is flow_matching with its default parameters, which the resolved document leaves out (so the
+// hashes of trials from before the objective plugin kind hold).
+bool is_default_objective(const Reader& r, const PluginChoice& objective) {
+  if (objective.name != "flow_matching") return false;
+  const PluginChoice def = r.plugin_with_params("objective", "flow_matching", YAML::Node(), YAML::Node(), "model.objective");
+  return def.params.values() == objective.params.values();
+}
+
+// The training objective against the architecture and the coupling: a few-step objective needs an architecture with
+// a step input, and one that refuses teacher pairs refuses coupling/reflow.
+void check_objective(const Reader& r, const YAML::Node& model, const TrialConfig& t) {
+  const auto objective = r.create<Objective>("objective", t.objective);
+  const YAML::Node at = model["objective"] ? model["objective"] : model;
+  if (objective->step_input() && !r.create<Architecture>("architecture", t.architecture)->has_step_input()) {
+    std::vector<std::string> with;
+    for (const auto& info : r.registry().list("architecture"))
+      if (r.registry().create<Architecture>("architecture", info.name)->has_step_input()) with.push_back(info.name);
+    r.fail(at, "model.objective",
+           fmt::format("objective/{} trains a network with a step input (the step size d), which architecture/{} "
+                       "lacks (architectures with one: {})",
+                       t.objective.name, t.architecture.name, fmt::join(with, ", ")));
+  }
+  if (!objective->accepts_teacher_pairs() && r.create<Coupling>("coupling", t.coupling)->needs_teacher()) {
+    std::vector<std::string> valid;
+    for (const auto& info : r.registry().list("coupling"))
+      if (!r.registry().create<Coupling>("coupling", info.name)->needs_teacher()) valid.push_back(info.name);
+    r.fail(model["coupling"] ? model["coupling"] : at, "model.coupling",
+           fmt::format("objective/{} learns its own few-step map from (noise, data) pairs; coupling/{}'s teacher "
+                       "pairs make no sense with it (valid couplings: {})",
+                       t.objective.name, t.coupling.name, fmt::join(valid, ", ")));
+  }
+}
+
+// Solvers that step with the model's average velocity (Solver::uses_step_field) need a model with a step input.
+void check_step_solvers(const Reader& r, const YAML::Node& solvers, const TrialConfig& t) {
+  const bool step_model = r.create<Objective>("objective", t.objective)->step_input();
+  for (size_t i = 0; i < solvers.size(); ++i) {
+    const std::string name = solvers[i]["solver"].Scalar();
+    const auto run = std::find_if(t.eval.runs.begin(), t.eval.runs.end(), [&](const EvalRun& e) { return e.solver.name == name; });
+    if (run == t.eval.runs.end() || !r.create<Solver>("solver", run->solver)->uses_step_field()) continue;
+    if (step_model && t.eval.guide_step >= 0)
+      r.fail(solvers[i]["solver"], fmt::format("eval.solvers[{}].solver", i),
+             fmt::format("solver/{} steps with the average velocity, which autoguidance (eval.guidance.guide) does "
+                         "not guide: drop the guide or use a velocity solver",
+                         name));
+    if (step_model) continue;
+    std::vector<std::string> with;
+    for (const auto& info : r.registry().list("objective"))
+      if (r.registry().create<Objective>("objective", info.name)->step_input()) with.push_back(info.name);
+    r.fail(solvers[i]["solver"], fmt::format("eval.solvers[{}].solver", i),
+           fmt::format("solver/{} steps with the model's step input, which objective/{} does not train (objectives "
+                       "with one: {})",
+                       name, t.objective.name, fmt::join(with, ", ")));
+  }
+}
+
 // Everything of one trial, from its (overridden) document.
 TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents = true) {
   TrialConfig t;
@@ -825,6 +885,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
                          : key == "weighting"    ? t.weighting
                          : key == "time_sampler" ? t.time_sampler
                          : key == "coupling"     ? t.coupling
+                         : key == "objective"    ? t.objective
                                                  : t.noise;
     const YAML::Node given = model[key];
     if (key == "noise" && given && given.IsMap() && given["dataset"]) {
@@ -842,6 +903,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   }
   if (!model["architecture"]) r.fail(model, "model.architecture", "missing key 'architecture' (e.g. {name: mlp})");
   t.architecture = r.plugin("architecture", model["architecture"], "model.architecture");
+  check_objective(r, model, t);
 
   if (const YAML::Node tr = root["train"]) read_train(r, tr, "train", t.train);
 
@@ -865,7 +927,10 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
                            r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
     }
     const PluginChoice& sampled = t.eval.as_path.name.empty() ? t.path : t.eval.as_path;  // the path the solvers see
-    if (const YAML::Node solvers = ev["solvers"]) t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", sampled);
+    if (const YAML::Node solvers = ev["solvers"]) {
+      t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", sampled);
+      check_step_solvers(r, solvers, t);
+    }
     if (const YAML::Node metrics = ev["metrics"]) {
       if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
       for (size_t i = 0; i < metrics.size(); ++i)
@@ -951,6 +1016,7 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   emit_plugin(e, "architecture", t.architecture);
   e << YAML::Key << "condition" << YAML::Value << t.condition;
   emit_plugin(e, "coupling", t.coupling);
+  if (!is_default_objective(r, t.objective)) emit_plugin(e, "objective", t.objective);  // earlier hashes hold
   e << YAML::EndMap;
   emit_train(e, "train", t.train);
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples

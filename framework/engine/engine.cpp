@@ -40,6 +40,7 @@
 #include "flowlab/schedule_transform.hpp"
 #include "flowlab/time_grid.hpp"
 #include "flowlab/time_sampler.hpp"
+#include "flowlab/objective.hpp"
 #include "flowlab/weighting.hpp"
 
 namespace flowlab {
@@ -601,7 +602,10 @@ class TrialRun {
   /// One solver run on the fixed noise: its row (round and train_step left to the caller); an error is in the row.
   /// `index` is the run's place in eval.runs (it seeds a stochastic solver's noise: eval_run_seed).
   EvalRow evaluate_run(const EvalRun& run, size_t index, const EvalInputs& in, const VelocityField& field,
-                       const ModelMetricValues& model_values) const;
+                       const StepField& step, const ModelMetricValues& model_values) const;
+  /// The average velocity u(x, t, d) of `model` for few-step solvers (SampleOptions::step_field), guided as
+  /// eval_field; empty when the objective trains no step input.
+  StepField step_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const;
   /// What a metric of the model sees of `model` (ModelAccess): its unguided field, the noise's density, solvers.
   ModelAccess model_access(const std::shared_ptr<Architecture>& model) const;
   /// The metrics of the model (ModelMetric) on `model`'s current weights.
@@ -667,6 +671,8 @@ class TrialRun {
   std::shared_ptr<TimeSampler> sampler_;
   std::shared_ptr<Noise> noise_;
   std::shared_ptr<Coupling> coupling_;
+  std::shared_ptr<Objective> objective_;
+  ObjectiveContext objective_ctx_;  ///< what objective_ reads: the path, time sampler and weighting
   bool independent_ = true, use_label_ = false, use_attr_ = false, conditioned_ = false;
   bool uniform_weight_ = false;  ///< the weighting is 1 at every probed time: the loss is a plain mean
   std::shared_ptr<Architecture> model_;
@@ -702,6 +708,8 @@ void TrialRun::setup() {
     noise_ = noise_from_dataset(source);
   }
   coupling_ = trial_.coupling.name.empty() ? nullptr : make<Coupling>(reg_, trial_.coupling);
+  objective_ = make<Objective>(reg_, trial_.objective.name.empty() ? PluginChoice{"objective", "flow_matching", "", Params()}
+                                                                  : trial_.objective);
   // A teacher coupling (reflow) pairs nothing within a batch: round 0 trains on independent pairs.
   independent_ = !coupling_ || trial_.coupling.name == "independent" || coupling_->needs_teacher();
   draw_ahead_ = !independent_ && !coupling_->draws_random() && dev_.is_cpu();
@@ -718,6 +726,7 @@ void TrialRun::setup() {
   // so any plugin, whatever its name, is asked.
   const at::Tensor probe = path_->clamp_to_domain(at::linspace(0, 1, 1001, opts_));
   uniform_weight_ = weighting_->weight(probe, *path_).eq(1).all().item<bool>();
+  objective_ctx_ = ObjectiveContext{path_.get(), sampler_.get(), weighting_.get(), uniform_weight_};
 }
 
 void TrialRun::condition_check() const {
@@ -737,7 +746,8 @@ std::shared_ptr<Architecture> TrialRun::new_model() const { return new_model(tri
 
 std::shared_ptr<Architecture> TrialRun::new_model(const PluginChoice& architecture) const {
   auto model = make<Architecture>(reg_, architecture);
-  model->build({data_->event_shape(), use_label_ ? data_->num_classes() : 0, use_attr_ ? data_->attr_dim() : 0});
+  model->build({data_->event_shape(), use_label_ ? data_->num_classes() : 0, use_attr_ ? data_->attr_dim() : 0,
+                objective_->step_input() && architecture.name == trial_.architecture.name});
   model->to(dev_);
   return model;
 }
@@ -856,17 +866,12 @@ at::Tensor TrialRun::flow_matching_loss(const TrainConfig& c, double mix, int64_
     x0 = n_real > 0 ? at::cat({x0, t0}, 0) : t0;
     x1 = n_real > 0 ? at::cat({x1, t1}, 0) : t1;
   }
-  const at::Tensor t = path_->clamp_to_domain(sampler_->sample(b, opts_));
-  const PathSample s = path_->sample(x0, x1, t);
+  const ObjectiveDraw d = objective_->draw(x0, x1, objective_ctx_);  // the times and the path's noise
   const Condition cond = conditioned_ ? drop_condition(condition_of(batch), b, c.p_uncond, opts_) : Condition();
   if (ahead)  // after this step's draws
     while (int64_t(ahead_.size()) < std::min(kAhead, more)) draw_ahead(b);
-  if (carry_.guide_net) guide_batch_ = GuideBatch{s.xt, t, s.ut, cond};
-  at::Tensor v = model_->forward(s.xt, t, cond);
-  if (v.scalar_type() != s.ut.scalar_type()) v = v.to(s.ut.scalar_type());  // bf16 autocast: the loss in float32
-  // Uniform weighting (w = 1): the mean over all elements in one op (mse_loss), the same loss as the mean of the
-  // rows' means (every row has the same size) up to the order of the float sums.
-  return uniform_weight_ ? at::mse_loss(v, s.ut) : (weighting_->weight(t, *path_) * (v - s.ut).pow(2).flatten(1).mean(1)).mean();
+  if (carry_.guide_net) guide_batch_ = GuideBatch{d.xt, d.t, d.target, cond};
+  return objective_->loss(d, cond, *model_, objective_ctx_);
 }
 
 // InstaFlow's reconstruction objective: `distill.steps` Euler steps of the student from x0 should land on the
@@ -1170,10 +1175,7 @@ bool TrialRun::train_guide(const TrainConfig& c, int64_t step, double lr) {
   at::Tensor loss;
   {
     const PrecisionScope precision(c.precision, dev_);
-    at::Tensor v = g.model->forward(b.xt, b.t, b.cond);
-    if (v.scalar_type() != b.ut.scalar_type()) v = v.to(b.ut.scalar_type());
-    loss = uniform_weight_ ? at::mse_loss(v, b.ut)
-                           : (weighting_->weight(b.t, *path_) * (v - b.ut).pow(2).flatten(1).mean(1)).mean();
+    loss = weighted_squared_error(g.model->forward(b.xt, b.t, b.cond), b.ut, b.t, objective_ctx_);
   }
   const double value = loss.item<double>();
   if (!std::isfinite(value)) {
@@ -1216,6 +1218,25 @@ VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, c
   };
   if (sampled_path_ != path_) f = schedule_transformed(std::move(f), path_, sampled_path_, "eval.as_path");
   return f;
+}
+
+StepField TrialRun::step_field(const std::shared_ptr<Architecture>& model, const EvalInputs& in) const {
+  if (!objective_->step_input()) return StepField();
+  const Condition cond = conditioned_ ? condition_of(in.condition_batch) : Condition();
+  const double w = trial_.eval.guidance;
+  const bool guided = conditioned_ && w != 1.0;
+  return [model, cond, w, guided](const at::Tensor& x, const at::Tensor& t, const at::Tensor& d) {
+    auto call = [&](const Condition& c) {
+      at::Tensor u = model->forward_step(x, t, d, c);
+      return u.scalar_type() == x.scalar_type() ? u : u.to(x.scalar_type());  // bf16 autocast
+    };
+    if (!guided) return call(cond);
+    Condition null = cond;  // classifier-free guidance on the average velocity, as guided_field on v
+    null.drop = at::ones({x.size(0)}, x.options().dtype(at::kBool));
+    if (w == 0.0) return call(null);
+    const at::Tensor uu = call(null);
+    return uu + w * (call(cond) - uu);
+  };
 }
 
 ModelAccess TrialRun::model_access(const std::shared_ptr<Architecture>& model) const {
@@ -1272,7 +1293,7 @@ uint64_t eval_run_seed(int64_t trial_seed, size_t index, int64_t steps) {
 }
 
 EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInputs& in, const VelocityField& field,
-                               const ModelMetricValues& model_values) const {
+                               const StepField& step, const ModelMetricValues& model_values) const {
   const at::Tensor& x0 = in.x0;
   const int64_t m = x0.size(0);
   const double w = trial_.eval.guidance;
@@ -1304,6 +1325,7 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInput
   so.path_name = "path/" + (trial_.eval.as_path.name.empty() ? trial_.path.name : trial_.eval.as_path.name);
   so.noise_name = trial_.noise_dataset.name.empty() ? "noise/" + trial_.noise.name : "dataset/" + trial_.noise_dataset.name;
   so.seed = eval_run_seed(trial_.seed, index, run.steps);
+  so.step_field = step;
   try {
     if (!run.grid.name.empty())
       so.grid = at::tensor(make<TimeGrid>(reg_, run.grid)->times(run.steps, sampled_path_.get()), at::kDouble);
@@ -1383,6 +1405,7 @@ void TrialRun::evaluate() {
   const EvalInputs in = prepare_eval();
   describe_eval(in);
   const VelocityField field = eval_field(model_, in);
+  const StepField jump = step_field(model_, in);
   out_.cuda_graph = trial_.eval.cuda_graph && dev_.is_cuda() ? "on" : "off";
 
   for (size_t k = 0; k < carry_.finished.size(); ++k) {
@@ -1391,7 +1414,7 @@ void TrialRun::evaluate() {
     if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
     const ModelMetricValues model_values = model_metrics(in, model_);
     for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
-      EvalRow row = evaluate_run(trial_.eval.runs[i], i, in, field, model_values);
+      EvalRow row = evaluate_run(trial_.eval.runs[i], i, in, field, jump, model_values);
       if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
       row.round = out_.rounds[k].round;
       row.train_step = out_.rounds[k].steps;
@@ -1442,6 +1465,7 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
   }
   load_weights(*eval_model_, weights_now(*model_, ema, trial_.eval.use_ema));
   const VelocityField field = eval_field(eval_model_, *during_inputs_);
+  const StepField jump = step_field(eval_model_, *during_inputs_);
   // The generators as the final evaluation has them at this stage's first run.
   if (k == 0)
     during_rng_.restore(dev_);
@@ -1453,7 +1477,7 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
   for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
     if (!during.empty() && std::find(during.begin(), during.end(), i) == during.end()) continue;
     if (should_stop_ && should_stop_()) return false;  // the checkpoint goes without this step's rows
-    EvalRow row = evaluate_run(trial_.eval.runs[i], i, *during_inputs_, field, model_values);
+    EvalRow row = evaluate_run(trial_.eval.runs[i], i, *during_inputs_, field, jump, model_values);
     if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
     row.round = stages_[k].round;
     row.train_step = step;

@@ -31,6 +31,10 @@ Tensor frequencies_on(const std::vector<double>& f, const at::TensorOptions& o) 
 
 }  // namespace
 
+Tensor Architecture::forward_step(const Tensor&, const Tensor&, const Tensor&, const Condition&) {
+  throw Error("this architecture has no step input (Architecture::has_step_input is false)");
+}
+
 Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency) {
   if (dim < 1) throw Error(fmt::format("sinusoidal_embedding: dim must be >= 1, got {}", dim));
   if (!(max_frequency >= M_PI))

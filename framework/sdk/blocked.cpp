@@ -23,6 +23,7 @@
 #include "flowlab/detail/cpu_clones.hpp"
 #include "flowlab/errors.hpp"
 #include "flowlab/fused.hpp"
+#include "flowlab/objective.hpp"
 
 namespace flowlab {
 namespace {
@@ -265,7 +266,7 @@ class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
 
 }  // namespace
 
-bool blocked_layout_enabled() { return !plain_layout_forced && channel_block() > 0; }
+bool blocked_layout_enabled() { return !plain_layout_forced && channel_block() > 0 && !forward_mode_ad(); }
 
 PlainLayoutGuard::PlainLayoutGuard() : previous_(plain_layout_forced) { plain_layout_forced = true; }
 PlainLayoutGuard::~PlainLayoutGuard() { plain_layout_forced = previous_; }

@@ -21,7 +21,8 @@ Plugin::~Plugin() = default;
 
 const std::vector<std::string>& plugin_kinds() {
   static const std::vector<std::string> kKinds = {"path",   "weighting", "time_sampler", "noise",   "architecture",
-                                                  "solver", "dataset",   "metric",       "coupling", "time_grid"};
+                                                  "solver", "dataset",   "metric",       "coupling", "time_grid",
+                                                  "objective"};
   return kKinds;
 }
 

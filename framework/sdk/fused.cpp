@@ -2,6 +2,7 @@
 // cloned for AVX-512, AVX2 and the baseline and picked at load time. Built with -ffp-contract=off, so no clone
 // fuses a multiply-add that another does not: the results do not depend on the CPU's features.
 #include "flowlab/fused.hpp"
+#include "flowlab/objective.hpp"
 
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
@@ -315,7 +316,7 @@ bool cpu_autocast() {
 }
 
 bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
-  if (act == Activation::gelu || cpu_autocast()) return false;
+  if (act == Activation::gelu || cpu_autocast() || forward_mode_ad()) return false;
   for (const Tensor* t : {&x, &weight, &bias})
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   return x.dim() == 2 && weight.dim() == 2 && bias.numel() == weight.size(0) && x.size(1) == weight.size(1);
@@ -504,7 +505,7 @@ class MlpLayersFn : public torch::autograd::Function<MlpLayersFn> {
 };
 
 bool cpu_float(std::initializer_list<const Tensor*> ts) {
-  if (cpu_autocast()) return false;
+  if (cpu_autocast() || forward_mode_ad()) return false;  // forward-mode AD: ATen's ops, which have its derivatives
   for (const Tensor* t : ts)
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   return true;
@@ -567,7 +568,8 @@ class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
 }  // namespace
 
 Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column) {
-  if (!t.device().is_cpu() || t.scalar_type() != at::kFloat || (t.requires_grad() && at::GradMode::is_enabled()))
+  if (!t.device().is_cpu() || t.scalar_type() != at::kFloat || (t.requires_grad() && at::GradMode::is_enabled()) ||
+      forward_mode_ad())
     return Tensor();
   const Tensor tc = t.reshape({-1}).contiguous();
   const int64_t rows = tc.numel(), half = static_cast<int64_t>(frequencies.size());

@@ -26,6 +26,28 @@ Tensor Field::operator()(const Tensor& x, double t) {
   return v;
 }
 
+Tensor Field::jump(const Tensor& x, double t, double d) {
+  if (!step_field_ || !*step_field_)
+    throw SolverError(fmt::format("{}: the model has no step input (it was trained with objective/flow_matching or "
+                                  "another objective without one); few-step sampling needs objective/meanflow or "
+                                  "objective/shortcut",
+                                  solver_));
+  ++nfe_;
+  auto broadcast = [&](double value) {
+    return (x.device().is_cpu() ? at::scalar_tensor(value, x.options()) : at::full({}, value, x.options()))
+        .expand({x.size(0)});
+  };
+  Tensor u = (*step_field_)(x, broadcast(t), broadcast(d));
+  if (!u.defined() || u.sizes() != x.sizes())
+    throw SolverError(fmt::format("{}: step field returned shape {} for x of shape {} at step {} (t = {}, d = {})",
+                                  solver_, u.defined() ? shape_string(u.sizes()) : "<undefined>",
+                                  shape_string(x.sizes()), step_, t, d));
+  if (check_finite_ && !at::isfinite(u).all().item<bool>())
+    throw SolverError(fmt::format("{}: step field returned NaN or Inf at step {} (t = {}, d = {}), evaluation {}",
+                                  solver_, step_, t, d, nfe_));
+  return u;
+}
+
 SampleResult Solver::sample(const Tensor& x0, const VelocityField& v, const SampleOptions& opt) const {
   if (!x0.defined() || x0.dim() < 1 || x0.size(0) < 1)
     throw SolverError(fmt::format("{}: x0 must be a tensor [B, ...] with B >= 1", owner_));
@@ -33,6 +55,7 @@ SampleResult Solver::sample(const Tensor& x0, const VelocityField& v, const Samp
     throw SolverError(fmt::format("{}: t1 ({}) must be greater than t0 ({})", owner_, opt.t1, opt.t0));
   Field field(v, owner_);
   field.set_check_finite(opt.check_finite);
+  if (opt.step_field) field.set_step_field(&opt.step_field);
   SampleResult out;
   integrate(x0, field, opt, out);
   out.nfe = field.nfe();

@@ -1,7 +1,9 @@
 // Diffusion Transformer (Peebles & Xie 2023) for images [C, H, W]: patchify (a p x p stride-p convolution),
 // learned position embeddings, transformer blocks with adaLN-Zero modulation from the time + condition
 // embedding, a modulated final layer, unpatchify. The modulation and the final layer start at zero, so the
-// network starts as v = 0 and each block as the identity.
+// network starts as v = 0 and each block as the identity. With a step input (few-step objectives), the step d gets
+// an embedding of its own (the same sinusoidal features and a 2-layer MLP), added to t's, as MeanFlow's DiT adds its
+// two time embeddings; forward(x, t) is then forward_step(x, t, 0).
 #include <fmt/format.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
@@ -95,6 +97,10 @@ class DitArchitecture final : public flowlab::Architecture {
     pos_ = register_parameter("pos", at::randn({1, gh_ * gw_, d}) * 0.02);
     time1_ = register_module("time1", nn::Linear(d, d));
     time2_ = register_module("time2", nn::Linear(d, d));
+    if (spec.step_input) {
+      step1_ = register_module("step1", nn::Linear(d, d));
+      step2_ = register_module("step2", nn::Linear(d, d));
+    }
     cond_ = register_module("cond", flowlab::ConditionEmbedder(spec.num_classes, spec.attr_dim, d));
     blocks_ = register_module("blocks", nn::ModuleList());
     for (int64_t i = 0; i < opt_.depth; ++i)
@@ -106,10 +112,25 @@ class DitArchitecture final : public flowlab::Architecture {
     for (auto* l : {&final_ada_, &final_}) (*l)->weight.zero_(), (*l)->bias.zero_();
   }
 
+  bool has_step_input() const override { return true; }
+
+  Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) override {
+    if (!step1_) throw flowlab::Error(fmt::format("{}: built without a step input (ArchitectureSpec::step_input)", owner_));
+    return run(x, t, d, cond);
+  }
+
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
+    return run(x, t, step1_ ? at::zeros({x.size(0)}, x.options()) : Tensor(), cond);
+  }
+
+ private:
+  Tensor run(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) {
     const int64_t b = x.size(0), p = opt_.patch;
     Tensor h = patchify_->forward(x).flatten(2).transpose(1, 2) + pos_;  // [B, N, D]
     Tensor c = time2_->forward(at::silu(time1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
+    if (d.defined())
+      c = c + step2_->forward(at::silu(step1_->forward(
+                  flowlab::sinusoidal_embedding(d.to(x.dtype()).expand({b}), opt_.hidden, opt_.max_frequency))));
     if (!cond_->empty()) c = c + cond_->forward(cond, b, x.options());
     for (const auto& block : *blocks_) h = block->as<DitBlock>()->forward(h, c);
     const auto m = final_ada_->forward(at::silu(c)).chunk(2, 1);
@@ -117,13 +138,12 @@ class DitArchitecture final : public flowlab::Architecture {
     return h.reshape({b, gh_, gw_, p, p, c_}).permute({0, 5, 1, 3, 2, 4}).reshape(x.sizes());
   }
 
- private:
   DitOptions opt_;
   std::string owner_;
   int64_t c_ = 0, gh_ = 0, gw_ = 0;
   nn::Conv2d patchify_{nullptr};
   Tensor pos_;
-  nn::Linear time1_{nullptr}, time2_{nullptr}, final_ada_{nullptr}, final_{nullptr};
+  nn::Linear time1_{nullptr}, time2_{nullptr}, step1_{nullptr}, step2_{nullptr}, final_ada_{nullptr}, final_{nullptr};
   flowlab::ConditionEmbedder cond_{nullptr};
   nn::ModuleList blocks_{nullptr};
   nn::LayerNorm norm_{nullptr};

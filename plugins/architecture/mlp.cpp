@@ -6,6 +6,8 @@
 // 30: 98/66; 10: 90/54; pi: 90/50; TorchCFM's MLP on raw t: 68/44. W2 at 10 was within the seeds' spread of 1000's
 // (0.61 +- 0.30 vs 0.61 +- 0.24, I-CFM). High frequencies make the learned field oscillate in t, and the step-size
 // controller follows the oscillation rather than the flow's curvature.
+// With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d), emb(cond)],
+// emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
 // When every row shares one t (a solver's step, flowlab::shared_time), the first layer takes emb(t) as a bias:
 // W [x, emb(t), c] + b = W_x x + W_c c + (W_t emb(t) + b), with emb(t) computed once; the same function.
 #include <fmt/format.h>
@@ -59,15 +61,44 @@ class MlpArchitecture final : public flowlab::Architecture {
       time_in_ = register_module("time_in", torch::nn::Linear(1, opt_.time_dim));
       time_out_ = register_module("time_out", torch::nn::Linear(opt_.time_dim, opt_.time_dim));
     }
+    step_ = spec.step_input;
+    if (step_ && !opt_.sinusoidal_time) {
+      step_in_ = register_module("step_in", torch::nn::Linear(1, opt_.time_dim));
+      step_out_ = register_module("step_out", torch::nn::Linear(opt_.time_dim, opt_.time_dim));
+    }
     cond_ = register_module("cond", flowlab::ConditionEmbedder(spec.num_classes, spec.attr_dim, opt_.cond_dim));
     d_ = d;
-    int64_t in = d + opt_.time_dim + (cond_->empty() ? 0 : opt_.cond_dim);
+    int64_t in = d + opt_.time_dim * (step_ ? 2 : 1) + (cond_->empty() ? 0 : opt_.cond_dim);
     layers_ = register_module("layers", torch::nn::ModuleList());
     for (int64_t i = 0; i < opt_.depth; ++i, in = opt_.width) layers_->push_back(torch::nn::Linear(in, opt_.width));
     out_ = register_module("out", torch::nn::Linear(opt_.width, d));
   }
 
+  bool has_step_input() const override { return true; }
+
+  Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& step, const flowlab::Condition& cond) override {
+    if (!step_) throw flowlab::Error("architecture/mlp: built without a step input (ArchitectureSpec::step_input)");
+    const int64_t b = x.size(0);
+    auto embed = [&](const Tensor& s, torch::nn::Linear& in, torch::nn::Linear& out) {
+      const Tensor ss = s.to(x.dtype()).expand({b});
+      return opt_.sinusoidal_time ? flowlab::sinusoidal_embedding(ss, opt_.time_dim, opt_.max_frequency)
+                                  : out->forward(flowlab::activate(in->forward(ss.reshape({-1, 1})), opt_.activation));
+    };
+    std::vector<Tensor> parts = {x.reshape({b, -1}), embed(t, time_in_, time_out_), embed(step, step_in_, step_out_)};
+    if (!cond_->empty()) parts.push_back(cond_->forward(cond, b, x.options()));
+    std::vector<Tensor> params;
+    for (const auto& layer : *layers_) {
+      const auto& linear = layer->as<torch::nn::Linear>();
+      params.push_back(linear->weight);
+      params.push_back(linear->bias);
+    }
+    params.push_back(out_->weight);
+    params.push_back(out_->bias);
+    return flowlab::mlp_layers(at::cat(parts, 1), params, opt_.activation).reshape(x.sizes());
+  }
+
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
+    if (step_) return forward_step(x, t, at::zeros({x.size(0)}, x.options()), cond);
     const int64_t b = x.size(0);
     const bool shared = flowlab::shared_time(t);
     const Tensor ts = (shared ? t.narrow(0, 0, 1) : t).to(x.dtype());
@@ -139,7 +170,8 @@ class MlpArchitecture final : public flowlab::Architecture {
   MlpOptions opt_;
   std::vector<int64_t> shape_;
   int64_t d_ = 0;  // flattened event size
-  torch::nn::Linear time_in_{nullptr}, time_out_{nullptr}, out_{nullptr};
+  bool step_ = false;  // built with a step input
+  torch::nn::Linear time_in_{nullptr}, time_out_{nullptr}, step_in_{nullptr}, step_out_{nullptr}, out_{nullptr};
   flowlab::ConditionEmbedder cond_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
 };

@@ -4,6 +4,8 @@
 // sizes (28 -> 14 -> 7) work. On CPU (float32, oneDNN available, every level's channels a multiple of oneDNN's
 // block) the activations stay in oneDNN's channel-blocked layout from the first convolution to the last
 // (flowlab/blocked.hpp): the same function, without the reorders at::conv2d makes around each convolution.
+// With a step input (few-step objectives), the step d gets an embedding of its own (the same sinusoidal features and
+// MLP shape), added to t's; forward(x, t) is then forward_step(x, t, 0).
 #include <fmt/format.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
@@ -124,6 +126,10 @@ class UnetArchitecture final : public flowlab::Architecture {
     const int64_t e = opt_.time_dim;
     time_mlp1_ = register_module("time_mlp1", nn::Linear(e, 4 * e));
     time_mlp2_ = register_module("time_mlp2", nn::Linear(4 * e, e));
+    if (spec.step_input) {
+      step_mlp1_ = register_module("step_mlp1", nn::Linear(e, 4 * e));
+      step_mlp2_ = register_module("step_mlp2", nn::Linear(4 * e, e));
+    }
     cond_ = register_module("cond", flowlab::ConditionEmbedder(spec.num_classes, spec.attr_dim, e));
     conv_in_ = register_module("conv_in", nn::Conv2d(nn::Conv2dOptions(in_ch, opt_.channels, 3).padding(1)));
     down_ = register_module("down", nn::ModuleList());
@@ -170,10 +176,25 @@ class UnetArchitecture final : public flowlab::Architecture {
     levels_ = levels;
   }
 
+  bool has_step_input() const override { return true; }
+
+  Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) override {
+    if (!step_mlp1_) throw flowlab::Error(fmt::format("{}: built without a step input (ArchitectureSpec::step_input)", owner_));
+    return run(x, t, d, cond);
+  }
+
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
+    return run(x, t, step_mlp1_ ? at::zeros({x.size(0)}, x.options()) : Tensor(), cond);
+  }
+
+ private:
+  Tensor run(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) {
     const int64_t b = x.size(0);
     Tensor emb = time_mlp2_->forward(at::silu(time_mlp1_->forward(
         flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
+    if (d.defined())
+      emb = emb + step_mlp2_->forward(at::silu(step_mlp1_->forward(
+                      flowlab::sinusoidal_embedding(d.to(x.dtype()).expand({b}), opt_.time_dim, opt_.max_frequency))));
     if (!cond_->empty()) emb = emb + cond_->forward(cond, b, x.options());
     const int64_t block = blocked_block(x);
     const bool blocked = block > 0;
@@ -215,7 +236,6 @@ class UnetArchitecture final : public flowlab::Architecture {
     return conv_out_->forward(flowlab::silu(norm_out_->forward(h)));
   }
 
- private:
   // An empty module where a block has no attention, so attention lists stay index-aligned with their blocks.
   static std::shared_ptr<nn::Module> nullptr_module() { return std::make_shared<nn::Module>(); }
 
@@ -235,7 +255,7 @@ class UnetArchitecture final : public flowlab::Architecture {
   std::string owner_;
   int64_t levels_ = 0;
   std::vector<int64_t> level_channels_;
-  nn::Linear time_mlp1_{nullptr}, time_mlp2_{nullptr};
+  nn::Linear time_mlp1_{nullptr}, time_mlp2_{nullptr}, step_mlp1_{nullptr}, step_mlp2_{nullptr};
   flowlab::ConditionEmbedder cond_{nullptr};
   nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
   nn::GroupNorm norm_out_{nullptr};

@@ -1,5 +1,5 @@
 // Test plugin whose record is present but whose factory symbol is not. The record is written out by hand: its API
-// version ("7") follows FLOWLAB_API_VERSION.
+// version ("8") follows FLOWLAB_API_VERSION.
 extern "C" __attribute__((used, visibility("default"), section("flowlab_plugins")))
-const char flowlab_info_noise_no_entry[] = "\x02" "FLOWLAB\x1f" "7\x1f" "noise\x1f" "no_entry\x1f" "1.0.0\x1f"
+const char flowlab_info_noise_no_entry[] = "\x02" "FLOWLAB\x1f" "8\x1f" "noise\x1f" "no_entry\x1f" "1.0.0\x1f"
                                            "record without a factory\x1f";

@@ -134,6 +134,7 @@ struct TrialConfig {
   PluginChoice data, path, weighting, time_sampler, noise, architecture;
   PluginChoice coupling;           ///< pairs noise and data within each training batch (default independent)
   PluginChoice noise_dataset;      ///< set when model.noise names a dataset: x0 is drawn from it instead of `noise`
+  PluginChoice objective;          ///< the target and loss of training (default flow_matching)
   std::string condition = "none";  ///< none, label, attr or both: what the model is conditioned on
   TrainConfig train;
   EvalConfig eval;

@@ -26,6 +26,9 @@ struct ArchitectureSpec {
   std::vector<int64_t> event_shape;  ///< [D] or [C, H, W]
   int64_t num_classes = 0;           ///< 0: no class conditioning
   int64_t attr_dim = 0;              ///< 0: no continuous condition
+  /// Also take the step input d (forward_step): the models of few-step objectives (objective/meanflow,
+  /// objective/shortcut). Only for an architecture whose has_step_input() is true.
+  bool step_input = false;
 };
 
 /// A velocity network v(x, t, cond), the `architecture` plugin kind: a torch::nn::Module whose layers are made by
@@ -37,6 +40,13 @@ class FLOWLAB_API Architecture : public Plugin, public torch::nn::Module {
   virtual void build(const ArchitectureSpec& spec) = 0;
   /// v(x, t, cond): x [B, ...], t [B]; returns a tensor shaped like x.
   virtual Tensor forward(const Tensor& x, const Tensor& t, const Condition& cond = Condition()) = 0;
+  /// Whether build() can add a second time input, the step size d (ArchitectureSpec::step_input), embedded like t.
+  virtual bool has_step_input() const { return false; }
+  /// u(x, t, d, cond) of a model built with spec.step_input: x, t [B], d [B] (the step, d >= 0); shaped like x.
+  /// forward(x, t, cond) of such a model is forward_step at d = 0. It must be differentiable in forward mode
+  /// (at::_make_dual: MeanFlow's target is a Jacobian-vector product of it), so it uses no custom autograd op
+  /// that lacks a forward derivative. The default throws Error.
+  virtual Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& d, const Condition& cond = Condition());
 };
 
 namespace kinds {

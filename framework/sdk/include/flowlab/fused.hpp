@@ -2,7 +2,8 @@
 // activation and (in backward) the activation's derivative and the bias gradient are each one pass over the
 // [B, out] block instead of two or three ATen ops with their own temporaries. On CPU float32 each op here is
 // differentiable once: its backward is not itself recorded (no second derivatives through create_graph, no
-// forward-mode AD; a backward run with create_graph throws flowlab::Error); nothing in flowlab takes them.
+// forward-mode AD; a backward run with create_graph throws flowlab::Error); nothing in flowlab takes them. Inside
+// flowlab::jvp (objective.hpp) every op here steps aside to ATen's ops, which have forward derivatives.
 #pragma once
 
 #include <string>

@@ -17,6 +17,11 @@ class Path;
 /// stride-0 view; see shared_time() in architecture.hpp): read it, do not write into it.
 using VelocityField = std::function<Tensor(const Tensor& x, const Tensor& t)>;
 
+/// The average velocity of a model with a step input (a few-step objective: objective/meanflow, objective/shortcut):
+/// x [B, ...], t [B] and the step d [B] give u(x, t, d), shaped like x, such that x + d u(x, t, d) approximates the
+/// flow's state at t + d. Passed like VelocityField's t (one value broadcast to [B]).
+using StepField = std::function<Tensor(const Tensor& x, const Tensor& t, const Tensor& d)>;
+
 /// The field as a solver sees it. The framework wraps the user's VelocityField in it, so the NFE is counted
 /// here, once, for every solver, and a NaN/Inf output stops the solve with the step and t in the message.
 class FLOWLAB_API Field {
@@ -25,6 +30,11 @@ class FLOWLAB_API Field {
   Field(const VelocityField& v, std::string solver);
   /// v(x, t) with t broadcast to [B]. Throws SolverError when the result holds NaN or Inf.
   Tensor operator()(const Tensor& x, double t);
+  /// u(x, t, d), the model's average velocity over [t, t + d] (SampleOptions::step_field), counted as one
+  /// evaluation like operator(). Throws SolverError when the model has no step input.
+  Tensor jump(const Tensor& x, double t, double d);
+  /// The step field jump() evaluates (null: none).
+  void set_step_field(const StepField* f) { step_field_ = f; }
   /// Field evaluations so far.
   int64_t nfe() const { return nfe_; }
   /// The step being taken (0-based), for messages.
@@ -35,6 +45,7 @@ class FLOWLAB_API Field {
 
  private:
   const VelocityField& v_;
+  const StepField* step_field_ = nullptr;
   std::string solver_;
   int64_t nfe_ = 0;
   int64_t step_ = 0;
@@ -64,6 +75,9 @@ struct SampleOptions {
   /// the CPU and does not touch torch's global generators. Unset: torch's default CPU generator. Deterministic
   /// solvers ignore it.
   std::optional<uint64_t> seed;
+  /// The model's average velocity u(x, t, d) over a step, for models trained with a step input (few-step
+  /// objectives); empty otherwise. Solvers that need it (Solver::uses_step_field) read it through Field::jump.
+  StepField step_field;
   /// What `path` is, "path/<name>", for messages; empty when the caller does not know.
   std::string path_name;
   /// The base distribution x0 comes from ("noise/gaussian", "noise/matched", "dataset/moons"), for solvers that
@@ -99,6 +113,9 @@ class FLOWLAB_API Solver : public Plugin {
   /// Whether the solver draws random numbers (an SDE sampler; see SampleOptions::seed). A CUDA graph would replay
   /// its first draw, so such a solver samples eagerly; grid tuning against an ODE solution refuses it.
   virtual bool stochastic() const { return false; }
+  /// Whether the solver steps with the model's average velocity u(x, t, d) (Field::jump), which only a model
+  /// trained with a step input has (a few-step objective); the configuration refuses it for any other model.
+  virtual bool uses_step_field() const { return false; }
   /// Integrates from x0 at opt.t0 to opt.t1. Non-virtual: it wraps `v` in a Field, which counts the NFE.
   SampleResult sample(const Tensor& x0, const VelocityField& v, const SampleOptions& opt = SampleOptions()) const;
 

@@ -1,0 +1,340 @@
+// Training objectives (the `objective` plugin kind): flow_matching pinned bit for bit to the engine's loss before the
+// plugin kind; the JVP against central differences; MeanFlow's target, the shortcut bootstrap and consistency FM on
+// flows whose average velocity is known in closed form; few-step sampling with exact NFE; resume; located errors.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "flowlab/config.hpp"
+#include "flowlab/engine.hpp"
+#include "flowlab/objective.hpp"
+#include "flowlab/solver.hpp"
+#include "support.hpp"
+
+using flowlab::Tensor;
+using flowlab::test::registry;
+namespace fs = std::filesystem;
+
+namespace {
+
+const auto kF64 = at::TensorOptions().dtype(at::kDouble);
+
+// The Gaussian-to-Gaussian flow with the deterministic coupling x1 = mu + s x0 on an affine path
+// x_a = alpha(a) x1 + sigma(a) x0: every pair lies on one trajectory, x_a = alpha(a) mu + (sigma(a) + s alpha(a)) x0,
+// so the conditional velocity is the marginal one, and the average velocity over [a, a + d] is known in closed form:
+// U(x, a, d) = (x_{a+d} - x_a) / d with x0 = (x - alpha(a) mu) / (sigma(a) + s alpha(a)).
+struct GaussianFlow {
+  bool cosine;  // alpha = sin(pi a / 2), sigma = cos(pi a / 2); else the rectified alpha = a, sigma = 1 - a
+  double s = 0.5;
+  Tensor mu = at::tensor({2.0, -1.0}, kF64);
+  Tensor alpha(const Tensor& a) const { return cosine ? at::sin(M_PI / 2 * a) : a; }
+  Tensor sigma(const Tensor& a) const { return cosine ? at::cos(M_PI / 2 * a) : 1 - a; }
+  Tensor d_alpha(const Tensor& a) const { return cosine ? M_PI / 2 * at::cos(M_PI / 2 * a) : at::ones_like(a); }
+  Tensor d_sigma(const Tensor& a) const { return cosine ? -M_PI / 2 * at::sin(M_PI / 2 * a) : -at::ones_like(a); }
+  static Tensor col(const Tensor& v) { return v.reshape({-1, 1}); }
+  Tensor x0_of(const Tensor& x, const Tensor& a) const {
+    return (x - col(alpha(a)) * mu) / col(sigma(a) + s * alpha(a));
+  }
+  Tensor at_time(const Tensor& x0, const Tensor& a) const { return col(alpha(a)) * mu + col(sigma(a) + s * alpha(a)) * x0; }
+  Tensor velocity(const Tensor& x, const Tensor& a) const {
+    const Tensor x0 = x0_of(x, a);
+    return col(d_alpha(a)) * mu + col(d_sigma(a) + s * d_alpha(a)) * x0;
+  }
+  Tensor average(const Tensor& x, const Tensor& a, const Tensor& d) const {
+    return (at_time(x0_of(x, a), a + d) - x) / col(d);
+  }
+};
+
+// A network that is the flow's exact average velocity (or, with `bend`, a wrong one), in float64.
+class ExactAverage final : public flowlab::Architecture {
+ public:
+  ExactAverage(GaussianFlow flow, double bend = 0) : flow_(flow), bend_(bend) {}
+  void build(const flowlab::ArchitectureSpec&) override {}
+  bool has_step_input() const override { return true; }
+  Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& c) override {
+    return forward_step(x, t, at::zeros_like(t), c);
+  }
+  Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition&) override {
+    // d = 0 rows: the velocity; else the average (no row here has 0 < d < 1e-3, where it would cancel badly).
+    const Tensor safe = at::where(d > 0, d, at::ones_like(d));
+    const Tensor u = at::where(GaussianFlow::col(d > 0), flow_.average(x, t, safe), flow_.velocity(x, t));
+    return u + bend_ * GaussianFlow::col(d + t) * x;
+  }
+
+ private:
+  GaussianFlow flow_;
+  double bend_;
+};
+
+std::shared_ptr<flowlab::Objective> objective(const std::string& name, const flowlab::Params& p = flowlab::Params()) {
+  return registry().create<flowlab::Objective>("objective", name, p);
+}
+
+struct Context {
+  std::shared_ptr<flowlab::Path> path;
+  std::shared_ptr<flowlab::TimeSampler> sampler;
+  std::shared_ptr<flowlab::Weighting> weighting;
+  flowlab::ObjectiveContext ctx;
+  explicit Context(const std::string& path_name) {
+    path = registry().create<flowlab::Path>("path", path_name);
+    sampler = registry().create<flowlab::TimeSampler>("time_sampler", "uniform");
+    weighting = registry().create<flowlab::Weighting>("weighting", "uniform");
+    ctx = flowlab::ObjectiveContext{path.get(), sampler.get(), weighting.get(), true};
+  }
+};
+
+std::string write_experiment(const fs::path& dir, const std::string& text) {
+  fs::create_directories(dir);
+  const fs::path file = dir / "exp.yaml";
+  std::ofstream(file) << text;
+  return file.string();
+}
+
+}  // namespace
+
+TEST_CASE("objective/flow_matching reproduces the engine's loss from before the plugin kind bit for bit",
+          "[objective][pin]") {
+  // tests/data/flow_matching_pin.csv: losses and gradient norms of objective_pin.yaml's trials (rectified, cosine with
+  // snr weighting, the bridge's extra noise, minibatch OT drawn ahead, labels with p_uncond), written by flowlab at
+  // 2641062 (tests/data/make_flow_matching_pin.sh).
+  std::map<std::string, std::vector<std::pair<double, double>>> pinned;
+  std::ifstream csv(std::string(FLOWLAB_TEST_DATA) + "/flow_matching_pin.csv");
+  std::string line;
+  std::getline(csv, line);
+  while (std::getline(csv, line)) {
+    std::stringstream row(line);
+    std::string step, loss, grad, trial;
+    std::getline(row, step, ',');
+    std::getline(row, loss, ',');
+    std::getline(row, grad, ',');
+    std::getline(row, trial);
+    pinned[trial].emplace_back(std::strtod(loss.c_str(), nullptr), std::strtod(grad.c_str(), nullptr));
+  }
+  REQUIRE(pinned.size() == 5);
+  const auto ex = flowlab::load_experiment(std::string(FLOWLAB_TEST_DATA) + "/experiments/objective_pin.yaml", registry());
+  REQUIRE(ex.trials.size() == 5);
+  for (const auto& trial : ex.trials) {
+    INFO(trial.id);
+    const auto result = flowlab::run_trial(trial, registry(), "cpu");
+    REQUIRE(result.status == "completed");
+    const auto& expect = pinned.at(trial.id);
+    REQUIRE(result.train.loss.size() == expect.size());
+    for (size_t i = 0; i < expect.size(); ++i) {
+      INFO("step " << i);
+      CHECK(result.train.loss[i] == expect[i].first);  // exact
+      CHECK(result.train.grad_norm[i] == expect[i].second);
+    }
+  }
+}
+
+TEST_CASE("jvp equals a central finite difference in float64 for x, t and d on a small MLP", "[objective][jvp]") {
+  torch::manual_seed(3);
+  auto mlp = registry().create<flowlab::Architecture>("architecture", "mlp",
+                                                      flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2}));
+  mlp->build({{3}, 0, 0, true});
+  mlp->to(at::kDouble);
+  const Tensor x = at::randn({5, 3}, kF64), t = at::rand({5}, kF64), d = at::rand({5}, kF64) * (1 - t);
+  auto f = [&](const std::vector<Tensor>& in) { return mlp->forward_step(in[0], in[1], in[2]); };
+  const Tensor vx = at::randn({5, 3}, kF64), vt = at::randn({5}, kF64), vd = at::randn({5}, kF64);
+  const auto zx = at::zeros_like(vx), zt = at::zeros_like(vt);
+  const std::vector<std::vector<Tensor>> directions = {{vx, zt, zt}, {zx, vt, zt}, {zx, zt, vd}, {vx, vt, -vd}};
+  for (size_t k = 0; k < directions.size(); ++k) {
+    INFO("direction " << k << " (0: x, 1: t, 2: d, 3: all)");
+    const auto& v = directions[k];
+    const auto [value, product] = flowlab::jvp(f, {x, t, d}, v);
+    const double h = 1e-6;
+    const Tensor fd = (f({x + h * v[0], t + h * v[1], d + h * v[2]}) - f({x - h * v[0], t - h * v[1], d - h * v[2]})) / (2 * h);
+    CHECK((value - f({x, t, d})).abs().max().item<double>() == 0.0);
+    CHECK((product - fd).abs().max().item<double>() < 1e-8 * (1 + fd.abs().max().item<double>()));
+    CHECK(product.abs().max().item<double>() > 1e-3);  // not trivially zero
+  }
+  // The value keeps its graph: its gradient is the plain forward's.
+  const auto [value, product] = flowlab::jvp(f, {x, t, d}, directions[3]);
+  value.sum().backward();
+  const Tensor g = mlp->parameters()[0].grad().clone();
+  for (auto& p : mlp->parameters()) p.mutable_grad().zero_();
+  f({x, t, d}).sum().backward();
+  CHECK((g - mlp->parameters()[0].grad()).abs().max().item<double>() == 0.0);
+}
+
+TEST_CASE("meanflow's loss is zero for the exact average velocity of a Gaussian flow, and not for a wrong one",
+          "[objective][meanflow]") {
+  const bool cosine = GENERATE(false, true);
+  INFO((cosine ? "cosine" : "rectified") << " path");
+  const GaussianFlow flow{cosine};
+  torch::manual_seed(0);
+  const int64_t n = 64;
+  const Tensor x0 = at::randn({n, 2}, kF64);
+  const Tensor a = at::rand({n}, kF64) * 0.8;
+  // Steps from 0.05 to the end (and a few d = 0 rows: the flow-matching limit).
+  Tensor d = 0.05 + at::rand({n}, kF64) * (0.95 - a);
+  d.narrow(0, 0, 8).zero_();
+  flowlab::ObjectiveDraw draw;
+  draw.t = a;
+  draw.d = d;
+  draw.xt = flow.at_time(x0, a);
+  draw.target = flow.velocity(draw.xt, a);  // u_t of the pair: the marginal velocity here
+  const Context c(cosine ? "cosine" : "rectified");
+  for (const double p : {0.0, 1.0}) {
+    INFO("adaptive weighting p = " << p);
+    const auto mf = objective("meanflow", flowlab::Params().set("p", p));
+    ExactAverage exact(flow);
+    CHECK(mf->loss(draw, {}, exact, c.ctx).item<double>() < 1e-12);
+    ExactAverage wrong(flow, 0.05);
+    CHECK(mf->loss(draw, {}, wrong, c.ctx).item<double>() > 1e-4);
+  }
+  // One few-step solve of the exact field lands on x1 = mu + s x0 for any step count, with NFE = steps.
+  auto exact = std::make_shared<ExactAverage>(flow);
+  flowlab::SampleOptions so;
+  so.step_field = [&](const Tensor& x, const Tensor& t, const Tensor& step) { return exact->forward_step(x, t, step, flowlab::Condition()); };
+  auto few = registry().create<flowlab::Solver>("solver", "few_step", flowlab::Params().set("steps", int64_t{1}));
+  for (const int64_t steps : {1, 2, 4}) {
+    so.steps = steps;
+    const auto r = few->sample(x0, flowlab::VelocityField(), so);
+    CHECK(r.nfe == steps);
+    CHECK((r.x - (flow.mu + flow.s * x0)).abs().max().item<double>() < 1e-12);
+  }
+}
+
+TEST_CASE("meanflow's draws: r <= t in its time, a share `ratio` with r != t, the step inside [0, 1]",
+          "[objective][meanflow]") {
+  torch::manual_seed(1);
+  const Context c("rectified");
+  const auto mf = objective("meanflow", flowlab::Params().set("ratio", 0.25));
+  const int64_t n = 20000;
+  const auto d = mf->draw(at::randn({n, 2}), at::randn({n, 2}), c.ctx);
+  CHECK(d.d.min().item<double>() >= 0);
+  CHECK((d.t + d.d).max().item<double>() <= 1.0);
+  const double share = d.d.gt(0).to(at::kDouble).mean().item<double>();
+  CHECK(std::abs(share - 0.25) < 0.02);
+}
+
+TEST_CASE("shortcut: for an exactly straight field every self-consistency target equals the velocity",
+          "[objective][shortcut]") {
+  const GaussianFlow flow{false};  // the rectified path: each trajectory a straight line
+  torch::manual_seed(2);
+  const Context c("rectified");
+  const auto sc = objective("shortcut", flowlab::Params().set("bootstrap", 0.5).set("max_steps", int64_t{8}));
+  const Tensor x0 = at::randn({256, 2}, kF64);
+  const auto draw = sc->draw(x0, flow.mu + flow.s * x0, c.ctx);
+  // Half the batch bootstraps, at big steps 2d in {1/4, 1/2, 1} and t on multiples of 2d with t + 2d <= 1.
+  const Tensor big = draw.d.narrow(0, 0, 128);
+  CHECK(big.min().item<double>() == 0.25);
+  CHECK(big.max().item<double>() == 1.0);
+  CHECK((draw.t.narrow(0, 0, 128) + big).max().item<double>() <= 1.0);
+  CHECK(draw.d.narrow(0, 128, 128).abs().max().item<double>() == 0.0);
+  // The straight field ignores d: s(x, t, d) = v(x, t) for every d, so the targets equal v and the loss is zero.
+  class Straight final : public flowlab::Architecture {
+   public:
+    explicit Straight(GaussianFlow f, double bend) : f_(f), bend_(bend) {}
+    void build(const flowlab::ArchitectureSpec&) override {}
+    bool has_step_input() const override { return true; }
+    Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition&) override { return f_.velocity(x, t); }
+    Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor&, const flowlab::Condition&) override {
+      return f_.velocity(x, t) + bend_ * GaussianFlow::col(t) * x;  // bend: a field whose paths curve
+    }
+
+   private:
+    GaussianFlow f_;
+    double bend_;
+  };
+  Straight straight(flow, 0);
+  CHECK(sc->loss(draw, {}, straight, c.ctx).item<double>() < 1e-24);
+  Straight curved(flow, 0.5);
+  CHECK(sc->loss(draw, {}, curved, c.ctx).item<double>() > 1e-3);
+}
+
+TEST_CASE("consistency_fm's loss is zero for an exactly straight field, and not for a curved one",
+          "[objective][consistency_fm]") {
+  const GaussianFlow flow{false};
+  torch::manual_seed(4);
+  const Context c("rectified");
+  const auto cfm = objective("consistency_fm", flowlab::Params().set("alpha", 0.5).set("delta", 0.01));
+  const Tensor x0 = at::randn({512, 2}, kF64);
+  const auto draw = cfm->draw(x0, flow.mu + flow.s * x0, c.ctx);
+  ExactAverage exact(flow);  // forward = the velocity, straight paths
+  CHECK(cfm->loss(draw, {}, exact, c.ctx).item<double>() < 1e-24);
+  ExactAverage curved(flow, 0.3);
+  CHECK(cfm->loss(draw, {}, curved, c.ctx).item<double>() > 1e-6);
+}
+
+TEST_CASE("each objective trains, resumes bit for bit, and few_step samples with exact NFE", "[objective][engine]") {
+  const std::string name = GENERATE("meanflow", "shortcut", "consistency_fm");
+  INFO("objective/" << name);
+  const bool step = name != "consistency_fm";
+  const fs::path dir = flowlab::test::scratch_dir("flowlab_objective_") / name;
+  const std::string file = write_experiment(dir, R"(name: objective
+data: {dataset: checkerboard}
+model:
+  objective: )" + name + R"(
+  architecture: {name: mlp, params: {width: 32, depth: 2}}
+train: {steps: 24, batch_size: 64, lr: 1.0e-2, warmup: 4, ema: 0.9, grad_clip: 1.0, log_every: 1, checkpoint_every: 8}
+eval:
+  samples: 128
+  solvers:
+    - {solver: euler, steps: [2]}
+)" + std::string(step ? "    - {solver: few_step, steps: [1, 2, 4]}\n" : ""));
+  const auto ex = flowlab::load_experiment(file, registry());
+  const auto& trial = ex.trials.at(0);
+  const auto straight = flowlab::run_trial(trial, registry(), "cpu", {}, (dir / "straight.ckpt").string());
+  REQUIRE(straight.status == "completed");
+  REQUIRE(straight.train.loss.size() == 24);
+  for (double l : straight.train.loss) CHECK(std::isfinite(l));
+  const std::string ckpt = (dir / "resumed.ckpt").string();
+  CHECK_THROWS_AS(flowlab::run_trial(trial, registry(), "cpu",
+                                     [](const flowlab::Progress& p) {
+                                       if (p.step == 20) throw std::runtime_error("interrupted");
+                                     },
+                                     ckpt),
+                  std::runtime_error);
+  const auto resumed = flowlab::run_trial(trial, registry(), "cpu", {}, ckpt);
+  CHECK(resumed.train.loss == straight.train.loss);  // bit for bit
+  CHECK(resumed.train.grad_norm == straight.train.grad_norm);
+  REQUIRE(straight.eval.size() == (step ? 4u : 1u));
+  for (size_t i = 0; i < straight.eval.size(); ++i) {
+    INFO(straight.eval[i].label << " steps " << straight.eval[i].steps);
+    CHECK(straight.eval[i].error.empty());
+    CHECK(straight.eval[i].nfe == straight.eval[i].steps);
+    CHECK(resumed.eval[i].samples.values == straight.eval[i].samples.values);
+  }
+}
+
+TEST_CASE("objectives refuse what makes no sense with located errors that list the valid choices",
+          "[objective][config]") {
+  const fs::path dir = flowlab::test::scratch_dir("flowlab_objective_bad_");
+  auto message = [&](const std::string& text, const flowlab::Registry& reg) {
+    const std::string file = write_experiment(dir, text);
+    return flowlab::test::message_of<flowlab::ConfigError>([&] { flowlab::load_experiment(file, reg); });
+  };
+  const std::string f = (dir / "exp.yaml").string();
+  static const flowlab::Registry with_probes({std::string(FLOWLAB_TEST_PLUGIN_ROOT) + "/eval"});
+  CHECK(message(R"(name: bad
+data: {dataset: moons}
+model: {objective: meanflow, architecture: test_constant}
+)", with_probes) == f + ":3:20: model.objective: objective/meanflow trains a network with a step input (the step "
+                        "size d), which architecture/test_constant lacks (architectures with one: dit, mlp, unet)");
+  CHECK(message(R"(name: bad
+data: {dataset: moons}
+model: {architecture: mlp}
+eval:
+  solvers: [{solver: few_step, steps: [1]}]
+)", registry()) == f + ":5:22: eval.solvers[0].solver: solver/few_step steps with the model's step input, which "
+                       "objective/flow_matching does not train (objectives with one: meanflow, shortcut)");
+  CHECK(message(R"(name: bad
+data: {dataset: moons}
+model: {objective: meanflow, coupling: reflow, architecture: mlp}
+reflow: {rounds: 1}
+)", registry()) == f + ":3:40: model.coupling: objective/meanflow learns its own few-step map from (noise, data) "
+                       "pairs; coupling/reflow's teacher pairs make no sense with it (valid couplings: independent, "
+                       "minibatch_ot, sinkhorn)");
+  CHECK(message(R"(name: bad
+data: {dataset: moons}
+model: {objective: meenflow, architecture: mlp}
+)", registry()) == f + ":3:20: model.objective: unknown objective 'meenflow' (did you mean 'meanflow'? valid: "
+                       "consistency_fm, flow_matching, meanflow, shortcut)");
+}
