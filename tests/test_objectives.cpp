@@ -84,7 +84,7 @@ struct Context {
     path = registry().create<flowlab::Path>("path", path_name);
     sampler = registry().create<flowlab::TimeSampler>("time_sampler", "uniform");
     weighting = registry().create<flowlab::Weighting>("weighting", "uniform");
-    ctx = flowlab::ObjectiveContext{path.get(), sampler.get(), weighting.get(), true};
+    ctx = flowlab::ObjectiveContext{path.get(), sampler.get(), weighting.get(), true, {}};
   }
 };
 
@@ -337,4 +337,85 @@ data: {dataset: moons}
 model: {objective: meenflow, architecture: mlp}
 )", registry()) == f + ":3:20: model.objective: unknown objective 'meenflow' (did you mean 'meanflow'? valid: "
                        "consistency_fm, flow_matching, meanflow, shortcut)");
+}
+
+TEST_CASE("unet and dit take the step input in forward mode: jvp equals a central difference in float64",
+          "[objective][jvp]") {
+  const std::string name = GENERATE("unet", "dit");
+  INFO("architecture/" << name);
+  torch::manual_seed(5);
+  flowlab::Params p;
+  // max_frequency 10 rather than the default 1000: a difference quotient of sin(1000 t) needs h far below 1e-4.
+  p.set("max_frequency", 10.0);
+  if (name == "unet") p.set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2}).set("res_blocks", int64_t{1})
+                          .set("time_dim", int64_t{16}).set("attention_resolutions", std::vector<int64_t>{4});
+  else p.set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2});
+  auto net = registry().create<flowlab::Architecture>("architecture", name, p);
+  net->build({{1, 8, 8}, 0, 0, true});
+  net->to(at::kDouble);
+  {  // adaLN-Zero and zero-initialised outputs make the field 0 at first: give every weight a value
+    at::NoGradGuard no_grad;
+    for (auto& w : net->parameters()) w.copy_(at::randn_like(w) * 0.3);
+  }
+  const Tensor x = at::randn({2, 1, 8, 8}, kF64), t = at::rand({2}, kF64), d = at::rand({2}, kF64) * (1 - t);
+  auto f = [&](const std::vector<Tensor>& in) { return net->forward_step(in[0], in[1], in[2]); };
+  const std::vector<Tensor> v = {at::randn_like(x), at::ones_like(t), -at::ones_like(d)};  // MeanFlow's tangent
+  const auto [value, product] = flowlab::jvp(f, {x, t, d}, v);
+  // A fourth-order central difference (the weights make the field large and curved: a second-order one's truncation
+  // error, O(h^2), was 1e-6 of the scale at h = 1e-6).
+  auto shifted = [&](double h) { return f({x + h * v[0], t + h * v[1], d + h * v[2]}); };
+  const double h = 1e-4;
+  const Tensor fd = (8 * (shifted(h) - shifted(-h)) - (shifted(2 * h) - shifted(-2 * h))) / (12 * h);
+  CHECK((product - fd).abs().max().item<double>() < 1e-9 * (1 + fd.abs().max().item<double>()));
+  CHECK(product.abs().max().item<double>() > 1e-3);
+  // d reaches the output: the step embedding is wired in.
+  CHECK((f({x, t, d}) - f({x, t, at::zeros_like(d)})).abs().max().item<double>() > 1e-6);
+}
+
+TEST_CASE("2-RF++'s options in closed form: the U-shaped density, pseudo-Huber and feature-Huber losses",
+          "[objective][rfpp]") {
+  // u_shaped's CDF differentiates to the paper's mixture 1/2 p_a(t) + 1/2 p_a(1 - t), p_a(t) = a e^{at} / (e^a - 1).
+  for (const double a : {1.0, 4.0}) {
+    const auto u = registry().create<flowlab::TimeSampler>("time_sampler", "u_shaped", flowlab::Params().set("a", a));
+    for (const double t : {0.05, 0.3, 0.5, 0.8}) {
+      auto p = [&](double s) { return a * std::exp(a * s) / std::expm1(a); };
+      const double h = 1e-6, density = (u->cdf(t + h) - u->cdf(t - h)) / (2 * h);
+      CHECK(std::abs(density - 0.5 * (p(t) + p(1 - t))) < 1e-6);
+    }
+  }
+  // A network whose error is known: v = u + e with e = (0.3, -0.4) on every row, |e| = 0.5.
+  class Offset final : public flowlab::Architecture {
+   public:
+    void build(const flowlab::ArchitectureSpec&) override {}
+    Tensor forward(const Tensor&, const Tensor&, const flowlab::Condition&) override { return target + offset; }
+    Tensor target, offset = at::tensor({0.3, -0.4}, kF64);
+  } net;
+  const Context c("rectified");
+  torch::manual_seed(6);
+  const Tensor x0 = at::randn({16, 2}, kF64), x1 = at::randn({16, 2}, kF64);
+  const double huber_c = 0.1;
+  const auto huber = objective("flow_matching", flowlab::Params().set("loss", std::string("pseudo_huber")).set("huber_c", huber_c));
+  const auto d = huber->draw(x0, x1, c.ctx);
+  net.target = d.target;
+  const double per_row = std::sqrt(0.25 + huber_c * huber_c) - huber_c;
+  CHECK(std::abs(huber->loss(d, {}, net, c.ctx).item<double>() - per_row) < 1e-14);
+  // The default c is 0.00054 sqrt(D).
+  const auto huber_default = objective("flow_matching", flowlab::Params().set("loss", std::string("pseudo_huber")));
+  const double c0 = 0.00054 * std::sqrt(2.0);
+  CHECK(std::abs(huber_default->loss(d, {}, net, c.ctx).item<double>() - (std::sqrt(0.25 + c0 * c0) - c0)) < 1e-14);
+  // feature_huber with the identity as the feature net: x1_hat - x1 = (1 - t) e on the rectified path, so each row
+  // is t huber + (1 - t)^2 |e|^2 / 2.
+  const auto feature = objective("flow_matching", flowlab::Params()
+                                                     .set("loss", std::string("feature_huber"))
+                                                     .set("huber_c", huber_c)
+                                                     .set("features", std::string("builtin:digits")));
+  CHECK(feature->features() == "builtin:digits");
+  flowlab::ObjectiveContext identity = c.ctx;
+  identity.features = [](const Tensor& x) { return x; };
+  const Tensor expect = (d.t * per_row + (1 - d.t).pow(2) * 0.125).mean();
+  CHECK(std::abs(feature->loss(d, {}, net, identity).item<double>() - expect.item<double>()) < 1e-14);
+  CHECK(flowlab::test::message_of<flowlab::ParamError>([] {
+          objective("flow_matching", flowlab::Params().set("loss", std::string("feature_huber")));
+        }) == "objective/flow_matching: parameter 'features' must name a feature net for loss feature_huber "
+              "(builtin:digits, builtin:fashion_mnist or torchscript:PATH)");
 }

@@ -108,19 +108,21 @@ namespace {
 
 // --solver with --steps, refused with the valid names unless it is a fixed-step or multistep solver.
 std::shared_ptr<Solver> fixed_step_solver(const Registry& registry, const TuneGridArgs& args) {
-  bool known = false, stochastic = false;
+  bool known = false, stochastic = false, jumps = false;
   std::vector<std::string> fixed;
   for (const auto& info : registry.list("solver")) {
     known = known || info.name == args.solver;
     const auto s = registry.create<Solver>("solver", info.name);
-    if (!s->adaptive() && !s->stochastic()) fixed.push_back(info.name);
-    if (info.name == args.solver) stochastic = s->stochastic();
+    if (!s->adaptive() && !s->stochastic() && !s->uses_step_field()) fixed.push_back(info.name);
+    if (info.name == args.solver) stochastic = s->stochastic(), jumps = s->uses_step_field();
   }
-  // A stochastic solver (euler_maruyama) is refused too: the objectives compare one draw of its noise.
+  // A stochastic solver (euler_maruyama) is refused too: the objectives compare one draw of its noise. So is a
+  // few-step solver, which steps with an average velocity that the tuned velocity field does not have.
   if (!known || std::find(fixed.begin(), fixed.end(), args.solver) == fixed.end())
     throw Error(fmt::format("tune-grid: --solver {} {}: give a fixed-step or multistep solver (valid: {})", args.solver,
                             !known       ? "is not a solver"
                             : stochastic ? "is stochastic (the objective would see one draw of its noise)"
+                            : jumps      ? "steps with a few-step model's average velocity, which tune-grid does not tune"
                                          : "is adaptive and chooses its own times",
                             fmt::join(fixed, ", ")));
   Params sp;

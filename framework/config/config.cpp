@@ -384,7 +384,7 @@ std::string check_sweep_key(const std::string& key) {
     return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every", "as_path"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every", "as_path", "solvers"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
@@ -423,6 +423,15 @@ std::string scalar_text(const YAML::Node& n) {
   YAML::Emitter e;
   e << YAML::Flow << n;
   return e.c_str();
+}
+
+// A swept value as the trial id and the sweep attributes show it: its text, except a list of eval.solvers entries,
+// shown by their solver names joined with '+' ("euler+few_step"), where the whole list would be a line of YAML.
+std::string sweep_value_text(const std::string& key, const YAML::Node& value) {
+  if (key != "eval.solvers" || !value.IsSequence()) return scalar_text(value);
+  std::vector<std::string> names;
+  for (const auto& entry : value) names.push_back(entry.IsMap() && entry["solver"] ? scalar_text(entry["solver"]) : scalar_text(entry));
+  return fmt::format("{}", fmt::join(names, "+"));
 }
 
 void emit_plugin(YAML::Emitter& e, const std::string& key, const PluginChoice& p) {
@@ -541,7 +550,8 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
   if (const YAML::Node n = root["distill"]) {
     r.check_keys(n, "distill", kDistillKeys);
     d.enabled = true;
-    if (n["steps"]) d.steps = r.integer(n["steps"], "distill.steps", 1);
+    if (n["steps"]) d.steps = r.integer(n["steps"], "distill.steps", 0);
+    d.enabled = d.steps > 0;  // steps: 0 turns the stage off (a sweep compares with and without it)
     if (n["loss"]) d.loss = choice(r, n["loss"], "distill.loss", kDistillLosses, "loss");
     if (n["pairs"]) d.pairs = r.integer(n["pairs"], "distill.pairs", 1);
     if (n["train"]) read_train(r, n["train"], "distill.train", d.train);
@@ -837,6 +847,14 @@ void check_objective(const Reader& r, const YAML::Node& model, const TrialConfig
            fmt::format("objective/{} trains a network with a step input (the step size d), which architecture/{} "
                        "lacks (architectures with one: {})",
                        t.objective.name, t.architecture.name, fmt::join(with, ", ")));
+  }
+  if (const std::string spec = objective->features(); !spec.empty()) {
+    const auto& forms = feature_extractor_forms();
+    if (std::find(forms.begin(), forms.end(), spec) == forms.end() && !(spec.rfind("torchscript:", 0) == 0 && spec.size() > 12)) {
+      const YAML::Node p = at.IsMap() && at["params"] && at["params"]["features"] ? at["params"]["features"] : at;
+      r.fail(p, "model.objective.params.features",
+             fmt::format("'{}' is not a feature extractor (valid: {})", spec, fmt::join(forms, ", ")));
+    }
   }
   if (!objective->accepts_teacher_pairs() && r.create<Coupling>("coupling", t.coupling)->needs_teacher()) {
     std::vector<std::string> valid;
@@ -1281,8 +1299,8 @@ void expand_trials(const Reader& r, const YAML::Node& root, const Sweep& s, cons
       auto apply = [&](const Axis& a, const char* section, size_t idx) {
         const YAML::Node value = sweep[section][a.key][idx];
         set_path(doc, a.parts, copy_values ? YAML::Clone(value) : value);
-        swept.emplace_back(a.key, scalar_text(value));
-        std::string v = scalar_text(value);
+        std::string v = sweep_value_text(a.key, value);
+        swept.emplace_back(a.key, v);
         std::replace(v.begin(), v.end(), '/', '_');
         id_parts.push_back(short_name(a) + "=" + v);
       };

@@ -595,6 +595,13 @@ class TrialRun {
     return states;
   }
   at::Tensor distill_loss(const TrainConfig& c);
+  /// RoundRecord::train_calls of a finished stage, from the configuration and its teacher's NFE.
+  double train_calls(const RoundRecord& r) const {
+    const TrainConfig& c = train_config(trial_, r.stage);
+    const double per_row = r.stage == Stage::distill ? double(trial_.distill.steps) : objective_->calls_per_row();
+    const int64_t pairs = r.stage == Stage::distill ? trial_.distill.pairs : r.stage == Stage::reflow ? trial_.reflow.pairs : 0;
+    return double(c.steps) * double(c.batch_size) * per_row + double(pairs) * double(r.teacher_nfe);
+  }
   /// The evaluation's inputs, drawn from seeds of their own (the caller keeps training's stream apart).
   EvalInputs prepare_eval() const;
   /// The velocity field the evaluation integrates: `model`, guided for conditioned models, in the state's precision.
@@ -726,7 +733,11 @@ void TrialRun::setup() {
   // so any plugin, whatever its name, is asked.
   const at::Tensor probe = path_->clamp_to_domain(at::linspace(0, 1, 1001, opts_));
   uniform_weight_ = weighting_->weight(probe, *path_).eq(1).all().item<bool>();
-  objective_ctx_ = ObjectiveContext{path_.get(), sampler_.get(), weighting_.get(), uniform_weight_};
+  objective_ctx_ = ObjectiveContext{path_.get(), sampler_.get(), weighting_.get(), uniform_weight_, {}};
+  if (const std::string spec = objective_->features(); !spec.empty()) {
+    std::shared_ptr<FeatureExtractor> extractor = make_feature_extractor(spec, reg_, device_);
+    objective_ctx_.features = [extractor](const at::Tensor& x) { return extractor->differentiable_features(x); };
+  }
 }
 
 void TrialRun::condition_check() const {
@@ -1040,7 +1051,10 @@ TrialResult TrialRun::run() {
     carry_.pairs_x0 = at::Tensor(), carry_.pairs_x1 = at::Tensor();
     carry_.pair_seconds = 0, carry_.teacher_nfe = 0;
   }
-  for (const auto& f : carry_.finished) out_.rounds.push_back(f.record);
+  for (const auto& f : carry_.finished) {
+    out_.rounds.push_back(f.record);
+    out_.rounds.back().train_calls = train_calls(f.record);
+  }
   out_.train_seconds = 0;
   for (const auto& r : out_.rounds) out_.train_seconds += r.train_seconds + r.pair_seconds;
   evaluate();

@@ -58,6 +58,7 @@ at::Tensor chunked(const at::Tensor& x, int64_t chunk, F&& f) {
 class RawFeatures final : public FeatureExtractor {
  public:
   at::Tensor features(const at::Tensor& x) const override { return x.reshape({x.size(0), -1}).to(at::kFloat); }
+  at::Tensor differentiable_features(const at::Tensor& x) const override { return features(x); }
   std::string describe() const override { return "raw"; }
 };
 
@@ -77,6 +78,14 @@ class TorchScriptFeatures final : public FeatureExtractor {
                               path_, e.what_without_backtrace()));
     }
     module_.eval();
+    for (auto p : module_.parameters()) p.requires_grad_(false);  // fixed: gradients reach the input only
+  }
+  at::Tensor differentiable_features(const at::Tensor& x) const override {
+    const c10::IValue y = module_.forward({x.to(device_, at::kFloat)});
+    if (!y.isTensor())
+      throw Error(fmt::format("feature extractor torchscript:{}: forward returned a {}, expected a tensor", path_,
+                              y.tagKind()));
+    return y.toTensor().reshape({x.size(0), -1}).to(x.device());
   }
   at::Tensor features(const at::Tensor& x) const override {
     torch::NoGradGuard no_grad;
@@ -312,6 +321,14 @@ class BuiltinFeatures final : public FeatureExtractor {
       : name_(std::move(name)), recipe_(r), net_(std::move(net)), info_(info), device_(device) {
     net_->to(device_);
     net_->eval();
+    for (auto& p : net_->parameters()) p.requires_grad_(false);  // fixed: gradients reach the input only
+  }
+  at::Tensor differentiable_features(const at::Tensor& x) const override {
+    const int64_t side = r().side;
+    if (x.dim() < 2 || x.numel() != x.size(0) * side * side)
+      throw Error(fmt::format("feature extractor builtin:{}: expects images [N, 1, {}, {}] (or [N, {}]), got {}", name_,
+                              side, side, side * side, shape_string(x.sizes())));
+    return net_->features(x.reshape({x.size(0), 1, side, side}).to(device_, at::kFloat)).to(x.device());
   }
   at::Tensor features(const at::Tensor& x) const override {
     const int64_t per_image = r().side * r().side;

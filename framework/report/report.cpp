@@ -209,10 +209,11 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
     const auto round = rt.ints("round"), steps = rt.ints("steps"), nfe = rt.ints("teacher_nfe");
     const auto stage = rt.strings("stage"), teacher = rt.strings("teacher");
     const auto mix = rt.doubles("mix"), secs = rt.doubles("train_seconds"), pair_secs = rt.doubles("pair_seconds");
+    const auto calls = rt.has("train_calls") ? rt.doubles("train_calls") : std::vector<double>(rt.rows(), 0.0);  // older files: 0
     for (size_t i = 0; i < rt.rows(); ++i) {
       RoundRecord r;
       r.round = round[i], r.stage = stage_from_name(stage[i]), r.mix = mix[i], r.steps = steps[i], r.train_seconds = secs[i];
-      r.teacher = teacher[i], r.teacher_nfe = nfe[i], r.pair_seconds = pair_secs[i];
+      r.teacher = teacher[i], r.teacher_nfe = nfe[i], r.pair_seconds = pair_secs[i], r.train_calls = calls[i];
       t.rounds.push_back(std::move(r));
     }
   }
@@ -389,6 +390,49 @@ void compare_rounds(Report& rep) {
       c.lines.push_back(std::move(line));
     }
     rep.rounds.push_back(std::move(c));
+  }
+}
+
+// The method comparison: every group (each training method, and each round of a method with rounds) on one line,
+// against the best converged value of any of them.
+void compare_methods(Report& rep) {
+  if (rep.metrics.empty()) return;
+  MethodComparison& c = rep.methods.emplace();
+  std::optional<size_t> best;
+  for (size_t gi = 0; gi < rep.groups.size(); ++gi) {
+    const ReportGroup& g = rep.groups[gi];
+    if (g.reference_row && (!best || g.rows[*g.reference_row].mean[0] < rep.groups[*best].rows[*rep.groups[*best].reference_row].mean[0]))
+      best = gi;
+  }
+  if (best) {
+    const ReportGroup& b = rep.groups[*best];
+    c.reference_value = b.rows[*b.reference_row].mean[0];
+    c.threshold = c.reference_value + rep.within * std::abs(c.reference_value);
+    for (const auto& [k, v] : b.key) c.reference += (c.reference.empty() ? "" : ", ") + k + "=" + v;
+    c.reference += " (" + b.rows[*b.reference_row].label + ")";
+  }
+  // The keys whose values differ between groups name the lines.
+  for (size_t k = 0; k < rep.group_keys.size(); ++k)
+    for (const auto& g : rep.groups)
+      if (g.key[k].second != rep.groups.front().key[k].second) {
+        c.keys.push_back(rep.group_keys[k]);
+        break;
+      }
+  for (const auto& g : rep.groups) {
+    MethodLine l;
+    for (const auto& [k, v] : g.key)
+      if (std::find(c.keys.begin(), c.keys.end(), k) != c.keys.end()) l.method.push_back(v);
+    for (size_t i = 0; i < g.rows.size(); ++i) {
+      const ReportRow& r = g.rows[i];
+      if (r.n == 0 || !std::isfinite(r.mean[0])) continue;
+      for (size_t j = 0; j < MethodLine::kNfe.size(); ++j)
+        if (std::abs(r.nfe - double(MethodLine::kNfe[j])) < 0.5 && !(r.mean[0] >= l.at_nfe[j])) l.at_nfe[j] = r.mean[0];
+      if (best && r.mean[0] <= c.threshold && (!l.nfe_within || r.nfe < *l.nfe_within)) l.nfe_within = r.nfe, l.within_run = r.label;
+    }
+    if (g.reference_row) l.converged = g.rows[*g.reference_row].mean[0], l.converged_run = g.rows[*g.reference_row].label;
+    l.train_calls = g.total_train_calls;
+    l.train_seconds = g.total_train_seconds;
+    c.lines.push_back(std::move(l));
   }
 }
 
@@ -600,7 +644,7 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     for (const auto& t : results.trials) {
       if (t.status != "completed") continue;
       std::vector<RoundRecord> rounds = t.rounds;
-      if (rounds.empty()) rounds.push_back(RoundRecord{0, Stage::base, 0, 0, 0, 0, 0, "", {}, {}});
+      if (rounds.empty()) rounds.push_back(RoundRecord());
       for (const auto& r : rounds) {
         StoredTrial v = t;
         v.eval.clear();
@@ -610,7 +654,11 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
         for (const auto& e : t.during)
           if (e.round == r.round) v.during.push_back(e);
         v.swept.emplace_back("round", round_label(r));
-        v.rounds = {r};
+        v.rounds.clear();  // the stages up to this one, this one last (the method comparison sums their cost)
+        for (const auto& before : rounds) {
+          v.rounds.push_back(before);
+          if (before.round == r.round) break;
+        }
         rep.round_views.push_back(std::move(v));
       }
     }
@@ -647,13 +695,17 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
       std::vector<std::vector<double>> metric;
     };
     std::vector<Acc> acc;
-    std::vector<double> cost;
+    std::vector<double> cost, total_calls, total_seconds;
     for (const StoredTrial* t : members[gi]) {
       g.trials.push_back(t->id);
       if (has_rounds && !t->rounds.empty()) {
-        cost.push_back(t->rounds.front().train_seconds + t->rounds.front().pair_seconds);
-        g.train_steps = t->rounds.front().steps;
+        cost.push_back(t->rounds.back().train_seconds + t->rounds.back().pair_seconds);
+        g.train_steps = t->rounds.back().steps;
       }
+      double calls = 0, seconds = 0;
+      for (const auto& r : t->rounds) calls += r.train_calls, seconds += r.train_seconds + r.pair_seconds;
+      total_calls.push_back(calls);
+      total_seconds.push_back(t->rounds.empty() ? std::nan("") : seconds);
       for (const auto& e : t->eval) {
         auto it = std::find_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& r) { return r.label == e.label; });
         if (it == g.rows.end()) {
@@ -733,11 +785,15 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
       }
     }
     g.train_seconds = mean_of(cost);
+    g.total_train_calls = mean_of(total_calls);
+    g.total_train_seconds = mean_of(total_seconds);
     g.curves = training_curves(members[gi], rep.metrics);
     rep.has_curves = rep.has_curves || !g.curves.empty();
     rep.groups.push_back(std::move(g));
   }
   if (has_rounds) compare_rounds(rep);
+  if (std::find(rep.group_keys.begin(), rep.group_keys.end(), "model.objective") != rep.group_keys.end())
+    compare_methods(rep);
   rep.during_only = options.during;
   if (options.during && !rep.has_curves)
     throw Error(fmt::format("--during: {} holds no evaluations during training of a completed trial (set eval.every in "
@@ -858,6 +914,38 @@ void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream
 }
 
 // A group's steps-to-quality lines: the reference, then per solver the cheapest run within the threshold.
+// The method comparison's table (MethodComparison).
+void write_methods(const Report& rep, const MethodComparison& c, bool md, std::ostream& out) {
+  out << "\n" << (md ? "### " : "") << "method comparison (" << rep.metrics[0] << ")\n";
+  if (c.reference.empty())
+    out << (md ? "\n" : "  ") << "no method has a converged value\n";
+  else
+    out << (md ? "\n" : "  ")
+        << fmt::format("NFE within {:g}%: the fewest NFE of a run within {:g}% of the best converged {} {} ({}); -: none. "
+                       "train calls: forward passes of one row, training and teacher pairs, up to that stage",
+                       rep.within * 100, rep.within * 100, rep.metrics[0], num(c.reference_value), c.reference)
+        << "\n";
+  std::vector<std::vector<std::string>> rows = {{fmt::format("{}", fmt::join(c.keys, ", ")), "1 NFE", "2 NFE", "4 NFE",
+                                                 "converged", fmt::format("NFE within {:g}%", rep.within * 100),
+                                                 "train calls", "train s"}};
+  for (const auto& l : c.lines)
+    rows.push_back({fmt::format("{}", fmt::join(l.method, ", ")), num(l.at_nfe[0]), num(l.at_nfe[1]), num(l.at_nfe[2]),
+                    l.converged_run.empty() ? "-" : fmt::format("{} ({})", num(l.converged), l.converged_run),
+                    l.nfe_within ? fmt::format("{:g} ({})", *l.nfe_within, l.within_run) : "-",
+                    fmt::format("{:.3g}", l.train_calls), fmt::format("{:.1f}", l.train_seconds)});
+  std::vector<bool> right = {false, true, true, true, true, true, true, true};
+  if (md) {
+    out << "\n";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+      if (i == 0) out << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    }
+    out << "\n";
+  } else {
+    print_aligned(out, rows, right);
+  }
+}
+
 void write_steps_to_quality(const Report& rep, const ReportGroup& g, bool md, std::ostream& out) {
   if (g.reference_row) {
     const auto& ref = g.rows[*g.reference_row];
@@ -1015,6 +1103,7 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
       print_aligned(out, rows, right);
     }
   }
+  if (rep.methods && !rep.during_only) write_methods(rep, *rep.methods, md, out);
   if (rep.groups.empty()) out << "\nno completed trial in the file\n";
   if (!status_lines.empty()) {
     out << "\n";

@@ -311,11 +311,12 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
       rounds.string_column("teacher", width_for(16, teachers));
       rounds.int_column("teacher_nfe");
       rounds.double_column("pair_seconds");
+      rounds.double_column("train_calls");
       for (const auto& s : r.rounds) {
         rounds.new_row();
         rounds.set(0, s.round), rounds.set(1, stage_name(s.stage)), rounds.set(2, s.mix), rounds.set(3, s.steps);
         rounds.set(4, s.train_seconds), rounds.set(5, s.pairs_x0.shape.empty() ? int64_t(0) : s.pairs_x0.shape[0]);
-        rounds.set(6, s.teacher), rounds.set(7, s.teacher_nfe), rounds.set(8, s.pair_seconds);
+        rounds.set(6, s.teacher), rounds.set(7, s.teacher_nfe), rounds.set(8, s.pair_seconds), rounds.set(9, s.train_calls);
       }
       rounds.write(g, "rounds");
       bool any_pairs = false;

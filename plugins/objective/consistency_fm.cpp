@@ -40,6 +40,7 @@ constexpr double kFirstTime = 1e-3;  // the reference code's epsilon: t ~ U(1e-3
 class ConsistencyFm final : public flowlab::Objective {
  public:
   explicit ConsistencyFm(const flowlab::Params& p) : opt_(p) {}
+  double calls_per_row() const override { return 2; }  // at t with gradients, at t + delta without
 
   // more = {x_r, r, the segment end e, the path's point at e}.
   flowlab::ObjectiveDraw draw(const Tensor& x0, const Tensor& x1, const flowlab::ObjectiveContext& ctx) const override {

@@ -45,6 +45,7 @@ class MeanFlow final : public flowlab::Objective {
   explicit MeanFlow(const flowlab::Params& p) : opt_(p) {}
   bool step_input() const override { return true; }
   bool accepts_teacher_pairs() const override { return false; }
+  double calls_per_row() const override { return 2; }  // one forward-mode pass: the value and its tangent
 
   flowlab::ObjectiveDraw draw(const Tensor& x0, const Tensor& x1, const flowlab::ObjectiveContext& ctx) const override {
     const int64_t b = x0.size(0);

@@ -31,6 +31,7 @@ class Shortcut final : public flowlab::Objective {
   }
   bool step_input() const override { return true; }
   bool accepts_teacher_pairs() const override { return false; }
+  double calls_per_row() const override { return 1 + 2 * share_; }  // two target forwards on the bootstrap rows
 
   // Rows [0, n_boot) get self-consistency targets (d = 2 * half-step in ObjectiveDraw::d), the rest flow matching.
   flowlab::ObjectiveDraw draw(const Tensor& x0, const Tensor& x1, const flowlab::ObjectiveContext& ctx) const override {

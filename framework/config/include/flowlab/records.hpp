@@ -65,6 +65,9 @@ struct RoundRecord {
   double pair_seconds = 0;   ///< generating its teacher pairs
   int64_t teacher_nfe = 0;   ///< field evaluations per pair (the teacher solver's)
   std::string teacher;       ///< the teacher solver's label ("" for round 0)
+  /// The stage's network work in forward passes of one row: training (steps x batch x Objective::calls_per_row;
+  /// distillation: steps x batch x distill.steps) plus its teacher pairs (pairs x teacher_nfe).
+  double train_calls = 0;
   Array pairs_x0, pairs_x1;  ///< its teacher pairs (x0, x1_hat); empty for round 0
 };
 

@@ -20,6 +20,9 @@ class FLOWLAB_API FeatureExtractor {
   virtual ~FeatureExtractor();
   /// Features [N, F] (float32, on x's device) of a batch x [N, ...] (flattened points for raw).
   virtual at::Tensor features(const at::Tensor& x) const = 0;
+  /// The same features with gradients flowing back into x (the extractor's own weights stay fixed): for training
+  /// losses in feature space (objective/flow_matching's loss: feature_huber). x in one piece, on the net's device.
+  virtual at::Tensor differentiable_features(const at::Tensor& x) const = 0;
   /// Stable description for the results file: "raw", "builtin:digits v1 (held-out accuracy 0.9833, 360 images)",
   /// "builtin:fashion_mnist v1 (test accuracy 0.9102, 10000 images)", "torchscript:/abs/path".
   virtual std::string describe() const = 0;

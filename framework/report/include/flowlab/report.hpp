@@ -5,6 +5,8 @@
 // against the training step.
 #pragma once
 
+#include <array>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -116,6 +118,8 @@ struct ReportGroup {
   std::vector<QualityPick> picks;
   double train_seconds = 0;  ///< mean training cost of the group's trials (for a round: that round's, pairs included)
   int64_t train_steps = 0;   ///< training steps (of that round)
+  double total_train_calls = 0;    ///< mean training work of the trials up to this round (RoundRecord::train_calls)
+  double total_train_seconds = 0;  ///< mean training and pair seconds up to this round
   /// Quality during training: one curve per eval run evaluated during training (empty without eval.every).
   std::vector<TrainingCurve> curves;
 };
@@ -140,6 +144,28 @@ struct RoundComparison {
   std::vector<RoundLine> lines;
 };
 
+/// One training method (a group of the report) in the method comparison.
+struct MethodLine {
+  static constexpr std::array<int64_t, 3> kNfe = {1, 2, 4};
+  std::vector<std::string> method;  ///< the group's values of MethodComparison::keys
+  std::array<double, 3> at_nfe = {std::nan(""), std::nan(""), std::nan("")};  ///< best quality at 1, 2, 4 NFE
+  double converged = std::nan("");  ///< the group's reference (converged) value
+  std::string converged_run;
+  std::optional<double> nfe_within;  ///< fewest NFE within `within` of the best converged method
+  std::string within_run;
+  double train_calls = 0;    ///< training work up to this stage, in forward passes of one row (RoundRecord::train_calls)
+  double train_seconds = 0;  ///< training and pair generation up to this stage
+};
+
+/// The method comparison (swept model.objective): each line's quality at 1, 2 and 4 NFE and converged, its cost in
+/// training, and the fewest NFE that come within `within` of the best converged line.
+struct MethodComparison {
+  std::vector<std::string> keys;  ///< the group keys whose values differ between lines
+  std::string reference;          ///< the best converged line and its run
+  double reference_value = std::nan(""), threshold = std::nan("");
+  std::vector<MethodLine> lines;
+};
+
 struct ReportOptions {
   std::vector<std::string> by;       ///< group keys; empty: every swept key
   std::vector<std::string> metrics;  ///< metrics to show; empty: all; the first is the quality metric
@@ -159,6 +185,8 @@ struct Report {
   size_t total = 0;                               ///< trials in the file
   /// With reflow rounds: group_keys ends with "round" (each round is a group) and this compares the rounds.
   std::vector<RoundComparison> rounds;
+  /// When model.objective is swept: every group (method, and round of a method with rounds) on one line.
+  std::optional<MethodComparison> methods;
   std::vector<StoredTrial> round_views;  ///< the per-round views of the trials the groups were built from
   bool has_curves = false;  ///< some group has evaluations during training
   bool during_only = false; ///< ReportOptions::during

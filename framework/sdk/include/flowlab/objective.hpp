@@ -20,6 +20,9 @@ struct ObjectiveContext {
   const Weighting* weighting = nullptr;        ///< model.weighting
   /// The weighting is 1 at every time (weighting/uniform): a weighted mean may be computed as a plain one.
   bool uniform_weight = false;
+  /// The feature extractor of Objective::features(), differentiable in its input (its own weights fixed); empty when
+  /// the objective names none.
+  std::function<Tensor(const Tensor&)> features;
 };
 
 /// The random draws of one training step (Objective::draw), made before the condition's dropout is drawn.
@@ -42,6 +45,14 @@ class FLOWLAB_API Objective : public Plugin {
   /// Whether the objective trains on a reflow teacher's pairs (coupling/reflow) meaningfully; false refuses that
   /// coupling in the configuration.
   virtual bool accepts_teacher_pairs() const { return true; }
+  /// The network's work per training row and step, in forward passes of one row: 1 for flow matching; a
+  /// forward-mode JVP pass counts 2 (the value and its tangent), and forwards on part of the batch count their share.
+  /// The one backward every objective takes is not counted. Reports use it to compare methods on one budget.
+  virtual double calls_per_row() const { return 1; }
+  /// A feature extractor the loss compares samples with ("builtin:digits", "builtin:fashion_mnist",
+  /// "torchscript:PATH"; see the frechet metric), which the engine then passes as ObjectiveContext::features; ""
+  /// (the default) for none.
+  virtual std::string features() const { return ""; }
   /// Every random number of one step: times, the path's noise, the split of the batch. x0, x1 [B, ...]: paired
   /// noise and data. Draws from torch's default generator only.
   virtual ObjectiveDraw draw(const Tensor& x0, const Tensor& x1, const ObjectiveContext& ctx) const = 0;
