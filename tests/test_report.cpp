@@ -766,3 +766,87 @@ TEST_CASE("run_family: a label without its step count and tolerances, brackets k
         "euler_maruyama diffusion=sigma as_path=cosine");
   CHECK(family("teacher", "rk4") == "rk4");
 }
+
+TEST_CASE("the method comparison: quality at 1, 2 and 4 NFE, converged, NFE within 10% of the best, training cost",
+          "[report][methods]") {
+  auto row = [](int64_t round, const std::string& solver, int64_t steps, int64_t nfe, double w2) {
+    flowlab::EvalRow r;
+    r.round = round;
+    r.solver = solver;
+    r.steps = steps;
+    r.label = steps > 0 ? fmt::format("{}:steps={}", solver, steps) : solver + ":rtol=1e-05";
+    r.rtol = steps > 0 ? std::nan("") : 1e-5;
+    r.atol = r.rtol;
+    r.nfe = nfe;
+    r.samples_per_s = 1000;
+    r.metrics = {w2};
+    return r;
+  };
+  auto stage = [](int64_t round, flowlab::Stage s, double seconds, double calls) {
+    flowlab::RoundRecord r;
+    r.round = round, r.stage = s, r.train_seconds = seconds, r.train_calls = calls;
+    return r;
+  };
+  auto trial = [](const std::string& objective, std::vector<flowlab::EvalRow> eval, std::vector<flowlab::RoundRecord> rounds) {
+    flowlab::StoredTrial t;
+    t.id = "objective=" + objective + ",seed=0";
+    t.status = "completed";
+    t.swept = {{"model.objective", objective}};
+    t.metric_names = {"w2"};
+    t.eval = std::move(eval);
+    t.rounds = std::move(rounds);
+    return t;
+  };
+  flowlab::StoredResults results;
+  results.path = "methods.h5";
+  results.trials = {
+      trial("flow_matching",
+            {row(0, "euler", 1, 1, 3.0), row(0, "euler", 2, 2, 1.5), row(0, "euler", 4, 4, 1.0), row(0, "dopri5", 0, 40, 0.40)},
+            {stage(0, flowlab::Stage::base, 2, 1000)}),
+      trial("meanflow",
+            {row(0, "few_step", 1, 1, 0.6), row(0, "few_step", 2, 2, 0.43), row(0, "euler", 4, 4, 0.9),
+             row(0, "dopri5", 0, 50, 0.5)},
+            {stage(0, flowlab::Stage::base, 3, 1000)}),
+      trial("reflow",
+            {row(0, "euler", 1, 1, 2.9), row(0, "dopri5", 0, 30, 0.45), row(1, "euler", 1, 1, 0.44), row(1, "dopri5", 0, 12, 0.41)},
+            {stage(0, flowlab::Stage::base, 1, 500), stage(1, flowlab::Stage::reflow, 1, 300)})};
+  results.summary_columns = {"id", "model.objective"};
+  const auto rep = flowlab::build_report(results, {});
+  REQUIRE(rep.methods);
+  const auto& m = *rep.methods;
+  CHECK(m.keys == std::vector<std::string>{"model.objective", "round"});
+  CHECK(m.reference_value == 0.40);
+  CHECK(m.threshold == Catch::Approx(0.44));
+  CHECK(m.reference == "model.objective=flow_matching, round=0 (dopri5:rtol=1e-05)");
+  REQUIRE(m.lines.size() == 4);
+  const auto& fm = m.lines[0];
+  CHECK(fm.method == std::vector<std::string>{"flow_matching", "0"});
+  CHECK((fm.at_nfe[0] == 3.0 && fm.at_nfe[1] == 1.5 && fm.at_nfe[2] == 1.0));
+  CHECK(fm.converged == 0.40);
+  CHECK((fm.nfe_within && *fm.nfe_within == 40));
+  CHECK((fm.train_calls == 1000 && fm.train_seconds == 2));
+  const auto& mf = m.lines[1];
+  CHECK((mf.at_nfe[0] == 0.6 && mf.at_nfe[1] == 0.43 && mf.at_nfe[2] == 0.9));
+  CHECK((mf.nfe_within && *mf.nfe_within == 2 && mf.within_run == "few_step:steps=2"));
+  const auto& r0 = m.lines[2];
+  CHECK(r0.method == std::vector<std::string>{"reflow", "0"});
+  CHECK((r0.at_nfe[0] == 2.9 && std::isnan(r0.at_nfe[1])));
+  CHECK(!r0.nfe_within);
+  CHECK((r0.train_calls == 500 && r0.train_seconds == 1));
+  const auto& r1 = m.lines[3];
+  CHECK(r1.method == std::vector<std::string>{"reflow", "1"});
+  CHECK((r1.nfe_within && *r1.nfe_within == 1));
+  CHECK(r1.converged == 0.41);
+  CHECK((r1.train_calls == 800 && r1.train_seconds == 2));  // round 1's cost includes round 0's
+  // Printed after the groups, in both text forms.
+  std::ostringstream term, md, notes;
+  flowlab::write_report(rep, "term", term, notes);
+  flowlab::write_report(rep, "md", md, notes);
+  CHECK_THAT(term.str(), ContainsSubstring("method comparison (w2)"));
+  CHECK_THAT(md.str(), ContainsSubstring("| reflow, 1 | 0.44 | - | - | 0.41 (dopri5:rtol=1e-05) | 1 (euler:steps=1) | 800 | 2.0 |"));
+  // Without model.objective among the group keys there is no method comparison.
+  flowlab::ReportOptions by_nothing;
+  results.trials.pop_back();
+  for (auto& t : results.trials) t.swept = {{"train.lr", "0.1"}};
+  CHECK(!flowlab::build_report(results, by_nothing).methods);
+}
