@@ -59,6 +59,18 @@ int run_sample(const Registry& registry, const SampleArgs& args);
 
 namespace flowlab::cli {
 
+/// `flowlab export RESULTS.h5 --trial ID [--round R] --out FIELD.pt`: the trial's evaluated network as TorchScript.
+struct ExportArgs {
+  std::string file, trial, out;
+  int64_t round = -1;  ///< -1: the stored (last) round
+};
+CLI::App* add_export(CLI::App& app, ExportArgs& args);
+int run_export(const Registry& registry, const ExportArgs& args);
+
+}  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
 /// `flowlab verify RESULTS.h5`: exit 0 when the experiment file, its trial files and checkpoints are all well.
 struct VerifyArgs {
   std::string file;

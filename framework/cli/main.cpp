@@ -177,6 +177,8 @@ int main(int argc, char** argv) {
   auto* plot = flowlab::cli::add_plot(app, plot_args);
   flowlab::cli::SampleArgs sample_args;
   auto* sample = flowlab::cli::add_sample(app, sample_args);
+  flowlab::cli::ExportArgs export_args;
+  auto* export_cmd = flowlab::cli::add_export(app, export_args);
   flowlab::cli::VerifyArgs verify_args;
   auto* verify = flowlab::cli::add_verify(app, verify_args);
   flowlab::cli::TuneGridArgs tune_args;
@@ -240,6 +242,7 @@ int main(int argc, char** argv) {
     if (*report) return naming_file(report_args.file, [&] { return flowlab::cli::run_report(registry, report_args); });
     if (*plot) return naming_file(plot_args.file, [&] { return flowlab::cli::run_plot(registry, plot_args); });
     if (*sample) return naming_file(sample_args.file, [&] { return flowlab::cli::run_sample(registry, sample_args); });
+    if (*export_cmd) return naming_file(export_args.file, [&] { return flowlab::cli::run_export(registry, export_args); });
     if (*verify) return flowlab::cli::run_verify(verify_args);
     if (*tune) return naming_file(tune_args.file, [&] { return flowlab::cli::run_tune_grid(registry, tune_args); });
     if (*run) {

@@ -16,6 +16,7 @@
 #include "stored_model.hpp"
 #include "flowlab/architecture.hpp"
 #include "flowlab/files.hpp"
+#include "flowlab/objective.hpp"
 #include "flowlab/path.hpp"
 #include "flowlab/images.hpp"
 #include "flowlab/registry.hpp"
@@ -173,6 +174,7 @@ std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const Stor
   for (const auto& [k, v] : stored.params) ap.set(k, v);
   auto model = registry.create<Architecture>("architecture", stored.architecture, ap);
   spec.event_shape = stored.event_shape;
+  spec.step_input = registry.create<Objective>("objective", stored.objective)->step_input();
   const bool use_label = stored.condition == "label" || stored.condition == "both";
   const bool use_attr = stored.condition == "attr" || stored.condition == "both";
   if (use_label) {

@@ -559,7 +559,10 @@ StoredModel read_model(const std::string& file, const std::string& trial_id) {
   }
   if (!config.empty()) {
     try {
-      const YAML::Node path = YAML::Load(config)["model"]["path"];
+      const YAML::Node model = YAML::Load(config)["model"];
+      if (const YAML::Node objective = model["objective"]; objective && objective["name"])
+        m.objective = objective["name"].as<std::string>();
+      const YAML::Node path = model["path"];
       if (path && path["name"]) {
         m.path = path["name"].as<std::string>();
         if (const YAML::Node params = path["params"])

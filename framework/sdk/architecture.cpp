@@ -1,6 +1,8 @@
 // Shared pieces of the architectures: sinusoidal time features, the condition embedder, CFG.
 #include "flowlab/architecture.hpp"
 
+#include <torch/csrc/jit/frontend/tracer.h>
+
 #include <fmt/format.h>
 
 #include <map>
@@ -17,7 +19,16 @@ namespace {
 
 // The frequencies on t's device and dtype. On a GPU they are copied once per thread and kept (a copy from the host
 // on every call costs a transfer, and a CUDA graph capture refuses it; the solver's warm-up fills the cache).
+// Under a TorchScript trace (flowlab export) the tensor is made with tracing paused, so the trace holds its values as
+// a constant: at::tensor's copy from host memory is not an op a trace can record.
 Tensor frequencies_on(const std::vector<double>& f, const at::TensorOptions& o) {
+  if (torch::jit::tracer::isTracing()) {
+    const auto state = torch::jit::tracer::getTracingState();
+    torch::jit::tracer::setTracingState(nullptr);
+    Tensor out = at::tensor(f, at::TensorOptions().dtype(at::kDouble)).to(o);
+    torch::jit::tracer::setTracingState(state);
+    return out;
+  }
   if (o.device().is_cpu()) return at::tensor(f, at::TensorOptions().dtype(at::kDouble)).to(o);
   thread_local std::map<std::pair<std::vector<double>, std::string>, Tensor> cache;
   const auto key = std::make_pair(f, o.device().str() + "/" + std::string(c10::toString(o.dtype().toScalarType())));

@@ -266,7 +266,7 @@ class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
 
 }  // namespace
 
-bool blocked_layout_enabled() { return !plain_layout_forced && channel_block() > 0 && !forward_mode_ad(); }
+bool blocked_layout_enabled() { return !plain_layout_forced && channel_block() > 0 && !aten_ops_only(); }
 
 PlainLayoutGuard::PlainLayoutGuard() : previous_(plain_layout_forced) { plain_layout_forced = true; }
 PlainLayoutGuard::~PlainLayoutGuard() { plain_layout_forced = previous_; }

@@ -316,7 +316,7 @@ bool cpu_autocast() {
 }
 
 bool fusable(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
-  if (act == Activation::gelu || cpu_autocast() || forward_mode_ad()) return false;
+  if (act == Activation::gelu || cpu_autocast() || aten_ops_only()) return false;
   for (const Tensor* t : {&x, &weight, &bias})
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   return x.dim() == 2 && weight.dim() == 2 && bias.numel() == weight.size(0) && x.size(1) == weight.size(1);
@@ -505,7 +505,7 @@ class MlpLayersFn : public torch::autograd::Function<MlpLayersFn> {
 };
 
 bool cpu_float(std::initializer_list<const Tensor*> ts) {
-  if (cpu_autocast() || forward_mode_ad()) return false;  // forward-mode AD: ATen's ops, which have its derivatives
+  if (cpu_autocast() || aten_ops_only()) return false;  // forward-mode AD or a trace: ATen's ops
   for (const Tensor* t : ts)
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
   return true;
@@ -569,7 +569,7 @@ class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
 
 Tensor sin_cos_features(const Tensor& t, const std::vector<float>& frequencies, bool odd_column) {
   if (!t.device().is_cpu() || t.scalar_type() != at::kFloat || (t.requires_grad() && at::GradMode::is_enabled()) ||
-      forward_mode_ad())
+      aten_ops_only())
     return Tensor();
   const Tensor tc = t.reshape({-1}).contiguous();
   const int64_t rows = tc.numel(), half = static_cast<int64_t>(frequencies.size());

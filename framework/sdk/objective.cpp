@@ -2,6 +2,7 @@
 #include "flowlab/objective.hpp"
 
 #include <torch/csrc/autograd/forward_grad.h>
+#include <torch/csrc/jit/frontend/tracer.h>
 
 #include <fmt/format.h>
 
@@ -12,6 +13,8 @@ thread_local bool tls_forward_mode = false;
 }
 
 bool forward_mode_ad() { return tls_forward_mode; }
+
+bool aten_ops_only() { return tls_forward_mode || torch::jit::tracer::isTracing(); }
 
 Tensor weighted_squared_error(const Tensor& pred, const Tensor& target, const Tensor& t, const ObjectiveContext& ctx) {
   const Tensor p = pred.scalar_type() != target.scalar_type() ? pred.to(target.scalar_type()) : pred;  // bf16 autocast

@@ -44,9 +44,10 @@ class DitBlockImpl : public nn::Module {
  private:
   Tensor attention(const Tensor& x) {
     const int64_t b = x.size(0), n = x.size(1), d = x.size(2), hd = d / heads_;
-    const auto qkv = qkv_->forward(x).reshape({b, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
+    (void)b;  // -1 below: a TorchScript trace (flowlab export) then takes any batch
+    const auto qkv = qkv_->forward(x).reshape({-1, n, 3, heads_, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
     const Tensor attn = at::softmax(at::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(double(hd)), -1);
-    return proj_->forward(at::matmul(attn, qkv[2]).transpose(1, 2).reshape({b, n, d}));
+    return proj_->forward(at::matmul(attn, qkv[2]).transpose(1, 2).reshape({-1, n, d}));
   }
   int64_t heads_;
   nn::LayerNorm norm1_;
@@ -120,7 +121,7 @@ class DitArchitecture final : public flowlab::Architecture {
   }
 
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
-    return run(x, t, step1_ ? at::zeros({x.size(0)}, x.options()) : Tensor(), cond);
+    return run(x, t, step1_ ? at::zeros_like(t, x.options()) : Tensor(), cond);
   }
 
  private:
@@ -130,12 +131,12 @@ class DitArchitecture final : public flowlab::Architecture {
     Tensor c = time2_->forward(at::silu(time1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
     if (d.defined())
       c = c + step2_->forward(at::silu(step1_->forward(
-                  flowlab::sinusoidal_embedding(d.to(x.dtype()).expand({b}), opt_.hidden, opt_.max_frequency))));
+                  flowlab::sinusoidal_embedding(d.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
     if (!cond_->empty()) c = c + cond_->forward(cond, b, x.options());
     for (const auto& block : *blocks_) h = block->as<DitBlock>()->forward(h, c);
     const auto m = final_ada_->forward(at::silu(c)).chunk(2, 1);
     h = final_->forward(modulate(norm_->forward(h), m[0], m[1]));  // [B, N, p*p*C]
-    return h.reshape({b, gh_, gw_, p, p, c_}).permute({0, 5, 1, 3, 2, 4}).reshape(x.sizes());
+    return h.reshape({-1, gh_, gw_, p, p, c_}).permute({0, 5, 1, 3, 2, 4}).reshape_as(x);
   }
 
   DitOptions opt_;

@@ -80,11 +80,11 @@ class MlpArchitecture final : public flowlab::Architecture {
     if (!step_) throw flowlab::Error("architecture/mlp: built without a step input (ArchitectureSpec::step_input)");
     const int64_t b = x.size(0);
     auto embed = [&](const Tensor& s, torch::nn::Linear& in, torch::nn::Linear& out) {
-      const Tensor ss = s.to(x.dtype()).expand({b});
+      const Tensor ss = s.to(x.dtype());
       return opt_.sinusoidal_time ? flowlab::sinusoidal_embedding(ss, opt_.time_dim, opt_.max_frequency)
                                   : out->forward(flowlab::activate(in->forward(ss.reshape({-1, 1})), opt_.activation));
     };
-    std::vector<Tensor> parts = {x.reshape({b, -1}), embed(t, time_in_, time_out_), embed(step, step_in_, step_out_)};
+    std::vector<Tensor> parts = {x.flatten(1), embed(t, time_in_, time_out_), embed(step, step_in_, step_out_)};
     if (!cond_->empty()) parts.push_back(cond_->forward(cond, b, x.options()));
     std::vector<Tensor> params;
     for (const auto& layer : *layers_) {
@@ -94,20 +94,20 @@ class MlpArchitecture final : public flowlab::Architecture {
     }
     params.push_back(out_->weight);
     params.push_back(out_->bias);
-    return flowlab::mlp_layers(at::cat(parts, 1), params, opt_.activation).reshape(x.sizes());
+    return flowlab::mlp_layers(at::cat(parts, 1), params, opt_.activation).reshape_as(x);
   }
 
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
-    if (step_) return forward_step(x, t, at::zeros({x.size(0)}, x.options()), cond);
+    if (step_) return forward_step(x, t, at::zeros_like(t, x.options()), cond);
     const int64_t b = x.size(0);
     const bool shared = flowlab::shared_time(t);
     const Tensor ts = (shared ? t.narrow(0, 0, 1) : t).to(x.dtype());
     const Tensor temb = opt_.sinusoidal_time
                             ? flowlab::sinusoidal_embedding(ts, opt_.time_dim, opt_.max_frequency)
                             : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
-    const Tensor xf = x.dim() == 2 ? x : x.reshape({b, -1});
+    const Tensor xf = x.dim() == 2 ? x : x.flatten(1);  // flatten, not reshape({b, -1}): a trace takes any batch
     // The output in x's shape (no view op, nor its autograd node, when x is already [B, d]).
-    auto as_x = [&](const Tensor& v) { return x.dim() == 2 ? v : v.reshape(x.sizes()); };
+    auto as_x = [&](const Tensor& v) { return x.dim() == 2 ? v : v.reshape_as(x); };
     const Tensor c = cond_->empty() ? Tensor() : cond_->forward(cond, b, x.options());
     // Blocks of rows help a CPU's cache; on a GPU they would only multiply the kernel launches.
     const bool whole = at::GradMode::is_enabled() || b <= 2 * kRowBlock || !x.device().is_cpu();

@@ -77,9 +77,10 @@ class AttentionImpl : public nn::Module {
         proj_(register_module("proj", nn::Conv2d(nn::Conv2dOptions(ch, ch, 1)))) {}
   Tensor forward(const Tensor& x) {
     const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-    const auto qkv = qkv_->forward(norm_->forward(x)).reshape({b, 3, c, h * w}).unbind(1);
+    (void)b;  // -1 below: a TorchScript trace (flowlab export) then takes any batch
+    const auto qkv = qkv_->forward(norm_->forward(x)).reshape({-1, 3, c, h * w}).unbind(1);
     const Tensor attn = at::softmax(at::matmul(qkv[0].transpose(1, 2), qkv[1]) / std::sqrt(double(c)), -1);
-    const Tensor out = at::matmul(qkv[2], attn.transpose(1, 2)).reshape({b, c, h, w});
+    const Tensor out = at::matmul(qkv[2], attn.transpose(1, 2)).reshape({-1, c, h, w});
     return x + proj_->forward(out);
   }
 
@@ -184,7 +185,7 @@ class UnetArchitecture final : public flowlab::Architecture {
   }
 
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition& cond) override {
-    return run(x, t, step_mlp1_ ? at::zeros({x.size(0)}, x.options()) : Tensor(), cond);
+    return run(x, t, step_mlp1_ ? at::zeros_like(t, x.options()) : Tensor(), cond);
   }
 
  private:
@@ -194,7 +195,7 @@ class UnetArchitecture final : public flowlab::Architecture {
         flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
     if (d.defined())
       emb = emb + step_mlp2_->forward(at::silu(step_mlp1_->forward(
-                      flowlab::sinusoidal_embedding(d.to(x.dtype()).expand({b}), opt_.time_dim, opt_.max_frequency))));
+                      flowlab::sinusoidal_embedding(d.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
     if (!cond_->empty()) emb = emb + cond_->forward(cond, b, x.options());
     const int64_t block = blocked_block(x);
     const bool blocked = block > 0;

@@ -68,6 +68,8 @@ struct StoredModel {
   /// trial holds no config.
   std::string path;
   std::vector<std::pair<std::string, std::string>> path_params;
+  /// The trial's training objective (model.objective of its config attribute; flow_matching when absent).
+  std::string objective = "flow_matching";
 };
 FLOWLAB_API StoredModel read_model(const std::string& file, const std::string& trial_id);
 

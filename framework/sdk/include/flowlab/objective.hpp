@@ -82,4 +82,9 @@ FLOWLAB_API std::pair<Tensor, Tensor> jvp(const std::function<Tensor(const std::
 /// True while jvp() evaluates its function on this thread.
 FLOWLAB_API bool forward_mode_ad();
 
+/// True while jvp() runs or a TorchScript trace records (flowlab::export_torchscript) on this thread: flowlab's fused
+/// CPU ops (fused.hpp) and the blocked layout then step aside to ATen's ops, which forward-mode AD differentiates and
+/// a trace records.
+FLOWLAB_API bool aten_ops_only();
+
 }  // namespace flowlab

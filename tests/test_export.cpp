@@ -1,0 +1,114 @@
+// flowlab export: a traced TorchScript module of each built-in architecture equals the network at any batch, the
+// few-step models' step method equals forward_step, and the command refuses what it cannot write with a clear error.
+// The round trip in PyPI's torch (torch.jit.load and an Euler loop against the stored samples) is tests/check_export.sh.
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+#include <catch2/generators/catch_generators_range.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <torch/script.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "flowlab/architecture.hpp"
+#include "flowlab/torchscript.hpp"
+#include "support.hpp"
+
+using flowlab::Tensor;
+using flowlab::test::registry;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Case {
+  std::string architecture;
+  std::vector<int64_t> shape;
+  bool step_input;
+  flowlab::Params params;
+};
+
+std::vector<Case> cases() {
+  return {
+      {"mlp", {2}, false, flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2})},
+      {"mlp", {1, 4, 4}, false, flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2}).set("time_embedding", std::string("mlp"))},
+      {"mlp", {2}, true, flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2})},
+      {"unet", {1, 8, 8}, false,
+       flowlab::Params().set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2})
+           .set("time_dim", int64_t{16}).set("attention_resolutions", std::vector<int64_t>{4})},
+      {"unet", {1, 8, 8}, true, flowlab::Params().set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2})},
+      {"dit", {1, 8, 8}, false, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2})},
+      {"dit", {3, 4, 4}, true, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2})},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("an exported network equals the network at any batch, forward and step", "[export]") {
+  const auto all = cases();
+  const size_t k = GENERATE_COPY(Catch::Generators::range(size_t{0}, all.size()));
+  const Case& c = all[k];
+  INFO("architecture/" << c.architecture << " step_input " << c.step_input << " shape " << flowlab::shape_string(c.shape));
+  torch::manual_seed(7);
+  auto net = registry().create<flowlab::Architecture>("architecture", c.architecture, c.params);
+  net->build({c.shape, 0, 0, c.step_input});
+  {  // zero-initialised outputs (adaLN-Zero, the DiT's final layer) would make every check pass: random weights
+    at::NoGradGuard no_grad;
+    for (auto& w : net->parameters()) w.copy_(at::randn_like(w) * 0.2);
+  }
+  net->eval();
+  flowlab::test::ScratchDir dir("flowlab_export");
+  const std::string file = dir.file("field.pt");
+  flowlab::export_torchscript(*net, c.shape, c.step_input, false, file);
+  auto module = torch::jit::load(file);
+  CHECK(module.find_method("step").has_value() == c.step_input);
+  at::NoGradGuard no_grad;
+  for (const int64_t b : {1, 3, 700}) {  // 700 rows: the MLP's row blocks run without autograd above 1024 only
+    INFO("batch " << b);
+    std::vector<int64_t> shape = {b};
+    shape.insert(shape.end(), c.shape.begin(), c.shape.end());
+    const Tensor x = at::randn(shape), t = at::rand({b});
+    const Tensor want = net->forward(x, t), got = module.forward({x, t}).toTensor();
+    REQUIRE(got.sizes() == want.sizes());
+    CHECK((got - want).abs().max().item<double>() <= 1e-5 * (1 + want.abs().max().item<double>()));
+    if (c.step_input) {
+      const Tensor d = at::rand({b}) * (1 - t);
+      const Tensor s = module.get_method("step")({x, t, d}).toTensor();
+      CHECK((s - net->forward_step(x, t, d)).abs().max().item<double>() <= 1e-5 * (1 + s.abs().max().item<double>()));
+    }
+  }
+}
+
+TEST_CASE("flowlab export writes a loadable field and refuses what it cannot write", "[export][cli]") {
+  flowlab::test::ScratchDir dir("flowlab_export_cli");
+  std::ofstream(dir.file("exp.yaml")) << R"(name: export
+output: )" << dir.file("r.h5") << R"(
+devices: [cpu]
+data: {dataset: moons}
+model:
+  architecture: {name: mlp, params: {width: 16, depth: 2}}
+train: {steps: 20, batch_size: 64, lr: 1.0e-2}
+eval:
+  samples: 64
+  store_samples: 8
+  solvers: [{solver: euler, steps: [4]}]
+reflow: {rounds: 1, pairs: 64, teacher_solver: {solver: euler, steps: 2}, train: {steps: 5}}
+)";
+  const auto run = flowlab::test::run_command(std::string(FLOWLAB_CLI) + " run " + dir.file("exp.yaml"));
+  REQUIRE(run.status == 0);
+  const std::string trial = "seed=0";
+  auto r = flowlab::test::run_command(std::string(FLOWLAB_CLI) + " export " + dir.file("r.h5") + " --trial " + trial +
+                                      " --out " + dir.file("field.pt"));
+  CHECK(r.status == 0);
+  CHECK(r.out == "wrote " + dir.file("field.pt") + ": forward(x, t) -> v for x [B, 2], t [B] (trial seed=0, architecture/mlp)\n");
+  CHECK(torch::jit::load(dir.file("field.pt")).find_method("forward").has_value());
+  r = flowlab::test::run_command(std::string(FLOWLAB_CLI) + " export " + dir.file("r.h5") + " --trial " + trial +
+                                 " --round 0 --out " + dir.file("f0.pt"));
+  CHECK(r.status == 1);
+  CHECK(r.err == "flowlab: error: --round 0: the file stores the weights of trial seed=0's last stage only (round 1)\n");
+  CHECK(!fs::exists(dir.file("f0.pt")));
+  r = flowlab::test::run_command(std::string(FLOWLAB_CLI) + " export " + dir.file("r.h5") + " --trial nope --out " +
+                                 dir.file("f1.pt"));
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Catch::Matchers::ContainsSubstring("unknown trial 'nope'"));
+}
