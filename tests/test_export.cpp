@@ -12,6 +12,8 @@
 #include <fstream>
 
 #include "flowlab/architecture.hpp"
+#include "flowlab/config.hpp"
+#include "flowlab/engine.hpp"
 #include "flowlab/torchscript.hpp"
 #include "support.hpp"
 
@@ -111,4 +113,74 @@ reflow: {rounds: 1, pairs: 64, teacher_solver: {solver: euler, steps: 2}, train:
                                  dir.file("f1.pt"));
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Catch::Matchers::ContainsSubstring("unknown trial 'nope'"));
+}
+
+TEST_CASE("architecture/torchscript: an exported network imported again is the same field, trains, and evaluates "
+          "without training", "[export][torchscript]") {
+  flowlab::test::ScratchDir dir("flowlab_import");
+  torch::manual_seed(8);
+  auto mlp = registry().create<flowlab::Architecture>("architecture", "mlp",
+                                                      flowlab::Params().set("width", int64_t{32}).set("depth", int64_t{2}));
+  mlp->build({{2}, 0, 0});
+  mlp->eval();
+  flowlab::export_torchscript(*mlp, {2}, false, false, dir.file("field.pt"));
+  auto imported = registry().create<flowlab::Architecture>("architecture", "torchscript",
+                                                           flowlab::Params().set("file", dir.file("field.pt")));
+  imported->build({{2}, 0, 0});
+  CHECK(imported->parameters().size() == mlp->parameters().size());  // the module's parameters are the network's
+  {
+    at::NoGradGuard no_grad;
+    const Tensor x = at::randn({50, 2}), t = at::rand({50});
+    CHECK((imported->forward(x, t) - mlp->forward(x, t)).abs().max().item<double>() < 1e-5);
+    // A solver's t is one time broadcast to [B] (a stride-0 view): the module gets it as any [B] tensor.
+    const Tensor shared = at::scalar_tensor(0.25).expand({50});
+    CHECK((imported->forward(x, shared) - mlp->forward(x, shared)).abs().max().item<double>() < 1e-5);
+  }
+  // In a sweep: train.steps 0 evaluates the imported field as it is; 30 steps train its parameters.
+  std::ofstream(dir.file("exp.yaml")) << "name: imported\ndevices: [cpu]\ndata: {dataset: moons}\n"
+                                      << "model: {architecture: {name: torchscript, params: {file: " << dir.file("field.pt")
+                                      << "}}}\ntrain: {steps: 0, batch_size: 64, lr: 1.0e-2, log_every: 1}\n"
+                                      << "eval: {samples: 64, solvers: [{solver: euler, steps: [4]}]}\n"
+                                      << "sweep: {grid: {train.steps: [0, 30]}}\n";
+  const auto ex = flowlab::load_experiment(dir.file("exp.yaml"), registry());
+  REQUIRE(ex.trials.size() == 2);
+  const auto frozen = flowlab::run_trial(ex.trials[0], registry(), "cpu");
+  REQUIRE(frozen.status == "completed");
+  CHECK(frozen.train.loss.empty());
+  REQUIRE(frozen.eval.size() == 1);
+  CHECK(frozen.eval[0].nfe == 4);
+  // The frozen trial's weights are the file's.
+  size_t i = 0;
+  for (const auto& p : mlp->named_parameters()) {
+    INFO(p.key());
+    const auto& w = frozen.weights.at(i++).second;
+    CHECK(at::equal(at::tensor(w.values).reshape(w.shape), p.value().detach()));
+  }
+  const auto trained = flowlab::run_trial(ex.trials[1], registry(), "cpu");
+  REQUIRE(trained.status == "completed");
+  REQUIRE(trained.train.loss.size() == 30);
+  CHECK(trained.train.loss.back() < trained.train.loss.front());
+}
+
+TEST_CASE("architecture/torchscript refuses a missing file, a file that is not TorchScript and a wrong forward",
+          "[export][torchscript][errors]") {
+  flowlab::test::ScratchDir dir("flowlab_import_bad");
+  auto create = [&](const std::string& file) {
+    return flowlab::test::message_of<flowlab::ParamError>([&] {
+      registry().create<flowlab::Architecture>("architecture", "torchscript", flowlab::Params().set("file", file));
+    });
+  };
+  CHECK(create(dir.file("none.pt")) ==
+        "architecture/torchscript: parameter 'file' '" + dir.file("none.pt") + "' does not exist or is not a file");
+  std::ofstream(dir.file("text.pt")) << "not a zip\n";
+  CHECK_THAT(create(dir.file("text.pt")),
+             Catch::Matchers::StartsWith("architecture/torchscript: parameter 'file' '" + dir.file("text.pt") +
+                                         "' is not a TorchScript module: "));
+  torch::jit::Module m("one_input");
+  m.define("def forward(self, x):\n  return x\n");
+  m.save(dir.file("one_input.pt"));
+  CHECK(create(dir.file("one_input.pt")) ==
+        "architecture/torchscript: parameter 'file' '" + dir.file("one_input.pt") +
+            "': forward must be forward(x: Tensor, t: Tensor) -> Tensor, got forward(__torch__.one_input self, Tensor x) -> "
+            "Tensor");
 }

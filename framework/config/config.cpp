@@ -446,7 +446,7 @@ void emit_plugin(YAML::Emitter& e, const std::string& key, const PluginChoice& p
 void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, TrainConfig& c) {
   r.check_keys(tr, path, kTrainKeys);
   const std::string at = path + ".";
-  if (tr["steps"]) c.steps = r.integer(tr["steps"], at + "steps", 1);
+  if (tr["steps"]) c.steps = r.integer(tr["steps"], at + "steps", 0);  // 0: evaluate the model as it starts
   if (tr["batch_size"]) c.batch_size = r.integer(tr["batch_size"], at + "batch_size", 1);
   if (tr["lr"]) {
     c.lr = r.real(tr["lr"], at + "lr", 0, 1e3);
@@ -841,8 +841,12 @@ void check_objective(const Reader& r, const YAML::Node& model, const TrialConfig
   const YAML::Node at = model["objective"] ? model["objective"] : model;
   if (objective->step_input() && !r.create<Architecture>("architecture", t.architecture)->has_step_input()) {
     std::vector<std::string> with;
-    for (const auto& info : r.registry().list("architecture"))
-      if (r.registry().create<Architecture>("architecture", info.name)->has_step_input()) with.push_back(info.name);
+    for (const auto& info : r.registry().list("architecture")) {
+      try {
+        if (r.registry().create<Architecture>("architecture", info.name)->has_step_input()) with.push_back(info.name);
+      } catch (const std::exception&) {  // one that needs parameters to be created (torchscript's file) has none
+      }
+    }
     r.fail(at, "model.objective",
            fmt::format("objective/{} trains a network with a step input (the step size d), which architecture/{} "
                        "lacks (architectures with one: {})",
