@@ -16,6 +16,27 @@ std::string stage_name(Stage stage) {
   throw Error(fmt::format("unknown training stage {}", static_cast<int>(stage)));
 }
 
+const std::vector<EvalColumn>& eval_columns() {
+  static const std::vector<EvalColumn> kColumns = {
+      {"round", &EvalRow::round},
+      {"train_step", &EvalRow::train_step},
+      {"solver", &EvalRow::solver, 32},
+      {"label", &EvalRow::label, 64},
+      {"steps", &EvalRow::steps},
+      {"rtol", &EvalRow::rtol},
+      {"atol", &EvalRow::atol},
+      {"nfe", &EvalRow::nfe},
+      {"network_calls", &EvalRow::network_calls},
+      {"accepted_steps", &EvalRow::accepted},
+      {"rejected_steps", &EvalRow::rejected},
+      {"seconds", &EvalRow::seconds},
+      {"samples_per_s", &EvalRow::samples_per_s},
+      {"straightness", &EvalRow::straightness},
+      {"error", &EvalRow::error, 16},
+  };
+  return kColumns;
+}
+
 Stage stage_from_name(const std::string& name) {
   for (const Stage s : {Stage::base, Stage::reflow, Stage::distill})
     if (stage_name(s) == name) return s;

@@ -183,9 +183,6 @@ class CompoundReader {
 };
 
 // The eval table's fixed columns; every other double column is a metric.
-const std::set<std::string> kEvalColumns = {"round",          "train_step",     "solver",  "label",   "steps",        "rtol",
-                                            "atol",           "nfe",            "network_calls", "accepted_steps",
-                                            "rejected_steps", "seconds",        "samples_per_s", "straightness", "error"};
 
 StoredTrial read_trial(hid_t trials, const std::string& id) {
   const H5 g(H5Gopen2(trials, id.c_str(), H5P_DEFAULT), "opening trial " + id);
@@ -219,30 +216,40 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
   }
   if (H5Lexists(g, "eval", H5P_DEFAULT) > 0) {
     const CompoundReader ev(g, "eval");
+    // The fixed columns of eval_columns() (records.hpp) the file has (older files lack some); the rest are metrics.
+    const auto& columns = eval_columns();
     for (const auto& c : ev.names())
-      if (!kEvalColumns.count(c)) t.metric_names.push_back(c);
-    const auto solver = ev.strings("solver"), label = ev.strings("label"), error = ev.strings("error");
-    const auto round = ev.ints("round"), steps = ev.ints("steps"), nfe = ev.ints("nfe"), calls = ev.ints("network_calls");
-    const auto train_step = ev.ints("train_step");
+      if (std::none_of(columns.begin(), columns.end(), [&](const EvalColumn& e) { return e.name == c; }))
+        t.metric_names.push_back(c);
+    std::vector<EvalRow> rows(ev.rows());
+    for (const auto& c : columns) {
+      if (!ev.has(c.name)) continue;
+      if (const auto* m = std::get_if<int64_t EvalRow::*>(&c.member)) {
+        const auto v = ev.ints(c.name);
+        for (size_t i = 0; i < rows.size(); ++i) rows[i].**m = v[i];
+      } else if (const auto* d = std::get_if<double EvalRow::*>(&c.member)) {
+        const auto v = ev.doubles(c.name);
+        for (size_t i = 0; i < rows.size(); ++i) rows[i].**d = v[i];
+      } else {
+        const auto v = ev.strings(c.name);
+        const auto* s = std::get_if<std::string EvalRow::*>(&c.member);
+        for (size_t i = 0; i < rows.size(); ++i) rows[i].**s = v[i];
+      }
+    }
     // A row evaluated during training has a train_step below its stage's steps (files without the column: none).
     auto stage_steps = [&](int64_t r) -> std::optional<int64_t> {
       for (const auto& rr : t.rounds)
         if (rr.round == r) return rr.steps;
       return std::nullopt;
     };
-    const auto acc = ev.ints("accepted_steps"), rej = ev.ints("rejected_steps");
-    const auto rtol = ev.doubles("rtol"), atol = ev.doubles("atol"), secs = ev.doubles("seconds");
-    const auto sps = ev.doubles("samples_per_s"), straight = ev.doubles("straightness");
     std::vector<std::vector<double>> metrics;
     for (const auto& m : t.metric_names) metrics.push_back(ev.doubles(m));
     for (size_t i = 0; i < ev.rows(); ++i) {
-      EvalRow r;
-      r.round = round[i], r.solver = solver[i], r.label = label[i].empty() ? solver[i] : label[i], r.error = error[i];
-      r.steps = steps[i], r.nfe = nfe[i], r.network_calls = calls[i], r.accepted = acc[i], r.rejected = rej[i];
-      r.rtol = rtol[i], r.atol = atol[i], r.seconds = secs[i], r.samples_per_s = sps[i], r.straightness = straight[i];
+      EvalRow& r = rows[i];
+      if (r.label.empty()) r.label = r.solver;
       for (const auto& col : metrics) r.metrics.push_back(col[i]);
       const auto last = stage_steps(r.round);
-      r.train_step = ev.has("train_step") ? train_step[i] : last.value_or(0);
+      if (!ev.has("train_step")) r.train_step = last.value_or(0);
       if (ev.has("train_step") && last && r.train_step < *last)
         t.during.push_back(std::move(r));
       else

@@ -243,33 +243,26 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     attr_number<int64_t>(g, "reference_count", r.reference_count);
     for (size_t i = 0; i < r.metric_names.size() && i < r.metric_features.size(); ++i)
       attr_string(g, ("metric_features:" + r.metric_names[i]).c_str(), r.metric_features[i]);
-    std::vector<std::string> solvers, labels, errors;
-    for (const auto& row : r.eval) solvers.push_back(row.solver), labels.push_back(row.label), errors.push_back(row.error);
+    // The fixed columns of eval_columns() (records.hpp), then one per metric.
     Table eval;
-    eval.int_column("round");
-    eval.int_column("train_step");
-    eval.string_column("solver", width_for(32, solvers));
-    eval.string_column("label", width_for(64, labels));
-    eval.int_column("steps");
-    eval.double_column("rtol");
-    eval.double_column("atol");
-    eval.int_column("nfe");
-    eval.int_column("network_calls");
-    eval.int_column("accepted_steps");
-    eval.int_column("rejected_steps");
-    eval.double_column("seconds");
-    eval.double_column("samples_per_s");
-    eval.double_column("straightness");
-    eval.string_column("error", width_for(16, errors));
-    constexpr size_t kFirstMetric = 15;
+    const auto& columns = eval_columns();
+    for (const auto& c : columns) {
+      if (const auto* text = std::get_if<std::string EvalRow::*>(&c.member)) {
+        std::vector<std::string> values;
+        for (const auto& row : r.eval) values.push_back(row.**text);
+        eval.string_column(c.name, width_for(c.width, values));
+      } else if (std::holds_alternative<double EvalRow::*>(c.member)) {
+        eval.double_column(c.name);
+      } else {
+        eval.int_column(c.name);
+      }
+    }
     for (const auto& m : r.metric_names) eval.double_column(m);
     for (const auto& row : r.eval) {
       eval.new_row();
-      eval.set(0, row.round), eval.set(1, row.train_step), eval.set(2, row.solver), eval.set(3, row.label);
-      eval.set(4, row.steps), eval.set(5, row.rtol), eval.set(6, row.atol), eval.set(7, row.nfe);
-      eval.set(8, row.network_calls), eval.set(9, row.accepted), eval.set(10, row.rejected), eval.set(11, row.seconds);
-      eval.set(12, row.samples_per_s), eval.set(13, row.straightness), eval.set(14, row.error);
-      for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(kFirstMetric + i, row.metrics[i]);
+      for (size_t i = 0; i < columns.size(); ++i)
+        std::visit([&](auto member) { eval.set(i, row.*member); }, columns[i].member);
+      for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(columns.size() + i, row.metrics[i]);
     }
     eval.write(g, "eval");
     // What a researcher needs to look again or compute their own numbers: the noise and reference samples, each

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "flowlab/export.hpp"
@@ -54,6 +55,19 @@ struct EvalRow {
   Array samples;                   ///< the first store_samples generated samples
   Array trajectory;                ///< [K, T+1, ...] for store_trajectories = K, at `times`
 };
+
+/// One fixed column of a trial's eval table (/trials/<id>/eval in the results file): its name and the EvalRow member
+/// it holds. The metrics follow as columns of their own, one per metric.
+struct EvalColumn {
+  std::string name;
+  std::variant<int64_t EvalRow::*, double EvalRow::*, std::string EvalRow::*> member;
+  size_t width = 0;  ///< text columns: their least width in bytes (wider when a value needs it)
+};
+
+/// The eval table's fixed columns, in file order: the one list the results writer, the report's reader and
+/// tests/check_hdf5_layout.py (through tests/test_results_columns.cpp) follow. A new column is a member of EvalRow, a
+/// line here, and the engine setting it.
+FLOWLAB_API const std::vector<EvalColumn>& eval_columns();
 
 /// One training stage of a trial: round 0 (ordinary training), a reflow round or the distillation.
 struct RoundRecord {
