@@ -101,7 +101,10 @@ TEST_CASE("objective/flow_matching reproduces the engine's loss from before the 
           "[objective][pin]") {
   // tests/data/flow_matching_pin.csv: losses and gradient norms of objective_pin.yaml's trials (rectified, cosine with
   // snr weighting, the bridge's extra noise, minibatch OT drawn ahead, labels with p_uncond), written by flowlab at
-  // 2641062 (tests/data/make_flow_matching_pin.sh).
+  // 2641062 (tests/data/make_flow_matching_pin.sh) built on Debian's LibTorch. That build must match it bit for bit.
+  // PyPI's torch (MKL, other kernels) rounds its sums differently, so there the pin holds to 1e-5 relative: still
+  // far below what a change of the draws or the loss would move (the losses differ from step to step by O(1)).
+  const bool exact = FLOWLAB_SYSTEM_TORCH;
   std::map<std::string, std::vector<std::pair<double, double>>> pinned;
   std::ifstream csv(std::string(FLOWLAB_TEST_DATA) + "/flow_matching_pin.csv");
   std::string line;
@@ -126,8 +129,13 @@ TEST_CASE("objective/flow_matching reproduces the engine's loss from before the 
     REQUIRE(result.train.loss.size() == expect.size());
     for (size_t i = 0; i < expect.size(); ++i) {
       INFO("step " << i);
-      CHECK(result.train.loss[i] == expect[i].first);  // exact
-      CHECK(result.train.grad_norm[i] == expect[i].second);
+      if (exact) {
+        CHECK(result.train.loss[i] == expect[i].first);
+        CHECK(result.train.grad_norm[i] == expect[i].second);
+      } else {
+        CHECK(std::abs(result.train.loss[i] - expect[i].first) <= 1e-5 * std::abs(expect[i].first));
+        CHECK(std::abs(result.train.grad_norm[i] - expect[i].second) <= 1e-5 * std::abs(expect[i].second));
+      }
     }
   }
 }
