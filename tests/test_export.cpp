@@ -28,6 +28,7 @@ struct Case {
   std::vector<int64_t> shape;
   bool step_input;
   flowlab::Params params;
+  int64_t classes = 0;  ///< label-conditioned: forward(x, t, label)
 };
 
 std::vector<Case> cases() {
@@ -41,6 +42,9 @@ std::vector<Case> cases() {
       {"unet", {1, 8, 8}, true, flowlab::Params().set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2})},
       {"dit", {1, 8, 8}, false, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2})},
       {"dit", {3, 4, 4}, true, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2})},
+      {"mlp", {2}, false, flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2}), 3},
+      {"unet", {1, 8, 8}, true, flowlab::Params().set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2}), 2},
+      {"dit", {1, 8, 8}, false, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2}), 4},
   };
 }
 
@@ -50,10 +54,11 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
   const auto all = cases();
   const size_t k = GENERATE_COPY(Catch::Generators::range(size_t{0}, all.size()));
   const Case& c = all[k];
-  INFO("architecture/" << c.architecture << " step_input " << c.step_input << " shape " << flowlab::shape_string(c.shape));
+  INFO("architecture/" << c.architecture << " step_input " << c.step_input << " shape " << flowlab::shape_string(c.shape)
+                        << " classes " << c.classes);
   torch::manual_seed(7);
   auto net = registry().create<flowlab::Architecture>("architecture", c.architecture, c.params);
-  net->build({c.shape, 0, 0, c.step_input});
+  net->build({c.shape, c.classes, 0, c.step_input});
   {  // zero-initialised outputs (adaLN-Zero, the DiT's final layer) would make every check pass: random weights
     at::NoGradGuard no_grad;
     for (auto& w : net->parameters()) w.copy_(at::randn_like(w) * 0.2);
@@ -61,7 +66,7 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
   net->eval();
   flowlab::test::ScratchDir dir("flowlab_export");
   const std::string file = dir.file("field.pt");
-  flowlab::export_torchscript(*net, c.shape, c.step_input, false, file);
+  flowlab::export_torchscript(*net, c.shape, c.step_input, c.classes, false, file);
   auto module = torch::jit::load(file);
   CHECK(module.find_method("step").has_value() == c.step_input);
   at::NoGradGuard no_grad;
@@ -70,13 +75,21 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
     std::vector<int64_t> shape = {b};
     shape.insert(shape.end(), c.shape.begin(), c.shape.end());
     const Tensor x = at::randn(shape), t = at::rand({b});
-    const Tensor want = net->forward(x, t), got = module.forward({x, t}).toTensor();
+    flowlab::Condition cond;
+    std::vector<c10::IValue> in = {x, t};
+    if (c.classes > 0) {  // every class and the null one (label = classes)
+      cond.label = at::arange(b, at::kLong).remainder(c.classes + 1);
+      in.push_back(cond.label);
+    }
+    const Tensor want = net->forward(x, t, cond), got = module.forward(in).toTensor();
     REQUIRE(got.sizes() == want.sizes());
     CHECK((got - want).abs().max().item<double>() <= 1e-5 * (1 + want.abs().max().item<double>()));
     if (c.step_input) {
       const Tensor d = at::rand({b}) * (1 - t);
-      const Tensor s = module.get_method("step")({x, t, d}).toTensor();
-      CHECK((s - net->forward_step(x, t, d)).abs().max().item<double>() <= 1e-5 * (1 + s.abs().max().item<double>()));
+      std::vector<c10::IValue> step_in = {x, t, d};
+      if (c.classes > 0) step_in.push_back(cond.label);
+      const Tensor s = module.get_method("step")(step_in).toTensor();
+      CHECK((s - net->forward_step(x, t, d, cond)).abs().max().item<double>() <= 1e-5 * (1 + s.abs().max().item<double>()));
     }
   }
 }
@@ -123,7 +136,7 @@ TEST_CASE("architecture/torchscript: an exported network imported again is the s
                                                       flowlab::Params().set("width", int64_t{32}).set("depth", int64_t{2}));
   mlp->build({{2}, 0, 0});
   mlp->eval();
-  flowlab::export_torchscript(*mlp, {2}, false, false, dir.file("field.pt"));
+  flowlab::export_torchscript(*mlp, {2}, false, 0, false, dir.file("field.pt"));
   auto imported = registry().create<flowlab::Architecture>("architecture", "torchscript",
                                                            flowlab::Params().set("file", dir.file("field.pt")));
   imported->build({{2}, 0, 0});

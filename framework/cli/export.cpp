@@ -35,9 +35,14 @@ int run_export(const Registry& registry, const ExportArgs& args) {
   torch::NoGradGuard no_grad;  // rebuild_model copies the stored weights into the parameters
   ArchitectureSpec spec;
   auto model = rebuild_model(registry, stored, spec);
-  export_torchscript(*model, stored.event_shape, spec.step_input, spec.num_classes > 0 || spec.attr_dim > 0, args.out);
-  std::cout << fmt::format("wrote {}: forward(x, t) -> v{} for x [B, {}], t [B] (trial {}, architecture/{})\n",
-                           args.out, spec.step_input ? ", step(x, t, d) -> u" : "", fmt::join(stored.event_shape, ", "),
+  export_torchscript(*model, stored.event_shape, spec.step_input, spec.num_classes, spec.attr_dim > 0, args.out);
+  const std::string label = spec.num_classes > 0 ? ", label" : "";
+  std::cout << fmt::format("wrote {}: forward(x, t{}) -> v{} for x [B, {}], t [B]{} (trial {}, architecture/{})\n",
+                           args.out, label, spec.step_input ? fmt::format(", step(x, t, d{}) -> u", label) : "",
+                           fmt::join(stored.event_shape, ", "),
+                           spec.num_classes > 0 ? fmt::format(", label int64 [B] in 0..{} ({}: the null class)",
+                                                              spec.num_classes, spec.num_classes)
+                                                : "",
                            trial.id, stored.architecture);
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "flowlab/architecture.hpp"
 #include "flowlab/errors.hpp"
 
 namespace flowlab {
@@ -38,21 +39,33 @@ void add_traced_method(torch::jit::Module& m, const std::string& name, const std
 
 }  // namespace
 
-void export_torchscript(Architecture& model, const std::vector<int64_t>& event_shape, bool step_input, bool conditioned,
-                        const std::string& out) {
-  if (conditioned)
-    throw Error("export: the model is conditioned; flowlab export writes unconditioned velocity fields v(x, t) only");
+void export_torchscript(Architecture& model, const std::vector<int64_t>& event_shape, bool step_input,
+                        int64_t num_classes, bool attributes, const std::string& out) {
+  if (attributes)
+    throw Error("export: the model is conditioned on continuous attributes (model.condition: attr or both); flowlab "
+                "export writes v(x, t) and label-conditioned v(x, t, label) only");
   torch::jit::Module m("flowlab_field");
   for (const auto& p : model.named_parameters()) m.register_parameter(attribute_name(p.key()), p.value(), false);
   for (const auto& b : model.named_buffers()) m.register_buffer(attribute_name(b.key()), b.value());
   std::vector<int64_t> shape = {2};
   shape.insert(shape.end(), event_shape.begin(), event_shape.end());
   const at::Tensor x = at::randn(shape), t = at::rand({2});
+  const bool labelled = num_classes > 0;
+  auto cond = [&](const std::vector<at::Tensor>& a, size_t at) {
+    Condition c;
+    if (labelled) c.label = a[at];
+    return c;
+  };
+  std::vector<at::Tensor> inputs = {x, t};
+  if (labelled) inputs.push_back(at::arange(2, at::kLong).remainder(num_classes));
   at::NoGradGuard no_grad;
-  add_traced_method(m, "forward", {x, t}, [&](const std::vector<at::Tensor>& a) { return model.forward(a[0], a[1]); });
-  if (step_input)
-    add_traced_method(m, "step", {x, t, at::rand({2}) * (1 - t)},
-                      [&](const std::vector<at::Tensor>& a) { return model.forward_step(a[0], a[1], a[2]); });
+  add_traced_method(m, "forward", inputs,
+                    [&](const std::vector<at::Tensor>& a) { return model.forward(a[0], a[1], cond(a, 2)); });
+  if (step_input) {
+    inputs.insert(inputs.begin() + 2, at::rand({2}) * (1 - t));
+    add_traced_method(m, "step", inputs,
+                      [&](const std::vector<at::Tensor>& a) { return model.forward_step(a[0], a[1], a[2], cond(a, 3)); });
+  }
   const std::string tmp = out + ".tmp";
   try {
     m.save(tmp);

@@ -82,22 +82,25 @@ ConditionEmbedderImpl::ConditionEmbedderImpl(int64_t num_classes, int64_t attr_d
 }
 
 Tensor ConditionEmbedderImpl::forward(const Condition& cond, int64_t batch, const at::TensorOptions& options) {
-  Tensor out = at::zeros({batch, dim_}, options);
+  // The sum of the parts, without a zero tensor of `batch` rows to start from where there is a part: a TorchScript
+  // trace of a label-conditioned network (flowlab export) then takes any batch. The same values (0 + e = e).
+  Tensor out;
+  auto add = [&](const Tensor& part) { out = out.defined() ? out + part : part; };
   const Tensor drop = cond.drop.defined() ? cond.drop.to(options.device()).to(at::kBool).reshape({batch, 1}) : Tensor();
   if (num_classes_ > 0) {
     Tensor labels = cond.label.defined() ? cond.label.to(options.device()).to(at::kLong)
                                          : at::full({batch}, num_classes_, options.dtype(at::kLong));
     if (drop.defined()) labels = at::where(drop.reshape({batch}), at::full_like(labels, num_classes_), labels);
-    out = out + classes_->forward(labels);
+    add(classes_->forward(labels));
   }
   if (attr_dim_ > 0) {
     const Tensor null = null_attr_.expand({batch, dim_});
     Tensor a = cond.attr.defined() ? attr_->forward(cond.attr.to(options.device(), options.dtype().toScalarType()).reshape({batch, attr_dim_}))
                                    : null;
     if (drop.defined()) a = at::where(drop, null, a);
-    out = out + a;
+    add(a);
   }
-  return out;
+  return out.defined() ? out : at::zeros({batch, dim_}, options);
 }
 
 Condition drop_condition(const Condition& cond, int64_t batch, double p_uncond, const at::TensorOptions& options) {
