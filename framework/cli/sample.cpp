@@ -338,6 +338,18 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     // A stochastic solver's noise (euler_maruyama) from --seed too, on its own generator: the same command gives the
     // same samples. (It is not the stream of the trial's eval rows, which eval_run_seed derives per run.)
     so.seed = static_cast<uint64_t>(args.seed);
+    // A few-step model's average velocity, for solver/few_step (unguided; a conditioned model with --class).
+    if (spec.step_input) {
+      Condition cond;
+      if (args.label >= 0) cond.label = at::full({n}, args.label, at::kLong);
+      so.step_field = [model, cond](const at::Tensor& x, const at::Tensor& t, const at::Tensor& d) {
+        return model->forward_step(x, t, d, cond);
+      };
+    } else if (solver->uses_step_field()) {
+      throw Error(fmt::format("--solver {}: steps with a few-step model's average velocity, and trial {} was trained "
+                              "with objective/{}, which has no step input",
+                              args.solver, trial.id, stored.objective));
+    }
     r = solver->sample(x0, field, so);
   }
   const Array out = to_array(r.x);
