@@ -1,10 +1,10 @@
 // Flow matching (Lipman et al. 2023, eq. 9 with the conditional path of the `path` plugin; Liu et al.'s rectified flow
 // on the rectified path): E_{t, (x0, x1)} w(t) |v(x_t, t) - u_t(x_t | x0, x1)|^2, t from the time sampler clamped into
 // the path's domain, w(t) from the weighting. The trial's default objective.
-// loss: pseudo_huber is 2-Rectified Flow++'s (Lee et al. 2024, sec. 4.2, after Song & Dhariwal 2023's consistency
-// training): per row sqrt(|v - u|^2 + c^2) - c, the squared norm over the row's D elements, with c = 0.00054 sqrt(D)
-// by default (iCT's value; the rfpp code uses 0.00054 D and divides the loss by D; huber_c sets any c). Near 0 it is
-// |v - u|^2 / (2c); far out |v - u| - c.
+// loss: pseudo_huber is 2-Rectified Flow++'s (Lee et al. 2024, arXiv 2405.20320, and its code sangyun884/rfpp,
+// after Song & Dhariwal 2023's consistency training): per row sqrt(|v - u|^2 + c^2) - c, the squared norm over the
+// row's D elements, with c = 0.00054 sqrt(D) by default (iCT's value; the rfpp code uses 0.00054 D and divides the
+// loss by D; huber_c sets any c). Near 0 it is |v - u|^2 / (2c); far out |v - u| - c.
 // loss: feature_huber is 2-RF++'s LPIPS-Huber with LPIPS (whose weights cannot be downloaded here) replaced by a
 // feature net of flowlab's (`features`, e.g. builtin:digits): per row, in flowlab's time (2-RF++'s t is 1 - t),
 //   t (sqrt(|v - u|^2 + c^2) - c) + mean_F (phi(x1_hat) - phi(x1))^2,  x1_hat = the data prediction of v,

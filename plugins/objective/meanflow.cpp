@@ -11,11 +11,13 @@
 // (t, t - r), which the paper's table 1c ranks best. v is the path's u_t (model.path; x1 - x0 on the rectified path,
 // the paper's). The JVP is forward-mode AD (flowlab::jvp), exact.
 //
-// (r, t) sampling (sec. 4.3): two logit-normal draws sigmoid(mu + sigma z), the larger is t and the smaller r; a share
-// `ratio` of the rows keeps r != t and the rest set r = t (d = 0: plain flow matching). Defaults: the paper's
-// ImageNet lognorm(-0.4, 1.0) and 25% (its fig. 4a: 0% fails at 1 NFE, 25% is best). model.time_sampler is not used.
-// Adaptive weighting (sec. 4.3): w = sg(1 / (|Delta|^2 + c)^p) per row, |Delta|^2 summed over the row; p = 1 (best in
-// its fig. 4e), c = 1e-3. model.weighting is not used either.
+// (r, t) sampling (the paper's ablations and the official py-meanflow code): two logit-normal draws
+// sigmoid(mu + sigma z), the larger is t and the smaller r; a share `ratio` of the rows keeps r != t and the rest set
+// r = t (d = 0: plain flow matching). Defaults: lognorm(-0.4, 1.0), as reported for its ImageNet runs (a secondary
+// source; its CIFAR-10 config uses (-2, 2) and ratio 0.75), and 25% (its fig. 4a: 0% fails at 1 NFE, 25% is best).
+// model.time_sampler is not used.
+// Adaptive weighting (the paper's and that code's): w = sg(1 / (|Delta|^2 + c)^p) per row, |Delta|^2 summed over the
+// row; p = 1 (best in its fig. 4e), c = 1e-3. model.weighting is not used either.
 // Sampling: x_{a+d} = x_a + d U(x_a, a, d) (eq. 12 forward in time); one step is x1 = x0 + U(x0, 0, 1)
 // (solver/few_step).
 #include <fmt/format.h>

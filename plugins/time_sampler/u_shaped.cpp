@@ -1,5 +1,5 @@
 // 2-Rectified Flow++'s U-shaped time distribution (Lee, Lin & Fanti 2024, "Improving the Training of Rectified Flows",
-// arXiv 2405.20320, sec. 4.1; sangyun884/rfpp t_dist.py): the even mixture of p_a(t) = a e^{a t} / (e^a - 1) and
+// arXiv 2405.20320; its code sangyun884/rfpp t_dist.py): the even mixture of p_a(t) = a e^{a t} / (e^a - 1) and
 // p_a(1 - t), i.e. density a cosh(a (t - 1/2)) / (2 sinh(a / 2)) on [0, 1], which puts more training at both ends,
 // where the 2-rectified flow's velocity is hardest to learn. Their commands use a = 4.
 // CDF: (sinh(a (t - 1/2)) + sinh(a / 2)) / (2 sinh(a / 2)); drawn by inverting it: t = 1/2 + asinh((2u - 1) sinh(a/2)) / a.
