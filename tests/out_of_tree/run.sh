@@ -18,7 +18,10 @@ if [ "$out" != "$expected" ]; then
   echo "unexpected describe output:"; echo "$out"; exit 1
 fi
 # The installed binary also finds the installed in-tree plugins.
-"$work/prefix/bin/flowlab" plugins solver | grep -q "^solver  rk4 " || { echo "installed plugins not found"; exit 1; }
+# (The listing is captured first: grep -q stops reading at its match, and under pipefail the writer's SIGPIPE would
+# fail the pipeline.)
+listing=$("$work/prefix/bin/flowlab" plugins solver)
+grep -q "^solver  rk4 " <<<"$listing" || { echo "installed plugins not found"; echo "$listing"; exit 1; }
 # The installed flowlab looks in its own prefix only, though the build tree still exists: no duplicate of any
 # built-in plugin, no test plugin installed, and the quickstart runs with it.
 unset FLOWLAB_PLUGIN_PATH
