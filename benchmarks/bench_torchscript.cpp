@@ -31,7 +31,7 @@ void BM_TorchScriptVsPlugin(benchmark::State& state, bool training) {
   auto plugin = registry().create<flowlab::Architecture>("architecture", "mlp");  // 4 x 256
   plugin->build({{2}, 0, 0});
   const std::string file = (std::filesystem::temp_directory_path() / "flowlab_bench_field.pt").string();
-  flowlab::export_torchscript(*plugin, {2}, false, 0, false, file);
+  flowlab::export_torchscript(*plugin, {2}, false, 0, 0, file);
   auto imported = registry().create<flowlab::Architecture>("architecture", "torchscript", flowlab::Params().set("file", file));
   imported->build({{2}, 0, 0});
   const int64_t b = training ? 512 : 10000;

@@ -7,6 +7,8 @@
 # --torch pip: also a second LibTorch, PyTorch 2.x from PyPI (a CUDA build, several GB): a virtual environment in
 # build/torch-pip/venv with the pinned torch below, its CMake prefix written to build/torch-pip/prefix.txt for the
 # `torch2` CMake preset. Debian's LibTorch (the default) needs none of it.
+# Always: build/tools-venv, a virtual environment with the pinned PyPI TensorBoard below, for the tests that read
+# flowlab's event files back with TensorBoard itself.
 set -euo pipefail
 
 TORCH_FLAVOUR=debian
@@ -21,6 +23,9 @@ case "$TORCH_FLAVOUR" in debian|pip) ;; *) echo "flowlab setup: --torch '$TORCH_
 # The PyPI torch that the `torch2` preset builds against: 2.11.0, a CUDA 13.0 build (its runtime, cuBLAS and cuDNN
 # come as nvidia-* wheels; /usr/local/cuda's 13.0 toolkit gives CMake its headers). Bump it here and nowhere else.
 TORCH_PIP_VERSION=2.11.0
+# The PyPI TensorBoard in build/tools-venv, whose EventAccumulator reads flowlab's event files back in the ctest
+# tensorboard_event_accumulator (tests/check_tensorboard.py). Bump it here and nowhere else.
+TENSORBOARD_VERSION=2.21.0
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
@@ -38,6 +43,7 @@ PACKAGES=(
   libcli11-dev                                # CLI parsing
   libstb-dev                                  # PNG/JPEG read/write (image_density, image_folder, image grids)
   libzip-dev                                  # .npz (zip) archives: the `array` dataset, `frechet` statistics files
+  libprotobuf-dev protobuf-compiler           # TensorBoard event files (protobuf-lite messages, protoc)
   liblemon-dev                                # exact optimal transport (NetworkSimplex): w2 metric, OT couplings
   gnuplot-nox                                 # flowlab plot (pngcairo terminal)
   doxygen                                     # the SDK API reference (docs/Doxyfile) and its ctest sdk_api_docs
@@ -46,6 +52,7 @@ PACKAGES=(
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)
   python3-pot                                 # benchmarks/w2_vs_pot.sh: POT's ot.emd2 against metric/w2
   python3-h5py python3-pandas                 # the HDF5 layout test reads results as a user would
+  python3-venv                                # build/tools-venv (TensorBoard, below) and --torch pip's venv
   slurm-wlm                                   # the `slurm` ctest: a one-node cluster on localhost (slurmctld, slurmd, munge)
 )
 BACKPORTS_PACKAGES=(libcatch2-dev)
@@ -131,8 +138,20 @@ if [ ! -s "$DIGITS_DIR/digits.csv.gz" ]; then
 fi
 echo "flowlab setup: packages OK"
 
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="$root/build/tools-venv"
+if [ ! -x "$tools/bin/python" ]; then
+  py=$(command -v python3)
+  "$py" -m venv "$tools" || { echo "flowlab setup: '$py -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+fi
+have=$("$tools/bin/python" -c 'import tensorboard; print(tensorboard.__version__)' 2>/dev/null || true)
+if [ "$have" != "$TENSORBOARD_VERSION" ]; then
+  echo "flowlab setup: installing tensorboard==$TENSORBOARD_VERSION from PyPI into $tools"
+  "$tools/bin/python" -m pip install -q --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
+fi
+echo "flowlab setup: tensorboard $TENSORBOARD_VERSION in $tools"
+
 if [ "$TORCH_FLAVOUR" = pip ]; then
-  root=$(cd "$(dirname "$0")/.." && pwd)
   venv="$root/build/torch-pip/venv"
   py=$(command -v python3)
   if [ ! -x "$venv/bin/python" ]; then

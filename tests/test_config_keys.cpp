@@ -101,6 +101,9 @@ const std::map<std::string, Probe> kProbes = {
     {"eval.every", {"5"}},
     {"eval.during", {"[{solver: euler, steps: [4]}]"}},  // with every: 5, below
     {"eval.as_path", {"cosine"}},
+    {"eval.ema_std", {"0.07"}},  // with train.phema, below
+    {"train.phema.stds", {"[0.05]"}},
+    {"train.phema.snapshots", {"3"}},
     {"eval.guidance.scale", {"3.0", true}},
     {"eval.guidance.interval", {"[0.2, 0.8]", true}},
     {"eval.guidance.ramp", {"up", true}},
@@ -133,7 +136,7 @@ const std::map<std::string, std::string> kTrainProbes = {
     {"steps", "11"},      {"batch_size", "17"},        {"lr", "0.002"},    {"betas", "[0.8, 0.9]"},
     {"weight_decay", "0.01"}, {"warmup", "3"},         {"schedule", "constant"}, {"ema", "0.5"},
     {"grad_clip", "2.0"}, {"log_every", "3"},          {"checkpoint_every", "5"}, {"p_uncond", "0.2"},
-    {"precision", "bf16"},
+    {"precision", "bf16"},    {"phema", "{stds: [0.1]}"},
 };
 
 // Keys that are not part of a trial, and why.
@@ -215,6 +218,7 @@ TEST_CASE("every trial key changes the resolved configuration, so config_hash se
       // difference.
       auto reference = base;
       if (full == "eval.during") set_key(reference, "eval", "every", "5");
+      if (full == "eval.ema_std") set_key(reference, "train", "phema", "{stds: [0.1]}");
       if (full == "eval.solvers[].params") set_key(reference, "eval.solvers[]", "solver", "adams_bashforth");
       if (full == "eval.guidance.guide.architecture") set_key(reference, "eval.guidance.guide", "step", "10");
       if (full == "reflow.teacher_solver.params") set_key(reference, "reflow.teacher_solver", "solver", "adams_bashforth");

@@ -29,6 +29,7 @@ struct Case {
   bool step_input;
   flowlab::Params params;
   int64_t classes = 0;  ///< label-conditioned: forward(x, t, label)
+  int64_t attr = 0;     ///< attribute-conditioned: forward(x, t[, label], attr, null)
 };
 
 std::vector<Case> cases() {
@@ -45,6 +46,9 @@ std::vector<Case> cases() {
       {"mlp", {2}, false, flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2}), 3},
       {"unet", {1, 8, 8}, true, flowlab::Params().set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2}), 2},
       {"dit", {1, 8, 8}, false, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2}), 4},
+      {"mlp", {2}, false, flowlab::Params().set("width", int64_t{16}).set("depth", int64_t{2}), 0, 3},
+      {"unet", {1, 8, 8}, false, flowlab::Params().set("channels", int64_t{8}).set("channel_mult", std::vector<int64_t>{1, 2}), 0, 2},
+      {"dit", {1, 8, 8}, true, flowlab::Params().set("hidden", int64_t{16}).set("depth", int64_t{1}).set("heads", int64_t{2}), 3, 2},
   };
 }
 
@@ -55,10 +59,10 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
   const size_t k = GENERATE_COPY(Catch::Generators::range(size_t{0}, all.size()));
   const Case& c = all[k];
   INFO("architecture/" << c.architecture << " step_input " << c.step_input << " shape " << flowlab::shape_string(c.shape)
-                        << " classes " << c.classes);
+                        << " classes " << c.classes << " attr " << c.attr);
   torch::manual_seed(7);
   auto net = registry().create<flowlab::Architecture>("architecture", c.architecture, c.params);
-  net->build({c.shape, c.classes, 0, c.step_input});
+  net->build({c.shape, c.classes, c.attr, c.step_input});
   {  // zero-initialised outputs (adaLN-Zero, the DiT's final layer) would make every check pass: random weights
     at::NoGradGuard no_grad;
     for (auto& w : net->parameters()) w.copy_(at::randn_like(w) * 0.2);
@@ -66,7 +70,7 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
   net->eval();
   flowlab::test::ScratchDir dir("flowlab_export");
   const std::string file = dir.file("field.pt");
-  flowlab::export_torchscript(*net, c.shape, c.step_input, c.classes, false, file);
+  flowlab::export_torchscript(*net, c.shape, c.step_input, c.classes, c.attr, file);
   auto module = torch::jit::load(file);
   CHECK(module.find_method("step").has_value() == c.step_input);
   at::NoGradGuard no_grad;
@@ -81,6 +85,12 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
       cond.label = at::arange(b, at::kLong).remainder(c.classes + 1);
       in.push_back(cond.label);
     }
+    if (c.attr > 0) {  // every third row with the null condition
+      cond.attr = at::randn({b, c.attr});
+      cond.drop = at::arange(b).remainder(3) == 0;
+      in.push_back(cond.attr);
+      in.push_back(cond.drop);
+    }
     const Tensor want = net->forward(x, t, cond), got = module.forward(in).toTensor();
     REQUIRE(got.sizes() == want.sizes());
     CHECK((got - want).abs().max().item<double>() <= 1e-5 * (1 + want.abs().max().item<double>()));
@@ -88,6 +98,7 @@ TEST_CASE("an exported network equals the network at any batch, forward and step
       const Tensor d = at::rand({b}) * (1 - t);
       std::vector<c10::IValue> step_in = {x, t, d};
       if (c.classes > 0) step_in.push_back(cond.label);
+      if (c.attr > 0) step_in.push_back(cond.attr), step_in.push_back(cond.drop);
       const Tensor s = module.get_method("step")(step_in).toTensor();
       CHECK((s - net->forward_step(x, t, d, cond)).abs().max().item<double>() <= 1e-5 * (1 + s.abs().max().item<double>()));
     }
@@ -136,7 +147,7 @@ TEST_CASE("architecture/torchscript: an exported network imported again is the s
                                                       flowlab::Params().set("width", int64_t{32}).set("depth", int64_t{2}));
   mlp->build({{2}, 0, 0});
   mlp->eval();
-  flowlab::export_torchscript(*mlp, {2}, false, 0, false, dir.file("field.pt"));
+  flowlab::export_torchscript(*mlp, {2}, false, 0, 0, dir.file("field.pt"));
   auto imported = registry().create<flowlab::Architecture>("architecture", "torchscript",
                                                            flowlab::Params().set("file", dir.file("field.pt")));
   imported->build({{2}, 0, 0});

@@ -228,7 +228,7 @@ TEST_CASE("reflow: bad input gets located errors that list the valid choices", "
   CHECK(config_error(experiment(s, "reflow: {rounds: 1, train: {stepz: 5}}\n")) ==
         s.file("reflow.yaml") + ":11:29: reflow.train.stepz: unknown key 'stepz' (did you mean 'steps'? valid: steps, "
                                 "batch_size, lr, betas, weight_decay, warmup, schedule, ema, grad_clip, log_every, "
-                                "checkpoint_every, p_uncond, precision)");
+                                "checkpoint_every, p_uncond, precision, phema)");
   // A coupling that needs a teacher, without rounds to give it one.
   const std::string teacherless = s.file("teacherless.yaml");
   std::ofstream(teacherless) << "name: t\ndata: {dataset: moons}\nmodel:\n  coupling: reflow\n  architecture: mlp\n";

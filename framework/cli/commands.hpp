@@ -71,6 +71,19 @@ int run_export(const Registry& registry, const ExportArgs& args);
 
 namespace flowlab::cli {
 
+/// `flowlab ema RESULTS.h5 --trial ID --std S [--std S ...] [--device D] [--format term|csv]`: the trial's post-hoc
+/// EMAs of those relative stds, reconstructed from its train.phema snapshots and evaluated on every eval run.
+struct EmaArgs {
+  std::string file, trial, device = "cpu", format = "term";
+  std::vector<double> stds;
+};
+CLI::App* add_ema(CLI::App& app, EmaArgs& args);
+int run_ema(const Registry& registry, const EmaArgs& args);
+
+}  // namespace flowlab::cli
+
+namespace flowlab::cli {
+
 /// `flowlab verify RESULTS.h5`: exit 0 when the experiment file, its trial files and checkpoints are all well.
 struct VerifyArgs {
   std::string file;

@@ -35,15 +35,19 @@ int run_export(const Registry& registry, const ExportArgs& args) {
   torch::NoGradGuard no_grad;  // rebuild_model copies the stored weights into the parameters
   ArchitectureSpec spec;
   auto model = rebuild_model(registry, stored, spec);
-  export_torchscript(*model, stored.event_shape, spec.step_input, spec.num_classes, spec.attr_dim > 0, args.out);
-  const std::string label = spec.num_classes > 0 ? ", label" : "";
+  export_torchscript(*model, stored.event_shape, spec.step_input, spec.num_classes, spec.attr_dim, args.out);
+  std::string conds, shapes;
+  if (spec.num_classes > 0) {
+    conds += ", label";
+    shapes += fmt::format(", label int64 [B] in 0..{} ({}: the null class)", spec.num_classes, spec.num_classes);
+  }
+  if (spec.attr_dim > 0) {
+    conds += ", attr, null";
+    shapes += fmt::format(", attr [B, {}], null bool [B] (true: the null condition)", spec.attr_dim);
+  }
   std::cout << fmt::format("wrote {}: forward(x, t{}) -> v{} for x [B, {}], t [B]{} (trial {}, architecture/{})\n",
-                           args.out, label, spec.step_input ? fmt::format(", step(x, t, d{}) -> u", label) : "",
-                           fmt::join(stored.event_shape, ", "),
-                           spec.num_classes > 0 ? fmt::format(", label int64 [B] in 0..{} ({}: the null class)",
-                                                              spec.num_classes, spec.num_classes)
-                                                : "",
-                           trial.id, stored.architecture);
+                           args.out, conds, spec.step_input ? fmt::format(", step(x, t, d{}) -> u", conds) : "",
+                           fmt::join(stored.event_shape, ", "), shapes, trial.id, stored.architecture);
   return 0;
 }
 

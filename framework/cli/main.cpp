@@ -179,6 +179,8 @@ int main(int argc, char** argv) {
   auto* sample = flowlab::cli::add_sample(app, sample_args);
   flowlab::cli::ExportArgs export_args;
   auto* export_cmd = flowlab::cli::add_export(app, export_args);
+  flowlab::cli::EmaArgs ema_args;
+  auto* ema = flowlab::cli::add_ema(app, ema_args);
   flowlab::cli::VerifyArgs verify_args;
   auto* verify = flowlab::cli::add_verify(app, verify_args);
   flowlab::cli::TuneGridArgs tune_args;
@@ -243,6 +245,7 @@ int main(int argc, char** argv) {
     if (*plot) return naming_file(plot_args.file, [&] { return flowlab::cli::run_plot(registry, plot_args); });
     if (*sample) return naming_file(sample_args.file, [&] { return flowlab::cli::run_sample(registry, sample_args); });
     if (*export_cmd) return naming_file(export_args.file, [&] { return flowlab::cli::run_export(registry, export_args); });
+    if (*ema) return naming_file(ema_args.file, [&] { return flowlab::cli::run_ema(registry, ema_args); });
     if (*verify) return flowlab::cli::run_verify(verify_args);
     if (*tune) return naming_file(tune_args.file, [&] { return flowlab::cli::run_tune_grid(registry, tune_args); });
     if (*run) {

@@ -102,11 +102,13 @@ const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
                                              "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
-                                             "precision"};
+                                             "precision", "phema"};
+const std::vector<std::string> kPhemaKeys = {"stds", "snapshots"};
 const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp", "guide"};
 const std::vector<std::string> kGuideKeys = {"step", "architecture"};
 const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
-                                            "solvers", "metrics", "cuda_graph", "every", "during", "as_path"};
+                                            "solvers", "metrics", "cuda_graph", "every", "during", "as_path",
+                                            "ema_std"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
 const std::vector<std::string> kMixKeys = {"start", "end"};
 const std::vector<std::string> kInits = {"warm", "fresh"};
@@ -384,7 +386,8 @@ std::string check_sweep_key(const std::string& key) {
     return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every", "as_path", "solvers"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every", "as_path", "solvers",
+                                         "ema_std"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
@@ -442,6 +445,39 @@ void emit_plugin(YAML::Emitter& e, const std::string& key, const PluginChoice& p
   e << YAML::EndMap << YAML::EndMap;
 }
 
+// Relative stds of power-function EMA profiles at `path` (train.phema.stds, eval.ema_std): a number or a list of
+// numbers, each in (0, kPhemaMaxStd), none twice.
+std::vector<double> read_ema_stds(const Reader& r, const YAML::Node& n, const std::string& path) {
+  std::vector<YAML::Node> items;
+  if (n.IsSequence()) {
+    if (n.size() == 0) r.fail(n, path, "empty list: give at least one relative std, e.g. [0.05, 0.1]");
+    for (const auto& item : n) items.push_back(item);
+  } else {
+    items.push_back(n);
+  }
+  std::vector<double> out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string at = n.IsSequence() ? fmt::format("{}[{}]", path, i) : path;
+    const double v = r.scalar<double>(items[i], at, "a number");
+    if (!(v > 0 && v < kPhemaMaxStd))
+      r.fail(items[i], at,
+             fmt::format("{} is outside the reconstructable range of post-hoc EMA stds (0, {:.6f}): a power-function "
+                         "profile's relative std is below 1/sqrt(12), the uniform average over all of training",
+                         v, kPhemaMaxStd));
+    if (std::find(out.begin(), out.end(), v) != out.end()) r.fail(items[i], at, fmt::format("{} is listed twice", v));
+    out.push_back(v);
+  }
+  return out;
+}
+
+// train.phema: {stds: [...], snapshots: K} (EDM2's post-hoc EMA; defaults: stds [0.05, 0.1], 16 snapshots).
+void read_phema(const Reader& r, const YAML::Node& ph, const std::string& path, TrainConfig& c) {
+  if (!ph.IsMap()) r.fail(ph, path, fmt::format("expected a map {{stds: [0.05, 0.1], snapshots: 16}}, got {}", kind_name(ph)));
+  r.check_keys(ph, path, kPhemaKeys);
+  c.phema_stds = ph["stds"] ? read_ema_stds(r, ph["stds"], path + ".stds") : std::vector<double>{0.05, 0.1};
+  c.phema_snapshots = ph["snapshots"] ? r.integer(ph["snapshots"], path + ".snapshots", 1, 100000) : 16;
+}
+
 // The keys of `tr` (a train section at `path`: train, reflow.train, distill.train) over the values already in `c`.
 void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, TrainConfig& c) {
   r.check_keys(tr, path, kTrainKeys);
@@ -478,6 +514,7 @@ void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, 
     if (std::find(ok.begin(), ok.end(), c.precision) == ok.end())
       r.fail(tr["precision"], at + "precision", fmt::format("unknown precision '{}' ({})", c.precision, suggestion(c.precision, ok)));
   }
+  if (const YAML::Node ph = tr["phema"]) read_phema(r, ph, at + "phema", c);
 }
 
 // A one-of-`valid` word at `path`.
@@ -573,6 +610,12 @@ void emit_train(YAML::Emitter& e, const char* key, const TrainConfig& c) {
     << number_text(c.p_uncond);
   // Written only when not the default, so that the configurations (and hashes) of earlier results stay the same.
   if (c.precision != "fp32") e << YAML::Key << "precision" << YAML::Value << c.precision;
+  if (!c.phema_stds.empty()) {  // only when set, as precision
+    e << YAML::Key << "phema" << YAML::Value << YAML::BeginMap << YAML::Key << "stds" << YAML::Value << YAML::Flow
+      << YAML::BeginSeq;
+    for (const double v : c.phema_stds) e << number_text(v);
+    e << YAML::EndSeq << YAML::Key << "snapshots" << YAML::Value << c.phema_snapshots << YAML::EndMap;
+  }
   e << YAML::EndMap;
 }
 
@@ -772,6 +815,33 @@ void check_every(const Reader& r, const YAML::Node& root, const TrialConfig& t) 
   check("train.steps", t.train.steps, "round 0");
   if (t.reflow.rounds > 0) check("reflow.train.steps", t.reflow.train.steps, "a reflow round");
   if (t.distill.enabled) check("distill.train.steps", t.distill.train.steps, "the distillation");
+}
+
+// Where a stage's phema setting is written: its own train section's, else train's (which it inherits).
+YAML::Node phema_node(const YAML::Node& root, const std::string& key) {
+  const YAML::Node train = root["train"];
+  const size_t dot = key.find('.');
+  if (dot != std::string::npos) {
+    const YAML::Node section = root[key.substr(0, dot)];
+    if (section && section["train"] && section["train"]["phema"]) return section["train"]["phema"];
+  }
+  return train && train["phema"] ? train["phema"] : root;
+}
+
+// train.phema in every stage (and the stage's steps to keep snapshots in) where eval.ema_std reconstructs from it.
+void check_phema(const Reader& r, const YAML::Node& root, const TrialConfig& t) {
+  auto check = [&](const char* key, const TrainConfig& c, const char* stage) {
+    if (!c.phema_stds.empty() && c.steps < 1)
+      r.fail(phema_node(root, key), std::string(key) + ".phema",
+             fmt::format("{} trains 0 steps ({}.steps): there is nothing to average; drop {}.phema", stage, key, key));
+    if (!t.eval.ema_stds.empty() && c.phema_stds.empty())
+      r.fail(root["eval"]["ema_std"], "eval.ema_std",
+             fmt::format("{} keeps no post-hoc EMA snapshots to reconstruct from: add {}.phema: {{stds: [0.05, 0.1]}}",
+                         stage, key));
+  };
+  check("train", t.train, "round 0");
+  if (t.reflow.rounds > 0) check("reflow.train", t.reflow.train, "a reflow round");
+  if (t.distill.enabled) check("distill.train", t.distill.train, "the distillation");
 }
 
 // eval.guidance: a weight w (constant), or {scale: w, interval: [t_lo, t_hi]} (w inside, plain conditional outside), or
@@ -1015,9 +1085,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
         r.fail(ev["every"], "eval.every", "there are no eval.solvers to evaluate during training: list them in eval.solvers");
     }
     if (const YAML::Node during = ev["during"]) read_during(r, ev, during, sampled, t.eval);
+    if (const YAML::Node stds = ev["ema_std"]) t.eval.ema_stds = read_ema_stds(r, stds, "eval.ema_std");
   }
   read_reflow(r, root, t);
   check_every(r, root, t);
+  check_phema(r, root, t);
   check_shapes_and_memory(r, root, t);
   if (!documents) return t;
 
@@ -1055,6 +1127,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
   if (!t.eval.as_path.name.empty()) emit_plugin(e, "as_path", t.eval.as_path);  // only when set, as cuda_graph
+  if (!t.eval.ema_stds.empty()) {  // only when set, as cuda_graph
+    e << YAML::Key << "ema_std" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const double v : t.eval.ema_stds) e << number_text(v);
+    e << YAML::EndSeq;
+  }
   if (t.eval.every > 0) {  // only when set, as cuda_graph
     e << YAML::Key << "every" << YAML::Value << t.eval.every;
     if (!t.eval.during.empty()) {
@@ -1205,6 +1282,9 @@ void read_limits(const Reader& r, const YAML::Node& root, ExperimentLimits& limi
 /// The sweep axes: grid keys cross, zip keys pair, seeds multiply.
 struct Sweep {
   std::vector<Axis> grid, zip;
+  /// sweep.grid has an eval.ema_std axis: folded into each trial's eval.ema_std list (one trial, trained once)
+  /// instead of multiplying the trials.
+  bool ema_std = false;
   std::vector<int64_t> seeds = {0};
   size_t zip_len() const { return zip.empty() ? 1 : zip.front().values.size(); }
 };
@@ -1239,6 +1319,19 @@ Sweep read_sweep(const Reader& r, const YAML::Node& root) {
       if (z.key == g.key)
         r.fail(sw["zip"], "sweep.zip." + z.key,
                fmt::format("{} is also a sweep.grid axis: give each key to one of grid and zip", z.key));
+  for (const auto& a : s.zip)
+    if (a.key == "eval.ema_std")
+      r.fail(sw["zip"]["eval.ema_std"], "sweep.zip.eval.ema_std",
+             "post-hoc EMA stds are evaluated within each trial from its snapshots, at no training cost, so they "
+             "cannot be zipped with other keys: put eval.ema_std under sweep.grid, or list the stds in eval.ema_std");
+  const auto ema_axis = std::find_if(s.grid.begin(), s.grid.end(), [](const Axis& a) { return a.key == "eval.ema_std"; });
+  if (ema_axis != s.grid.end()) {
+    if (root["eval"] && root["eval"]["ema_std"])
+      r.fail(sw["grid"]["eval.ema_std"], "sweep.grid.eval.ema_std",
+             "eval.ema_std is also given in the eval section: give the stds once");
+    s.grid.erase(ema_axis);
+    s.ema_std = true;
+  }
   for (const auto& a : s.zip)
     if (a.values.size() != s.zip.front().values.size())
       r.fail(sw["zip"], "sweep.zip", fmt::format("zip lists must have equal lengths: {} has {}, {} has {}", s.zip.front().key,
@@ -1309,6 +1402,10 @@ void expand_trials(const Reader& r, const YAML::Node& root, const Sweep& s, cons
         id_parts.push_back(short_name(a) + "=" + v);
       };
       for (size_t g = 0; g < s.grid.size(); ++g) apply(s.grid[g], "grid", row[g]);
+      if (s.ema_std) {  // the whole axis, as the trial's list
+        const YAML::Node stds = sweep["grid"]["eval.ema_std"];
+        set_path(doc, {"eval", "ema_std"}, copy_values ? YAML::Clone(stds) : stds);
+      }
       for (const auto& a : s.zip) apply(a, "zip", c % s.zip_len());
       TrialConfig t = read_trial(r, doc, documents);
       doc.remove("sweep");
@@ -1339,15 +1436,18 @@ void expand_trials(const Reader& r, const YAML::Node& root, const Sweep& s, cons
 }  // namespace
 
 Experiment load_experiment(const std::string& file, const Registry& registry, bool documents) {
+  std::ifstream in(file);
+  if (!in) throw ConfigError(fmt::format("{}: cannot read experiment file ({})", file, std::strerror(errno)));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_experiment_text(file, ss.str(), registry, documents);
+}
+
+Experiment load_experiment_text(const std::string& file, const std::string& text, const Registry& registry,
+                                bool documents) {
   Experiment ex;
   ex.file = file;
-  {
-    std::ifstream in(file);
-    if (!in) throw ConfigError(fmt::format("{}: cannot read experiment file ({})", file, std::strerror(errno)));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    ex.text = ss.str();
-  }
+  ex.text = text;
   auto parse = [&] {
     try {
       return YAML::Load(ex.text);
@@ -1436,6 +1536,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sect
       {"data", kDataKeys},
       {"model", kModelKeys},
       {"train", kTrainKeys},
+      {"train.phema", kPhemaKeys},
       {"eval", kEvalKeys},
       {"eval.guidance", kGuidanceKeys},
       {"eval.guidance.guide", kGuideKeys},

@@ -34,6 +34,7 @@
 #include "flowlab/noise.hpp"
 #include "flowlab/optimizer.hpp"
 #include "flowlab/path.hpp"
+#include "flowlab/phema.hpp"
 #include "flowlab/precision.hpp"
 #include "flowlab/solver.hpp"
 #include "flowlab/registry.hpp"
@@ -98,11 +99,15 @@ Array to_array(const at::Tensor& t) {
 }
 
 std::vector<at::Tensor> weights_now(Architecture& model, const FlatEma& ema, bool use_ema);
+/// The model's weights with the parameters that train taken from `flat` (FlatAdamW's order), the others and the
+/// buffers as they are; all as they are where `flat` is null.
+std::vector<at::Tensor> weights_with(Architecture& model, const at::Tensor* flat);
 
 /// What a finished training stage leaves: its final weights, its EMA (the EMA'd parameters and the raw buffers;
 /// empty without an EMA), the teacher pairs it trained on and its record.
 struct Finished {
   std::vector<at::Tensor> raw, ema;
+  std::vector<PhemaSnapshot> phema;  ///< its post-hoc EMA snapshots (train.phema); empty without
   at::Tensor pairs_x0, pairs_x1;
   RoundRecord record;
   /// The teacher of the next stage: the EMA model where there is one (the texts' EMA teacher).
@@ -120,6 +125,7 @@ struct GuideNet {
 /// The state of the stage in progress, beside what Finished holds for the stages before it.
 struct Carry {
   int64_t stage = 0;
+  PowerEma phema;  ///< the current stage's post-hoc EMA (train.phema); undefined without
   at::Tensor pairs_x0, pairs_x1;  ///< the current stage's teacher pairs
   double pair_seconds = 0;
   int64_t teacher_nfe = 0;
@@ -149,6 +155,28 @@ at::Tensor read_tensor(torch::serialize::InputArchive& a, const std::string& key
 std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& a, const std::string& prefix) {
   std::vector<at::Tensor> v(size_t(read_tensor(a, prefix + "n").item<int64_t>()));
   for (size_t i = 0; i < v.size(); ++i) v[i] = read_tensor(a, prefix + std::to_string(i));
+  return v;
+}
+
+// A finished stage's post-hoc EMA snapshots: their steps and stds, then each flat tensor.
+void write_phema(torch::serialize::OutputArchive& a, const std::string& prefix, const std::vector<PhemaSnapshot>& v) {
+  std::vector<int64_t> steps;
+  std::vector<double> stds;
+  std::vector<at::Tensor> flats;
+  for (const auto& s : v) steps.push_back(s.step), stds.push_back(s.std), flats.push_back(s.flat);
+  a.write(prefix + "steps", at::tensor(steps, at::kLong));
+  a.write(prefix + "stds", at::tensor(stds, at::kDouble));
+  write_tensors(a, prefix, flats);
+}
+
+std::vector<PhemaSnapshot> read_phema(torch::serialize::InputArchive& a, const std::string& prefix) {
+  at::Tensor steps;
+  if (!a.try_read(prefix + "steps", steps)) return {};
+  const at::Tensor stds = read_tensor(a, prefix + "stds");
+  const std::vector<at::Tensor> flats = read_tensors(a, prefix);
+  std::vector<PhemaSnapshot> v;
+  for (size_t i = 0; i < flats.size(); ++i)
+    v.push_back({steps[int64_t(i)].item<int64_t>(), stds[int64_t(i)].item<double>(), flats[i]});
   return v;
 }
 
@@ -235,6 +263,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
   archive.write("model", model_archive);
   archive.write("optimizer", opt_archive);
   if (ema.defined()) ema.save(archive);
+  if (carry.phema.defined()) carry.phema.save(archive);
   archive.write("next_step", at::tensor({next_step}, at::kLong));
   if (!ahead.empty()) {
     archive.write("rng", ahead.front());
@@ -261,6 +290,7 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
     const std::string p = fmt::format("finished{}_", k);
     write_tensors(archive, p + "raw_", f.raw);
     write_tensors(archive, p + "ema_", f.ema);
+    write_phema(archive, p + "phema_", f.phema);
     if (f.pairs_x0.defined()) {
       archive.write(p + "pairs_x0", f.pairs_x0);
       archive.write(p + "pairs_x1", f.pairs_x1);
@@ -307,6 +337,7 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
   model.load(model_archive);
   opt.load(opt_archive);  // after model.load, which replaced the parameters' storage: back into the flat buffer
   if (ema.defined()) ema.load(archive);
+  if (carry.phema.defined()) carry.phema.load(archive);
   const int64_t next = read_tensor(archive, "next_step").item<int64_t>();
   {
     auto gen = at::Generator(at::globalContext().defaultGenerator(at::kCPU));
@@ -342,6 +373,7 @@ int64_t load_checkpoint(const std::string& path, Architecture& model, FlatEma& e
     const std::string p = fmt::format("finished{}_", k);
     f.raw = read_tensors(archive, p + "raw_");
     f.ema = read_tensors(archive, p + "ema_");
+    f.phema = read_phema(archive, p + "phema_");
     if (try_read(p + "pairs_x0", f.pairs_x0)) {
       f.pairs_x1 = read_tensor(archive, p + "pairs_x1");
     }
@@ -558,6 +590,9 @@ class TrialRun {
         stages_(plan_stages(trial)) {}
 
   TrialResult run();
+  /// evaluate_posthoc_ema: the rows of eval.ema_std, for `stds`, from a finished trial's stored weights and snapshots.
+  TrialResult posthoc(const std::vector<std::pair<std::string, Array>>& weights, const PhemaRecord& phema,
+                      const std::vector<double>& stds);
 
  private:
   void setup();
@@ -617,8 +652,22 @@ class TrialRun {
   ModelAccess model_access(const std::shared_ptr<Architecture>& model) const;
   /// The metrics of the model (ModelMetric) on `model`'s current weights.
   ModelMetricValues model_metrics(const EvalInputs& in, const std::shared_ptr<Architecture>& model) const;
-  /// The final evaluation: every finished stage, every run.
+  /// The final evaluation: every finished stage, every run; then, per stage, every run again on each post-hoc EMA
+  /// of eval.ema_std.
   void evaluate();
+  /// Every run on model_'s weights as stage `k`'s rows; `suffix` (",ema_std=S") ends their labels.
+  void evaluate_runs(size_t k, const EvalInputs& in, const VelocityField& field, const StepField& jump,
+                     const std::string& suffix);
+  /// Stage `f`'s weights with its post-hoc EMA of relative std `std` (at its last step) in place of the trained
+  /// parameters.
+  std::vector<at::Tensor> phema_weights(const Finished& f, double std) const;
+  /// What the results file keeps of a stage's snapshots (model_ names the parameters).
+  PhemaRecord phema_record(const std::vector<PhemaSnapshot>& snapshots) const;
+  /// The seed of the rows of stage `k` on its post-hoc EMA `std`: of their own, so that they do not depend on the
+  /// other stds listed, and flowlab ema reproduces them.
+  uint64_t phema_seed(size_t k, double std) const {
+    return static_cast<uint64_t>(trial_.seed) + 0xe3a5ULL + 1000003ULL * uint64_t(k) + uint64_t(std::llround(std * 1e9));
+  }
   /// The evaluation during training of stage `k` at `step` (eval.every): the runs of eval.during (all by default) on
   /// the weights the final evaluation would use (the EMA where eval.use_ema), in a model of its own and with the
   /// generators put back, so that training goes on bit for bit as without it. Its rows go to carry_.during; false
@@ -946,6 +995,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     const bool logged = step % c.log_every == 0 || step + 1 == c.steps;
     const double grad_norm = c.grad_clip > 0 || logged ? opt.clip_grad_norm(c.grad_clip) : 0.0;
     opt.step(&ema, ema_decay(c.ema, step));  // and the EMA, when there is one
+    if (carry_.phema.defined()) carry_.phema.update(opt.flat_parameters(), step + 1);
     if (k == 0 && carry_.guide_net && !train_guide(c, step, lr)) {
       stage.train_seconds += seconds_since(t_train) - evaluating;
       return false;
@@ -981,7 +1031,7 @@ TrialResult TrialRun::run() {
   const size_t resume_stage = resume ? size_t(checkpoint_stage(checkpoint_)) : 0;
   if (resume_stage >= stages_.size())
     throw Error(fmt::format("checkpoint {}: stage {} of a trial with {} stages", checkpoint_, resume_stage, stages_.size()));
-  for (size_t k = 0; k < resume_stage; ++k) carry_.finished.push_back(Finished{{}, {}, {}, {}, stages_[k]});
+  for (size_t k = 0; k < resume_stage; ++k) carry_.finished.push_back(Finished{{}, {}, {}, {}, {}, stages_[k]});
 
   for (size_t k = resume_stage; k < stages_.size(); ++k) {
     RoundRecord& stage = stages_[k];
@@ -1007,6 +1057,9 @@ TrialResult TrialRun::run() {
       carry_.guide_net = new_guide_net();  // replaced by its checkpointed state, or dropped once kept
     FlatAdamW opt(model_->parameters(), FlatAdamWOptions{c.lr, c.beta1, c.beta2, 1e-8, c.weight_decay});
     FlatEma ema = c.ema > 0 ? FlatEma(opt.flat_parameters()) : FlatEma();
+    carry_.phema = c.phema_stds.empty() ? PowerEma()
+                                        : PowerEma(opt.flat_parameters(), c.phema_stds,
+                                                   phema_snapshot_steps(c.steps, c.phema_snapshots));
     int64_t first_step = 0;
     if (resuming_here) {
       first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_, resume_ahead_);
@@ -1044,6 +1097,8 @@ TrialResult TrialRun::run() {
       f.ema = weights_of(*model_);
       opt.assign(raw);
     }
+    f.phema = carry_.phema.snapshots();
+    carry_.phema = PowerEma();
     f.pairs_x0 = carry_.pairs_x0;
     f.pairs_x1 = carry_.pairs_x1;
     f.record = stage;
@@ -1410,6 +1465,7 @@ void TrialRun::evaluate() {
     out_.architecture_params.emplace_back(key, to_string(value));
   out_.event_shape = data_->event_shape();
   out_.condition = trial_.condition;
+  out_.phema = phema_record(carry_.finished.back().phema);
   for (size_t k = 0; k < out_.rounds.size(); ++k)
     if (carry_.finished[k].pairs_x0.defined()) {
       out_.rounds[k].pairs_x0 = to_array(carry_.finished[k].pairs_x0);
@@ -1426,17 +1482,94 @@ void TrialRun::evaluate() {
     load_weights(*model_, evaluated(carry_.finished[k]));
     // Later stages from seeds of their own: each stage's rows do not depend on how many stages came before.
     if (k > 0) torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
-    const ModelMetricValues model_values = model_metrics(in, model_);
-    for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
-      EvalRow row = evaluate_run(trial_.eval.runs[i], i, in, field, jump, model_values);
-      if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
-      row.round = out_.rounds[k].round;
-      row.train_step = out_.rounds[k].steps;
-      if (!row.error.empty()) ++out_.failed_rows;
-      out_.eval.push_back(std::move(row));
+    evaluate_runs(k, in, field, jump, "");
+    for (const double std : trial_.eval.ema_stds) {
+      load_weights(*model_, phema_weights(carry_.finished[k], std));
+      torch::manual_seed(phema_seed(k, std));
+      evaluate_runs(k, in, field, jump, fmt::format("ema_std={}", std));
     }
   }
   out_.eval_seconds = seconds_since(t_eval);
+}
+
+void TrialRun::evaluate_runs(size_t k, const EvalInputs& in, const VelocityField& field, const StepField& jump,
+                             const std::string& suffix) {
+  const ModelMetricValues model_values = model_metrics(in, model_);
+  for (size_t i = 0; i < trial_.eval.runs.size(); ++i) {
+    EvalRow row = evaluate_run(trial_.eval.runs[i], i, in, field, jump, model_values);
+    if (row.error.empty() && !model_values.error.empty()) row.error = model_values.error;
+    row.round = carry_.finished[k].record.round;
+    row.train_step = carry_.finished[k].record.steps;
+    if (!suffix.empty()) row.label += (row.label.find(':') == std::string::npos ? ":" : ",") + suffix;
+    if (!row.error.empty()) ++out_.failed_rows;
+    out_.eval.push_back(std::move(row));
+  }
+}
+
+PhemaRecord TrialRun::phema_record(const std::vector<PhemaSnapshot>& snapshots) const {
+  PhemaRecord r;
+  if (snapshots.empty()) return r;
+  for (const auto& kv : model_->named_parameters())
+    if (kv.value().requires_grad()) r.parameters.push_back(kv.key());
+  std::vector<at::Tensor> rows;
+  for (const auto& s : snapshots) r.steps.push_back(s.step), r.stds.push_back(s.std), rows.push_back(s.flat);
+  r.values = to_array(at::stack(rows));
+  return r;
+}
+
+TrialResult TrialRun::posthoc(const std::vector<std::pair<std::string, Array>>& weights, const PhemaRecord& phema,
+                              const std::vector<double>& stds) {
+  out_.id = trial_.id;
+  out_.seed = trial_.seed;
+  out_.device = device_;
+  torch::manual_seed(static_cast<uint64_t>(trial_.seed));
+  setup();
+  std::map<std::string, const Array*> by_key;
+  for (const auto& [key, value] : weights) by_key[key] = &value;
+  auto stored = [&](const std::string& key, const at::Tensor& like) {
+    const auto it = by_key.find(key);
+    if (it == by_key.end()) throw Error(fmt::format("the stored weights have no tensor '{}'", key));
+    const at::Tensor w = array_tensor(*it->second);
+    if (w.sizes() != like.sizes())
+      throw Error(fmt::format("the stored tensor '{}' has shape {}, the model's {}", key, c10::str(w.sizes()), c10::str(like.sizes())));
+    return w.to(like.options());
+  };
+  Finished f;
+  for (const auto& kv : model_->named_parameters()) f.raw.push_back(stored(kv.key(), kv.value()));
+  for (const auto& kv : model_->named_buffers()) f.raw.push_back(stored(kv.key(), kv.value()));
+  std::vector<std::string> trained;
+  int64_t width = 0;
+  for (const auto& kv : model_->named_parameters())
+    if (kv.value().requires_grad()) trained.push_back(kv.key()), width += kv.value().numel();
+  if (trained != phema.parameters || phema.values.shape.size() != 2 || phema.values.shape[1] != width)
+    throw Error("the post-hoc EMA snapshots do not hold this model's trained parameters");
+  const at::Tensor values = array_tensor(phema.values).to(opts_.device());
+  for (size_t i = 0; i < phema.steps.size(); ++i) f.phema.push_back({phema.steps[i], phema.stds[i], values[int64_t(i)]});
+  f.record = stages_.back();
+  const size_t k = stages_.size() - 1;
+  for (size_t j = 0; j < k; ++j) carry_.finished.push_back(Finished{{}, {}, {}, {}, {}, stages_[j]});
+  carry_.finished.push_back(std::move(f));
+  model_->eval();
+  at::NoGradGuard no_grad;
+  const EvalInputs in = prepare_eval();
+  describe_eval(in);
+  const VelocityField field = eval_field(model_, in);
+  const StepField jump = step_field(model_, in);
+  const auto t_eval = Clock::now();
+  for (const double std : stds) {
+    load_weights(*model_, phema_weights(carry_.finished[k], std));
+    torch::manual_seed(phema_seed(k, std));
+    evaluate_runs(k, in, field, jump, fmt::format("ema_std={}", std));
+  }
+  out_.eval_seconds = seconds_since(t_eval);
+  out_.status = "completed";
+  return out_;
+}
+
+std::vector<at::Tensor> TrialRun::phema_weights(const Finished& f, double std) const {
+  load_weights(*model_, f.raw);  // the raw buffers and untrained parameters, as the EMA's weights have them
+  const at::Tensor flat = phema_reconstruct(f.phema, f.record.steps, std).to(opts_.device());
+  return weights_with(*model_, &flat);
 }
 
 bool TrialRun::evaluated_during(size_t k, int64_t step) const {
@@ -1448,7 +1581,10 @@ bool TrialRun::evaluated_during(size_t k, int64_t step) const {
 // the EMA's values of the parameters the optimizer trains (its flat buffer holds them in the model's parameter
 // order, as FlatAdamW::assign writes them back) and the model's own other parameters and buffers.
 std::vector<at::Tensor> weights_now(Architecture& model, const FlatEma& ema, bool use_ema) {
-  const at::Tensor* flat = use_ema && ema.defined() ? &ema.flat() : nullptr;
+  return weights_with(model, use_ema && ema.defined() ? &ema.flat() : nullptr);
+}
+
+std::vector<at::Tensor> weights_with(Architecture& model, const at::Tensor* flat) {
   std::vector<at::Tensor> w;
   int64_t offset = 0;
   for (const auto& p : model.parameters()) {
@@ -1509,6 +1645,15 @@ void set_pairing_ahead(bool on) { pairing_ahead.store(on); }
 TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
                       const std::string& checkpoint, const StopFn& should_stop) {
   return TrialRun(trial, reg, device, progress, checkpoint, should_stop).run();
+}
+
+TrialResult evaluate_posthoc_ema(const TrialConfig& trial, const Registry& reg, const std::string& device,
+                                 const std::vector<std::pair<std::string, Array>>& weights, const PhemaRecord& phema,
+                                 const std::vector<double>& stds) {
+  const ProgressFn progress;
+  const std::string checkpoint;
+  const StopFn stop;
+  return TrialRun(trial, reg, device, progress, checkpoint, stop).posthoc(weights, phema, stds);
 }
 
 }  // namespace flowlab

@@ -40,24 +40,29 @@ void add_traced_method(torch::jit::Module& m, const std::string& name, const std
 }  // namespace
 
 void export_torchscript(Architecture& model, const std::vector<int64_t>& event_shape, bool step_input,
-                        int64_t num_classes, bool attributes, const std::string& out) {
-  if (attributes)
-    throw Error("export: the model is conditioned on continuous attributes (model.condition: attr or both); flowlab "
-                "export writes v(x, t) and label-conditioned v(x, t, label) only");
+                        int64_t num_classes, int64_t attr_dim, const std::string& out) {
   torch::jit::Module m("flowlab_field");
   for (const auto& p : model.named_parameters()) m.register_parameter(attribute_name(p.key()), p.value(), false);
   for (const auto& b : model.named_buffers()) m.register_buffer(attribute_name(b.key()), b.value());
   std::vector<int64_t> shape = {2};
   shape.insert(shape.end(), event_shape.begin(), event_shape.end());
   const at::Tensor x = at::randn(shape), t = at::rand({2});
-  const bool labelled = num_classes > 0;
+  const bool labelled = num_classes > 0, attributed = attr_dim > 0;
+  // The inputs after x, t (and d): [label][, attr, null].
+  std::vector<at::Tensor> conditions;
+  if (labelled) conditions.push_back(at::arange(2, at::kLong).remainder(num_classes));
+  if (attributed) {  // null = [false, true]; 1.13's at::tensor has no bool overload
+    conditions.push_back(at::randn({2, attr_dim}));
+    conditions.push_back(at::arange(2, at::kLong).eq(1));
+  }
   auto cond = [&](const std::vector<at::Tensor>& a, size_t at) {
     Condition c;
-    if (labelled) c.label = a[at];
+    if (labelled) c.label = a[at++];
+    if (attributed) c.attr = a[at], c.drop = a[at + 1];
     return c;
   };
   std::vector<at::Tensor> inputs = {x, t};
-  if (labelled) inputs.push_back(at::arange(2, at::kLong).remainder(num_classes));
+  inputs.insert(inputs.end(), conditions.begin(), conditions.end());
   at::NoGradGuard no_grad;
   add_traced_method(m, "forward", inputs,
                     [&](const std::vector<at::Tensor>& a) { return model.forward(a[0], a[1], cond(a, 2)); });

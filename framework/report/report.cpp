@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 #include <hdf5.h>
-#include <unistd.h>
+#include <sstream>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -259,25 +259,12 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
   return t;
 }
 
-/// The ids the experiment's sweep expands to, from its stored text. The text is loaded from a temporary copy in
-/// the directory of the original experiment file when that still exists (relative paths in it resolve the same).
+/// The ids the experiment's sweep expands to, from its stored text, read as the original experiment file (relative
+/// paths in it resolve the same).
 std::vector<std::string> expected_ids(const StoredResults& r, const Registry& registry) {
-  fs::path dir = fs::temp_directory_path();
-  std::error_code ec;
-  if (!r.experiment_file.empty() && fs::is_directory(fs::path(r.experiment_file).parent_path(), ec) &&
-      ::access(fs::path(r.experiment_file).parent_path().c_str(), W_OK) == 0)
-    dir = fs::path(r.experiment_file).parent_path();
-  const fs::path tmp = dir / fmt::format(".flowlab_report_{}.yaml", ::getpid());
-  std::ofstream(tmp) << r.experiment_yaml;
   std::vector<std::string> ids;
-  try {
-    const Experiment ex = load_experiment(tmp.string(), registry);
-    for (const auto& t : ex.trials) ids.push_back(t.id);
-  } catch (...) {
-    fs::remove(tmp, ec);
-    throw;
-  }
-  fs::remove(tmp, ec);
+  for (const auto& t : load_experiment_text(r.experiment_file, r.experiment_yaml, registry, false).trials)
+    ids.push_back(t.id);
   return ids;
 }
 
@@ -540,6 +527,28 @@ bool has_object(const std::string& file, const std::string& object) {
     if (H5Lexists(f, sofar.c_str(), H5P_DEFAULT) <= 0) return false;
   }
   return true;
+}
+
+PhemaRecord read_phema(const std::string& file, const std::string& trial_id) {
+  Silence s;
+  const std::string path = "trials/" + trial_id + "/phema";
+  if (!has_object(file, path))
+    throw Error(fmt::format("{}: trial {} kept no post-hoc EMA snapshots: train it with train.phema (e.g. "
+                            "train.phema: {{stds: [0.05, 0.1], snapshots: 16}})", file, trial_id));
+  PhemaRecord r;
+  {
+    const H5 f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + file);
+    const H5 g(H5Gopen2(f, path.c_str(), H5P_DEFAULT), "opening " + path);
+    r.steps = read_1d<int64_t>(g, "steps");
+    r.stds = read_1d<double>(g, "stds");
+    std::stringstream names(attr_string(g, "parameters"));
+    for (std::string line; std::getline(names, line);) r.parameters.push_back(line);
+  }
+  r.values = read_array(file, path + "/values");
+  if (r.stds.size() != r.steps.size() || r.values.shape.size() != 2 || r.values.shape[0] != int64_t(r.steps.size()))
+    throw Error(fmt::format("{}: {} is damaged: {} steps, {} stds and values of {} dimensions", file, path,
+                            r.steps.size(), r.stds.size(), r.values.shape.size()));
+  return r;
 }
 
 StoredModel read_model(const std::string& file, const std::string& trial_id) {

@@ -4,6 +4,7 @@
 #include "flowlab/results.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <hdf5.h>
 
 #include <algorithm>
@@ -334,6 +335,13 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
       attr_int_list(w, "event_shape", r.event_shape);
       attr_string(w, "condition", r.condition);
       for (const auto& [key, value] : r.weights) dataset_array(w, key, value);
+    }
+    if (!r.phema.empty()) {  // flowlab ema reconstructs any EMA length from these
+      const H5Handle ph = new_group(g, "phema");
+      dataset_1d(ph, "steps", r.phema.steps);
+      dataset_1d(ph, "stds", r.phema.stds);
+      dataset_array(ph, "values", r.phema.values);
+      attr_string(ph, "parameters", fmt::format("{}", fmt::join(r.phema.parameters, "\n")));
     }
   }
   f.publish();  // readers see the old file or the whole new one, also after a power loss

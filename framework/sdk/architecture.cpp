@@ -86,18 +86,19 @@ Tensor ConditionEmbedderImpl::forward(const Condition& cond, int64_t batch, cons
   // trace of a label-conditioned network (flowlab export) then takes any batch. The same values (0 + e = e).
   Tensor out;
   auto add = [&](const Tensor& part) { out = out.defined() ? out + part : part; };
-  const Tensor drop = cond.drop.defined() ? cond.drop.to(options.device()).to(at::kBool).reshape({batch, 1}) : Tensor();
+  // Likewise the given parts are shaped by -1 and the nulls broadcast, never by `batch`, which a trace would keep.
+  const Tensor drop = cond.drop.defined() ? cond.drop.to(options.device()).to(at::kBool).reshape({-1, 1}) : Tensor();
   if (num_classes_ > 0) {
     Tensor labels = cond.label.defined() ? cond.label.to(options.device()).to(at::kLong)
                                          : at::full({batch}, num_classes_, options.dtype(at::kLong));
-    if (drop.defined()) labels = at::where(drop.reshape({batch}), at::full_like(labels, num_classes_), labels);
+    if (drop.defined()) labels = at::where(drop.reshape({-1}), at::full_like(labels, num_classes_), labels);
     add(classes_->forward(labels));
   }
   if (attr_dim_ > 0) {
-    const Tensor null = null_attr_.expand({batch, dim_});
-    Tensor a = cond.attr.defined() ? attr_->forward(cond.attr.to(options.device(), options.dtype().toScalarType()).reshape({batch, attr_dim_}))
-                                   : null;
-    if (drop.defined()) a = at::where(drop, null, a);
+    Tensor a = cond.attr.defined()
+                   ? attr_->forward(cond.attr.to(options.device(), options.dtype().toScalarType()).reshape({-1, attr_dim_}))
+                   : null_attr_.expand({batch, dim_});
+    if (drop.defined()) a = at::where(drop, null_attr_, a);
     add(a);
   }
   return out.defined() ? out : at::zeros({batch, dim_}, options);

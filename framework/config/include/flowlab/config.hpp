@@ -41,7 +41,15 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;     ///< save a checkpoint every N steps; 0: none
   double p_uncond = 0.1;            ///< probability of training a row with the null condition (conditioned models)
   std::string precision = "fp32";   ///< fp32, bf16 (autocast) or tf32 (CUDA's TF32 mode): precision.hpp
+  /// Post-hoc EMA (train.phema: {stds, snapshots}): EDM2's power-function EMAs of these relative stds, each kept
+  /// `phema_snapshots` times over the stage, evenly (engine/phema.hpp); empty: none.
+  std::vector<double> phema_stds;
+  int64_t phema_snapshots = 0;
 };
+
+/// The largest relative std of a power-function EMA profile, 1/sqrt(12) (the uniform average over all of training):
+/// train.phema.stds and eval.ema_std lie in (0, kPhemaMaxStd).
+constexpr double kPhemaMaxStd = 0.28867513459481287;
 
 /// One evaluation row: a solver with its parameters and, for fixed-step solvers, a step count.
 struct EvalRun {
@@ -91,6 +99,10 @@ struct EvalConfig {
   /// eval.as_path: sample the model as if it had been trained on this affine path (schedule_transform.hpp); name
   /// empty: on its own path. Every run's label then ends in ",as_path=NAME".
   PluginChoice as_path;
+  /// eval.ema_std: post-hoc EMA lengths (relative stds) reconstructed from train.phema's snapshots at each stage's
+  /// end; every run is evaluated on each, after the stage's ordinary rows, labelled ",ema_std=S". A sweep axis over
+  /// eval.ema_std is folded into this list: one trial, trained once.
+  std::vector<double> ema_stds;
 };
 
 /// Reflow rounds (Liu et al.'s rectification with the texts' EMA teacher and mixing schedule): round 0 is ordinary
@@ -180,6 +192,10 @@ struct Experiment {
 /// `documents`: also write each trial's resolved_yaml and source_yaml; `flowlab validate`, which needs neither,
 /// skips them.
 FLOWLAB_API Experiment load_experiment(const std::string& file, const Registry& registry, bool documents = true);
+/// load_experiment on `text`, the contents of `file` (an experiment kept in a results file, for example); errors
+/// name `file`.
+FLOWLAB_API Experiment load_experiment_text(const std::string& file, const std::string& text, const Registry& registry,
+                                            bool documents = true);
 
 /// The snapshot of one trial that the runner hands to a worker (`OUT.trials/<stem>.trial.yaml`): its id, seed,
 /// swept values and its own document (TrialConfig::source_yaml), as YAML. A worker reads it instead of the whole

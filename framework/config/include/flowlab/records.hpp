@@ -85,6 +85,16 @@ struct RoundRecord {
   Array pairs_x0, pairs_x1;  ///< its teacher pairs (x0, x1_hat); empty for round 0
 };
 
+/// train.phema's snapshots of a trial's final stage (the stage whose weights are stored): the step and relative std
+/// of each, and their values [K, P], each row the trained parameters (`parameters`, in order) flattened.
+struct PhemaRecord {
+  std::vector<int64_t> steps;
+  std::vector<double> stds;
+  std::vector<std::string> parameters;  ///< the state-dict keys of the parameters a row holds, in its order
+  Array values;
+  bool empty() const { return steps.empty(); }
+};
+
 struct TrialResult {
   std::string id;
   std::string status;  ///< completed, diverged or failed
@@ -113,6 +123,7 @@ struct TrialResult {
   std::vector<std::pair<std::string, std::string>> architecture_params;  ///< its resolved parameters, as text
   std::vector<int64_t> event_shape;          ///< shape of one sample
   std::string condition = "none";            ///< what the model is conditioned on
+  PhemaRecord phema;                         ///< post-hoc EMA snapshots (train.phema); empty without
 };
 
 }  // namespace flowlab

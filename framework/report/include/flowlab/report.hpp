@@ -72,6 +72,9 @@ struct StoredModel {
   std::string objective = "flow_matching";
 };
 FLOWLAB_API StoredModel read_model(const std::string& file, const std::string& trial_id);
+/// The post-hoc EMA snapshots of a trial (/trials/<id>/phema, train.phema). Throws flowlab::Error naming the file
+/// when the trial kept none.
+FLOWLAB_API PhemaRecord read_phema(const std::string& file, const std::string& trial_id);
 
 /// One row of the quality-vs-steps table: one eval label aggregated over the trials of a group.
 struct ReportRow {
