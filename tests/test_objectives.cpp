@@ -1,4 +1,4 @@
-// Training objectives (the `objective` plugin kind): flow_matching pinned bit for bit to the engine's loss before the
+// Training objectives (the `objective` plugin kind): flow_matching pinned (to rounding) to the engine's loss before the
 // plugin kind; the JVP against central differences; MeanFlow's target, the shortcut bootstrap and consistency FM on
 // flows whose average velocity is known in closed form; few-step sampling with exact NFE; resume; located errors.
 #include <catch2/catch_test_macros.hpp>
@@ -98,14 +98,16 @@ std::string write_experiment(const fs::path& dir, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("objective/flow_matching reproduces the engine's loss from before the plugin kind bit for bit",
+TEST_CASE("objective/flow_matching reproduces the engine's losses and gradient norms from before the plugin kind",
           "[objective][pin]") {
   // tests/data/flow_matching_pin.csv: losses and gradient norms of objective_pin.yaml's trials (rectified, cosine with
   // snr weighting, the bridge's extra noise, minibatch OT drawn ahead, labels with p_uncond), written by flowlab at
-  // 2641062 (tests/data/make_flow_matching_pin.sh) built on Debian's LibTorch. That build must match it bit for bit.
+  // 2641062 (tests/data/make_flow_matching_pin.sh) built on Debian's LibTorch. On the CPU that wrote it, that build
+  // matched it bit for bit; but OpenBLAS picks its GEMM kernels by CPU, and on an AMD EPYC the gradient norms differ
+  // by ~1e-8 relative and a few losses by one float ulp (~1e-7). So there the pin holds to 1e-6 relative.
   // PyPI's torch (MKL, other kernels) rounds its sums differently, so there the pin holds to 1e-5 relative: still
   // far below what a change of the draws or the loss would move (the losses differ from step to step by O(1)).
-  const bool exact = FLOWLAB_SYSTEM_TORCH;
+  const double tolerance = FLOWLAB_SYSTEM_TORCH ? 1e-6 : 1e-5;
   std::map<std::string, std::vector<std::pair<double, double>>> pinned;
   std::ifstream csv(std::string(FLOWLAB_TEST_DATA) + "/flow_matching_pin.csv");
   std::string line;
@@ -130,13 +132,8 @@ TEST_CASE("objective/flow_matching reproduces the engine's loss from before the 
     REQUIRE(result.train.loss.size() == expect.size());
     for (size_t i = 0; i < expect.size(); ++i) {
       INFO("step " << i);
-      if (exact) {
-        CHECK(result.train.loss[i] == expect[i].first);
-        CHECK(result.train.grad_norm[i] == expect[i].second);
-      } else {
-        CHECK(std::abs(result.train.loss[i] - expect[i].first) <= 1e-5 * std::abs(expect[i].first));
-        CHECK(std::abs(result.train.grad_norm[i] - expect[i].second) <= 1e-5 * std::abs(expect[i].second));
-      }
+      CHECK(std::abs(result.train.loss[i] - expect[i].first) <= tolerance * std::abs(expect[i].first));
+      CHECK(std::abs(result.train.grad_norm[i] - expect[i].second) <= tolerance * std::abs(expect[i].second));
     }
   }
 }
