@@ -12,7 +12,8 @@ there twice, as after a restart without a SessionLog START, is a mismatch), and 
 the size (images, checked against the PNG's own header too):
     {"scalars": {"loss": {"steps": [0, 1, 2], "values": [1.0, 0.5, 0.33], "rtol": 1e-6}},
      "images": {"samples": {"steps": [5], "width": 96, "height": 96}},
-     "rtol": 1e-6, "atol": 0}
+     "rtol": 1e-6, "atol": 0, "only": true}
+("only": no tag may be there beyond the spec's.)
 --scalar and --image check one point each: that the tag has that step once, with that value or size (other steps
 may be there too). Scalars are stored as float32: a value matches when |found - expected| <= atol + rtol * |expected|
 (defaults: rtol 1e-6, atol 0; per tag in the spec, else top-level in the spec, else the options); NaN matches NaN.
@@ -100,6 +101,11 @@ def main():
         print(f"  image {t}: {len(points)} point(s) {show([(s, f'{w}x{h}') for s, (w, h) in points])}")
 
     failures = []
+    if spec.get("only"):  # no tag beyond the spec's
+        for kind, found, want in (("scalar", scalars, spec.get("scalars", {})), ("image", images, spec.get("images", {}))):
+            extra = sorted(set(found) - set(want))
+            if extra:
+                failures.append(f"{kind} tags not in the spec: {extra}")
     for tag, want in spec.get("scalars", {}).items():
         found = scalars.get(tag, [])
         if [s for s, _ in found] != list(want["steps"]):

@@ -148,6 +148,8 @@ const std::map<std::string, std::string> kNotTrialKeys = {
     {".threads", "threads per worker (results are the same: tested in test_runner)"},
     {".max_trial_seconds", "a time limit; a trial it stops is not a result"},
     {".limits", "limits of the sweep's size"},
+    {".log", "a section of where logs go (below)"},
+    {"log.tensorboard", "where TensorBoard's event files go; the results are the same"},
     {".data", "a section (its keys are probed)"},
     {".model", "a section"},
     {".train", "a section"},

@@ -1,7 +1,8 @@
 // TensorBoard event files: the TFRecord framing and the Event messages byte for byte as TensorBoard's own writer
 // makes them, files read back record by record (both CRCs checked), a resumed run's SessionLog START, files cut
 // mid-record, and the errors. TensorBoard's EventAccumulator reads them too in the ctest tensorboard_event_accumulator
-// (tests/tensorboard_write.cpp, tests/check_tensorboard.py).
+// (tests/tensorboard_write.cpp, tests/check_tensorboard.py); a trial's run (log.tensorboard) end to end in the ctest
+// tensorboard_run (tests/check_tensorboard_run.sh).
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
 
@@ -18,6 +19,8 @@
 #include "event.pb.h"  // flowlab_tensorboard_proto: the messages the writer writes
 #include "flowlab/files.hpp"
 #include "flowlab/tensorboard.hpp"
+#include "flowlab/tensorboard_log.hpp"
+#include "flowlab/trial_files.hpp"
 #include "support.hpp"
 
 namespace tb = flowlab::tensorboard;
@@ -263,4 +266,16 @@ TEST_CASE("scatter_image: dark points on white, both axes on one scale", "[tenso
   CHECK(dark == 2);  // one pixel each below 256 x 256
   CHECK(message_of<flowlab::Error>([] { flowlab::scatter_image({1.f, 2.f, 3.f}, 64); }) ==
         "scatter_image: 3 values, but x and y interleaved make an even count");
+}
+
+TEST_CASE("a trial's TensorBoard run: its directory, and the quality-vs-NFE curve of an evaluation row",
+          "[tensorboard]") {
+  CHECK(flowlab::TensorBoardLog::run_dir("runs/x", "lr=0.01,seed=1") ==
+        "runs/x/" + flowlab::trial_file_stem("lr=0.01,seed=1"));
+  using flowlab::TensorBoardLog;
+  CHECK(TensorBoardLog::curve("euler:steps=4") == "euler");
+  CHECK(TensorBoardLog::curve("dopri5:rtol=0.001,atol=1e-06") == "dopri5");
+  CHECK(TensorBoardLog::curve("euler:steps=8,grid=edm") == "euler:grid=edm");
+  CHECK(TensorBoardLog::curve("heun:grid=edm,steps=8,ema_std=0.1") == "heun:grid=edm,ema_std=0.1");
+  CHECK(TensorBoardLog::curve("few_step") == "few_step");
 }

@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
   trial->add_option("--threads", job.threads);
   trial->add_option("--out", job.out)->required();
   trial->add_option("--checkpoint", job.checkpoint);
+  trial->add_option("--tensorboard", job.tensorboard);
   trial->add_option("--config-hash", job.config_hash);
 
   const auto merge_cmd = flowlab::cli::add_merge_command(app);

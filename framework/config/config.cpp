@@ -92,9 +92,10 @@ std::string config_hash(const std::string& resolved_yaml) {
 namespace {
 
 const std::vector<std::string> kTopKeys = {"name",  "output", "devices", "workers_per_device", "threads",
-                                           "max_trial_seconds", "limits", "data", "model", "train", "eval", "reflow",
-                                           "distill", "sweep"};
+                                           "max_trial_seconds", "limits", "log", "data", "model", "train", "eval",
+                                           "reflow", "distill", "sweep"};
 const std::vector<std::string> kLimitKeys = {"trials", "pairs_gb"};
+const std::vector<std::string> kLogKeys = {"tensorboard"};
 // The most YAML nodes an experiment may have with its aliases expanded.
 constexpr size_t kMaxNodes = 100000;
 const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
@@ -1279,6 +1280,25 @@ void read_limits(const Reader& r, const YAML::Node& root, ExperimentLimits& limi
   if (n["pairs_gb"]) limits.pairs_gb = r.real(n["pairs_gb"], "limits.pairs_gb", 1e-9, 1e9);
 }
 
+// log: where the trials' logs go beside the results: tensorboard, a directory (made when missing) of one run per trial.
+void read_log(const Reader& r, const YAML::Node& root, Experiment& ex) {
+  const YAML::Node n = root["log"];
+  if (!n) return;
+  r.check_keys(n, "log", kLogKeys);
+  if (!n["tensorboard"]) return;
+  const std::string dir = r.text(n["tensorboard"], "log.tensorboard");
+  std::error_code ec;
+  const auto st = std::filesystem::status(dir, ec);
+  std::string bad;
+  if (dir.empty()) bad = "is empty";
+  else if (dir.find('\0') != std::string::npos) bad = "holds a NUL character";
+  else if (std::filesystem::exists(st) && !std::filesystem::is_directory(st)) bad = "exists and is not a directory";
+  if (!bad.empty())
+    r.fail(n["tensorboard"], "log.tensorboard",
+           fmt::format("'{}' {}: give a directory for TensorBoard's event files, e.g. runs/{}", dir, bad, ex.name));
+  ex.tensorboard = dir;
+}
+
 /// The sweep axes: grid keys cross, zip keys pair, seeds multiply.
 struct Sweep {
   std::vector<Axis> grid, zip;
@@ -1475,6 +1495,7 @@ Experiment load_experiment_text(const std::string& file, const std::string& text
   if (root["threads"]) ex.threads = r.integer(root["threads"], "threads", 1);
   if (root["max_trial_seconds"]) ex.max_trial_seconds = r.real(root["max_trial_seconds"], "max_trial_seconds", 0, 1e9);
   read_limits(r, root, ex.limits);
+  read_log(r, root, ex);
   r.limits = ex.limits;
   const Sweep sweep = read_sweep(r, root);
   check_trial_count(r, root, sweep, ex.limits.trials);
@@ -1533,6 +1554,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sect
   static const std::vector<std::pair<std::string, std::vector<std::string>>> sections = {
       {"", kTopKeys},
       {"limits", kLimitKeys},
+      {"log", kLogKeys},
       {"data", kDataKeys},
       {"model", kModelKeys},
       {"train", kTrainKeys},

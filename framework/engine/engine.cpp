@@ -584,9 +584,9 @@ class PairingThread {
 class TrialRun {
  public:
   TrialRun(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
-           const std::string& checkpoint, const StopFn& should_stop)
+           const std::string& checkpoint, const StopFn& should_stop, const TrialHooks& hooks)
       : trial_(trial), reg_(reg), device_(device), progress_(progress), checkpoint_(checkpoint),
-        should_stop_(should_stop), dev_(device), opts_(at::TensorOptions().dtype(at::kFloat).device(dev_)),
+        should_stop_(should_stop), hooks_(hooks), dev_(device), opts_(at::TensorOptions().dtype(at::kFloat).device(dev_)),
         stages_(plan_stages(trial)) {}
 
   TrialResult run();
@@ -700,6 +700,11 @@ class TrialRun {
   std::shared_ptr<Architecture> guide_model() const;
   /// Whether carry_.during holds the evaluation of stage `k` at `step`.
   bool evaluated_during(size_t k, int64_t step) const;
+  /// The step over every stage of `row`'s weights (TrialHooks' count): its train_step after the stages before its round.
+  int64_t trial_step(const EvalRow& row) const;
+  /// Writes the checkpoint of the current stage at `next_step` and tells hooks_ (checkpointed).
+  void checkpoint(Architecture& model, const FlatEma& ema, const FlatAdamW& opt, int64_t next_step,
+                  const std::vector<at::Tensor>& ahead = {});
   /// Sets what the results file says about the evaluation (noise, reference, metrics) from `in`.
   void describe_eval(const EvalInputs& in);
 
@@ -709,6 +714,7 @@ class TrialRun {
   const ProgressFn& progress_;
   const std::string& checkpoint_;
   const StopFn& should_stop_;
+  const TrialHooks& hooks_;
   const torch::Device dev_;
   const at::TensorOptions opts_;
   std::vector<RoundRecord> stages_;
@@ -949,6 +955,21 @@ at::Tensor TrialRun::distill_loss(const TrainConfig& c) {
   return trial_.distill.loss == "l1" ? d.abs().mean() : d.pow(2).mean();
 }
 
+int64_t TrialRun::trial_step(const EvalRow& row) const {
+  int64_t before = 0;
+  for (const auto& stage : stages_) {
+    if (stage.round == row.round) break;
+    before += stage.steps;
+  }
+  return before + row.train_step;
+}
+
+void TrialRun::checkpoint(Architecture& model, const FlatEma& ema, const FlatAdamW& opt, int64_t next_step,
+                          const std::vector<at::Tensor>& ahead) {
+  save_checkpoint(checkpoint_, model, ema, opt, next_step, out_.train, carry_, ahead);
+  if (hooks_.checkpointed) hooks_.checkpointed();
+}
+
 bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema) {
   RoundRecord& stage = stages_[k];
   const TrainConfig& c = train_config(trial_, stage.stage);
@@ -969,7 +990,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
   for (int64_t step = first_step; step < c.steps; ++step) {
     if (should_stop_ && should_stop_()) {
       if (checkpoints && step > first_step)
-        save_checkpoint(checkpoint_, *model_, ema, opt, step, out_.train, carry_, rng_for_checkpoint());
+        checkpoint(*model_, ema, opt, step, rng_for_checkpoint());
       throw Interrupted(steps_before_ + step, out_.train);
     }
     const double lr = learning_rate(c, step);
@@ -1012,7 +1033,7 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
     // Before the checkpoint of the same step, which then holds its rows.
     if (every > 0 && (step + 1) % every == 0 && step + 1 < c.steps) evaluate_at(step + 1);
     if (checkpoints && (step + 1) % c.checkpoint_every == 0 && step + 1 < c.steps)
-      save_checkpoint(checkpoint_, *model_, ema, opt, step + 1, out_.train, carry_, rng_for_checkpoint());
+      checkpoint(*model_, ema, opt, step + 1, rng_for_checkpoint());
   }
   stage.train_seconds += seconds_since(t_train) - evaluating;
   return true;
@@ -1064,8 +1085,11 @@ TrialResult TrialRun::run() {
     if (resuming_here) {
       first_step = load_checkpoint(checkpoint_, *model_, ema, opt, out_.train, carry_, resume_ahead_);
       if (!carry_.guide.empty()) carry_.guide_net.reset();  // kept before the checkpoint: trained no further
+      if (hooks_.evaluated)  // the checkpoint's rows from its step on, which a log resumed there drops
+        for (const auto& row : carry_.during)
+          if (trial_step(row) >= steps_before_ + first_step) hooks_.evaluated(trial_step(row), row);
     } else if (k > 0 && c.checkpoint_every > 0 && !checkpoint_.empty()) {
-      save_checkpoint(checkpoint_, *model_, ema, opt, 0, out_.train, carry_);  // the stage's pairs, kept
+      checkpoint(*model_, ema, opt, 0);  // the stage's pairs, kept
     }
     stage.pair_seconds = carry_.pair_seconds;
     stage.teacher_nfe = carry_.teacher_nfe;
@@ -1088,7 +1112,7 @@ TrialResult TrialRun::run() {
     // The trained state at the stage's end: a crash before the next stage's first checkpoint, or while
     // evaluating, does not retrain it.
     if (!checkpoint_.empty() && !(resuming_here && first_step >= c.steps))
-      save_checkpoint(checkpoint_, *model_, ema, opt, c.steps, out_.train, carry_);
+      checkpoint(*model_, ema, opt, c.steps);
     Finished f;
     f.raw = weights_of(*model_);
     if (ema.defined()) {  // the EMA as weights: assigned to the model, read, then the raw weights put back
@@ -1502,6 +1526,7 @@ void TrialRun::evaluate_runs(size_t k, const EvalInputs& in, const VelocityField
     row.train_step = carry_.finished[k].record.steps;
     if (!suffix.empty()) row.label += (row.label.find(':') == std::string::npos ? ":" : ",") + suffix;
     if (!row.error.empty()) ++out_.failed_rows;
+    if (hooks_.evaluated) hooks_.evaluated(trial_step(row), row);
     out_.eval.push_back(std::move(row));
   }
 }
@@ -1633,7 +1658,10 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
     row.train_step = step;
     rows.push_back(std::move(row));
   }
-  for (auto& row : rows) carry_.during.push_back(std::move(row));
+  for (auto& row : rows) {
+    if (hooks_.evaluated) hooks_.evaluated(steps_before_ + step, row);
+    carry_.during.push_back(std::move(row));
+  }
   out_.during_seconds += seconds_since(t0);
   return true;
 }
@@ -1643,8 +1671,8 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
 void set_pairing_ahead(bool on) { pairing_ahead.store(on); }
 
 TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
-                      const std::string& checkpoint, const StopFn& should_stop) {
-  return TrialRun(trial, reg, device, progress, checkpoint, should_stop).run();
+                      const std::string& checkpoint, const StopFn& should_stop, const TrialHooks& hooks) {
+  return TrialRun(trial, reg, device, progress, checkpoint, should_stop, hooks).run();
 }
 
 TrialResult evaluate_posthoc_ema(const TrialConfig& trial, const Registry& reg, const std::string& device,
@@ -1653,7 +1681,8 @@ TrialResult evaluate_posthoc_ema(const TrialConfig& trial, const Registry& reg, 
   const ProgressFn progress;
   const std::string checkpoint;
   const StopFn stop;
-  return TrialRun(trial, reg, device, progress, checkpoint, stop).posthoc(weights, phema, stds);
+  const TrialHooks hooks;
+  return TrialRun(trial, reg, device, progress, checkpoint, stop, hooks).posthoc(weights, phema, stds);
 }
 
 }  // namespace flowlab

@@ -16,15 +16,13 @@
 
 namespace flowlab {
 
-/// A grid of images [N, C, H, W] in [-1, 1] as an 8-bit PNG (C = 1: grey, 3: RGB), `cols` images per row with a
-/// one-pixel border. Returns false when the shape is not an image batch.
-bool write_image_grid(const Array& a, const std::string& path, int64_t cols) {
-  if (a.shape.size() != 4 || (a.shape[1] != 1 && a.shape[1] != 3)) return false;
+std::vector<uint8_t> image_grid(const Array& a, int64_t cols, int& width, int& height) {
+  if (a.shape.size() != 4 || (a.shape[1] != 1 && a.shape[1] != 3)) return {};
   const int64_t n = a.shape[0], c = a.shape[1], h = a.shape[2], w = a.shape[3];
   cols = std::max<int64_t>(1, std::min(cols, n));
   const int64_t rows = (n + cols - 1) / cols;
   const int64_t W = cols * (w + 1) + 1, H = rows * (h + 1) + 1;
-  std::vector<unsigned char> px(static_cast<size_t>(W * H * c), 255);
+  std::vector<uint8_t> px(static_cast<size_t>(W * H * c), 255);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t ox = 1 + (i % cols) * (w + 1), oy = 1 + (i / cols) * (h + 1);
     for (int64_t ch = 0; ch < c; ++ch)
@@ -32,12 +30,19 @@ bool write_image_grid(const Array& a, const std::string& path, int64_t cols) {
         for (int64_t x = 0; x < w; ++x) {
           const float v = a.values[static_cast<size_t>(((i * c + ch) * h + y) * w + x)];
           const double u = std::clamp((double(v) + 1.0) / 2.0, 0.0, 1.0);
-          px[static_cast<size_t>(((oy + y) * W + ox + x) * c + ch)] = static_cast<unsigned char>(std::lround(u * 255));
+          px[static_cast<size_t>(((oy + y) * W + ox + x) * c + ch)] = static_cast<uint8_t>(std::lround(u * 255));
         }
   }
-  if (!stbi_write_png(path.c_str(), static_cast<int>(W), static_cast<int>(H), static_cast<int>(c), px.data(),
-                      static_cast<int>(W * c)))
-    throw Error("could not write " + path);
+  width = static_cast<int>(W), height = static_cast<int>(H);
+  return px;
+}
+
+bool write_image_grid(const Array& a, const std::string& path, int64_t cols) {
+  int W = 0, H = 0;
+  const std::vector<uint8_t> px = image_grid(a, cols, W, H);
+  if (px.empty()) return false;
+  const int c = static_cast<int>(a.shape[1]);
+  if (!stbi_write_png(path.c_str(), W, H, c, px.data(), W * c)) throw Error("could not write " + path);
   return true;
 }
 

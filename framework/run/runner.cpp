@@ -661,6 +661,7 @@ int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& lo
     job.self = opt.self, job.plugin_paths = opt.plugin_paths, job.experiment_file = ex.file, job.id = t.id;
     job.config_hash = hash[trial], job.device = slots[slot_index], job.threads = threads;
     job.out = trial_file_path(output, t.id), job.checkpoint = checkpoint_path(output, t.id, hash[trial]);
+    job.tensorboard = ex.tensorboard;
     std::map<std::string, std::string> env;
     if (!slot_gpu[slot_index].empty())  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
       env["CUDA_VISIBLE_DEVICES"] = slot_gpu[slot_index], job.device = "cuda:0";

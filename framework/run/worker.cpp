@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -19,6 +20,7 @@
 #include "flowlab/integrity.hpp"
 #include "flowlab/results.hpp"
 #include "flowlab/runtime.hpp"
+#include "flowlab/tensorboard_log.hpp"
 
 namespace fs = std::filesystem;
 
@@ -77,6 +79,7 @@ std::vector<std::string> command_line(const Job& job) {
                            std::to_string(job.threads), "--out", job.out});
   if (!job.config_hash.empty()) args.insert(args.end(), {"--config-hash", job.config_hash});
   if (!job.checkpoint.empty()) args.insert(args.end(), {"--checkpoint", job.checkpoint});
+  if (!job.tensorboard.empty()) args.insert(args.end(), {"--tensorboard", job.tensorboard});
   return args;
 }
 
@@ -125,18 +128,31 @@ int run_worker(const Job& job, const Registry& registry) {
   if (!trial) throw Error(fmt::format("{}: no trial '{}'", source, job.id));
   if (!job.config_hash.empty() && config_hash(trial->resolved_yaml) != job.config_hash)
     throw Error(fmt::format("{}: the configuration of trial '{}' changed after the run started", source, job.id));
+  int64_t start_step = 0;  // where training starts: 0, or the checkpoint's step
   if (!job.checkpoint.empty() && fs::exists(job.checkpoint)) {
     try {
-      std::cout << resume_line(checkpoint_step(job.checkpoint, *trial), trial->total_steps()) << std::endl;
+      start_step = checkpoint_step(job.checkpoint, *trial);
+      std::cout << resume_line(start_step, trial->total_steps()) << std::endl;
     } catch (const std::exception&) {
       // run_trial reads it again and fails the trial with the reason
     }
   }
   TrialResult result;
   try {
+    std::unique_ptr<TensorBoardLog> tensorboard;
+    TrialHooks hooks;
+    if (!job.tensorboard.empty()) {
+      tensorboard = std::make_unique<TensorBoardLog>(job.tensorboard, *trial, start_step);
+      hooks = tensorboard->hooks();
+    }
     result = run_trial(
-        *trial, registry, job.device, [](const Progress& p) { std::cout << progress_line(p) << std::endl; },
-        job.checkpoint, [] { return g_stop_requested != 0; });
+        *trial, registry, job.device,
+        [&](const Progress& p) {
+          std::cout << progress_line(p) << std::endl;
+          if (tensorboard) tensorboard->progress(p);
+        },
+        job.checkpoint, [] { return g_stop_requested != 0; }, hooks);
+    if (tensorboard) tensorboard->flush();
   } catch (const Interrupted& e) {
     std::cerr << "flowlab: trial " << job.id << " stopped at step " << e.step() << "\n";
     return kExitInterrupted;

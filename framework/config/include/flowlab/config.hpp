@@ -182,6 +182,8 @@ struct Experiment {
   int64_t workers_per_device = 1;
   int64_t threads = 1;
   double max_trial_seconds = 0;  ///< wall-clock limit of one trial (training + evaluation); 0: none
+  /// log.tensorboard: the directory of the trials' TensorBoard runs (run/tensorboard_log.hpp); "": none
+  std::string tensorboard;
   std::vector<TrialConfig> trials;
 };
 

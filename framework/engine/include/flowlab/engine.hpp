@@ -59,9 +59,22 @@ FLOWLAB_API int64_t checkpoint_step(const std::string& path, const TrialConfig& 
 /// calling thread.
 FLOWLAB_API void set_pairing_ahead(bool on);
 
+/// What a trial reports as it runs besides Progress, for loggers such as the worker's TensorBoard log
+/// (run/tensorboard_log.hpp). Steps count over every stage, 0-based, as the TensorBoard log and Progress (step - 1)
+/// count them. Either may be empty.
+struct TrialHooks {
+  /// Each evaluation row as it is made (eval.every's during training, then the final ones), with the step over every
+  /// stage of the weights it evaluated (the stage's train_step plus the steps of the stages before it). A trial
+  /// resumed from a checkpoint reports again the rows that the checkpoint holds at or after its step, so that a log
+  /// which drops what it wrote from that step on still has them.
+  std::function<void(int64_t step, const EvalRow& row)> evaluated;
+  /// After each checkpoint is written: whatever a logger holds up to here is to be handed to the system.
+  std::function<void()> checkpointed;
+};
+
 FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& registry, const std::string& device,
                                   const ProgressFn& progress = ProgressFn(), const std::string& checkpoint = "",
-                                  const StopFn& should_stop = StopFn());
+                                  const StopFn& should_stop = StopFn(), const TrialHooks& hooks = TrialHooks());
 
 /// Post-hoc EMA after training (flowlab ema): builds `trial`'s model with its stored `weights` (by state-dict key, as
 /// TrialResult::weights), puts the EMA of each of `stds` reconstructed from `phema` (TrialResult::phema) in place of

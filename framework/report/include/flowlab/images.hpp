@@ -1,7 +1,9 @@
 // Image sample grids as PNG files.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "flowlab/errors.hpp"
 #include "flowlab/records.hpp"
@@ -12,6 +14,10 @@ namespace flowlab {
 /// row with a one-pixel white border. Returns false when the shape is not an image batch; throws flowlab::Error
 /// when the file cannot be written.
 FLOWLAB_API bool write_image_grid(const Array& images, const std::string& path, int64_t cols);
+
+/// The pixels write_image_grid writes: row-major [height, width, C] 8-bit values, with `width` and `height` set.
+/// Empty when the shape is not an image batch [N, C, H, W] with C = 1 or 3.
+FLOWLAB_API std::vector<uint8_t> image_grid(const Array& images, int64_t cols, int& width, int& height);
 
 /// One image [C, H, W] with values in [-1, 1] (C = 1 or 3) as an 8-bit PNG of W x H pixels, no border (masks and
 /// observed images for `flowlab sample --inpaint`). Throws flowlab::Error for another shape or a failed write.

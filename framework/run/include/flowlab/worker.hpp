@@ -44,6 +44,7 @@ struct Job {
   int64_t threads = 1;
   std::string out;              ///< the trial's result file
   std::string checkpoint;       ///< the trial's checkpoint file ("" for none)
+  std::string tensorboard;      ///< the experiment's log.tensorboard: the trial logs to its run there ("" for none)
 };
 
 /// argv for the worker process (argv[0] is job.self).
