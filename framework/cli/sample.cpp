@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "stored_model.hpp"
 #include "flowlab/architecture.hpp"
+#include "flowlab/arrays.hpp"
 #include "flowlab/files.hpp"
 #include "flowlab/objective.hpp"
 #include "flowlab/path.hpp"
@@ -28,18 +29,6 @@ namespace fs = std::filesystem;
 
 namespace flowlab::cli {
 namespace {
-
-at::Tensor to_tensor(const Array& a) {
-  return at::from_blob(const_cast<float*>(a.values.data()), a.shape, at::kFloat).clone();
-}
-
-Array to_array(const at::Tensor& t) {
-  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
-  Array a;
-  a.shape.assign(c.sizes().begin(), c.sizes().end());
-  a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return a;
-}
 
 const Array* find_weight(const StoredModel& m, const std::string& suffix) {
   for (const auto& [k, v] : m.weights)

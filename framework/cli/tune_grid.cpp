@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "stored_model.hpp"
 #include "flowlab/architecture.hpp"
+#include "flowlab/arrays.hpp"
 #include "flowlab/integrity.hpp"
 #include "flowlab/metric.hpp"
 #include "flowlab/path.hpp"
@@ -26,10 +27,6 @@ namespace flowlab::cli {
 namespace {
 
 const std::vector<std::string> kObjectives = {"endpoint", "w2"};
-
-at::Tensor to_tensor(const Array& a) {
-  return at::from_blob(const_cast<float*>(a.values.data()), a.shape, at::kFloat).clone();
-}
 
 // Writes the tuned grid into a copy of the results file, then puts the copy in place with its checksum: the results
 // are never half-written. Group tuned_grids/<trial>/<run>: times, with the objective's values as attributes.

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "flowlab/architecture.hpp"
+#include "flowlab/arrays.hpp"
 #include "flowlab/coupling.hpp"
 #include "flowlab/cuda_graph.hpp"
 #include "flowlab/dataset.hpp"
@@ -45,6 +46,19 @@
 #include "flowlab/weighting.hpp"
 
 namespace flowlab {
+
+Array to_array(const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  Array a;
+  a.shape.assign(c.sizes().begin(), c.sizes().end());
+  a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  return a;
+}
+
+at::Tensor to_tensor(const Array& a) {
+  return at::from_blob(const_cast<float*>(a.values.data()), a.shape, at::kFloat).clone();
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -90,13 +104,6 @@ void load_weights(Architecture& model, const std::vector<at::Tensor>& w) {
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(w[params.size() + i]);
 }
 
-Array to_array(const at::Tensor& t) {
-  const at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
-  Array a;
-  a.shape.assign(c.sizes().begin(), c.sizes().end());
-  a.values.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return a;
-}
 
 std::vector<at::Tensor> weights_now(Architecture& model, const FlatEma& ema, bool use_ema);
 /// The model's weights with the parameters that train taken from `flat` (FlatAdamW's order), the others and the
@@ -186,9 +193,6 @@ std::string text_of(const at::Tensor& t) {
   const at::Tensor c = t.contiguous();
   return std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()));
 }
-at::Tensor array_tensor(const Array& a) {
-  return at::from_blob(const_cast<float*>(a.values.data()), a.shape, at::kFloat).clone();
-}
 
 // The rows evaluated during training: their numbers in two tables, then each row's strings, metrics and arrays.
 constexpr int64_t kRowInts = 7, kRowReals = 5;
@@ -213,8 +217,8 @@ void write_rows(torch::serialize::OutputArchive& a, const std::vector<EvalRow>& 
     a.write(p + "metrics", as_tensor(r.metrics));
     a.write(p + "times", as_tensor(r.times));
     a.write(p + "mean_speed", as_tensor(r.mean_speed));
-    if (!r.samples.empty()) a.write(p + "samples", array_tensor(r.samples));
-    if (!r.trajectory.empty()) a.write(p + "trajectory", array_tensor(r.trajectory));
+    if (!r.samples.empty()) a.write(p + "samples", to_tensor(r.samples));
+    if (!r.trajectory.empty()) a.write(p + "trajectory", to_tensor(r.trajectory));
   }
 }
 
@@ -1554,7 +1558,7 @@ TrialResult TrialRun::posthoc(const std::vector<std::pair<std::string, Array>>& 
   auto stored = [&](const std::string& key, const at::Tensor& like) {
     const auto it = by_key.find(key);
     if (it == by_key.end()) throw Error(fmt::format("the stored weights have no tensor '{}'", key));
-    const at::Tensor w = array_tensor(*it->second);
+    const at::Tensor w = to_tensor(*it->second);
     if (w.sizes() != like.sizes())
       throw Error(fmt::format("the stored tensor '{}' has shape {}, the model's {}", key, c10::str(w.sizes()), c10::str(like.sizes())));
     return w.to(like.options());
@@ -1568,7 +1572,7 @@ TrialResult TrialRun::posthoc(const std::vector<std::pair<std::string, Array>>& 
     if (kv.value().requires_grad()) trained.push_back(kv.key()), width += kv.value().numel();
   if (trained != phema.parameters || phema.values.shape.size() != 2 || phema.values.shape[1] != width)
     throw Error("the post-hoc EMA snapshots do not hold this model's trained parameters");
-  const at::Tensor values = array_tensor(phema.values).to(opts_.device());
+  const at::Tensor values = to_tensor(phema.values).to(opts_.device());
   for (size_t i = 0; i < phema.steps.size(); ++i) f.phema.push_back({phema.steps[i], phema.stds[i], values[int64_t(i)]});
   f.record = stages_.back();
   const size_t k = stages_.size() - 1;

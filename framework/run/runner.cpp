@@ -25,6 +25,7 @@
 #include <functional>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -443,488 +444,575 @@ static std::string quality_summary(const std::string& output) {
   }
 }
 
-int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& log) {
-  const std::string output = opt.out.empty() ? ex.output : opt.out;
-  const auto& devices = opt.devices.empty() ? ex.devices : opt.devices;
-  bool need_probe = false, want_auto = false;
-  for (const auto& d : devices) need_probe = need_probe || d != "cpu", want_auto = want_auto || d == "auto";
-  const worker::DeviceInfo visible = need_probe ? probe_devices(opt.self) : worker::DeviceInfo();
-  const auto slots = device_slots(devices, opt.workers > 0 ? opt.workers : ex.workers_per_device, visible);
-  // What each worker's CUDA_VISIBLE_DEVICES will be: one GPU each, from this process's own list (Slurm's gres).
-  const char* cuda_env = std::getenv("CUDA_VISIBLE_DEVICES");
-  std::vector<std::string> slot_gpu;
-  for (const auto& s : slots) slot_gpu.push_back(worker_cuda_visible_devices(s, cuda_env));
-  const int64_t threads = opt.threads > 0 ? opt.threads : ex.threads;
-  const bool tty = ::isatty(STDOUT_FILENO);
-  // Every line is flushed: a log on a pipe or a file (Slurm) keeps what was written when the run is killed. A log
-  // that cannot be written (its disk is full) ends the run like any other write error, at the end.
-  int log_errno = 0;
-  auto emit = [&](const std::string& text) {
-    errno = 0;
-    log << text;
-    log.flush();
-    if (!log) {
-      if (!log_errno) log_errno = errno ? errno : EIO;
-      log.clear();
-    }
-  };
-  check_trial_files(ex, output);
-  // The devices, where a log must show them: the GPU of each slot, or why `auto` found none despite a GPU list.
-  std::string device_note;
-  std::vector<std::string> gpus_of_slots;
-  for (const auto& g : slot_gpu)
-    if (!g.empty()) gpus_of_slots.push_back(g);
-  if (!gpus_of_slots.empty())
-    device_note = fmt::format("workers' CUDA_VISIBLE_DEVICES: {} (one GPU each, in slot order{})\n",
-                              fmt::join(gpus_of_slots, ", "),
-                              cuda_env && *cuda_env ? fmt::format("; this process has CUDA_VISIBLE_DEVICES={}", cuda_env)
-                                                    : "");
-  else if (want_auto && visible.gpus == 0 && cuda_env && *cuda_env)
-    device_note = fmt::format("note: CUDA_VISIBLE_DEVICES={} is set, but {}: devices auto runs on cpu\n", cuda_env,
-                              visible.cuda ? "no GPU is visible" : "this LibTorch has no CUDA");
+namespace {
 
-  if (opt.dry_run) {
-    emit(fmt::format("{}: {} on {} ({}), {} each -> {}\n", ex.name, counted(ex.trials.size(), "trial"),
-                     counted(slots.size(), "slot"), fmt::join(slots, ", "), counted(threads, "thread"), output));
-    emit(device_note);
-    for (size_t i = 0; i < ex.trials.size(); ++i) {
-      if (opt.shard_count > 0 && static_cast<int64_t>(i % static_cast<size_t>(opt.shard_count)) != opt.shard_index)
-        continue;
-      const auto& t = ex.trials[i];
-      std::string stages;
-      if (t.reflow.rounds > 0) stages += fmt::format(" + {} of {}", counted(t.reflow.rounds, "reflow round"), t.reflow.train.steps);
-      if (t.distill.enabled) stages += fmt::format(" + distill {}", t.distill.train.steps);
-      const std::string during =
-          t.eval.every > 0 ? fmt::format(" ({} every {} steps)",
-                                         t.eval.during.empty() ? std::string("all") : std::to_string(t.eval.during.size()),
-                                         t.eval.every)
-                           : "";
-      emit(fmt::format("{:>4}  {}  (train {}{}, {}{})\n", i, t.id, counted(t.train.steps, "step"), stages,
-                       counted(t.eval.runs.size(), "eval run"), during));
-    }
-    return 0;
-  }
+/// One `flowlab run`: its slots, its trials' queue and statuses, the running workers and the experiment file's
+/// merges. run() is the whole life: resolve the devices, check and prepare the output, then launch, watch and finish
+/// workers until the queue is done or a signal, --fail-fast or a full disk stops it, and summarise.
+class Scheduler {
+ public:
+  Scheduler(const Experiment& ex, const RunOptions& opt, std::ostream& log)
+      : ex_(ex), opt_(opt), log_(log), output_(opt.out.empty() ? ex.output : opt.out),
+        trial_dir_(flowlab::trial_dir(output_)), sharded_(opt.shard_count > 0),
+        threads_(opt.threads > 0 ? opt.threads : ex.threads), tty_(::isatty(STDOUT_FILENO)) {}
 
-  const std::string trial_dir = flowlab::trial_dir(output);
-  const bool sharded = opt.shard_count > 0;
-  // One runner per output (files.hpp): a shard locks its own share, since shards of one sweep run at once.
-  const OutputLock lock(sharded ? fmt::format("{}.shard{}of{}", output, opt.shard_index, opt.shard_count) : output,
-                        sharded ? fmt::format("flowlab run, shard {}/{}", opt.shard_index, opt.shard_count)
-                                : std::string(opt.resume ? "flowlab run --resume" : "flowlab run"));
-  // This run's trials: all, or its shard's share. Shards write their trial files into the same directory (each its
-  // own files) and never the experiment file, which `flowlab merge` builds from them.
-  std::vector<size_t> mine;
-  if (sharded) {
-    mine = shard_trials(ex.trials.size(), opt.shard_index, opt.shard_count);
-  } else {
-    for (size_t i = 0; i < ex.trials.size(); ++i) mine.push_back(i);
-  }
-  std::set<std::string> my_stems;
-  for (size_t i : mine) my_stems.insert(trial_file_stem(ex.trials[i].id));
-  if (!opt.resume && !sharded && (fs::exists(output) || fs::exists(trial_dir)))
-    throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output));
-  // --resume rewrites the experiment file: never over a file that is not this experiment's results.
-  if (opt.resume && !sharded && fs::exists(output) && !set_aside_damaged_output(output, emit)) {
-    const auto name = experiment_file_name(output);
-    if (!name)
-      throw Error(fmt::format("{} exists and is not a flowlab results file: --resume would replace it; choose another "
-                              "--out", output));
-    if (*name != ex.name)
-      throw Error(fmt::format("{} holds the results of experiment '{}', not '{}': --resume would replace them; choose "
-                              "another --out", output, *name, ex.name));
-  }
-  if (!opt.resume && sharded)
-    for (size_t i : mine)
-      if (fs::exists(trial_file_path(output, ex.trials[i].id)))
-        throw Error(fmt::format("{} already exists (trial {} of shard {}/{}): use --resume to finish that shard, or "
-                                "choose another --out", trial_file_path(output, ex.trials[i].id), ex.trials[i].id,
-                                opt.shard_index, opt.shard_count));
+  int run();
 
-  std::vector<std::string> hash(ex.trials.size());
-  for (size_t i : mine) hash[i] = config_hash(ex.trials[i].resolved_yaml);
+ private:
+  // Setting up.
+  void resolve_devices();  // slots_, slot_gpu_ and device_note_
+  int dry_run();           // the trial table, nothing written
+  void check_output();     // takes the lock, picks this run's trials, refuses what it must not overwrite
+  void plan_queue();       // hashes, statuses of kept results, the queue
+  void prepare_trial_dir();
+  // The log and the experiment file.
+  void emit(const std::string& text);
+  void clear_block();
+  bool disk_failed(const WriteError& e);
+  void merge();
+  void merge_if_due();
+  // Workers.
+  void launch(size_t slot, size_t trial);
+  void read_lines(Running& r);
+  void record(const TrialConfig& t, const TrialResult& res, const std::string& file);
+  void finish(size_t slot, int wstatus);
+  void stop_all_for_fail_fast();
+  void report();
+  void handle_signals();
+  void launch_free_slots();
+  bool watch_workers();  // one poll of the running workers; false when none runs
+  int summarize();
 
-  if (opt.resume) set_aside_damaged_trial_files(ex, mine, output, emit);
-  std::deque<size_t> queue;
-  std::vector<std::string> status(ex.trials.size());
-  for (size_t i : mine) {
-    const auto& t = ex.trials[i];
-    const auto info = read_trial_file(trial_file_path(output, t.id));
-    if (info && info->id == t.id && info->config_hash != hash[i]) {
-      emit(fmt::format("{}: its configuration changed since its result was written: it runs again\n", t.id));
-    } else if (info && info->id == t.id) {
-      status[i] = info->status;
-      if (info->status == "completed" || info->status == "diverged" || !opt.retry_failed) continue;
-      status[i].clear();
-    }
-    queue.push_back(i);
-  }
-  std::error_code ec;
-  fs::create_directories(trial_dir);
-  if (sharded) remove_own_temporaries(trial_dir, my_stems);  // left by a killed run of this shard
-  else remove_temporaries(trial_dir);                        // left by a killed run
-  // The experiment's text next to the trial files: `flowlab merge OUT DIR.trials` finds the experiment there.
-  try {
-    write_atomically(trial_dir + "/experiment.yaml", ex.text);
-  } catch (const WriteError& e) {
-    if (!e.disk_full_or_failing()) throw;
-    int64_t kept = 0;
-    for (size_t i : mine) kept += status[i].empty() ? 0 : 1;
-    throw Error(resume_advice(e.what(), ex, opt, output, kept));
-  }
-  for (size_t i : queue)
-    for (const auto& stale : stale_checkpoints(output, ex.trials[i].id, hash[i])) {
-      fs::remove(checksum_path(stale), ec);
-      if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
-        emit(fmt::format("{}: its checkpoint was written for another configuration: it starts over\n",
-                         ex.trials[i].id));
-    }
-  if (sharded)
-    emit(fmt::format("{}: {}, shard {}/{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"),
-                     opt.shard_index, opt.shard_count, counted(mine.size(), "trial"), queue.size(),
-                     counted(slots.size(), "slot"), fmt::join(slots, ", ")));
-  else
-    emit(fmt::format("{}: {}, {} to run on {} ({})\n", ex.name, counted(ex.trials.size(), "trial"), queue.size(),
-                     counted(slots.size(), "slot"), fmt::join(slots, ", ")));
-  emit(device_note);
+  const Experiment& ex_;
+  const RunOptions& opt_;
+  std::ostream& log_;
+  const std::string output_, trial_dir_;
+  const bool sharded_;
+  const int64_t threads_;
+  const bool tty_;
 
-  std::set<std::string> reported;  // merge problems already reported
-  bool merge_error = false;
+  std::vector<std::string> slots_, slot_gpu_;  // each slot's device, and its worker's CUDA_VISIBLE_DEVICES
+  std::string device_note_;
+  std::optional<OutputLock> lock_;
+  std::vector<size_t> mine_;         // this run's trials: all, or its shard's share
+  std::set<std::string> my_stems_;   // their file stems
+  std::vector<std::string> hash_;    // config_hash per trial (of mine_)
+  std::vector<std::string> status_;  // per trial: its result's status; "" for none (not run, or stopped)
+  std::deque<size_t> queue_;
+
+  int log_errno_ = 0;                 // the first failed write of the log
+  std::set<std::string> reported_;    // merge problems already reported
+  bool merge_error_ = false;
   // The first full or failing disk (ENOSPC, EIO, ...) met by the runner or a worker: nothing more is launched, the
   // trials finished so far stay in their files, and the run ends with the message and how to resume.
-  std::string write_failure;
-  bool stop = false;  // no more launches (--fail-fast, a signal or a full disk)
-  auto disk_failed = [&](const WriteError& e) {
-    if (!e.disk_full_or_failing()) return false;
-    if (write_failure.empty()) write_failure = e.what();
-    stop = true;
-    return true;
-  };
-  // The experiment file is rebuilt in batches: at most every opt.merge_every seconds, and at least 4 times the last
-  // rebuild's duration apart (rebuilding reads every trial file: after every trial it made a sweep O(n^2)).
-  bool merge_pending = false;
-  auto last_merge = Clock::now();
-  double last_merge_seconds = 0;
-  auto merge = [&] {
-    merge_pending = false;
-    if (sharded) return;  // a shard writes its trial files only
-    const auto started = Clock::now();
-    struct Timed {
-      Clock::time_point start;
-      double& seconds;
-      Clock::time_point& end;
-      ~Timed() { end = Clock::now(), seconds = std::chrono::duration<double>(end - start).count(); }
-    } timed{started, last_merge_seconds, last_merge};
-    std::vector<std::string> files;
-    for (const auto& t : ex.trials)
-      if (fs::exists(trial_file_path(output, t.id))) files.push_back(trial_file_path(output, t.id));
-    try {
-      for (const auto& p : merge_experiment(output, ex, files)) {
-        for (size_t i = 0; i < ex.trials.size(); ++i)
-          if (ex.trials[i].id == p.id) status[i] = "failed";  // its result cannot be read: the trial failed
-        const std::string line = fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file, p.error);
-        if (reported.insert(line).second) emit(line);
-      }
-    } catch (const WriteError& e) {
-      // The experiment file is left as it was; the next run rebuilds it from the trial files.
-      merge_error = true;
-      disk_failed(e);
-      const std::string line = fmt::format("{}\n", e.what());
-      if (reported.insert(line).second) emit(line);
-    } catch (const std::exception& e) {
-      merge_error = true;
-      const std::string line = fmt::format("cannot write {}: {}\n", output, e.what());
-      if (reported.insert(line).second) emit(line);
-    }
-  };
+  std::string write_failure_;
+  bool stop_ = false;  // no more launches (--fail-fast, a signal or a full disk)
+  bool merge_pending_ = false;
+  Clock::time_point last_merge_ = Clock::now();
+  double last_merge_seconds_ = 0;
+
+  std::optional<Fd> dev_null_;  // the children's stdin: never the terminal (they run in their own process group)
+  int interrupted_ = 0;         // the signal that stopped the run
+  std::vector<Running> running_;
+  Clock::time_point last_report_ = Clock::now();
+  size_t drawn_ = 0;  // lines of the live block on the terminal, redrawn in place
+};
+
+int Scheduler::run() {
+  resolve_devices();
+  check_trial_files(ex_, output_);
+  if (opt_.dry_run) return dry_run();
+  check_output();
+  plan_queue();
+  prepare_trial_dir();
   merge();
-  auto merge_if_due = [&] {
-    if (!merge_pending) return;
-    const double since = std::chrono::duration<double>(Clock::now() - last_merge).count();
-    if (opt.merge_every <= 0 || since >= std::max(opt.merge_every, 4 * last_merge_seconds)) merge();
-  };
-
-  // The children's stdin: never the terminal (they run in their own process group).
-  const Fd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  dev_null_.emplace(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   const SignalScope signals;
-  int interrupted = 0;      // the signal that stopped the run
-  std::vector<Running> running(slots.size());
-  auto last_report = Clock::now();
-  size_t drawn = 0;  // lines of the live block on the terminal, redrawn in place
-  auto clear_block = [&] {
-    if (tty && drawn > 0) log << fmt::format("\x1b[{}F\x1b[J", drawn);
-    drawn = 0;
-  };
-
-  auto launch = [&](size_t slot_index, size_t trial) {
-    const auto& t = ex.trials[trial];
-    worker::Job job;
-    job.self = opt.self, job.plugin_paths = opt.plugin_paths, job.experiment_file = ex.file, job.id = t.id;
-    job.config_hash = hash[trial], job.device = slots[slot_index], job.threads = threads;
-    job.out = trial_file_path(output, t.id), job.checkpoint = checkpoint_path(output, t.id, hash[trial]);
-    job.tensorboard = ex.tensorboard;
-    std::map<std::string, std::string> env;
-    if (!slot_gpu[slot_index].empty())  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
-      env["CUDA_VISIBLE_DEVICES"] = slot_gpu[slot_index], job.device = "cuda:0";
-    // The worker reads its own trial's snapshot, not the whole experiment: its start-up is O(1) in the sweep size.
-    job.snapshot = trial_snapshot_path(output, t.id);
-    write_atomically(job.snapshot, trial_snapshot(t));
-    set_aside_damaged_checkpoint(job.checkpoint, t.id, [&](const std::string& line) { clear_block(), emit(line); });
-    const ExecArgs exec(worker::command_line(job), env);
-    int out_pipe[2], err_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-      ::close(out_pipe[0]), ::close(out_pipe[1]);
-      throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-    }
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
-      throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));
-    }
-    if (pid == 0) {
-      // Its own process group: a Ctrl-C on the terminal reaches the runner only, which stops the workers itself.
-      ::setpgid(0, 0);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed runner takes its workers with it; --resume redoes their trials
-      if (::getppid() != parent) ::_exit(worker::kExitCannotStart);  // the runner died before prctl took effect
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      ::sigaction(SIGINT, &dfl, nullptr), ::sigaction(SIGTERM, &dfl, nullptr);
-      if (dev_null.fd >= 0) ::dup2(dev_null.fd, STDIN_FILENO);
-      ::dup2(out_pipe[1], STDOUT_FILENO), ::dup2(err_pipe[1], STDERR_FILENO);  // dup2 clears O_CLOEXEC
-      exec_or_die(exec);
-    }
-    ::close(out_pipe[1]), ::close(err_pipe[1]);
-    ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK), ::fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
-    Running r;
-    r.pid = pid, r.trial = trial, r.slot = slots[slot_index], r.hash = hash[trial];
-    r.out_fd = out_pipe[0], r.err_fd = err_pipe[0];
-    r.progress.total = t.total_steps(), r.started = Clock::now(), r.file_before = inode_of(job.out);
-    running[slot_index] = std::move(r);
-    if (!tty) emit(fmt::format("[{}] start {}\n", slots[slot_index], t.id));
-  };
-
-  auto read_lines = [&](Running& r) {
-    drain(r.out_fd, r.out_buf), drain(r.err_fd, r.err_buf);
-    size_t nl;
-    while ((nl = r.out_buf.find('\n')) != std::string::npos) {
-      Progress p;
-      if (worker::parse_progress(r.out_buf.substr(0, nl), p)) {
-        r.progress = p;
-        r.log.step.push_back(p.step - 1), r.log.loss.push_back(p.loss);
-        r.log.grad_norm.push_back(p.grad_norm), r.log.lr.push_back(p.lr);
-      } else if (worker::parse_write_error(r.out_buf.substr(0, nl), r.write_error)) {
-      } else if (worker::parse_resume(r.out_buf.substr(0, nl), p.step, p.total)) {
-        r.progress.step = p.step, r.progress.total = p.total;
-        clear_block();
-        emit(fmt::format("[{}] {} resumes from its checkpoint at step {}/{}\n", r.slot, ex.trials[r.trial].id, p.step,
-                         p.total));
-      }
-      r.out_buf.erase(0, nl + 1);
-    }
-  };
-
-  // Records `res` as the trial's result unless the worker wrote one; an HDF5 error fails the trial, not the sweep.
-  auto record = [&](const TrialConfig& t, const TrialResult& res, const std::string& file) {
-    try {
-      write_trial_file(file, t, res);
-    } catch (const WriteError& e) {
-      if (!disk_failed(e)) emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
-    } catch (const std::exception& e) {
-      emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
-    }
-  };
-
-  auto finish = [&](size_t slot_index, int wstatus) {
-    Running& r = running[slot_index];
-    read_lines(r);
-    ::close(r.out_fd), ::close(r.err_fd);
-    const auto& t = ex.trials[r.trial];
-    const std::string file = trial_file_path(output, t.id);
-    const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
-    // A result this worker wrote for this configuration is kept whatever happened next (a completed result is
-    // never overwritten).
-    const auto info = inode_of(file) != r.file_before ? read_trial_file(file) : std::nullopt;
-    const bool written = info && info->id == t.id && info->config_hash == r.hash;
-    const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-    std::string st, detail;
-    if (written) {
-      st = info->status;
-      if (st == "failed") detail = info->error;
-    } else if (r.timed_out) {
-      TrialResult res;
-      res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "timeout";
-      res.error = detail = fmt::format("exceeded max_trial_seconds ({} s) at step {}/{}", ex.max_trial_seconds,
-                                       r.progress.step, r.progress.total);
-      res.train = r.log, res.train_seconds = secs;
-      record(t, res, file);
-    } else if (code == worker::kExitWriteFailed) {
-      // A full or failing disk: no result (it would be lost); --resume reruns the trial once there is space.
-      st = "";
-      detail = r.write_error.empty() ? tail_lines(r.err_buf, 1) : r.write_error;
-      if (write_failure.empty()) write_failure = detail;
-      stop = true;
-    } else if (code == worker::kExitInterrupted || (r.stopping && WIFSIGNALED(wstatus))) {
-      // A worker exits kExitInterrupted only when a signal asked it to stop: ours, or one sent to every process of
-      // the job (Slurm's preemption, scancel).
-      st = "";  // stopped on request: --resume continues it (from its checkpoint, when it saved one)
-    } else {
-      TrialResult res;
-      res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "failed";
-      res.error = WIFSIGNALED(wstatus) ? fmt::format("worker killed by {}", signal_name(WTERMSIG(wstatus)))
-                                       : fmt::format("worker exited with status {}", code);
-      const std::string err = tail_lines(r.err_buf, 3);
-      if (!err.empty()) res.error += ": " + err;
-      res.train = r.log;
-      detail = res.error;
-      record(t, res, file);
-    }
-    status[r.trial] = st;
-    merge_pending = true;
-    merge_if_due();
-    clear_block();
-    if (st.empty())
-      emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s){}\n", r.slot, t.id, r.progress.step,
-                       r.progress.total, secs, detail.empty() ? "" : ": " + detail));
-    else
-      emit(fmt::format("[{}] {} {} ({:.1f} s){}\n", r.slot, st, t.id, secs, detail.empty() ? "" : ": " + detail));
-    r.pid = -1;
-    if (status[r.trial] == "failed" && opt.fail_fast && !stop) {
-      stop = true;
-      for (auto& o : running)
-        if (o.pid > 0 && !o.stopping) {
-          ::kill(o.pid, SIGTERM), o.stopping = true, o.stop_sent = Clock::now();
-          emit(fmt::format("[{}] stopping {} (--fail-fast)\n", o.slot, ex.trials[o.trial].id));
-        }
-    }
-  };
-
-  auto report = [&] {
-    if (tty) {
-      clear_block();
-      for (size_t i = 0; i < running.size(); ++i) {
-        const auto& r = running[i];
-        if (r.pid > 0) {
-          const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
-          const double rate = r.progress.step / std::max(1e-9, secs);
-          log << fmt::format("worker {} [{}] {}  step {}/{}  loss {:.4g}  {:.0f} it/s  ETA {:.0f} s\n", i, r.slot,
-                             ex.trials[r.trial].id, r.progress.step, r.progress.total, r.progress.loss, rate,
-                             rate > 0 ? (r.progress.total - r.progress.step) / rate : 0.0);
-        } else {
-          log << fmt::format("worker {} [{}] idle\n", i, slots[i]);
-        }
-        ++drawn;
-      }
-      log.flush();
-    } else if (Clock::now() - last_report > std::chrono::seconds(5)) {
-      for (const auto& r : running)
-        if (r.pid > 0)
-          emit(fmt::format("[{}] {} step {}/{} loss {:.4g}\n", r.slot, ex.trials[r.trial].id, r.progress.step,
-                           r.progress.total, r.progress.loss));
-      last_report = Clock::now();
-    }
-  };
-
+  running_.resize(slots_.size());
   for (;;) {
-    if (g_signal_count > 0 && !interrupted) {
-      // First signal: launch nothing more; ask every worker to checkpoint and stop.
-      interrupted = g_signal, stop = true;
-      clear_block();
-      emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
-                       stop_signal_name(interrupted), worker::kStopGraceSeconds,
-                       interrupted == SIGINT ? "Ctrl-C again" : fmt::format("a second {}", stop_signal_name(interrupted))));
-      for (auto& r : running)
-        if (r.pid > 0 && !r.stopping) ::kill(r.pid, SIGTERM), r.stopping = true, r.stop_sent = Clock::now();
-    }
-    if (g_signal_count > 1)
-      for (auto& r : running)
-        if (r.pid > 0 && !r.killed) ::kill(r.pid, SIGKILL), r.killed = true;
-    for (size_t s = 0; s < slots.size() && !stop; ++s)
-      if (running[s].pid < 0 && !queue.empty()) {
-        const size_t next = queue.front();
-        queue.pop_front();
-        try {
-          launch(s, next);
-        } catch (const WriteError& e) {
-          if (!disk_failed(e)) throw;  // its snapshot could not be written: the trial is not run
-          clear_block();
-          emit(fmt::format("{}\n", e.what()));
-        }
-      }
-    bool any = false;
-    for (const auto& r : running) any = any || r.pid > 0;
-    if (!any) break;
-    std::vector<pollfd> fds;
-    for (const auto& r : running)
-      if (r.pid > 0) fds.push_back({r.out_fd, POLLIN, 0}), fds.push_back({r.err_fd, POLLIN, 0});
-    ::poll(fds.data(), fds.size(), 200);  // a signal interrupts it
-    const auto now = Clock::now();
-    for (size_t s = 0; s < running.size(); ++s) {
-      Running& r = running[s];
-      if (r.pid < 0) continue;
-      read_lines(r);
-      int wstatus = 0;
-      if (::waitpid(r.pid, &wstatus, WNOHANG) == r.pid) {
-        finish(s, wstatus);
-        continue;
-      }
-      if (ex.max_trial_seconds > 0 && !r.stopping &&
-          std::chrono::duration<double>(now - r.started).count() > ex.max_trial_seconds) {
-        r.timed_out = r.stopping = true, r.stop_sent = now;
-        ::kill(r.pid, SIGTERM);
-        clear_block();
-        emit(fmt::format("[{}] {} exceeded max_trial_seconds ({} s): stopping it\n", r.slot, ex.trials[r.trial].id,
-                         ex.max_trial_seconds));
-      }
-      if (r.stopping && !r.killed && now - r.stop_sent > std::chrono::seconds(worker::kStopGraceSeconds))
-        ::kill(r.pid, SIGKILL), r.killed = true;  // it did not stop in time
-    }
+    handle_signals();
+    launch_free_slots();
+    if (!watch_workers()) break;
     merge_if_due();
     report();
   }
-
-  if (interrupted) {
-    if (sharded) remove_own_temporaries(trial_dir, my_stems);
-    else remove_temporaries(trial_dir);
+  if (interrupted_) {
+    if (sharded_) remove_own_temporaries(trial_dir_, my_stems_);
+    else remove_temporaries(trial_dir_);
   }
-  if (merge_pending) merge();
+  if (merge_pending_) merge();
+  return summarize();
+}
 
-  // Final summary table, then the counts (the last line).
+void Scheduler::resolve_devices() {
+  const auto& devices = opt_.devices.empty() ? ex_.devices : opt_.devices;
+  bool need_probe = false, want_auto = false;
+  for (const auto& d : devices) need_probe = need_probe || d != "cpu", want_auto = want_auto || d == "auto";
+  const worker::DeviceInfo visible = need_probe ? probe_devices(opt_.self) : worker::DeviceInfo();
+  slots_ = device_slots(devices, opt_.workers > 0 ? opt_.workers : ex_.workers_per_device, visible);
+  // What each worker's CUDA_VISIBLE_DEVICES will be: one GPU each, from this process's own list (Slurm's gres).
+  const char* cuda_env = std::getenv("CUDA_VISIBLE_DEVICES");
+  for (const auto& s : slots_) slot_gpu_.push_back(worker_cuda_visible_devices(s, cuda_env));
+  // The devices, where a log must show them: the GPU of each slot, or why `auto` found none despite a GPU list.
+  std::vector<std::string> gpus_of_slots;
+  for (const auto& g : slot_gpu_)
+    if (!g.empty()) gpus_of_slots.push_back(g);
+  if (!gpus_of_slots.empty())
+    device_note_ = fmt::format("workers' CUDA_VISIBLE_DEVICES: {} (one GPU each, in slot order{})\n",
+                               fmt::join(gpus_of_slots, ", "),
+                               cuda_env && *cuda_env ? fmt::format("; this process has CUDA_VISIBLE_DEVICES={}", cuda_env)
+                                                     : "");
+  else if (want_auto && visible.gpus == 0 && cuda_env && *cuda_env)
+    device_note_ = fmt::format("note: CUDA_VISIBLE_DEVICES={} is set, but {}: devices auto runs on cpu\n", cuda_env,
+                               visible.cuda ? "no GPU is visible" : "this LibTorch has no CUDA");
+}
+
+int Scheduler::dry_run() {
+  emit(fmt::format("{}: {} on {} ({}), {} each -> {}\n", ex_.name, counted(ex_.trials.size(), "trial"),
+                   counted(slots_.size(), "slot"), fmt::join(slots_, ", "), counted(threads_, "thread"), output_));
+  emit(device_note_);
+  for (size_t i = 0; i < ex_.trials.size(); ++i) {
+    if (sharded_ && static_cast<int64_t>(i % static_cast<size_t>(opt_.shard_count)) != opt_.shard_index) continue;
+    const auto& t = ex_.trials[i];
+    std::string stages;
+    if (t.reflow.rounds > 0) stages += fmt::format(" + {} of {}", counted(t.reflow.rounds, "reflow round"), t.reflow.train.steps);
+    if (t.distill.enabled) stages += fmt::format(" + distill {}", t.distill.train.steps);
+    const std::string during =
+        t.eval.every > 0 ? fmt::format(" ({} every {} steps)",
+                                       t.eval.during.empty() ? std::string("all") : std::to_string(t.eval.during.size()),
+                                       t.eval.every)
+                         : "";
+    emit(fmt::format("{:>4}  {}  (train {}{}, {}{})\n", i, t.id, counted(t.train.steps, "step"), stages,
+                     counted(t.eval.runs.size(), "eval run"), during));
+  }
+  return 0;
+}
+
+void Scheduler::check_output() {
+  // One runner per output (files.hpp): a shard locks its own share, since shards of one sweep run at once.
+  lock_.emplace(sharded_ ? fmt::format("{}.shard{}of{}", output_, opt_.shard_index, opt_.shard_count) : output_,
+                sharded_ ? fmt::format("flowlab run, shard {}/{}", opt_.shard_index, opt_.shard_count)
+                         : std::string(opt_.resume ? "flowlab run --resume" : "flowlab run"));
+  // Shards write their trial files into the same directory (each its own files) and never the experiment file,
+  // which `flowlab merge` builds from them.
+  if (sharded_) {
+    mine_ = shard_trials(ex_.trials.size(), opt_.shard_index, opt_.shard_count);
+  } else {
+    for (size_t i = 0; i < ex_.trials.size(); ++i) mine_.push_back(i);
+  }
+  for (size_t i : mine_) my_stems_.insert(trial_file_stem(ex_.trials[i].id));
+  if (!opt_.resume && !sharded_ && (fs::exists(output_) || fs::exists(trial_dir_)))
+    throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output_));
+  // --resume rewrites the experiment file: never over a file that is not this experiment's results.
+  const Emit emit_line = [this](const std::string& line) { emit(line); };
+  if (opt_.resume && !sharded_ && fs::exists(output_) && !set_aside_damaged_output(output_, emit_line)) {
+    const auto name = experiment_file_name(output_);
+    if (!name)
+      throw Error(fmt::format("{} exists and is not a flowlab results file: --resume would replace it; choose another "
+                              "--out", output_));
+    if (*name != ex_.name)
+      throw Error(fmt::format("{} holds the results of experiment '{}', not '{}': --resume would replace them; choose "
+                              "another --out", output_, *name, ex_.name));
+  }
+  if (!opt_.resume && sharded_)
+    for (size_t i : mine_)
+      if (fs::exists(trial_file_path(output_, ex_.trials[i].id)))
+        throw Error(fmt::format("{} already exists (trial {} of shard {}/{}): use --resume to finish that shard, or "
+                                "choose another --out", trial_file_path(output_, ex_.trials[i].id), ex_.trials[i].id,
+                                opt_.shard_index, opt_.shard_count));
+}
+
+void Scheduler::plan_queue() {
+  hash_.resize(ex_.trials.size());
+  status_.resize(ex_.trials.size());
+  for (size_t i : mine_) hash_[i] = config_hash(ex_.trials[i].resolved_yaml);
+  if (opt_.resume) set_aside_damaged_trial_files(ex_, mine_, output_, [this](const std::string& line) { emit(line); });
+  for (size_t i : mine_) {
+    const auto& t = ex_.trials[i];
+    const auto info = read_trial_file(trial_file_path(output_, t.id));
+    if (info && info->id == t.id && info->config_hash != hash_[i]) {
+      emit(fmt::format("{}: its configuration changed since its result was written: it runs again\n", t.id));
+    } else if (info && info->id == t.id) {
+      status_[i] = info->status;
+      if (info->status == "completed" || info->status == "diverged" || !opt_.retry_failed) continue;
+      status_[i].clear();
+    }
+    queue_.push_back(i);
+  }
+}
+
+void Scheduler::prepare_trial_dir() {
+  std::error_code ec;
+  fs::create_directories(trial_dir_);
+  if (sharded_) remove_own_temporaries(trial_dir_, my_stems_);  // left by a killed run of this shard
+  else remove_temporaries(trial_dir_);                          // left by a killed run
+  // The experiment's text next to the trial files: `flowlab merge OUT DIR.trials` finds the experiment there.
+  try {
+    write_atomically(trial_dir_ + "/experiment.yaml", ex_.text);
+  } catch (const WriteError& e) {
+    if (!e.disk_full_or_failing()) throw;
+    int64_t kept = 0;
+    for (size_t i : mine_) kept += status_[i].empty() ? 0 : 1;
+    throw Error(resume_advice(e.what(), ex_, opt_, output_, kept));
+  }
+  for (size_t i : queue_)
+    for (const auto& stale : stale_checkpoints(output_, ex_.trials[i].id, hash_[i])) {
+      fs::remove(checksum_path(stale), ec);
+      if (fs::remove(stale, ec) && stale.size() > 5 && stale.compare(stale.size() - 5, 5, ".ckpt") == 0)
+        emit(fmt::format("{}: its checkpoint was written for another configuration: it starts over\n",
+                         ex_.trials[i].id));
+    }
+  if (sharded_)
+    emit(fmt::format("{}: {}, shard {}/{}: {}, {} to run on {} ({})\n", ex_.name, counted(ex_.trials.size(), "trial"),
+                     opt_.shard_index, opt_.shard_count, counted(mine_.size(), "trial"), queue_.size(),
+                     counted(slots_.size(), "slot"), fmt::join(slots_, ", ")));
+  else
+    emit(fmt::format("{}: {}, {} to run on {} ({})\n", ex_.name, counted(ex_.trials.size(), "trial"), queue_.size(),
+                     counted(slots_.size(), "slot"), fmt::join(slots_, ", ")));
+  emit(device_note_);
+}
+
+// Every line is flushed: a log on a pipe or a file (Slurm) keeps what was written when the run is killed. A log that
+// cannot be written (its disk is full) ends the run like any other write error, at the end.
+void Scheduler::emit(const std::string& text) {
+  errno = 0;
+  log_ << text;
+  log_.flush();
+  if (!log_) {
+    if (!log_errno_) log_errno_ = errno ? errno : EIO;
+    log_.clear();
+  }
+}
+
+void Scheduler::clear_block() {
+  if (tty_ && drawn_ > 0) log_ << fmt::format("\x1b[{}F\x1b[J", drawn_);
+  drawn_ = 0;
+}
+
+bool Scheduler::disk_failed(const WriteError& e) {
+  if (!e.disk_full_or_failing()) return false;
+  if (write_failure_.empty()) write_failure_ = e.what();
+  stop_ = true;
+  return true;
+}
+
+void Scheduler::merge() {
+  merge_pending_ = false;
+  if (sharded_) return;  // a shard writes its trial files only
+  struct Timed {
+    Clock::time_point start;
+    double& seconds;
+    Clock::time_point& end;
+    ~Timed() { end = Clock::now(), seconds = std::chrono::duration<double>(end - start).count(); }
+  } timed{Clock::now(), last_merge_seconds_, last_merge_};
+  std::vector<std::string> files;
+  for (const auto& t : ex_.trials)
+    if (fs::exists(trial_file_path(output_, t.id))) files.push_back(trial_file_path(output_, t.id));
+  auto report_once = [this](const std::string& line) {
+    if (reported_.insert(line).second) emit(line);
+  };
+  try {
+    for (const auto& p : merge_experiment(output_, ex_, files)) {
+      for (size_t i = 0; i < ex_.trials.size(); ++i)
+        if (ex_.trials[i].id == p.id) status_[i] = "failed";  // its result cannot be read: the trial failed
+      report_once(fmt::format("{}: cannot merge {}: {}\n", p.id.empty() ? "merge" : p.id, p.file, p.error));
+    }
+  } catch (const WriteError& e) {
+    // The experiment file is left as it was; the next run rebuilds it from the trial files.
+    merge_error_ = true;
+    disk_failed(e);
+    report_once(fmt::format("{}\n", e.what()));
+  } catch (const std::exception& e) {
+    merge_error_ = true;
+    report_once(fmt::format("cannot write {}: {}\n", output_, e.what()));
+  }
+}
+
+// The experiment file is rebuilt in batches: at most every opt.merge_every seconds, and at least 4 times the last
+// rebuild's duration apart (rebuilding reads every trial file: after every trial it made a sweep O(n^2)).
+void Scheduler::merge_if_due() {
+  if (!merge_pending_) return;
+  const double since = std::chrono::duration<double>(Clock::now() - last_merge_).count();
+  if (opt_.merge_every <= 0 || since >= std::max(opt_.merge_every, 4 * last_merge_seconds_)) merge();
+}
+
+void Scheduler::launch(size_t slot, size_t trial) {
+  const auto& t = ex_.trials[trial];
+  worker::Job job;
+  job.self = opt_.self, job.plugin_paths = opt_.plugin_paths, job.experiment_file = ex_.file, job.id = t.id;
+  job.config_hash = hash_[trial], job.device = slots_[slot], job.threads = threads_;
+  job.out = trial_file_path(output_, t.id), job.checkpoint = checkpoint_path(output_, t.id, hash_[trial]);
+  job.tensorboard = ex_.tensorboard;
+  std::map<std::string, std::string> env;
+  if (!slot_gpu_[slot].empty())  // pinned: sees one GPU, ours (Slurm's) numbering mapped through
+    env["CUDA_VISIBLE_DEVICES"] = slot_gpu_[slot], job.device = "cuda:0";
+  // The worker reads its own trial's snapshot, not the whole experiment: its start-up is O(1) in the sweep size.
+  job.snapshot = trial_snapshot_path(output_, t.id);
+  write_atomically(job.snapshot, trial_snapshot(t));
+  set_aside_damaged_checkpoint(job.checkpoint, t.id, [this](const std::string& line) { clear_block(), emit(line); });
+  const ExecArgs exec(worker::command_line(job), env);
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]), ::close(out_pipe[1]);
+    throw Error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    throw Error(fmt::format("cannot start a worker: {}", std::strerror(errno)));
+  }
+  if (pid == 0) {
+    // Its own process group: a Ctrl-C on the terminal reaches the runner only, which stops the workers itself.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed runner takes its workers with it; --resume redoes their trials
+    if (::getppid() != parent) ::_exit(worker::kExitCannotStart);  // the runner died before prctl took effect
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGINT, &dfl, nullptr), ::sigaction(SIGTERM, &dfl, nullptr);
+    if (dev_null_ && dev_null_->fd >= 0) ::dup2(dev_null_->fd, STDIN_FILENO);
+    ::dup2(out_pipe[1], STDOUT_FILENO), ::dup2(err_pipe[1], STDERR_FILENO);  // dup2 clears O_CLOEXEC
+    exec_or_die(exec);
+  }
+  ::close(out_pipe[1]), ::close(err_pipe[1]);
+  ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK), ::fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+  Running r;
+  r.pid = pid, r.trial = trial, r.slot = slots_[slot], r.hash = hash_[trial];
+  r.out_fd = out_pipe[0], r.err_fd = err_pipe[0];
+  r.progress.total = t.total_steps(), r.started = Clock::now(), r.file_before = inode_of(job.out);
+  running_[slot] = std::move(r);
+  if (!tty_) emit(fmt::format("[{}] start {}\n", slots_[slot], t.id));
+}
+
+void Scheduler::read_lines(Running& r) {
+  drain(r.out_fd, r.out_buf), drain(r.err_fd, r.err_buf);
+  size_t nl;
+  while ((nl = r.out_buf.find('\n')) != std::string::npos) {
+    Progress p;
+    if (worker::parse_progress(r.out_buf.substr(0, nl), p)) {
+      r.progress = p;
+      r.log.step.push_back(p.step - 1), r.log.loss.push_back(p.loss);
+      r.log.grad_norm.push_back(p.grad_norm), r.log.lr.push_back(p.lr);
+    } else if (worker::parse_write_error(r.out_buf.substr(0, nl), r.write_error)) {
+    } else if (worker::parse_resume(r.out_buf.substr(0, nl), p.step, p.total)) {
+      r.progress.step = p.step, r.progress.total = p.total;
+      clear_block();
+      emit(fmt::format("[{}] {} resumes from its checkpoint at step {}/{}\n", r.slot, ex_.trials[r.trial].id, p.step,
+                       p.total));
+    }
+    r.out_buf.erase(0, nl + 1);
+  }
+}
+
+// Records `res` as the trial's result unless the worker wrote one; an HDF5 error fails the trial, not the sweep.
+void Scheduler::record(const TrialConfig& t, const TrialResult& res, const std::string& file) {
+  try {
+    write_trial_file(file, t, res);
+  } catch (const WriteError& e) {
+    if (!disk_failed(e)) emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
+  } catch (const std::exception& e) {
+    emit(fmt::format("{}: cannot record its result: {}\n", t.id, e.what()));
+  }
+}
+
+void Scheduler::finish(size_t slot, int wstatus) {
+  Running& r = running_[slot];
+  read_lines(r);
+  ::close(r.out_fd), ::close(r.err_fd);
+  const auto& t = ex_.trials[r.trial];
+  const std::string file = trial_file_path(output_, t.id);
+  const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
+  // A result this worker wrote for this configuration is kept whatever happened next (a completed result is
+  // never overwritten).
+  const auto info = inode_of(file) != r.file_before ? read_trial_file(file) : std::nullopt;
+  const bool written = info && info->id == t.id && info->config_hash == r.hash;
+  const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+  std::string st, detail;
+  if (written) {
+    st = info->status;
+    if (st == "failed") detail = info->error;
+  } else if (r.timed_out) {
+    TrialResult res;
+    res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "timeout";
+    res.error = detail = fmt::format("exceeded max_trial_seconds ({} s) at step {}/{}", ex_.max_trial_seconds,
+                                     r.progress.step, r.progress.total);
+    res.train = r.log, res.train_seconds = secs;
+    record(t, res, file);
+  } else if (code == worker::kExitWriteFailed) {
+    // A full or failing disk: no result (it would be lost); --resume reruns the trial once there is space.
+    st = "";
+    detail = r.write_error.empty() ? tail_lines(r.err_buf, 1) : r.write_error;
+    if (write_failure_.empty()) write_failure_ = detail;
+    stop_ = true;
+  } else if (code == worker::kExitInterrupted || (r.stopping && WIFSIGNALED(wstatus))) {
+    // A worker exits kExitInterrupted only when a signal asked it to stop: ours, or one sent to every process of
+    // the job (Slurm's preemption, scancel).
+    st = "";  // stopped on request: --resume continues it (from its checkpoint, when it saved one)
+  } else {
+    TrialResult res;
+    res.id = t.id, res.seed = t.seed, res.device = r.slot, res.status = st = "failed";
+    res.error = WIFSIGNALED(wstatus) ? fmt::format("worker killed by {}", signal_name(WTERMSIG(wstatus)))
+                                     : fmt::format("worker exited with status {}", code);
+    const std::string err = tail_lines(r.err_buf, 3);
+    if (!err.empty()) res.error += ": " + err;
+    res.train = r.log;
+    detail = res.error;
+    record(t, res, file);
+  }
+  status_[r.trial] = st;
+  merge_pending_ = true;
+  merge_if_due();
+  clear_block();
+  if (st.empty())
+    emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s){}\n", r.slot, t.id, r.progress.step, r.progress.total,
+                     secs, detail.empty() ? "" : ": " + detail));
+  else
+    emit(fmt::format("[{}] {} {} ({:.1f} s){}\n", r.slot, st, t.id, secs, detail.empty() ? "" : ": " + detail));
+  r.pid = -1;
+  if (status_[r.trial] == "failed" && opt_.fail_fast && !stop_) stop_all_for_fail_fast();
+}
+
+void Scheduler::stop_all_for_fail_fast() {
+  stop_ = true;
+  for (auto& o : running_)
+    if (o.pid > 0 && !o.stopping) {
+      ::kill(o.pid, SIGTERM), o.stopping = true, o.stop_sent = Clock::now();
+      emit(fmt::format("[{}] stopping {} (--fail-fast)\n", o.slot, ex_.trials[o.trial].id));
+    }
+}
+
+void Scheduler::report() {
+  if (tty_) {
+    clear_block();
+    for (size_t i = 0; i < running_.size(); ++i) {
+      const auto& r = running_[i];
+      if (r.pid > 0) {
+        const double secs = std::chrono::duration<double>(Clock::now() - r.started).count();
+        const double rate = r.progress.step / std::max(1e-9, secs);
+        log_ << fmt::format("worker {} [{}] {}  step {}/{}  loss {:.4g}  {:.0f} it/s  ETA {:.0f} s\n", i, r.slot,
+                            ex_.trials[r.trial].id, r.progress.step, r.progress.total, r.progress.loss, rate,
+                            rate > 0 ? (r.progress.total - r.progress.step) / rate : 0.0);
+      } else {
+        log_ << fmt::format("worker {} [{}] idle\n", i, slots_[i]);
+      }
+      ++drawn_;
+    }
+    log_.flush();
+  } else if (Clock::now() - last_report_ > std::chrono::seconds(5)) {
+    for (const auto& r : running_)
+      if (r.pid > 0)
+        emit(fmt::format("[{}] {} step {}/{} loss {:.4g}\n", r.slot, ex_.trials[r.trial].id, r.progress.step,
+                         r.progress.total, r.progress.loss));
+    last_report_ = Clock::now();
+  }
+}
+
+void Scheduler::handle_signals() {
+  if (g_signal_count > 0 && !interrupted_) {
+    // First signal: launch nothing more; ask every worker to checkpoint and stop.
+    interrupted_ = g_signal, stop_ = true;
+    clear_block();
+    emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
+                     stop_signal_name(interrupted_), worker::kStopGraceSeconds,
+                     interrupted_ == SIGINT ? "Ctrl-C again" : fmt::format("a second {}", stop_signal_name(interrupted_))));
+    for (auto& r : running_)
+      if (r.pid > 0 && !r.stopping) ::kill(r.pid, SIGTERM), r.stopping = true, r.stop_sent = Clock::now();
+  }
+  if (g_signal_count > 1)
+    for (auto& r : running_)
+      if (r.pid > 0 && !r.killed) ::kill(r.pid, SIGKILL), r.killed = true;
+}
+
+void Scheduler::launch_free_slots() {
+  for (size_t s = 0; s < slots_.size() && !stop_; ++s)
+    if (running_[s].pid < 0 && !queue_.empty()) {
+      const size_t next = queue_.front();
+      queue_.pop_front();
+      try {
+        launch(s, next);
+      } catch (const WriteError& e) {
+        if (!disk_failed(e)) throw;  // its snapshot could not be written: the trial is not run
+        clear_block();
+        emit(fmt::format("{}\n", e.what()));
+      }
+    }
+}
+
+bool Scheduler::watch_workers() {
+  bool any = false;
+  for (const auto& r : running_) any = any || r.pid > 0;
+  if (!any) return false;
+  std::vector<pollfd> fds;
+  for (const auto& r : running_)
+    if (r.pid > 0) fds.push_back({r.out_fd, POLLIN, 0}), fds.push_back({r.err_fd, POLLIN, 0});
+  ::poll(fds.data(), fds.size(), 200);  // a signal interrupts it
+  const auto now = Clock::now();
+  for (size_t s = 0; s < running_.size(); ++s) {
+    Running& r = running_[s];
+    if (r.pid < 0) continue;
+    read_lines(r);
+    int wstatus = 0;
+    if (::waitpid(r.pid, &wstatus, WNOHANG) == r.pid) {
+      finish(s, wstatus);
+      continue;
+    }
+    if (ex_.max_trial_seconds > 0 && !r.stopping &&
+        std::chrono::duration<double>(now - r.started).count() > ex_.max_trial_seconds) {
+      r.timed_out = r.stopping = true, r.stop_sent = now;
+      ::kill(r.pid, SIGTERM);
+      clear_block();
+      emit(fmt::format("[{}] {} exceeded max_trial_seconds ({} s): stopping it\n", r.slot, ex_.trials[r.trial].id,
+                       ex_.max_trial_seconds));
+    }
+    if (r.stopping && !r.killed && now - r.stop_sent > std::chrono::seconds(worker::kStopGraceSeconds))
+      ::kill(r.pid, SIGKILL), r.killed = true;  // it did not stop in time
+  }
+  return true;
+}
+
+// The final summary table, then the counts (the last line); the exit status, or the error of a full disk.
+int Scheduler::summarize() {
   clear_block();
   std::map<std::string, int64_t> count;
   std::string table = fmt::format("\n{:<6} {:<10} {}\n", "#", "STATUS", "TRIAL");
-  for (size_t i : mine) {
-    const std::string st = status[i].empty() ? "not run" : status[i];
+  for (size_t i : mine_) {
+    const std::string st = status_[i].empty() ? "not run" : status_[i];
     ++count[st];
-    table += fmt::format("{:<6} {:<10} {}\n", i, st, ex.trials[i].id);
+    table += fmt::format("{:<6} {:<10} {}\n", i, st, ex_.trials[i].id);
   }
   emit(table);
-  if (!sharded && count["completed"] > 0 && !merge_error) emit(quality_summary(output));
-  if (sharded)
-    emit(fmt::format("results: {} (shard {}/{}; flowlab merge {} {} builds the experiment file)\n", trial_dir,
-                     opt.shard_index, opt.shard_count, output, trial_dir));
+  if (!sharded_ && count["completed"] > 0 && !merge_error_) emit(quality_summary(output_));
+  if (sharded_)
+    emit(fmt::format("results: {} (shard {}/{}; flowlab merge {} {} builds the experiment file)\n", trial_dir_,
+                     opt_.shard_index, opt_.shard_count, output_, trial_dir_));
   else
-    emit(fmt::format("results: {}\n", output));
-  if (interrupted)
-    emit(fmt::format("interrupted by {}: flowlab run --resume continues the {}\n", stop_signal_name(interrupted),
-                     sharded ? "shard" : "sweep"));
+    emit(fmt::format("results: {}\n", output_));
+  if (interrupted_)
+    emit(fmt::format("interrupted by {}: flowlab run --resume continues the {}\n", stop_signal_name(interrupted_),
+                     sharded_ ? "shard" : "sweep"));
   std::vector<std::string> parts;
   for (const char* st : kStatusOrder)
     if (count[st] > 0) parts.push_back(fmt::format("{} {}", count[st], std::string(st) == "timeout" ? "timed out" : st));
   if (count["not run"] > 0) parts.push_back(fmt::format("{} not run", count["not run"]));
-  emit(fmt::format("{}: {}\n", counted(static_cast<int64_t>(mine.size()), "trial"), fmt::join(parts, ", ")));
-  if (interrupted) return 128 + interrupted;
-  if (write_failure.empty() && log_errno)  // the run went on without its log
+  emit(fmt::format("{}: {}\n", counted(static_cast<int64_t>(mine_.size()), "trial"), fmt::join(parts, ", ")));
+  if (interrupted_) return 128 + interrupted_;
+  if (write_failure_.empty() && log_errno_)  // the run went on without its log
     throw Error(fmt::format("{}; the run went on: its results are in {}",
-                            WriteError("the run's log (its standard output)", log_errno).what(), output));
-  if (!write_failure.empty()) {
+                            WriteError("the run's log (its standard output)", log_errno_).what(), output_));
+  if (!write_failure_.empty()) {
     int64_t kept = 0;
-    for (size_t i : mine) kept += status[i].empty() || !fs::exists(trial_file_path(output, ex.trials[i].id)) ? 0 : 1;
-    const std::string advice = resume_advice(write_failure, ex, opt, output, kept);
-    throw Error(advice);  // after the summary: the last line, on stderr, says what happened and how to go on
+    for (size_t i : mine_) kept += status_[i].empty() || !fs::exists(trial_file_path(output_, ex_.trials[i].id)) ? 0 : 1;
+    throw Error(resume_advice(write_failure_, ex_, opt_, output_, kept));  // the last line: what happened, what next
   }
-  const bool bad = count["failed"] + count["diverged"] + count["timeout"] + count["not run"] > 0 || merge_error;
+  const bool bad = count["failed"] + count["diverged"] + count["timeout"] + count["not run"] > 0 || merge_error_;
   return bad ? 1 : 0;
+}
+
+}  // namespace
+
+int run_experiment(const Experiment& ex, const RunOptions& opt, std::ostream& log) {
+  return Scheduler(ex, opt, log).run();
 }
 
 }  // namespace flowlab
