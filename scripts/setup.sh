@@ -47,6 +47,7 @@ PACKAGES=(
   liblemon-dev                                # exact optimal transport (NetworkSimplex): w2 metric, OT couplings
   gnuplot-nox                                 # flowlab plot (pngcairo terminal)
   doxygen                                     # the SDK API reference (docs/Doxyfile) and its ctest sdk_api_docs
+  clang-format                                # .clang-format (version 14) and its ctest clang_format
   zlib1g-dev                                  # reading .gz data files (digits, Fashion-MNIST)
   dataset-fashion-mnist                       # Fashion-MNIST IDX files in /usr/share/datasets/fashion-mnist
   python3-scipy python3-numpy                 # reference values for tests (tests/data/*.py)

@@ -5,6 +5,7 @@
 #include <catch2/catch_test_macros.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -20,8 +21,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// C++ text without comments, each run of whitespace one space. String and character literals are kept whole.
+// C++ text without comments and with only the whitespace that separates two words (identifiers, keywords, numbers):
+// "int f ( int x ) ;" and "int f(int x);" are the same declaration, and a formatter that moves spaces, line breaks or
+// a macro's line splices (backslash-newline, which the preprocessor removes) changes nothing. String and character
+// literals are kept whole.
 std::string declarations(const std::string& text) {
+  const auto word = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
   std::string out;
   bool space = false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -43,16 +48,18 @@ std::string declarations(const std::string& text) {
       const size_t start = i;
       for (++i; i < text.size() && text[i] != c; ++i)
         if (text[i] == '\\') ++i;
-      if (space && !out.empty()) out += ' ';
       space = false;
       out += text.substr(start, i - start + 1);
       continue;
     }
-    if (std::isspace(static_cast<unsigned char>(c))) {
+    // A backslash-newline (a macro's line splice, which the preprocessor removes) is whitespace too, so that
+    // reformatting a macro's lines does not count.
+    const bool splice = c == '\\' && i + 1 < text.size() && (text[i + 1] == '\n' || text[i + 1] == '\r');
+    if (splice || std::isspace(static_cast<unsigned char>(c))) {
       space = true;
       continue;
     }
-    if (space && !out.empty()) out += ' ';
+    if (space && !out.empty() && word(out.back()) && word(c)) out += ' ';
     space = false;
     out += c;
   }
@@ -82,11 +89,12 @@ std::string interface_hash() {
 
 }  // namespace
 
-TEST_CASE("declarations: comments and whitespace do not count, code and literals do", "[api]") {
+TEST_CASE("declarations: comments, whitespace and line splices do not count, code and literals do", "[api]") {
   CHECK(declarations("int  f(int x); // the f\n/* block\n comment */ virtual void g() = 0;") ==
-        "int f(int x); virtual void g() = 0;");
-  CHECK(declarations("const char* s = \"a  // not a comment\";") == "const char* s = \"a  // not a comment\";");
+        "int f(int x);virtual void g()=0;");
+  CHECK(declarations("const char* s = \"a  // not a comment\";") == "const char*s=\"a  // not a comment\";");
   CHECK(declarations("a\n\n\tb") == "a b");
+  CHECK(declarations("#define M(a) \\\n    f(a);    \\\n  g(a)") == "#define M(a)f(a);g(a)");
   CHECK(fnv1a(declarations("virtual int f();")) != fnv1a(declarations("virtual long f();")));
 }
 

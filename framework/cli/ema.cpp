@@ -39,11 +39,13 @@ int run_ema(const Registry& registry, const EmaArgs& args) {
     if (!(s > 0 && s < kPhemaMaxStd))
       throw Error(fmt::format("--std {} is outside the reconstructable range of post-hoc EMA stds (0, {:.6f}): a "
                               "power-function profile's relative std is below 1/sqrt(12), the uniform average over all "
-                              "of training", s, kPhemaMaxStd));
+                              "of training",
+                              s, kPhemaMaxStd));
   const PhemaRecord phema = read_phema(args.file, stored.id);
   // The trial's configuration from the experiment the file keeps; it must still expand to the stored one.
   const Experiment ex = load_experiment_text(res.experiment_file, res.experiment_yaml, registry);
-  const auto it = std::find_if(ex.trials.begin(), ex.trials.end(), [&](const TrialConfig& t) { return t.id == stored.id; });
+  const auto it =
+      std::find_if(ex.trials.begin(), ex.trials.end(), [&](const TrialConfig& t) { return t.id == stored.id; });
   if (it == ex.trials.end())
     throw Error(fmt::format("the experiment kept in the file no longer has trial {}", stored.id));
   const StoredModel model = read_model(args.file, stored.id);
@@ -51,8 +53,9 @@ int run_ema(const Registry& registry, const EmaArgs& args) {
 
   const int64_t last = stored.rounds.empty() ? phema.steps.back() : stored.rounds.back().steps;
   if (args.format == "term") {
-    std::cout << fmt::format("trial {}: post-hoc EMA from {} snapshots (stds {}; steps {} to {}), at step {}\n", stored.id,
-                             phema.steps.size(), fmt::join(std::set<double>(phema.stds.begin(), phema.stds.end()), ", "),
+    std::cout << fmt::format("trial {}: post-hoc EMA from {} snapshots (stds {}; steps {} to {}), at step {}\n",
+                             stored.id, phema.steps.size(),
+                             fmt::join(std::set<double>(phema.stds.begin(), phema.stds.end()), ", "),
                              phema.steps.front(), phema.steps.back(), last);
     for (const double s : args.stds) {
       const PhemaFit fit = phema_fit(phema.steps, phema.stds, last, s);
@@ -60,7 +63,8 @@ int run_ema(const Registry& registry, const EmaArgs& args) {
                                fit.exact < phema.steps.size()
                                    ? std::string("a stored snapshot, exactly")
                                    : fmt::format("profile error {:.3g} (sum over steps of |reconstructed - exact| "
-                                                 "weight)", fit.profile_error));
+                                                 "weight)",
+                                                 fit.profile_error));
     }
   }
   std::vector<std::string> header = {"label", "nfe"};

@@ -13,7 +13,8 @@
 namespace flowlab::cli {
 
 CLI::App* add_export(CLI::App& app, ExportArgs& a) {
-  auto* cmd = app.add_subcommand("export", "write a trial's network as a TorchScript module (torch.jit.load in PyTorch)");
+  auto* cmd =
+      app.add_subcommand("export", "write a trial's network as a TorchScript module (torch.jit.load in PyTorch)");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--trial", a.trial, "the trial id")->required()->type_name("ID");
   cmd->add_option("--round", a.round, "the round (default: the last stage, the one whose weights are stored)")

@@ -22,8 +22,9 @@ Command add_merge_command(CLI::App& app) {
   c.app = app.add_subcommand("merge", "merge trial files (of shards) into one experiment file");
   c.app->add_option("output", args->output, "the experiment file to write (OUT.h5)")->required();
   c.app->add_option("inputs", args->inputs, "trial files, or directories of them (OUT.trials)")->required();
-  c.app->add_option("--experiment", args->experiment,
-                    "the experiment YAML (default: the experiment.yaml that flowlab run keeps in a .trials directory)")
+  c.app
+      ->add_option("--experiment", args->experiment,
+                   "the experiment YAML (default: the experiment.yaml that flowlab run keeps in a .trials directory)")
       ->type_name("EXP.yaml");
   c.run = [args](const Registry& registry) {
     trial_files_in(args->inputs);  // every input exists, before anything else is said
@@ -39,7 +40,8 @@ Command add_merge_command(CLI::App& app) {
     } catch (const WriteError& e) {
       if (!e.disk_full_or_failing()) throw;
       throw Error(fmt::format("{}; nothing was written to {} and the trial files are untouched: free space and run "
-                              "this merge again", e.what(), args->output));
+                              "this merge again",
+                              e.what(), args->output));
     }
     for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
     for (const auto& p : report.problems)

@@ -54,7 +54,8 @@ std::string gp_quote(const std::string& s) {
 
 class Plotter {
  public:
-  Plotter(std::string gnuplot, fs::path dir, int w, int h) : gnuplot_(std::move(gnuplot)), dir_(std::move(dir)), w_(w), h_(h) {}
+  Plotter(std::string gnuplot, fs::path dir, int w, int h)
+      : gnuplot_(std::move(gnuplot)), dir_(std::move(dir)), w_(w), h_(h) {}
 
   /// Writes NAME.gp (terminal and output set, then `body`) and runs gnuplot on it in DIR.
   void draw(const std::string& name, const std::string& body) {
@@ -120,7 +121,8 @@ void plot_quality(Plotter& p, const Report& rep, const std::string& metric_name,
     std::vector<std::string> key;
     for (const auto& [k, v] : g.key) key.push_back(k + "=" + v);
     const std::string title = key.empty() ? "all trials" : fmt::format("{}", fmt::join(key, ", "));
-    const std::string name = safe(fmt::format("quality_{}{}{}", metric_name, key.empty() ? "" : "_", fmt::join(key, "_")));
+    const std::string name =
+        safe(fmt::format("quality_{}{}{}", metric_name, key.empty() ? "" : "_", fmt::join(key, "_")));
     std::vector<std::string> solvers;  // one curve per run family: "euler", "euler grid=edm", ...
     for (const auto& r : g.rows)
       if (std::find(solvers.begin(), solvers.end(), run_family(r)) == solvers.end()) solvers.push_back(run_family(r));
@@ -134,14 +136,16 @@ void plot_quality(Plotter& p, const Report& rep, const std::string& metric_name,
           if (run_family(r) == s && std::isfinite(r.mean[mi])) rows.push_back(&r);
         std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->nfe < b->nfe; });
         for (const auto* r : rows)
-          out << fmt::format("{} {} {} \"{}\"\n", r->nfe, r->mean[mi], std::isnan(r->std[mi]) ? 0.0 : r->std[mi], r->label);
+          out << fmt::format("{} {} {} \"{}\"\n", r->nfe, r->mean[mi], std::isnan(r->std[mi]) ? 0.0 : r->std[mi],
+                             r->label);
         out << "\n\n";
       }
     }
     std::string body = fmt::format(
         "set title {}\nset logscale x\nset xlabel 'NFE (function evaluations)'\nset ylabel {}\nset key top right\n"
         "set grid\nplot ",
-        gp_quote(fmt::format("{} vs NFE, {} (mean ± std over seeds)", metric_name, title)), gp_quote(metric_name + " (lower is better)"));
+        gp_quote(fmt::format("{} vs NFE, {} (mean ± std over seeds)", metric_name, title)),
+        gp_quote(metric_name + " (lower is better)"));
     for (size_t i = 0; i < solvers.size(); ++i)
       body += fmt::format("{}{} index {} using 1:2:3 with yerrorlines lw 2 pt 7 title {}", i ? ", \\\n     " : "",
                           gp_quote(name + ".dat"), i, gp_quote(solvers[i]));
@@ -158,7 +162,8 @@ void plot_during(Plotter& p, const Report& rep, const std::string& metric_name, 
     std::vector<std::string> key;
     for (const auto& [k, v] : g.key) key.push_back(k + "=" + v);
     const std::string title = key.empty() ? "all trials" : fmt::format("{}", fmt::join(key, ", "));
-    const std::string name = safe(fmt::format("during_{}{}{}", metric_name, key.empty() ? "" : "_", fmt::join(key, "_")));
+    const std::string name =
+        safe(fmt::format("during_{}{}{}", metric_name, key.empty() ? "" : "_", fmt::join(key, "_")));
     {
       auto out = p.data(name);
       out << "# train_step mean std n (one block per eval run; the last step is the final evaluation)\n";
@@ -166,15 +171,17 @@ void plot_during(Plotter& p, const Report& rep, const std::string& metric_name, 
         out << "# " << c.label << "\n";
         for (size_t k = 0; k < c.steps.size(); ++k)
           if (std::isfinite(c.mean[mi][k]))
-            out << fmt::format("{} {} {} {}\n", c.steps[k], c.mean[mi][k], std::isnan(c.std[mi][k]) ? 0.0 : c.std[mi][k], c.n[k]);
+            out << fmt::format("{} {} {} {}\n", c.steps[k], c.mean[mi][k],
+                               std::isnan(c.std[mi][k]) ? 0.0 : c.std[mi][k], c.n[k]);
         out << "\n\n";
       }
     }
-    std::string body = fmt::format(
-        "set title {}\nset xlabel 'training step'\nset ylabel {}\nset key top right\nset grid\n"
-        "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\nplot ",
-        gp_quote(fmt::format("{} during training, {} (mean ± std over seeds; last step: final evaluation)", metric_name, title)),
-        gp_quote(metric_name + " (lower is better)"));
+    std::string body =
+        fmt::format("set title {}\nset xlabel 'training step'\nset ylabel {}\nset key top right\nset grid\n"
+                    "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\nplot ",
+                    gp_quote(fmt::format("{} during training, {} (mean ± std over seeds; last step: final evaluation)",
+                                         metric_name, title)),
+                    gp_quote(metric_name + " (lower is better)"));
     for (size_t i = 0; i < g.curves.size(); ++i)
       body += fmt::format("{}{} index {} using 1:2:3 with yerrorlines lw 2 pt 7 title {}", i ? ", \\\n     " : "",
                           gp_quote(name + ".dat"), i, gp_quote(g.curves[i].label));
@@ -195,11 +202,13 @@ void plot_training(Plotter& p, const StoredResults& res) {
       out << "# " << t->id << "\n";
       int64_t offset = 0, last = -1;  // a round's steps restart at 0: continue from the previous round's last
       for (size_t i = 0; i < t->train.step.size(); ++i) {
-        if (t->train.step[i] <= last && i < t->train.round.size() && i > 0 && t->train.round[i] != t->train.round[i - 1])
+        if (t->train.step[i] <= last && i < t->train.round.size() && i > 0 &&
+            t->train.round[i] != t->train.round[i - 1])
           offset += last + 1;
         last = t->train.step[i];
         out << fmt::format("{} {} {} {}\n", offset + t->train.step[i], t->train.loss[i],
-                           i < t->train.grad_norm.size() ? t->train.grad_norm[i] : 0.0, i < t->train.lr.size() ? t->train.lr[i] : 0.0);
+                           i < t->train.grad_norm.size() ? t->train.grad_norm[i] : 0.0,
+                           i < t->train.lr.size() ? t->train.lr[i] : 0.0);
       }
       out << "\n\n";
     }
@@ -207,8 +216,10 @@ void plot_training(Plotter& p, const StoredResults& res) {
   std::string curves_loss, curves_grad;
   for (size_t i = 0; i < trials.size(); ++i) {
     const std::string sep = i ? ", \\\n     " : "";
-    curves_loss += fmt::format("{}'training.dat' index {} using 1:2 with lines title {}", sep, i, gp_quote(trials[i]->id));
-    curves_grad += fmt::format("{}'training.dat' index {} using 1:3 with lines title {}", sep, i, gp_quote(trials[i]->id));
+    curves_loss +=
+        fmt::format("{}'training.dat' index {} using 1:2 with lines title {}", sep, i, gp_quote(trials[i]->id));
+    curves_grad +=
+        fmt::format("{}'training.dat' index {} using 1:3 with lines title {}", sep, i, gp_quote(trials[i]->id));
   }
   p.draw("training", fmt::format("set multiplot layout 2,1\nset grid\nset key outside right font ',8'\n"
                                  "set logscale y\nset title 'training loss'\nset xlabel 'step'\nplot {}\n"
@@ -232,10 +243,13 @@ void plot_samples_2d(Plotter& p, const std::string& file, const StoredTrial& t, 
       out << "\n\n";
     }
   }
-  p.draw(name, fmt::format("set multiplot layout 1,2 title {}\nset size ratio -1\nunset key\n"
-                           "set title 'reference'\nplot {} index 0 using 1:2 with points pt 7 ps 0.3 lc rgb '#1f77b4'\n"
-                           "set title {}\nplot {} index 1 using 1:2 with points pt 7 ps 0.3 lc rgb '#d62728'\nunset multiplot\n",
-                           gp_quote(t.id), gp_quote(name + ".dat"), gp_quote("generated: " + t.eval[row].label), gp_quote(name + ".dat")));
+  p.draw(
+      name,
+      fmt::format("set multiplot layout 1,2 title {}\nset size ratio -1\nunset key\n"
+                  "set title 'reference'\nplot {} index 0 using 1:2 with points pt 7 ps 0.3 lc rgb '#1f77b4'\n"
+                  "set title {}\nplot {} index 1 using 1:2 with points pt 7 ps 0.3 lc rgb '#d62728'\nunset multiplot\n",
+                  gp_quote(t.id), gp_quote(name + ".dat"), gp_quote("generated: " + t.eval[row].label),
+                  gp_quote(name + ".dat")));
   if (!has_object(file, rowp + "/trajectory")) return;
   const Array tr = read_array(file, rowp + "/trajectory");  // [K, T+1, 2]
   if (tr.shape.size() != 3 || tr.shape[2] != 2) return;
@@ -254,10 +268,9 @@ void plot_samples_2d(Plotter& p, const std::string& file, const StoredTrial& t, 
   p.draw(tname, fmt::format("set title {}\nset size ratio -1\nunset key\n"
                             "plot {} using 1:2 with points pt 7 ps 0.2 lc rgb '#bbbbbb', \\\n"
                             "     {} using 1:2 with linespoints pt 7 ps 0.4 lw 1.5\n",
-                            gp_quote(fmt::format("trajectories: {}, {}", t.id, t.eval[row].label)), gp_quote(name + ".dat"),
-                            gp_quote(tname + ".dat")));
+                            gp_quote(fmt::format("trajectories: {}, {}", t.id, t.eval[row].label)),
+                            gp_quote(name + ".dat"), gp_quote(tname + ".dat")));
 }
-
 
 /// The velocity field of a trial's stored model (2-D data) as arrows on a 21 x 21 grid over the reference samples'
 /// range, at t = 0, 0.5 and 1 (unconditioned: the null condition for conditioned models).
@@ -304,8 +317,9 @@ void plot_velocity(Plotter& p, const Registry& registry, const std::string& file
                                  "set yrange [{}:{}]\nset cblabel '|v|'\n",
                                  gp_quote("velocity field v(x, t): " + t.id), lo[0], hi[0], lo[1], hi[1]);
   for (size_t i = 0; i < times.size(); ++i)
-    body += fmt::format("set title 't = {}'\nplot {} index {} using 1:2:3:4:5 with vectors head size 0.08,20 filled lc palette\n",
-                        times[i], gp_quote(name + ".dat"), i);
+    body += fmt::format(
+        "set title 't = {}'\nplot {} index {} using 1:2:3:4:5 with vectors head size 0.08,20 filled lc palette\n",
+        times[i], gp_quote(name + ".dat"), i);
   body += "unset multiplot\n";
   p.draw(name, body);
 }
@@ -313,13 +327,15 @@ void plot_velocity(Plotter& p, const Registry& registry, const std::string& file
 }  // namespace
 
 CLI::App* add_plot(CLI::App& app, PlotArgs& a) {
-  auto* cmd = app.add_subcommand("plot", "draw PNGs (gnuplot) of a results file: quality vs NFE, quality during training "
-                                         "(eval.every), training, samples");
+  auto* cmd =
+      app.add_subcommand("plot", "draw PNGs (gnuplot) of a results file: quality vs NFE, quality during training "
+                                 "(eval.every), training, samples");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--out", a.out, "directory for the PNGs and their gnuplot scripts")->required()->type_name("DIR");
   cmd->add_option("--by", a.by, "group by these swept keys (repeatable; default: every swept key)")->type_name("KEY");
   cmd->add_option("--metric", a.metric, "the metric against NFE (default: the first)")->type_name("NAME");
-  cmd->add_option("--trial", a.trial, "the trial whose samples are drawn (default: the first completed)")->type_name("ID");
+  cmd->add_option("--trial", a.trial, "the trial whose samples are drawn (default: the first completed)")
+      ->type_name("ID");
   cmd->add_option("--run", a.run, "the eval run whose samples are drawn (default: the last)")->type_name("LABEL");
   cmd->add_option("--width", a.width, "PNG width in pixels (default 800)")->check(CLI::Range(16, 20000));
   cmd->add_option("--height", a.height, "PNG height in pixels (default 600)")->check(CLI::Range(16, 20000));
@@ -353,7 +369,9 @@ int run_plot(const Registry& registry, const PlotArgs& a) {
         labels.push_back(trial->eval[i].label);
         if (trial->eval[i].label == a.run) row = i, found = true;
       }
-      if (!found) throw Error(fmt::format("--run: '{}' is not an eval run of {} (valid: {})", a.run, trial->id, fmt::join(labels, ", ")));
+      if (!found)
+        throw Error(
+            fmt::format("--run: '{}' is not an eval run of {} (valid: {})", a.run, trial->id, fmt::join(labels, ", ")));
     }
   }
   const std::string gnuplot = find_gnuplot();
@@ -380,7 +398,8 @@ int run_plot(const Registry& registry, const PlotArgs& a) {
           return out;
         };
         const std::string name = safe(fmt::format("samples_{}_{}", trial->id, trial->eval[row].label));
-        if (write_image_grid(first(gen, 64), (p.dir() / (name + ".png")).string(), 8)) p.written.push_back((p.dir() / (name + ".png")).string());
+        if (write_image_grid(first(gen, 64), (p.dir() / (name + ".png")).string(), 8))
+          p.written.push_back((p.dir() / (name + ".png")).string());
         const std::string refp = fmt::format("trials/{}/samples/reference", trial->id);
         if (has_object(a.file, refp)) {
           const std::string rname = safe(fmt::format("reference_{}", trial->id));

@@ -12,10 +12,12 @@ CLI::App* add_report(CLI::App& app, ReportArgs& a) {
   auto* cmd = app.add_subcommand("report", "print the quality-vs-steps table of a results file (finished or partial)");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--by", a.by, "group by these swept keys (repeatable; default: every swept key)")->type_name("KEY");
-  cmd->add_option("--metric", a.metrics, "metrics to show (repeatable; default: all); the first one decides steps to quality")
+  cmd->add_option("--metric", a.metrics,
+                  "metrics to show (repeatable; default: all); the first one decides steps to quality")
       ->type_name("NAME");
   cmd->add_option("--format", a.format, "term (default), md or csv")->type_name("FORMAT");
-  cmd->add_option("--within", a.within, "steps to quality: within this fraction of the best converged value (default 0.1)")
+  cmd->add_option("--within", a.within,
+                  "steps to quality: within this fraction of the best converged value (default 0.1)")
       ->type_name("FRACTION")
       ->check(CLI::Range(0.0, 1e9));
   cmd->add_flag("--during", a.during,

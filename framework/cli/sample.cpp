@@ -32,7 +32,8 @@ namespace {
 
 const Array* find_weight(const StoredModel& m, const std::string& suffix) {
   for (const auto& [k, v] : m.weights)
-    if (k == suffix || (k.size() > suffix.size() && k.compare(k.size() - suffix.size() - 1, std::string::npos, "." + suffix) == 0))
+    if (k == suffix ||
+        (k.size() > suffix.size() && k.compare(k.size() - suffix.size() - 1, std::string::npos, "." + suffix) == 0))
       return &v;
   return nullptr;
 }
@@ -87,7 +88,8 @@ void write_h5(const std::string& path, const Array& a, const SampleArgs& args, i
 
 /// The noise path of --interpolate: for each weight w in `weights`, the slerp of the directions of `a` and `b`
 /// (any shape, flattened) scaled by the linear interpolation of their norms,
-///   x(w) = ((1 - w) |a| + w |b|) (sin((1 - w) theta) a/|a| + sin(w theta) b/|b|) / sin(theta),  cos(theta) = <a, b> / (|a| |b|),
+///   x(w) = ((1 - w) |a| + w |b|) (sin((1 - w) theta) a/|a| + sin(w theta) b/|b|) / sin(theta),  cos(theta) = <a, b> /
+///   (|a| |b|),
 /// computed in float64. It is the usual slerp when |a| = |b|, and keeps |x(w)| between |a| and |b| when they differ
 /// (the plain formula dips below both norms near the ends when theta > 90 degrees). w = 0 and w = 1 give a and b
 /// exactly; nearly parallel directions fall back to the normalized linear interpolation. Returns [W, ...].
@@ -120,7 +122,8 @@ at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, const std::vector<dou
 }
 
 /// An image given to --inpaint or --observed as [C, H, W] in [-1, 1], checked against the event shape.
-at::Tensor read_event_image(const std::string& flag, const std::string& file, const std::vector<int64_t>& event, int channels) {
+at::Tensor read_event_image(const std::string& flag, const std::string& file, const std::vector<int64_t>& event,
+                            int channels) {
   if (!fs::exists(file)) throw Error(fmt::format("{}: {} does not exist", flag, file));
   const Array img = read_image(file, channels);
   if (img.shape[1] != event[1] || img.shape[2] != event[2])
@@ -133,8 +136,8 @@ at::Tensor read_event_image(const std::string& flag, const std::string& file, co
 /// before each step from t_k, the known pixels are set to the observed image carried along the path to t_k,
 /// alpha(t_k) x1_obs + sigma(t_k) x0 (x0 the row's initial noise); one solver step goes to t_{k+1}; at t = 1 the known
 /// pixels are set to the observed image itself.
-SampleResult inpaint(const Solver& solver, int64_t steps, const Path& path, const at::Tensor& x0, const VelocityField& field,
-                     const at::Tensor& known, const at::Tensor& observed) {
+SampleResult inpaint(const Solver& solver, int64_t steps, const Path& path, const at::Tensor& x0,
+                     const VelocityField& field, const at::Tensor& known, const at::Tensor& observed) {
   const at::Tensor keep = known.to(at::kBool).unsqueeze(0).expand_as(x0);
   const at::Tensor obs = observed.unsqueeze(0).expand_as(x0);
   std::vector<int64_t> per_row(static_cast<size_t>(x0.dim()), 1);
@@ -158,7 +161,8 @@ SampleResult inpaint(const Solver& solver, int64_t steps, const Path& path, cons
 
 }  // namespace
 
-std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const StoredModel& stored, ArchitectureSpec& spec) {
+std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const StoredModel& stored,
+                                            ArchitectureSpec& spec) {
   Params ap;
   for (const auto& [k, v] : stored.params) ap.set(k, v);
   auto model = registry.create<Architecture>("architecture", stored.architecture, ap);
@@ -180,7 +184,8 @@ std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const Stor
   model->eval();
   size_t loaded = 0;
   auto load = [&](const std::string& key, at::Tensor& t) {
-    const auto it = std::find_if(stored.weights.begin(), stored.weights.end(), [&](const auto& kv) { return kv.first == key; });
+    const auto it =
+        std::find_if(stored.weights.begin(), stored.weights.end(), [&](const auto& kv) { return kv.first == key; });
     if (it == stored.weights.end()) throw Error(fmt::format("the stored weights lack '{}'", key));
     const at::Tensor v = to_tensor(it->second);
     if (v.sizes() != t.sizes())
@@ -201,12 +206,16 @@ CLI::App* add_sample(CLI::App& app, SampleArgs& a) {
   auto* cmd = app.add_subcommand("sample", "draw new samples from a trial's stored model");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--trial", a.trial, "the trial id")->required()->type_name("ID");
-  cmd->add_option("--solver", a.solver, "the solver (default: euler with --steps, dopri5 with --rtol)")->type_name("NAME");
+  cmd->add_option("--solver", a.solver, "the solver (default: euler with --steps, dopri5 with --rtol)")
+      ->type_name("NAME");
   auto* steps = cmd->add_option("--steps", a.steps, "steps of a fixed-step solver")->check(CLI::PositiveNumber);
-  auto* rtol = cmd->add_option("--rtol", a.rtol, "relative tolerance of an adaptive solver")->check(CLI::PositiveNumber);
+  auto* rtol =
+      cmd->add_option("--rtol", a.rtol, "relative tolerance of an adaptive solver")->check(CLI::PositiveNumber);
   steps->excludes(rtol);
-  cmd->add_option("--n", a.n, "how many samples (default 1000, 8 with --inpaint, or all stored with --from-stored-noise; "
-                  "--interpolate: 10 points)")->check(CLI::PositiveNumber);
+  cmd->add_option("--n", a.n,
+                  "how many samples (default 1000, 8 with --inpaint, or all stored with --from-stored-noise; "
+                  "--interpolate: 10 points)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--guidance", a.guidance, "classifier-free guidance weight w (conditioned models; default 1)");
   cmd->add_option("--class", a.label, "class label to sample (label-conditioned models)");
   cmd->add_option("--seed", a.seed, "seed of the standard normal noise (default 0)");
@@ -215,54 +224,43 @@ CLI::App* add_sample(CLI::App& app, SampleArgs& a) {
   auto* interp = cmd->add_flag("--interpolate", a.interpolate,
                                "samples along a slerp between two noises (drawn with --seed, or the first two stored "
                                "with --from-stored-noise) at --n evenly spaced weights in [0, 1] (default 10)");
-  auto* mask = cmd->add_option("--inpaint", a.inpaint,
-                               "complete --observed where this mask is black (white: known pixels, kept); image trials, "
-                               "fixed-step solvers; --n completions (default 8)")
-                   ->type_name("MASK.png");
+  auto* mask =
+      cmd->add_option("--inpaint", a.inpaint,
+                      "complete --observed where this mask is black (white: known pixels, kept); image trials, "
+                      "fixed-step solvers; --n completions (default 8)")
+          ->type_name("MASK.png");
   auto* observed = cmd->add_option("--observed", a.observed, "the image --inpaint completes")->type_name("IMG.png");
   mask->needs(observed);
   observed->needs(mask);
   interp->excludes(mask);
-  cmd->add_option("--out", a.out, "FILE.h5 (dataset samples; with --interpolate also noise and weights, with --inpaint mask and "
-                  "observed), FILE.csv or FILE.png (image data)")->required();
+  cmd->add_option("--out", a.out,
+                  "FILE.h5 (dataset samples; with --interpolate also noise and weights, with --inpaint mask and "
+                  "observed), FILE.csv or FILE.png (image data)")
+      ->required();
   return cmd;
 }
 
-int run_sample(const Registry& registry, const SampleArgs& args_in) {
-  SampleArgs args = args_in;
-  const StoredResults res = read_results(args.file);
-  const StoredTrial& trial = res.trial(args.trial);
-  const std::string ext = fs::path(args.out).extension().string();
-  if (ext != ".h5" && ext != ".csv" && ext != ".png")
-    throw Error(fmt::format("--out: '{}' must end in .h5, .csv or .png", args.out));
-  if (args.solver.empty()) args.solver = args.rtol > 0 ? "dopri5" : "euler";
-  const StoredModel stored = read_model(args.file, trial.id);
+namespace {
 
-  torch::NoGradGuard no_grad;
-  at::set_num_threads(1);  // as the trial's worker evaluated it (threads: 1 unless set), for the same sums
-  ArchitectureSpec spec;
-  auto model = rebuild_model(registry, stored, spec);
-  const bool use_label = spec.num_classes > 0, use_attr = spec.attr_dim > 0;
+// The starting noise: the trial's stored noise (--from-stored-noise) or fresh draws from --seed, or for
+// --interpolate a slerp between two of them at `weights`.
+struct Noise {
+  at::Tensor x0;
+  std::vector<double> weights;  // --interpolate's
+};
 
-  const bool inpainting = !args.inpaint.empty();
-  const auto& event = stored.event_shape;
-  at::Tensor known, observed;
-  if (inpainting) {
-    if (event.size() != 3 || (event[0] != 1 && event[0] != 3))
-      throw Error(fmt::format("--inpaint: trial {} is not an image trial (event shape [{}]): inpainting needs images [C, H, W]",
-                              trial.id, fmt::join(event, ", ")));
-    known = read_event_image("--inpaint", args.inpaint, event, 1) > 0;  // white (>= 128 of 255): known
-    observed = read_event_image("--observed", args.observed, event, static_cast<int>(event[0]));
-  }
-  if (args.interpolate && args.n == 1) throw Error("--interpolate: --n must be at least 2 (both ends are included)");
-
-  at::Tensor x0, ends;  // ends: the two noises of --interpolate
-  std::vector<double> weights;
+Noise sample_noise(const SampleArgs& args, const StoredTrial& trial, const std::vector<int64_t>& event,
+                   bool inpainting) {
+  Noise z;
+  at::Tensor& x0 = z.x0;
+  at::Tensor ends;  // the two noises of --interpolate
+  std::vector<double>& weights = z.weights;
   const int64_t fresh = args.n > 0 ? args.n : args.interpolate ? 10 : inpainting ? 8 : 1000;
   if (args.from_stored_noise) {
     x0 = to_tensor(read_array(args.file, fmt::format("trials/{}/samples/x0", trial.id)));
     if (args.interpolate) {
-      if (x0.size(0) < 2) throw Error(fmt::format("--interpolate: trial {} stores {} noise row(s); it needs 2", trial.id, x0.size(0)));
+      if (x0.size(0) < 2)
+        throw Error(fmt::format("--interpolate: trial {} stores {} noise row(s); it needs 2", trial.id, x0.size(0)));
       ends = x0.slice(0, 0, 2);
     } else if (args.n > 0 && args.n < x0.size(0)) {
       x0 = x0.slice(0, 0, args.n);
@@ -278,14 +276,21 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     for (int64_t i = 0; i < fresh; ++i) weights.push_back(i + 1 == fresh ? 1.0 : double(i) / double(fresh - 1));
     x0 = slerp(ends[0], ends[1], weights);
   }
-  const int64_t n = x0.size(0);
-  VelocityField field = [&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); };
+  return z;
+}
+
+// The field to integrate: the model's velocity, guided (--guidance, --class) for a conditioned model.
+VelocityField sample_field(const std::shared_ptr<Architecture>& model, const ArchitectureSpec& spec,
+                           const SampleArgs& args, int64_t n) {
+  const bool use_label = spec.num_classes > 0, use_attr = spec.attr_dim > 0;
+  VelocityField field = [model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); };
   if (use_label || use_attr) {
     Condition cond;
     if (args.label >= 0) {
       if (!use_label || args.label >= spec.num_classes)
-        throw Error(fmt::format("--class: {} is not a class of this model ({})", args.label,
-                                use_label ? fmt::format("0 to {}", spec.num_classes - 1) : std::string("it is not label-conditioned")));
+        throw Error(fmt::format(
+            "--class: {} is not a class of this model ({})", args.label,
+            use_label ? fmt::format("0 to {}", spec.num_classes - 1) : std::string("it is not label-conditioned")));
       cond.label = at::full({n}, args.label, at::kLong);
     }
     field = guided_field(model, cond, args.guidance);
@@ -293,6 +298,16 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     throw Error("--class: this model is not conditioned");
   }
 
+  return field;
+}
+
+// Runs the solver from x0: inpainting by replacement (--inpaint), or plain sampling.
+SampleResult solve(const Registry& registry, const SampleArgs& args, const StoredModel& stored,
+                   const StoredTrial& trial, const ArchitectureSpec& spec, const std::shared_ptr<Architecture>& model,
+                   const at::Tensor& x0, const VelocityField& field, const at::Tensor& known,
+                   const at::Tensor& observed) {
+  const bool inpainting = !args.inpaint.empty();
+  const int64_t n = x0.size(0);
   Params sp;
   if (args.steps > 0) sp.set("steps", args.steps);
   if (args.rtol > 0) sp.set("rtol", args.rtol);
@@ -301,16 +316,20 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
   if (inpainting) {
     const auto* fixed = dynamic_cast<const FixedStepRungeKutta*>(solver.get());
     if (!fixed)
-      throw Error(fmt::format("--inpaint: needs a fixed-step solver (euler, midpoint, heun or rk4 with --steps), not solver/{}",
-                              args.solver));
+      throw Error(
+          fmt::format("--inpaint: needs a fixed-step solver (euler, midpoint, heun or rk4 with --steps), not solver/{}",
+                      args.solver));
     if (stored.path.empty())
-      throw Error(fmt::format("--inpaint: trial {} stores no config naming its path (an older results file)", trial.id));
+      throw Error(
+          fmt::format("--inpaint: trial {} stores no config naming its path (an older results file)", trial.id));
     Params pp;
     for (const auto& [k, v] : stored.path_params) pp.set(k, v);
     const auto path = registry.create<Path>("path", stored.path, pp);
     if (!path->affine())
-      throw Error(fmt::format("--inpaint: path/{} is not affine (x_t = alpha_t x1 + sigma_t x0): the replacement method "
-                              "needs its schedule", stored.path));
+      throw Error(
+          fmt::format("--inpaint: path/{} is not affine (x_t = alpha_t x1 + sigma_t x0): the replacement method "
+                      "needs its schedule",
+                      stored.path));
     r = inpaint(*solver, args.steps > 0 ? args.steps : fixed->steps(), *path, x0, field, known, observed);
   } else {
     // The trial's path, for solvers that convert the velocity through its schedule (data-prediction multistep).
@@ -341,6 +360,17 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     }
     r = solver->sample(x0, field, so);
   }
+  return r;
+}
+
+// Writes the samples as --out's extension says: .h5 (with the noise, weights, mask as the options made them), .csv
+// or a .png grid.
+void write_samples(const SampleArgs& args, const std::string& ext, const SampleResult& r, const Noise& z,
+                   const at::Tensor& known, const at::Tensor& observed) {
+  const bool inpainting = !args.inpaint.empty();
+  const at::Tensor& x0 = z.x0;
+  const std::vector<double>& weights = z.weights;
+  const int64_t n = r.x.size(0);
   const Array out = to_array(r.x);
   if (fs::path(args.out).has_parent_path()) fs::create_directories(fs::path(args.out).parent_path());
   if (ext == ".h5") {
@@ -360,17 +390,58 @@ int run_sample(const Registry& registry, const SampleArgs& args_in) {
     for (int64_t j = 0; j < per; ++j) f += fmt::format("{}x{}", j ? "," : "", j);
     f += "\n";
     for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < per; ++j) f += fmt::format("{}{}", j ? "," : "", out.values[static_cast<size_t>(i * per + j)]);
+      for (int64_t j = 0; j < per; ++j)
+        f += fmt::format("{}{}", j ? "," : "", out.values[static_cast<size_t>(i * per + j)]);
       f += "\n";
     }
     write_file(args.out, f);  // a full disk: a WriteError naming the file
   } else if (!write_image_grid(out, args.out, 8)) {
-    throw Error(fmt::format("--out: a PNG needs image samples [N, C, H, W]; these are [{}]: use .h5 or .csv", fmt::join(r.x.sizes(), ", ")));
+    throw Error(fmt::format("--out: a PNG needs image samples [N, C, H, W]; these are [{}]: use .h5 or .csv",
+                            fmt::join(r.x.sizes(), ", ")));
   }
+}
+
+}  // namespace
+
+int run_sample(const Registry& registry, const SampleArgs& args_in) {
+  SampleArgs args = args_in;
+  const StoredResults res = read_results(args.file);
+  const StoredTrial& trial = res.trial(args.trial);
+  const std::string ext = fs::path(args.out).extension().string();
+  if (ext != ".h5" && ext != ".csv" && ext != ".png")
+    throw Error(fmt::format("--out: '{}' must end in .h5, .csv or .png", args.out));
+  if (args.solver.empty()) args.solver = args.rtol > 0 ? "dopri5" : "euler";
+  const StoredModel stored = read_model(args.file, trial.id);
+
+  torch::NoGradGuard no_grad;
+  at::set_num_threads(1);  // as the trial's worker evaluated it (threads: 1 unless set), for the same sums
+  ArchitectureSpec spec;
+  auto model = rebuild_model(registry, stored, spec);
+
+  const bool inpainting = !args.inpaint.empty();
+  const auto& event = stored.event_shape;
+  at::Tensor known, observed;
+  if (inpainting) {
+    if (event.size() != 3 || (event[0] != 1 && event[0] != 3))
+      throw Error(
+          fmt::format("--inpaint: trial {} is not an image trial (event shape [{}]): inpainting needs images [C, H, W]",
+                      trial.id, fmt::join(event, ", ")));
+    known = read_event_image("--inpaint", args.inpaint, event, 1) > 0;  // white (>= 128 of 255): known
+    observed = read_event_image("--observed", args.observed, event, static_cast<int>(event[0]));
+  }
+  if (args.interpolate && args.n == 1) throw Error("--interpolate: --n must be at least 2 (both ends are included)");
+
+  const Noise z = sample_noise(args, trial, event, inpainting);
+  const at::Tensor& x0 = z.x0;
+  const int64_t n = x0.size(0);
+  const VelocityField field = sample_field(model, spec, args, n);
+  const SampleResult r = solve(registry, args, stored, trial, spec, model, x0, field, known, observed);
+  write_samples(args, ext, r, z, known, observed);
   const std::string what = args.interpolate ? std::string("samples along a slerp between two noises (weights 0 to 1)")
-                           : inpainting      ? fmt::format("completions of {} outside {}", args.observed, args.inpaint)
-                                             : std::string("samples");
-  std::cout << fmt::format("{}: {} {} from {} with solver/{} ({} NFE)\n", args.out, n, what, trial.id, args.solver, r.nfe);
+                           : inpainting     ? fmt::format("completions of {} outside {}", args.observed, args.inpaint)
+                                            : std::string("samples");
+  std::cout << fmt::format("{}: {} {} from {} with solver/{} ({} NFE)\n", args.out, n, what, trial.id, args.solver,
+                           r.nfe);
   return 0;
 }
 

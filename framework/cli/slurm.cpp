@@ -51,8 +51,7 @@ std::string submit(const std::string& script) {
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     throw Error(fmt::format("sbatch {} failed: {}", script, out.empty() ? "no output" : out));
   const std::string id = sbatch_job_id(out);  // "<job id>[;<cluster>]", after any warnings
-  if (id.empty())
-    throw Error(fmt::format("sbatch {} printed no job id: {}", script, out.empty() ? "no output" : out));
+  if (id.empty()) throw Error(fmt::format("sbatch {} printed no job id: {}", script, out.empty() ? "no output" : out));
   std::stringstream lines(out);
   std::string line;
   while (std::getline(lines, line))
@@ -62,7 +61,8 @@ std::string submit(const std::string& script) {
 
 }  // namespace
 
-Command add_slurm_command(CLI::App& app, std::function<std::string()> self, const std::vector<std::string>& plugin_paths) {
+Command add_slurm_command(CLI::App& app, std::function<std::string()> self,
+                          const std::vector<std::string>& plugin_paths) {
   struct Args {
     std::string experiment, out, script;
     SlurmOptions o;
@@ -71,7 +71,8 @@ Command add_slurm_command(CLI::App& app, std::function<std::string()> self, cons
   };
   auto a = std::make_shared<Args>();
   Command c;
-  c.app = app.add_subcommand("slurm", "write (and with --submit, submit) an sbatch array script: task I runs shard I/N");
+  c.app =
+      app.add_subcommand("slurm", "write (and with --submit, submit) an sbatch array script: task I runs shard I/N");
   auto* s = c.app;
   s->add_option("experiment", a->experiment, "the experiment YAML")->required();
   s->add_flag("--submit", a->submit, "submit the script with sbatch");
@@ -83,7 +84,8 @@ Command add_slurm_command(CLI::App& app, std::function<std::string()> self, cons
   s->add_option("--account", a->o.account, "#SBATCH --account");
   s->add_option("--gpus-per-task", a->o.gpus_per_task, "GPUs per task (--gres=gpu:G); 0: CPU only")
       ->check(positive("--gpus-per-task", 0));
-  s->add_option("--cpus-per-task", a->o.cpus_per_task, "#SBATCH --cpus-per-task")->check(positive("--cpus-per-task", 1));
+  s->add_option("--cpus-per-task", a->o.cpus_per_task, "#SBATCH --cpus-per-task")
+      ->check(positive("--cpus-per-task", 1));
   s->add_option("--max-parallel", a->o.max_parallel, "at most K tasks at once (--array=...%K)")
       ->check(positive("--max-parallel", 1));
   s->add_option("--sbatch-arg", a->o.sbatch_args, "an extra #SBATCH argument, verbatim (repeatable)");
@@ -126,8 +128,8 @@ Command add_slurm_command(CLI::App& app, std::function<std::string()> self, cons
     write_file(script, sbatch_script(o));  // a full disk: a WriteError naming the script
     fs::permissions(script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
     const size_t n = o.indices.empty() ? static_cast<size_t>(o.tasks) : o.indices.size();
-    std::cout << fmt::format("{}: wrote {}: {} of {} (array {}), task I runs shard I/{}; logs in {}\n", ex.name,
-                             script, n == 1 ? "1 task" : fmt::format("{} tasks", n), o.tasks,
+    std::cout << fmt::format("{}: wrote {}: {} of {} (array {}), task I runs shard I/{}; logs in {}\n", ex.name, script,
+                             n == 1 ? "1 task" : fmt::format("{} tasks", n), o.tasks,
                              o.indices.empty() ? fmt::format("0-{}", o.tasks - 1) : array_ranges(o.indices), o.tasks,
                              o.log_dir);
     if (a->submit) {

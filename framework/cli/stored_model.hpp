@@ -13,6 +13,7 @@ namespace flowlab::cli {
 /// event shape and condition (class count and attribute width read from the stored embedding weights; set in
 /// `spec`), loads every stored tensor by its state-dict key and puts it in eval mode. Throws flowlab::Error for a
 /// missing, extra or misshapen tensor.
-std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const StoredModel& stored, ArchitectureSpec& spec);
+std::shared_ptr<Architecture> rebuild_model(const Registry& registry, const StoredModel& stored,
+                                            ArchitectureSpec& spec);
 
 }  // namespace flowlab::cli

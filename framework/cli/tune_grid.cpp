@@ -39,8 +39,9 @@ void record(const std::string& file, const std::string& trial, const std::string
   if (f < 0) throw Error(fmt::format("tune-grid: cannot open {} for writing", tmp));
   bool ok = true;
   auto group = [&](hid_t parent, const std::string& name) {
-    const hid_t g2 = H5Lexists(parent, name.c_str(), H5P_DEFAULT) > 0 ? H5Gopen2(parent, name.c_str(), H5P_DEFAULT)
-                                                                        : H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t g2 = H5Lexists(parent, name.c_str(), H5P_DEFAULT) > 0
+                         ? H5Gopen2(parent, name.c_str(), H5P_DEFAULT)
+                         : H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ok = ok && g2 >= 0;
     return g2;
   };
@@ -85,7 +86,8 @@ void record(const std::string& file, const std::string& trial, const std::string
 }  // namespace
 
 CLI::App* add_tune_grid(CLI::App& app, TuneGridArgs& a) {
-  auto* cmd = app.add_subcommand("tune-grid", "optimise a solver's time grid for a trial's stored model and a step budget");
+  auto* cmd =
+      app.add_subcommand("tune-grid", "optimise a solver's time grid for a trial's stored model and a step budget");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--trial", a.trial, "the trial id")->required()->type_name("ID");
   cmd->add_option("--solver", a.solver, "a fixed-step or multistep solver (default euler)")->type_name("NAME");
@@ -97,7 +99,8 @@ CLI::App* add_tune_grid(CLI::App& app, TuneGridArgs& a) {
   cmd->add_option("--samples", a.samples, "noise samples to tune on (default 2000)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a.seed, "seed of the tuning noise (default 0)");
   cmd->add_option("--check-seed", a.check_seed, "seed of the fresh noise the grid is checked on (default: --seed + 1)");
-  cmd->add_option("--out", a.out, "also write the eval run with the tuned list grid to FILE.yaml")->type_name("FILE.yaml");
+  cmd->add_option("--out", a.out, "also write the eval run with the tuned list grid to FILE.yaml")
+      ->type_name("FILE.yaml");
   return cmd;
 }
 
@@ -119,8 +122,8 @@ std::shared_ptr<Solver> fixed_step_solver(const Registry& registry, const TuneGr
     throw Error(fmt::format("tune-grid: --solver {} {}: give a fixed-step or multistep solver (valid: {})", args.solver,
                             !known       ? "is not a solver"
                             : stochastic ? "is stochastic (the objective would see one draw of its noise)"
-                            : jumps      ? "steps with a few-step model's average velocity, which tune-grid does not tune"
-                                         : "is adaptive and chooses its own times",
+                            : jumps ? "steps with a few-step model's average velocity, which tune-grid does not tune"
+                                    : "is adaptive and chooses its own times",
                             fmt::join(fixed, ", ")));
   Params sp;
   sp.set("steps", args.steps);
@@ -134,26 +137,28 @@ std::string print_tuned(const TuneGridArgs& args, const std::string& trial, int6
                         const std::vector<std::pair<std::string, double>>& fresh, double seconds) {
   std::cout << fmt::format("tune-grid: trial {}, solver/{} with {} steps, objective {} ({}), {} samples\n", trial,
                            args.solver, args.steps, args.objective,
-                           args.objective == "w2" ? "w2 against the trial's stored reference samples"
-                                                  : "mean squared distance to dopri5 at rtol = atol = 1e-6 from the same noise",
+                           args.objective == "w2"
+                               ? "w2 against the trial's stored reference samples"
+                               : "mean squared distance to dopri5 at rtol = atol = 1e-6 from the same noise",
                            args.samples);
   std::cout << fmt::format("  {:<12} {:>22} {:>22}\n", "grid", fmt::format("tuning noise (seed {})", args.seed),
                            fmt::format("fresh noise (seed {})", check_seed));
   for (size_t i = 0; i < hand.size(); ++i)
     std::cout << fmt::format("  {:<12} {:>22.6g} {:>22.6g}\n", hand[i].first, tuned.starts[i].second, fresh[i].second);
   std::cout << fmt::format("  {:<12} {:>22.6g} {:>22.6g}\n", "tuned", tuned.objective, fresh.back().second);
-  std::cout << fmt::format("  started from {}, {} passes, {} solves, {:.1f} s\n", tuned.start, tuned.passes, tuned.solves,
-                           seconds);
+  std::cout << fmt::format("  started from {}, {} passes, {} solves, {:.1f} s\n", tuned.start, tuned.passes,
+                           tuned.solves, seconds);
   std::vector<std::string> times;
   for (double t : tuned.times) times.push_back(fmt::format("{}", t));
   const std::string snippet =
-      fmt::format("- {{solver: {}, steps: {}, grid: {{name: list, params: {{times: [{}]}}}}}}\n", args.solver, args.steps,
-                  fmt::join(times, ", "));
+      fmt::format("- {{solver: {}, steps: {}, grid: {{name: list, params: {{times: [{}]}}}}}}\n", args.solver,
+                  args.steps, fmt::join(times, ", "));
   std::cout << "eval run (paste into eval.solvers):\n" << snippet;
   if (!args.out.empty()) {
     std::ofstream out(args.out);
-    out << fmt::format("# flowlab tune-grid {} --trial {} --solver {} --steps {} --objective {} --samples {} --seed {}\n",
-                       args.file, trial, args.solver, args.steps, args.objective, args.samples, args.seed)
+    out << fmt::format(
+               "# flowlab tune-grid {} --trial {} --solver {} --steps {} --objective {} --samples {} --seed {}\n",
+               args.file, trial, args.solver, args.steps, args.objective, args.samples, args.seed)
         << snippet;
     if (!out.flush()) throw Error(fmt::format("tune-grid: cannot write {}", args.out));
   }
@@ -165,7 +170,8 @@ std::string print_tuned(const TuneGridArgs& args, const std::string& trial, int6
 int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
   const auto started = std::chrono::steady_clock::now();
   if (std::find(kObjectives.begin(), kObjectives.end(), args.objective) == kObjectives.end())
-    throw Error(fmt::format("tune-grid: --objective '{}' is not one of {}", args.objective, fmt::join(kObjectives, ", ")));
+    throw Error(
+        fmt::format("tune-grid: --objective '{}' is not one of {}", args.objective, fmt::join(kObjectives, ", ")));
   const auto solver = fixed_step_solver(registry, args);
 
   const StoredResults res = read_results(args.file);
@@ -175,10 +181,12 @@ int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
   at::set_num_threads(1);  // as the trial's worker evaluated it
   ArchitectureSpec spec;
   auto model = rebuild_model(registry, stored, spec);
-  // Conditioned models: their unconditional field (guidance 1 on the null condition), as flowlab sample without --class.
-  const VelocityField field = spec.num_classes > 0 || spec.attr_dim > 0
-                                  ? guided_field(model, Condition(), 1.0)
-                                  : VelocityField([&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
+  // Conditioned models: their unconditional field (guidance 1 on the null condition), as flowlab sample without
+  // --class.
+  const VelocityField field =
+      spec.num_classes > 0 || spec.attr_dim > 0
+          ? guided_field(model, Condition(), 1.0)
+          : VelocityField([&](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); });
   std::shared_ptr<Path> path;
   if (!stored.path.empty()) {
     Params pp;
@@ -231,7 +239,8 @@ int run_tune_grid(const Registry& registry, const TuneGridArgs& args) {
   const at::Tensor x0_fresh = noise(check_seed);
   const GridObjective fresh_objective = objective_for(x0_fresh);
   std::vector<std::pair<std::string, double>> fresh;
-  for (const auto& [label, t] : hand) fresh.emplace_back(label, fresh_objective(solve_on_grid(*solver, field, x0_fresh, t, path.get())));
+  for (const auto& [label, t] : hand)
+    fresh.emplace_back(label, fresh_objective(solve_on_grid(*solver, field, x0_fresh, t, path.get())));
   fresh.emplace_back("tuned", fresh_objective(solve_on_grid(*solver, field, x0_fresh, tuned.times, path.get())));
 
   print_tuned(args, trial.id, check_seed, hand, tuned, fresh, tune_seconds);

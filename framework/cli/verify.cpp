@@ -23,8 +23,7 @@ int run_verify(const VerifyArgs& a) {
   for (const auto& p : problems)
     std::cout << fmt::format("{}{} {}\n", p.file, p.trial.empty() ? "" : fmt::format(" (trial {})", p.trial), p.what);
   const std::string files = fmt::format("{} file{}", checked, checked == 1 ? "" : "s");
-  if (problems.empty())
-    std::cout << fmt::format("{}: OK ({} checked)\n", a.file, files);
+  if (problems.empty()) std::cout << fmt::format("{}: OK ({} checked)\n", a.file, files);
   else
     std::cout << fmt::format("{}: {} problem{} in {} checked\n", a.file, problems.size(),
                              problems.size() == 1 ? "" : "s", files);

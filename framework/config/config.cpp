@@ -91,9 +91,14 @@ std::string config_hash(const std::string& resolved_yaml) {
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"name",  "output", "devices", "workers_per_device", "threads",
-                                           "max_trial_seconds", "limits", "log", "data", "model", "train", "eval",
-                                           "reflow", "distill", "sweep"};
+const std::vector<std::string> kTopKeys = {"name",    "output",
+                                           "devices", "workers_per_device",
+                                           "threads", "max_trial_seconds",
+                                           "limits",  "log",
+                                           "data",    "model",
+                                           "train",   "eval",
+                                           "reflow",  "distill",
+                                           "sweep"};
 const std::vector<std::string> kLimitKeys = {"trials", "pairs_gb"};
 const std::vector<std::string> kLogKeys = {"tensorboard"};
 // The most YAML nodes an experiment may have with its aliases expanded.
@@ -101,15 +106,15 @@ constexpr size_t kMaxNodes = 100000;
 const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
                                              "architecture", "condition", "coupling",     "objective"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
-const std::vector<std::string> kTrainKeys = {"steps", "batch_size", "lr", "betas", "weight_decay", "warmup",
-                                             "schedule", "ema", "grad_clip", "log_every", "checkpoint_every", "p_uncond",
-                                             "precision", "phema"};
+const std::vector<std::string> kTrainKeys = {
+    "steps",     "batch_size",       "lr",       "betas",     "weight_decay", "warmup", "schedule", "ema", "grad_clip",
+    "log_every", "checkpoint_every", "p_uncond", "precision", "phema"};
 const std::vector<std::string> kPhemaKeys = {"stds", "snapshots"};
 const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp", "guide"};
 const std::vector<std::string> kGuideKeys = {"step", "architecture"};
-const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance", "store_samples", "store_trajectories",
-                                            "solvers", "metrics", "cuda_graph", "every", "during", "as_path",
-                                            "ema_std"};
+const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance",   "store_samples", "store_trajectories",
+                                            "solvers", "metrics", "cuda_graph", "every",         "during",
+                                            "as_path", "ema_std"};
 const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
 const std::vector<std::string> kMixKeys = {"start", "end"};
 const std::vector<std::string> kInits = {"warm", "fresh"};
@@ -124,9 +129,9 @@ const std::vector<std::string> kSolverKeys = {"solver", "steps", "params", "grid
 constexpr int64_t kMaxRounds = 100;
 constexpr int64_t kMaxSteps = 1000000;
 // Defaults of the model section when a key is left out.
-const std::map<std::string, std::string> kModelDefaults = {
-    {"path", "rectified"}, {"weighting", "uniform"}, {"time_sampler", "uniform"}, {"noise", "gaussian"},
-    {"coupling", "independent"}, {"objective", "flow_matching"}};
+const std::map<std::string, std::string> kModelDefaults = {{"path", "rectified"},       {"weighting", "uniform"},
+                                                           {"time_sampler", "uniform"}, {"noise", "gaussian"},
+                                                           {"coupling", "independent"}, {"objective", "flow_matching"}};
 
 // A number as YAML text in its shortest round-trip form (0.9, not 0.90000000000000002).
 std::string number_text(double v) { return fmt::format("{}", v); }
@@ -168,7 +173,8 @@ class Reader {
     const bool adaptive = reg_.create<Solver>("solver", name)->adaptive();
     const auto& specs = reg_.info("solver", name).params;
     if (!adaptive && std::none_of(specs.begin(), specs.end(), [](const ParamSpec& p) { return p.name == "steps"; }))
-      fail(at, path, fmt::format("solver/{} is not adaptive, but has no parameter 'steps' to set its step count", name));
+      fail(at, path,
+           fmt::format("solver/{} is not adaptive, but has no parameter 'steps' to set its step count", name));
     return adaptive_.emplace(name, adaptive).first->second;
   }
 
@@ -186,7 +192,8 @@ class Reader {
   /// A mapping key as text; a key that is itself a mapping or a list is an error at its position.
   std::string key_text(const YAML::Node& key, const std::string& path) const {
     if (!key.IsScalar())
-      fail(key, path.empty() ? "(top level)" : path, fmt::format("expected a plain key, got {} as a key", kind_name(key)));
+      fail(key, path.empty() ? "(top level)" : path,
+           fmt::format("expected a plain key, got {} as a key", kind_name(key)));
     return key.Scalar();
   }
 
@@ -228,7 +235,9 @@ class Reader {
     if (!(v >= min && v <= max)) fail(n, path, fmt::format("expected a number in [{}, {}], got {}", min, max, v));
     return v;
   }
-  std::string text(const YAML::Node& n, const std::string& path) const { return scalar<std::string>(n, path, "a string"); }
+  std::string text(const YAML::Node& n, const std::string& path) const {
+    return scalar<std::string>(n, path, "a string");
+  }
 
   const Registry& registry() const { return reg_; }
 
@@ -286,7 +295,8 @@ class Reader {
     try {
       out.params = resolve_params(info.key(), info.params, raw);
     } catch (const ParamError& e) {
-      const bool known = std::any_of(info.params.begin(), info.params.end(), [&](const ParamSpec& p) { return p.name == e.param(); });
+      const bool known =
+          std::any_of(info.params.begin(), info.params.end(), [&](const ParamSpec& p) { return p.name == e.param(); });
       if (!known && params_node)  // an unknown name: point at the key, or at the value where a sweep made the key
         for (const auto& kv : params_node)
           if (kv.first.as<std::string>() == e.param())
@@ -339,9 +349,9 @@ class Reader {
   std::string file_;
   const Registry& reg_;
   bool datasets_ = true;
-  mutable std::map<std::string, std::vector<int64_t>> checked_;  ///< check_key -> a dataset's event shape
+  mutable std::map<std::string, std::vector<int64_t>> checked_;    ///< check_key -> a dataset's event shape
   mutable std::map<std::string, std::vector<std::string>> names_;  ///< kind -> its plugins' names
-  mutable std::map<std::string, bool> adaptive_;                    ///< solver name -> Solver::adaptive()
+  mutable std::map<std::string, bool> adaptive_;                   ///< solver name -> Solver::adaptive()
 };
 
 // Rebinds `cur` to child `key`, creating a map there if needed (Node::reset, since Node assignment copies).
@@ -383,23 +393,26 @@ std::string check_sweep_key(const std::string& key) {
     if (!below) return parts.size() == 2 ? "" : fmt::format("'{}' goes below a {} setting", key, s);
     if (parts.size() < 3) return fmt::format("'{}' names a whole section; sweep one of its keys", key);
     if (std::find(below->begin(), below->end(), parts[2]) == below->end()) return bad(parts[2], *below);
-    if (parts[2] == "params") return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
+    if (parts[2] == "params")
+      return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
     return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
   }
   if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph", "every", "as_path", "solvers",
-                                         "ema_std"};
+    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph",
+                                         "every",   "as_path", "solvers",  "ema_std"};
     if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
     return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
   }
   const std::vector<std::string>& first = s == "data" ? kDataKeys : kModelKeys;
   if (std::find(first.begin(), first.end(), parts[1]) == first.end()) return bad(parts[1], first);
   if (parts[1] == "condition") return parts.size() == 2 ? "" : "'model.condition' is a single value";
-  if (s == "data") return parts[1] == "dataset" ? (parts.size() == 2 ? "" : "'data.dataset' is a name")
-                                                : (parts.size() == 3 ? "" : "sweep one parameter: data.params.NAME");
+  if (s == "data")
+    return parts[1] == "dataset" ? (parts.size() == 2 ? "" : "'data.dataset' is a name")
+                                 : (parts.size() == 3 ? "" : "sweep one parameter: data.params.NAME");
   if (parts.size() == 2) return "";
   if (parts[2] == "name") return parts.size() == 3 ? "" : fmt::format("'{}' goes below a name", key);
-  if (parts[2] == "params") return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
+  if (parts[2] == "params")
+    return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
   return bad(parts[2], kPluginKeys);
 }
 
@@ -434,7 +447,8 @@ std::string scalar_text(const YAML::Node& n) {
 std::string sweep_value_text(const std::string& key, const YAML::Node& value) {
   if (key != "eval.solvers" || !value.IsSequence()) return scalar_text(value);
   std::vector<std::string> names;
-  for (const auto& entry : value) names.push_back(entry.IsMap() && entry["solver"] ? scalar_text(entry["solver"]) : scalar_text(entry));
+  for (const auto& entry : value)
+    names.push_back(entry.IsMap() && entry["solver"] ? scalar_text(entry["solver"]) : scalar_text(entry));
   return fmt::format("{}", fmt::join(names, "+"));
 }
 
@@ -473,7 +487,8 @@ std::vector<double> read_ema_stds(const Reader& r, const YAML::Node& n, const st
 
 // train.phema: {stds: [...], snapshots: K} (EDM2's post-hoc EMA; defaults: stds [0.05, 0.1], 16 snapshots).
 void read_phema(const Reader& r, const YAML::Node& ph, const std::string& path, TrainConfig& c) {
-  if (!ph.IsMap()) r.fail(ph, path, fmt::format("expected a map {{stds: [0.05, 0.1], snapshots: 16}}, got {}", kind_name(ph)));
+  if (!ph.IsMap())
+    r.fail(ph, path, fmt::format("expected a map {{stds: [0.05, 0.1], snapshots: 16}}, got {}", kind_name(ph)));
   r.check_keys(ph, path, kPhemaKeys);
   c.phema_stds = ph["stds"] ? read_ema_stds(r, ph["stds"], path + ".stds") : std::vector<double>{0.05, 0.1};
   c.phema_snapshots = ph["snapshots"] ? r.integer(ph["snapshots"], path + ".snapshots", 1, 100000) : 16;
@@ -492,7 +507,8 @@ void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, 
   }
   if (tr["betas"]) {
     const YAML::Node b = tr["betas"];
-    if (!b.IsSequence() || b.size() != 2) r.fail(b, at + "betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
+    if (!b.IsSequence() || b.size() != 2)
+      r.fail(b, at + "betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
     c.beta1 = r.real(b[0], at + "betas[0]", 0, 0.999999);
     c.beta2 = r.real(b[1], at + "betas[1]", 0, 0.999999);
   }
@@ -502,7 +518,8 @@ void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, 
     c.schedule = r.text(tr["schedule"], at + "schedule");
     const std::vector<std::string> ok = {"cosine", "constant"};
     if (std::find(ok.begin(), ok.end(), c.schedule) == ok.end())
-      r.fail(tr["schedule"], at + "schedule", fmt::format("unknown schedule '{}' ({})", c.schedule, suggestion(c.schedule, ok)));
+      r.fail(tr["schedule"], at + "schedule",
+             fmt::format("unknown schedule '{}' ({})", c.schedule, suggestion(c.schedule, ok)));
   }
   if (tr["ema"]) c.ema = r.real(tr["ema"], at + "ema", 0, 0.999999999);
   if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], at + "grad_clip", 0, 1e12);
@@ -513,7 +530,8 @@ void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, 
     c.precision = r.text(tr["precision"], at + "precision");
     const std::vector<std::string>& ok = precisions();
     if (std::find(ok.begin(), ok.end(), c.precision) == ok.end())
-      r.fail(tr["precision"], at + "precision", fmt::format("unknown precision '{}' ({})", c.precision, suggestion(c.precision, ok)));
+      r.fail(tr["precision"], at + "precision",
+             fmt::format("unknown precision '{}' ({})", c.precision, suggestion(c.precision, ok)));
   }
   if (const YAML::Node ph = tr["phema"]) read_phema(r, ph, at + "phema", c);
 }
@@ -579,9 +597,10 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
                        t.coupling.name));
   }
   if (t.condition != "none" && rf.rounds > 0)
-    r.fail(root["reflow"], "reflow", fmt::format("a conditioned model (model.condition: {}) cannot be reflowed yet: "
-                                                 "the teacher pairs carry no condition; use model.condition: none",
-                                                 t.condition));
+    r.fail(root["reflow"], "reflow",
+           fmt::format("a conditioned model (model.condition: {}) cannot be reflowed yet: "
+                       "the teacher pairs carry no condition; use model.condition: none",
+                       t.condition));
   DistillConfig& d = t.distill;
   d.train = t.train;
   d.pairs = rf.pairs;
@@ -594,21 +613,22 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
     if (n["pairs"]) d.pairs = r.integer(n["pairs"], "distill.pairs", 1);
     if (n["train"]) read_train(r, n["train"], "distill.train", d.train);
     if (t.condition != "none")
-      r.fail(n, "distill", fmt::format("a conditioned model (model.condition: {}) cannot be distilled yet: the "
-                                       "teacher pairs carry no condition; use model.condition: none",
-                                       t.condition));
+      r.fail(n, "distill",
+             fmt::format("a conditioned model (model.condition: {}) cannot be distilled yet: the "
+                         "teacher pairs carry no condition; use model.condition: none",
+                         t.condition));
   }
 }
 
 void emit_train(YAML::Emitter& e, const char* key, const TrainConfig& c) {
-  e << YAML::Key << key << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps
-    << YAML::Key << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << number_text(c.lr)
-    << YAML::Key << "betas" << YAML::Value << YAML::Flow << std::vector<std::string>{number_text(c.beta1), number_text(c.beta2)}
-    << YAML::Key << "weight_decay" << YAML::Value << number_text(c.weight_decay) << YAML::Key << "warmup" << YAML::Value << c.warmup
-    << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value << number_text(c.ema)
-    << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key << "log_every" << YAML::Value << c.log_every
-    << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every << YAML::Key << "p_uncond" << YAML::Value
-    << number_text(c.p_uncond);
+  e << YAML::Key << key << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps << YAML::Key
+    << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << number_text(c.lr) << YAML::Key
+    << "betas" << YAML::Value << YAML::Flow << std::vector<std::string>{number_text(c.beta1), number_text(c.beta2)}
+    << YAML::Key << "weight_decay" << YAML::Value << number_text(c.weight_decay) << YAML::Key << "warmup" << YAML::Value
+    << c.warmup << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value
+    << number_text(c.ema) << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key
+    << "log_every" << YAML::Value << c.log_every << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every
+    << YAML::Key << "p_uncond" << YAML::Value << number_text(c.p_uncond);
   // Written only when not the default, so that the configurations (and hashes) of earlier results stay the same.
   if (c.precision != "fp32") e << YAML::Key << "precision" << YAML::Value << c.precision;
   if (!c.phema_stds.empty()) {  // only when set, as precision
@@ -630,8 +650,8 @@ void check_shapes_and_memory(const Reader& r, const YAML::Node& root, const Tria
     if (noise != shape)
       r.fail(root["model"]["noise"], "model.noise",
              fmt::format("dataset/{} draws points of shape [{}], but the data (dataset/{}) has shape [{}]: the noise "
-                         "must have the data's shape", t.noise_dataset.name, fmt::join(noise, ", "), t.data.name,
-                         fmt::join(shape, ", ")));
+                         "must have the data's shape",
+                         t.noise_dataset.name, fmt::join(noise, ", "), t.data.name, fmt::join(shape, ", ")));
   }
   int64_t values = 1;
   for (int64_t d : shape) values *= d;
@@ -657,9 +677,10 @@ void check_shapes_and_memory(const Reader& r, const YAML::Node& root, const Tria
 PluginChoice read_grid(const Reader& r, const YAML::Node& g, const std::string& path, const std::string& solver,
                        bool fixed, const PluginChoice& trial_path, bool steps_given, std::vector<int64_t>& steps) {
   if (!fixed)
-    r.fail(g, path + ".grid",
-           fmt::format("solver/{} is adaptive and chooses its own times: a grid is for fixed-step and multistep solvers",
-                       solver));
+    r.fail(
+        g, path + ".grid",
+        fmt::format("solver/{} is adaptive and chooses its own times: a grid is for fixed-step and multistep solvers",
+                    solver));
   const PluginChoice grid = r.plugin("time_grid", g, path + ".grid");
   const auto made = r.create<TimeGrid>("time_grid", grid);
   if (grid.name == "list" && !steps_given) steps = {static_cast<int64_t>(grid.params.float_list("times").size()) - 1};
@@ -682,7 +703,8 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
                                       const PluginChoice& trial_path, std::vector<size_t>* entry = nullptr) {
   std::vector<EvalRun> runs;
   if (!solvers.IsSequence() || solvers.size() == 0)
-    r.fail(solvers, key, fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
+    r.fail(solvers, key,
+           fmt::format("expected a non-empty list of {{solver: ..., steps: [...]}}, got {}", kind_name(solvers)));
   for (size_t i = 0; i < solvers.size(); ++i) {
     const YAML::Node s = solvers[i];
     const std::string path = fmt::format("{}[{}]", key, i);
@@ -697,9 +719,11 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
         std::vector<YAML::Node> next;
         const std::string param = r.key_text(kv.first, path + ".params");
         if (param == "steps" && s["steps"])
-          r.fail(kv.first, path + ".params.steps", fmt::format("steps given twice (also as {}.steps): give it once", path));
-        const std::vector<YAML::Node> values = kv.second.IsSequence() ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
-                                                                      : std::vector<YAML::Node>{kv.second};
+          r.fail(kv.first, path + ".params.steps",
+                 fmt::format("steps given twice (also as {}.steps): give it once", path));
+        const std::vector<YAML::Node> values = kv.second.IsSequence()
+                                                   ? std::vector<YAML::Node>(kv.second.begin(), kv.second.end())
+                                                   : std::vector<YAML::Node>{kv.second};
         if (values.empty()) r.fail(kv.second, path + ".params." + param, "empty list: give at least one value");
         for (const auto& v : values)
           if (!v.IsScalar())
@@ -721,16 +745,19 @@ std::vector<EvalRun> read_solver_runs(const Reader& r, const YAML::Node& solvers
     std::vector<int64_t> steps = {0};
     std::vector<YAML::Node> step_nodes;  // each step count's node, where an error about it points
     if (const YAML::Node st = s["steps"]) {
-      if (!fixed) r.fail(st, path + ".steps", fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
-      const std::vector<YAML::Node> values = st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
+      if (!fixed)
+        r.fail(st, path + ".steps",
+               fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
+      const std::vector<YAML::Node> values =
+          st.IsSequence() ? std::vector<YAML::Node>(st.begin(), st.end()) : std::vector<YAML::Node>{st};
       if (values.empty()) r.fail(st, path + ".steps", "empty list: give at least one step count");
       steps.clear();
       for (const auto& v : values) steps.push_back(r.integer(v, path + ".steps", 1, kMaxSteps));
       step_nodes = values;
     }
-    const PluginChoice grid =
-        s["grid"] ? read_grid(r, s["grid"], path, name, fixed, trial_path, s["steps"] || (s["params"] && s["params"]["steps"]), steps)
-                  : PluginChoice();
+    const PluginChoice grid = s["grid"] ? read_grid(r, s["grid"], path, name, fixed, trial_path,
+                                                    s["steps"] || (s["params"] && s["params"]["steps"]), steps)
+                                        : PluginChoice();
     for (const auto& c : combos) {
       const PluginChoice choice = r.plugin_with_params("solver", name, s["solver"], c, path);
       for (size_t k = 0; k < steps.size(); ++k) {
@@ -766,7 +793,9 @@ bool same_choice(const PluginChoice& a, const PluginChoice& b) {
 }
 
 // Whether two runs are the same solver with the same parameters (steps included) on the same grid.
-bool same_run(const EvalRun& a, const EvalRun& b) { return same_choice(a.solver, b.solver) && same_choice(a.grid, b.grid); }
+bool same_run(const EvalRun& a, const EvalRun& b) {
+  return same_choice(a.solver, b.solver) && same_choice(a.grid, b.grid);
+}
 
 // eval.during: solver entries as in eval.solvers, each run one of eval.solvers' runs (the evaluations during training
 // are a subset of the final one, so that each run's curve ends at its final row). Kept as indices into `runs` in
@@ -774,13 +803,15 @@ bool same_run(const EvalRun& a, const EvalRun& b) { return same_choice(a.solver,
 void read_during(const Reader& r, const YAML::Node& ev, const YAML::Node& during, const PluginChoice& path_choice,
                  EvalConfig& eval) {
   if (!ev["every"])
-    r.fail(during, "eval.during", "needs eval.every: the runs listed here are evaluated every eval.every training steps");
+    r.fail(during, "eval.during",
+           "needs eval.every: the runs listed here are evaluated every eval.every training steps");
   std::vector<size_t> entry;
   const std::vector<EvalRun> runs = read_solver_runs(r, during, "eval.during", path_choice, &entry);
   std::vector<size_t> picked, picked_by;
   for (size_t i = 0; i < runs.size(); ++i) {
     const std::string path = fmt::format("eval.during[{}]", entry[i]);
-    const auto it = std::find_if(eval.runs.begin(), eval.runs.end(), [&](const EvalRun& run) { return same_run(run, runs[i]); });
+    const auto it =
+        std::find_if(eval.runs.begin(), eval.runs.end(), [&](const EvalRun& run) { return same_run(run, runs[i]); });
     if (it == eval.runs.end()) {
       std::vector<PluginChoice> choices;
       std::vector<std::string> valid;
@@ -795,7 +826,8 @@ void read_during(const Reader& r, const YAML::Node& ev, const YAML::Node& during
     const auto seen = std::find(picked.begin(), picked.end(), k);
     if (seen != picked.end())
       r.fail(during[entry[i]], path,
-             fmt::format("{} is listed twice (also by eval.during[{}])", it->label, picked_by[size_t(seen - picked.begin())]));
+             fmt::format("{} is listed twice (also by eval.during[{}])", it->label,
+                         picked_by[size_t(seen - picked.begin())]));
     picked.push_back(k);
     picked_by.push_back(entry[i]);
   }
@@ -860,9 +892,11 @@ void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
   if (const YAML::Node in = g["interval"]) {
     if (!in.IsSequence() || in.size() != 2)
       r.fail(in, "eval.guidance.interval", fmt::format("expected [t_lo, t_hi], got {}", kind_name(in)));
-    const double lo = r.real(in[0], "eval.guidance.interval[0]", 0, 1), hi = r.real(in[1], "eval.guidance.interval[1]", 0, 1);
+    const double lo = r.real(in[0], "eval.guidance.interval[0]", 0, 1),
+                 hi = r.real(in[1], "eval.guidance.interval[1]", 0, 1);
     if (!(lo < hi))
-      r.fail(in, "eval.guidance.interval", fmt::format("t_lo ({}) must be below t_hi ({})", number_text(lo), number_text(hi)));
+      r.fail(in, "eval.guidance.interval",
+             fmt::format("t_lo ({}) must be below t_hi ({})", number_text(lo), number_text(hi)));
     t.eval.guidance_interval = {lo, hi};
     t.eval.guidance_schedule = "interval";
   }
@@ -882,26 +916,31 @@ void read_guidance(const Reader& r, const YAML::Node& g, TrialConfig& t) {
     t.eval.guide_step =
         guide["step"] ? r.integer(guide["step"], "eval.guidance.guide.step", 0, 1000000000000) : t.train.steps;
     if (t.eval.guide_step > t.train.steps)
-      r.fail(guide["step"], "eval.guidance.guide.step",
-             fmt::format("round 0 trains {} steps (train.steps), so the snapshot at step {} is never kept: give 0 to {}",
-                         t.train.steps, t.eval.guide_step, t.train.steps));
+      r.fail(
+          guide["step"], "eval.guidance.guide.step",
+          fmt::format("round 0 trains {} steps (train.steps), so the snapshot at step {} is never kept: give 0 to {}",
+                      t.train.steps, t.eval.guide_step, t.train.steps));
     if (t.eval.cuda_graph)
-      r.fail(guide, "eval.guidance.guide", "autoguidance evaluates a second model, which flowlab does not capture in a CUDA "
-                                           "graph: set eval.cuda_graph: false");
+      r.fail(guide, "eval.guidance.guide",
+             "autoguidance evaluates a second model, which flowlab does not capture in a CUDA "
+             "graph: set eval.cuda_graph: false");
   }
   if (t.condition == "none" && t.eval.guidance_schedule != "constant" && t.eval.guide_step < 0)
-    r.fail(g, "eval.guidance", "a guidance schedule steers classifier-free guidance, which needs a conditioned model "
-                               "(model.condition: label, attr or both)");
+    r.fail(g, "eval.guidance",
+           "a guidance schedule steers classifier-free guidance, which needs a conditioned model "
+           "(model.condition: label, attr or both)");
   if (t.eval.cuda_graph && t.eval.guidance_schedule != "constant")
-    r.fail(g, "eval.guidance", "a guidance schedule reads each time on the host, which a CUDA graph cannot capture: set "
-                               "eval.cuda_graph: false");
+    r.fail(g, "eval.guidance",
+           "a guidance schedule reads each time on the host, which a CUDA graph cannot capture: set "
+           "eval.cuda_graph: false");
 }
 
 // Whether `objective` is flow_matching with its default parameters, which the resolved document leaves out (so the
 // hashes of trials from before the objective plugin kind hold).
 bool is_default_objective(const Reader& r, const PluginChoice& objective) {
   if (objective.name != "flow_matching") return false;
-  const PluginChoice def = r.plugin_with_params("objective", "flow_matching", YAML::Node(), YAML::Node(), "model.objective");
+  const PluginChoice def =
+      r.plugin_with_params("objective", "flow_matching", YAML::Node(), YAML::Node(), "model.objective");
   return def.params.values() == objective.params.values();
 }
 
@@ -925,7 +964,8 @@ void check_objective(const Reader& r, const YAML::Node& model, const TrialConfig
   }
   if (const std::string spec = objective->features(); !spec.empty()) {
     const auto& forms = feature_extractor_forms();
-    if (std::find(forms.begin(), forms.end(), spec) == forms.end() && !(spec.rfind("torchscript:", 0) == 0 && spec.size() > 12)) {
+    if (std::find(forms.begin(), forms.end(), spec) == forms.end() &&
+        !(spec.rfind("torchscript:", 0) == 0 && spec.size() > 12)) {
       const YAML::Node p = at.IsMap() && at["params"] && at["params"]["features"] ? at["params"]["features"] : at;
       r.fail(p, "model.objective.params.features",
              fmt::format("'{}' is not a feature extractor (valid: {})", spec, fmt::join(forms, ", ")));
@@ -947,7 +987,8 @@ void check_step_solvers(const Reader& r, const YAML::Node& solvers, const TrialC
   const bool step_model = r.create<Objective>("objective", t.objective)->step_input();
   for (size_t i = 0; i < solvers.size(); ++i) {
     const std::string name = solvers[i]["solver"].Scalar();
-    const auto run = std::find_if(t.eval.runs.begin(), t.eval.runs.end(), [&](const EvalRun& e) { return e.solver.name == name; });
+    const auto run =
+        std::find_if(t.eval.runs.begin(), t.eval.runs.end(), [&](const EvalRun& e) { return e.solver.name == name; });
     if (run == t.eval.runs.end() || !r.create<Solver>("solver", run->solver)->uses_step_field()) continue;
     if (step_model && t.eval.guide_step >= 0)
       r.fail(solvers[i]["solver"], fmt::format("eval.solvers[{}].solver", i),
@@ -966,10 +1007,8 @@ void check_step_solvers(const Reader& r, const YAML::Node& solvers, const TrialC
 }
 
 // Everything of one trial, from its (overridden) document.
-TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents = true) {
-  TrialConfig t;
-  if (!root["data"]) r.fail(root, "data", "missing section 'data' (e.g. data: {dataset: ring_gaussians})");
-  t.data = r.plugin("dataset", root["data"], "data", "dataset");
+// model: the plugins of the model section (defaults where not given), the condition and the architecture.
+void read_model(const Reader& r, const YAML::Node& root, TrialConfig& t) {
   if (!root["model"]) r.fail(root, "model", "missing section 'model' (at least model.architecture)");
   const YAML::Node model = root["model"];
   r.check_keys(model, "model", kModelKeys);
@@ -987,116 +1026,122 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
       slot = r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
       continue;
     }
-    slot = given ? r.plugin(key, given, "model." + key) : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
+    slot = given ? r.plugin(key, given, "model." + key)
+                 : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
   }
   if (const YAML::Node cond = model["condition"]) {
     t.condition = r.text(cond, "model.condition");
     if (std::find(kConditions.begin(), kConditions.end(), t.condition) == kConditions.end())
-      r.fail(cond, "model.condition", fmt::format("unknown condition '{}' ({})", t.condition, suggestion(t.condition, kConditions)));
+      r.fail(cond, "model.condition",
+             fmt::format("unknown condition '{}' ({})", t.condition, suggestion(t.condition, kConditions)));
   }
   if (!model["architecture"]) r.fail(model, "model.architecture", "missing key 'architecture' (e.g. {name: mlp})");
   t.architecture = r.plugin("architecture", model["architecture"], "model.architecture");
   check_objective(r, model, t);
+}
 
-  if (const YAML::Node tr = root["train"]) read_train(r, tr, "train", t.train);
-
-  if (const YAML::Node ev = root["eval"]) {
-    r.check_keys(ev, "eval", kEvalKeys);
-    if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
-    if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
-    if (ev["store_samples"]) t.eval.store_samples = r.integer(ev["store_samples"], "eval.store_samples", -1);
-    if (ev["store_trajectories"])
-      t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
-    if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
-    if (const YAML::Node g = ev["guidance"]) read_guidance(r, g, t);
-    if (const YAML::Node as = ev["as_path"]) {
-      t.eval.as_path = r.plugin("path", as, "eval.as_path");
-      if (t.eval.cuda_graph)
-        r.fail(as, "eval.as_path", "matches each time on the host, which a CUDA graph cannot capture: set eval.cuda_graph: false");
-      if (!r.create<Path>("path", t.path)->affine() || !r.create<Path>("path", t.eval.as_path)->affine())
-        r.fail(as, "eval.as_path",
-               fmt::format("the schedule transform maps one affine path (x_t = alpha_t x1 + sigma_t x0) to another, and "
-                           "path/{} is not affine",
-                           r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
+// eval.metrics: the metric plugins, their feature extractors and solvers checked, and their unique labels.
+void read_metrics(const Reader& r, const YAML::Node& metrics, TrialConfig& t) {
+  if (!metrics.IsSequence())
+    r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
+  for (size_t i = 0; i < metrics.size(); ++i)
+    t.eval.metrics.push_back(r.plugin("metric", metrics[i], fmt::format("eval.metrics[{}]", i)));
+  for (size_t i = 0; i < t.eval.metrics.size(); ++i) {
+    const PluginChoice& m = t.eval.metrics[i];
+    if (!m.params.has("features")) continue;
+    const std::string& spec = m.params.str("features");
+    const auto& forms = feature_extractor_forms();
+    const bool ok = std::find(forms.begin(), forms.end(), spec) != forms.end() ||
+                    (spec.rfind("torchscript:", 0) == 0 && spec.size() > 12);
+    if (!ok) {
+      const YAML::Node& mi = metrics[i];
+      const YAML::Node where = mi.IsMap() && mi["params"] && mi["params"]["features"] ? mi["params"]["features"] : mi;
+      r.fail(where, fmt::format("eval.metrics[{}].params.features", i),
+             fmt::format("'{}' is not a feature extractor (valid: {})", spec, fmt::join(forms, ", ")));
     }
-    const PluginChoice& sampled = t.eval.as_path.name.empty() ? t.path : t.eval.as_path;  // the path the solvers see
-    if (const YAML::Node solvers = ev["solvers"]) {
-      t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", sampled);
-      check_step_solvers(r, solvers, t);
-    }
-    if (const YAML::Node metrics = ev["metrics"]) {
-      if (!metrics.IsSequence()) r.fail(metrics, "eval.metrics", fmt::format("expected a list of metric names, got {}", kind_name(metrics)));
-      for (size_t i = 0; i < metrics.size(); ++i)
-        t.eval.metrics.push_back(r.plugin("metric", metrics[i], fmt::format("eval.metrics[{}]", i)));
-      for (size_t i = 0; i < t.eval.metrics.size(); ++i) {
-        const PluginChoice& m = t.eval.metrics[i];
-        if (!m.params.has("features")) continue;
-        const std::string& spec = m.params.str("features");
-        const auto& forms = feature_extractor_forms();
-        const bool ok = std::find(forms.begin(), forms.end(), spec) != forms.end() ||
-                        (spec.rfind("torchscript:", 0) == 0 && spec.size() > 12);
-        if (!ok) {
-          const YAML::Node& mi = metrics[i];
-          const YAML::Node where = mi.IsMap() && mi["params"] && mi["params"]["features"] ? mi["params"]["features"] : mi;
-          r.fail(where, fmt::format("eval.metrics[{}].params.features", i),
-                 fmt::format("'{}' is not a feature extractor (valid: {})", spec, fmt::join(forms, ", ")));
-        }
-      }
-      // metric/nll integrates with a solver named by its `solver` parameter: it must be one.
-      for (size_t i = 0; i < t.eval.metrics.size(); ++i) {
-        const PluginChoice& m = t.eval.metrics[i];
-        if (m.name != "nll") continue;
-        const YAML::Node& mi = metrics[i];
-        const YAML::Node where = mi.IsMap() && mi["params"] && mi["params"]["solver"] ? mi["params"]["solver"] : mi;
-        r.plugin_with_params("solver", m.params.str("solver"), where, YAML::Node(),
-                             fmt::format("eval.metrics[{}].params.solver", i));
-      }
-      t.eval.metric_labels = choice_labels(t.eval.metrics, {}, "[", "]");
-      for (size_t i = 0; i < t.eval.metric_labels.size(); ++i)
-        for (size_t j = 0; j < i; ++j)
-          if (t.eval.metric_labels[i] == t.eval.metric_labels[j])
-            r.fail(metrics[i], fmt::format("eval.metrics[{}]", i),
-                   fmt::format("the same metric as eval.metrics[{}] ({})", j, t.eval.metric_labels[i]));
-    }
-    if (const YAML::Node solvers = ev["solvers"]) {
-      std::vector<PluginChoice> choices;
-      for (const auto& run : t.eval.runs) choices.push_back(run.solver);
-      auto labels = choice_labels(choices, {"steps", "rtol"}, ":", "");
-      // Runs on a grid: ",grid=NAME" (":grid=NAME" when the solver shows no parameter), the grid's parameters in
-      // brackets where two grids of that name differ: "euler:steps=4,grid=edm", "heun:steps=8,grid=shift[s=3]".
-      std::vector<PluginChoice> grids;
-      for (const auto& run : t.eval.runs)
-        if (!run.grid.name.empty()) grids.push_back(run.grid);
-      const auto grid_labels = choice_labels(grids, {}, "[", "]");
-      for (size_t i = 0, g = 0; i < labels.size(); ++i)
-        if (!t.eval.runs[i].grid.name.empty())
-          labels[i] += (labels[i].find(':') == std::string::npos ? ":grid=" : ",grid=") + grid_labels[g++];
-      if (!t.eval.as_path.name.empty())  // "euler:steps=4,as_path=cosine": sampled on another path's schedule
-        for (auto& l : labels) l += (l.find(':') == std::string::npos ? ":as_path=" : ",as_path=") + t.eval.as_path.name;
-      for (size_t i = 0; i < labels.size(); ++i) {
-        t.eval.runs[i].label = labels[i];
-        for (size_t j = 0; j < i; ++j)
-          if (labels[i] == labels[j])
-            r.fail(solvers, "eval.solvers", fmt::format("two runs are the same ({}): list each solver setting once", labels[i]));
-      }
-    }
-    if (ev["every"]) {
-      t.eval.every = r.integer(ev["every"], "eval.every", 1);
-      if (t.eval.runs.empty())
-        r.fail(ev["every"], "eval.every", "there are no eval.solvers to evaluate during training: list them in eval.solvers");
-    }
-    if (const YAML::Node during = ev["during"]) read_during(r, ev, during, sampled, t.eval);
-    if (const YAML::Node stds = ev["ema_std"]) t.eval.ema_stds = read_ema_stds(r, stds, "eval.ema_std");
   }
-  read_reflow(r, root, t);
-  check_every(r, root, t);
-  check_phema(r, root, t);
-  check_shapes_and_memory(r, root, t);
-  if (!documents) return t;
+  // metric/nll integrates with a solver named by its `solver` parameter: it must be one.
+  for (size_t i = 0; i < t.eval.metrics.size(); ++i) {
+    const PluginChoice& m = t.eval.metrics[i];
+    if (m.name != "nll") continue;
+    const YAML::Node& mi = metrics[i];
+    const YAML::Node where = mi.IsMap() && mi["params"] && mi["params"]["solver"] ? mi["params"]["solver"] : mi;
+    r.plugin_with_params("solver", m.params.str("solver"), where, YAML::Node(),
+                         fmt::format("eval.metrics[{}].params.solver", i));
+  }
+  t.eval.metric_labels = choice_labels(t.eval.metrics, {}, "[", "]");
+  for (size_t i = 0; i < t.eval.metric_labels.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (t.eval.metric_labels[i] == t.eval.metric_labels[j])
+        r.fail(metrics[i], fmt::format("eval.metrics[{}]", i),
+               fmt::format("the same metric as eval.metrics[{}] ({})", j, t.eval.metric_labels[i]));
+}
 
-  YAML::Emitter e;
-  e << YAML::BeginMap;
-  emit_plugin(e, "data", t.data);
+// The labels of eval.solvers' runs ("euler:steps=4", "dopri5:rtol=0.001,grid=edm"): unique, or the list is refused.
+void label_runs(const Reader& r, const YAML::Node& solvers, TrialConfig& t) {
+  std::vector<PluginChoice> choices;
+  for (const auto& run : t.eval.runs) choices.push_back(run.solver);
+  auto labels = choice_labels(choices, {"steps", "rtol"}, ":", "");
+  // Runs on a grid: ",grid=NAME" (":grid=NAME" when the solver shows no parameter), the grid's parameters in
+  // brackets where two grids of that name differ: "euler:steps=4,grid=edm", "heun:steps=8,grid=shift[s=3]".
+  std::vector<PluginChoice> grids;
+  for (const auto& run : t.eval.runs)
+    if (!run.grid.name.empty()) grids.push_back(run.grid);
+  const auto grid_labels = choice_labels(grids, {}, "[", "]");
+  for (size_t i = 0, g = 0; i < labels.size(); ++i)
+    if (!t.eval.runs[i].grid.name.empty())
+      labels[i] += (labels[i].find(':') == std::string::npos ? ":grid=" : ",grid=") + grid_labels[g++];
+  if (!t.eval.as_path.name.empty())  // "euler:steps=4,as_path=cosine": sampled on another path's schedule
+    for (auto& l : labels) l += (l.find(':') == std::string::npos ? ":as_path=" : ",as_path=") + t.eval.as_path.name;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    t.eval.runs[i].label = labels[i];
+    for (size_t j = 0; j < i; ++j)
+      if (labels[i] == labels[j])
+        r.fail(solvers, "eval.solvers",
+               fmt::format("two runs are the same ({}): list each solver setting once", labels[i]));
+  }
+}
+
+// eval: samples, guidance, the solver runs and their labels, metrics, evaluation during training, post-hoc EMA.
+void read_eval(const Reader& r, const YAML::Node& ev, TrialConfig& t) {
+  r.check_keys(ev, "eval", kEvalKeys);
+  if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
+  if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
+  if (ev["store_samples"]) t.eval.store_samples = r.integer(ev["store_samples"], "eval.store_samples", -1);
+  if (ev["store_trajectories"])
+    t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
+  if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
+  if (const YAML::Node g = ev["guidance"]) read_guidance(r, g, t);
+  if (const YAML::Node as = ev["as_path"]) {
+    t.eval.as_path = r.plugin("path", as, "eval.as_path");
+    if (t.eval.cuda_graph)
+      r.fail(as, "eval.as_path",
+             "matches each time on the host, which a CUDA graph cannot capture: set eval.cuda_graph: false");
+    if (!r.create<Path>("path", t.path)->affine() || !r.create<Path>("path", t.eval.as_path)->affine())
+      r.fail(as, "eval.as_path",
+             fmt::format("the schedule transform maps one affine path (x_t = alpha_t x1 + sigma_t x0) to another, and "
+                         "path/{} is not affine",
+                         r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
+  }
+  const PluginChoice& sampled = t.eval.as_path.name.empty() ? t.path : t.eval.as_path;  // the path the solvers see
+  if (const YAML::Node solvers = ev["solvers"]) {
+    t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", sampled);
+    check_step_solvers(r, solvers, t);
+  }
+  if (const YAML::Node metrics = ev["metrics"]) read_metrics(r, metrics, t);
+  if (const YAML::Node solvers = ev["solvers"]) label_runs(r, solvers, t);
+  if (ev["every"]) {
+    t.eval.every = r.integer(ev["every"], "eval.every", 1);
+    if (t.eval.runs.empty())
+      r.fail(ev["every"], "eval.every",
+             "there are no eval.solvers to evaluate during training: list them in eval.solvers");
+  }
+  if (const YAML::Node during = ev["during"]) read_during(r, ev, during, sampled, t.eval);
+  if (const YAML::Node stds = ev["ema_std"]) t.eval.ema_stds = read_ema_stds(r, stds, "eval.ema_std");
+}
+
+// The resolved configuration's model section.
+void emit_model(YAML::Emitter& e, const Reader& r, const TrialConfig& t) {
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   emit_plugin(e, "path", t.path);
   emit_plugin(e, "weighting", t.weighting);
@@ -1113,7 +1158,10 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   emit_plugin(e, "coupling", t.coupling);
   if (!is_default_objective(r, t.objective)) emit_plugin(e, "objective", t.objective);  // earlier hashes hold
   e << YAML::EndMap;
-  emit_train(e, "train", t.train);
+}
+
+// The resolved configuration's eval section.
+void emit_eval(YAML::Emitter& e, const TrialConfig& t) {
   e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
     << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
     << number_text(t.eval.guidance);
@@ -1124,11 +1172,11 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     e << YAML::Key << "guidance_ramp" << YAML::Value << t.eval.guidance_schedule;
   if (t.eval.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << t.eval.guide_step;
   if (!t.eval.guide_architecture.name.empty()) emit_plugin(e, "guidance_guide_architecture", t.eval.guide_architecture);
-  e << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples
-    << YAML::Key << "store_trajectories" << YAML::Value << t.eval.store_trajectories;
+  e << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples << YAML::Key << "store_trajectories"
+    << YAML::Value << t.eval.store_trajectories;
   if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
-  if (!t.eval.as_path.name.empty()) emit_plugin(e, "as_path", t.eval.as_path);  // only when set, as cuda_graph
-  if (!t.eval.ema_stds.empty()) {  // only when set, as cuda_graph
+  if (!t.eval.as_path.name.empty()) emit_plugin(e, "as_path", t.eval.as_path);   // only when set, as cuda_graph
+  if (!t.eval.ema_stds.empty()) {                                                // only when set, as cuda_graph
     e << YAML::Key << "ema_std" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const double v : t.eval.ema_stds) e << number_text(v);
     e << YAML::EndSeq;
@@ -1155,6 +1203,10 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     e << YAML::EndMap;
   }
   e << YAML::EndSeq << YAML::EndMap;
+}
+
+// The resolved configuration's reflow and distill sections.
+void emit_stages(YAML::Emitter& e, const TrialConfig& t) {
   // Only when used, so that the configurations (and hashes) of trials without them stay as they were.
   if (t.reflow.rounds > 0) {
     const ReflowConfig& rf = t.reflow;
@@ -1175,8 +1227,34 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
     emit_train(e, "train", d.train);
     e << YAML::EndMap;
   }
+}
+
+// The resolved configuration (every plugin parameter included): what config_hash hashes. Keys added after the
+// first release are written only when set, so that earlier results' hashes hold.
+std::string resolved_yaml(const Reader& r, const TrialConfig& t) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  emit_plugin(e, "data", t.data);
+  emit_model(e, r, t);
+  emit_train(e, "train", t.train);
+  emit_eval(e, t);
+  emit_stages(e, t);
   e << YAML::EndMap;
-  t.resolved_yaml = e.c_str();
+  return e.c_str();
+}
+
+TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents = true) {
+  TrialConfig t;
+  if (!root["data"]) r.fail(root, "data", "missing section 'data' (e.g. data: {dataset: ring_gaussians})");
+  t.data = r.plugin("dataset", root["data"], "data", "dataset");
+  read_model(r, root, t);
+  if (const YAML::Node tr = root["train"]) read_train(r, tr, "train", t.train);
+  if (const YAML::Node ev = root["eval"]) read_eval(r, ev, t);
+  read_reflow(r, root, t);
+  check_every(r, root, t);
+  check_phema(r, root, t);
+  check_shapes_and_memory(r, root, t);
+  if (documents) t.resolved_yaml = resolved_yaml(r, t);
   return t;
 }
 
@@ -1196,8 +1274,9 @@ void check_duplicates(const Reader& r, const YAML::Node& n, const std::string& p
       const std::string child = path.empty() ? key : path + "." + key;
       const auto [it, fresh] = seen.emplace(key, kv.first.Mark());
       if (!fresh)
-        r.fail(kv.first, child, fmt::format("duplicate key '{}' (first at line {}:{})", key, it->second.line + 1,
-                                            it->second.column + 1));
+        r.fail(
+            kv.first, child,
+            fmt::format("duplicate key '{}' (first at line {}:{})", key, it->second.line + 1, it->second.column + 1));
       check_duplicates(r, kv.second, child, budget);
     }
   }
@@ -1263,12 +1342,16 @@ void read_devices(const Reader& r, const YAML::Node& root, Experiment& ex) {
   if (d.IsScalar()) ex.devices = {r.text(d, "devices")};
   else if (d.IsSequence() && d.size() > 0)
     for (size_t i = 0; i < d.size(); ++i) ex.devices.push_back(r.text(d[i], fmt::format("devices[{}]", i)));
-  else r.fail(d, "devices", fmt::format("expected auto or a list such as [cpu] or [cuda:0, cuda:1], got {}", kind_name(d)));
+  else
+    r.fail(d, "devices",
+           fmt::format("expected auto or a list such as [cpu] or [cuda:0, cuda:1], got {}", kind_name(d)));
   for (size_t i = 0; i < ex.devices.size(); ++i) {
     const std::string& dev = ex.devices[i];
-    const bool ok = dev == "auto" || dev == "cpu" || (dev.rfind("cuda:", 0) == 0 && dev.size() > 5 &&
-                                                      dev.find_first_not_of("0123456789", 5) == std::string::npos);
-    if (!ok) r.fail(d.IsScalar() ? d : d[i], "devices", fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", dev));
+    const bool ok =
+        dev == "auto" || dev == "cpu" ||
+        (dev.rfind("cuda:", 0) == 0 && dev.size() > 5 && dev.find_first_not_of("0123456789", 5) == std::string::npos);
+    if (!ok)
+      r.fail(d.IsScalar() ? d : d[i], "devices", fmt::format("unknown device '{}' (valid: auto, cpu, cuda:N)", dev));
   }
 }
 
@@ -1320,7 +1403,8 @@ void read_axes(const Reader& r, const YAML::Node& sw, const char* section, std::
     const std::string bad = check_sweep_key(a.key);
     if (!bad.empty()) r.fail(kv.first, path, bad);
     a.parts = split_dots(a.key);
-    if (!kv.second.IsSequence()) r.fail(kv.second, path, fmt::format("expected a list of values, got {}", kind_name(kv.second)));
+    if (!kv.second.IsSequence())
+      r.fail(kv.second, path, fmt::format("expected a list of values, got {}", kind_name(kv.second)));
     if (kv.second.size() == 0) r.fail(kv.second, path, "empty list: give at least one value");
     for (const auto& v : kv.second) a.values.push_back(v);
     out.push_back(a);
@@ -1344,7 +1428,8 @@ Sweep read_sweep(const Reader& r, const YAML::Node& root) {
       r.fail(sw["zip"]["eval.ema_std"], "sweep.zip.eval.ema_std",
              "post-hoc EMA stds are evaluated within each trial from its snapshots, at no training cost, so they "
              "cannot be zipped with other keys: put eval.ema_std under sweep.grid, or list the stds in eval.ema_std");
-  const auto ema_axis = std::find_if(s.grid.begin(), s.grid.end(), [](const Axis& a) { return a.key == "eval.ema_std"; });
+  const auto ema_axis =
+      std::find_if(s.grid.begin(), s.grid.end(), [](const Axis& a) { return a.key == "eval.ema_std"; });
   if (ema_axis != s.grid.end()) {
     if (root["eval"] && root["eval"]["ema_std"])
       r.fail(sw["grid"]["eval.ema_std"], "sweep.grid.eval.ema_std",
@@ -1354,16 +1439,19 @@ Sweep read_sweep(const Reader& r, const YAML::Node& root) {
   }
   for (const auto& a : s.zip)
     if (a.values.size() != s.zip.front().values.size())
-      r.fail(sw["zip"], "sweep.zip", fmt::format("zip lists must have equal lengths: {} has {}, {} has {}", s.zip.front().key,
-                                                 s.zip.front().values.size(), a.key, a.values.size()));
+      r.fail(sw["zip"], "sweep.zip",
+             fmt::format("zip lists must have equal lengths: {} has {}, {} has {}", s.zip.front().key,
+                         s.zip.front().values.size(), a.key, a.values.size()));
   if (const YAML::Node seeds = sw["seeds"]) {
-    if (!seeds.IsSequence()) r.fail(seeds, "sweep.seeds", fmt::format("expected a list of integers, got {}", kind_name(seeds)));
+    if (!seeds.IsSequence())
+      r.fail(seeds, "sweep.seeds", fmt::format("expected a list of integers, got {}", kind_name(seeds)));
     if (seeds.size() == 0) r.fail(seeds, "sweep.seeds", "empty list: give at least one seed");
     s.seeds.clear();
     std::set<int64_t> seen;
     for (size_t i = 0; i < seeds.size(); ++i) {
       s.seeds.push_back(r.integer(seeds[i], "sweep.seeds", 0));
-      if (!seen.insert(s.seeds.back()).second) r.fail(seeds[i], "sweep.seeds", fmt::format("seed {} appears twice", s.seeds.back()));
+      if (!seen.insert(s.seeds.back()).second)
+        r.fail(seeds[i], "sweep.seeds", fmt::format("seed {} appears twice", s.seeds.back()));
     }
   }
   return s;
@@ -1384,7 +1472,6 @@ void check_trial_count(const Reader& r, const YAML::Node& root, const Sweep& s, 
          fmt::format("{:.0f} trials ({}) is more than limits.trials ({}): shrink the sweep, or raise limits.trials",
                      static_cast<double>(count), fmt::join(factors, " x "), limit));
 }
-
 
 // One trial per grid row x zip row x seed: the last grid key varies fastest, then zip rows, then seeds. Seeds share
 // their document, so each grid x zip combination is read (and its plugins checked) once. That document is a copy
@@ -1448,7 +1535,8 @@ void expand_trials(const Reader& r, const YAML::Node& root, const Sweep& s, cons
       t.id = fmt::format("{}", fmt::join(id_parts, ","));
       id_parts.pop_back();
       if (!ids.insert(t.id).second)
-        r.fail(root["sweep"], "sweep", fmt::format("two trials would share the id '{}': the sweep repeats a value", t.id));
+        r.fail(root["sweep"], "sweep",
+               fmt::format("two trials would share the id '{}': the sweep repeats a value", t.id));
     }
   }
 }
@@ -1472,12 +1560,14 @@ Experiment load_experiment_text(const std::string& file, const std::string& text
     try {
       return YAML::Load(ex.text);
     } catch (const YAML::ParserException& e) {
-      throw ConfigError(fmt::format("{}:{}:{}: YAML syntax error: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
+      throw ConfigError(
+          fmt::format("{}:{}:{}: YAML syntax error: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
     }
   };
   Reader r(file, registry);
   const YAML::Node root = parse();
-  if (!root.IsMap()) r.fail(root, "(top level)", fmt::format("expected a mapping of sections, got {}", kind_name(root)));
+  if (!root.IsMap())
+    r.fail(root, "(top level)", fmt::format("expected a mapping of sections, got {}", kind_name(root)));
   size_t budget = kMaxNodes;
   check_duplicates(r, root, "", budget);
   r.check_keys(root, "", kTopKeys);
@@ -1485,13 +1575,15 @@ Experiment load_experiment_text(const std::string& file, const std::string& text
   ex.name = r.text(root["name"], "name");
   // The name becomes a file name (results/<name>.h5): a plain identifier, never a path.
   if (ex.name.empty() || ex.name == "." || ex.name == ".." ||
-      ex.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
+      ex.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+          std::string::npos)
     r.fail(root["name"], "name",
            fmt::format("'{}' is not a plain name: use letters, digits, '-', '_' and '.' (set output: to choose a path)",
                        ex.name));
   read_output(r, root, ex);
   read_devices(r, root, ex);
-  if (root["workers_per_device"]) ex.workers_per_device = r.integer(root["workers_per_device"], "workers_per_device", 1);
+  if (root["workers_per_device"])
+    ex.workers_per_device = r.integer(root["workers_per_device"], "workers_per_device", 1);
   if (root["threads"]) ex.threads = r.integer(root["threads"], "threads", 1);
   if (root["max_trial_seconds"]) ex.max_trial_seconds = r.real(root["max_trial_seconds"], "max_trial_seconds", 0, 1e9);
   read_limits(r, root, ex.limits);
@@ -1503,7 +1595,8 @@ Experiment load_experiment_text(const std::string& file, const std::string& text
   ex.plugins_checked = r.plugins_checked();
   // CUDA graphs on devices that are all CPUs can never run: refused here. With `auto`, a trial that lands on a
   // CPU samples eagerly and records cuda_graph "off".
-  const bool cpu_only = std::all_of(ex.devices.begin(), ex.devices.end(), [](const std::string& d) { return d == "cpu"; });
+  const bool cpu_only =
+      std::all_of(ex.devices.begin(), ex.devices.end(), [](const std::string& d) { return d == "cpu"; });
   for (const auto& t : ex.trials)
     if (cpu_only && t.eval.cuda_graph) {
       const YAML::Node at = root["eval"] && root["eval"]["cuda_graph"] ? root["eval"]["cuda_graph"] : root["devices"];

@@ -26,7 +26,8 @@ bool cuda_graphs_built() { return true; }
 
 SampleResult sample_with_cuda_graph(const Solver& solver, const Tensor& x0, const VelocityField& v,
                                     const SampleOptions& opt, double& replay_seconds) {
-  if (!x0.is_cuda()) throw Error(fmt::format("{}: a CUDA graph needs x0 on a GPU, got {}", solver.owner(), x0.device().str()));
+  if (!x0.is_cuda())
+    throw Error(fmt::format("{}: a CUDA graph needs x0 on a GPU, got {}", solver.owner(), x0.device().str()));
   const c10::cuda::CUDAGuard device_guard(x0.device());
   c10::cuda::getCurrentCUDAStream().synchronize();
   const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();

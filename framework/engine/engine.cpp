@@ -99,11 +99,11 @@ void load_weights(Architecture& model, const std::vector<at::Tensor>& w) {
   const auto params = model.parameters();
   const auto buffers = model.buffers();
   if (w.size() != params.size() + buffers.size())
-    throw Error(fmt::format("internal: {} weight tensors for a model with {}", w.size(), params.size() + buffers.size()));
+    throw Error(
+        fmt::format("internal: {} weight tensors for a model with {}", w.size(), params.size() + buffers.size()));
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(w[i]);
   for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(w[params.size() + i]);
 }
-
 
 std::vector<at::Tensor> weights_now(Architecture& model, const FlatEma& ema, bool use_ema);
 /// The model's weights with the parameters that train taken from `flat` (FlatAdamW's order), the others and the
@@ -132,7 +132,7 @@ struct GuideNet {
 /// The state of the stage in progress, beside what Finished holds for the stages before it.
 struct Carry {
   int64_t stage = 0;
-  PowerEma phema;  ///< the current stage's post-hoc EMA (train.phema); undefined without
+  PowerEma phema;                 ///< the current stage's post-hoc EMA (train.phema); undefined without
   at::Tensor pairs_x0, pairs_x1;  ///< the current stage's teacher pairs
   double pair_seconds = 0;
   int64_t teacher_nfe = 0;
@@ -228,7 +228,8 @@ std::vector<EvalRow> read_rows(torch::serialize::InputArchive& a) {
   if (!a.try_read("during_n", n)) return rows;  // a checkpoint written before eval.every
   rows.resize(size_t(n.item<int64_t>()));
   if (rows.empty()) return rows;
-  const at::Tensor ints = read_tensor(a, "during_ints").contiguous(), reals = read_tensor(a, "during_reals").contiguous();
+  const at::Tensor ints = read_tensor(a, "during_ints").contiguous(),
+                   reals = read_tensor(a, "during_reals").contiguous();
   const int64_t* ip = ints.data_ptr<int64_t>();
   const double* rp = reals.data_ptr<double>();
   for (size_t i = 0; i < rows.size(); ++i, ip += kRowInts, rp += kRowReals) {
@@ -299,8 +300,9 @@ void save_checkpoint(const std::string& path, Architecture& model, const FlatEma
       archive.write(p + "pairs_x0", f.pairs_x0);
       archive.write(p + "pairs_x1", f.pairs_x1);
     }
-    archive.write(p + "record", at::tensor({f.record.train_seconds, f.record.pair_seconds, double(f.record.teacher_nfe)},
-                                            at::kDouble));
+    archive.write(
+        p + "record",
+        at::tensor({f.record.train_seconds, f.record.pair_seconds, double(f.record.teacher_nfe)}, at::kDouble));
   }
   write_rows(archive, carry.during);
   if (!carry.guide.empty()) write_tensors(archive, "guide_", carry.guide);
@@ -541,10 +543,11 @@ class PairingThread {
  public:
   // The thread runs ATen ops (the cost matrix) with the creating thread's intra-op threads: OpenMP's count is per
   // thread, and a new one would start from the machine's core count.
-  PairingThread() : thread_([this, threads = at::get_num_threads()] {
-    at::set_num_threads(threads);
-    loop();
-  }) {}
+  PairingThread()
+      : thread_([this, threads = at::get_num_threads()] {
+          at::set_num_threads(threads);
+          loop();
+        }) {}
   ~PairingThread() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -589,8 +592,15 @@ class TrialRun {
  public:
   TrialRun(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
            const std::string& checkpoint, const StopFn& should_stop, const TrialHooks& hooks)
-      : trial_(trial), reg_(reg), device_(device), progress_(progress), checkpoint_(checkpoint),
-        should_stop_(should_stop), hooks_(hooks), dev_(device), opts_(at::TensorOptions().dtype(at::kFloat).device(dev_)),
+      : trial_(trial),
+        reg_(reg),
+        device_(device),
+        progress_(progress),
+        checkpoint_(checkpoint),
+        should_stop_(should_stop),
+        hooks_(hooks),
+        dev_(device),
+        opts_(at::TensorOptions().dtype(at::kFloat).device(dev_)),
         stages_(plan_stages(trial)) {}
 
   TrialResult run();
@@ -638,7 +648,9 @@ class TrialRun {
   double train_calls(const RoundRecord& r) const {
     const TrainConfig& c = train_config(trial_, r.stage);
     const double per_row = r.stage == Stage::distill ? double(trial_.distill.steps) : objective_->calls_per_row();
-    const int64_t pairs = r.stage == Stage::distill ? trial_.distill.pairs : r.stage == Stage::reflow ? trial_.reflow.pairs : 0;
+    const int64_t pairs = r.stage == Stage::distill  ? trial_.distill.pairs
+                          : r.stage == Stage::reflow ? trial_.reflow.pairs
+                                                     : 0;
     return double(c.steps) * double(c.batch_size) * per_row + double(pairs) * double(r.teacher_nfe);
   }
   /// The evaluation's inputs, drawn from seeds of their own (the caller keeps training's stream apart).
@@ -670,7 +682,8 @@ class TrialRun {
   /// The seed of the rows of stage `k` on its post-hoc EMA `std`: of their own, so that they do not depend on the
   /// other stds listed, and flowlab ema reproduces them.
   uint64_t phema_seed(size_t k, double std) const {
-    return static_cast<uint64_t>(trial_.seed) + 0xe3a5ULL + 1000003ULL * uint64_t(k) + uint64_t(std::llround(std * 1e9));
+    return static_cast<uint64_t>(trial_.seed) + 0xe3a5ULL + 1000003ULL * uint64_t(k) +
+           uint64_t(std::llround(std * 1e9));
   }
   /// The evaluation during training of stage `k` at `step` (eval.every): the runs of eval.during (all by default) on
   /// the weights the final evaluation would use (the EMA where eval.use_ema), in a model of its own and with the
@@ -683,8 +696,8 @@ class TrialRun {
   void keep_guide(const FlatEma& ema) {
     carry_.guide.clear();
     const bool net = carry_.guide_net != nullptr;
-    for (const at::Tensor& w : weights_now(net ? *carry_.guide_net->model : *model_, net ? carry_.guide_net->ema : ema,
-                                           trial_.eval.use_ema))
+    for (const at::Tensor& w :
+         weights_now(net ? *carry_.guide_net->model : *model_, net ? carry_.guide_net->ema : ema, trial_.eval.use_ema))
       carry_.guide.push_back(w.clone());
     carry_.guide_net.reset();
   }
@@ -704,8 +717,13 @@ class TrialRun {
   std::shared_ptr<Architecture> guide_model() const;
   /// Whether carry_.during holds the evaluation of stage `k` at `step`.
   bool evaluated_during(size_t k, int64_t step) const;
-  /// The step over every stage of `row`'s weights (TrialHooks' count): its train_step after the stages before its round.
+  /// The step over every stage of `row`'s weights (TrialHooks' count): its train_step after the stages before its
+  /// round.
   int64_t trial_step(const EvalRow& row) const;
+  /// The result of a trial whose stage `k` diverged: the stages so far and the rows evaluated during training.
+  TrialResult diverged(size_t k);
+  /// Keeps stage `k`'s trained state (raw weights, EMA, post-hoc EMA snapshots, teacher pairs) in carry_.finished.
+  void finish_stage(size_t k, FlatAdamW& opt, const FlatEma& ema);
   /// Writes the checkpoint of the current stage at `next_step` and tells hooks_ (checkpointed).
   void checkpoint(Architecture& model, const FlatEma& ema, const FlatAdamW& opt, int64_t next_step,
                   const std::vector<at::Tensor>& ahead = {});
@@ -774,8 +792,9 @@ void TrialRun::setup() {
     noise_ = noise_from_dataset(source);
   }
   coupling_ = trial_.coupling.name.empty() ? nullptr : make<Coupling>(reg_, trial_.coupling);
-  objective_ = make<Objective>(reg_, trial_.objective.name.empty() ? PluginChoice{"objective", "flow_matching", "", Params()}
-                                                                  : trial_.objective);
+  objective_ =
+      make<Objective>(reg_, trial_.objective.name.empty() ? PluginChoice{"objective", "flow_matching", "", Params()}
+                                                          : trial_.objective);
   // A teacher coupling (reflow) pairs nothing within a batch: round 0 trains on independent pairs.
   independent_ = !coupling_ || trial_.coupling.name == "independent" || coupling_->needs_teacher();
   draw_ahead_ = !independent_ && !coupling_->draws_random() && dev_.is_cpu();
@@ -844,7 +863,8 @@ void TrialRun::make_pairs(int64_t n) {
       r = solver->sample(x0.slice(0, i, std::min(n, i + chunk)), field, so);
     }
     if (!at::isfinite(r.x).all().item<bool>())
-      throw Error(fmt::format("reflow: the teacher's samples (solver/{}) hold NaN or Inf", trial_.reflow.teacher.solver.name));
+      throw Error(
+          fmt::format("reflow: the teacher's samples (solver/{}) hold NaN or Inf", trial_.reflow.teacher.solver.name));
     x1.push_back(r.x);
     nfe = r.nfe;
   }
@@ -988,13 +1008,13 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
   };
   // Resumed from a checkpoint written at a step due for evaluation but without its rows (stopped while evaluating):
   // evaluated now, on the restored weights.
-  if (every > 0 && first_step > 0 && first_step < c.steps && first_step % every == 0 && !evaluated_during(k, first_step))
+  if (every > 0 && first_step > 0 && first_step < c.steps && first_step % every == 0 &&
+      !evaluated_during(k, first_step))
     evaluate_at(first_step);
   if (k == 0 && first_step == 0 && trial_.eval.guide_step == 0) keep_guide(ema);
   for (int64_t step = first_step; step < c.steps; ++step) {
     if (should_stop_ && should_stop_()) {
-      if (checkpoints && step > first_step)
-        checkpoint(*model_, ema, opt, step, rng_for_checkpoint());
+      if (checkpoints && step > first_step) checkpoint(*model_, ema, opt, step, rng_for_checkpoint());
       throw Interrupted(steps_before_ + step, out_.train);
     }
     const double lr = learning_rate(c, step);
@@ -1009,8 +1029,8 @@ bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma
       out_.status = "diverged";
       out_.diverged_step = steps_before_ + step;
       out_.error = stages_.size() > 1 ? fmt::format("loss is {} at step {} of round {} ({})", loss_value, step,
-                                                     stage.round, stage_name(stage.stage))
-                                       : fmt::format("loss is {} at step {}", loss_value, step);
+                                                    stage.round, stage_name(stage.stage))
+                                      : fmt::format("loss is {} at step {}", loss_value, step);
       stage.train_seconds += seconds_since(t_train) - evaluating;
       return false;
     }
@@ -1055,7 +1075,8 @@ TrialResult TrialRun::run() {
   const bool resume = !checkpoint_.empty() && std::filesystem::exists(checkpoint_);
   const size_t resume_stage = resume ? size_t(checkpoint_stage(checkpoint_)) : 0;
   if (resume_stage >= stages_.size())
-    throw Error(fmt::format("checkpoint {}: stage {} of a trial with {} stages", checkpoint_, resume_stage, stages_.size()));
+    throw Error(
+        fmt::format("checkpoint {}: stage {} of a trial with {} stages", checkpoint_, resume_stage, stages_.size()));
   for (size_t k = 0; k < resume_stage; ++k) carry_.finished.push_back(Finished{{}, {}, {}, {}, {}, stages_[k]});
 
   for (size_t k = resume_stage; k < stages_.size(); ++k) {
@@ -1098,41 +1119,11 @@ TrialResult TrialRun::run() {
     stage.pair_seconds = carry_.pair_seconds;
     stage.teacher_nfe = carry_.teacher_nfe;
 
-    if (!train_stage(k, first_step, opt, ema)) {
-      for (size_t j = 0; j < k; ++j) out_.rounds.push_back(carry_.finished[j].record);
-      out_.rounds.push_back(stage);
-      // What was evaluated before it diverged is kept (the final evaluation's rows are none).
-      if (!carry_.during.empty()) {
-        if (!during_inputs_) {
-          const RngGuard rng(dev_);
-          at::NoGradGuard no_grad;
-          during_inputs_ = std::make_unique<EvalInputs>(prepare_eval());
-        }
-        describe_eval(*during_inputs_);
-        out_.eval = std::move(carry_.during);
-      }
-      return out_;
-    }
+    if (!train_stage(k, first_step, opt, ema)) return diverged(k);
     // The trained state at the stage's end: a crash before the next stage's first checkpoint, or while
     // evaluating, does not retrain it.
-    if (!checkpoint_.empty() && !(resuming_here && first_step >= c.steps))
-      checkpoint(*model_, ema, opt, c.steps);
-    Finished f;
-    f.raw = weights_of(*model_);
-    if (ema.defined()) {  // the EMA as weights: assigned to the model, read, then the raw weights put back
-      const at::Tensor raw = opt.flat_parameters().clone();
-      opt.assign(ema.flat());
-      f.ema = weights_of(*model_);
-      opt.assign(raw);
-    }
-    f.phema = carry_.phema.snapshots();
-    carry_.phema = PowerEma();
-    f.pairs_x0 = carry_.pairs_x0;
-    f.pairs_x1 = carry_.pairs_x1;
-    f.record = stage;
-    carry_.finished.push_back(std::move(f));
-    carry_.pairs_x0 = at::Tensor(), carry_.pairs_x1 = at::Tensor();
-    carry_.pair_seconds = 0, carry_.teacher_nfe = 0;
+    if (!checkpoint_.empty() && !(resuming_here && first_step >= c.steps)) checkpoint(*model_, ema, opt, c.steps);
+    finish_stage(k, opt, ema);
   }
   for (const auto& f : carry_.finished) {
     out_.rounds.push_back(f.record);
@@ -1144,6 +1135,41 @@ TrialResult TrialRun::run() {
   for (auto& row : carry_.during) out_.eval.push_back(std::move(row));  // after the final rows, which keep their places
   out_.status = "completed";
   return out_;
+}
+
+TrialResult TrialRun::diverged(size_t k) {
+  for (size_t j = 0; j < k; ++j) out_.rounds.push_back(carry_.finished[j].record);
+  out_.rounds.push_back(stages_[k]);
+  // What was evaluated before it diverged is kept (the final evaluation's rows are none).
+  if (!carry_.during.empty()) {
+    if (!during_inputs_) {
+      const RngGuard rng(dev_);
+      at::NoGradGuard no_grad;
+      during_inputs_ = std::make_unique<EvalInputs>(prepare_eval());
+    }
+    describe_eval(*during_inputs_);
+    out_.eval = std::move(carry_.during);
+  }
+  return out_;
+}
+
+void TrialRun::finish_stage(size_t k, FlatAdamW& opt, const FlatEma& ema) {
+  Finished f;
+  f.raw = weights_of(*model_);
+  if (ema.defined()) {  // the EMA as weights: assigned to the model, read, then the raw weights put back
+    const at::Tensor raw = opt.flat_parameters().clone();
+    opt.assign(ema.flat());
+    f.ema = weights_of(*model_);
+    opt.assign(raw);
+  }
+  f.phema = carry_.phema.snapshots();
+  carry_.phema = PowerEma();
+  f.pairs_x0 = carry_.pairs_x0;
+  f.pairs_x1 = carry_.pairs_x1;
+  f.record = stages_[k];
+  carry_.finished.push_back(std::move(f));
+  carry_.pairs_x0 = at::Tensor(), carry_.pairs_x1 = at::Tensor();
+  carry_.pair_seconds = 0, carry_.teacher_nfe = 0;
 }
 
 // The evaluation's inputs: noise fixed per trial (every solver of every stage, and every evaluation during
@@ -1161,9 +1187,9 @@ EvalInputs TrialRun::prepare_eval() const {
   in.condition_batch = conditioned_ ? data_->sample(m, opts_) : Batch();
   torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0x7ef5eedULL);
   in.reference = data_->reference(m, opts_).x;
-  in.store = trial_.eval.store_samples >= 0       ? trial_.eval.store_samples
+  in.store = trial_.eval.store_samples >= 0     ? trial_.eval.store_samples
              : data_->event_shape().size() == 1 ? std::min<int64_t>(m, 10000)
-                                                 : 64;
+                                                : 64;
   in.keep_paths = std::min(trial_.eval.store_trajectories, m);
   for (size_t i = 0; i < trial_.eval.metrics.size(); ++i) {
     const PluginChoice& mc = trial_.eval.metrics[i];
@@ -1235,11 +1261,11 @@ VelocityField scheduled_guidance(std::shared_ptr<Architecture> model, Condition 
 // (the guide) or 1 (the model), two otherwise.
 VelocityField autoguided(std::shared_ptr<Architecture> model, std::shared_ptr<Architecture> guide, Condition cond,
                          const EvalConfig& e) {
-  return [model = std::move(model), guide = std::move(guide), cond = std::move(cond), e](const at::Tensor& x,
-                                                                                       const at::Tensor& t) -> at::Tensor {
+  return [model = std::move(model), guide = std::move(guide), cond = std::move(cond), e](
+             const at::Tensor& x, const at::Tensor& t) -> at::Tensor {
     if (!guide)
-      throw SolverError(fmt::format("eval.guidance.guide: the guide, round 0's weights at step {}, is not kept yet",
-                                    e.guide_step));
+      throw SolverError(
+          fmt::format("eval.guidance.guide: the guide, round 0's weights at step {}, is not kept yet", e.guide_step));
     const double w = guidance_weight(e, t.reshape(-1)[0].item<double>());
     if (w == 1.0) return model->forward(x, t, cond);
     if (w == 0.0) return guide->forward(x, t, cond);
@@ -1293,7 +1319,8 @@ bool TrialRun::train_guide(const TrainConfig& c, int64_t step, double lr) {
 std::shared_ptr<Architecture> TrialRun::guide_model() const {
   if (carry_.guide.empty()) return nullptr;
   const RngGuard rng(dev_);  // its initialisation draws, put back: the evaluation's streams are as without a guide
-  auto g = new_model(trial_.eval.guide_architecture.name.empty() ? trial_.architecture : trial_.eval.guide_architecture);
+  auto g =
+      new_model(trial_.eval.guide_architecture.name.empty() ? trial_.architecture : trial_.eval.guide_architecture);
   load_weights(*g, carry_.guide);
   g->eval();
   return g;
@@ -1305,9 +1332,10 @@ VelocityField TrialRun::eval_field(const std::shared_ptr<Architecture>& model, c
   const VelocityField model_field =
       trial_.eval.guide_step >= 0
           ? autoguided(model, guide_model(), conditioned_ ? condition_of(in.condition_batch) : Condition(), trial_.eval)
-      : !conditioned_ ? VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); })
-      : scheduled   ? scheduled_guidance(model, condition_of(in.condition_batch), trial_.eval)
-                    : guided_field(model, condition_of(in.condition_batch), w);
+      : !conditioned_
+          ? VelocityField([model](const at::Tensor& x, const at::Tensor& t) { return model->forward(x, t); })
+      : scheduled ? scheduled_guidance(model, condition_of(in.condition_batch), trial_.eval)
+                  : guided_field(model, condition_of(in.condition_batch), w);
   // Under bf16 autocast the network answers in bf16; the solver's state stays in x's precision.
   VelocityField f = [model_field](const at::Tensor& x, const at::Tensor& t) {
     at::Tensor v = model_field(x, t);
@@ -1347,7 +1375,8 @@ ModelAccess TrialRun::model_access(const std::shared_ptr<Architecture>& model) c
     at::Tensor lp = noise->log_prob(x);
     if (!lp.defined())
       throw Error(fmt::format("noise/{} has no log density, so no likelihood (noises with one: gaussian, matched, "
-                              "uniform)", name.empty() ? std::string("<dataset>") : name));
+                              "uniform)",
+                              name.empty() ? std::string("<dataset>") : name));
     return lp;
   };
   a.make_solver = [this](const std::string& name, const Params& params) {
@@ -1379,7 +1408,8 @@ ModelMetricValues TrialRun::model_metrics(const EvalInputs& in, const std::share
 // on the CPU, and different runs or trial seeds draw independent streams. Deterministic solvers ignore it.
 uint64_t eval_run_seed(int64_t trial_seed, size_t index, int64_t steps) {
   uint64_t h = 0x5de5eed0ULL;
-  for (const uint64_t part : {static_cast<uint64_t>(trial_seed), static_cast<uint64_t>(index), static_cast<uint64_t>(steps)}) {
+  for (const uint64_t part :
+       {static_cast<uint64_t>(trial_seed), static_cast<uint64_t>(index), static_cast<uint64_t>(steps)}) {
     h += part + 0x9e3779b97f4a7c15ULL;
     uint64_t z = h;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -1420,7 +1450,8 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInput
   so.on_state = [&](double t, const at::Tensor& x) { rec.add(t, x); };
   so.path = sampled_path_.get();
   so.path_name = "path/" + (trial_.eval.as_path.name.empty() ? trial_.path.name : trial_.eval.as_path.name);
-  so.noise_name = trial_.noise_dataset.name.empty() ? "noise/" + trial_.noise.name : "dataset/" + trial_.noise_dataset.name;
+  so.noise_name =
+      trial_.noise_dataset.name.empty() ? "noise/" + trial_.noise.name : "dataset/" + trial_.noise_dataset.name;
   so.seed = eval_run_seed(trial_.seed, index, run.steps);
   so.step_field = step;
   try {
@@ -1437,8 +1468,7 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInput
       // solver's first draw.
       if (graphs && run.steps > 0 && !solver->stochastic())
         r = sample_with_cuda_graph(*solver, x0, field, so, replay_seconds);
-      else
-        r = solver->sample(x0, scheduled ? counted : field, so);
+      else r = solver->sample(x0, scheduled ? counted : field, so);
     }
     row.seconds = replay_seconds >= 0 ? replay_seconds : seconds_since(t0) - rec.seconds();
     row.samples_per_s = double(m) / row.seconds;
@@ -1560,7 +1590,8 @@ TrialResult TrialRun::posthoc(const std::vector<std::pair<std::string, Array>>& 
     if (it == by_key.end()) throw Error(fmt::format("the stored weights have no tensor '{}'", key));
     const at::Tensor w = to_tensor(*it->second);
     if (w.sizes() != like.sizes())
-      throw Error(fmt::format("the stored tensor '{}' has shape {}, the model's {}", key, c10::str(w.sizes()), c10::str(like.sizes())));
+      throw Error(fmt::format("the stored tensor '{}' has shape {}, the model's {}", key, c10::str(w.sizes()),
+                              c10::str(like.sizes())));
     return w.to(like.options());
   };
   Finished f;
@@ -1573,7 +1604,8 @@ TrialResult TrialRun::posthoc(const std::vector<std::pair<std::string, Array>>& 
   if (trained != phema.parameters || phema.values.shape.size() != 2 || phema.values.shape[1] != width)
     throw Error("the post-hoc EMA snapshots do not hold this model's trained parameters");
   const at::Tensor values = to_tensor(phema.values).to(opts_.device());
-  for (size_t i = 0; i < phema.steps.size(); ++i) f.phema.push_back({phema.steps[i], phema.stds[i], values[int64_t(i)]});
+  for (size_t i = 0; i < phema.steps.size(); ++i)
+    f.phema.push_back({phema.steps[i], phema.stds[i], values[int64_t(i)]});
   f.record = stages_.back();
   const size_t k = stages_.size() - 1;
   for (size_t j = 0; j < k; ++j) carry_.finished.push_back(Finished{{}, {}, {}, {}, {}, stages_[j]});
@@ -1646,10 +1678,8 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
   const VelocityField field = eval_field(eval_model_, *during_inputs_);
   const StepField jump = step_field(eval_model_, *during_inputs_);
   // The generators as the final evaluation has them at this stage's first run.
-  if (k == 0)
-    during_rng_.restore(dev_);
-  else
-    torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
+  if (k == 0) during_rng_.restore(dev_);
+  else torch::manual_seed(static_cast<uint64_t>(trial_.seed) + 0xe7a1ULL + uint64_t(k));
   const auto& during = trial_.eval.during;
   std::vector<EvalRow> rows;
   const ModelMetricValues model_values = model_metrics(*during_inputs_, eval_model_);
@@ -1674,8 +1704,9 @@ bool TrialRun::evaluate_during(size_t k, int64_t step, const FlatEma& ema) {
 
 void set_pairing_ahead(bool on) { pairing_ahead.store(on); }
 
-TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device, const ProgressFn& progress,
-                      const std::string& checkpoint, const StopFn& should_stop, const TrialHooks& hooks) {
+TrialResult run_trial(const TrialConfig& trial, const Registry& reg, const std::string& device,
+                      const ProgressFn& progress, const std::string& checkpoint, const StopFn& should_stop,
+                      const TrialHooks& hooks) {
   return TrialRun(trial, reg, device, progress, checkpoint, should_stop, hooks).run();
 }
 

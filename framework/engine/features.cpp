@@ -69,8 +69,8 @@ class TorchScriptFeatures final : public FeatureExtractor {
   TorchScriptFeatures(std::string path, const std::string& device) : path_(std::move(path)), device_(device) {
     std::error_code ec;
     if (!fs::is_regular_file(path_, ec))
-      throw Error(fmt::format("feature extractor torchscript:{}: the file '{}' does not exist or is not a file",
-                              path_, path_));
+      throw Error(
+          fmt::format("feature extractor torchscript:{}: the file '{}' does not exist or is not a file", path_, path_));
     try {
       module_ = torch::jit::load(path_, device_);
     } catch (const c10::Error& e) {
@@ -102,8 +102,9 @@ class TorchScriptFeatures final : public FeatureExtractor {
                                 y.tagKind()));
       const at::Tensor t = y.toTensor();
       if (t.dim() == 0 || t.size(0) != part.size(0))
-        throw Error(fmt::format("feature extractor torchscript:{}: forward returned {} for {} inputs; expected [N, ...]",
-                                path_, shape_string(t.sizes()), part.size(0)));
+        throw Error(
+            fmt::format("feature extractor torchscript:{}: forward returned {} for {} inputs; expected [N, ...]", path_,
+                        shape_string(t.sizes()), part.size(0)));
       return t.reshape({t.size(0), -1}).to(at::kFloat);
     });
     return out.defined() ? out.to(x.device()) : at::empty({0, 0}, x.options().dtype(at::kFloat));
@@ -244,8 +245,8 @@ std::shared_ptr<ClassifierNet> train(const Recipe& r, const Dataset& data, NetIn
       const at::Tensor idx = perm.slice(0, i, std::min(n, i + r.batch));
       const double lr = r.lr * 0.5 * (1 + std::cos(M_PI * double(step) / double(total)));
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
-      const at::Tensor loss = at::cross_entropy_loss(net.logits(train_set.x.index_select(0, idx)),
-                                                     train_set.label.index_select(0, idx));
+      const at::Tensor loss =
+          at::cross_entropy_loss(net.logits(train_set.x.index_select(0, idx)), train_set.label.index_select(0, idx));
       opt.zero_grad();
       loss.backward();
       opt.step();
@@ -337,9 +338,8 @@ class BuiltinFeatures final : public FeatureExtractor {
                               r().side, r().side, per_image, shape_string(x.sizes())));
     torch::NoGradGuard no_grad;
     const at::Tensor images = x.reshape({x.size(0), 1, r().side, r().side});
-    const at::Tensor out = chunked(images, 1000, [&](const at::Tensor& part) {
-      return net_->features(part.to(device_, at::kFloat));
-    });
+    const at::Tensor out =
+        chunked(images, 1000, [&](const at::Tensor& part) { return net_->features(part.to(device_, at::kFloat)); });
     return out.defined() ? out.to(x.device()) : at::empty({0, r().hidden}, x.options().dtype(at::kFloat));
   }
   std::string describe() const override {
@@ -420,8 +420,8 @@ std::shared_ptr<FeatureExtractor> make_feature_extractor(const std::string& spec
     const std::string name = spec.substr(builtin.size());
     if (const Recipe* r = recipe_for(name)) return make_builtin(name, *r, registry, device);
   } else if (spec.rfind(torchscript, 0) == 0 && spec.size() > torchscript.size()) {
-    return std::make_shared<TorchScriptFeatures>(fs::absolute(spec.substr(torchscript.size())).lexically_normal().string(),
-                                                 device);
+    return std::make_shared<TorchScriptFeatures>(
+        fs::absolute(spec.substr(torchscript.size())).lexically_normal().string(), device);
   }
   throw Error(fmt::format("feature extractor '{}' is not one of: {}", spec, forms_list()));
 }

@@ -13,11 +13,10 @@
 namespace flowlab {
 namespace {
 
-
 // The scalars of one step, rounded to float as ATen rounds a double scalar for a float tensor.
 struct AdamWScalars {
   bool weight_decay;
-  float keep;              // 1 - lr wd
+  float keep;  // 1 - lr wd
   float beta1, one_minus_beta1, beta2, one_minus_beta2;
   float sqrt_bias_correction2, eps, neg_step_size;
   float ema_decay, ema_one_minus_decay;
@@ -61,7 +60,9 @@ FLOWLAB_CPU_CLONES void ema_loop(float* __restrict e, const float* __restrict p,
   for (int64_t i = 0; i < n; ++i) e[i] = e[i] * decay + one_minus_decay * p[i];
 }
 
-bool fast_path(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); }
+bool fast_path(const at::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+}
 
 std::vector<int64_t> row_major_strides(at::IntArrayRef sizes) {
   std::vector<int64_t> strides(sizes.size());
@@ -199,7 +200,8 @@ void FlatAdamW::load(torch::serialize::InputArchive& archive) {
     throw Error("optimizer: the checkpoint has no flat AdamW state (a flowlab older than the flat optimizer wrote it); "
                 "delete it to train this trial from the start");
   if (m.numel() != exp_avg_.numel() || v.numel() != exp_avg_sq_.numel())
-    throw Error(fmt::format("optimizer: the checkpoint's state has {} values, the model {}", m.numel(), exp_avg_.numel()));
+    throw Error(
+        fmt::format("optimizer: the checkpoint's state has {} values, the model {}", m.numel(), exp_avg_.numel()));
   at::NoGradGuard no_grad;
   step_ = step.item<int64_t>();
   exp_avg_.copy_(m);

@@ -78,7 +78,8 @@ PhemaFit phema_fit(const std::vector<int64_t>& steps, const std::vector<double>&
     x = at::linalg_solve(a, b);
   } catch (const std::exception& e) {
     throw Error(fmt::format("post-hoc EMA: the snapshots' profiles are linearly dependent (a step and std listed "
-                            "twice?): {}", e.what()));
+                            "twice?): {}",
+                            e.what()));
   }
   x = x / x.sum();
   fit.coefficients.assign(x.data_ptr<double>(), x.data_ptr<double>() + n);
@@ -93,8 +94,10 @@ PhemaFit phema_fit(const std::vector<int64_t>& steps, const std::vector<double>&
     double w = 0;
     for (size_t i = 0; i < n; ++i)
       if (s <= steps[i])
-        w += fit.coefficients[i] * (std::pow(double(s), g1[i]) - std::pow(double(s - 1), g1[i])) / std::pow(double(steps[i]), g1[i]);
-    const double target = s <= t ? (std::pow(double(s), gt) - std::pow(double(s - 1), gt)) / std::pow(double(t), gt) : 0.0;
+        w += fit.coefficients[i] * (std::pow(double(s), g1[i]) - std::pow(double(s - 1), g1[i])) /
+             std::pow(double(steps[i]), g1[i]);
+    const double target =
+        s <= t ? (std::pow(double(s), gt) - std::pow(double(s - 1), gt)) / std::pow(double(t), gt) : 0.0;
     fit.profile_error += std::abs(w - target);
   }
   return fit;
@@ -119,7 +122,8 @@ PowerEma::PowerEma(const at::Tensor& flat, std::vector<double> stds, std::vector
 
 void PowerEma::update(const at::Tensor& flat, int64_t t) {
   at::NoGradGuard no_grad;
-  for (size_t j = 0; j < stds_.size(); ++j) averages_[j].lerp_(flat, 1.0 - std::pow(1.0 - 1.0 / double(t), exponents_[j] + 1));  // eq. 127
+  for (size_t j = 0; j < stds_.size(); ++j)
+    averages_[j].lerp_(flat, 1.0 - std::pow(1.0 - 1.0 / double(t), exponents_[j] + 1));  // eq. 127
   if (std::binary_search(snapshot_steps_.begin(), snapshot_steps_.end(), t))
     for (size_t j = 0; j < stds_.size(); ++j) snapshots_.push_back({t, stds_[j], averages_[j].clone()});
 }
@@ -142,8 +146,7 @@ void PowerEma::load(torch::serialize::InputArchive& archive) {
   if (!archive.try_read("phema_stds", stds) || !archive.try_read("phema_snapshot_steps", steps) ||
       !archive.try_read("phema_snapshot_stds", snap_stds))
     throw Error("checkpoint: no post-hoc EMA state (train.phema) in it; delete it to train this trial from the start");
-  if (stds.numel() != int64_t(stds_.size()) ||
-      !std::equal(stds_.begin(), stds_.end(), stds.data_ptr<double>()))
+  if (stds.numel() != int64_t(stds_.size()) || !std::equal(stds_.begin(), stds_.end(), stds.data_ptr<double>()))
     throw Error("checkpoint: its post-hoc EMA keeps other stds than train.phema.stds; delete it to train this trial "
                 "from the start");
   at::NoGradGuard no_grad;

@@ -68,8 +68,9 @@ void export_torchscript(Architecture& model, const std::vector<int64_t>& event_s
                     [&](const std::vector<at::Tensor>& a) { return model.forward(a[0], a[1], cond(a, 2)); });
   if (step_input) {
     inputs.insert(inputs.begin() + 2, at::rand({2}) * (1 - t));
-    add_traced_method(m, "step", inputs,
-                      [&](const std::vector<at::Tensor>& a) { return model.forward_step(a[0], a[1], a[2], cond(a, 3)); });
+    add_traced_method(m, "step", inputs, [&](const std::vector<at::Tensor>& a) {
+      return model.forward_step(a[0], a[1], a[2], cond(a, 3));
+    });
   }
   const std::string tmp = out + ".tmp";
   try {

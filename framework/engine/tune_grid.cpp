@@ -10,8 +10,8 @@
 
 namespace flowlab {
 
-Tensor solve_on_grid(const Solver& solver, const VelocityField& field, const Tensor& x0, const std::vector<double>& times,
-                     const Path* path) {
+Tensor solve_on_grid(const Solver& solver, const VelocityField& field, const Tensor& x0,
+                     const std::vector<double>& times, const Path* path) {
   SampleOptions so;
   so.grid = at::tensor(times, at::kDouble);
   so.path = path;
@@ -21,7 +21,8 @@ Tensor solve_on_grid(const Solver& solver, const VelocityField& field, const Ten
 namespace {
 
 // The minimum over [lo, hi] of f by golden-section search with `evaluations` evaluations; returns (x, f(x)).
-std::pair<double, double> golden_section(const std::function<double(double)>& f, double lo, double hi, int evaluations) {
+std::pair<double, double> golden_section(const std::function<double(double)>& f, double lo, double hi,
+                                         int evaluations) {
   const double g = (std::sqrt(5.0) - 1) / 2;
   double a = lo, b = hi;
   double c = b - g * (b - a), d = a + g * (b - a);
@@ -43,7 +44,8 @@ std::pair<double, double> golden_section(const std::function<double(double)>& f,
 }  // namespace
 
 TunedGrid tune_grid(const Solver& solver, const VelocityField& field, const Tensor& x0, const Path* path,
-                    const GridObjective& objective, const std::vector<std::pair<std::string, std::vector<double>>>& starts,
+                    const GridObjective& objective,
+                    const std::vector<std::pair<std::string, std::vector<double>>>& starts,
                     const TuneGridOptions& options) {
   if (starts.empty()) throw Error("tune-grid: no grid to start from");
   TunedGrid out;

@@ -172,12 +172,14 @@ OutputLock::OutputLock(const std::string& output, const std::string& what) : pat
       ::close(fd);
       if (err == EWOULDBLOCK)
         throw Error(fmt::format("{} is in use by another flowlab process ({}): wait for it to end, or choose another "
-                                "--out", output, holder.empty() ? "its lock file names none" : holder));
+                                "--out",
+                                output, holder.empty() ? "its lock file names none" : holder));
       throw Error(fmt::format("cannot lock {}: {} (flowlab needs a filesystem with file locks for its outputs)", path_,
                               std::strerror(err)));
     }
     // Ours only if the file is still the one at the path: a holder that ended removed it after we opened it.
-    struct stat held {}, at_path {};
+    struct stat held {
+    }, at_path{};
     if (::fstat(fd, &held) == 0 && ::stat(path_.c_str(), &at_path) == 0 && held.st_ino == at_path.st_ino &&
         held.st_dev == at_path.st_dev) {
       fd_ = fd;

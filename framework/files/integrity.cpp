@@ -57,9 +57,7 @@ class Sha256 {
 
 // LibTorch's message up to its first line or sentence: 2.x appends advice to 1.13's ("... central directory. This
 // is an internal miniz error. If you are seeing ..."), so both builds name the same cause in the same words.
-std::string first_sentence(const std::string& m) {
-  return m.substr(0, std::min(m.find('\n'), m.find(". ")));
-}
+std::string first_sentence(const std::string& m) { return m.substr(0, std::min(m.find('\n'), m.find(". "))); }
 
 std::string name_of(const std::string& path) { return fs::path(path).filename().string(); }
 
@@ -307,7 +305,8 @@ std::string file_problem(const std::string& path, FileKind kind) {
     // A checkpoint that matches its checksum is what save_checkpoint wrote: loading it again (in the runner, before
     // every resume) would only cost time. One without (older, or a crash before its checksum) is loaded.
     std::error_code ec;
-    if (kind == FileKind::checkpoint) return fs::exists(checksum_path(path), ec) ? "" : checkpoint_content_problem(path);
+    if (kind == FileKind::checkpoint)
+      return fs::exists(checksum_path(path), ec) ? "" : checkpoint_content_problem(path);
     return hdf5_content_problem(path, kind);
   } catch (const Error& e) {
     return fmt::format("cannot be checked: {}", e.what());
@@ -351,7 +350,8 @@ std::string stem_of(const std::string& name) {
 
 /// The id of the trial whose files have the stem `stem`: from the experiment file, else from the trial's snapshot
 /// (STEM.trial.yaml, written by the runner when it starts the trial); "" when neither says.
-std::string trial_id_of(const std::string& dir, const std::string& stem, const std::map<std::string, std::string>& ids) {
+std::string trial_id_of(const std::string& dir, const std::string& stem,
+                        const std::map<std::string, std::string>& ids) {
   if (const auto it = ids.find(stem); it != ids.end()) return it->second;
   try {
     const YAML::Node snapshot = YAML::LoadFile((fs::path(dir) / (stem + ".trial.yaml")).string());

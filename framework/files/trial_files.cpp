@@ -24,8 +24,8 @@ bool is_hex(const std::string& s) { return s.find_first_not_of("0123456789abcdef
 std::string trial_file_stem(const std::string& id) {
   std::string prefix = id.substr(0, kFileIdPrefix);
   for (char& c : prefix) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                    c == '=' || c == ',' || c == '-';
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '=' || c == ',' || c == '-';
     if (!ok) c = '_';
   }
   const uint64_t h = fnv1a64(id);

@@ -24,7 +24,8 @@ namespace flowlab {
 namespace {
 
 constexpr char kSection[] = "flowlab_plugins";
-constexpr char kMagic[] = "\x02" "FLOWLAB";
+constexpr char kMagic[] = "\x02"
+                          "FLOWLAB";
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -125,7 +126,7 @@ Registry::Registry(const std::vector<std::string>& extra_dirs, bool default_dirs
       dirs_.push_back(FLOWLAB_BUILD_PLUGIN_DIR);
     } else
 #endif
-    if (!ec) {
+        if (!ec) {
       const std::string installed = (lib_dir / "flowlab" / "plugins").string();
       if (fs::is_directory(installed)) dirs_.push_back(installed);
     }
@@ -168,8 +169,7 @@ void Registry::scan_file(const std::string& file, size_t location) {
     return;
   }
   // The section's order follows the linker; kind/name order makes notes and problems the same on every build.
-  std::sort(records.begin(), records.end(),
-            [](const PluginInfo& a, const PluginInfo& b) { return a.key() < b.key(); });
+  std::sort(records.begin(), records.end(), [](const PluginInfo& a, const PluginInfo& b) { return a.key() < b.key(); });
   const auto& kinds = plugin_kinds();
   for (auto& info : records) {
     if (std::find(kinds.begin(), kinds.end(), info.kind) == kinds.end()) {
@@ -193,7 +193,8 @@ void Registry::scan_file(const std::string& file, size_t location) {
       hidden.insert(hidden.end(), slot.begin(), slot.end());
       slot.clear();
     } else if (!slot.empty()) {
-      problems_.push_back(fmt::format("duplicate plugin {}: declared in {} and in {}", info.key(), slot.front().file, file));
+      problems_.push_back(
+          fmt::format("duplicate plugin {}: declared in {} and in {}", info.key(), slot.front().file, file));
     }
     location_of_[info.key()] = location;
     slot.push_back(std::move(info));
@@ -226,8 +227,9 @@ const PluginInfo& Registry::info(const std::string& kind, const std::string& nam
   if (it == plugins_.end()) {
     const auto bad = wrong_api_.find(key);
     if (bad != wrong_api_.end())
-      throw ApiVersionError(fmt::format("{}: {} was built for plugin API version {}, but this flowlab supports version {}",
-                                        key, bad->second.file, bad->second.api_version, FLOWLAB_API_VERSION));
+      throw ApiVersionError(
+          fmt::format("{}: {} was built for plugin API version {}, but this flowlab supports version {}", key,
+                      bad->second.file, bad->second.api_version, FLOWLAB_API_VERSION));
     std::vector<std::string> names;
     for (const auto& p : list(kind)) names.push_back(p.name);
     throw PluginNotFoundError(fmt::format("unknown {} '{}' (valid: {})", kind, name, join_names(names)));

@@ -54,7 +54,8 @@ void write_image(const Array& a, const std::string& path) {
   for (int64_t ch = 0; ch < c; ++ch)
     for (int64_t y = 0; y < h; ++y)
       for (int64_t x = 0; x < w; ++x) {
-        const double u = std::clamp((double(a.values[static_cast<size_t>((ch * h + y) * w + x)]) + 1.0) / 2.0, 0.0, 1.0);
+        const double u =
+            std::clamp((double(a.values[static_cast<size_t>((ch * h + y) * w + x)]) + 1.0) / 2.0, 0.0, 1.0);
         px[static_cast<size_t>((y * w + x) * c + ch)] = static_cast<unsigned char>(std::lround(u * 255));
       }
   if (!stbi_write_png(path.c_str(), static_cast<int>(w), static_cast<int>(h), static_cast<int>(c), px.data(),

@@ -206,10 +206,12 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
     const auto round = rt.ints("round"), steps = rt.ints("steps"), nfe = rt.ints("teacher_nfe");
     const auto stage = rt.strings("stage"), teacher = rt.strings("teacher");
     const auto mix = rt.doubles("mix"), secs = rt.doubles("train_seconds"), pair_secs = rt.doubles("pair_seconds");
-    const auto calls = rt.has("train_calls") ? rt.doubles("train_calls") : std::vector<double>(rt.rows(), 0.0);  // older files: 0
+    const auto calls =
+        rt.has("train_calls") ? rt.doubles("train_calls") : std::vector<double>(rt.rows(), 0.0);  // older files: 0
     for (size_t i = 0; i < rt.rows(); ++i) {
       RoundRecord r;
-      r.round = round[i], r.stage = stage_from_name(stage[i]), r.mix = mix[i], r.steps = steps[i], r.train_seconds = secs[i];
+      r.round = round[i], r.stage = stage_from_name(stage[i]), r.mix = mix[i], r.steps = steps[i],
+      r.train_seconds = secs[i];
       r.teacher = teacher[i], r.teacher_nfe = nfe[i], r.pair_seconds = pair_secs[i], r.train_calls = calls[i];
       t.rounds.push_back(std::move(r));
     }
@@ -226,14 +228,14 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
       if (!ev.has(c.name)) continue;
       if (const auto* m = std::get_if<int64_t EvalRow::*>(&c.member)) {
         const auto v = ev.ints(c.name);
-        for (size_t i = 0; i < rows.size(); ++i) rows[i].**m = v[i];
+        for (size_t i = 0; i < rows.size(); ++i) rows[i].** m = v[i];
       } else if (const auto* d = std::get_if<double EvalRow::*>(&c.member)) {
         const auto v = ev.doubles(c.name);
-        for (size_t i = 0; i < rows.size(); ++i) rows[i].**d = v[i];
+        for (size_t i = 0; i < rows.size(); ++i) rows[i].** d = v[i];
       } else {
         const auto v = ev.strings(c.name);
         const auto* s = std::get_if<std::string EvalRow::*>(&c.member);
-        for (size_t i = 0; i < rows.size(); ++i) rows[i].**s = v[i];
+        for (size_t i = 0; i < rows.size(); ++i) rows[i].** s = v[i];
       }
     }
     // A row evaluated during training has a train_step below its stage's steps (files without the column: none).
@@ -250,10 +252,8 @@ StoredTrial read_trial(hid_t trials, const std::string& id) {
       for (const auto& col : metrics) r.metrics.push_back(col[i]);
       const auto last = stage_steps(r.round);
       if (!ev.has("train_step")) r.train_step = last.value_or(0);
-      if (ev.has("train_step") && last && r.train_step < *last)
-        t.during.push_back(std::move(r));
-      else
-        t.eval.push_back(std::move(r));
+      if (ev.has("train_step") && last && r.train_step < *last) t.during.push_back(std::move(r));
+      else t.eval.push_back(std::move(r));
     }
   }
   return t;
@@ -284,11 +284,14 @@ double sample_std(const std::vector<double>& v) {
 
 bool adaptive(const ReportRow& r) { return r.steps == 0 && std::isfinite(r.rtol); }
 
-std::string round_label(const RoundRecord& r) { return r.stage == Stage::distill ? "distill" : std::to_string(r.round); }
+std::string round_label(const RoundRecord& r) {
+  return r.stage == Stage::distill ? "distill" : std::to_string(r.round);
+}
 
 // Quality during training: for each eval run that a trial of the group evaluated during training, its rows at each
 // training step (those during training and the final ones, at the stage's end), averaged over the trials.
-std::vector<TrainingCurve> training_curves(const std::vector<const StoredTrial*>& trials, const std::vector<std::string>& metrics) {
+std::vector<TrainingCurve> training_curves(const std::vector<const StoredTrial*>& trials,
+                                           const std::vector<std::string>& metrics) {
   std::vector<TrainingCurve> curves;
   struct Acc {
     std::vector<double> nfe;
@@ -307,7 +310,8 @@ std::vector<TrainingCurve> training_curves(const std::vector<const StoredTrial*>
   for (const StoredTrial* t : trials)
     for (const auto* rows : {&t->during, &t->eval})
       for (const auto& e : *rows) {
-        const auto it = std::find_if(curves.begin(), curves.end(), [&](const TrainingCurve& c) { return c.label == e.label; });
+        const auto it =
+            std::find_if(curves.begin(), curves.end(), [&](const TrainingCurve& c) { return c.label == e.label; });
         if (it == curves.end()) continue;
         Acc& a = acc[size_t(it - curves.begin())][e.train_step];
         a.metric.resize(metrics.size());
@@ -318,8 +322,9 @@ std::vector<TrainingCurve> training_curves(const std::vector<const StoredTrial*>
         a.nfe.push_back(double(e.nfe));
         for (size_t m = 0; m < metrics.size(); ++m) {
           const auto mi = std::find(t->metric_names.begin(), t->metric_names.end(), metrics[m]);
-          a.metric[m].push_back(mi == t->metric_names.end() ? std::nan("")
-                                                            : e.metrics[static_cast<size_t>(mi - t->metric_names.begin())]);
+          a.metric[m].push_back(mi == t->metric_names.end()
+                                    ? std::nan("")
+                                    : e.metrics[static_cast<size_t>(mi - t->metric_names.begin())]);
         }
       }
   for (size_t c = 0; c < curves.size(); ++c) {
@@ -345,7 +350,8 @@ void compare_rounds(Report& rep) {
   std::vector<size_t> done;
   for (size_t gi = 0; gi < rep.groups.size(); ++gi) {
     if (std::find(done.begin(), done.end(), gi) != done.end()) continue;
-    const auto key = std::vector<std::pair<std::string, std::string>>(rep.groups[gi].key.begin(), rep.groups[gi].key.begin() + long(nk));
+    const auto key = std::vector<std::pair<std::string, std::string>>(rep.groups[gi].key.begin(),
+                                                                      rep.groups[gi].key.begin() + long(nk));
     std::vector<size_t> same;
     for (size_t gj = gi; gj < rep.groups.size(); ++gj)
       if (std::equal(key.begin(), key.end(), rep.groups[gj].key.begin())) same.push_back(gj), done.push_back(gj);
@@ -373,7 +379,8 @@ void compare_rounds(Report& rep) {
         const ReportRow& r = g.rows[i];
         if (r.n == 0) continue;
         if (!accurate || r.nfe > g.rows[*accurate].nfe) accurate = i;
-        if (!rep.metrics.empty() && std::isfinite(r.mean[0]) && (!cheapest || r.nfe < g.rows[*cheapest].nfe)) cheapest = i;
+        if (!rep.metrics.empty() && std::isfinite(r.mean[0]) && (!cheapest || r.nfe < g.rows[*cheapest].nfe))
+          cheapest = i;
         if (!has_reference || !std::isfinite(r.mean[0]) || r.mean[0] > c.threshold || r.steps == 0) continue;
         auto& slot = r.solver == "euler" ? line.euler_steps : r.solver == "rk4" ? line.rk4_steps : line.euler_steps;
         if (r.solver != "euler" && r.solver != "rk4") continue;
@@ -395,7 +402,8 @@ void compare_methods(Report& rep) {
   std::optional<size_t> best;
   for (size_t gi = 0; gi < rep.groups.size(); ++gi) {
     const ReportGroup& g = rep.groups[gi];
-    if (g.reference_row && (!best || g.rows[*g.reference_row].mean[0] < rep.groups[*best].rows[*rep.groups[*best].reference_row].mean[0]))
+    if (g.reference_row &&
+        (!best || g.rows[*g.reference_row].mean[0] < rep.groups[*best].rows[*rep.groups[*best].reference_row].mean[0]))
       best = gi;
   }
   if (best) {
@@ -421,9 +429,11 @@ void compare_methods(Report& rep) {
       if (r.n == 0 || !std::isfinite(r.mean[0])) continue;
       for (size_t j = 0; j < MethodLine::kNfe.size(); ++j)
         if (std::abs(r.nfe - double(MethodLine::kNfe[j])) < 0.5 && !(r.mean[0] >= l.at_nfe[j])) l.at_nfe[j] = r.mean[0];
-      if (best && r.mean[0] <= c.threshold && (!l.nfe_within || r.nfe < *l.nfe_within)) l.nfe_within = r.nfe, l.within_run = r.label;
+      if (best && r.mean[0] <= c.threshold && (!l.nfe_within || r.nfe < *l.nfe_within))
+        l.nfe_within = r.nfe, l.within_run = r.label;
     }
-    if (g.reference_row) l.converged = g.rows[*g.reference_row].mean[0], l.converged_run = g.rows[*g.reference_row].label;
+    if (g.reference_row)
+      l.converged = g.rows[*g.reference_row].mean[0], l.converged_run = g.rows[*g.reference_row].label;
     l.train_calls = g.total_train_calls;
     l.train_seconds = g.total_train_seconds;
     c.lines.push_back(std::move(l));
@@ -534,7 +544,8 @@ PhemaRecord read_phema(const std::string& file, const std::string& trial_id) {
   const std::string path = "trials/" + trial_id + "/phema";
   if (!has_object(file, path))
     throw Error(fmt::format("{}: trial {} kept no post-hoc EMA snapshots: train it with train.phema (e.g. "
-                            "train.phema: {{stds: [0.05, 0.1], snapshots: 16}})", file, trial_id));
+                            "train.phema: {{stds: [0.05, 0.1], snapshots: 16}})",
+                            file, trial_id));
   PhemaRecord r;
   {
     const H5 f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "opening " + file);
@@ -582,7 +593,8 @@ StoredModel read_model(const std::string& file, const std::string& trial_id) {
       if (path && path["name"]) {
         m.path = path["name"].as<std::string>();
         if (const YAML::Node params = path["params"])
-          for (const auto& kv : params) m.path_params.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
+          for (const auto& kv : params)
+            m.path_params.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
       }
     } catch (const YAML::Exception& e) {
       throw Error(fmt::format("{}: trial {}'s config attribute is not valid YAML: {}", file, trial_id, e.what()));
@@ -612,12 +624,10 @@ std::string run_family(const ReportRow& row) {
   return out;
 }
 
-Report build_report(const StoredResults& results, const ReportOptions& options) {
-  Report rep;
-  rep.within = options.within;
-  rep.total = results.trials.size();
-  rep.missing = results.missing;
-  rep.missing_unknown = results.missing_unknown;
+namespace {
+
+// The report's grouping keys (--by, else every swept key) and metrics (--metric, else every metric), checked.
+void choose_keys_and_metrics(Report& rep, const StoredResults& results, const ReportOptions& options) {
   const auto keys = results.swept_keys();
   if (std::find(options.by.begin(), options.by.end(), "round") != options.by.end())
     throw Error("--by: 'round' is not needed: files with reflow rounds are always grouped by round");
@@ -627,7 +637,8 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     for (const auto& k : options.by) {
       if (std::find(keys.begin(), keys.end(), k) == keys.end())
         throw Error(fmt::format("--by: '{}' is not a swept key of {} (valid: {})", k, results.path,
-                                keys.empty() ? std::string("none: nothing was swept but the seed") : fmt::format("{}", fmt::join(keys, ", "))));
+                                keys.empty() ? std::string("none: nothing was swept but the seed")
+                                             : fmt::format("{}", fmt::join(keys, ", "))));
       rep.group_keys.push_back(k);
     }
   }
@@ -640,12 +651,17 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
   } else {
     for (const auto& m : options.metrics) {
       if (std::find(all_metrics.begin(), all_metrics.end(), m) == all_metrics.end())
-        throw Error(fmt::format("--metric: '{}' is not a metric of {} (valid: {})", m, results.path,
-                                all_metrics.empty() ? std::string("none") : fmt::format("{}", fmt::join(all_metrics, ", "))));
+        throw Error(
+            fmt::format("--metric: '{}' is not a metric of {} (valid: {})", m, results.path,
+                        all_metrics.empty() ? std::string("none") : fmt::format("{}", fmt::join(all_metrics, ", "))));
       rep.metrics.push_back(m);
     }
   }
+}
 
+// What the groups are made of: the completed trials, or with reflow rounds each round of each (rep.round_views);
+// the others go to rep.not_completed.
+std::vector<const StoredTrial*> report_sources(Report& rep, const StoredResults& results) {
   // With reflow rounds, each round of a trial is a view of its own (its eval rows, the round as a swept value), so
   // that rounds are grouped apart and compared.
   const bool has_rounds = std::any_of(results.trials.begin(), results.trials.end(),
@@ -683,6 +699,124 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     }
     for (const auto& v : rep.round_views) sources.push_back(&v);
   }
+  return sources;
+}
+
+// The rows of group `g` from its trials: per eval label, the means over the trials, and the group's training cost.
+void fill_rows(ReportGroup& g, const std::vector<const StoredTrial*>& members, const Report& rep, bool has_rounds) {
+  // Rows by label, in first-seen order; the values of each label collected over the group's trials.
+  struct Acc {
+    std::vector<double> nfe, secs, straightness;
+    std::vector<std::vector<double>> metric;
+  };
+  std::vector<Acc> acc;
+  std::vector<double> cost, total_calls, total_seconds;
+  for (const StoredTrial* t : members) {
+    g.trials.push_back(t->id);
+    if (has_rounds && !t->rounds.empty()) {
+      cost.push_back(t->rounds.back().train_seconds + t->rounds.back().pair_seconds);
+      g.train_steps = t->rounds.back().steps;
+    }
+    double calls = 0, seconds = 0;
+    for (const auto& r : t->rounds) calls += r.train_calls, seconds += r.train_seconds + r.pair_seconds;
+    total_calls.push_back(calls);
+    total_seconds.push_back(t->rounds.empty() ? std::nan("") : seconds);
+    for (const auto& e : t->eval) {
+      auto it = std::find_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& r) { return r.label == e.label; });
+      if (it == g.rows.end()) {
+        ReportRow r;
+        r.label = e.label, r.solver = e.solver, r.steps = e.steps, r.rtol = e.rtol, r.atol = e.atol;
+        g.rows.push_back(r);
+        acc.push_back({{}, {}, {}, std::vector<std::vector<double>>(rep.metrics.size())});
+        it = g.rows.end() - 1;
+      }
+      const size_t ri = static_cast<size_t>(it - g.rows.begin());
+      if (!e.error.empty()) {
+        ++it->failed;
+        continue;
+      }
+      ++it->n;
+      acc[ri].nfe.push_back(double(e.nfe));
+      acc[ri].secs.push_back(e.samples_per_s > 0 ? 1000.0 / e.samples_per_s : std::nan(""));
+      acc[ri].straightness.push_back(e.straightness);
+      for (size_t m = 0; m < rep.metrics.size(); ++m) {
+        const auto mi = std::find(t->metric_names.begin(), t->metric_names.end(), rep.metrics[m]);
+        acc[ri].metric[m].push_back(
+            mi == t->metric_names.end() ? std::nan("") : e.metrics[static_cast<size_t>(mi - t->metric_names.begin())]);
+      }
+    }
+  }
+  for (size_t ri = 0; ri < g.rows.size(); ++ri) {
+    auto& r = g.rows[ri];
+    r.nfe = mean_of(acc[ri].nfe);
+    r.seconds_per_1000 = mean_of(acc[ri].secs);
+    r.straightness = mean_of(acc[ri].straightness);
+    for (const auto& v : acc[ri].metric) r.mean.push_back(mean_of(v)), r.std.push_back(sample_std(v));
+  }
+  g.train_seconds = mean_of(cost);
+  g.total_train_calls = mean_of(total_calls);
+  g.total_train_seconds = mean_of(total_seconds);
+}
+
+// Steps to quality on the first metric: the reference is the adaptive row with the smallest rtol (then atol),
+// dopri5 first; without adaptive rows, the row with the most steps (then NFE).
+void pick_steps_to_quality(ReportGroup& g, double within) {
+  auto has_value = [&](size_t i) { return std::isfinite(g.rows[i].mean[0]); };
+  std::optional<size_t> ref;
+  auto better_adaptive = [&](size_t a, size_t b) {  // is a a better reference than b
+    const bool da = g.rows[a].solver == "dopri5", db = g.rows[b].solver == "dopri5";
+    if (da != db) return da;
+    if (g.rows[a].rtol != g.rows[b].rtol) return g.rows[a].rtol < g.rows[b].rtol;
+    return g.rows[a].atol < g.rows[b].atol;
+  };
+  for (size_t i = 0; i < g.rows.size(); ++i)
+    if (has_value(i) && adaptive(g.rows[i]) && (!ref || better_adaptive(i, *ref))) ref = i;
+  if (!ref)
+    for (size_t i = 0; i < g.rows.size(); ++i)
+      if (has_value(i) && (!ref || g.rows[i].steps > g.rows[*ref].steps ||
+                           (g.rows[i].steps == g.rows[*ref].steps && g.rows[i].nfe > g.rows[*ref].nfe)))
+        ref = i;
+  g.reference_row = ref;
+  if (ref) {
+    const double best = g.rows[*ref].mean[0];
+    g.threshold = best + within * std::abs(best);
+    // One pick per run family: "euler", "euler grid=edm", "adams_bashforth order=2".
+    const auto family = [](const ReportRow& r) { return run_family(r); };
+    std::vector<std::string> solvers;
+    for (const auto& r : g.rows)
+      if (std::find(solvers.begin(), solvers.end(), family(r)) == solvers.end()) solvers.push_back(family(r));
+    for (const auto& s : solvers) {
+      QualityPick p;
+      p.solver = s;
+      std::optional<size_t> best_row;
+      for (size_t i = 0; i < g.rows.size(); ++i) {
+        const auto& r = g.rows[i];
+        if (family(r) != s || !has_value(i)) continue;
+        if (!best_row || r.mean[0] < g.rows[*best_row].mean[0]) best_row = i;
+        if (r.mean[0] > g.threshold) continue;
+        // The cheapest within: fewest steps for fixed-step rows, fewest NFE for adaptive ones.
+        if (!p.row || r.steps < g.rows[*p.row].steps || (r.steps == g.rows[*p.row].steps && r.nfe < g.rows[*p.row].nfe))
+          p.row = i;
+      }
+      if (!best_row) continue;
+      p.best_row = *best_row;
+      g.picks.push_back(p);
+    }
+  }
+}
+
+}  // namespace
+
+Report build_report(const StoredResults& results, const ReportOptions& options) {
+  Report rep;
+  rep.within = options.within;
+  rep.total = results.trials.size();
+  rep.missing = results.missing;
+  rep.missing_unknown = results.missing_unknown;
+  choose_keys_and_metrics(rep, results, options);
+  const bool has_rounds = std::any_of(results.trials.begin(), results.trials.end(),
+                                      [](const StoredTrial& t) { return t.rounds.size() > 1; });
+  const std::vector<const StoredTrial*> sources = report_sources(rep, results);
 
   // Groups in first-seen order of their key values.
   std::vector<std::vector<std::string>> group_values;
@@ -708,104 +842,8 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
   for (size_t gi = 0; gi < group_values.size(); ++gi) {
     ReportGroup g;
     for (size_t k = 0; k < rep.group_keys.size(); ++k) g.key.emplace_back(rep.group_keys[k], group_values[gi][k]);
-    // Rows by label, in first-seen order; the values of each label collected over the group's trials.
-    struct Acc {
-      std::vector<double> nfe, secs, straightness;
-      std::vector<std::vector<double>> metric;
-    };
-    std::vector<Acc> acc;
-    std::vector<double> cost, total_calls, total_seconds;
-    for (const StoredTrial* t : members[gi]) {
-      g.trials.push_back(t->id);
-      if (has_rounds && !t->rounds.empty()) {
-        cost.push_back(t->rounds.back().train_seconds + t->rounds.back().pair_seconds);
-        g.train_steps = t->rounds.back().steps;
-      }
-      double calls = 0, seconds = 0;
-      for (const auto& r : t->rounds) calls += r.train_calls, seconds += r.train_seconds + r.pair_seconds;
-      total_calls.push_back(calls);
-      total_seconds.push_back(t->rounds.empty() ? std::nan("") : seconds);
-      for (const auto& e : t->eval) {
-        auto it = std::find_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& r) { return r.label == e.label; });
-        if (it == g.rows.end()) {
-          ReportRow r;
-          r.label = e.label, r.solver = e.solver, r.steps = e.steps, r.rtol = e.rtol, r.atol = e.atol;
-          g.rows.push_back(r);
-          acc.push_back({{}, {}, {}, std::vector<std::vector<double>>(rep.metrics.size())});
-          it = g.rows.end() - 1;
-        }
-        const size_t ri = static_cast<size_t>(it - g.rows.begin());
-        if (!e.error.empty()) {
-          ++it->failed;
-          continue;
-        }
-        ++it->n;
-        acc[ri].nfe.push_back(double(e.nfe));
-        acc[ri].secs.push_back(e.samples_per_s > 0 ? 1000.0 / e.samples_per_s : std::nan(""));
-        acc[ri].straightness.push_back(e.straightness);
-        for (size_t m = 0; m < rep.metrics.size(); ++m) {
-          const auto mi = std::find(t->metric_names.begin(), t->metric_names.end(), rep.metrics[m]);
-          acc[ri].metric[m].push_back(mi == t->metric_names.end() ? std::nan("")
-                                                                  : e.metrics[static_cast<size_t>(mi - t->metric_names.begin())]);
-        }
-      }
-    }
-    for (size_t ri = 0; ri < g.rows.size(); ++ri) {
-      auto& r = g.rows[ri];
-      r.nfe = mean_of(acc[ri].nfe);
-      r.seconds_per_1000 = mean_of(acc[ri].secs);
-      r.straightness = mean_of(acc[ri].straightness);
-      for (const auto& v : acc[ri].metric) r.mean.push_back(mean_of(v)), r.std.push_back(sample_std(v));
-    }
-    // Steps to quality on the first metric: the reference is the adaptive row with the smallest rtol (then atol),
-    // dopri5 first; without adaptive rows, the row with the most steps (then NFE).
-    if (!rep.metrics.empty()) {
-      auto has_value = [&](size_t i) { return std::isfinite(g.rows[i].mean[0]); };
-      std::optional<size_t> ref;
-      auto better_adaptive = [&](size_t a, size_t b) {  // is a a better reference than b
-        const bool da = g.rows[a].solver == "dopri5", db = g.rows[b].solver == "dopri5";
-        if (da != db) return da;
-        if (g.rows[a].rtol != g.rows[b].rtol) return g.rows[a].rtol < g.rows[b].rtol;
-        return g.rows[a].atol < g.rows[b].atol;
-      };
-      for (size_t i = 0; i < g.rows.size(); ++i)
-        if (has_value(i) && adaptive(g.rows[i]) && (!ref || better_adaptive(i, *ref))) ref = i;
-      if (!ref)
-        for (size_t i = 0; i < g.rows.size(); ++i)
-          if (has_value(i) && (!ref || g.rows[i].steps > g.rows[*ref].steps ||
-                               (g.rows[i].steps == g.rows[*ref].steps && g.rows[i].nfe > g.rows[*ref].nfe)))
-            ref = i;
-      g.reference_row = ref;
-      if (ref) {
-        const double best = g.rows[*ref].mean[0];
-        g.threshold = best + options.within * std::abs(best);
-        // One pick per run family: "euler", "euler grid=edm", "adams_bashforth order=2".
-        const auto family = [](const ReportRow& r) { return run_family(r); };
-        std::vector<std::string> solvers;
-        for (const auto& r : g.rows)
-          if (std::find(solvers.begin(), solvers.end(), family(r)) == solvers.end()) solvers.push_back(family(r));
-        for (const auto& s : solvers) {
-          QualityPick p;
-          p.solver = s;
-          std::optional<size_t> best_row;
-          for (size_t i = 0; i < g.rows.size(); ++i) {
-            const auto& r = g.rows[i];
-            if (family(r) != s || !has_value(i)) continue;
-            if (!best_row || r.mean[0] < g.rows[*best_row].mean[0]) best_row = i;
-            if (r.mean[0] > g.threshold) continue;
-            // The cheapest within: fewest steps for fixed-step rows, fewest NFE for adaptive ones.
-            if (!p.row || r.steps < g.rows[*p.row].steps || (r.steps == g.rows[*p.row].steps && r.nfe < g.rows[*p.row].nfe))
-              p.row = i;
-          }
-          if (!best_row) continue;
-          p.best_row = *best_row;
-          g.picks.push_back(p);
-        }
-      }
-    }
-    g.train_seconds = mean_of(cost);
-    g.total_train_calls = mean_of(total_calls);
-    g.total_train_seconds = mean_of(total_seconds);
+    fill_rows(g, members[gi], rep, has_rounds);
+    if (!rep.metrics.empty()) pick_steps_to_quality(g, options.within);
     g.curves = training_curves(members[gi], rep.metrics);
     rep.has_curves = rep.has_curves || !g.curves.empty();
     rep.groups.push_back(std::move(g));
@@ -839,7 +877,9 @@ std::string num(double v) {
   return fmt::format("{:.4g}", v);
 }
 
-std::string nfe_text(double v) { return std::isnan(v) ? "-" : (v == std::round(v) ? fmt::format("{:.0f}", v) : fmt::format("{:.1f}", v)); }
+std::string nfe_text(double v) {
+  return std::isnan(v) ? "-" : (v == std::round(v) ? fmt::format("{:.0f}", v) : fmt::format("{:.1f}", v));
+}
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -855,7 +895,8 @@ std::string group_title(const ReportGroup& g) {
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
-void print_aligned(std::ostream& out, const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+void print_aligned(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
+                   const std::vector<bool>& right) {
   std::vector<size_t> w;
   for (const auto& r : rows)
     for (size_t i = 0; i < r.size(); ++i) {
@@ -876,7 +917,7 @@ void print_aligned(std::ostream& out, const std::vector<std::vector<std::string>
 std::string pick_text(const Report& rep, const ReportGroup& g, const QualityPick& p) {
   if (p.row) {
     const auto& r = g.rows[*p.row];
-    const std::string what = r.steps > 0              ? fmt::format("{} steps", r.steps)
+    const std::string what = r.steps > 0             ? fmt::format("{} steps", r.steps)
                              : std::isfinite(r.rtol) ? fmt::format("rtol={:g}", r.rtol)
                                                      : r.label;
     return fmt::format("{} ({} NFE): {} {}", what, nfe_text(r.nfe), rep.metrics[0], num(r.mean[0]));
@@ -895,10 +936,11 @@ void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream
   std::vector<std::string> what = rep.metrics;
   if (what.empty()) what.push_back("NFE");  // without metrics, what there is: the NFE (adaptive solvers' change)
   for (size_t m = 0; m < what.size(); ++m) {
-    out << (md ? "\n" : "") << fmt::format("{}{} during training: mean{} over the trials at each training step; step {} is the "
-                                         "final evaluation\n",
-                                         md ? "" : "  ", what[m], rep.metrics.empty() ? "" : " ± sample std",
-                                         g.train_steps > 0 ? std::to_string(g.train_steps) : std::to_string(steps.back()));
+    out << (md ? "\n" : "")
+        << fmt::format("{}{} during training: mean{} over the trials at each training step; step {} is the "
+                       "final evaluation\n",
+                       md ? "" : "  ", what[m], rep.metrics.empty() ? "" : " ± sample std",
+                       g.train_steps > 0 ? std::to_string(g.train_steps) : std::to_string(steps.back()));
     std::vector<std::vector<std::string>> rows;
     std::vector<std::string> head = {"step"};
     for (const auto& c : g.curves) head.push_back(c.label);
@@ -911,7 +953,8 @@ void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream
         if (it == c.steps.end()) cells.push_back("-");
         else if (rep.metrics.empty()) cells.push_back(nfe_text(c.nfe[k]));
         else
-          cells.push_back(std::isnan(c.std[m][k]) ? num(c.mean[m][k]) : fmt::format("{} ± {}", num(c.mean[m][k]), num(c.std[m][k])));
+          cells.push_back(std::isnan(c.std[m][k]) ? num(c.mean[m][k])
+                                                  : fmt::format("{} ± {}", num(c.mean[m][k]), num(c.std[m][k])));
       }
       rows.push_back(cells);
     }
@@ -936,13 +979,13 @@ void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream
 // The method comparison's table (MethodComparison).
 void write_methods(const Report& rep, const MethodComparison& c, bool md, std::ostream& out) {
   out << "\n" << (md ? "### " : "") << "method comparison (" << rep.metrics[0] << ")\n";
-  if (c.reference.empty())
-    out << (md ? "\n" : "  ") << "no method has a converged value\n";
+  if (c.reference.empty()) out << (md ? "\n" : "  ") << "no method has a converged value\n";
   else
     out << (md ? "\n" : "  ")
-        << fmt::format("NFE within {:g}%: the fewest NFE of a run within {:g}% of the best converged {} {} ({}); -: none. "
-                       "train calls: forward passes of one row, training and teacher pairs, up to that stage",
-                       rep.within * 100, rep.within * 100, rep.metrics[0], num(c.reference_value), c.reference)
+        << fmt::format(
+               "NFE within {:g}%: the fewest NFE of a run within {:g}% of the best converged {} {} ({}); -: none. "
+               "train calls: forward passes of one row, training and teacher pairs, up to that stage",
+               rep.within * 100, rep.within * 100, rep.metrics[0], num(c.reference_value), c.reference)
         << "\n";
   std::vector<std::vector<std::string>> rows = {{fmt::format("{}", fmt::join(c.keys, ", ")), "1 NFE", "2 NFE", "4 NFE",
                                                  "converged", fmt::format("NFE within {:g}%", rep.within * 100),
@@ -985,6 +1028,142 @@ void write_quality_summary(const Report& rep, std::ostream& out) {
   }
 }
 
+namespace {
+
+std::string csv_num(double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); }
+
+// --format csv --during: one line per (group, run, training step).
+void write_csv_during(const Report& rep, const std::vector<std::string>& status_lines, std::ostream& out,
+                      std::ostream& notes) {
+  std::vector<std::string> head = rep.group_keys;
+  for (const char* c : {"label", "solver", "train_step", "n", "failed", "nfe"}) head.push_back(c);
+  for (const auto& m : rep.metrics) head.push_back(m + "_mean"), head.push_back(m + "_std");
+  for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
+  out << "\n";
+  for (const auto& g : rep.groups)
+    for (const auto& c : g.curves)
+      for (size_t k = 0; k < c.steps.size(); ++k) {
+        std::vector<std::string> f;
+        for (const auto& kv : g.key) f.push_back(csv_field(kv.second));
+        f.push_back(csv_field(c.label)), f.push_back(csv_field(c.solver)), f.push_back(std::to_string(c.steps[k]));
+        f.push_back(std::to_string(c.n[k])), f.push_back(std::to_string(c.failed[k])), f.push_back(csv_num(c.nfe[k]));
+        for (size_t m = 0; m < rep.metrics.size(); ++m)
+          f.push_back(csv_num(c.mean[m][k])), f.push_back(csv_num(c.std[m][k]));
+        for (size_t i = 0; i < f.size(); ++i) out << (i ? "," : "") << f[i];
+        out << "\n";
+      }
+  for (const auto& l : status_lines) notes << l << "\n";
+}
+
+// --format csv: one line per (group, run).
+void write_csv(const Report& rep, const std::vector<std::string>& status_lines, std::ostream& out,
+               std::ostream& notes) {
+  std::vector<std::string> head = rep.group_keys;
+  for (const char* c : {"label", "solver", "steps", "rtol", "atol", "n", "failed", "nfe"}) head.push_back(c);
+  for (const auto& m : rep.metrics) head.push_back(m + "_mean"), head.push_back(m + "_std");
+  head.push_back("seconds_per_1000");
+  for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
+  out << "\n";
+  for (const auto& g : rep.groups)
+    for (const auto& r : g.rows) {
+      std::vector<std::string> f;
+      for (const auto& kv : g.key) f.push_back(csv_field(kv.second));
+      f.push_back(csv_field(r.label)), f.push_back(csv_field(r.solver)), f.push_back(std::to_string(r.steps));
+      f.push_back(csv_num(r.rtol)), f.push_back(csv_num(r.atol));
+      f.push_back(std::to_string(r.n)), f.push_back(std::to_string(r.failed)), f.push_back(csv_num(r.nfe));
+      for (size_t m = 0; m < rep.metrics.size(); ++m) f.push_back(csv_num(r.mean[m])), f.push_back(csv_num(r.std[m]));
+      f.push_back(csv_num(r.seconds_per_1000));
+      for (size_t i = 0; i < f.size(); ++i) out << (i ? "," : "") << f[i];
+      out << "\n";
+    }
+  for (const auto& l : status_lines) notes << l << "\n";
+  if (rep.has_curves) notes << "the file holds evaluations during training: --during prints them\n";
+}
+
+// One group's table (term or md), its steps-to-quality summary and its training curves.
+void write_group(const Report& rep, const ReportGroup& g, bool md, std::ostream& out) {
+  if (rep.during_only && g.curves.empty()) return;
+  out << "\n"
+      << (md ? "### " : "") << group_title(g) << " (" + counted(static_cast<int64_t>(g.trials.size()), "trial") + ")"
+      << "\n";
+  if (rep.during_only) {
+    write_curves(rep, g, md, out);
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head = {"run", "NFE"};
+  for (const auto& m : rep.metrics) head.push_back(m);
+  head.push_back("s/1000");
+  head.push_back("n");
+  head.push_back("failed");
+  rows.push_back(head);
+  for (const auto& r : g.rows) {
+    std::vector<std::string> cells = {r.label, nfe_text(r.nfe)};
+    for (size_t m = 0; m < rep.metrics.size(); ++m)
+      cells.push_back(std::isnan(r.std[m]) ? num(r.mean[m]) : fmt::format("{} ± {}", num(r.mean[m]), num(r.std[m])));
+    cells.push_back(num(r.seconds_per_1000));
+    cells.push_back(std::to_string(r.n));
+    cells.push_back(std::to_string(r.failed));
+    rows.push_back(cells);
+  }
+  std::vector<bool> right(head.size(), true);
+  right[0] = false;
+  if (md) {
+    out << "\n";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+      if (i == 0) {
+        out << "|";
+        for (size_t c = 0; c < head.size(); ++c) out << (right[c] ? "---:|" : "---|");
+        out << "\n";
+      }
+    }
+    out << "\n";
+  } else {
+    print_aligned(out, rows, right);
+  }
+  write_steps_to_quality(rep, g, md, out);
+  write_curves(rep, g, md, out);
+}
+
+// One round comparison of a file with reflow rounds.
+void write_round_comparison(const Report& rep, const RoundComparison& c, bool md, std::ostream& out) {
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : c.key) parts.push_back(k + "=" + v);
+  out << "\n"
+      << (md ? "### " : "") << "round comparison" << (parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", ")))
+      << "\n";
+  if (c.reference.empty()) out << (md ? "\n" : "  ") << "steps: round 0 has no converged value to compare with\n";
+  else
+    out << (md ? "\n" : "  ")
+        << fmt::format("steps: the fewest within {:g}% of round 0's best converged {} {} ({}), -: "
+                       "not reached at any step count evaluated",
+                       rep.within * 100, rep.metrics[0], num(c.reference_value), c.reference)
+        << "\n";
+  const std::string one = rep.metrics.empty() ? "cheapest run" : rep.metrics[0] + " of the cheapest run";
+  std::vector<std::vector<std::string>> rows = {
+      {"round", "Euler steps", "RK4 steps", "straightness", one, "train+pairs s", "train steps"}};
+  auto steps_text = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
+  for (const auto& l : c.lines)
+    rows.push_back({l.round, steps_text(l.euler_steps), steps_text(l.rk4_steps),
+                    l.straightness_run.empty() ? "-" : fmt::format("{} ({})", num(l.straightness), l.straightness_run),
+                    l.one_step_run.empty() ? "-" : fmt::format("{} ({})", num(l.one_step), l.one_step_run),
+                    fmt::format("{:.1f}", l.train_seconds), std::to_string(l.train_steps)});
+  std::vector<bool> right = {false, true, true, true, true, true, true};
+  if (md) {
+    out << "\n";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+      if (i == 0) out << "|---|---:|---:|---:|---:|---:|---:|\n";
+    }
+    out << "\n";
+  } else {
+    print_aligned(out, rows, right);
+  }
+}
+
+}  // namespace
+
 void write_report(const Report& rep, const std::string& format, std::ostream& out, std::ostream& notes) {
   if (format != "term" && format != "md" && format != "csv")
     throw Error(fmt::format("--format: '{}' is not a format (valid: md, csv, term)", format));
@@ -993,135 +1172,26 @@ void write_report(const Report& rep, const std::string& format, std::ostream& ou
   const size_t completed = completed_ids.size();
   std::vector<std::string> status_lines;
   if (!rep.missing.empty())
-    status_lines.push_back(fmt::format("missing ({} without a result in the file): {}", rep.missing.size(), fmt::join(rep.missing, "; ")));
+    status_lines.push_back(
+        fmt::format("missing ({} without a result in the file): {}", rep.missing.size(), fmt::join(rep.missing, "; ")));
   if (!rep.missing_unknown.empty()) status_lines.push_back("missing trials unknown: " + rep.missing_unknown);
   for (const auto* t : rep.not_completed)
     status_lines.push_back(fmt::format("{}: {}{}", t->id, t->status, t->error.empty() ? "" : ": " + t->error));
 
-  auto csv_num = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{}", v); };
-  if (format == "csv" && rep.during_only) {
-    std::vector<std::string> head = rep.group_keys;
-    for (const char* c : {"label", "solver", "train_step", "n", "failed", "nfe"}) head.push_back(c);
-    for (const auto& m : rep.metrics) head.push_back(m + "_mean"), head.push_back(m + "_std");
-    for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
-    out << "\n";
-    for (const auto& g : rep.groups)
-      for (const auto& c : g.curves)
-        for (size_t k = 0; k < c.steps.size(); ++k) {
-          std::vector<std::string> f;
-          for (const auto& kv : g.key) f.push_back(csv_field(kv.second));
-          f.push_back(csv_field(c.label)), f.push_back(csv_field(c.solver)), f.push_back(std::to_string(c.steps[k]));
-          f.push_back(std::to_string(c.n[k])), f.push_back(std::to_string(c.failed[k])), f.push_back(csv_num(c.nfe[k]));
-          for (size_t m = 0; m < rep.metrics.size(); ++m) f.push_back(csv_num(c.mean[m][k])), f.push_back(csv_num(c.std[m][k]));
-          for (size_t i = 0; i < f.size(); ++i) out << (i ? "," : "") << f[i];
-          out << "\n";
-        }
-    for (const auto& l : status_lines) notes << l << "\n";
-    return;
-  }
   if (format == "csv") {
-    std::vector<std::string> head = rep.group_keys;
-    for (const char* c : {"label", "solver", "steps", "rtol", "atol", "n", "failed", "nfe"}) head.push_back(c);
-    for (const auto& m : rep.metrics) head.push_back(m + "_mean"), head.push_back(m + "_std");
-    head.push_back("seconds_per_1000");
-    for (size_t i = 0; i < head.size(); ++i) out << (i ? "," : "") << csv_field(head[i]);
-    out << "\n";
-    for (const auto& g : rep.groups)
-      for (const auto& r : g.rows) {
-        std::vector<std::string> f;
-        for (const auto& kv : g.key) f.push_back(csv_field(kv.second));
-        f.push_back(csv_field(r.label)), f.push_back(csv_field(r.solver)), f.push_back(std::to_string(r.steps));
-        f.push_back(csv_num(r.rtol)), f.push_back(csv_num(r.atol));
-        f.push_back(std::to_string(r.n)), f.push_back(std::to_string(r.failed)), f.push_back(csv_num(r.nfe));
-        for (size_t m = 0; m < rep.metrics.size(); ++m) f.push_back(csv_num(r.mean[m])), f.push_back(csv_num(r.std[m]));
-        f.push_back(csv_num(r.seconds_per_1000));
-        for (size_t i = 0; i < f.size(); ++i) out << (i ? "," : "") << f[i];
-        out << "\n";
-      }
-    for (const auto& l : status_lines) notes << l << "\n";
-    if (rep.has_curves) notes << "the file holds evaluations during training: --during prints them\n";
+    if (rep.during_only) write_csv_during(rep, status_lines, out, notes);
+    else write_csv(rep, status_lines, out, notes);
     return;
   }
 
   const bool md = format == "md";
-  out << fmt::format("{} of {} trials in the file completed\n{}metrics: mean ± sample std (n-1) over the trials of each "
-                     "group; n: rows averaged; failed: rows with an error (left out); s/1000: seconds per 1000 samples\n",
-                     completed, rep.total, md ? "\n" : "");
-  for (const auto& g : rep.groups) {
-    if (rep.during_only && g.curves.empty()) continue;
-    out << "\n" << (md ? "### " : "") << group_title(g) << " (" + counted(static_cast<int64_t>(g.trials.size()), "trial") + ")" << "\n";
-    if (rep.during_only) {
-      write_curves(rep, g, md, out);
-      continue;
-    }
-    std::vector<std::vector<std::string>> rows;
-    std::vector<std::string> head = {"run", "NFE"};
-    for (const auto& m : rep.metrics) head.push_back(m);
-    head.push_back("s/1000");
-    head.push_back("n");
-    head.push_back("failed");
-    rows.push_back(head);
-    for (const auto& r : g.rows) {
-      std::vector<std::string> cells = {r.label, nfe_text(r.nfe)};
-      for (size_t m = 0; m < rep.metrics.size(); ++m)
-        cells.push_back(std::isnan(r.std[m]) ? num(r.mean[m]) : fmt::format("{} ± {}", num(r.mean[m]), num(r.std[m])));
-      cells.push_back(num(r.seconds_per_1000));
-      cells.push_back(std::to_string(r.n));
-      cells.push_back(std::to_string(r.failed));
-      rows.push_back(cells);
-    }
-    std::vector<bool> right(head.size(), true);
-    right[0] = false;
-    if (md) {
-      out << "\n";
-      for (size_t i = 0; i < rows.size(); ++i) {
-        out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
-        if (i == 0) {
-          out << "|";
-          for (size_t c = 0; c < head.size(); ++c) out << (right[c] ? "---:|" : "---|");
-          out << "\n";
-        }
-      }
-      out << "\n";
-    } else {
-      print_aligned(out, rows, right);
-    }
-    write_steps_to_quality(rep, g, md, out);
-    write_curves(rep, g, md, out);
-  }
-  for (const auto& c : (rep.during_only ? std::vector<RoundComparison>() : rep.rounds)) {
-    std::vector<std::string> parts;
-    for (const auto& [k, v] : c.key) parts.push_back(k + "=" + v);
-    out << "\n" << (md ? "### " : "") << "round comparison" << (parts.empty() ? "" : fmt::format(" ({})", fmt::join(parts, ", ")))
-        << "\n";
-    if (c.reference.empty())
-      out << (md ? "\n" : "  ") << "steps: round 0 has no converged value to compare with\n";
-    else
-      out << (md ? "\n" : "  ") << fmt::format("steps: the fewest within {:g}% of round 0's best converged {} {} ({}), -: "
-                                                "not reached at any step count evaluated",
-                                                rep.within * 100, rep.metrics[0], num(c.reference_value), c.reference)
-          << "\n";
-    const std::string one = rep.metrics.empty() ? "cheapest run" : rep.metrics[0] + " of the cheapest run";
-    std::vector<std::vector<std::string>> rows = {
-        {"round", "Euler steps", "RK4 steps", "straightness", one, "train+pairs s", "train steps"}};
-    auto steps_text = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
-    for (const auto& l : c.lines)
-      rows.push_back({l.round, steps_text(l.euler_steps), steps_text(l.rk4_steps),
-                      l.straightness_run.empty() ? "-" : fmt::format("{} ({})", num(l.straightness), l.straightness_run),
-                      l.one_step_run.empty() ? "-" : fmt::format("{} ({})", num(l.one_step), l.one_step_run),
-                      fmt::format("{:.1f}", l.train_seconds), std::to_string(l.train_steps)});
-    std::vector<bool> right = {false, true, true, true, true, true, true};
-    if (md) {
-      out << "\n";
-      for (size_t i = 0; i < rows.size(); ++i) {
-        out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
-        if (i == 0) out << "|---|---:|---:|---:|---:|---:|---:|\n";
-      }
-      out << "\n";
-    } else {
-      print_aligned(out, rows, right);
-    }
-  }
+  out << fmt::format(
+      "{} of {} trials in the file completed\n{}metrics: mean ± sample std (n-1) over the trials of each "
+      "group; n: rows averaged; failed: rows with an error (left out); s/1000: seconds per 1000 samples\n",
+      completed, rep.total, md ? "\n" : "");
+  for (const auto& g : rep.groups) write_group(rep, g, md, out);
+  if (!rep.during_only)
+    for (const auto& c : rep.rounds) write_round_comparison(rep, c, md, out);
   if (rep.methods && !rep.during_only) write_methods(rep, *rep.methods, md, out);
   if (rep.groups.empty()) out << "\nno completed trial in the file\n";
   if (!status_lines.empty()) {

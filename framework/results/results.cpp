@@ -42,7 +42,8 @@ void attr_string(hid_t obj, const char* name, const std::string& value) {
   const H5Handle type = string_type(H5T_VARIABLE);
   check(H5Tset_cset(type, H5T_CSET_UTF8), "setting UTF-8");
   const H5Handle space(H5Screate(H5S_SCALAR), "a scalar dataspace");
-  const H5Handle a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("creating attribute {}", name));
+  const H5Handle a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("creating attribute {}", name));
   const char* p = value.c_str();
   check(H5Awrite(a, type, &p), fmt::format("writing attribute {}", name));
 }
@@ -51,7 +52,8 @@ template <class T>
 void attr_number(hid_t obj, const char* name, T value) {
   const hid_t type = std::is_integral<T>::value ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
   const H5Handle space(H5Screate(H5S_SCALAR), "a scalar dataspace");
-  const H5Handle a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("creating attribute {}", name));
+  const H5Handle a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("creating attribute {}", name));
   check(H5Awrite(a, type, &value), fmt::format("writing attribute {}", name));
 }
 
@@ -81,25 +83,29 @@ void dataset_1d(hid_t group, const char* name, const std::vector<T>& values) {
   const H5Handle space(H5Screate_simple(1, &n, nullptr), fmt::format("the dataspace of {}", name));
   const H5Handle d(H5Dcreate2(group, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                    fmt::format("creating dataset {}", name));
-  if (n) check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), fmt::format("writing dataset {}", name));
+  if (n)
+    check(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), fmt::format("writing dataset {}", name));
 }
 
 /// A float32 array of any rank (rank 0: a scalar dataset).
 void dataset_array(hid_t group, const std::string& name, const Array& a) {
   const std::vector<hsize_t> dims(a.shape.begin(), a.shape.end());
-  const H5Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                       fmt::format("the dataspace of {}", name));
+  const H5Handle space(
+      dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      fmt::format("the dataspace of {}", name));
   const H5Handle d(H5Dcreate2(group, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                    fmt::format("creating dataset {}", name));
   if (!a.values.empty())
-    check(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.values.data()), fmt::format("writing dataset {}", name));
+    check(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a.values.data()),
+          fmt::format("writing dataset {}", name));
 }
 
 /// A 1-D int64 attribute.
 void attr_int_list(hid_t obj, const char* name, const std::vector<int64_t>& values) {
   const hsize_t n = values.size();
   const H5Handle space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), "an attribute dataspace");
-  const H5Handle a(H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT), fmt::format("creating attribute {}", name));
+  const H5Handle a(H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT),
+                   fmt::format("creating attribute {}", name));
   if (n) check(H5Awrite(a, H5T_NATIVE_INT64, values.data()), fmt::format("writing attribute {}", name));
 }
 
@@ -171,7 +177,6 @@ std::string now_iso() {
   return buf;
 }
 
-
 /// A new HDF5 file built in memory (the core driver, no backing store): HDF5 never writes to the disk, so a full
 /// disk cannot fail inside HDF5 (where H5Ocopy crashed on ENOSPC); `publish` writes the finished image through
 /// write_file, which checks every write and reports ENOSPC or EIO naming the file.
@@ -210,6 +215,123 @@ size_t width_for(size_t minimum, const std::vector<std::string>& values) {
 
 }  // namespace
 
+namespace {
+
+void write_eval_table(hid_t g, const TrialResult& r) {
+  // The fixed columns of eval_columns() (records.hpp), then one per metric.
+  Table eval;
+  const auto& columns = eval_columns();
+  for (const auto& c : columns) {
+    if (const auto* text = std::get_if<std::string EvalRow::*>(&c.member)) {
+      std::vector<std::string> values;
+      for (const auto& row : r.eval) values.push_back(row.**text);
+      eval.string_column(c.name, width_for(c.width, values));
+    } else if (std::holds_alternative<double EvalRow::*>(c.member)) {
+      eval.double_column(c.name);
+    } else {
+      eval.int_column(c.name);
+    }
+  }
+  for (const auto& m : r.metric_names) eval.double_column(m);
+  for (const auto& row : r.eval) {
+    eval.new_row();
+    for (size_t i = 0; i < columns.size(); ++i)
+      std::visit([&](auto member) { eval.set(i, row.*member); }, columns[i].member);
+    for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(columns.size() + i, row.metrics[i]);
+  }
+  eval.write(g, "eval");
+}
+
+void write_samples_and_rows(hid_t g, const TrialResult& r) {
+  // What a researcher needs to look again or compute their own numbers: the noise and reference samples, each
+  // row's samples, states' times, mean speed and trajectories, and the evaluated weights.
+  if (!r.x0.empty() || !r.reference.empty()) {
+    const H5Handle samples = new_group(g, "samples");
+    if (!r.x0.empty()) dataset_array(samples, "x0", r.x0);
+    if (!r.reference.empty()) dataset_array(samples, "reference", r.reference);
+  }
+  if (!r.eval.empty()) {
+    const H5Handle rows = new_group(g, "rows");
+    for (size_t i = 0; i < r.eval.size(); ++i) {
+      const EvalRow& row = r.eval[i];
+      const H5Handle rg = new_group(rows, fmt::format("{:03d}", i));
+      attr_number<int64_t>(rg, "row", static_cast<int64_t>(i));
+      attr_number<int64_t>(rg, "round", row.round);
+      attr_number<int64_t>(rg, "train_step", row.train_step);
+      attr_string(rg, "solver", row.solver);
+      attr_string(rg, "label", row.label);
+      attr_number<int64_t>(rg, "steps", row.steps);
+      attr_string(rg, "error", row.error);
+      if (!row.samples.empty()) dataset_array(rg, "samples", row.samples);
+      if (!row.times.empty()) dataset_1d(rg, "times", row.times);
+      if (!row.mean_speed.empty()) dataset_1d(rg, "mean_speed", row.mean_speed);
+      if (!row.trajectory.empty()) dataset_array(rg, "trajectory", row.trajectory);
+    }
+  }
+}
+
+void write_rounds(hid_t g, const TrialResult& r) {
+  // The training stages (round 0, reflow rounds, distillation): what each cost, and the teacher pairs of each.
+  if (!r.rounds.empty()) {
+    std::vector<std::string> stages, teachers;
+    for (const auto& s : r.rounds) stages.push_back(stage_name(s.stage)), teachers.push_back(s.teacher);
+    Table rounds;
+    rounds.int_column("round");
+    rounds.string_column("stage", width_for(8, stages));
+    rounds.double_column("mix");
+    rounds.int_column("steps");
+    rounds.double_column("train_seconds");
+    rounds.int_column("pairs");
+    rounds.string_column("teacher", width_for(16, teachers));
+    rounds.int_column("teacher_nfe");
+    rounds.double_column("pair_seconds");
+    rounds.double_column("train_calls");
+    for (const auto& s : r.rounds) {
+      rounds.new_row();
+      rounds.set(0, s.round), rounds.set(1, stage_name(s.stage)), rounds.set(2, s.mix), rounds.set(3, s.steps);
+      rounds.set(4, s.train_seconds), rounds.set(5, s.pairs_x0.shape.empty() ? int64_t(0) : s.pairs_x0.shape[0]);
+      rounds.set(6, s.teacher), rounds.set(7, s.teacher_nfe), rounds.set(8, s.pair_seconds),
+          rounds.set(9, s.train_calls);
+    }
+    rounds.write(g, "rounds");
+    bool any_pairs = false;
+    for (const auto& s : r.rounds) any_pairs = any_pairs || !s.pairs_x0.empty();
+    if (any_pairs) {
+      const H5Handle pairs = new_group(g, "pairs");
+      for (const auto& s : r.rounds) {
+        if (s.pairs_x0.empty()) continue;
+        const H5Handle pg = new_group(pairs, fmt::format("{:03d}", s.round));
+        attr_number<int64_t>(pg, "round", s.round);
+        attr_string(pg, "stage", stage_name(s.stage));
+        attr_string(pg, "teacher", s.teacher);
+        dataset_array(pg, "x0", s.pairs_x0);
+        dataset_array(pg, "x1", s.pairs_x1);
+      }
+    }
+  }
+}
+
+// The evaluated weights (flowlab sample, export) and the post-hoc EMA snapshots (flowlab ema).
+void write_weights(hid_t g, const TrialResult& r) {
+  if (!r.weights.empty()) {
+    const H5Handle w = new_group(g, "weights");
+    attr_string(w, "architecture", r.architecture);
+    for (const auto& [key, value] : r.architecture_params) attr_string(w, ("param:" + key).c_str(), value);
+    attr_int_list(w, "event_shape", r.event_shape);
+    attr_string(w, "condition", r.condition);
+    for (const auto& [key, value] : r.weights) dataset_array(w, key, value);
+  }
+  if (!r.phema.empty()) {  // flowlab ema reconstructs any EMA length from these
+    const H5Handle ph = new_group(g, "phema");
+    dataset_1d(ph, "steps", r.phema.steps);
+    dataset_1d(ph, "stds", r.phema.stds);
+    dataset_array(ph, "values", r.phema.values);
+    attr_string(ph, "parameters", fmt::format("{}", fmt::join(r.phema.parameters, "\n")));
+  }
+}
+
+}  // namespace
+
 void write_trial_file(const std::string& path, const TrialConfig& trial, const TrialResult& r) {
   Silence s;
   if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
@@ -244,105 +366,10 @@ void write_trial_file(const std::string& path, const TrialConfig& trial, const T
     attr_number<int64_t>(g, "reference_count", r.reference_count);
     for (size_t i = 0; i < r.metric_names.size() && i < r.metric_features.size(); ++i)
       attr_string(g, ("metric_features:" + r.metric_names[i]).c_str(), r.metric_features[i]);
-    // The fixed columns of eval_columns() (records.hpp), then one per metric.
-    Table eval;
-    const auto& columns = eval_columns();
-    for (const auto& c : columns) {
-      if (const auto* text = std::get_if<std::string EvalRow::*>(&c.member)) {
-        std::vector<std::string> values;
-        for (const auto& row : r.eval) values.push_back(row.**text);
-        eval.string_column(c.name, width_for(c.width, values));
-      } else if (std::holds_alternative<double EvalRow::*>(c.member)) {
-        eval.double_column(c.name);
-      } else {
-        eval.int_column(c.name);
-      }
-    }
-    for (const auto& m : r.metric_names) eval.double_column(m);
-    for (const auto& row : r.eval) {
-      eval.new_row();
-      for (size_t i = 0; i < columns.size(); ++i)
-        std::visit([&](auto member) { eval.set(i, row.*member); }, columns[i].member);
-      for (size_t i = 0; i < row.metrics.size(); ++i) eval.set(columns.size() + i, row.metrics[i]);
-    }
-    eval.write(g, "eval");
-    // What a researcher needs to look again or compute their own numbers: the noise and reference samples, each
-    // row's samples, states' times, mean speed and trajectories, and the evaluated weights.
-    if (!r.x0.empty() || !r.reference.empty()) {
-      const H5Handle samples = new_group(g, "samples");
-      if (!r.x0.empty()) dataset_array(samples, "x0", r.x0);
-      if (!r.reference.empty()) dataset_array(samples, "reference", r.reference);
-    }
-    if (!r.eval.empty()) {
-      const H5Handle rows = new_group(g, "rows");
-      for (size_t i = 0; i < r.eval.size(); ++i) {
-        const EvalRow& row = r.eval[i];
-        const H5Handle rg = new_group(rows, fmt::format("{:03d}", i));
-        attr_number<int64_t>(rg, "row", static_cast<int64_t>(i));
-        attr_number<int64_t>(rg, "round", row.round);
-        attr_number<int64_t>(rg, "train_step", row.train_step);
-        attr_string(rg, "solver", row.solver);
-        attr_string(rg, "label", row.label);
-        attr_number<int64_t>(rg, "steps", row.steps);
-        attr_string(rg, "error", row.error);
-        if (!row.samples.empty()) dataset_array(rg, "samples", row.samples);
-        if (!row.times.empty()) dataset_1d(rg, "times", row.times);
-        if (!row.mean_speed.empty()) dataset_1d(rg, "mean_speed", row.mean_speed);
-        if (!row.trajectory.empty()) dataset_array(rg, "trajectory", row.trajectory);
-      }
-    }
-    // The training stages (round 0, reflow rounds, distillation): what each cost, and the teacher pairs of each.
-    if (!r.rounds.empty()) {
-      std::vector<std::string> stages, teachers;
-      for (const auto& s : r.rounds) stages.push_back(stage_name(s.stage)), teachers.push_back(s.teacher);
-      Table rounds;
-      rounds.int_column("round");
-      rounds.string_column("stage", width_for(8, stages));
-      rounds.double_column("mix");
-      rounds.int_column("steps");
-      rounds.double_column("train_seconds");
-      rounds.int_column("pairs");
-      rounds.string_column("teacher", width_for(16, teachers));
-      rounds.int_column("teacher_nfe");
-      rounds.double_column("pair_seconds");
-      rounds.double_column("train_calls");
-      for (const auto& s : r.rounds) {
-        rounds.new_row();
-        rounds.set(0, s.round), rounds.set(1, stage_name(s.stage)), rounds.set(2, s.mix), rounds.set(3, s.steps);
-        rounds.set(4, s.train_seconds), rounds.set(5, s.pairs_x0.shape.empty() ? int64_t(0) : s.pairs_x0.shape[0]);
-        rounds.set(6, s.teacher), rounds.set(7, s.teacher_nfe), rounds.set(8, s.pair_seconds), rounds.set(9, s.train_calls);
-      }
-      rounds.write(g, "rounds");
-      bool any_pairs = false;
-      for (const auto& s : r.rounds) any_pairs = any_pairs || !s.pairs_x0.empty();
-      if (any_pairs) {
-        const H5Handle pairs = new_group(g, "pairs");
-        for (const auto& s : r.rounds) {
-          if (s.pairs_x0.empty()) continue;
-          const H5Handle pg = new_group(pairs, fmt::format("{:03d}", s.round));
-          attr_number<int64_t>(pg, "round", s.round);
-          attr_string(pg, "stage", stage_name(s.stage));
-          attr_string(pg, "teacher", s.teacher);
-          dataset_array(pg, "x0", s.pairs_x0);
-          dataset_array(pg, "x1", s.pairs_x1);
-        }
-      }
-    }
-    if (!r.weights.empty()) {
-      const H5Handle w = new_group(g, "weights");
-      attr_string(w, "architecture", r.architecture);
-      for (const auto& [key, value] : r.architecture_params) attr_string(w, ("param:" + key).c_str(), value);
-      attr_int_list(w, "event_shape", r.event_shape);
-      attr_string(w, "condition", r.condition);
-      for (const auto& [key, value] : r.weights) dataset_array(w, key, value);
-    }
-    if (!r.phema.empty()) {  // flowlab ema reconstructs any EMA length from these
-      const H5Handle ph = new_group(g, "phema");
-      dataset_1d(ph, "steps", r.phema.steps);
-      dataset_1d(ph, "stds", r.phema.stds);
-      dataset_array(ph, "values", r.phema.values);
-      attr_string(ph, "parameters", fmt::format("{}", fmt::join(r.phema.parameters, "\n")));
-    }
+    write_eval_table(g, r);
+    write_samples_and_rows(g, r);
+    write_rounds(g, r);
+    write_weights(g, r);
   }
   f.publish();  // readers see the old file or the whole new one, also after a power loss
 }
@@ -464,7 +491,8 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
           check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of train/loss");
           if (n > 0) {
             std::vector<double> v(n);
-            check(H5Dread(loss, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "reading train/loss of " + t.id);
+            check(H5Dread(loss, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+                  "reading train/loss of " + t.id);
             final_loss = v.back();
           }
         }
@@ -482,7 +510,8 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
             if (n == 0 || H5Tget_member_index(type, name) < 0) return v;
             const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(int64_t)), "an int column type");
             check(H5Tinsert(mt, name, 0, H5T_NATIVE_INT64), fmt::format("column {}", name));
-            check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), fmt::format("reading column {} of {}/eval", name, t.id));
+            check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+                  fmt::format("reading column {} of {}/eval", name, t.id));
             return v;
           };
           const std::vector<int64_t> round = int_column("round"), train_step = int_column("train_step");

@@ -42,7 +42,6 @@ namespace fs = std::filesystem;
 namespace flowlab {
 namespace {
 
-
 using Clock = std::chrono::steady_clock;
 
 /// Set by the SIGINT/SIGTERM handler: the last signal and how many arrived.
@@ -75,7 +74,8 @@ class SignalScope {
   SignalScope& operator=(const SignalScope&) = delete;
 
  private:
-  struct sigaction old_int_ {}, old_term_ {}, old_usr1_ {};
+  struct sigaction old_int_ {
+  }, old_term_{}, old_usr1_{};
 };
 
 /// A file descriptor closed on destruction.
@@ -125,7 +125,7 @@ struct Running {
   std::string out_buf, err_buf;
   std::string write_error;  ///< from a WRITE_ERROR line: the disk error that ended the worker
   Progress progress;
-  TrainLog log;  ///< from the PROGRESS lines: what a `timeout` record holds
+  TrainLog log;           ///< from the PROGRESS lines: what a `timeout` record holds
   ino_t file_before = 0;  ///< the inode of the trial's result file at launch (0: none), to tell a new one
   Clock::time_point started;
   bool stopping = false, killed = false, timed_out = false;
@@ -249,13 +249,13 @@ void write_atomically(const std::string& path, const std::string& text) {
 std::string resume_advice(const std::string& error, const Experiment& ex, const RunOptions& opt,
                           const std::string& output, int64_t kept) {
   const std::string shard = opt.shard_count > 0 ? fmt::format(" --shard {}/{}", opt.shard_index, opt.shard_count) : "";
-  const std::string kept_text =
-      kept == 0 ? "no trial had finished"
-                : fmt::format("the {} kept in {}/", kept == 1 ? std::string("1 finished trial is")
-                                                              : fmt::format("{} finished trials are", kept),
-                              trial_dir(output));
-  return fmt::format("{}; {}; free space and run: flowlab run {} --out {}{} --resume", error, kept_text, ex.file, output,
-                     shard);
+  const std::string kept_text = kept == 0 ? "no trial had finished"
+                                          : fmt::format("the {} kept in {}/",
+                                                        kept == 1 ? std::string("1 finished trial is")
+                                                                  : fmt::format("{} finished trials are", kept),
+                                                        trial_dir(output));
+  return fmt::format("{}; {}; free space and run: flowlab run {} --out {}{} --resume", error, kept_text, ex.file,
+                     output, shard);
 }
 
 /// The entries of a CUDA_VISIBLE_DEVICES value ("3,5" -> {"3", "5"}).
@@ -291,14 +291,15 @@ Shard parse_shard(const std::string& text) {
   Shard sh;
   const auto bad = [&](const std::string& why) {
     return Error(fmt::format("--shard expects I/N with 0 <= I < N, as in 0/4 (I is 0-based, like SLURM_ARRAY_TASK_ID): "
-                             "got '{}'{}", text, why.empty() ? "" : " (" + why + ")"));
+                             "got '{}'{}",
+                             text, why.empty() ? "" : " (" + why + ")"));
   };
   if (slash == std::string::npos || !parse_count(text.substr(0, slash), sh.index) ||
       !parse_count(text.substr(slash + 1), sh.count))
     throw bad("");
   if (sh.count < 1) throw bad("N must be at least 1");
-  if (sh.index >= sh.count) throw bad(fmt::format("I must be below N; the last shard of {} is {}/{}", sh.count,
-                                                  sh.count - 1, sh.count));
+  if (sh.index >= sh.count)
+    throw bad(fmt::format("I must be below N; the last shard of {} is {}/{}", sh.count, sh.count - 1, sh.count));
   return sh;
 }
 
@@ -319,10 +320,12 @@ Shard shard_from_env(const std::function<const char*(const char*)>& getenv) {
     throw Error("SLURM_ARRAY_TASK_ID is set, but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MIN and _MAX: "
                 "pass --shard I/N");
   if (has_min && has_max && max < min)
-    throw Error(fmt::format("SLURM_ARRAY_TASK_MAX ({}) is below SLURM_ARRAY_TASK_MIN ({}): pass --shard I/N", max, min));
+    throw Error(
+        fmt::format("SLURM_ARRAY_TASK_MAX ({}) is below SLURM_ARRAY_TASK_MIN ({}): pass --shard I/N", max, min));
   if (has_min && has_max && has_count && count != max - min + 1)
     throw Error(fmt::format("the array is not a contiguous range ({} tasks between {} and {}): pass --shard I/N "
-                            "(flowlab slurm's scripts do)", count, min, max));
+                            "(flowlab slurm's scripts do)",
+                            count, min, max));
   sh.index = id - (has_min ? min : 0);
   sh.count = has_count ? count : max - min + 1;
   if (sh.index < 0 || sh.index >= sh.count)
@@ -339,8 +342,8 @@ std::vector<std::string> device_slots(const std::vector<std::string>& devices, i
     const auto [it, added] = gpu_from.emplace(name, from);
     if (!added)
       throw Error(fmt::format("devices: {} is listed twice ({}{}): each GPU gets its own workers; for several "
-                              "workers on one GPU set workers_per_device (or --workers)", name,
-                              it->second == from ? from + " and " + from : it->second + " and " + from,
+                              "workers on one GPU set workers_per_device (or --workers)",
+                              name, it->second == from ? from + " and " + from : it->second + " and " + from,
                               it->second == "auto" || from == "auto" ? ", and auto is every visible GPU" : ""));
     names.push_back(name);
   };
@@ -428,7 +431,8 @@ void check_trial_files(const Experiment& ex, const std::string& output) {
   constexpr size_t kMax = NAME_MAX - 7;
   if (name.size() > kMax)
     throw Error(fmt::format("{}: the output's file name is {} characters long, at most {} can work (flowlab adds "
-                            "'.trials' to it)", output, name.size(), kMax));
+                            "'.trials' to it)",
+                            output, name.size(), kMax));
 }
 
 // What the sweep learned, for the end of `flowlab run`: the report's steps-to-quality summary of the results file
@@ -452,9 +456,14 @@ namespace {
 class Scheduler {
  public:
   Scheduler(const Experiment& ex, const RunOptions& opt, std::ostream& log)
-      : ex_(ex), opt_(opt), log_(log), output_(opt.out.empty() ? ex.output : opt.out),
-        trial_dir_(flowlab::trial_dir(output_)), sharded_(opt.shard_count > 0),
-        threads_(opt.threads > 0 ? opt.threads : ex.threads), tty_(::isatty(STDOUT_FILENO)) {}
+      : ex_(ex),
+        opt_(opt),
+        log_(log),
+        output_(opt.out.empty() ? ex.output : opt.out),
+        trial_dir_(flowlab::trial_dir(output_)),
+        sharded_(opt.shard_count > 0),
+        threads_(opt.threads > 0 ? opt.threads : ex.threads),
+        tty_(::isatty(STDOUT_FILENO)) {}
 
   int run();
 
@@ -500,8 +509,8 @@ class Scheduler {
   std::vector<std::string> status_;  // per trial: its result's status; "" for none (not run, or stopped)
   std::deque<size_t> queue_;
 
-  int log_errno_ = 0;                 // the first failed write of the log
-  std::set<std::string> reported_;    // merge problems already reported
+  int log_errno_ = 0;               // the first failed write of the log
+  std::set<std::string> reported_;  // merge problems already reported
   bool merge_error_ = false;
   // The first full or failing disk (ENOSPC, EIO, ...) met by the runner or a worker: nothing more is launched, the
   // trials finished so far stay in their files, and the run ends with the message and how to resume.
@@ -558,10 +567,9 @@ void Scheduler::resolve_devices() {
   for (const auto& g : slot_gpu_)
     if (!g.empty()) gpus_of_slots.push_back(g);
   if (!gpus_of_slots.empty())
-    device_note_ = fmt::format("workers' CUDA_VISIBLE_DEVICES: {} (one GPU each, in slot order{})\n",
-                               fmt::join(gpus_of_slots, ", "),
-                               cuda_env && *cuda_env ? fmt::format("; this process has CUDA_VISIBLE_DEVICES={}", cuda_env)
-                                                     : "");
+    device_note_ = fmt::format(
+        "workers' CUDA_VISIBLE_DEVICES: {} (one GPU each, in slot order{})\n", fmt::join(gpus_of_slots, ", "),
+        cuda_env && *cuda_env ? fmt::format("; this process has CUDA_VISIBLE_DEVICES={}", cuda_env) : "");
   else if (want_auto && visible.gpus == 0 && cuda_env && *cuda_env)
     device_note_ = fmt::format("note: CUDA_VISIBLE_DEVICES={} is set, but {}: devices auto runs on cpu\n", cuda_env,
                                visible.cuda ? "no GPU is visible" : "this LibTorch has no CUDA");
@@ -575,13 +583,15 @@ int Scheduler::dry_run() {
     if (sharded_ && static_cast<int64_t>(i % static_cast<size_t>(opt_.shard_count)) != opt_.shard_index) continue;
     const auto& t = ex_.trials[i];
     std::string stages;
-    if (t.reflow.rounds > 0) stages += fmt::format(" + {} of {}", counted(t.reflow.rounds, "reflow round"), t.reflow.train.steps);
+    if (t.reflow.rounds > 0)
+      stages += fmt::format(" + {} of {}", counted(t.reflow.rounds, "reflow round"), t.reflow.train.steps);
     if (t.distill.enabled) stages += fmt::format(" + distill {}", t.distill.train.steps);
     const std::string during =
-        t.eval.every > 0 ? fmt::format(" ({} every {} steps)",
-                                       t.eval.during.empty() ? std::string("all") : std::to_string(t.eval.during.size()),
-                                       t.eval.every)
-                         : "";
+        t.eval.every > 0
+            ? fmt::format(" ({} every {} steps)",
+                          t.eval.during.empty() ? std::string("all") : std::to_string(t.eval.during.size()),
+                          t.eval.every)
+            : "";
     emit(fmt::format("{:>4}  {}  (train {}{}, {}{})\n", i, t.id, counted(t.train.steps, "step"), stages,
                      counted(t.eval.runs.size(), "eval run"), during));
   }
@@ -609,17 +619,20 @@ void Scheduler::check_output() {
     const auto name = experiment_file_name(output_);
     if (!name)
       throw Error(fmt::format("{} exists and is not a flowlab results file: --resume would replace it; choose another "
-                              "--out", output_));
+                              "--out",
+                              output_));
     if (*name != ex_.name)
       throw Error(fmt::format("{} holds the results of experiment '{}', not '{}': --resume would replace them; choose "
-                              "another --out", output_, *name, ex_.name));
+                              "another --out",
+                              output_, *name, ex_.name));
   }
   if (!opt_.resume && sharded_)
     for (size_t i : mine_)
       if (fs::exists(trial_file_path(output_, ex_.trials[i].id)))
         throw Error(fmt::format("{} already exists (trial {} of shard {}/{}): use --resume to finish that shard, or "
-                                "choose another --out", trial_file_path(output_, ex_.trials[i].id), ex_.trials[i].id,
-                                opt_.shard_index, opt_.shard_count));
+                                "choose another --out",
+                                trial_file_path(output_, ex_.trials[i].id), ex_.trials[i].id, opt_.shard_index,
+                                opt_.shard_count));
 }
 
 void Scheduler::plan_queue() {
@@ -867,8 +880,7 @@ void Scheduler::finish(size_t slot, int wstatus) {
   if (st.empty())
     emit(fmt::format("[{}] stopped {} at step {}/{} ({:.1f} s){}\n", r.slot, t.id, r.progress.step, r.progress.total,
                      secs, detail.empty() ? "" : ": " + detail));
-  else
-    emit(fmt::format("[{}] {} {} ({:.1f} s){}\n", r.slot, st, t.id, secs, detail.empty() ? "" : ": " + detail));
+  else emit(fmt::format("[{}] {} {} ({:.1f} s){}\n", r.slot, st, t.id, secs, detail.empty() ? "" : ": " + detail));
   r.pid = -1;
   if (status_[r.trial] == "failed" && opt_.fail_fast && !stop_) stop_all_for_fail_fast();
 }
@@ -913,9 +925,10 @@ void Scheduler::handle_signals() {
     // First signal: launch nothing more; ask every worker to checkpoint and stop.
     interrupted_ = g_signal, stop_ = true;
     clear_block();
-    emit(fmt::format("{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
-                     stop_signal_name(interrupted_), worker::kStopGraceSeconds,
-                     interrupted_ == SIGINT ? "Ctrl-C again" : fmt::format("a second {}", stop_signal_name(interrupted_))));
+    emit(fmt::format(
+        "{}: stopping: the workers save their checkpoints (at most {} s; {} stops at once)\n",
+        stop_signal_name(interrupted_), worker::kStopGraceSeconds,
+        interrupted_ == SIGINT ? "Ctrl-C again" : fmt::format("a second {}", stop_signal_name(interrupted_))));
     for (auto& r : running_)
       if (r.pid > 0 && !r.stopping) ::kill(r.pid, SIGTERM), r.stopping = true, r.stop_sent = Clock::now();
   }
@@ -986,14 +999,14 @@ int Scheduler::summarize() {
   if (sharded_)
     emit(fmt::format("results: {} (shard {}/{}; flowlab merge {} {} builds the experiment file)\n", trial_dir_,
                      opt_.shard_index, opt_.shard_count, output_, trial_dir_));
-  else
-    emit(fmt::format("results: {}\n", output_));
+  else emit(fmt::format("results: {}\n", output_));
   if (interrupted_)
     emit(fmt::format("interrupted by {}: flowlab run --resume continues the {}\n", stop_signal_name(interrupted_),
                      sharded_ ? "shard" : "sweep"));
   std::vector<std::string> parts;
   for (const char* st : kStatusOrder)
-    if (count[st] > 0) parts.push_back(fmt::format("{} {}", count[st], std::string(st) == "timeout" ? "timed out" : st));
+    if (count[st] > 0)
+      parts.push_back(fmt::format("{} {}", count[st], std::string(st) == "timeout" ? "timed out" : st));
   if (count["not run"] > 0) parts.push_back(fmt::format("{} not run", count["not run"]));
   emit(fmt::format("{}: {}\n", counted(static_cast<int64_t>(mine_.size()), "trial"), fmt::join(parts, ", ")));
   if (interrupted_) return 128 + interrupted_;
@@ -1002,7 +1015,8 @@ int Scheduler::summarize() {
                             WriteError("the run's log (its standard output)", log_errno_).what(), output_));
   if (!write_failure_.empty()) {
     int64_t kept = 0;
-    for (size_t i : mine_) kept += status_[i].empty() || !fs::exists(trial_file_path(output_, ex_.trials[i].id)) ? 0 : 1;
+    for (size_t i : mine_)
+      kept += status_[i].empty() || !fs::exists(trial_file_path(output_, ex_.trials[i].id)) ? 0 : 1;
     throw Error(resume_advice(write_failure_, ex_, opt_, output_, kept));  // the last line: what happened, what next
   }
   const bool bad = count["failed"] + count["diverged"] + count["timeout"] + count["not run"] > 0 || merge_error_;

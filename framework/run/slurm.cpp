@@ -93,7 +93,8 @@ MergeReport merge_trial_files(const std::string& output, const Experiment& ex, c
       throw Error(fmt::format("trial '{}' is in {} (config_hash {}) and in {} (config_hash {}): two different "
                               "configurations; merge the shards of one experiment, or remove one of them",
                               info->id, it->second.path, it->second.hash, f, info->config_hash));
-    if (!has_result(it->second.status) && has_result(info->status)) it->second = Found{f, info->config_hash, info->status};
+    if (!has_result(it->second.status) && has_result(info->status))
+      it->second = Found{f, info->config_hash, info->status};
   }
 
   std::vector<std::string> merge_files;
@@ -106,7 +107,8 @@ MergeReport merge_trial_files(const std::string& output, const Experiment& ex, c
     const std::string want = config_hash(t->second->resolved_yaml);
     if (found.hash != want) {
       report.notes.push_back(fmt::format("{}: trial '{}' was run with another configuration (config_hash {}, the "
-                                         "experiment's is {}): left out", found.path, id, found.hash, want));
+                                         "experiment's is {}): left out",
+                                         found.path, id, found.hash, want));
       continue;
     }
     merge_files.push_back(found.path);
@@ -176,10 +178,11 @@ std::string sbatch_script(const SlurmOptions& o) {
   s += "\n# SIGTERM (preemption, scancel, the time limit) reaches every process of the task: flowlab saves its\n"
        "# checkpoints and exits; a requeued or resubmitted task resumes from them (--resume).\n";
   if (o.requeue)
-    s += fmt::format("# SIGUSR1, {} s before the time limit and to this shell only, does the same and requeues the task.\n"
-                     "requeue=0\n"
-                     "trap 'requeue=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n",
-                     o.signal_seconds);
+    s += fmt::format(
+        "# SIGUSR1, {} s before the time limit and to this shell only, does the same and requeues the task.\n"
+        "requeue=0\n"
+        "trap 'requeue=1; kill -TERM \"$pid\" 2>/dev/null' USR1\n",
+        o.signal_seconds);
   s += "trap ':' TERM\n";
   s += cmd + " &\n";
   s += "pid=$!\n"
@@ -213,8 +216,7 @@ std::vector<int64_t> unfinished_shards(const Experiment& ex, const std::string& 
     for (size_t i : shard_trials(ex.trials.size(), s, tasks)) {
       const auto& t = ex.trials[i];
       const auto info = read_trial_file(trial_file_path(output, t.id));
-      if (!info || info->id != t.id || info->config_hash != config_hash(t.resolved_yaml) ||
-          !has_result(info->status)) {
+      if (!info || info->id != t.id || info->config_hash != config_hash(t.resolved_yaml) || !has_result(info->status)) {
         out.push_back(s);
         break;
       }

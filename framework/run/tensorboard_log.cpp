@@ -15,9 +15,9 @@ namespace flowlab {
 
 namespace {
 
-constexpr int kScatterSize = 256;     // pixels of a side of a 2-D scatter plot
-constexpr int64_t kGridImages = 64;   // images of a grid of image samples, 8 per row
-constexpr double kFlushSeconds = 1;   // the most time between flushes while training logs
+constexpr int kScatterSize = 256;    // pixels of a side of a 2-D scatter plot
+constexpr int64_t kGridImages = 64;  // images of a grid of image samples, 8 per row
+constexpr double kFlushSeconds = 1;  // the most time between flushes while training logs
 
 }  // namespace
 
@@ -67,7 +67,8 @@ void TensorBoardLog::evaluated(int64_t step, const EvalRow& row) {
   writer_->scalar(tag + "straightness", step, row.straightness);
   const auto stage = stage_steps_.find(row.round);
   if (stage != stage_steps_.end() && row.train_step == stage->second) {  // a final row: its point on the NFE axis
-    const std::string vs = "vs_nfe/" + (row.round > 0 ? fmt::format("round{}/", row.round) : "") + curve(row.label) + "/";
+    const std::string vs =
+        "vs_nfe/" + (row.round > 0 ? fmt::format("round{}/", row.round) : "") + curve(row.label) + "/";
     for (size_t m = 0; m < row.metrics.size() && m < metric_labels_.size(); ++m)
       writer_->scalar(vs + metric_labels_[m], row.nfe, row.metrics[m]);
   }

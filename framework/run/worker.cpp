@@ -39,7 +39,8 @@ int write_failed(const Job& job, const WriteError& e) {
 }
 
 /// Writes a `failed` result with `error` (and the training log so far, when given).
-int record_failure(const Job& job, const TrialConfig& trial, const std::string& error, const TrainLog* train = nullptr) {
+int record_failure(const Job& job, const TrialConfig& trial, const std::string& error,
+                   const TrainLog* train = nullptr) {
   TrialResult failed;
   failed.id = trial.id, failed.seed = trial.seed, failed.device = job.device, failed.status = "failed";
   if (train) failed.train = *train;
@@ -75,8 +76,8 @@ std::vector<std::string> command_line(const Job& job) {
   args.push_back("_trial");
   if (job.snapshot.empty()) args.push_back(job.experiment_file);
   else args.insert(args.end(), {"--snapshot", job.snapshot});
-  args.insert(args.end(), {"--id", job.id, "--device", job.device, "--threads",
-                           std::to_string(job.threads), "--out", job.out});
+  args.insert(args.end(),
+              {"--id", job.id, "--device", job.device, "--threads", std::to_string(job.threads), "--out", job.out});
   if (!job.config_hash.empty()) args.insert(args.end(), {"--config-hash", job.config_hash});
   if (!job.checkpoint.empty()) args.insert(args.end(), {"--checkpoint", job.checkpoint});
   if (!job.tensorboard.empty()) args.insert(args.end(), {"--tensorboard", job.tensorboard});
@@ -157,13 +158,15 @@ int run_worker(const Job& job, const Registry& registry) {
     std::cerr << "flowlab: trial " << job.id << " stopped at step " << e.step() << "\n";
     return kExitInterrupted;
   } catch (const std::exception& e) {
-    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing()) return write_failed(job, *w);
+    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing())
+      return write_failed(job, *w);
     return record_failure(job, *trial, e.what());
   }
   try {
     write_trial_file(job.out, *trial, result);
   } catch (const std::exception& e) {
-    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing()) return write_failed(job, *w);
+    if (const auto* w = dynamic_cast<const WriteError*>(&e); w && w->disk_full_or_failing())
+      return write_failed(job, *w);
     // The result could not be written: record that instead, so the trial is failed with HDF5's or the system's message.
     return record_failure(job, *trial, fmt::format("its {} result could not be written: {}", result.status, e.what()),
                           &result.train);

@@ -52,7 +52,9 @@ Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, double max_frequency) 
     throw Error(fmt::format("sinusoidal_embedding: max_frequency must be >= pi, got {}", max_frequency));
   const int64_t half = dim / 2;
   // f_k = pi (max_frequency / pi)^(k / (half - 1)), computed in double and then cast.
-  auto frequency = [&](int64_t k) { return half == 1 ? M_PI : M_PI * std::pow(max_frequency / M_PI, double(k) / double(half - 1)); };
+  auto frequency = [&](int64_t k) {
+    return half == 1 ? M_PI : M_PI * std::pow(max_frequency / M_PI, double(k) / double(half - 1));
+  };
   if (t.scalar_type() == at::kFloat) {  // one pass on CPU (fused.hpp); otherwise ATen below
     std::vector<float> f(static_cast<size_t>(half));
     for (int64_t k = 0; k < half; ++k) f[static_cast<size_t>(k)] = static_cast<float>(frequency(k));
@@ -95,9 +97,10 @@ Tensor ConditionEmbedderImpl::forward(const Condition& cond, int64_t batch, cons
     add(classes_->forward(labels));
   }
   if (attr_dim_ > 0) {
-    Tensor a = cond.attr.defined()
-                   ? attr_->forward(cond.attr.to(options.device(), options.dtype().toScalarType()).reshape({-1, attr_dim_}))
-                   : null_attr_.expand({batch, dim_});
+    Tensor a =
+        cond.attr.defined()
+            ? attr_->forward(cond.attr.to(options.device(), options.dtype().toScalarType()).reshape({-1, attr_dim_}))
+            : null_attr_.expand({batch, dim_});
     if (drop.defined()) a = at::where(drop, null_attr_, a);
     add(a);
   }

@@ -28,8 +28,8 @@
 namespace flowlab {
 namespace {
 
-using detail::ExpRange;
 using detail::exp_approx;
+using detail::ExpRange;
 
 thread_local bool plain_layout_forced = false;
 
@@ -92,8 +92,8 @@ FLOWLAB_INLINE void silu_grad_sums(const float* __restrict dy, const float* __re
 // dx = du P + x Q + R, per channel.
 template <int B>
 FLOWLAB_INLINE void input_grad(const float* __restrict du, const float* __restrict x, const float* __restrict p,
-                               const float* __restrict q, const float* __restrict r, float* __restrict dx, int64_t blocks,
-                               int64_t hw) {
+                               const float* __restrict q, const float* __restrict r, float* __restrict dx,
+                               int64_t blocks, int64_t hw) {
   for (int64_t k = 0; k < blocks; ++k)
     for (int64_t i = 0; i < hw; ++i)
       for (int l = 0; l < B; ++l) {
@@ -102,22 +102,22 @@ FLOWLAB_INLINE void input_grad(const float* __restrict du, const float* __restri
       }
 }
 
-#define FLOWLAB_BLOCKED_KERNELS(B)                                                                                   \
-  FLOWLAB_CPU_CLONES void moments##B(const float* x, double* s, double* q, int64_t blocks, int64_t hw) {             \
-    moments<B>(x, s, q, blocks, hw);                                                                                 \
-  }                                                                                                                  \
-  FLOWLAB_CPU_CLONES void affine_silu##B(const float* x, const float* a, const float* c, float* y, int64_t blocks,   \
-                                         int64_t hw, ExpRange range) {                                               \
-    affine_silu<B>(x, a, c, y, blocks, hw, range);                                                                   \
-  }                                                                                                                  \
-  FLOWLAB_CPU_CLONES void silu_grad_sums##B(const float* dy, const float* x, const float* a, const float* c,         \
-                                            float* du, double* s1, double* s2, int64_t blocks, int64_t hw,           \
-                                            ExpRange range) {                                                        \
-    silu_grad_sums<B>(dy, x, a, c, du, s1, s2, blocks, hw, range);                                                   \
-  }                                                                                                                  \
-  FLOWLAB_CPU_CLONES void input_grad##B(const float* du, const float* x, const float* p, const float* q,              \
-                                        const float* r, float* dx, int64_t blocks, int64_t hw) {                     \
-    input_grad<B>(du, x, p, q, r, dx, blocks, hw);                                                                   \
+#define FLOWLAB_BLOCKED_KERNELS(B)                                                                                 \
+  FLOWLAB_CPU_CLONES void moments##B(const float* x, double* s, double* q, int64_t blocks, int64_t hw) {           \
+    moments<B>(x, s, q, blocks, hw);                                                                               \
+  }                                                                                                                \
+  FLOWLAB_CPU_CLONES void affine_silu##B(const float* x, const float* a, const float* c, float* y, int64_t blocks, \
+                                         int64_t hw, ExpRange range) {                                             \
+    affine_silu<B>(x, a, c, y, blocks, hw, range);                                                                 \
+  }                                                                                                                \
+  FLOWLAB_CPU_CLONES void silu_grad_sums##B(const float* dy, const float* x, const float* a, const float* c,       \
+                                            float* du, double* s1, double* s2, int64_t blocks, int64_t hw,         \
+                                            ExpRange range) {                                                      \
+    silu_grad_sums<B>(dy, x, a, c, du, s1, s2, blocks, hw, range);                                                 \
+  }                                                                                                                \
+  FLOWLAB_CPU_CLONES void input_grad##B(const float* du, const float* x, const float* p, const float* q,           \
+                                        const float* r, float* dx, int64_t blocks, int64_t hw) {                   \
+    input_grad<B>(du, x, p, q, r, dx, blocks, hw);                                                                 \
   }
 FLOWLAB_BLOCKED_KERNELS(8)
 FLOWLAB_BLOCKED_KERNELS(16)
@@ -133,8 +133,8 @@ GnShape gn_shape(const Tensor& x, int64_t groups) {
 }
 
 // A and C of the forward, per channel, from the group statistics.
-void affine_coefficients(const GnShape& s, const float* gamma, const float* beta, const float* scale, const float* shift,
-                         const double* mean, const double* rstd, float* a, float* c) {
+void affine_coefficients(const GnShape& s, const float* gamma, const float* beta, const float* scale,
+                         const float* shift, const double* mean, const double* rstd, float* a, float* c) {
   for (int64_t ch = 0; ch < s.channels; ++ch) {
     const int64_t g = ch / s.per_group;
     const double f = scale ? 1.0 + double(scale[ch]) : 1.0;
@@ -161,8 +161,8 @@ void group_statistics(const GnShape& s, const float* x, double eps, double* mean
 class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
  public:
   // scale and shift: [N, C] contiguous, or empty [0] tensors (no FiLM).
-  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& gamma,
-                        const Tensor& beta, const Tensor& scale, const Tensor& shift, int64_t groups, double eps) {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& scale, const Tensor& shift, int64_t groups, double eps) {
     const GnShape s = gn_shape(x, groups);
     const bool film = scale.numel() > 0;
     Tensor y = at::empty_like(x);
@@ -179,7 +179,8 @@ class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
         affine_coefficients(s, gamma.data_ptr<float>(), beta.data_ptr<float>(),
                             film ? scale.data_ptr<float>() + i * s.channels : nullptr,
                             film ? shift.data_ptr<float>() + i * s.channels : nullptr, mu, rs, a.data(), c.data());
-        if (s.block == 16) affine_silu16(xp + i * image, a.data(), c.data(), yp + i * image, s.blocks, s.hw, ExpRange());
+        if (s.block == 16)
+          affine_silu16(xp + i * image, a.data(), c.data(), yp + i * image, s.blocks, s.hw, ExpRange());
         else affine_silu8(xp + i * image, a.data(), c.data(), yp + i * image, s.blocks, s.hw, ExpRange());
       }
     });
@@ -219,8 +220,8 @@ class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
         const float* xi = x.data_ptr<float>() + i * image;
         float* dui = du.data_ptr<float>() + i * image;
         if (s.block == 16)
-          silu_grad_sums16(dy.data_ptr<float>() + i * image, xi, a.data(), c.data(), dui, s1.data(), s2.data(), s.blocks,
-                           s.hw, ExpRange());
+          silu_grad_sums16(dy.data_ptr<float>() + i * image, xi, a.data(), c.data(), dui, s1.data(), s2.data(),
+                           s.blocks, s.hw, ExpRange());
         else
           silu_grad_sums8(dy.data_ptr<float>() + i * image, xi, a.data(), c.data(), dui, s1.data(), s2.data(), s.blocks,
                           s.hw, ExpRange());
@@ -233,7 +234,8 @@ class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
           dg[ch] = d[size_t(ch)] * f;
           db[ch] = s1[size_t(ch)] * f;
           if (film) {
-            dscale.data_ptr<float>()[i * s.channels + ch] = float(d[size_t(ch)] * double(gp[ch]) + s1[size_t(ch)] * double(bp[ch]));
+            dscale.data_ptr<float>()[i * s.channels + ch] =
+                float(d[size_t(ch)] * double(gp[ch]) + s1[size_t(ch)] * double(bp[ch]));
             dshift.data_ptr<float>()[i * s.channels + ch] = float(s1[size_t(ch)]);
           }
         }
@@ -255,8 +257,7 @@ class GroupNormSiluFn : public torch::autograd::Function<GroupNormSiluFn> {
         }
         if (s.block == 16)
           input_grad16(dui, xi, p.data(), q.data(), r.data(), dx.data_ptr<float>() + i * image, s.blocks, s.hw);
-        else
-          input_grad8(dui, xi, p.data(), q.data(), r.data(), dx.data_ptr<float>() + i * image, s.blocks, s.hw);
+        else input_grad8(dui, xi, p.data(), q.data(), r.data(), dx.data_ptr<float>() + i * image, s.blocks, s.hw);
       }
     });
     const Tensor dgamma = dgamma_n.sum(0).to(at::kFloat), dbeta = dbeta_n.sum(0).to(at::kFloat);
@@ -273,12 +274,14 @@ PlainLayoutGuard::~PlainLayoutGuard() { plain_layout_forced = previous_; }
 
 Tensor to_blocked(const Tensor& x, int64_t block) {
   if (x.dim() != 4 || block <= 0 || x.size(1) % block != 0)
-    throw Error(fmt::format("to_blocked: needs [N, C, H, W] with C a multiple of {}, got {}", block, shape_string(x.sizes())));
+    throw Error(
+        fmt::format("to_blocked: needs [N, C, H, W] with C a multiple of {}, got {}", block, shape_string(x.sizes())));
   return x.reshape({x.size(0), x.size(1) / block, block, x.size(2), x.size(3)}).permute({0, 1, 3, 4, 2}).contiguous();
 }
 
 Tensor from_blocked(const Tensor& xb) {
-  if (xb.dim() != 5) throw Error(fmt::format("from_blocked: needs [N, C/B, H, W, B], got {}", shape_string(xb.sizes())));
+  if (xb.dim() != 5)
+    throw Error(fmt::format("from_blocked: needs [N, C/B, H, W, B], got {}", shape_string(xb.sizes())));
   return xb.permute({0, 1, 4, 2, 3}).reshape({xb.size(0), xb.size(1) * xb.size(4), xb.size(2), xb.size(3)});
 }
 
@@ -286,10 +289,11 @@ Tensor group_norm_silu_blocked(const Tensor& xb, int64_t groups, const Tensor& g
                                const Tensor& scale, const Tensor& shift) {
   const bool film = scale.defined() || shift.defined();
   const int64_t c = xb.dim() == 5 ? xb.size(1) * xb.size(4) : -1;
-  const bool ok = xb.dim() == 5 && (xb.size(4) == 8 || xb.size(4) == 16) && xb.device().is_cpu() &&
-                  xb.scalar_type() == at::kFloat && groups > 0 && c % groups == 0 && gamma.numel() == c &&
-                  beta.numel() == c && (!film || (scale.defined() && shift.defined() && scale.numel() == xb.size(0) * c &&
-                                                  shift.numel() == scale.numel()));
+  const bool ok =
+      xb.dim() == 5 && (xb.size(4) == 8 || xb.size(4) == 16) && xb.device().is_cpu() &&
+      xb.scalar_type() == at::kFloat && groups > 0 && c % groups == 0 && gamma.numel() == c && beta.numel() == c &&
+      (!film ||
+       (scale.defined() && shift.defined() && scale.numel() == xb.size(0) * c && shift.numel() == scale.numel()));
   if (!ok)
     throw Error(fmt::format("group_norm_silu_blocked: needs CPU float32 x [N, C/B, H, W, B] (B 8 or 16), C divisible "
                             "by groups, gamma and beta [C], scale and shift [N, C] or none; got x {}, {} groups",

@@ -34,7 +34,8 @@ std::string read_data_file(const std::string& owner, const std::string& path, co
   const char* msg = gzerror(f, &err);
   gzclose(f);
   if (n < 0 || (err != Z_OK && err != Z_STREAM_END))
-    throw Error(fmt::format("{}: '{}' is not a valid gzip file ({}); reinstall it from {}", owner, path, msg, provenance));
+    throw Error(
+        fmt::format("{}: '{}' is not a valid gzip file ({}); reinstall it from {}", owner, path, msg, provenance));
   return out;
 }
 
@@ -47,8 +48,10 @@ std::string Dataset::reference_source() const { return size() == 0 ? "independen
 
 std::pair<Tensor, Tensor> holdout_split(int64_t n, double fraction, uint64_t seed) {
   if (n < 0 || !(fraction >= 0 && fraction < 1))
-    throw Error(fmt::format("holdout_split: needs n >= 0 and 0 <= fraction < 1, got n = {}, fraction = {}", n, fraction));
-  const int64_t held = n < 2 ? 0 : std::min<int64_t>(n - 1, static_cast<int64_t>(std::ceil(fraction * double(n) - 1e-9)));
+    throw Error(
+        fmt::format("holdout_split: needs n >= 0 and 0 <= fraction < 1, got n = {}, fraction = {}", n, fraction));
+  const int64_t held =
+      n < 2 ? 0 : std::min<int64_t>(n - 1, static_cast<int64_t>(std::ceil(fraction * double(n) - 1e-9)));
   // SplitMix64 (Steele, Lea & Flood 2014) drives a Fisher-Yates shuffle; j = floor(r * (i + 1) / 2^64).
   uint64_t state = seed;
   auto next = [&state] {
@@ -69,9 +72,7 @@ std::pair<Tensor, Tensor> holdout_split(int64_t n, double fraction, uint64_t see
   return {at::tensor(train, at::kLong), at::tensor(heldout, at::kLong)};
 }
 
-std::vector<int64_t> StoredImages::event_shape() const {
-  return {images_.size(1), images_.size(2), images_.size(3)};
-}
+std::vector<int64_t> StoredImages::event_shape() const { return {images_.size(1), images_.size(2), images_.size(3)}; }
 
 Tensor to_device(const Tensor& cpu, const at::TensorOptions& o) {
   if (!o.device().is_cuda() || !cpu.device().is_cpu()) return cpu.to(o.device());

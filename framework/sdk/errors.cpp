@@ -20,9 +20,9 @@ SolverError::~SolverError() = default;
 Plugin::~Plugin() = default;
 
 const std::vector<std::string>& plugin_kinds() {
-  static const std::vector<std::string> kKinds = {"path",   "weighting", "time_sampler", "noise",   "architecture",
-                                                  "solver", "dataset",   "metric",       "coupling", "time_grid",
-                                                  "objective"};
+  static const std::vector<std::string> kKinds = {"path",         "weighting", "time_sampler", "noise",
+                                                  "architecture", "solver",    "dataset",      "metric",
+                                                  "coupling",     "time_grid", "objective"};
   return kKinds;
 }
 

@@ -39,7 +39,7 @@ FLOWLAB_INLINE float exp_approx(float x, ExpRange range) {
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
   uint32_t bits;
-  std::memcpy(&bits, &shifted, sizeof bits);  // the low mantissa bits of `shifted` hold n
+  std::memcpy(&bits, &shifted, sizeof bits);             // the low mantissa bits of `shifted` hold n
   const uint32_t e = (bits - 0x4B400000u + 127u) << 23;  // 2^n; unsigned, so a NaN's bits wrap, defined
   float scale;
   std::memcpy(&scale, &e, sizeof scale);

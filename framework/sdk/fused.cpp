@@ -33,8 +33,8 @@ namespace {
 constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
 constexpr float kSeluScale = 1.0507009873554804934193349852946f;
 
-using detail::ExpRange;
 using detail::exp_approx;
+using detail::ExpRange;
 
 template <Activation A>
 FLOWLAB_INLINE float activation_of(float a, ExpRange range) {
@@ -65,9 +65,9 @@ FLOWLAB_INLINE void forward_rows(float* z, const float* __restrict bias, float* 
   }
 }
 
-#define FLOWLAB_FORWARD(name, A)                                                                                    \
+#define FLOWLAB_FORWARD(name, A)                                                                                   \
   FLOWLAB_CPU_CLONES void name(float* z, const float* b, float* sig, int64_t rows, int64_t cols, ExpRange range) { \
-    forward_rows<A>(z, b, sig, rows, cols, range);                                                                  \
+    forward_rows<A>(z, b, sig, rows, cols, range);                                                                 \
   }
 FLOWLAB_FORWARD(forward_silu, Activation::silu)
 FLOWLAB_FORWARD(forward_relu, Activation::relu)
@@ -79,8 +79,8 @@ FLOWLAB_FORWARD(forward_selu, Activation::selu)
 constexpr int64_t kBlockRows = 16;
 template <Activation A>
 FLOWLAB_INLINE void backward_rows(const float* __restrict g, const float* __restrict y, const float* __restrict sig,
-                          float* __restrict ga, float* __restrict block_sum, double* __restrict db, int64_t rows,
-                          int64_t cols) {
+                                  float* __restrict ga, float* __restrict block_sum, double* __restrict db,
+                                  int64_t rows, int64_t cols) {
   for (int64_t i0 = 0; i0 < rows; i0 += kBlockRows) {
     for (int64_t j = 0; j < cols; ++j) block_sum[j] = 0.0f;
     for (int64_t i = i0; i < std::min(rows, i0 + kBlockRows); ++i) {
@@ -153,8 +153,8 @@ FLOWLAB_CPU_CLONES void column_sums(const float* __restrict g, float* __restrict
 // stored matrices' row strides. A column-major BLAS sees each of them transposed and computes C^T = op(B)^T op(A)^T,
 // the call at::mm and at::addmm make for row-major operands (so the same bits), without the dispatcher. Built
 // without a BLAS (FLOWLAB_WITH_BLAS=OFF), at::mm_out / at::addmm_out on views of the same memory.
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-          int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+          bool accumulate, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (!accumulate)
@@ -199,9 +199,9 @@ FLOWLAB_CPU_CLONES void silu_backward(const float* __restrict g, const float* __
 }
 
 // FiLM then SiLU over planes of hw elements (one plane per (batch, channel)): u = h a_p + b_p, y = u sigmoid(u).
-FLOWLAB_CPU_CLONES void film_silu_forward(const float* __restrict h, const float* __restrict a, const float* __restrict b,
-                                          float* __restrict y, float* __restrict sig, int64_t planes, int64_t hw,
-                                          ExpRange range) {
+FLOWLAB_CPU_CLONES void film_silu_forward(const float* __restrict h, const float* __restrict a,
+                                          const float* __restrict b, float* __restrict y, float* __restrict sig,
+                                          int64_t planes, int64_t hw, ExpRange range) {
   for (int64_t p = 0; p < planes; ++p) {
     const float ap = a[p], bp = b[p];
     const float* hp = h + p * hw;
@@ -224,9 +224,10 @@ FLOWLAB_CPU_CLONES void film_silu_forward(const float* __restrict h, const float
 }
 
 // Its backward: gu = g silu'(u); gh = gu a_p; per plane ga = sum gu h, gb = sum gu (in 16 float lanes, then double).
-FLOWLAB_CPU_CLONES void film_silu_backward(const float* __restrict g, const float* __restrict h, const float* __restrict y,
-                                           const float* __restrict sig, const float* __restrict a, float* __restrict gh,
-                                           double* __restrict ga, double* __restrict gb, int64_t planes, int64_t hw) {
+FLOWLAB_CPU_CLONES void film_silu_backward(const float* __restrict g, const float* __restrict h,
+                                           const float* __restrict y, const float* __restrict sig,
+                                           const float* __restrict a, float* __restrict gh, double* __restrict ga,
+                                           double* __restrict gb, int64_t planes, int64_t hw) {
   constexpr int kLanes = 16;
   for (int64_t p = 0; p < planes; ++p) {
     const float ap = a[p];
@@ -264,13 +265,13 @@ FLOWLAB_INLINE void sincos_cephes(float xx, float& s, float& c, int& bad) {
   // For |x| > 8192 or NaN (flagged, the result discarded) this conversion is out of int's range; guarding it with
   // a select keeps GCC 12 from vectorising the loop (7x slower), so the instruction's value (INT_MIN) is left.
   int32_t j = static_cast<int32_t>(x * 1.27323954473516f);  // octant: x / (pi / 4)
-  j += j & 1;                                                 // to the nearest even octant (zeros at the origin)
+  j += j & 1;                                               // to the nearest even octant (zeros at the origin)
   const float y = static_cast<float>(j);
   const int32_t q = j & 7;
   const float r = ((x - y * 0.78515625f) - y * 2.4187564849853515625e-4f) - y * 3.77489497744594108e-8f;
   const float z = r * r;
-  const float cp = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
-                   0.5f * z + 1.0f;
+  const float cp =
+      ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.0f;
   const float sp = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
   const bool swap = (q & 2) != 0;  // octants 2 and 6: sin takes the cosine polynomial and cos the sine one
   const float sv = swap ? cp : sp, cv = swap ? sp : cp;
@@ -536,7 +537,8 @@ class SiluFn : public torch::autograd::Function<SiluFn> {
 class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
  public:
   // h [B, C, ...] contiguous, scale and shift [B, C] contiguous.
-  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& h, const Tensor& scale, const Tensor& shift) {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& h, const Tensor& scale,
+                        const Tensor& shift) {
     const Tensor a = scale + 1;  // as h * (1 + scale) rounds it
     Tensor y = at::empty_like(h), sig = at::empty_like(h);
     const int64_t planes = scale.numel(), hw = h.numel() / planes;
@@ -559,8 +561,8 @@ class FilmSiluFn : public torch::autograd::Function<FilmSiluFn> {
     Tensor gh = at::empty_like(h);
     Tensor ga = at::empty({planes}, a.options().dtype(at::kDouble)), gb = at::empty_like(ga);
     film_silu_backward(g.data_ptr<float>(), h.data_ptr<float>(), y.data_ptr<float>(), sig.data_ptr<float>(),
-                       a.data_ptr<float>(), gh.data_ptr<float>(), ga.data_ptr<double>(), gb.data_ptr<double>(),
-                       planes, hw);
+                       a.data_ptr<float>(), gh.data_ptr<float>(), ga.data_ptr<double>(), gb.data_ptr<double>(), planes,
+                       hw);
     return {gh, ga.to(at::kFloat).view(a.sizes()), gb.to(at::kFloat).view(a.sizes())};
   }
 };
@@ -652,7 +654,8 @@ Tensor mlp_layers(const Tensor& x, const std::vector<Tensor>& params, Activation
 
 Tensor linear_activation(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
   if (!fusable(x, weight, bias, act)) return activate(at::addmm(bias, x, weight.t()), act);
-  const bool record = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
+  const bool record =
+      at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || bias.requires_grad());
   if (record) return LinearActivationFn::apply(x, weight, bias, static_cast<int64_t>(act));
   Tensor z = at::mm(x, weight.t());  // nothing to save: the activation overwrites the product in place
   forward_kernel(act, z, bias, nullptr);

@@ -13,12 +13,14 @@ namespace flowlab {
 std::vector<double> solver_grid(const SampleOptions& opt, int64_t steps, int64_t min_steps, const std::string& owner) {
   if (!opt.grid.defined()) {
     const int64_t n = opt.steps.value_or(steps);
-    if (n < min_steps) throw ParamError(owner, "steps", fmt::format("must be >= {} (the method's order), got {}", min_steps, n));
+    if (n < min_steps)
+      throw ParamError(owner, "steps", fmt::format("must be >= {} (the method's order), got {}", min_steps, n));
   }
   std::vector<double> grid = step_grid(opt, steps, owner);
   if (static_cast<int64_t>(grid.size()) - 1 < min_steps)
-    throw ParamError(owner, "grid", fmt::format("must have at least {} steps ({} times) for this method's order, got {}",
-                                                min_steps, min_steps + 1, grid.size() - 1));
+    throw ParamError(owner, "grid",
+                     fmt::format("must have at least {} steps ({} times) for this method's order, got {}", min_steps,
+                                 min_steps + 1, grid.size() - 1));
   return grid;
 }
 
@@ -59,9 +61,10 @@ Tensor runge_kutta_step(const ButcherTableau& tb, Field& field, const Tensor& x,
 
 DataSchedule::DataSchedule(const SampleOptions& opt, const std::vector<double>& times, const std::string& owner) {
   if (!opt.path)
-    throw SolverError(fmt::format("{}: needs the path the field was trained on (SampleOptions::path) to turn velocities "
-                                  "into x1 predictions, and none was given",
-                                  owner));
+    throw SolverError(
+        fmt::format("{}: needs the path the field was trained on (SampleOptions::path) to turn velocities "
+                    "into x1 predictions, and none was given",
+                    owner));
   if (!opt.path->affine())
     throw SolverError(fmt::format("{}: the path is not affine (x_t = alpha_t x1 + sigma_t x0), and x1 predictions need "
                                   "its schedule: use a Runge-Kutta solver",
@@ -75,9 +78,10 @@ DataSchedule::DataSchedule(const SampleOptions& opt, const std::vector<double>& 
     const bool last = i + 1 == n;
     if (!std::isfinite(a) || !std::isfinite(sg) || a < 0 || sg < 0 ||
         (!last && (!std::isfinite(da) || !std::isfinite(ds) || !std::isfinite(det) || det == 0)))
-      throw SolverError(fmt::format("{}: the path's schedule is not usable at t = {} (alpha = {}, sigma = {}, d_alpha = "
-                                    "{}, d_sigma = {}): start and end the grid inside the path's domain",
-                                    owner, times[i], a, sg, da, ds));
+      throw SolverError(
+          fmt::format("{}: the path's schedule is not usable at t = {} (alpha = {}, sigma = {}, d_alpha = "
+                      "{}, d_sigma = {}): start and end the grid inside the path's domain",
+                      owner, times[i], a, sg, da, ds));
     alpha.push_back(a), sigma.push_back(sg), lambda.push_back(std::log(a) - std::log(sg));
     if (!last) to_x1_x.push_back(ds / det), to_x1_v.push_back(-sg / det);
     if (i > 0 && !(lambda[i] > lambda[i - 1]))
@@ -87,7 +91,9 @@ DataSchedule::DataSchedule(const SampleOptions& opt, const std::vector<double>& 
   }
 }
 
-Tensor DataSchedule::x1(size_t i, const Tensor& x, const Tensor& v) const { return (x * to_x1_x[i]).add_(v, to_x1_v[i]); }
+Tensor DataSchedule::x1(size_t i, const Tensor& x, const Tensor& v) const {
+  return (x * to_x1_x[i]).add_(v, to_x1_v[i]);
+}
 
 MultistepSolver::MultistepSolver(int64_t steps, int64_t min_steps, const std::string& owner)
     : Solver(owner), steps_(steps), min_steps_(min_steps) {

@@ -161,10 +161,13 @@ class BlockedConvFn : public torch::autograd::Function<BlockedConvFn> {
     const memory dst_user = wrap(p.dst, y);
     Tensor dst_holder;
     const memory dst = output_for(dst_user, p.fwd_pd.dst_desc(), dst_holder);
-    execute(p.fwd, {{DNNL_ARG_SRC, wrap(p.src, xc)}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_BIAS, wrap(p.bias, bc)},
+    execute(p.fwd, {{DNNL_ARG_SRC, wrap(p.src, xc)},
+                    {DNNL_ARG_WEIGHTS, weights},
+                    {DNNL_ARG_BIAS, wrap(p.bias, bc)},
                     {DNNL_ARG_DST, dst}});
     finish_output(dst, dst_user, dst_holder);
-    ctx->saved_data["key"] = std::vector<int64_t>{n, c, h, w, o, k, stride, padding, std::get<8>(key), std::get<9>(key)};
+    ctx->saved_data["key"] =
+        std::vector<int64_t>{n, c, h, w, o, k, stride, padding, std::get<8>(key), std::get<9>(key)};
     ctx->save_for_backward({xc, wc});
     return y;
   }
@@ -200,8 +203,10 @@ class BlockedConvFn : public torch::autograd::Function<BlockedConvFn> {
       const memory dw_user = wrap(p.weights_plain, dw);
       Tensor dw_holder;
       const memory dw_kernel = output_for(dw_user, p.bwd_weights_pd.diff_weights_desc(), dw_holder);
-      execute(p.bwd_weights, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
-                              {DNNL_ARG_DIFF_WEIGHTS, dw_kernel}, {DNNL_ARG_DIFF_BIAS, wrap(p.bias, db)}});
+      execute(p.bwd_weights, {{DNNL_ARG_SRC, src},
+                              {DNNL_ARG_DIFF_DST, dd},
+                              {DNNL_ARG_DIFF_WEIGHTS, dw_kernel},
+                              {DNNL_ARG_DIFF_BIAS, wrap(p.bias, db)}});
       finish_output(dw_kernel, dw_user, dw_holder);
     }
     return {dx, dw, db, Tensor(), Tensor(), Tensor()};
@@ -241,14 +246,15 @@ Tensor conv2d_blocked(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       bool plain_out) {
   const int64_t block = channel_block();
   const bool blocked_in = x.dim() == 5;
-  const bool ok = block > 0 && x.device().is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-                  bias.defined() && bias.scalar_type() == at::kFloat && weight.dim() == 4 &&
-                  weight.size(2) == weight.size(3) && (x.dim() == 4 || (blocked_in && x.size(4) == block)) &&
+  const bool ok = block > 0 && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+                  weight.scalar_type() == at::kFloat && bias.defined() && bias.scalar_type() == at::kFloat &&
+                  weight.dim() == 4 && weight.size(2) == weight.size(3) &&
+                  (x.dim() == 4 || (blocked_in && x.size(4) == block)) &&
                   weight.size(1) == (blocked_in ? x.size(1) * block : x.size(1)) && bias.numel() == weight.size(0) &&
                   (plain_out || weight.size(0) % block == 0);
   if (stride < 1 || padding < 0)
-    throw Error(fmt::format("conv2d_blocked: needs stride >= 1 and padding >= 0, got stride {}, padding {}", stride,
-                            padding));
+    throw Error(
+        fmt::format("conv2d_blocked: needs stride >= 1 and padding >= 0, got stride {}, padding {}", stride, padding));
   if (!ok)
     throw Error(fmt::format("conv2d_blocked: needs CPU float32 x blocked [N, C/{0}, H, W, {0}] or plain [N, C, H, W], "
                             "weight [O, C, k, k], bias [O]{1}; got x {2}, weight {3}",
@@ -258,7 +264,8 @@ Tensor conv2d_blocked(const Tensor& x, const Tensor& weight, const Tensor& bias,
     return BlockedConvFn::apply(x, weight, bias, stride, padding, plain_out);
   } catch (const dnnl::error& e) {
     throw Error(fmt::format("conv2d_blocked: oneDNN refused the convolution of x {} by weight {} (stride {}, padding "
-                            "{}): {}", shape_string(x.sizes()), shape_string(weight.sizes()), stride, padding, e.what()));
+                            "{}): {}",
+                            shape_string(x.sizes()), shape_string(weight.sizes()), stride, padding, e.what()));
   }
 }
 

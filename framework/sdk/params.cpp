@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cctype>
 #include <sstream>
 
 #include "flowlab/errors.hpp"
@@ -76,26 +77,58 @@ std::string known_list(const std::vector<ParamSpec>& schema) {
 bool convert(const ParamSpec& spec, const ParamValue& v, ParamValue& out) {
   if (const auto* s = std::get_if<std::string>(&v)) {
     switch (spec.type) {
-      case ParamType::Bool: { bool b; if (!parse_bool(*s, b)) return false; out = b; return true; }
-      case ParamType::Int: { std::int64_t i; if (!parse_int(*s, i)) return false; out = i; return true; }
-      case ParamType::Float: { double d; if (!parse_float(*s, d)) return false; out = d; return true; }
-      case ParamType::String: case ParamType::Enum: out = trim(*s); return true;
+      case ParamType::Bool: {
+        bool b;
+        if (!parse_bool(*s, b)) return false;
+        out = b;
+        return true;
+      }
+      case ParamType::Int: {
+        std::int64_t i;
+        if (!parse_int(*s, i)) return false;
+        out = i;
+        return true;
+      }
+      case ParamType::Float: {
+        double d;
+        if (!parse_float(*s, d)) return false;
+        out = d;
+        return true;
+      }
+      case ParamType::String:
+      case ParamType::Enum: out = trim(*s); return true;
       case ParamType::IntList: {
         std::vector<std::int64_t> xs;
-        for (const auto& item : split_list(*s)) { std::int64_t i; if (!parse_int(item, i)) return false; xs.push_back(i); }
-        out = xs; return true;
+        for (const auto& item : split_list(*s)) {
+          std::int64_t i;
+          if (!parse_int(item, i)) return false;
+          xs.push_back(i);
+        }
+        out = xs;
+        return true;
       }
       case ParamType::FloatList: {
         std::vector<double> xs;
-        for (const auto& item : split_list(*s)) { double d; if (!parse_float(item, d)) return false; xs.push_back(d); }
-        out = xs; return true;
+        for (const auto& item : split_list(*s)) {
+          double d;
+          if (!parse_float(item, d)) return false;
+          xs.push_back(d);
+        }
+        out = xs;
+        return true;
       }
     }
     return false;
   }
   switch (spec.type) {
-    case ParamType::Bool: if (!std::holds_alternative<bool>(v)) return false; out = v; return true;
-    case ParamType::Int: if (!std::holds_alternative<std::int64_t>(v)) return false; out = v; return true;
+    case ParamType::Bool:
+      if (!std::holds_alternative<bool>(v)) return false;
+      out = v;
+      return true;
+    case ParamType::Int:
+      if (!std::holds_alternative<std::int64_t>(v)) return false;
+      out = v;
+      return true;
     case ParamType::Float:
       if (const auto* i = std::get_if<std::int64_t>(&v)) {
         out = static_cast<double>(*i);
@@ -104,8 +137,12 @@ bool convert(const ParamSpec& spec, const ParamValue& v, ParamValue& out) {
       if (!std::holds_alternative<double>(v)) return false;
       out = v;
       return true;
-    case ParamType::String: case ParamType::Enum: return false;
-    case ParamType::IntList: if (!std::holds_alternative<std::vector<std::int64_t>>(v)) return false; out = v; return true;
+    case ParamType::String:
+    case ParamType::Enum: return false;
+    case ParamType::IntList:
+      if (!std::holds_alternative<std::vector<std::int64_t>>(v)) return false;
+      out = v;
+      return true;
     case ParamType::FloatList:
       if (const auto* xs = std::get_if<std::vector<std::int64_t>>(&v)) {
         out = std::vector<double>(xs->begin(), xs->end());
@@ -138,7 +175,11 @@ std::string ParamSpec::type_name() const {
 }
 
 ParamSpec parse_param_type(const std::string& token, ParamSpec spec) {
-  const std::string t = trim(token);
+  // FLOWLAB_PARAM stringifies its type, so a formatter's spaces ("enum(a | b-c)" as "enum(a | b - c)") arrive here:
+  // a type holds no space, so every space is dropped.
+  std::string t;
+  for (const char c : token)
+    if (!std::isspace(static_cast<unsigned char>(c))) t += c;
   if (t == "bool") spec.type = ParamType::Bool;
   else if (t == "int") spec.type = ParamType::Int;
   else if (t == "float") spec.type = ParamType::Float;
@@ -154,7 +195,8 @@ ParamSpec parse_param_type(const std::string& token, ParamSpec spec) {
     if (spec.choices.empty()) throw Error(fmt::format("parameter '{}': enum with no choices", spec.name));
   } else {
     throw Error(fmt::format("parameter '{}': unknown type '{}' (valid: bool, int, float, string, int_list, "
-                            "float_list, enum(a|b|...))", spec.name, t));
+                            "float_list, enum(a|b|...))",
+                            spec.name, t));
   }
   return spec;
 }
@@ -165,7 +207,9 @@ std::string to_string(const ParamValue& value) {
     std::string operator()(std::int64_t i) const { return std::to_string(i); }
     std::string operator()(double d) const { return fmt::format("{}", d); }
     std::string operator()(const std::string& s) const { return s; }
-    std::string operator()(const std::vector<std::int64_t>& xs) const { return fmt::format("[{}]", fmt::join(xs, ", ")); }
+    std::string operator()(const std::vector<std::int64_t>& xs) const {
+      return fmt::format("[{}]", fmt::join(xs, ", "));
+    }
     std::string operator()(const std::vector<double>& xs) const { return fmt::format("[{}]", fmt::join(xs, ", ")); }
   };
   return std::visit(Visitor{}, value);
@@ -186,7 +230,9 @@ template <class T>
 const T& Params::typed(const std::string& name, const char* type) const {
   const ParamValue& v = at(name);
   const T* p = std::get_if<T>(&v);
-  if (!p) throw ParamError(owner_.empty() ? "params" : owner_, name, fmt::format("is not a {} (got {})", type, describe_value(v)));
+  if (!p)
+    throw ParamError(owner_.empty() ? "params" : owner_, name,
+                     fmt::format("is not a {} (got {})", type, describe_value(v)));
   return *p;
 }
 
@@ -210,8 +256,9 @@ Params resolve_params(const std::string& owner, const std::vector<ParamSpec>& sc
     if (!spec) throw ParamError(owner, name, fmt::format("is unknown {}", known_list(schema)));
     ParamValue converted;
     if (!convert(*spec, value, converted))
-      throw ParamError(owner, name, fmt::format("expects {}, got {} {}", spec->type_name(), describe_value(value),
-                                                known_list(schema)));
+      throw ParamError(
+          owner, name,
+          fmt::format("expects {}, got {} {}", spec->type_name(), describe_value(value), known_list(schema)));
     if (spec->type == ParamType::Enum) {
       const auto& s = std::get<std::string>(converted);
       bool ok = false;
@@ -225,8 +272,8 @@ Params resolve_params(const std::string& owner, const std::vector<ParamSpec>& sc
     if (out.has(spec.name)) continue;
     ParamValue converted;
     if (!convert(spec, ParamValue(spec.default_text), converted))
-      throw ParamError(owner, spec.name, fmt::format("has a default '{}' that is not a {}", spec.default_text,
-                                                     spec.type_name()));
+      throw ParamError(owner, spec.name,
+                       fmt::format("has a default '{}' that is not a {}", spec.default_text, spec.type_name()));
     out.set(spec.name, std::move(converted));
   }
   return out;

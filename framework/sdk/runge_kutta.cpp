@@ -41,8 +41,7 @@ FixedStepRungeKutta::FixedStepRungeKutta(ButcherTableau tableau, int64_t steps, 
   if (steps_ <= 0) throw ParamError(owner, "steps", fmt::format("must be > 0, got {}", steps_));
 }
 
-void FixedStepRungeKutta::integrate(const Tensor& x0, Field& field, const SampleOptions& opt,
-                                    SampleResult& out) const {
+void FixedStepRungeKutta::integrate(const Tensor& x0, Field& field, const SampleOptions& opt, SampleResult& out) const {
   const std::vector<double> grid = step_grid(opt, steps_, owner());
   const size_t s = tableau_.b.size();
   std::vector<Tensor> k(s);
@@ -96,7 +95,8 @@ AdaptiveRungeKutta::AdaptiveRungeKutta(ButcherTableau tableau, AdaptiveOptions o
   const auto& o = options_;
   if (!(o.rtol > 0)) throw ParamError(owner, "rtol", fmt::format("must be > 0, got {}", o.rtol));
   if (!(o.atol >= 0)) throw ParamError(owner, "atol", fmt::format("must be >= 0, got {}", o.atol));
-  if (!(o.safety > 0 && o.safety <= 1)) throw ParamError(owner, "safety", fmt::format("must be in (0, 1], got {}", o.safety));
+  if (!(o.safety > 0 && o.safety <= 1))
+    throw ParamError(owner, "safety", fmt::format("must be in (0, 1], got {}", o.safety));
   if (!(o.min_factor > 0 && o.min_factor < 1))
     throw ParamError(owner, "min_factor", fmt::format("must be in (0, 1), got {}", o.min_factor));
   if (!(o.max_factor > 1)) throw ParamError(owner, "max_factor", fmt::format("must be > 1, got {}", o.max_factor));
@@ -128,18 +128,22 @@ double AdaptiveRungeKutta::error_norm(const std::vector<Tensor>& k, double h, co
   const size_t s = tableau_.b.size();
   const Tensor scale = options_.atol + at::maximum(x.abs(), x_new.abs()) * options_.rtol;
   const bool peer = options_.controller == Controller::torchdiffeq && !tableau_.e_torchdiffeq.empty();
-  if (tableau_.e_aux.empty()) return rms(combine(at::zeros_like(x), h, peer ? tableau_.e_torchdiffeq : tableau_.e, k, s) / scale);
+  if (tableau_.e_aux.empty())
+    return rms(combine(at::zeros_like(x), h, peer ? tableau_.e_torchdiffeq : tableau_.e, k, s) / scale);
   // SciPy's DOP853._estimate_error_norm.
-  const double e5 = (combine(at::zeros_like(x), 1.0, tableau_.e, k, s) / scale).to(at::kDouble).pow(2).sum().item<double>();
-  const double e3 = (combine(at::zeros_like(x), 1.0, tableau_.e_aux, k, s) / scale).to(at::kDouble).pow(2).sum().item<double>();
+  const double e5 =
+      (combine(at::zeros_like(x), 1.0, tableau_.e, k, s) / scale).to(at::kDouble).pow(2).sum().item<double>();
+  const double e3 =
+      (combine(at::zeros_like(x), 1.0, tableau_.e_aux, k, s) / scale).to(at::kDouble).pow(2).sum().item<double>();
   if (e5 == 0 && e3 == 0) return 0.0;
   return std::abs(h) * e5 / std::sqrt((e5 + 0.01 * e3) * static_cast<double>(x.numel()));
 }
 
 void AdaptiveRungeKutta::check_nfe(const Field& field, int64_t needed, int64_t step, double t) const {
   if (options_.max_nfe > 0 && field.nfe() + needed > options_.max_nfe)
-    throw SolverError(fmt::format("{}: hit max_nfe = {} at step {} (t = {}): {} evaluations done, the next step needs {}",
-                                  owner(), options_.max_nfe, step, t, field.nfe(), needed));
+    throw SolverError(
+        fmt::format("{}: hit max_nfe = {} at step {} (t = {}): {} evaluations done, the next step needs {}", owner(),
+                    options_.max_nfe, step, t, field.nfe(), needed));
 }
 
 void AdaptiveRungeKutta::integrate(const Tensor& x0, Field& field, const SampleOptions& opt, SampleResult& out) const {
@@ -167,8 +171,8 @@ void AdaptiveRungeKutta::integrate(const Tensor& x0, Field& field, const SampleO
         throw SolverError(fmt::format("{}: exceeded max_steps = {} at step {} (t = {})", owner(), o.max_steps,
                                       out.accepted_steps, t));
       if (h_abs < min_step)
-        throw SolverError(fmt::format("{}: step size {} underflowed at step {} (t = {})", owner(), h_abs,
-                                      out.accepted_steps, t));
+        throw SolverError(
+            fmt::format("{}: step size {} underflowed at step {} (t = {})", owner(), h_abs, out.accepted_steps, t));
       check_nfe(field, static_cast<int64_t>(s) - 1 + (f.defined() ? 0 : 1), out.accepted_steps, t);
       if (!f.defined()) f = field(x, t);  // a method that is not first-same-as-last: f at the new state
       ++attempts;
@@ -199,8 +203,8 @@ void AdaptiveRungeKutta::integrate(const Tensor& x0, Field& field, const SampleO
         break;
       }
       if (!std::isfinite(err_norm))
-        throw SolverError(fmt::format("{}: error estimate is not finite at step {} (t = {})", owner(),
-                                      out.accepted_steps, t));
+        throw SolverError(
+            fmt::format("{}: error estimate is not finite at step {} (t = {})", owner(), out.accepted_steps, t));
       h_abs *= std::max(o.min_factor, o.safety * std::pow(err_norm, exponent));
       rejected_before = true;
       ++out.rejected_steps;
@@ -225,8 +229,7 @@ void AdaptiveRungeKutta::integrate_torchdiffeq(const Tensor& x0, Field& field, c
   field.set_step(0);
   check_nfe(field, o.first_step > 0 ? 1 : 2, 0, t);
   Tensor f = field(x, t);
-  double dt = o.first_step > 0 ? o.first_step
-                               : initial_step(x, f, field, t, std::numeric_limits<double>::infinity());
+  double dt = o.first_step > 0 ? o.first_step : initial_step(x, f, field, t, std::numeric_limits<double>::infinity());
   std::vector<Tensor> k(s);
   std::vector<Tensor> states;
   std::vector<double> times;
@@ -238,12 +241,12 @@ void AdaptiveRungeKutta::integrate_torchdiffeq(const Tensor& x0, Field& field, c
   int64_t attempts = 0;
   while (t < opt.t1) {
     if (attempts >= o.max_steps)
-      throw SolverError(fmt::format("{}: exceeded max_steps = {} at step {} (t = {})", owner(), o.max_steps,
-                                    out.accepted_steps, t));
+      throw SolverError(
+          fmt::format("{}: exceeded max_steps = {} at step {} (t = {})", owner(), o.max_steps, out.accepted_steps, t));
     const double t_new = t + dt;
     if (!(t_new > t))
-      throw SolverError(fmt::format("{}: step size {} underflowed at step {} (t = {})", owner(), dt,
-                                    out.accepted_steps, t));
+      throw SolverError(
+          fmt::format("{}: step size {} underflowed at step {} (t = {})", owner(), dt, out.accepted_steps, t));
     check_nfe(field, static_cast<int64_t>(s) - 1, out.accepted_steps, t);
     ++attempts;
     field.set_step(out.accepted_steps);
@@ -257,8 +260,8 @@ void AdaptiveRungeKutta::integrate_torchdiffeq(const Tensor& x0, Field& field, c
     if (!x_new.defined()) x_new = combine(x, dt, tableau_.b, k, s);
     const double err = error_norm(k, dt, x, x_new);
     if (!std::isfinite(err))
-      throw SolverError(fmt::format("{}: error estimate is not finite at step {} (t = {})", owner(),
-                                    out.accepted_steps, t));
+      throw SolverError(
+          fmt::format("{}: error estimate is not finite at step {} (t = {})", owner(), out.accepted_steps, t));
     const double h = dt;
     dt *= err == 0 ? o.max_factor
                    : std::min(o.max_factor, std::max(o.safety / std::pow(err, exponent), err < 1 ? 1.0 : o.min_factor));

@@ -13,16 +13,16 @@ Tensor Field::operator()(const Tensor& x, double t) {
   ++nfe_;
   // One value viewed as [B]: architectures that see it (shared_time) embed t once instead of B times.
   // On a GPU, filled in place (scalar_tensor would copy from the host, which a CUDA graph capture refuses).
-  const Tensor tt = (x.device().is_cpu() ? at::scalar_tensor(t, x.options()) : at::full({}, t, x.options()))
-                        .expand({x.size(0)});
+  const Tensor tt =
+      (x.device().is_cpu() ? at::scalar_tensor(t, x.options()) : at::full({}, t, x.options())).expand({x.size(0)});
   Tensor v = v_(x, tt);
   if (!v.defined() || v.sizes() != x.sizes())
-    throw SolverError(fmt::format("{}: velocity field returned shape {} for x of shape {} at step {} (t = {})",
-                                  solver_, v.defined() ? shape_string(v.sizes()) : "<undefined>",
-                                  shape_string(x.sizes()), step_, t));
+    throw SolverError(fmt::format("{}: velocity field returned shape {} for x of shape {} at step {} (t = {})", solver_,
+                                  v.defined() ? shape_string(v.sizes()) : "<undefined>", shape_string(x.sizes()), step_,
+                                  t));
   if (check_finite_ && !at::isfinite(v).all().item<bool>())
-    throw SolverError(fmt::format("{}: velocity field returned NaN or Inf at step {} (t = {}), evaluation {}",
-                                  solver_, step_, t, nfe_));
+    throw SolverError(fmt::format("{}: velocity field returned NaN or Inf at step {} (t = {}), evaluation {}", solver_,
+                                  step_, t, nfe_));
   return v;
 }
 
@@ -70,8 +70,9 @@ std::vector<double> step_grid(const SampleOptions& opt, int64_t steps, const std
     grid.assign(g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
     for (size_t i = 1; i < grid.size(); ++i)
       if (!(grid[i] > grid[i - 1]))
-        throw ParamError(owner, "grid", fmt::format("must increase strictly, but grid[{}] = {} <= grid[{}] = {}", i,
-                                                    grid[i], i - 1, grid[i - 1]));
+        throw ParamError(
+            owner, "grid",
+            fmt::format("must increase strictly, but grid[{}] = {} <= grid[{}] = {}", i, grid[i], i - 1, grid[i - 1]));
     return grid;
   }
   const int64_t n = opt.steps.value_or(steps);

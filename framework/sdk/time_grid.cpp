@@ -29,9 +29,10 @@ std::vector<double> TimeGrid::times(int64_t steps, const Path* path) const {
 
 double noise_to_signal(const Path* path, double t, const std::string& owner) {
   if (path == nullptr || !path->affine())
-    throw Error(fmt::format("{}: maps noise levels sigma_t / alpha_t to t, which needs an affine path (x_t = alpha_t x1 + "
-                            "sigma_t x0), and {}; the grids uniform, cosine, logit_normal and list need no path",
-                            owner, path == nullptr ? "none was given" : "this path is not affine"));
+    throw Error(
+        fmt::format("{}: maps noise levels sigma_t / alpha_t to t, which needs an affine path (x_t = alpha_t x1 + "
+                    "sigma_t x0), and {}; the grids uniform, cosine, logit_normal and list need no path",
+                    owner, path == nullptr ? "none was given" : "this path is not affine"));
   const Schedule s = path->schedule(at::full({1}, t, at::kDouble));
   const double alpha = s.alpha.item<double>(), sigma = s.sigma.item<double>();
   if (alpha <= 0) return std::numeric_limits<double>::infinity();

@@ -73,7 +73,8 @@ at::Tensor checked_cost(const Tensor& cost, const std::string& owner) {
   if (!cost.defined() || cost.dim() != 2 || cost.size(0) < 1 || cost.size(1) < 1)
     throw Error(fmt::format("{}: the cost must be a matrix [N, M] with N, M >= 1", owner));
   const at::Tensor c = cost.to(at::kCPU, at::kDouble).contiguous();
-  if (!all_finite(c.data_ptr<double>(), c.numel())) throw Error(fmt::format("{}: the cost matrix holds NaN or Inf", owner));
+  if (!all_finite(c.data_ptr<double>(), c.numel()))
+    throw Error(fmt::format("{}: the cost matrix holds NaN or Inf", owner));
   return c;
 }
 
@@ -84,7 +85,8 @@ SparsePlan exact_transport(const Tensor& cost_in, const std::string& owner) {
   const int64_t n = cost.size(0), m = cost.size(1);
   const int64_t g = std::gcd(n, m), supply = m / g, demand = n / g;
   if (n * m > std::numeric_limits<int>::max() || n * supply > std::numeric_limits<int>::max())
-    throw Error(fmt::format("{}: {} x {} points are more than the solver's int arc ids and flows can hold", owner, n, m));
+    throw Error(
+        fmt::format("{}: {} x {} points are more than the solver's int arc ids and flows can hold", owner, n, m));
   const double total_mass = static_cast<double>(n) * static_cast<double>(supply);
   const double* c = cost.data_ptr<double>();
   // Shift so the smallest cost is 0 (plans do not change: every plan moves the same total mass), then scale.
@@ -253,8 +255,8 @@ __attribute__((target("avx2"))) double row_min_avx2(const double* c, const doubl
   return std::min(std::min(lanes[0], lanes[1]), std::min(lanes[2], lanes[3]));
 }
 
-__attribute__((target("avx2"))) void near_ties_avx2(const double* c, const double* v, int64_t np, double a,
-                                                    double tol, int64_t skip, std::vector<int64_t>& out) {
+__attribute__((target("avx2"))) void near_ties_avx2(const double* c, const double* v, int64_t np, double a, double tol,
+                                                    int64_t skip, std::vector<int64_t>& out) {
   const __m256d va = _mm256_set1_pd(a), vtol = _mm256_set1_pd(tol);
   for (int64_t j = 0; j < np; j += 4) {
     const __m256d r = _mm256_sub_pd(_mm256_sub_pd(_mm256_loadu_pd(c + j), _mm256_loadu_pd(v + j)), va);
@@ -291,10 +293,8 @@ template <class T>
 void column_reduction(const T* c, int64_t n, int64_t np, std::vector<T>& v, std::vector<int64_t>& col4row,
                       std::vector<int64_t>& row4col) {
   std::vector<int64_t> best(static_cast<size_t>(n), 0);
-  if constexpr (std::is_same_v<T, float>)
-    column_minima_f32(c, n, np, v.data(), best.data());
-  else
-    column_minima_f64(c, n, np, v.data(), best.data());
+  if constexpr (std::is_same_v<T, float>) column_minima_f32(c, n, np, v.data(), best.data());
+  else column_minima_f64(c, n, np, v.data(), best.data());
   for (int64_t j = n - 1; j >= 0; --j) {
     const int64_t i = best[size_t(j)];
     if (col4row[size_t(i)] == -1) col4row[size_t(i)] = j, row4col[size_t(j)] = i;
@@ -331,7 +331,8 @@ inline void augment(const T* c, int64_t n, int64_t np, std::vector<T>& u, std::v
       finished[size_t(j)] = min_val, shortest[size_t(j)] = kInf<T>, w[size_t(j)] = -kInf<T>;
       seen_cols[size_t(searched)] = j;
       finished_at[size_t(j)] = ++searched;
-      if (row4col[size_t(j)] == -1) sink = j; else i = row4col[size_t(j)];
+      if (row4col[size_t(j)] == -1) sink = j;
+      else i = row4col[size_t(j)];
     }
     u[size_t(row)] += min_val;
     for (int64_t k = 1; k < searched; ++k) {
@@ -340,7 +341,8 @@ inline void augment(const T* c, int64_t n, int64_t np, std::vector<T>& u, std::v
     }
     for (int64_t j = sink;;) {
       int64_t k = finished_at[size_t(j)] - 1;
-      while (k >= 0 && !(bases[size_t(k)] + (c[seen_rows[size_t(k)] * np + j] - v[size_t(j)]) == finished[size_t(j)])) --k;
+      while (k >= 0 && !(bases[size_t(k)] + (c[seen_rows[size_t(k)] * np + j] - v[size_t(j)]) == finished[size_t(j)]))
+        --k;
       if (k < 0) throw Error("optimal_assignment: lost the augmenting path (a bug: please report it)");
       const int64_t r = seen_rows[size_t(k)];
       row4col[size_t(j)] = r;
@@ -412,7 +414,8 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
   for (int64_t i = 0; i < n; ++i) {
     const double* ci = c + i * np;
     const int64_t j = col4row[size_t(i)];
-    k.near_ties(ci, v.data(), np, ci[j] - v[size_t(j)], 1e-5 * (std::abs(ci[j]) + std::abs(v[size_t(j)])), j, row_tie_cols);
+    k.near_ties(ci, v.data(), np, ci[j] - v[size_t(j)], 1e-5 * (std::abs(ci[j]) + std::abs(v[size_t(j)])), j,
+                row_tie_cols);
     row_ties_begin[size_t(i) + 1] = static_cast<int64_t>(row_tie_cols.size());
   }
   // Both directions of the near-tie pairs, as compressed rows: row i's near-tie columns are
@@ -424,7 +427,8 @@ void certify(const double* c, int64_t n, int64_t np, const Kernels& k, std::vect
   {
     std::vector<int64_t> at(col_ties_begin.begin(), col_ties_begin.end() - 1);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t e = row_ties_begin[size_t(i)]; e < row_ties_begin[size_t(i) + 1]; ++e) col_tie_rows[size_t(at[size_t(row_tie_cols[size_t(e)])]++)] = i;
+      for (int64_t e = row_ties_begin[size_t(i)]; e < row_ties_begin[size_t(i) + 1]; ++e)
+        col_tie_rows[size_t(at[size_t(row_tie_cols[size_t(e)])]++)] = i;
   }
   // A ring of n slots: a row is queued at most once at a time.
   std::vector<int64_t> queue(size);
@@ -525,7 +529,8 @@ Tensor optimal_assignment(const Tensor& cost, const std::string& owner) {
   return optimal_assignment(cost, owner, AssignmentKernel::best);
 }
 
-DensePlan sinkhorn_transport(const Tensor& cost_in, double epsilon, double tol, int64_t max_iter, const std::string& owner) {
+DensePlan sinkhorn_transport(const Tensor& cost_in, double epsilon, double tol, int64_t max_iter,
+                             const std::string& owner) {
   if (!(epsilon > 0)) throw Error(fmt::format("{}: epsilon must be > 0, got {}", owner, epsilon));
   const at::Tensor cost = checked_cost(cost_in, owner);
   const int64_t n = cost.size(0), m = cost.size(1);

@@ -62,8 +62,7 @@ namespace {
 
 tb::Event event_now(int64_t step) {
   tb::Event event;
-  event.set_wall_time(
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  event.set_wall_time(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   event.set_step(step);
   return event;
 }
@@ -79,8 +78,9 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir, int64_t resume_step
   static std::atomic<unsigned> counter{0};
   char host[256] = "localhost";
   ::gethostname(host, sizeof host - 1);
-  file_ = (std::filesystem::path(dir) / fmt::format("events.out.tfevents.{}.{}.{}.{}", std::time(nullptr), host,
-                                                     ::getpid(), counter++)).string();
+  file_ = (std::filesystem::path(dir) /
+           fmt::format("events.out.tfevents.{}.{}.{}.{}", std::time(nullptr), host, ::getpid(), counter++))
+              .string();
   out_ = std::fopen(file_.c_str(), "wbxe");  // e: O_CLOEXEC
   if (!out_) throw WriteError(file_, errno, "creating");
   try {
@@ -120,8 +120,8 @@ void TensorBoardWriter::image(const std::string& tag, int64_t step, const uint8_
     static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
   };
   if (!stbi_write_png_to_func(to_string, &png, width, height, channels, pixels, width * channels))
-    throw Error(fmt::format("{}: image '{}' ({}x{}, {} channels): PNG encoding failed", file_, tag, width, height,
-                            channels));
+    throw Error(
+        fmt::format("{}: image '{}' ({}x{}, {} channels): PNG encoding failed", file_, tag, width, height, channels));
   tb::Event event = event_now(step);
   tb::Summary::Value* v = event.mutable_summary()->add_value();
   v->set_tag(tag);

@@ -24,10 +24,12 @@ class DitBlockImpl : public nn::Module {
  public:
   DitBlockImpl(int64_t hidden, int64_t heads, int64_t mlp_hidden)
       : heads_(heads),
-        norm1_(register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({hidden}).elementwise_affine(false).eps(1e-6)))),
+        norm1_(register_module("norm1",
+                               nn::LayerNorm(nn::LayerNormOptions({hidden}).elementwise_affine(false).eps(1e-6)))),
         qkv_(register_module("qkv", nn::Linear(hidden, 3 * hidden))),
         proj_(register_module("proj", nn::Linear(hidden, hidden))),
-        norm2_(register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({hidden}).elementwise_affine(false).eps(1e-6)))),
+        norm2_(register_module("norm2",
+                               nn::LayerNorm(nn::LayerNormOptions({hidden}).elementwise_affine(false).eps(1e-6)))),
         fc1_(register_module("fc1", nn::Linear(hidden, mlp_hidden))),
         fc2_(register_module("fc2", nn::Linear(mlp_hidden, hidden))),
         ada_(register_module("ada", nn::Linear(hidden, 6 * hidden))) {
@@ -59,22 +61,26 @@ TORCH_MODULE(DitBlock);
 
 /// Options of architecture/dit.
 struct DitOptions {
-  int64_t patch;   ///< patch size p; must divide H and W
-  int64_t hidden;  ///< token width
-  int64_t depth;   ///< transformer blocks
-  int64_t heads;   ///< attention heads; must divide hidden
-  double mlp_ratio;  ///< MLP width / hidden
+  int64_t patch;         ///< patch size p; must divide H and W
+  int64_t hidden;        ///< token width
+  int64_t depth;         ///< transformer blocks
+  int64_t heads;         ///< attention heads; must divide hidden
+  double mlp_ratio;      ///< MLP width / hidden
   double max_frequency;  ///< highest frequency of the sinusoidal time features, radians per unit t
   explicit DitOptions(const flowlab::Params& p)
-      : patch(p.integer("patch_size")), hidden(p.integer("hidden")), depth(p.integer("depth")),
-        heads(p.integer("heads")), mlp_ratio(p.real("mlp_ratio")),
+      : patch(p.integer("patch_size")),
+        hidden(p.integer("hidden")),
+        depth(p.integer("depth")),
+        heads(p.integer("heads")),
+        mlp_ratio(p.real("mlp_ratio")),
         max_frequency(p.real("max_frequency")) {
     for (const char* name : {"patch_size", "hidden", "depth", "heads"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
     if (hidden % heads != 0)
       throw flowlab::ParamError(p.owner(), "heads", fmt::format("must divide hidden ({}), got {}", hidden, heads));
-    if (!(mlp_ratio > 0)) throw flowlab::ParamError(p.owner(), "mlp_ratio", fmt::format("must be > 0, got {}", mlp_ratio));
+    if (!(mlp_ratio > 0))
+      throw flowlab::ParamError(p.owner(), "mlp_ratio", fmt::format("must be > 0, got {}", mlp_ratio));
     if (!(max_frequency >= M_PI))
       throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
   }
@@ -87,8 +93,8 @@ class DitArchitecture final : public flowlab::Architecture {
   void build(const flowlab::ArchitectureSpec& spec) override {
     const auto& s = spec.event_shape;
     if (s.size() != 3)
-      throw flowlab::Error(fmt::format("{}: needs images [C, H, W], got event shape {}", owner_,
-                                       flowlab::shape_string(s)));
+      throw flowlab::Error(
+          fmt::format("{}: needs images [C, H, W], got event shape {}", owner_, flowlab::shape_string(s)));
     if (s[1] % opt_.patch || s[2] % opt_.patch)
       throw flowlab::ParamError(owner_, "patch_size",
                                 fmt::format("must divide the image size {}x{}, got {}", s[1], s[2], opt_.patch));
@@ -116,7 +122,8 @@ class DitArchitecture final : public flowlab::Architecture {
   bool has_step_input() const override { return true; }
 
   Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) override {
-    if (!step1_) throw flowlab::Error(fmt::format("{}: built without a step input (ArchitectureSpec::step_input)", owner_));
+    if (!step1_)
+      throw flowlab::Error(fmt::format("{}: built without a step input (ArchitectureSpec::step_input)", owner_));
     return run(x, t, d, cond);
   }
 
@@ -128,10 +135,11 @@ class DitArchitecture final : public flowlab::Architecture {
   Tensor run(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) {
     const int64_t b = x.size(0), p = opt_.patch;
     Tensor h = patchify_->forward(x).flatten(2).transpose(1, 2) + pos_;  // [B, N, D]
-    Tensor c = time2_->forward(at::silu(time1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
+    Tensor c = time2_->forward(
+        at::silu(time1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
     if (d.defined())
-      c = c + step2_->forward(at::silu(step1_->forward(
-                  flowlab::sinusoidal_embedding(d.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
+      c = c + step2_->forward(at::silu(
+                  step1_->forward(flowlab::sinusoidal_embedding(d.to(x.dtype()), opt_.hidden, opt_.max_frequency))));
     if (!cond_->empty()) c = c + cond_->forward(cond, b, x.options());
     for (const auto& block : *blocks_) h = block->as<DitBlock>()->forward(h, c);
     const auto m = final_ada_->forward(at::silu(c)).chunk(2, 1);
@@ -152,10 +160,11 @@ class DitArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, dit, DitArchitecture, "1.1.0", "Diffusion Transformer with adaLN-Zero (Peebles & Xie 2023)",
-               FLOWLAB_PARAM(patch_size, int, "2", "patch size p; must divide H and W")
-               FLOWLAB_PARAM(hidden, int, "128", "token width")
-               FLOWLAB_PARAM(depth, int, "4", "number of transformer blocks")
-               FLOWLAB_PARAM(heads, int, "4", "attention heads; must divide hidden")
-               FLOWLAB_PARAM(mlp_ratio, float, "4", "MLP width as a multiple of hidden")
-               FLOWLAB_PARAM(max_frequency, float, "1000", "highest frequency of the sinusoidal time features (rad per unit t, >= pi)"))
+FLOWLAB_PLUGIN(
+    architecture, dit, DitArchitecture, "1.1.0", "Diffusion Transformer with adaLN-Zero (Peebles & Xie 2023)",
+    FLOWLAB_PARAM(patch_size, int, "2", "patch size p; must divide H and W")
+        FLOWLAB_PARAM(hidden, int, "128", "token width") FLOWLAB_PARAM(depth, int, "4", "number of transformer blocks")
+            FLOWLAB_PARAM(heads, int, "4", "attention heads; must divide hidden")
+                FLOWLAB_PARAM(mlp_ratio, float, "4", "MLP width as a multiple of hidden")
+                    FLOWLAB_PARAM(max_frequency, float, "1000",
+                                  "highest frequency of the sinusoidal time features (rad per unit t, >= pi)"))

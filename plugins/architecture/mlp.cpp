@@ -6,8 +6,8 @@
 // 30: 98/66; 10: 90/54; pi: 90/50; TorchCFM's MLP on raw t: 68/44. W2 at 10 was within the seeds' spread of 1000's
 // (0.61 +- 0.30 vs 0.61 +- 0.24, I-CFM). High frequencies make the learned field oscillate in t, and the step-size
 // controller follows the oscillation rather than the flow's curvature.
-// With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d), emb(cond)],
-// emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
+// With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d),
+// emb(cond)], emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
 // When every row shares one t (a solver's step, flowlab::shared_time), the first layer takes emb(t) as a bias:
 // W [x, emb(t), c] + b = W_x x + W_c c + (W_t emb(t) + b), with emb(t) computed once; the same function.
 #include <fmt/format.h>
@@ -29,19 +29,23 @@ constexpr int64_t kRowBlock = 512;
 
 /// Options of architecture/mlp.
 struct MlpOptions {
-  int64_t width;         ///< hidden width
-  int64_t depth;         ///< number of hidden layers
-  std::string act;       ///< silu, relu, gelu or selu
+  int64_t width;                   ///< hidden width
+  int64_t depth;                   ///< number of hidden layers
+  std::string act;                 ///< silu, relu, gelu or selu
   flowlab::Activation activation;  ///< as act
-  bool sinusoidal_time;  ///< time_embedding: sinusoidal or mlp
-  int64_t time_dim;      ///< width of the time embedding
-  double max_frequency;  ///< highest frequency of the sinusoidal features, radians per unit t
-  int64_t cond_dim;      ///< width of the condition embedding
+  bool sinusoidal_time;            ///< time_embedding: sinusoidal or mlp
+  int64_t time_dim;                ///< width of the time embedding
+  double max_frequency;            ///< highest frequency of the sinusoidal features, radians per unit t
+  int64_t cond_dim;                ///< width of the condition embedding
   explicit MlpOptions(const flowlab::Params& p)
-      : width(p.integer("width")), depth(p.integer("depth")), act(p.str("activation")),
+      : width(p.integer("width")),
+        depth(p.integer("depth")),
+        act(p.str("activation")),
         activation(flowlab::activation_from_name(act)),
-        sinusoidal_time(p.str("time_embedding") == "sinusoidal"), time_dim(p.integer("time_dim")),
-        max_frequency(p.real("max_frequency")), cond_dim(p.integer("cond_dim")) {
+        sinusoidal_time(p.str("time_embedding") == "sinusoidal"),
+        time_dim(p.integer("time_dim")),
+        max_frequency(p.real("max_frequency")),
+        cond_dim(p.integer("cond_dim")) {
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
@@ -102,9 +106,10 @@ class MlpArchitecture final : public flowlab::Architecture {
     const int64_t b = x.size(0);
     const bool shared = flowlab::shared_time(t);
     const Tensor ts = (shared ? t.narrow(0, 0, 1) : t).to(x.dtype());
-    const Tensor temb = opt_.sinusoidal_time
-                            ? flowlab::sinusoidal_embedding(ts, opt_.time_dim, opt_.max_frequency)
-                            : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
+    const Tensor temb =
+        opt_.sinusoidal_time
+            ? flowlab::sinusoidal_embedding(ts, opt_.time_dim, opt_.max_frequency)
+            : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
     const Tensor xf = x.dim() == 2 ? x : x.flatten(1);  // flatten, not reshape({b, -1}): a trace takes any batch
     // The output in x's shape (no view op, nor its autograd node, when x is already [B, d]).
     auto as_x = [&](const Tensor& v) { return x.dim() == 2 ? v : v.reshape_as(x); };
@@ -169,7 +174,7 @@ class MlpArchitecture final : public flowlab::Architecture {
  private:
   MlpOptions opt_;
   std::vector<int64_t> shape_;
-  int64_t d_ = 0;  // flattened event size
+  int64_t d_ = 0;      // flattened event size
   bool step_ = false;  // built with a step input
   torch::nn::Linear time_in_{nullptr}, time_out_{nullptr}, step_in_{nullptr}, step_out_{nullptr}, out_{nullptr};
   flowlab::ConditionEmbedder cond_{nullptr};
@@ -178,12 +183,13 @@ class MlpArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, mlp, MlpArchitecture, "1.2.0", "MLP on [x, emb(t), emb(cond)], any event shape",
-               FLOWLAB_PARAM(width, int, "256", "hidden width")
-               FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
-               FLOWLAB_PARAM(activation, enum(silu|relu|gelu|selu), "silu", "activation function")
-               FLOWLAB_PARAM(time_embedding, enum(sinusoidal|mlp), "sinusoidal",
-                             "sinusoidal features of t, or a small MLP on t (the textbook's)")
-               FLOWLAB_PARAM(time_dim, int, "64", "width of the time embedding")
-               FLOWLAB_PARAM(max_frequency, float, "10", "highest frequency of the sinusoidal time features (rad per unit t, >= pi)")
-               FLOWLAB_PARAM(cond_dim, int, "64", "width of the condition embedding"))
+FLOWLAB_PLUGIN(
+    architecture, mlp, MlpArchitecture, "1.2.0", "MLP on [x, emb(t), emb(cond)], any event shape",
+    FLOWLAB_PARAM(width, int, "256", "hidden width") FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
+        FLOWLAB_PARAM(activation, enum(silu | relu | gelu | selu), "silu", "activation function")
+            FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp), "sinusoidal",
+                          "sinusoidal features of t, or a small MLP on t (the textbook's)")
+                FLOWLAB_PARAM(time_dim, int, "64", "width of the time embedding")
+                    FLOWLAB_PARAM(max_frequency, float, "10",
+                                  "highest frequency of the sinusoidal time features (rad per unit t, >= pi)")
+                        FLOWLAB_PARAM(cond_dim, int, "64", "width of the condition embedding"))

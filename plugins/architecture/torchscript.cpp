@@ -29,13 +29,16 @@ class TorchScriptArchitecture final : public flowlab::Architecture {
     try {
       module_ = torch::jit::load(path);
     } catch (const c10::Error& e) {
-      throw flowlab::ParamError(owner_, "file", fmt::format("'{}' is not a TorchScript module: {}", path,
-                                                            first_line(e.what_without_backtrace())));
+      throw flowlab::ParamError(
+          owner_, "file",
+          fmt::format("'{}' is not a TorchScript module: {}", path, first_line(e.what_without_backtrace())));
     }
     const auto method = module_.find_method("forward");
     if (!method)
-      throw flowlab::ParamError(owner_, "file", fmt::format("'{}' has no forward method; expected forward(x: Tensor, "
-                                                            "t: Tensor) -> Tensor", path));
+      throw flowlab::ParamError(owner_, "file",
+                                fmt::format("'{}' has no forward method; expected forward(x: Tensor, "
+                                            "t: Tensor) -> Tensor",
+                                            path));
     const auto& schema = method->function().getSchema();
     bool ok = schema.arguments().size() == 3 && schema.returns().size() == 1;
     for (size_t i = 1; ok && i < 3; ++i) ok = schema.arguments()[i].type()->kind() == c10::TypeKind::TensorType;
@@ -43,23 +46,26 @@ class TorchScriptArchitecture final : public flowlab::Architecture {
     if (!ok) {
       std::ostringstream got;
       got << schema;
-      throw flowlab::ParamError(owner_, "file", fmt::format("'{}': forward must be forward(x: Tensor, t: Tensor) -> "
-                                                            "Tensor, got {}", path, got.str()));
+      throw flowlab::ParamError(owner_, "file",
+                                fmt::format("'{}': forward must be forward(x: Tensor, t: Tensor) -> "
+                                            "Tensor, got {}",
+                                            path, got.str()));
     }
   }
 
   void build(const flowlab::ArchitectureSpec& spec) override {
     if (spec.num_classes > 0 || spec.attr_dim > 0)
       throw flowlab::Error(fmt::format("{}: takes no condition (model.condition: none)", owner_));
-    for (const auto& p : module_.named_parameters(true)) register_parameter(name_of(p.name), p.value, p.value.requires_grad());
+    for (const auto& p : module_.named_parameters(true))
+      register_parameter(name_of(p.name), p.value, p.value.requires_grad());
     for (const auto& b : module_.named_buffers(true)) register_buffer(name_of(b.name), b.value);
     std::vector<int64_t> shape = {2};
     shape.insert(shape.end(), spec.event_shape.begin(), spec.event_shape.end());
     at::NoGradGuard no_grad;
     const Tensor x = at::zeros(shape), v = call(x, at::full({2}, 0.5));
     if (v.sizes() != x.sizes())
-      throw flowlab::Error(fmt::format("{}: forward(x, t) returned {} for x of shape {}; it must return x's shape", owner_,
-                                       flowlab::shape_string(v.sizes()), flowlab::shape_string(x.sizes())));
+      throw flowlab::Error(fmt::format("{}: forward(x, t) returned {} for x of shape {}; it must return x's shape",
+                                       owner_, flowlab::shape_string(v.sizes()), flowlab::shape_string(x.sizes())));
   }
 
   Tensor forward(const Tensor& x, const Tensor& t, const flowlab::Condition&) override { return call(x, t); }

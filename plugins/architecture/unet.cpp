@@ -25,12 +25,14 @@ namespace nn = torch::nn;
 int64_t groups_for(int64_t channels) { return std::gcd(channels, int64_t{8}); }
 
 // A convolution of the blocked path; stride and padding as the module was built with.
-Tensor conv_blocked(const nn::Conv2dImpl& conv, const Tensor& x, int64_t stride, int64_t padding, bool plain_out = false) {
+Tensor conv_blocked(const nn::Conv2dImpl& conv, const Tensor& x, int64_t stride, int64_t padding,
+                    bool plain_out = false) {
   return flowlab::conv2d_blocked(x, conv.weight, conv.bias, stride, padding, plain_out);
 }
 
 // silu(norm(x) (1 + scale) + shift) on blocked x.
-Tensor norm_silu_blocked(const nn::GroupNorm& norm, const Tensor& x, const Tensor& scale = {}, const Tensor& shift = {}) {
+Tensor norm_silu_blocked(const nn::GroupNorm& norm, const Tensor& x, const Tensor& scale = {},
+                         const Tensor& shift = {}) {
   return flowlab::group_norm_silu_blocked(x, norm->options.num_groups(), norm->weight, norm->bias, norm->options.eps(),
                                           scale, shift);
 }
@@ -92,21 +94,25 @@ TORCH_MODULE(Attention);
 
 /// Options of architecture/unet.
 struct UnetOptions {
-  int64_t channels;               ///< channels at the first level
-  std::vector<int64_t> mult;      ///< channel multiplier per level; levels - 1 downsamplings
-  int64_t res_blocks;             ///< ResNet blocks per level
-  std::vector<int64_t> attention; ///< resolutions (H) that get self-attention
-  int64_t time_dim;               ///< width of the time/condition embedding
-  double max_frequency;           ///< highest frequency of the sinusoidal time features, radians per unit t
+  int64_t channels;                ///< channels at the first level
+  std::vector<int64_t> mult;       ///< channel multiplier per level; levels - 1 downsamplings
+  int64_t res_blocks;              ///< ResNet blocks per level
+  std::vector<int64_t> attention;  ///< resolutions (H) that get self-attention
+  int64_t time_dim;                ///< width of the time/condition embedding
+  double max_frequency;            ///< highest frequency of the sinusoidal time features, radians per unit t
   explicit UnetOptions(const flowlab::Params& p)
-      : channels(p.integer("channels")), mult(p.int_list("channel_mult")), res_blocks(p.integer("res_blocks")),
-        attention(p.int_list("attention_resolutions")), time_dim(p.integer("time_dim")),
+      : channels(p.integer("channels")),
+        mult(p.int_list("channel_mult")),
+        res_blocks(p.integer("res_blocks")),
+        attention(p.int_list("attention_resolutions")),
+        time_dim(p.integer("time_dim")),
         max_frequency(p.real("max_frequency")) {
     if (channels <= 0) throw flowlab::ParamError(p.owner(), "channels", fmt::format("must be > 0, got {}", channels));
     if (mult.empty()) throw flowlab::ParamError(p.owner(), "channel_mult", "must list at least one level");
     for (auto m : mult)
       if (m <= 0) throw flowlab::ParamError(p.owner(), "channel_mult", fmt::format("entries must be > 0, got {}", m));
-    if (res_blocks <= 0) throw flowlab::ParamError(p.owner(), "res_blocks", fmt::format("must be > 0, got {}", res_blocks));
+    if (res_blocks <= 0)
+      throw flowlab::ParamError(p.owner(), "res_blocks", fmt::format("must be > 0, got {}", res_blocks));
     if (time_dim <= 0) throw flowlab::ParamError(p.owner(), "time_dim", fmt::format("must be > 0, got {}", time_dim));
     if (!(max_frequency >= M_PI))
       throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
@@ -150,7 +156,8 @@ class UnetArchitecture final : public flowlab::Architecture {
       resolution[i] = res;
       for (int64_t r = 0; r < opt_.res_blocks; ++r, prev = ch[i]) {
         down_->push_back(ResBlock(prev, ch[i], e));
-        down_attn_->push_back(wants_attn(res) ? std::static_pointer_cast<nn::Module>(Attention(ch[i]).ptr()) : nullptr_module());
+        down_attn_->push_back(wants_attn(res) ? std::static_pointer_cast<nn::Module>(Attention(ch[i]).ptr())
+                                              : nullptr_module());
       }
       if (i + 1 < levels) {
         downsample_->push_back(nn::Conv2d(nn::Conv2dOptions(ch[i], ch[i], 3).stride(2).padding(1)));
@@ -168,7 +175,8 @@ class UnetArchitecture final : public flowlab::Architecture {
       }
       for (int64_t r = 0; r < opt_.res_blocks; ++r) {
         up_->push_back(ResBlock(r == 0 ? prev + ch[i] : ch[i], ch[i], e));
-        up_attn_->push_back(wants_attn(resolution[i]) ? std::static_pointer_cast<nn::Module>(Attention(ch[i]).ptr()) : nullptr_module());
+        up_attn_->push_back(wants_attn(resolution[i]) ? std::static_pointer_cast<nn::Module>(Attention(ch[i]).ptr())
+                                                      : nullptr_module());
         prev = ch[i];
       }
     }
@@ -180,7 +188,8 @@ class UnetArchitecture final : public flowlab::Architecture {
   bool has_step_input() const override { return true; }
 
   Tensor forward_step(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) override {
-    if (!step_mlp1_) throw flowlab::Error(fmt::format("{}: built without a step input (ArchitectureSpec::step_input)", owner_));
+    if (!step_mlp1_)
+      throw flowlab::Error(fmt::format("{}: built without a step input (ArchitectureSpec::step_input)", owner_));
     return run(x, t, d, cond);
   }
 
@@ -191,8 +200,8 @@ class UnetArchitecture final : public flowlab::Architecture {
  private:
   Tensor run(const Tensor& x, const Tensor& t, const Tensor& d, const flowlab::Condition& cond) {
     const int64_t b = x.size(0);
-    Tensor emb = time_mlp2_->forward(at::silu(time_mlp1_->forward(
-        flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
+    Tensor emb = time_mlp2_->forward(at::silu(
+        time_mlp1_->forward(flowlab::sinusoidal_embedding(t.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
     if (d.defined())
       emb = emb + step_mlp2_->forward(at::silu(step_mlp1_->forward(
                       flowlab::sinusoidal_embedding(d.to(x.dtype()), opt_.time_dim, opt_.max_frequency))));
@@ -268,11 +277,13 @@ class UnetArchitecture final : public flowlab::Architecture {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(architecture, unet, UnetArchitecture, "1.1.0",
-               "U-Net with FiLM ResNet blocks, skips, channel multipliers and optional self-attention",
-               FLOWLAB_PARAM(channels, int, "32", "channels at the first level")
-               FLOWLAB_PARAM(channel_mult, int_list, "1,2,2", "channel multiplier per level (levels - 1 downsamplings)")
-               FLOWLAB_PARAM(res_blocks, int, "1", "ResNet blocks per level")
-               FLOWLAB_PARAM(attention_resolutions, int_list, "", "resolutions (H) with self-attention, e.g. 7 or 14")
-               FLOWLAB_PARAM(time_dim, int, "128", "width of the time and condition embedding")
-               FLOWLAB_PARAM(max_frequency, float, "1000", "highest frequency of the sinusoidal time features (rad per unit t, >= pi)"))
+FLOWLAB_PLUGIN(
+    architecture, unet, UnetArchitecture, "1.1.0",
+    "U-Net with FiLM ResNet blocks, skips, channel multipliers and optional self-attention",
+    FLOWLAB_PARAM(channels, int, "32", "channels at the first level")
+        FLOWLAB_PARAM(channel_mult, int_list, "1,2,2", "channel multiplier per level (levels - 1 downsamplings)")
+            FLOWLAB_PARAM(res_blocks, int, "1", "ResNet blocks per level")
+                FLOWLAB_PARAM(attention_resolutions, int_list, "", "resolutions (H) with self-attention, e.g. 7 or 14")
+                    FLOWLAB_PARAM(time_dim, int, "128", "width of the time and condition embedding")
+                        FLOWLAB_PARAM(max_frequency, float, "1000",
+                                      "highest frequency of the sinusoidal time features (rad per unit t, >= pi)"))

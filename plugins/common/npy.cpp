@@ -69,10 +69,11 @@ std::string supported_types() {
 Tensor parse(const std::string& owner, const std::string& where, const std::string& bytes) {
   static const char kMagic[] = "\x93NUMPY";
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0)
-    fail(owner, where, bytes.size() < 10 && bytes.compare(0, std::min<size_t>(bytes.size(), 6), kMagic,
-                                                          std::min<size_t>(bytes.size(), 6)) == 0
-                           ? fmt::format("truncated: {} bytes, shorter than an .npy header", bytes.size())
-                           : "not an .npy file (no \\x93NUMPY magic at its start)");
+    fail(owner, where,
+         bytes.size() < 10 &&
+                 bytes.compare(0, std::min<size_t>(bytes.size(), 6), kMagic, std::min<size_t>(bytes.size(), 6)) == 0
+             ? fmt::format("truncated: {} bytes, shorter than an .npy header", bytes.size())
+             : "not an .npy file (no \\x93NUMPY magic at its start)");
   const auto u8 = [&](size_t k) { return static_cast<uint64_t>(static_cast<unsigned char>(bytes[k])); };
   const int major = static_cast<int>(u8(6));
   size_t header_len = 0, offset = 0;
@@ -80,15 +81,16 @@ Tensor parse(const std::string& owner, const std::string& where, const std::stri
     header_len = u8(8) | u8(9) << 8;
     offset = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) fail(owner, where, fmt::format("truncated: {} bytes, shorter than an .npy header", bytes.size()));
+    if (bytes.size() < 12)
+      fail(owner, where, fmt::format("truncated: {} bytes, shorter than an .npy header", bytes.size()));
     header_len = u8(8) | u8(9) << 8 | u8(10) << 16 | u8(11) << 24;
     offset = 12;
   } else {
     fail(owner, where, fmt::format(".npy format version {}.{} is not supported (1.0, 2.0 and 3.0 are)", major, u8(7)));
   }
   if (bytes.size() < offset + header_len)
-    fail(owner, where, fmt::format("truncated: the header needs {} bytes, the file has {}", offset + header_len,
-                                   bytes.size()));
+    fail(owner, where,
+         fmt::format("truncated: the header needs {} bytes, the file has {}", offset + header_len, bytes.size()));
   const std::string header = bytes.substr(offset, header_len);
   Literal p{header};
   std::string descr;
@@ -131,19 +133,18 @@ Tensor parse(const std::string& owner, const std::string& where, const std::stri
   const TypeInfo* type = nullptr;
   for (const auto& t : kTypes)
     if (descr == t.descr) type = &t;
-  if (!type)
-    fail(owner, where, fmt::format("element type '{}' is not supported; valid: {}", descr, supported_types()));
+  if (!type) fail(owner, where, fmt::format("element type '{}' is not supported; valid: {}", descr, supported_types()));
   const int64_t item = static_cast<int64_t>(c10::elementSize(type->type));
   int64_t numel = 1;
   for (const int64_t s : shape) {
-    if (s != 0 && numel > std::numeric_limits<int64_t>::max() / item / s)
-      fail(owner, where, "shape too large");
+    if (s != 0 && numel > std::numeric_limits<int64_t>::max() / item / s) fail(owner, where, "shape too large");
     numel *= s;
   }
   const size_t data_bytes = static_cast<size_t>(numel * item), have = bytes.size() - offset - header_len;
   if (have < data_bytes)
-    fail(owner, where, fmt::format("truncated: shape {} of {} needs {} bytes of data, the file has {}",
-                                   fmt::join(shape, "x"), descr, data_bytes, have));
+    fail(owner, where,
+         fmt::format("truncated: shape {} of {} needs {} bytes of data, the file has {}", fmt::join(shape, "x"), descr,
+                     data_bytes, have));
   std::vector<int64_t> stored(shape);
   if (fortran) std::reverse(stored.begin(), stored.end());
   Tensor t = at::empty(stored, at::TensorOptions().dtype(type->type));
@@ -255,8 +256,7 @@ Tensor read_npz(const std::string& owner, const std::string& path, const std::st
     got += static_cast<zip_uint64_t>(r);
   }
   const int closed = zip_fclose(f);
-  if (got != st.size)
-    fail(owner, where, fmt::format("truncated: {} of its {} bytes could be read", got, st.size));
+  if (got != st.size) fail(owner, where, fmt::format("truncated: {} of its {} bytes could be read", got, st.size));
   if (closed != 0) {
     zip_error_t e;
     zip_error_init_with_code(&e, closed);

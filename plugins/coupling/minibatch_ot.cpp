@@ -38,5 +38,6 @@ class MinibatchOtCoupling final : public flowlab::Coupling {
 }  // namespace
 
 FLOWLAB_PLUGIN(coupling, minibatch_ot, MinibatchOtCoupling, "1.0.0", "exact OT assignment within each batch (OT-CFM)",
-               FLOWLAB_PARAM(resample, bool, "false", "draw B pairs from the plan with replacement (TorchCFM) "
-                                                      "instead of re-pairing by the permutation"))
+               FLOWLAB_PARAM(resample, bool, "false",
+                             "draw B pairs from the plan with replacement (TorchCFM) "
+                             "instead of re-pairing by the permutation"))

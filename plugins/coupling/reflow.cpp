@@ -23,5 +23,6 @@ class ReflowCoupling final : public flowlab::Coupling {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(coupling, reflow, ReflowCoupling, "1.0.0",
-               "rounds >= 1 train only on (x0, x1_hat) pairs from the previous round's model (needs reflow.rounds >= 1)")
+FLOWLAB_PLUGIN(
+    coupling, reflow, ReflowCoupling, "1.0.0",
+    "rounds >= 1 train only on (x0, x1_hat) pairs from the previous round's model (needs reflow.rounds >= 1)")

@@ -40,7 +40,9 @@ class SinkhornCoupling final : public flowlab::Coupling {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(coupling, sinkhorn, SinkhornCoupling, "1.0.0", "entropic OT plan per batch (log-domain Sinkhorn), pairs sampled from it",
-               FLOWLAB_PARAM(epsilon, float, "0.05", "entropic regularisation, relative to the largest squared distance")
-               FLOWLAB_PARAM(max_iter, int, "2000", "iterations before giving up")
-               FLOWLAB_PARAM(tol, float, "1e-6", "largest row-sum error of the plan, relative to 1/B"))
+FLOWLAB_PLUGIN(coupling, sinkhorn, SinkhornCoupling, "1.0.0",
+               "entropic OT plan per batch (log-domain Sinkhorn), pairs sampled from it",
+               FLOWLAB_PARAM(epsilon, float, "0.05",
+                             "entropic regularisation, relative to the largest squared distance")
+                   FLOWLAB_PARAM(max_iter, int, "2000", "iterations before giving up")
+                       FLOWLAB_PARAM(tol, float, "1e-6", "largest row-sum error of the plan, relative to 1/B"))

@@ -27,8 +27,12 @@ struct ArrayOptions {
   std::string normalize;  ///< auto, none, scale or standardize
   double holdout;         ///< held-out fraction
   explicit ArrayOptions(const flowlab::Params& p)
-      : file(p.str("file")), key(p.str("key")), labels(p.str("labels")), layout(p.str("layout")),
-        normalize(p.str("normalize")), holdout(p.real("holdout")) {
+      : file(p.str("file")),
+        key(p.str("key")),
+        labels(p.str("labels")),
+        layout(p.str("layout")),
+        normalize(p.str("normalize")),
+        holdout(p.real("holdout")) {
     if (file.empty()) throw flowlab::ParamError(kOwner, "file", "is required (an .npy or .npz file)");
     if (!ends_with(file, ".npy") && !ends_with(file, ".npz"))
       throw flowlab::ParamError(kOwner, "file", fmt::format("must end in .npy or .npz; got '{}'", file));
@@ -47,7 +51,8 @@ class ArrayDataset final : public flowlab::importers::LoadedArray {
     at::Tensor x = npz ? npy::read_npz(kOwner, opt_.file, opt_.key) : npy::read_npy(kOwner, opt_.file);
     at::Tensor y;
     if (!opt_.labels.empty())
-      y = ends_with(opt_.labels, ".npy") ? npy::read_npy(kOwner, opt_.labels) : npy::read_npz(kOwner, opt_.file, opt_.labels);
+      y = ends_with(opt_.labels, ".npy") ? npy::read_npy(kOwner, opt_.labels)
+                                         : npy::read_npz(kOwner, opt_.file, opt_.labels);
     x = flowlab::importers::apply_layout(kOwner, where, x, opt_.layout);
     load(kOwner, where, x, y, opt_.holdout, opt_.normalize);
   }
@@ -58,15 +63,15 @@ class ArrayDataset final : public flowlab::importers::LoadedArray {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(dataset, array, ArrayDataset, "1.0.0",
-               "a NumPy array from an .npy or .npz file (rows are samples, any shape; optional labels; 20% held out)",
-               FLOWLAB_PARAM(file, string, "", "an .npy file, or an .npz archive (numpy.savez/savez_compressed)")
-               FLOWLAB_PARAM(key, string, "arr_0", "the array's name in an .npz")
-               FLOWLAB_PARAM(labels, string, "",
-                             "integer labels [N]: an array name in the same .npz, or an .npy file; empty: none")
-               FLOWLAB_PARAM(layout, enum(keep|channels_last|add_channel), "keep",
-                             "keep; channels_last: [N, H, W, C] to [N, C, H, W]; add_channel: [N, ...] to [N, 1, ...]")
-               FLOWLAB_PARAM(normalize, enum(auto|none|scale|standardize), "auto",
-                             "auto: uint8 to [-1, 1] (x / 127.5 - 1), others as stored; scale: training min/max to "
-                             "[-1, 1]; standardize: training mean 0, std 1 (over all values)")
-               FLOWLAB_PARAM(holdout, float, "0.2", "fraction held out for reference() (seeded, fixed)"))
+FLOWLAB_PLUGIN(
+    dataset, array, ArrayDataset, "1.0.0",
+    "a NumPy array from an .npy or .npz file (rows are samples, any shape; optional labels; 20% held out)",
+    FLOWLAB_PARAM(file, string, "", "an .npy file, or an .npz archive (numpy.savez/savez_compressed)")
+        FLOWLAB_PARAM(key, string, "arr_0", "the array's name in an .npz") FLOWLAB_PARAM(
+            labels, string, "", "integer labels [N]: an array name in the same .npz, or an .npy file; empty: none")
+            FLOWLAB_PARAM(layout, enum(keep | channels_last | add_channel), "keep",
+                          "keep; channels_last: [N, H, W, C] to [N, C, H, W]; add_channel: [N, ...] to [N, 1, ...]")
+                FLOWLAB_PARAM(normalize, enum(auto | none | scale | standardize), "auto",
+                              "auto: uint8 to [-1, 1] (x / 127.5 - 1), others as stored; scale: training min/max to "
+                              "[-1, 1]; standardize: training mean 0, std 1 (over all values)")
+                    FLOWLAB_PARAM(holdout, float, "0.2", "fraction held out for reference() (seeded, fixed)"))

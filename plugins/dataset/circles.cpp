@@ -13,7 +13,8 @@ struct CirclesOptions {
   double factor;  ///< inner / outer radius, in (0, 1)
   double scale;   ///< outer radius
   double noise;   ///< standard deviation of the added noise
-  explicit CirclesOptions(const flowlab::Params& p) : factor(p.real("factor")), scale(p.real("scale")), noise(p.real("noise")) {
+  explicit CirclesOptions(const flowlab::Params& p)
+      : factor(p.real("factor")), scale(p.real("scale")), noise(p.real("noise")) {
     if (!(factor > 0 && factor < 1))
       throw flowlab::ParamError(p.owner(), "factor", fmt::format("must be in (0, 1), got {}", factor));
     if (!(scale > 0)) throw flowlab::ParamError(p.owner(), "scale", fmt::format("must be > 0, got {}", scale));
@@ -43,5 +44,5 @@ class Circles final : public flowlab::Dataset {
 
 FLOWLAB_PLUGIN(dataset, circles, Circles, "1.0.0", "two concentric circles (sklearn make_circles)",
                FLOWLAB_PARAM(factor, float, "0.5", "inner radius / outer radius, in (0, 1)")
-               FLOWLAB_PARAM(scale, float, "3", "outer radius")
-               FLOWLAB_PARAM(noise, float, "0.05", "standard deviation of the added noise"))
+                   FLOWLAB_PARAM(scale, float, "3", "outer radius")
+                       FLOWLAB_PARAM(noise, float, "0.05", "standard deviation of the added noise"))

@@ -41,8 +41,8 @@ class Digits final : public flowlab::StoredImages {
         ++col;
       }
       if (col != 65)
-        throw flowlab::Error(fmt::format("{}: {}:{}: expected 65 values (64 pixels, label), got {}",
-                                         p.owner(), opt_.file, row, col));
+        throw flowlab::Error(
+            fmt::format("{}: {}:{}: expected 65 values (64 pixels, label), got {}", p.owner(), opt_.file, row, col));
     }
     const int64_t n = static_cast<int64_t>(labels.size());
     const at::Tensor images = at::tensor(pixels, at::kByte).reshape({n, 1, 8, 8});

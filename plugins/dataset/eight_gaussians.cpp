@@ -28,8 +28,7 @@ struct EightOptions {
                                   fmt::format("is fixed to 5 by preset torchcfm; leave it unset (got {})", scale));
       if (std != 0.2)
         throw flowlab::ParamError(
-            p.owner(), "std",
-            fmt::format("is fixed to 0.1^(1/4) by preset torchcfm; leave it unset (got {})", std));
+            p.owner(), "std", fmt::format("is fixed to 0.1^(1/4) by preset torchcfm; leave it unset (got {})", std));
       scale = 5.0;
       std = std::sqrt(std::sqrt(0.1));  // covariance sqrt(0.1) I
     }
@@ -57,6 +56,6 @@ class EightGaussians final : public flowlab::Dataset {
 
 FLOWLAB_PLUGIN(dataset, eight_gaussians, EightGaussians, "1.1.0", "8 Gaussians on a circle (FFJORD/TorchCFM)",
                FLOWLAB_PARAM(scale, float, "2", "radius of the circle of centres")
-               FLOWLAB_PARAM(std, float, "0.2", "standard deviation of each Gaussian")
-               FLOWLAB_PARAM(preset, enum(none|torchcfm), "none",
-                             "torchcfm: TorchCFM's sample_8gaussians (scale 5, std 0.1^(1/4)); none: scale and std"))
+                   FLOWLAB_PARAM(std, float, "0.2", "standard deviation of each Gaussian") FLOWLAB_PARAM(
+                       preset, enum(none | torchcfm), "none",
+                       "torchcfm: TorchCFM's sample_8gaussians (scale 5, std 0.1^(1/4)); none: scale and std"))

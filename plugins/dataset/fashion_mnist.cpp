@@ -33,8 +33,8 @@ at::Tensor read_idx(const std::string& owner, const std::string& path, uint32_t 
   for (uint32_t d = 0; d < ndim; ++d) shape.push_back(big_endian(data, 4 + 4 * d)), count *= shape.back();
   const size_t offset = 4 + 4 * ndim;
   if (data.size() != offset + count)
-    throw flowlab::Error(fmt::format("{}: '{}' holds {} bytes of data, its header says {}", owner, path,
-                                     data.size() - offset, count));
+    throw flowlab::Error(
+        fmt::format("{}: '{}' holds {} bytes of data, its header says {}", owner, path, data.size() - offset, count));
   return at::from_blob(const_cast<char*>(data.data() + offset), shape, at::kByte).clone();
 }
 
@@ -54,8 +54,8 @@ class FashionMnist final : public flowlab::StoredImages {
     at::Tensor images = read_idx(owner_, prefix + "-images-idx3-ubyte.gz", 3).unsqueeze(1);
     at::Tensor labels = read_idx(owner_, prefix + "-labels-idx1-ubyte.gz", 1).to(at::kLong);
     if (images.size(0) != labels.size(0))
-      throw flowlab::Error(fmt::format("{}: {} images but {} labels in {}-*", owner_, images.size(0),
-                                       labels.size(0), prefix));
+      throw flowlab::Error(
+          fmt::format("{}: {} images but {} labels in {}-*", owner_, images.size(0), labels.size(0), prefix));
     return {images, labels};
   }
 

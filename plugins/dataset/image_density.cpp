@@ -56,5 +56,5 @@ class ImageDensity final : public flowlab::Dataset {
 
 FLOWLAB_PLUGIN(dataset, image_density, ImageDensity, "1.0.0", "2D points with density from an image's darkness",
                FLOWLAB_PARAM(file, string, "", "image file (PNG, BMP, PGM, ...)")
-               FLOWLAB_PARAM(extent, float, "4", "the longer side maps to [-extent, extent]")
-               FLOWLAB_PARAM(invert, bool, "false", "use brightness instead of darkness"))
+                   FLOWLAB_PARAM(extent, float, "4", "the longer side maps to [-extent, extent]")
+                       FLOWLAB_PARAM(invert, bool, "false", "use brightness instead of darkness"))

@@ -41,9 +41,14 @@ struct ImageFolderOptions {
   std::string color;  ///< auto, gray or rgb
   double holdout;     ///< held-out fraction
   explicit ImageFolderOptions(const flowlab::Params& p)
-      : dir(p.str("dir")), size(p.integer("size")), fit(p.str("fit")), color(p.str("color")), holdout(p.real("holdout")) {
+      : dir(p.str("dir")),
+        size(p.integer("size")),
+        fit(p.str("fit")),
+        color(p.str("color")),
+        holdout(p.real("holdout")) {
     if (dir.empty()) throw flowlab::ParamError(kOwner, "dir", "is required (a folder of images)");
-    if (size < 0 || size > 4096) throw flowlab::ParamError(kOwner, "size", fmt::format("must be in 0..4096, got {}", size));
+    if (size < 0 || size > 4096)
+      throw flowlab::ParamError(kOwner, "size", fmt::format("must be in 0..4096, got {}", size));
     if (fit != "crop" && fit != "resize")
       throw flowlab::ParamError(kOwner, "fit", fmt::format("is '{}'; valid: crop, resize", fit));
     if (color != "auto" && color != "gray" && color != "rgb")
@@ -95,7 +100,8 @@ class ImageFolder final : public flowlab::importers::LoadedArray {
     if (!class_names.empty() && !top.empty())
       throw flowlab::Error(fmt::format(
           "{}: '{}' has images both at its top level ('{}') and in class subfolders ('{}'); put every image in a "
-          "class folder, or none", kOwner, opt_.dir, top.front().filename().string(), class_names.front()));
+          "class folder, or none",
+          kOwner, opt_.dir, top.front().filename().string(), class_names.front()));
     if (class_names.empty()) files = top;
     if (files.empty())
       throw flowlab::Error(fmt::format("{}: '{}' has no images ({} files, at its top level or in class subfolders)",
@@ -113,8 +119,7 @@ class ImageFolder final : public flowlab::importers::LoadedArray {
     });
     rethrow_first(errors);
     int channels = opt_.color == "gray" ? 1 : 3;
-    if (opt_.color == "auto")
-      channels = std::all_of(comp.begin(), comp.end(), [](int c) { return c <= 2; }) ? 1 : 3;
+    if (opt_.color == "auto") channels = std::all_of(comp.begin(), comp.end(), [](int c) { return c <= 2; }) ? 1 : 3;
     int64_t out_h = opt_.size, out_w = opt_.size;
     if (opt_.size == 0) {
       out_h = h[0], out_w = w[0];
@@ -122,7 +127,8 @@ class ImageFolder final : public flowlab::importers::LoadedArray {
         if (w[i] != w[0] || h[i] != h[0])
           throw flowlab::Error(fmt::format(
               "{}: '{}': mixed image sizes: '{}' is {}x{}, '{}' is {}x{} (width x height); set parameter 'size' to "
-              "resize them all", kOwner, opt_.dir, files[0].string(), w[0], h[0], files[i].string(), w[i], h[i]));
+              "resize them all",
+              kOwner, opt_.dir, files[0].string(), w[0], h[0], files[i].string(), w[i], h[i]));
     }
 
     // decode into [N, C, H, W] uint8
@@ -182,12 +188,13 @@ class ImageFolder final : public flowlab::importers::LoadedArray {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(dataset, image_folder, ImageFolder, "1.0.0",
-               "a folder of PNG/JPEG images (labels from class subfolders; 20% held out), scaled to [-1, 1]",
-               FLOWLAB_PARAM(dir, string, "", "the folder: class subfolders of images, or images at its top level")
-               FLOWLAB_PARAM(size, int, "0", "output side S (S x S); 0 keeps the stored size and refuses mixed sizes")
-               FLOWLAB_PARAM(fit, enum(crop|resize), "crop",
-                             "with size: crop (centre square, then resize) or resize (stretch the whole image)")
-               FLOWLAB_PARAM(color, enum(auto|gray|rgb), "auto",
-                             "channels: gray (1), rgb (3), or auto (gray when every file is gray, else rgb)")
-               FLOWLAB_PARAM(holdout, float, "0.2", "fraction held out for reference() (seeded, fixed)"))
+FLOWLAB_PLUGIN(
+    dataset, image_folder, ImageFolder, "1.0.0",
+    "a folder of PNG/JPEG images (labels from class subfolders; 20% held out), scaled to [-1, 1]",
+    FLOWLAB_PARAM(dir, string, "", "the folder: class subfolders of images, or images at its top level")
+        FLOWLAB_PARAM(size, int, "0", "output side S (S x S); 0 keeps the stored size and refuses mixed sizes")
+            FLOWLAB_PARAM(fit, enum(crop | resize), "crop",
+                          "with size: crop (centre square, then resize) or resize (stretch the whole image)")
+                FLOWLAB_PARAM(color, enum(auto | gray | rgb), "auto",
+                              "channels: gray (1), rgb (3), or auto (gray when every file is gray, else rgb)")
+                    FLOWLAB_PARAM(holdout, float, "0.2", "fraction held out for reference() (seeded, fixed)"))

@@ -64,7 +64,9 @@ class LoadedArray : public Dataset {
   }
   int64_t num_classes() const override { return num_classes_; }
   int64_t size() const override { return train_.size(0); }
-  Batch take(const Tensor& idx, const at::TensorOptions& o) const override { return rows(train_, train_labels_, idx, o); }
+  Batch take(const Tensor& idx, const at::TensorOptions& o) const override {
+    return rows(train_, train_labels_, idx, o);
+  }
   Batch sample(int64_t n, const at::TensorOptions& o) const override {
     return take(at::randint(size(), {n}, at::kLong), o);
   }
@@ -93,11 +95,12 @@ class LoadedArray : public Dataset {
     if (integer && x.scalar_type() != at::kByte) x = x.to(at::kDouble);
     const int64_t n = x.size(0);
     if (n < 2)
-      throw Error(fmt::format("{}: '{}' has {} sample(s); at least 2 are needed (a part is held out)", owner_, where, n));
+      throw Error(
+          fmt::format("{}: '{}' has {} sample(s); at least 2 are needed (a part is held out)", owner_, where, n));
     if (labels.defined()) {
       if (!at::isIntegralType(labels.scalar_type(), /*includeBool=*/true))
-        throw Error(fmt::format("{}: '{}': labels must be integers, not {}", owner_, where,
-                                dtype_name(labels.scalar_type())));
+        throw Error(
+            fmt::format("{}: '{}': labels must be integers, not {}", owner_, where, dtype_name(labels.scalar_type())));
       if (labels.dim() != 1 || labels.size(0) != n)
         throw Error(fmt::format("{}: '{}': labels have shape [{}], expected [{}] (one per sample)", owner_, where,
                                 fmt::join(labels.sizes(), ", "), n));
@@ -123,8 +126,7 @@ class LoadedArray : public Dataset {
       const Tensor t = train_.to(at::kDouble);
       sub_ = t.mean().item<double>(), div_ = std::max(t.std().item<double>(), 1e-12);
     } else if (normalize != "none") {
-      throw ParamError(owner_, "normalize",
-                       fmt::format("is '{}'; valid: auto, none, scale, standardize", normalize));
+      throw ParamError(owner_, "normalize", fmt::format("is '{}'; valid: auto, none, scale, standardize", normalize));
     }
     step_ = bytes || integer ? 1 / div_ : 0.0;
     const int64_t memory = (train_.numel() + heldout_.numel()) * x.element_size() + (labels.defined() ? n * 8 : 0);

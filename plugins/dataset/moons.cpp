@@ -31,7 +31,8 @@ struct MoonsOptions {
     if (torchcfm && noise != 0.05)
       throw flowlab::ParamError(p.owner(), "noise",
                                 fmt::format("is fixed by preset torchcfm (one uniform shift in [0, 0.2) per point, "
-                                            "on both coordinates, before the x3); leave it unset (got {})", noise));
+                                            "on both coordinates, before the x3); leave it unset (got {})",
+                                            noise));
   }
 };
 
@@ -72,7 +73,7 @@ class Moons final : public flowlab::Dataset {
 }  // namespace
 
 FLOWLAB_PLUGIN(dataset, moons, Moons, "1.1.0", "two interleaving half circles (sklearn make_moons), centred",
-               FLOWLAB_PARAM(noise, float, "0.05", "standard deviation of the added noise")
-               FLOWLAB_PARAM(preset, enum(none|torchcfm), "none",
-                             "torchcfm: TorchCFM's sample_moons (torchdyn's angle grids per batch, a uniform shift, "
-                             "x3 - 1); none: random angles, Gaussian noise, centred"))
+               FLOWLAB_PARAM(noise, float, "0.05", "standard deviation of the added noise") FLOWLAB_PARAM(
+                   preset, enum(none | torchcfm), "none",
+                   "torchcfm: TorchCFM's sample_moons (torchdyn's angle grids per batch, a uniform shift, "
+                   "x3 - 1); none: random angles, Gaussian noise, centred"))

@@ -13,7 +13,8 @@ struct RingOptions {
   int64_t modes;  ///< number of Gaussians on the ring
   double radius;  ///< ring radius
   double std;     ///< standard deviation of each Gaussian
-  explicit RingOptions(const flowlab::Params& p) : modes(p.integer("modes")), radius(p.real("radius")), std(p.real("std")) {
+  explicit RingOptions(const flowlab::Params& p)
+      : modes(p.integer("modes")), radius(p.real("radius")), std(p.real("std")) {
     if (modes <= 0) throw flowlab::ParamError(p.owner(), "modes", fmt::format("must be > 0, got {}", modes));
     if (!(radius >= 0)) throw flowlab::ParamError(p.owner(), "radius", fmt::format("must be >= 0, got {}", radius));
     if (!(std >= 0)) throw flowlab::ParamError(p.owner(), "std", fmt::format("must be >= 0, got {}", std));
@@ -44,6 +45,5 @@ class RingGaussians final : public flowlab::Dataset {
 }  // namespace
 
 FLOWLAB_PLUGIN(dataset, ring_gaussians, RingGaussians, "1.0.0", "Gaussians evenly spaced on a ring",
-               FLOWLAB_PARAM(modes, int, "8", "number of Gaussians")
-               FLOWLAB_PARAM(radius, float, "4", "ring radius")
-               FLOWLAB_PARAM(std, float, "0.3", "standard deviation of each Gaussian"))
+               FLOWLAB_PARAM(modes, int, "8", "number of Gaussians") FLOWLAB_PARAM(radius, float, "4", "ring radius")
+                   FLOWLAB_PARAM(std, float, "0.3", "standard deviation of each Gaussian"))

@@ -28,7 +28,10 @@ struct TabularOptions {
   std::string normalize;  ///< none, scale ([-1, 1] per column) or standardize (default standardize)
   std::string layout;     ///< N-D HDF5 only: keep, channels_last ([N, H, W, C]) or add_channel ([N, H, W])
   explicit TabularOptions(const flowlab::Params& p)
-      : file(p.str("file")), dataset(p.str("dataset")), log1p(p.boolean("log1p")), normalize(p.str("normalize")),
+      : file(p.str("file")),
+        dataset(p.str("dataset")),
+        log1p(p.boolean("log1p")),
+        normalize(p.str("normalize")),
         layout(p.str("layout")) {
     if (file.empty()) throw flowlab::ParamError("dataset/tabular", "file", "is required (an .h5/.hdf5 or .csv file)");
   }
@@ -47,7 +50,8 @@ at::Tensor read_hdf5(const std::string& file, const std::string& name, bool& byt
   const hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
   if (d < 0) {
     H5Fclose(f);
-    throw flowlab::Error(fmt::format("dataset/tabular: '{}' has no dataset '{}' (set parameter 'dataset')", file, name));
+    throw flowlab::Error(
+        fmt::format("dataset/tabular: '{}' has no dataset '{}' (set parameter 'dataset')", file, name));
   }
   const hid_t space = H5Dget_space(d);
   const hid_t type = H5Dget_type(d);
@@ -67,8 +71,8 @@ at::Tensor read_hdf5(const std::string& file, const std::string& name, bool& byt
   }
   H5Tclose(type), H5Sclose(space), H5Dclose(d), H5Fclose(f);
   if (rank < 1)
-    throw flowlab::Error(fmt::format("dataset/tabular: '{}:{}' is a scalar; expected a table or an array of samples",
-                                     file, name));
+    throw flowlab::Error(
+        fmt::format("dataset/tabular: '{}:{}' is a scalar; expected a table or an array of samples", file, name));
   if (status < 0) throw flowlab::Error(fmt::format("dataset/tabular: cannot read '{}:{}' as numbers", file, name));
   return out;
 }
@@ -97,7 +101,8 @@ at::Tensor read_csv(const std::string& file) {
       throw flowlab::Error(fmt::format("dataset/tabular: {}:{}: non-numeric value in '{}'", file, line_no, line));
     }
     if (cols >= 0 && static_cast<int64_t>(row.size()) != cols)
-      throw flowlab::Error(fmt::format("dataset/tabular: {}:{}: {} columns, expected {}", file, line_no, row.size(), cols));
+      throw flowlab::Error(
+          fmt::format("dataset/tabular: {}:{}: {} columns, expected {}", file, line_no, row.size(), cols));
     cols = static_cast<int64_t>(row.size());
     values.insert(values.end(), row.begin(), row.end());
     ++rows;
@@ -115,27 +120,30 @@ class Tabular final : public flowlab::Dataset {
                        : read_csv(opt_.file);
     const bool samples = x.dim() > 2;  // N-D: images and other arrays of samples
     if (!samples && opt_.layout != "keep")
-      throw flowlab::ParamError("dataset/tabular", "layout",
-                                fmt::format("is '{}', which applies only to HDF5 datasets of 3 or more dimensions; '{}' is a 2-D table",
-                                            opt_.layout, opt_.file));
+      throw flowlab::ParamError(
+          "dataset/tabular", "layout",
+          fmt::format("is '{}', which applies only to HDF5 datasets of 3 or more dimensions; '{}' is a 2-D table",
+                      opt_.layout, opt_.file));
     if (opt_.layout == "channels_last") {
       if (x.dim() != 4)
-        throw flowlab::ParamError("dataset/tabular", "layout",
-                                  fmt::format("is channels_last, which needs a 4-D dataset [N, H, W, C]; '{}:{}' has {} dimensions",
-                                              opt_.file, opt_.dataset, x.dim()));
+        throw flowlab::ParamError(
+            "dataset/tabular", "layout",
+            fmt::format("is channels_last, which needs a 4-D dataset [N, H, W, C]; '{}:{}' has {} dimensions",
+                        opt_.file, opt_.dataset, x.dim()));
       x = x.permute({0, 3, 1, 2}).contiguous();
     } else if (opt_.layout == "add_channel") {
       x = x.unsqueeze(1);
     }
     if (opt_.log1p) {
       if ((x <= -1).any().item<bool>())
-        throw flowlab::ParamError("dataset/tabular", "log1p", fmt::format("needs values > -1, but '{}' has some", opt_.file));
+        throw flowlab::ParamError("dataset/tabular", "log1p",
+                                  fmt::format("needs values > -1, but '{}' has some", opt_.file));
       x = at::log1p(x);
     }
     const int64_t n = x.size(0);
     if (n < 2)
-      throw flowlab::Error(fmt::format("dataset/tabular: '{}' has {} row; at least 2 are needed (20% are held out)",
-                                       opt_.file, n));
+      throw flowlab::Error(
+          fmt::format("dataset/tabular: '{}' has {} row; at least 2 are needed (20% are held out)", opt_.file, n));
     const auto [train_rows, heldout_rows] = flowlab::holdout_split(n);
     const at::Tensor train = x.index_select(0, train_rows);
     if (samples) {
@@ -169,9 +177,7 @@ class Tabular final : public flowlab::Dataset {
   }
   double quantization_step() const override { return step_; }
   int64_t size() const override { return table_.size(0); }
-  flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override {
-    return rows(table_, idx, o);
-  }
+  flowlab::Batch take(const at::Tensor& idx, const at::TensorOptions& o) const override { return rows(table_, idx, o); }
   flowlab::Batch sample(int64_t n, const at::TensorOptions& o) const override {
     return take(at::randint(size(), {n}, at::kLong), o);
   }
@@ -195,14 +201,15 @@ class Tabular final : public flowlab::Dataset {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(dataset, tabular, Tabular, "2.1.0",
-               "rows of an HDF5 dataset (2-D tables or N-D arrays of samples) or CSV file (20% held out), with "
-               "log1p/scaling",
-               FLOWLAB_PARAM(file, string, "", "an .h5/.hdf5 file or a numeric .csv (or .csv.gz)")
-               FLOWLAB_PARAM(dataset, string, "/data", "the HDF5 dataset to read (2-D, or N-D samples [N, ...])")
-               FLOWLAB_PARAM(log1p, bool, "false", "apply log(1 + x) first")
-               FLOWLAB_PARAM(normalize, enum(none|scale|standardize), "standardize",
-                             "per column (N-D: over all values): none, scale to [-1, 1], or mean 0 / std 1")
-               FLOWLAB_PARAM(layout, enum(keep|channels_last|add_channel), "keep",
-                             "N-D HDF5 only: keep; channels_last: [N, H, W, C] to [N, C, H, W]; add_channel: "
-                             "[N, H, W] to [N, 1, H, W]"))
+FLOWLAB_PLUGIN(
+    dataset, tabular, Tabular, "2.1.0",
+    "rows of an HDF5 dataset (2-D tables or N-D arrays of samples) or CSV file (20% held out), with "
+    "log1p/scaling",
+    FLOWLAB_PARAM(file, string, "", "an .h5/.hdf5 file or a numeric .csv (or .csv.gz)")
+        FLOWLAB_PARAM(dataset, string, "/data", "the HDF5 dataset to read (2-D, or N-D samples [N, ...])")
+            FLOWLAB_PARAM(log1p, bool, "false", "apply log(1 + x) first")
+                FLOWLAB_PARAM(normalize, enum(none | scale | standardize), "standardize",
+                              "per column (N-D: over all values): none, scale to [-1, 1], or mean 0 / std 1")
+                    FLOWLAB_PARAM(layout, enum(keep | channels_last | add_channel), "keep",
+                                  "N-D HDF5 only: keep; channels_last: [N, H, W, C] to [N, C, H, W]; add_channel: "
+                                  "[N, H, W] to [N, 1, H, W]"))

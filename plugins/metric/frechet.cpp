@@ -52,8 +52,8 @@ class FrechetMetric final : public flowlab::Metric {
     mu_ = flowlab::npy::read_npz(kOwner, opt_.stats, "mu");
     sigma_ = flowlab::npy::read_npz(kOwner, opt_.stats, "sigma");
     if (!at::isFloatingType(mu_.scalar_type()) || !at::isFloatingType(sigma_.scalar_type()))
-      throw flowlab::Error(fmt::format("{}: '{}': mu and sigma must be floating point (float64 in pytorch-fid's layout)",
-                                       kOwner, opt_.stats));
+      throw flowlab::Error(fmt::format(
+          "{}: '{}': mu and sigma must be floating point (float64 in pytorch-fid's layout)", kOwner, opt_.stats));
     mu_ = mu_.to(at::kDouble).flatten();
     sigma_ = sigma_.to(at::kDouble);
     const int64_t d = mu_.size(0);
@@ -63,7 +63,8 @@ class FrechetMetric final : public flowlab::Metric {
   }
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
     const at::Tensor a = samples.flatten(1).to(at::kCPU, at::kDouble);
-    if (a.size(0) < 2) throw flowlab::Error("metric/frechet: needs at least 2 samples on each side, with the same dimension");
+    if (a.size(0) < 2)
+      throw flowlab::Error("metric/frechet: needs at least 2 samples on each side, with the same dimension");
     const auto [mu_a, ca] = fit(a);
     at::Tensor mu_b = mu_, cb = sigma_;
     if (opt_.stats.empty()) {
@@ -72,8 +73,9 @@ class FrechetMetric final : public flowlab::Metric {
         throw flowlab::Error("metric/frechet: needs at least 2 samples on each side, with the same dimension");
       std::tie(mu_b, cb) = fit(b);
     } else if (a.size(1) != mu_.size(0)) {
-      throw flowlab::Error(fmt::format("{}: the samples have dimension {} (after `features`), the statistics in '{}' {}",
-                                       kOwner, a.size(1), opt_.stats, mu_.size(0)));
+      throw flowlab::Error(
+          fmt::format("{}: the samples have dimension {} (after `features`), the statistics in '{}' {}", kOwner,
+                      a.size(1), opt_.stats, mu_.size(0)));
     }
     if (!opt_.save_stats.empty()) flowlab::npy::write_npz(kOwner, opt_.save_stats, {{"mu", mu_a}, {"sigma", ca}});
     if (!opt_.save_reference_stats.empty())
@@ -90,14 +92,15 @@ class FrechetMetric final : public flowlab::Metric {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(metric, frechet, FrechetMetric, "1.1.0", "Frechet distance of Gaussian fits in data space (FID formula)",
-               FLOWLAB_PARAM(features, string, "raw",
-                             "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
-                             "before compute()")
-               FLOWLAB_PARAM(stats, string, "",
-                             "reference statistics: an .npz with mu [D] and sigma [D, D] (pytorch-fid/clean-fid "
-                             "layout, float64) used instead of the reference samples' fit; empty: fit the reference")
-               FLOWLAB_PARAM(save_stats, string, "",
-                             "write the samples' mu and sigma (after features) to this .npz at each compute")
-               FLOWLAB_PARAM(save_reference_stats, string, "",
-                             "write the reference side's mu and sigma to this .npz at each compute"))
+FLOWLAB_PLUGIN(
+    metric, frechet, FrechetMetric, "1.1.0", "Frechet distance of Gaussian fits in data space (FID formula)",
+    FLOWLAB_PARAM(features, string, "raw",
+                  "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
+                  "before compute()")
+        FLOWLAB_PARAM(stats, string, "",
+                      "reference statistics: an .npz with mu [D] and sigma [D, D] (pytorch-fid/clean-fid "
+                      "layout, float64) used instead of the reference samples' fit; empty: fit the reference")
+            FLOWLAB_PARAM(save_stats, string, "",
+                          "write the samples' mu and sigma (after features) to this .npz at each compute")
+                FLOWLAB_PARAM(save_reference_stats, string, "",
+                              "write the reference side's mu and sigma to this .npz at each compute"))

@@ -2,12 +2,12 @@
 // generated set {x_i} (N points) and the reference {y_j} (M points), rows flattened to vectors of D features, with
 // the cubic polynomial kernel
 //   k(x, y) = (x . y / D + 1)^3,
-// estimated by 1/(n (n-1)) sum_{i != i'} k(x_i, x_i') + 1/(m (m-1)) sum_{j != j'} k(y_j, y_j') - 2/(n m) sum_ij k(x_i, y_j).
-// With subsets = S > 0 (default 100, with subset_size 1000, as in the paper's code, torch-fidelity and clean-fid),
-// the value is the mean of that estimate over S pairs of subsets of min(subset_size, N, M) points drawn without
-// replacement from each set (a generator seeded with `seed`; the global RNG is untouched); with subsets = 0 it is
-// the estimate on the full sets (also used when both sets have at most subset_size points). KID is usually reported on Inception features (features: torchscript:PATH) and
-// often multiplied by 1000; this plugin reports MMD^2 itself.
+// estimated by 1/(n (n-1)) sum_{i != i'} k(x_i, x_i') + 1/(m (m-1)) sum_{j != j'} k(y_j, y_j') - 2/(n m) sum_ij k(x_i,
+// y_j). With subsets = S > 0 (default 100, with subset_size 1000, as in the paper's code, torch-fidelity and
+// clean-fid), the value is the mean of that estimate over S pairs of subsets of min(subset_size, N, M) points drawn
+// without replacement from each set (a generator seeded with `seed`; the global RNG is untouched); with subsets = 0 it
+// is the estimate on the full sets (also used when both sets have at most subset_size points). KID is usually reported
+// on Inception features (features: torchscript:PATH) and often multiplied by 1000; this plugin reports MMD^2 itself.
 // Bias: none. Each subset estimate is unbiased for MMD^2 (U-statistics within sets, the mean over all pairs across
 // independent sets), so is their mean; it can be slightly negative for equal distributions. On identical sets
 // (not independent) the full-set value is 2/N (mean off-diagonal k - mean k(x, x)) = O(1/N), < 0.
@@ -66,11 +66,12 @@ class KidMetric final : public flowlab::Metric {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(metric, kid, KidMetric, "1.0.0",
-               "kernel inception distance: unbiased MMD^2 with the cubic polynomial kernel (x.y/D + 1)^3",
-               FLOWLAB_PARAM(subsets, int, "100", "subset pairs averaged (0: the full sets, once)")
-               FLOWLAB_PARAM(subset_size, int, "1000", "points per subset, capped at the smaller set")
-               FLOWLAB_PARAM(seed, int, "0", "seed of the subset draws (the global RNG is not used)")
-               FLOWLAB_PARAM(features, string, "raw",
-                             "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
-                             "before compute()"))
+FLOWLAB_PLUGIN(
+    metric, kid, KidMetric, "1.0.0",
+    "kernel inception distance: unbiased MMD^2 with the cubic polynomial kernel (x.y/D + 1)^3",
+    FLOWLAB_PARAM(subsets, int, "100", "subset pairs averaged (0: the full sets, once)")
+        FLOWLAB_PARAM(subset_size, int, "1000", "points per subset, capped at the smaller set")
+            FLOWLAB_PARAM(seed, int, "0", "seed of the subset draws (the global RNG is not used)")
+                FLOWLAB_PARAM(features, string, "raw",
+                              "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
+                              "before compute()"))

@@ -71,13 +71,14 @@ class RbfMmd final : public flowlab::Metric {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(metric, mmd, RbfMmd, "1.0.0", "unbiased MMD^2 with a sum of RBF kernels at several bandwidths",
-               FLOWLAB_PARAM(bandwidths, float_list, "0.25,0.5,1,2,4",
-                             "RBF bandwidths h in exp(-|x-y|^2 / 2h^2), summed; multiples of the reference's median "
-                             "pairwise distance unless bandwidth_unit is absolute")
-               FLOWLAB_PARAM(bandwidth_unit, enum(median|absolute), "median",
-                             "median: bandwidths are multiples of the reference's median pairwise distance (first "
-                             "2000 points); absolute: bandwidths are used as given")
-               FLOWLAB_PARAM(features, string, "raw",
-                             "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
-                             "before compute()"))
+FLOWLAB_PLUGIN(
+    metric, mmd, RbfMmd, "1.0.0", "unbiased MMD^2 with a sum of RBF kernels at several bandwidths",
+    FLOWLAB_PARAM(bandwidths, float_list, "0.25,0.5,1,2,4",
+                  "RBF bandwidths h in exp(-|x-y|^2 / 2h^2), summed; multiples of the reference's median "
+                  "pairwise distance unless bandwidth_unit is absolute")
+        FLOWLAB_PARAM(bandwidth_unit, enum(median | absolute), "median",
+                      "median: bandwidths are multiples of the reference's median pairwise distance (first "
+                      "2000 points); absolute: bandwidths are used as given")
+            FLOWLAB_PARAM(features, string, "raw",
+                          "raw, builtin:digits, builtin:fashion_mnist or torchscript:PATH; applied by the engine "
+                          "before compute()"))

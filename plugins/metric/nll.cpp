@@ -30,9 +30,15 @@ struct NllOptions {
   int64_t samples;        ///< reference samples used (0: all)
   int64_t seed;           ///< seeds the probes and the dequantization noise
   explicit NllOptions(const flowlab::Params& p)
-      : solver(p.str("solver")), rtol(p.real("rtol")), atol(p.real("atol")), steps(p.integer("steps")),
-        exact_max_dim(p.integer("exact_max_dim")), probes(p.integer("probes")), probe(p.str("probe")),
-        samples(p.integer("samples")), seed(p.integer("seed")) {
+      : solver(p.str("solver")),
+        rtol(p.real("rtol")),
+        atol(p.real("atol")),
+        steps(p.integer("steps")),
+        exact_max_dim(p.integer("exact_max_dim")),
+        probes(p.integer("probes")),
+        probe(p.str("probe")),
+        samples(p.integer("samples")),
+        seed(p.integer("seed")) {
     if (probes < 1) throw flowlab::ParamError(p.owner(), "probes", fmt::format("must be >= 1, got {}", probes));
     if (exact_max_dim < 0)
       throw flowlab::ParamError(p.owner(), "exact_max_dim", fmt::format("must be >= 0, got {}", exact_max_dim));
@@ -47,10 +53,8 @@ class NllMetric final : public flowlab::ModelMetric {
   double compute_model(const flowlab::ModelAccess& m, const flowlab::Tensor& reference) const override {
     auto solver = m.make_solver(opt_.solver, flowlab::Params());
     flowlab::Params sp;
-    if (solver->adaptive())
-      sp.set("rtol", opt_.rtol).set("atol", opt_.atol);
-    else
-      sp.set("steps", opt_.steps);
+    if (solver->adaptive()) sp.set("rtol", opt_.rtol).set("atol", opt_.atol);
+    else sp.set("steps", opt_.steps);
     solver = m.make_solver(opt_.solver, sp);
     const int64_t n = opt_.samples > 0 ? std::min(opt_.samples, reference.size(0)) : reference.size(0);
     flowlab::Tensor x = reference.narrow(0, 0, n);
@@ -68,7 +72,8 @@ class NllMetric final : public flowlab::ModelMetric {
     const double nll = -r.log_p.mean().item<double>();
     if (!std::isfinite(nll))
       throw flowlab::Error(fmt::format("{}: the log-likelihood is not finite ({}): the backward solve left the noise's "
-                                       "support or diverged", owner_, -nll));
+                                       "support or diverged",
+                                       owner_, -nll));
     return delta > 0 ? (nll - double(d) * std::log(delta)) / (double(d) * std::log(2.0)) : nll;
   }
 
@@ -89,11 +94,14 @@ class NllMetric final : public flowlab::ModelMetric {
 
 FLOWLAB_PLUGIN(metric, nll, NllMetric, "1.0.0", "negative log-likelihood of held-out data (nats, or bits/dim)",
                FLOWLAB_PARAM(solver, string, "dopri5", "solver of the backward integration")
-               FLOWLAB_PARAM(rtol, float, "1e-5", "relative tolerance (adaptive solvers)")
-               FLOWLAB_PARAM(atol, float, "1e-5", "absolute tolerance (adaptive solvers)")
-               FLOWLAB_PARAM(steps, int, "100", "steps (fixed-step solvers)")
-               FLOWLAB_PARAM(exact_max_dim, int, "16", "exact divergence up to this many dimensions, Hutchinson above")
-               FLOWLAB_PARAM(probes, int, "1", "Hutchinson probes per sample")
-               FLOWLAB_PARAM(probe, enum(rademacher|gaussian), "rademacher", "Hutchinson probe distribution")
-               FLOWLAB_PARAM(samples, int, "0", "reference samples used (0: all)")
-               FLOWLAB_PARAM(seed, int, "0", "seed of the probes and the dequantization noise"))
+                   FLOWLAB_PARAM(rtol, float, "1e-5", "relative tolerance (adaptive solvers)")
+                       FLOWLAB_PARAM(atol, float, "1e-5", "absolute tolerance (adaptive solvers)")
+                           FLOWLAB_PARAM(steps, int, "100", "steps (fixed-step solvers)")
+                               FLOWLAB_PARAM(exact_max_dim, int, "16",
+                                             "exact divergence up to this many dimensions, Hutchinson above")
+                                   FLOWLAB_PARAM(probes, int, "1", "Hutchinson probes per sample")
+                                       FLOWLAB_PARAM(probe, enum(rademacher | gaussian), "rademacher",
+                                                     "Hutchinson probe distribution")
+                                           FLOWLAB_PARAM(samples, int, "0", "reference samples used (0: all)")
+                                               FLOWLAB_PARAM(seed, int, "0",
+                                                             "seed of the probes and the dequantization noise"))

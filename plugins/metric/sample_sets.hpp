@@ -29,9 +29,9 @@ inline at::Tensor points(const at::Tensor& x, const std::string& plugin, const c
     throw Error(fmt::format("{}: the {} must be floating point, got {}", plugin, which,
                             std::string(c10::toString(x.scalar_type()))));
   const at::Tensor p = x.dim() == 1 ? x.reshape({x.size(0), 1}) : x.flatten(1);
-  if (p.size(0) > 0 && p.size(1) == 0) throw Error(fmt::format("{}: the {} have zero features per point", plugin, which));
-  if (!at::isfinite(p).all().item<bool>())
-    throw Error(fmt::format("{}: the {} contain NaN or Inf", plugin, which));
+  if (p.size(0) > 0 && p.size(1) == 0)
+    throw Error(fmt::format("{}: the {} have zero features per point", plugin, which));
+  if (!at::isfinite(p).all().item<bool>()) throw Error(fmt::format("{}: the {} contain NaN or Inf", plugin, which));
   return p.to(at::kDouble).contiguous();
 }
 

@@ -81,4 +81,4 @@ class SlicedWasserstein final : public flowlab::Metric {
 FLOWLAB_PLUGIN(metric, sliced_wasserstein, SlicedWasserstein, "1.0.0",
                "sliced 2-Wasserstein distance: random 1D projections, exact quantile matching",
                FLOWLAB_PARAM(projections, int, "256", "number of random unit directions")
-               FLOWLAB_PARAM(seed, int, "0", "seed of the directions (the global RNG is not used)"))
+                   FLOWLAB_PARAM(seed, int, "0", "seed of the directions (the global RNG is not used)"))

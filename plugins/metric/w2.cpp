@@ -79,5 +79,6 @@ class W2Metric final : public flowlab::Metric {
 }  // namespace
 
 FLOWLAB_PLUGIN(metric, w2, W2Metric, "1.0.0", "exact 2-Wasserstein distance (optimal transport, LEMON network simplex)",
-               FLOWLAB_PARAM(max_points, int, "5000", "largest set (N or M) accepted; above it the metric fails with a "
-                                                      "message (subsample, or use sliced_wasserstein)"))
+               FLOWLAB_PARAM(max_points, int, "5000",
+                             "largest set (N or M) accepted; above it the metric fails with a "
+                             "message (subsample, or use sliced_wasserstein)"))

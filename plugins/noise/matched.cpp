@@ -23,11 +23,13 @@ class MatchedNoise final : public flowlab::Noise {
     std_ = opt_.per_feature ? data.std(0).unsqueeze(0) : data.std();
   }
   flowlab::Tensor sample(at::IntArrayRef shape, const at::TensorOptions& o) const override {
-    if (!std_.defined()) throw flowlab::Error(fmt::format("{}: sample() before fit(): the data's std is not estimated", owner_));
+    if (!std_.defined())
+      throw flowlab::Error(fmt::format("{}: sample() before fit(): the data's std is not estimated", owner_));
     return at::randn(shape, o) * std_.to(o.device(), o.dtype());
   }
   flowlab::Tensor log_prob(const flowlab::Tensor& x) const override {
-    if (!std_.defined()) throw flowlab::Error(fmt::format("{}: log_prob() before fit(): the data's std is not estimated", owner_));
+    if (!std_.defined())
+      throw flowlab::Error(fmt::format("{}: log_prob() before fit(): the data's std is not estimated", owner_));
     const flowlab::Tensor s = std_.to(x.device(), at::kDouble).expand_as(x.select(0, 0).unsqueeze(0));
     const flowlab::Tensor z = (x.to(at::kDouble) / s).flatten(1);
     const double d = double(z.size(1));

@@ -27,7 +27,8 @@ class UniformNoise final : public flowlab::Noise {
   flowlab::Tensor log_prob(const flowlab::Tensor& x) const override {
     const flowlab::Tensor flat = x.to(at::kDouble).flatten(1);
     const flowlab::Tensor inside = ((flat >= opt_.low) & (flat < opt_.high)).all(1);
-    return at::where(inside, at::full({flat.size(0)}, -double(flat.size(1)) * std::log(opt_.high - opt_.low), flat.options()),
+    return at::where(inside,
+                     at::full({flat.size(0)}, -double(flat.size(1)) * std::log(opt_.high - opt_.low), flat.options()),
                      at::full({flat.size(0)}, -std::numeric_limits<double>::infinity(), flat.options()));
   }
 
@@ -38,5 +39,4 @@ class UniformNoise final : public flowlab::Noise {
 }  // namespace
 
 FLOWLAB_PLUGIN(noise, uniform, UniformNoise, "1.0.0", "x0 ~ U[low, high)^D",
-               FLOWLAB_PARAM(low, float, "-1", "lower bound")
-               FLOWLAB_PARAM(high, float, "1", "upper bound, > low"))
+               FLOWLAB_PARAM(low, float, "-1", "lower bound") FLOWLAB_PARAM(high, float, "1", "upper bound, > low"))

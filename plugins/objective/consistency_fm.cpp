@@ -31,7 +31,8 @@ struct ConsistencyFmOptions {
   explicit ConsistencyFmOptions(const flowlab::Params& p)
       : segments(p.integer("segments")), delta(p.real("delta")), alpha(p.real("alpha")), boundary(p.real("boundary")) {
     if (segments < 1) throw flowlab::ParamError(p.owner(), "segments", fmt::format("must be >= 1, got {}", segments));
-    if (!(delta > 0 && delta < 1)) throw flowlab::ParamError(p.owner(), "delta", fmt::format("must be in (0, 1), got {}", delta));
+    if (!(delta > 0 && delta < 1))
+      throw flowlab::ParamError(p.owner(), "delta", fmt::format("must be in (0, 1), got {}", delta));
     if (!(alpha >= 0)) throw flowlab::ParamError(p.owner(), "alpha", fmt::format("must be >= 0, got {}", alpha));
     if (!(boundary >= 0 && boundary <= 1))
       throw flowlab::ParamError(p.owner(), "boundary", fmt::format("must be in [0, 1], got {}", boundary));
@@ -58,7 +59,8 @@ class ConsistencyFm final : public flowlab::Objective {
     d.t = t;
     d.xt = s.xt;
     d.target = s.ut;
-    d.more = {ctx.path->sample(x0, x1, r, eps).xt, r, end, ctx.path->sample(x0, x1, ctx.path->clamp_to_domain(end), eps).xt};
+    d.more = {ctx.path->sample(x0, x1, r, eps).xt, r, end,
+              ctx.path->sample(x0, x1, ctx.path->clamp_to_domain(end), eps).xt};
     return d;
   }
 
@@ -91,6 +93,7 @@ class ConsistencyFm final : public flowlab::Objective {
 FLOWLAB_PLUGIN(objective, consistency_fm, ConsistencyFm, "1.0.0",
                "consistency flow matching: velocity consistency between t and t + delta over K segments",
                FLOWLAB_PARAM(segments, int, "2", "K: segments of [0, 1], each with its own end point")
-               FLOWLAB_PARAM(delta, float, "0.001", "time between the two estimates")
-               FLOWLAB_PARAM(alpha, float, "1e-05", "weight of the velocity-consistency term")
-               FLOWLAB_PARAM(boundary, float, "0.9", "rows with t + delta >= boundary regress on the path's point at the segment end"))
+                   FLOWLAB_PARAM(delta, float, "0.001", "time between the two estimates")
+                       FLOWLAB_PARAM(alpha, float, "1e-05", "weight of the velocity-consistency term") FLOWLAB_PARAM(
+                           boundary, float, "0.9",
+                           "rows with t + delta >= boundary regress on the path's point at the segment end"))

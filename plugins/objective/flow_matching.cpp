@@ -29,7 +29,8 @@ class FlowMatching final : public flowlab::Objective {
                                 "must name a feature net for loss feature_huber (builtin:digits, builtin:fashion_mnist "
                                 "or torchscript:PATH)");
     if (loss_ != "feature_huber" && !features_.empty())
-      throw flowlab::ParamError(owner_, "features", fmt::format("only loss feature_huber uses features, and loss is {}", loss_));
+      throw flowlab::ParamError(owner_, "features",
+                                fmt::format("only loss feature_huber uses features, and loss is {}", loss_));
   }
   std::string features() const override { return features_; }
   double calls_per_row() const override { return 1; }
@@ -74,9 +75,12 @@ class FlowMatching final : public flowlab::Objective {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(objective, flow_matching, FlowMatching, "1.0.0",
-               "regress v(x_t, t) on the path's velocity u_t (squared error, pseudo-Huber or feature-Huber), weighted by w(t)",
-               FLOWLAB_PARAM(loss, enum(l2|pseudo_huber|feature_huber), "l2",
-                             "squared error; 2-RF++'s pseudo-Huber per row; or its LPIPS-Huber with a flowlab feature net for LPIPS")
-               FLOWLAB_PARAM(huber_c, float, "0", "pseudo-Huber's c; 0: 0.00054 sqrt(D), D the elements of one sample")
-               FLOWLAB_PARAM(features, string, "", "feature_huber's feature net: builtin:digits, builtin:fashion_mnist or torchscript:PATH"))
+FLOWLAB_PLUGIN(
+    objective, flow_matching, FlowMatching, "1.0.0",
+    "regress v(x_t, t) on the path's velocity u_t (squared error, pseudo-Huber or feature-Huber), weighted by w(t)",
+    FLOWLAB_PARAM(
+        loss, enum(l2 | pseudo_huber | feature_huber), "l2",
+        "squared error; 2-RF++'s pseudo-Huber per row; or its LPIPS-Huber with a flowlab feature net for LPIPS")
+        FLOWLAB_PARAM(huber_c, float, "0", "pseudo-Huber's c; 0: 0.00054 sqrt(D), D the elements of one sample")
+            FLOWLAB_PARAM(features, string, "",
+                          "feature_huber's feature net: builtin:digits, builtin:fashion_mnist or torchscript:PATH"))

@@ -36,7 +36,8 @@ struct MeanFlowOptions {
   explicit MeanFlowOptions(const flowlab::Params& q)
       : mu(q.real("mu")), sigma(q.real("sigma")), ratio(q.real("ratio")), p(q.real("p")), c(q.real("c")) {
     if (!(sigma > 0)) throw flowlab::ParamError(q.owner(), "sigma", fmt::format("must be > 0, got {}", sigma));
-    if (!(ratio >= 0 && ratio <= 1)) throw flowlab::ParamError(q.owner(), "ratio", fmt::format("must be in [0, 1], got {}", ratio));
+    if (!(ratio >= 0 && ratio <= 1))
+      throw flowlab::ParamError(q.owner(), "ratio", fmt::format("must be in [0, 1], got {}", ratio));
     if (!(p >= 0)) throw flowlab::ParamError(q.owner(), "p", fmt::format("must be >= 0, got {}", p));
     if (!(c > 0)) throw flowlab::ParamError(q.owner(), "c", fmt::format("must be > 0, got {}", c));
   }
@@ -68,9 +69,9 @@ class MeanFlow final : public flowlab::Objective {
   Tensor loss(const flowlab::ObjectiveDraw& d, const flowlab::Condition& cond, flowlab::Architecture& model,
               const flowlab::ObjectiveContext&) const override {
     // U and dU/da along the flow at a fixed end: tangent (v, 1, -1) in (x, a, d).
-    const auto [u, dudt] = flowlab::jvp(
-        [&](const std::vector<Tensor>& in) { return model.forward_step(in[0], in[1], in[2], cond); },
-        {d.xt, d.t, d.d}, {d.target, at::ones_like(d.t), -at::ones_like(d.d)});
+    const auto [u, dudt] =
+        flowlab::jvp([&](const std::vector<Tensor>& in) { return model.forward_step(in[0], in[1], in[2], cond); },
+                     {d.xt, d.t, d.d}, {d.target, at::ones_like(d.t), -at::ones_like(d.d)});
     const Tensor uf = u.scalar_type() == d.target.scalar_type() ? u : u.to(d.target.scalar_type());
     std::vector<int64_t> shape(static_cast<size_t>(d.xt.dim()), 1);
     shape[0] = -1;
@@ -89,7 +90,8 @@ class MeanFlow final : public flowlab::Objective {
 FLOWLAB_PLUGIN(objective, meanflow, MeanFlow, "1.0.0",
                "MeanFlow: the average velocity U(x, t, d) from the MeanFlow identity by a JVP, for 1-step sampling",
                FLOWLAB_PARAM(mu, float, "-0.4", "logit-normal location of the two time draws (paper's time convention)")
-               FLOWLAB_PARAM(sigma, float, "1", "logit-normal scale of the two time draws")
-               FLOWLAB_PARAM(ratio, float, "0.25", "share of rows with r != t (the rest train at d = 0)")
-               FLOWLAB_PARAM(p, float, "1", "adaptive weighting power p in 1 / (|Delta|^2 + c)^p (0: plain squared error)")
-               FLOWLAB_PARAM(c, float, "0.001", "adaptive weighting constant c"))
+                   FLOWLAB_PARAM(sigma, float, "1", "logit-normal scale of the two time draws")
+                       FLOWLAB_PARAM(ratio, float, "0.25", "share of rows with r != t (the rest train at d = 0)")
+                           FLOWLAB_PARAM(p, float, "1",
+                                         "adaptive weighting power p in 1 / (|Delta|^2 + c)^p (0: plain squared error)")
+                               FLOWLAB_PARAM(c, float, "0.001", "adaptive weighting constant c"))

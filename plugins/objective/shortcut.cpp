@@ -90,4 +90,4 @@ class Shortcut final : public flowlab::Objective {
 FLOWLAB_PLUGIN(objective, shortcut, Shortcut, "1.0.0",
                "shortcut model s(x, t, d): flow matching at d = 0 plus self-consistency targets at steps 2d",
                FLOWLAB_PARAM(bootstrap, float, "0.25", "share of each batch with self-consistency targets")
-               FLOWLAB_PARAM(max_steps, int, "128", "M: the smallest step is 1/M (a power of two)"))
+                   FLOWLAB_PARAM(max_steps, int, "128", "M: the smallest step is 1/M (a power of two)"))

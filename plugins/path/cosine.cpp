@@ -14,7 +14,6 @@ class CosinePath final : public flowlab::AffinePath {
     const double w = M_PI / 2;
     return {at::sin(w * t), at::cos(w * t), w * at::cos(w * t), -w * at::sin(w * t)};
   }
-
 };
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Song et al. 2021 VP-SDE schedule as a flow, in flowlab time s = 1 - t: alpha = exp(-T(s)/2) with T(s) = beta_min s + (beta_max - beta_min) s^2 / 2, sigma = sqrt(1 - alpha^2).
+// Song et al. 2021 VP-SDE schedule as a flow, in flowlab time s = 1 - t: alpha = exp(-T(s)/2) with T(s) = beta_min s +
+// (beta_max - beta_min) s^2 / 2, sigma = sqrt(1 - alpha^2).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -43,4 +44,4 @@ class VpPath final : public flowlab::AffinePath {
 
 FLOWLAB_PLUGIN(path, vp, VpPath, "1.1.0", "Song's VP: alpha = exp(-T(1-t)/2), sigma = sqrt(1 - alpha^2)",
                FLOWLAB_PARAM(beta_min, float, "0.1", "beta at the data end")
-               FLOWLAB_PARAM(beta_max, float, "20", "beta at the noise end"))
+                   FLOWLAB_PARAM(beta_max, float, "20", "beta at the noise end"))

@@ -1,4 +1,6 @@
-// Variance-preserving path with a linear data coefficient: alpha = t, sigma = sqrt(1 - t^2) (the VP path of the training text, eq. for sigma_t = t, with the roles of the endpoints in flowlab's convention). d_sigma = -t / sqrt(1 - t^2) is singular at t = 1.
+// Variance-preserving path with a linear data coefficient: alpha = t, sigma = sqrt(1 - t^2) (the VP path of the
+// training text, eq. for sigma_t = t, with the roles of the endpoints in flowlab's convention). d_sigma = -t / sqrt(1 -
+// t^2) is singular at t = 1.
 #include <cmath>
 
 #include "flowlab/path.hpp"
@@ -15,7 +17,6 @@ class VpLinearPath final : public flowlab::AffinePath {
     const Tensor sigma = at::sqrt(1 - t * t);
     return {t, sigma, at::ones_like(t), -t / sigma};
   }
-
 };
 
 }  // namespace

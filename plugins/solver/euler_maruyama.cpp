@@ -67,7 +67,8 @@ struct EulerMaruyamaOptions {
     if (last_step != "none" && !(last_step_size > 0 && last_step_size < 1))
       throw flowlab::ParamError(p.owner(), "last_step_size",
                                 fmt::format("must be in (0, 1) with last_step {}, got {}", last_step, last_step_size));
-    if (!(eps > 0 && eps < 1)) throw flowlab::ParamError(p.owner(), "eps", fmt::format("must be in (0, 1), got {}", eps));
+    if (!(eps > 0 && eps < 1))
+      throw flowlab::ParamError(p.owner(), "eps", fmt::format("must be in (0, 1), got {}", eps));
   }
 };
 
@@ -91,9 +92,9 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
     if (singular_at_0 && t_start < opt_.eps) t_start = opt_.eps;
     const double t_end = last ? opt.t1 - opt_.last_step_size : opt.t1;
     if (!(t_end > t_start))
-      throw flowlab::ParamError(owner(), "last_step_size",
-                                fmt::format("leaves no time for the steps: they would run from t = {} to t = {}",
-                                            t_start, t_end));
+      throw flowlab::ParamError(
+          owner(), "last_step_size",
+          fmt::format("leaves no time for the steps: they would run from t = {} to t = {}", t_start, t_end));
     std::vector<double> grid = flowlab::step_grid(opt, opt_.steps, owner());
     if (grid.front() != t_start || grid.back() != t_end) {  // onto [t_start, t_end], keeping the grid's shape
       const double g0 = grid.front(), span = grid.back() - grid.front();
@@ -116,7 +117,8 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
       if (d == 0) {
         x = x.add(v, h);
       } else {
-        const Tensor z = at::randn(x.sizes(), gen, at::TensorOptions().dtype(noise_type)).to(x.device(), x.scalar_type());
+        const Tensor z =
+            at::randn(x.sizes(), gen, at::TensorOptions().dtype(noise_type)).to(x.device(), x.scalar_type());
         x = x.add(sde_drift(x, v, t, d, *path), h).add_(z, std::sqrt(2 * d * h));
       }
       if (opt.return_trajectory) states.push_back(x);
@@ -152,9 +154,10 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
   const flowlab::Path* checked_path(const flowlab::SampleOptions& opt) const {
     const std::string name = opt.path_name.empty() ? "the path" : opt.path_name;
     if (!opt.path)
-      throw flowlab::SolverError(fmt::format("{}: needs the path the field was trained on (SampleOptions::path) to turn "
-                                             "the velocity into a score; none was given",
-                                             owner()));
+      throw flowlab::SolverError(
+          fmt::format("{}: needs the path the field was trained on (SampleOptions::path) to turn "
+                      "the velocity into a score; none was given",
+                      owner()));
     if (!opt.path->affine())
       throw flowlab::SolverError(fmt::format("{}: {} is not affine (x_t = alpha_t x1 + sigma_t x0): the score from the "
                                              "velocity needs its schedule",
@@ -218,15 +221,16 @@ class EulerMaruyamaSolver final : public flowlab::Solver {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(solver, euler_maruyama, EulerMaruyamaSolver, "1.0.0",
-               "Euler-Maruyama on the SDE dX = [v + w/2 score] dt + sqrt(w) dW of an affine path (SiT), stochastic",
-               FLOWLAB_PARAM(steps, int, "250", "Euler-Maruyama steps, each 1 NFE (a last step adds 1)")
-               FLOWLAB_PARAM(diffusion, enum(constant|SBDM|sigma|linear|decreasing|increasing-decreasing), "sigma",
-                             "SiT's diffusion form D(t) = w(t)/2")
-               FLOWLAB_PARAM(norm, float, "1.0", "SiT's diffusion_norm: the strength of D(t), >= 0")
-               FLOWLAB_PARAM(last_step, enum(none|mean|tweedie|euler), "mean",
-                             "the last step, at t1 - last_step_size: none, the noiseless SDE step, Tweedie's "
-                             "E[x1 | x_t], or an ODE step")
-               FLOWLAB_PARAM(last_step_size, float, "0.04", "size of the last step, in (0, 1)")
-               FLOWLAB_PARAM(eps, float, "1e-3",
-                             "start time where t = 0 is singular (SBDM, paths open at 0): SiT's sample_eps"))
+FLOWLAB_PLUGIN(
+    solver, euler_maruyama, EulerMaruyamaSolver, "1.0.0",
+    "Euler-Maruyama on the SDE dX = [v + w/2 score] dt + sqrt(w) dW of an affine path (SiT), stochastic",
+    FLOWLAB_PARAM(steps, int, "250", "Euler-Maruyama steps, each 1 NFE (a last step adds 1)")
+        FLOWLAB_PARAM(diffusion, enum(constant | SBDM | sigma | linear | decreasing | increasing - decreasing), "sigma",
+                      "SiT's diffusion form D(t) = w(t)/2")
+            FLOWLAB_PARAM(norm, float, "1.0", "SiT's diffusion_norm: the strength of D(t), >= 0")
+                FLOWLAB_PARAM(last_step, enum(none | mean | tweedie | euler), "mean",
+                              "the last step, at t1 - last_step_size: none, the noiseless SDE step, Tweedie's "
+                              "E[x1 | x_t], or an ODE step")
+                    FLOWLAB_PARAM(last_step_size, float, "0.04", "size of the last step, in (0, 1)")
+                        FLOWLAB_PARAM(eps, float, "1e-3",
+                                      "start time where t = 0 is singular (SBDM, paths open at 0): SiT's sample_eps"))

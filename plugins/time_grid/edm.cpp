@@ -52,5 +52,6 @@ class EdmGrid final : public flowlab::TimeGrid {
 
 FLOWLAB_PLUGIN(time_grid, edm, EdmGrid, "1.0.0", "EDM's rho grid of noise levels, mapped through the path",
                FLOWLAB_PARAM(rho, float, "7", "the exponent rho (larger: more steps near the data)")
-               FLOWLAB_PARAM(sigma_min, float, "0.002", "the smallest noise level sigma_t / alpha_t before the last step")
-               FLOWLAB_PARAM(sigma_max, float, "80", "the largest noise level, where the first step ends"))
+                   FLOWLAB_PARAM(sigma_min, float, "0.002",
+                                 "the smallest noise level sigma_t / alpha_t before the last step")
+                       FLOWLAB_PARAM(sigma_max, float, "80", "the largest noise level, where the first step ends"))

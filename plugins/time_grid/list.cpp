@@ -28,9 +28,9 @@ class ListGrid final : public flowlab::TimeGrid {
  protected:
   std::vector<double> make(int64_t n, const flowlab::Path*) const override {
     if (n != steps())
-      throw flowlab::ParamError(owner(), "times",
-                                fmt::format("has {} times, which is {} steps, but the run asks for {} steps", t_.size(),
-                                            steps(), n));
+      throw flowlab::ParamError(
+          owner(), "times",
+          fmt::format("has {} times, which is {} steps, but the run asks for {} steps", t_.size(), steps(), n));
     return t_;
   }
 

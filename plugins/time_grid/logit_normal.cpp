@@ -36,4 +36,4 @@ class LogitNormalGrid final : public flowlab::TimeGrid {
 
 FLOWLAB_PLUGIN(time_grid, logit_normal, LogitNormalGrid, "1.0.0", "quantiles of sigmoid(m + s z), z ~ N(0, 1)",
                FLOWLAB_PARAM(m, float, "0", "location in logit space")
-               FLOWLAB_PARAM(s, float, "1", "scale in logit space, > 0"))
+                   FLOWLAB_PARAM(s, float, "1", "scale in logit space, > 0"))

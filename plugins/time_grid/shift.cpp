@@ -35,5 +35,6 @@ class ShiftGrid final : public flowlab::TimeGrid {
 
 }  // namespace
 
-FLOWLAB_PLUGIN(time_grid, shift, ShiftGrid, "1.0.0", "SD3's timestep shift s of the noise level, mapped through the path",
+FLOWLAB_PLUGIN(time_grid, shift, ShiftGrid, "1.0.0",
+               "SD3's timestep shift s of the noise level, mapped through the path",
                FLOWLAB_PARAM(s, float, "3", "the shift: noise-to-signal ratios times s (SD3 uses 3; 1 is uniform)"))

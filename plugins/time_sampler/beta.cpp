@@ -28,9 +28,7 @@ class BetaTimeSampler final : public flowlab::TimeSampler {
     const flowlab::Tensor y = at::_standard_gamma(at::full({n}, opt_.b, d));
     return (x / (x + y)).to(o.dtype());
   }
-  double cdf(double t) const override {
-    return t <= 0 ? 0 : t >= 1 ? 1 : boost::math::ibeta(opt_.a, opt_.b, t);
-  }
+  double cdf(double t) const override { return t <= 0 ? 0 : t >= 1 ? 1 : boost::math::ibeta(opt_.a, opt_.b, t); }
 
  private:
   BetaOptions opt_;
@@ -40,4 +38,4 @@ class BetaTimeSampler final : public flowlab::TimeSampler {
 
 FLOWLAB_PLUGIN(time_sampler, beta, BetaTimeSampler, "1.0.0", "t ~ Beta(a, b)",
                FLOWLAB_PARAM(a, float, "2", "first shape parameter, > 0")
-               FLOWLAB_PARAM(b, float, "2", "second shape parameter, > 0"))
+                   FLOWLAB_PARAM(b, float, "2", "second shape parameter, > 0"))

@@ -38,4 +38,4 @@ class LogitNormalTimeSampler final : public flowlab::TimeSampler {
 
 FLOWLAB_PLUGIN(time_sampler, logit_normal, LogitNormalTimeSampler, "1.0.0", "t = sigmoid(m + s z), z ~ N(0,1)",
                FLOWLAB_PARAM(m, float, "0", "location in logit space")
-               FLOWLAB_PARAM(s, float, "1", "scale in logit space, > 0"))
+                   FLOWLAB_PARAM(s, float, "1", "scale in logit space, > 0"))

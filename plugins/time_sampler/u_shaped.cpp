@@ -2,8 +2,8 @@
 // arXiv 2405.20320; its code sangyun884/rfpp t_dist.py): the even mixture of p_a(t) = a e^{a t} / (e^a - 1) and
 // p_a(1 - t), i.e. density a cosh(a (t - 1/2)) / (2 sinh(a / 2)) on [0, 1], which puts more training at both ends,
 // where the 2-rectified flow's velocity is hardest to learn. Their commands use a = 4.
-// CDF: (sinh(a (t - 1/2)) + sinh(a / 2)) / (2 sinh(a / 2)); drawn by inverting it: t = 1/2 + asinh((2u - 1) sinh(a/2)) / a.
-// The density is symmetric in t -> 1 - t, so the paper's data-at-0 convention needs no mapping.
+// CDF: (sinh(a (t - 1/2)) + sinh(a / 2)) / (2 sinh(a / 2)); drawn by inverting it: t = 1/2 + asinh((2u - 1) sinh(a/2))
+// / a. The density is symmetric in t -> 1 - t, so the paper's data-at-0 convention needs no mapping.
 #include <fmt/format.h>
 
 #include <cmath>

@@ -35,4 +35,4 @@ class EndpointWeighting final : public flowlab::Weighting {
 FLOWLAB_PLUGIN(weighting, endpoint, EndpointWeighting, "1.0.0",
                "t^2 (end=data) or (1-t)^2 (end=noise) on the velocity loss ||v-u||^2, as training text 004 writes "
                "it (no paper given)",
-               FLOWLAB_PARAM(end, enum(data|noise), "data", "data: t^2, emphasises t -> 1; noise: (1-t)^2"))
+               FLOWLAB_PARAM(end, enum(data | noise), "data", "data: t^2, emphasises t -> 1; noise: (1-t)^2"))

@@ -42,8 +42,7 @@ struct MinSnrOptions {
   double gamma;  ///< clip value, > 0
   bool paper;    ///< loss = eps: Hang et al.'s weight, converted; loss = velocity: min(SNR, gamma) on |v-u|^2
   explicit MinSnrOptions(const flowlab::Params& p) : gamma(p.real("gamma")), paper(p.str("loss") == "eps") {
-    if (!(gamma > 0))
-      throw flowlab::ParamError(p.owner(), "gamma", fmt::format("must be > 0, got {}", gamma));
+    if (!(gamma > 0)) throw flowlab::ParamError(p.owner(), "gamma", fmt::format("must be > 0, got {}", gamma));
   }
 };
 
@@ -61,10 +60,10 @@ class MinSnrWeighting final : public flowlab::Weighting {
       w = at::where(bad, on_velocity(inside, path), w);
       const Tensor still = at::isfinite(w).logical_not();
       if (still.any().item<bool>())
-        throw flowlab::Error(fmt::format(
-            "{}: the weight on the velocity loss is not finite at t = {} on this path, even at t "
-            "clamped into [{}, 1 - {}]",
-            owner_, t.masked_select(still)[0].item<double>(), flowlab::kTimeMargin, flowlab::kTimeMargin));
+        throw flowlab::Error(
+            fmt::format("{}: the weight on the velocity loss is not finite at t = {} on this path, even at t "
+                        "clamped into [{}, 1 - {}]",
+                        owner_, t.masked_select(still)[0].item<double>(), flowlab::kTimeMargin, flowlab::kTimeMargin));
     }
     return w;
   }
@@ -86,7 +85,7 @@ class MinSnrWeighting final : public flowlab::Weighting {
 FLOWLAB_PLUGIN(weighting, min_snr, MinSnrWeighting, "2.0.0",
                "Hang et al. 2023 min-SNR-gamma: min(SNR,gamma)/SNR on the eps loss, as the weight "
                "min(a^2, gamma s^2)/(a's - as')^2 on ||v-u||^2 (loss=velocity: min(SNR,gamma) on ||v-u||^2)",
-               FLOWLAB_PARAM(gamma, float, "5", "clip value for the SNR, > 0")
-               FLOWLAB_PARAM(loss, enum(eps|velocity), "eps",
-                             "eps: Hang et al.'s weight on the eps loss (= min(SNR,gamma) on the x1 loss), converted "
-                             "to ||v-u||^2; velocity: min(SNR,gamma) on ||v-u||^2 itself (flowlab 1.x)"))
+               FLOWLAB_PARAM(gamma, float, "5", "clip value for the SNR, > 0") FLOWLAB_PARAM(
+                   loss, enum(eps | velocity), "eps",
+                   "eps: Hang et al.'s weight on the eps loss (= min(SNR,gamma) on the x1 loss), converted "
+                   "to ||v-u||^2; velocity: min(SNR,gamma) on ||v-u||^2 itself (flowlab 1.x)"))

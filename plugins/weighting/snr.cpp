@@ -27,7 +27,8 @@ class SnrWeighting final : public flowlab::Weighting {
  public:
   explicit SnrWeighting(const flowlab::Params& p) : opt_(p), owner_(p.owner()) {}
   flowlab::Tensor weight(const flowlab::Tensor& t, const flowlab::Path& path) const override {
-    if (!path.affine()) throw flowlab::Error(fmt::format("{}: needs an affine path (one with an alpha/sigma schedule)", owner_));
+    if (!path.affine())
+      throw flowlab::Error(fmt::format("{}: needs an affine path (one with an alpha/sigma schedule)", owner_));
     return (1 / path.snr(t)).clamp_max(opt_.max_weight);
   }
 

@@ -38,9 +38,9 @@ struct TrainConfig {
   double ema = 0.999;               ///< 0 disables the EMA
   double grad_clip = 0.0;           ///< 0 disables clipping
   int64_t log_every = 10;
-  int64_t checkpoint_every = 0;     ///< save a checkpoint every N steps; 0: none
-  double p_uncond = 0.1;            ///< probability of training a row with the null condition (conditioned models)
-  std::string precision = "fp32";   ///< fp32, bf16 (autocast) or tf32 (CUDA's TF32 mode): precision.hpp
+  int64_t checkpoint_every = 0;    ///< save a checkpoint every N steps; 0: none
+  double p_uncond = 0.1;           ///< probability of training a row with the null condition (conditioned models)
+  std::string precision = "fp32";  ///< fp32, bf16 (autocast) or tf32 (CUDA's TF32 mode): precision.hpp
   /// Post-hoc EMA (train.phema: {stds, snapshots}): EDM2's power-function EMAs of these relative stds, each kept
   /// `phema_snapshots` times over the stage, evenly (engine/phema.hpp); empty: none.
   std::vector<double> phema_stds;
@@ -85,7 +85,7 @@ struct EvalConfig {
   /// Unique names of the metrics: the name, then "[k=v,...]" with the parameters that differ when one metric is
   /// listed more than once ("frechet[features=builtin:digits]").
   std::vector<std::string> metric_labels;
-  int64_t store_samples = -1;      ///< generated samples kept per eval run; -1: all (<= 10000) for vectors, 64 for images
+  int64_t store_samples = -1;  ///< generated samples kept per eval run; -1: all (<= 10000) for vectors, 64 for images
   int64_t store_trajectories = 0;  ///< trajectories kept per eval run (the first K samples)
   /// On a GPU, each fixed-step solver run is captured once as a CUDA graph and replayed (the same samples as the
   /// eager loop); adaptive runs and CPU devices sample eagerly, and the trial records what ran.
@@ -110,12 +110,12 @@ struct EvalConfig {
 /// synthetic endpoints x1_hat, and trains on batches that take each row from those pairs with probability mix(r)
 /// and from (noise, data) otherwise.
 struct ReflowConfig {
-  int64_t rounds = 0;                  ///< reflow rounds after round 0 (0: none)
-  int64_t pairs = 4096;                ///< teacher pairs generated per round
-  EvalRun teacher;                     ///< the teacher's solver (and steps): rk4 with 20 steps by default
+  int64_t rounds = 0;                     ///< reflow rounds after round 0 (0: none)
+  int64_t pairs = 4096;                   ///< teacher pairs generated per round
+  EvalRun teacher;                        ///< the teacher's solver (and steps): rk4 with 20 steps by default
   double mix_start = 0.4, mix_end = 0.9;  ///< p for round 1 and round `rounds`, linear in between
-  std::string init = "warm";           ///< warm: start round r from round r-1's EMA weights; fresh: from a new init
-  TrainConfig train;                   ///< the training of rounds >= 1: `train` with reflow.train's overrides
+  std::string init = "warm";              ///< warm: start round r from round r-1's EMA weights; fresh: from a new init
+  TrainConfig train;                      ///< the training of rounds >= 1: `train` with reflow.train's overrides
   /// The share of teacher pairs in round r >= 1's batches.
   double mix(int64_t round) const {
     return rounds <= 1 ? mix_start : mix_start + (mix_end - mix_start) * double(round - 1) / double(rounds - 1);
@@ -126,10 +126,10 @@ struct ReflowConfig {
 /// trained so that `steps` Euler steps of it map x0 to the teacher's x1_hat, on pairs from the last round's model.
 struct DistillConfig {
   bool enabled = false;
-  int64_t steps = 1;          ///< the student's Euler steps
-  std::string loss = "l2";    ///< l2 (mean squared error) or l1 (mean absolute error)
-  int64_t pairs = 4096;       ///< teacher pairs (x0, x1_hat) to distill from
-  TrainConfig train;          ///< `train` with distill.train's overrides
+  int64_t steps = 1;        ///< the student's Euler steps
+  std::string loss = "l2";  ///< l2 (mean squared error) or l1 (mean absolute error)
+  int64_t pairs = 4096;     ///< teacher pairs (x0, x1_hat) to distill from
+  TrainConfig train;        ///< `train` with distill.train's overrides
 };
 
 /// Labels for `choices` of one kind: each name, followed by `sep_open` k=v,... `sep_close` for the parameters
@@ -140,7 +140,7 @@ FLOWLAB_API std::vector<std::string> choice_labels(const std::vector<PluginChoic
 
 /// Everything one trial needs, fully resolved.
 struct TrialConfig {
-  std::string id;                              ///< stable and readable: the swept values and the seed
+  std::string id;  ///< stable and readable: the swept values and the seed
   int64_t seed = 0;
   std::vector<std::pair<std::string, std::string>> swept;  ///< dotted key -> value, in sweep order
   PluginChoice data, path, weighting, time_sampler, noise, architecture;
@@ -156,8 +156,8 @@ struct TrialConfig {
   int64_t total_steps() const {
     return train.steps + reflow.rounds * reflow.train.steps + (distill.enabled ? distill.train.steps : 0);
   }
-  std::string resolved_yaml;                   ///< this trial's configuration, every plugin parameter included
-  std::string source_yaml;  ///< this trial's own document: the experiment with its sweep values applied, no sweep
+  std::string resolved_yaml;  ///< this trial's configuration, every plugin parameter included
+  std::string source_yaml;    ///< this trial's own document: the experiment with its sweep values applied, no sweep
 };
 
 /// The training stages of a trial, in order: round 0, the reflow rounds, the distillation; each with its round,

@@ -46,8 +46,8 @@ struct EvalRow {
   int64_t network_calls = 0;  ///< network forward passes: 2 per field evaluation under guidance w not in {0, 1}
   int64_t accepted = 0, rejected = 0;
   double seconds = 0, samples_per_s = 0;  ///< the solve alone (not the straightness and trajectory records)
-  std::vector<double> metrics;  ///< in the order of EvalConfig::metrics; NaN when the row failed
-  std::string error;            ///< why this row failed (the solver threw or produced NaN/Inf); "" when it did not
+  std::vector<double> metrics;            ///< in the order of EvalConfig::metrics; NaN when the row failed
+  std::string error;  ///< why this row failed (the solver threw or produced NaN/Inf); "" when it did not
   /// Straightness E int_0^1 |(x1_hat - x0) - v(x_t, t)|^2 dt along the solver's own states (trapezoid rule).
   double straightness = 0;
   std::vector<double> times;       ///< the solver's states' times: the grid, or t0 and the accepted steps
@@ -71,14 +71,14 @@ FLOWLAB_API const std::vector<EvalColumn>& eval_columns();
 
 /// One training stage of a trial: round 0 (ordinary training), a reflow round or the distillation.
 struct RoundRecord {
-  int64_t round = 0;       ///< 0, 1, ..., reflow.rounds, then reflow.rounds + 1 for the distillation
+  int64_t round = 0;          ///< 0, 1, ..., reflow.rounds, then reflow.rounds + 1 for the distillation
   Stage stage = Stage::base;  ///< base, reflow or distill
-  double mix = 0;          ///< share of teacher pairs in its batches (reflow rounds; 1 for distill, 0 for base)
-  int64_t steps = 0;       ///< training steps
-  double train_seconds = 0;  ///< training alone (this process's share when the stage was resumed)
-  double pair_seconds = 0;   ///< generating its teacher pairs
-  int64_t teacher_nfe = 0;   ///< field evaluations per pair (the teacher solver's)
-  std::string teacher;       ///< the teacher solver's label ("" for round 0)
+  double mix = 0;             ///< share of teacher pairs in its batches (reflow rounds; 1 for distill, 0 for base)
+  int64_t steps = 0;          ///< training steps
+  double train_seconds = 0;   ///< training alone (this process's share when the stage was resumed)
+  double pair_seconds = 0;    ///< generating its teacher pairs
+  int64_t teacher_nfe = 0;    ///< field evaluations per pair (the teacher solver's)
+  std::string teacher;        ///< the teacher solver's label ("" for round 0)
   /// The stage's network work in forward passes of one row: training (steps x batch x Objective::calls_per_row;
   /// distillation: steps x batch x distill.steps) plus its teacher pairs (pairs x teacher_nfe).
   double train_calls = 0;
@@ -110,8 +110,8 @@ struct TrialResult {
   /// The final evaluation's rows (every stage, in order), then those evaluated during training (eval.every), by
   /// stage and step.
   std::vector<EvalRow> eval;
-  std::vector<RoundRecord> rounds;  ///< the training stages, in order (one, round 0, without reflow or distill)
-  std::vector<std::string> metric_names;     ///< EvalConfig::metric_labels
+  std::vector<RoundRecord> rounds;        ///< the training stages, in order (one, round 0, without reflow or distill)
+  std::vector<std::string> metric_names;  ///< EvalConfig::metric_labels
   std::vector<std::string> metric_features;  ///< per metric: the feature extractor applied ("raw", ...)
   int64_t failed_rows = 0;                   ///< eval rows with an error
   std::string reference_source;              ///< what the reference samples were drawn from (Dataset::reference_source)
@@ -119,11 +119,11 @@ struct TrialResult {
   Array x0;                                  ///< the noise of the first store_samples samples (shared by all rows)
   Array reference;                           ///< the first store_samples reference samples
   std::vector<std::pair<std::string, Array>> weights;  ///< evaluated weights (EMA where used), by state-dict key
-  std::string architecture;                  ///< the architecture plugin's name
+  std::string architecture;                            ///< the architecture plugin's name
   std::vector<std::pair<std::string, std::string>> architecture_params;  ///< its resolved parameters, as text
-  std::vector<int64_t> event_shape;          ///< shape of one sample
-  std::string condition = "none";            ///< what the model is conditioned on
-  PhemaRecord phema;                         ///< post-hoc EMA snapshots (train.phema); empty without
+  std::vector<int64_t> event_shape;                                      ///< shape of one sample
+  std::string condition = "none";                                        ///< what the model is conditioned on
+  PhemaRecord phema;  ///< post-hoc EMA snapshots (train.phema); empty without
 };
 
 }  // namespace flowlab

@@ -81,7 +81,8 @@ FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& regi
 /// its trained parameters and evaluates every run of eval.runs as the final evaluation does for eval.ema_std: on
 /// CPU the rows are those a trial with eval.ema_std listing `stds` has, bit for bit. Throws flowlab::Error when the
 /// weights or snapshots are not this model's, or a std is outside (0, kPhemaMaxStd).
-FLOWLAB_API TrialResult evaluate_posthoc_ema(const TrialConfig& trial, const Registry& registry, const std::string& device,
+FLOWLAB_API TrialResult evaluate_posthoc_ema(const TrialConfig& trial, const Registry& registry,
+                                             const std::string& device,
                                              const std::vector<std::pair<std::string, Array>>& weights,
                                              const PhemaRecord& phema, const std::vector<double>& stds);
 

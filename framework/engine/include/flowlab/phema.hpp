@@ -53,7 +53,8 @@ struct PhemaFit {
 
 /// Algorithm 3 for snapshots taken at `steps` with `stds` (one entry per snapshot) and the target (t, std), solved
 /// in double precision. Throws flowlab::Error when std is outside (0, kPhemaMaxStd) or the system is singular.
-FLOWLAB_API PhemaFit phema_fit(const std::vector<int64_t>& steps, const std::vector<double>& stds, int64_t t, double std);
+FLOWLAB_API PhemaFit phema_fit(const std::vector<int64_t>& steps, const std::vector<double>& stds, int64_t t,
+                               double std);
 
 /// The steps after which `snapshots` snapshots are taken in a stage of `steps` steps: round(steps i / K) for
 /// i = 1..K, duplicates dropped; the last is always `steps`.

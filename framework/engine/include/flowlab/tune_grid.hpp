@@ -21,21 +21,21 @@
 namespace flowlab {
 
 struct TuneGridOptions {
-  int max_passes = 30;       ///< passes over the interior times at most
-  int line_search = 24;      ///< objective evaluations per golden-section search
-  double tolerance = 1e-4;   ///< stop when a pass lowers the objective by less than this share of it
+  int max_passes = 30;      ///< passes over the interior times at most
+  int line_search = 24;     ///< objective evaluations per golden-section search
+  double tolerance = 1e-4;  ///< stop when a pass lowers the objective by less than this share of it
 };
 
 /// The quantity to minimise, from the samples of a solve (smaller is better).
 using GridObjective = std::function<double(const Tensor& samples)>;
 
 struct TunedGrid {
-  std::vector<double> times;  ///< the tuned grid, 0 = t_0 < ... < t_N = 1
-  double objective = 0;       ///< the objective at `times`
-  std::string start;          ///< the hand grid it started from (the best of `starts`)
+  std::vector<double> times;                           ///< the tuned grid, 0 = t_0 < ... < t_N = 1
+  double objective = 0;                                ///< the objective at `times`
+  std::string start;                                   ///< the hand grid it started from (the best of `starts`)
   std::vector<std::pair<std::string, double>> starts;  ///< each hand grid's objective
-  int64_t solves = 0;         ///< objective evaluations (solves), the hand grids' included
-  int passes = 0;             ///< passes made
+  int64_t solves = 0;                                  ///< objective evaluations (solves), the hand grids' included
+  int passes = 0;                                      ///< passes made
 };
 
 /// Solves from x0 on `times` with `solver` (steps taken from the grid), the trial's `path` passed to the solver.

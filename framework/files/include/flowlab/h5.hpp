@@ -32,7 +32,9 @@ inline std::string error_stack() {
   return descs.front() + ": " + descs.back();
 }
 
-[[noreturn]] inline void fail(const std::string& what) { throw Error(fmt::format("HDF5: {}: {}", what, error_stack())); }
+[[noreturn]] inline void fail(const std::string& what) {
+  throw Error(fmt::format("HDF5: {}: {}", what, error_stack()));
+}
 
 inline void check(herr_t status, const std::string& what) {
   if (status < 0) fail(what);

@@ -58,7 +58,8 @@ enum class FileKind { experiment, trial, checkpoint };
 /// Everything that is wrong with one file, "" when nothing: its bytes (hdf5_byte_problem), its checksum, then its
 /// content: HDF5 files read in full (every attribute and dataset) and checked for flowlab's attributes (an experiment
 /// file: experiment_name and /trials; a trial file: one trial group with a status), checkpoints without a checksum
-/// loaded through LibTorch's reader (one that matches its checksum is byte for byte what was saved). Messages start with "is" or "looks" so that "FILE " + message reads as a sentence.
+/// loaded through LibTorch's reader (one that matches its checksum is byte for byte what was saved). Messages start
+/// with "is" or "looks" so that "FILE " + message reads as a sentence.
 FLOWLAB_API std::string file_problem(const std::string& path, FileKind kind);
 
 /// One problem that flowlab verify found: the file, the trial it belongs to ("" when unknown) and what is wrong.

@@ -32,20 +32,20 @@ struct StoredTrial {
   std::vector<EvalRow> eval;
   /// The rows evaluated during training (eval.every: train_step below its stage's steps), in table order.
   std::vector<EvalRow> during;
-  std::vector<RoundRecord> rounds;        ///< the rounds table (no pairs); empty in files written before it
+  std::vector<RoundRecord> rounds;  ///< the rounds table (no pairs); empty in files written before it
 };
 
 /// A results file read back: root attributes, the trials it holds, and what the sweep expects but the file lacks.
 struct FLOWLAB_API StoredResults {
   std::string path, experiment_name, experiment_file, experiment_yaml;
-  std::vector<StoredTrial> trials;  ///< in file order
+  std::vector<StoredTrial> trials;           ///< in file order
   std::vector<std::string> summary_columns;  ///< the /summary table's columns (sweep order of the swept keys)
   /// Ids the experiment's sweep expands to but /trials lacks (not run yet, interrupted, or lost in a merge).
   std::vector<std::string> missing;
   /// Why `missing` could not be computed ("" when it was): the sweep is re-expanded from experiment_yaml with the
   /// registry, which fails when a plugin the experiment names is not available.
   std::string missing_unknown;
-  std::vector<std::string> swept_keys() const;  ///< every sweep:<key> seen, in first-seen order
+  std::vector<std::string> swept_keys() const;            ///< every sweep:<key> seen, in first-seen order
   const StoredTrial& trial(const std::string& id) const;  ///< throws, listing the valid ids
 };
 
@@ -79,14 +79,14 @@ FLOWLAB_API PhemaRecord read_phema(const std::string& file, const std::string& t
 /// One row of the quality-vs-steps table: one eval label aggregated over the trials of a group.
 struct ReportRow {
   std::string label, solver;
-  int64_t steps = 0;    ///< 0 for adaptive
-  double rtol = 0;      ///< NaN for fixed-step
+  int64_t steps = 0;  ///< 0 for adaptive
+  double rtol = 0;    ///< NaN for fixed-step
   double atol = 0;
-  int64_t n = 0;        ///< rows without an error (the seeds averaged over)
-  int64_t failed = 0;   ///< rows with an error, excluded from the means
-  double nfe = 0;       ///< mean over the n rows
-  double seconds_per_1000 = 0;  ///< mean seconds per 1000 samples (1000 / samples_per_s)
-  double straightness = 0;      ///< mean straightness along this run's states
+  int64_t n = 0;                  ///< rows without an error (the seeds averaged over)
+  int64_t failed = 0;             ///< rows with an error, excluded from the means
+  double nfe = 0;                 ///< mean over the n rows
+  double seconds_per_1000 = 0;    ///< mean seconds per 1000 samples (1000 / samples_per_s)
+  double straightness = 0;        ///< mean straightness along this run's states
   std::vector<double> mean, std;  ///< per reported metric; std is the sample std (n - 1), NaN for n < 2
 };
 
@@ -94,10 +94,10 @@ struct ReportRow {
 /// during training and, at the stage's last step, its final rows.
 struct TrainingCurve {
   std::string label, solver;
-  std::vector<int64_t> steps;  ///< training steps of the stage, ascending; the last is the stage's end
-  std::vector<int64_t> n;      ///< rows averaged at each step (rows with an error are left out)
-  std::vector<int64_t> failed; ///< rows with an error at each step
-  std::vector<double> nfe;     ///< mean NFE at each step (adaptive solvers' change with training)
+  std::vector<int64_t> steps;                  ///< training steps of the stage, ascending; the last is the stage's end
+  std::vector<int64_t> n;                      ///< rows averaged at each step (rows with an error are left out)
+  std::vector<int64_t> failed;                 ///< rows with an error at each step
+  std::vector<double> nfe;                     ///< mean NFE at each step (adaptive solvers' change with training)
   std::vector<std::vector<double>> mean, std;  ///< [metric][step]: mean and sample std (NaN for n < 2)
 };
 
@@ -108,7 +108,7 @@ FLOWLAB_API std::string run_family(const ReportRow& row);
 
 /// The "steps to quality" answer for one run family of a group.
 struct QualityPick {
-  std::string solver;  ///< the run family (run_family): "euler", "euler grid=edm"
+  std::string solver;         ///< the run family (run_family): "euler", "euler grid=edm"
   std::optional<size_t> row;  ///< index into ReportGroup::rows of the cheapest row within the threshold
   size_t best_row = 0;        ///< this solver's best row (when none is within)
 };
@@ -131,20 +131,20 @@ struct ReportGroup {
 
 /// One line of the round comparison (the training text's reflow table): a round of the reflow schedule.
 struct RoundLine {
-  std::string round;                         ///< "0", "1", ..., or "distill"
+  std::string round;                              ///< "0", "1", ..., or "distill"
   std::optional<int64_t> euler_steps, rk4_steps;  ///< fewest steps within round 0's threshold (nullopt: none)
-  double straightness = 0;                   ///< of its most accurate run (the most NFE), mean over seeds
+  double straightness = 0;                        ///< of its most accurate run (the most NFE), mean over seeds
   std::string straightness_run;
-  double one_step = 0;                       ///< the quality metric of its cheapest run (fewest NFE)
+  double one_step = 0;  ///< the quality metric of its cheapest run (fewest NFE)
   std::string one_step_run;
-  double train_seconds = 0;                  ///< the round's training (and pair generation) cost
+  double train_seconds = 0;  ///< the round's training (and pair generation) cost
   int64_t train_steps = 0;
 };
 
 /// The rounds of one group of trials compared on round 0's best converged value.
 struct RoundComparison {
   std::vector<std::pair<std::string, std::string>> key;  ///< the grouping key without the round
-  std::string reference;  ///< round 0's reference run
+  std::string reference;                                 ///< round 0's reference run
   double reference_value = 0, threshold = 0;
   std::vector<RoundLine> lines;
 };
@@ -158,7 +158,7 @@ struct MethodLine {
   std::string converged_run;
   std::optional<double> nfe_within;  ///< fewest NFE within `within` of the best converged method
   std::string within_run;
-  double train_calls = 0;    ///< training work up to this stage, in forward passes of one row (RoundRecord::train_calls)
+  double train_calls = 0;  ///< training work up to this stage, in forward passes of one row (RoundRecord::train_calls)
   double train_seconds = 0;  ///< training and pair generation up to this stage
 };
 
@@ -193,8 +193,8 @@ struct Report {
   /// When model.objective is swept: every group (method, and round of a method with rounds) on one line.
   std::optional<MethodComparison> methods;
   std::vector<StoredTrial> round_views;  ///< the per-round views of the trials the groups were built from
-  bool has_curves = false;  ///< some group has evaluations during training
-  bool during_only = false; ///< ReportOptions::during
+  bool has_curves = false;               ///< some group has evaluations during training
+  bool during_only = false;              ///< ReportOptions::during
 };
 
 /// Builds the table. Throws flowlab::Error for an unknown --by key or metric, listing the valid ones.

@@ -18,11 +18,11 @@ struct RunOptions {
   bool resume = false;        ///< skip trials whose result file exists (completed or diverged) for their configuration
   bool retry_failed = false;  ///< with resume: rerun failed and timed-out trials too
   bool fail_fast = false;     ///< stop at the first failed trial
-  std::vector<std::string> devices;  ///< overrides the YAML's devices when non-empty
-  int64_t workers = 0;               ///< workers per device; 0: the YAML's workers_per_device
-  int64_t threads = 0;               ///< threads per worker; 0: the YAML's threads
-  std::string out;                   ///< overrides the YAML's output when non-empty
-  std::string self;                  ///< path of the flowlab executable, for the child processes
+  std::vector<std::string> devices;       ///< overrides the YAML's devices when non-empty
+  int64_t workers = 0;                    ///< workers per device; 0: the YAML's workers_per_device
+  int64_t threads = 0;                    ///< threads per worker; 0: the YAML's threads
+  std::string out;                        ///< overrides the YAML's output when non-empty
+  std::string self;                       ///< path of the flowlab executable, for the child processes
   std::vector<std::string> plugin_paths;  ///< passed on to the children
   /// Shard `shard_index` of `shard_count` (0-based; shard_count 0: no sharding): only the trials of shard_trials()
   /// run, each writing its own trial file; the experiment file is not written (flowlab merge builds it).

@@ -13,10 +13,10 @@ namespace flowlab {
 
 /// What merge_trial_files() did.
 struct MergeReport {
-  size_t merged = 0;                  ///< trials in the experiment file
-  size_t files = 0;                   ///< trial files found in the inputs
-  std::vector<std::string> missing;   ///< ids of the experiment's trials without a usable result, in sweep order
-  std::vector<std::string> notes;     ///< files left out, with the reason (another experiment, another configuration)
+  size_t merged = 0;                   ///< trials in the experiment file
+  size_t files = 0;                    ///< trial files found in the inputs
+  std::vector<std::string> missing;    ///< ids of the experiment's trials without a usable result, in sweep order
+  std::vector<std::string> notes;      ///< files left out, with the reason (another experiment, another configuration)
   std::vector<MergeProblem> problems;  ///< files that could not be read or copied
 };
 

@@ -34,7 +34,7 @@ constexpr int kStopGraceSeconds = 10;
 
 /// One trial to run in a worker process.
 struct Job {
-  std::string self;             ///< the flowlab executable
+  std::string self;  ///< the flowlab executable
   std::vector<std::string> plugin_paths;
   std::string experiment_file;  ///< the whole experiment: read only when there is no snapshot
   std::string snapshot;         ///< the trial's snapshot (trial_snapshot_path): all the worker reads when set
@@ -42,9 +42,9 @@ struct Job {
   std::string config_hash;      ///< the hash the runner computed for this trial ("" : not checked)
   std::string device = "cpu";   ///< as the worker sees it ("cuda:0" once pinned with CUDA_VISIBLE_DEVICES)
   int64_t threads = 1;
-  std::string out;              ///< the trial's result file
-  std::string checkpoint;       ///< the trial's checkpoint file ("" for none)
-  std::string tensorboard;      ///< the experiment's log.tensorboard: the trial logs to its run there ("" for none)
+  std::string out;          ///< the trial's result file
+  std::string checkpoint;   ///< the trial's checkpoint file ("" for none)
+  std::string tensorboard;  ///< the experiment's log.tensorboard: the trial logs to its run there ("" for none)
 };
 
 /// argv for the worker process (argv[0] is job.self).
@@ -62,10 +62,10 @@ FLOWLAB_API std::string resume_line(int64_t step, int64_t total);
 /// Parses a resume line; false for any other line.
 FLOWLAB_API bool parse_resume(const std::string& line, int64_t& step, int64_t& total);
 
-/// The worker side: loads its trial's snapshot (or, without one, the whole experiment), runs trial job.id on job.device with job.threads threads, writes its
-/// result to job.out (a `failed` result with the message when the trial throws) and prints progress lines on
-/// stdout. SIGTERM, SIGINT and SIGUSR1 ask it to stop: training saves its checkpoint and the worker returns
-/// kExitInterrupted without writing a result. Returns the exit code.
+/// The worker side: loads its trial's snapshot (or, without one, the whole experiment), runs trial job.id on job.device
+/// with job.threads threads, writes its result to job.out (a `failed` result with the message when the trial throws)
+/// and prints progress lines on stdout. SIGTERM, SIGINT and SIGUSR1 ask it to stop: training saves its checkpoint and
+/// the worker returns kExitInterrupted without writing a result. Returns the exit code.
 FLOWLAB_API int run_worker(const Job& job, const Registry& registry);
 
 /// "WRITE_ERROR <message>": the worker's last line before it exits kExitWriteFailed.

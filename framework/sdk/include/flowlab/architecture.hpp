@@ -52,7 +52,7 @@ class FLOWLAB_API Architecture : public Plugin, public torch::nn::Module {
 namespace kinds {
 /// The base class of the `architecture` plugin kind (FLOWLAB_PLUGIN(architecture, ...)).
 using architecture = Architecture;
-}
+}  // namespace kinds
 
 /// True when every row of t [B] holds the same time by construction: t is a broadcast (stride-0) view of one value,
 /// as the solvers pass it (Field). An architecture may then embed t once, as a [1, dim] row that broadcasts over

@@ -33,7 +33,7 @@ class FLOWLAB_API Coupling : public Plugin {
 namespace kinds {
 /// The base class of the `coupling` plugin kind (FLOWLAB_PLUGIN(coupling, ...)).
 using coupling = Coupling;
-}
+}  // namespace kinds
 
 /// Squared Euclidean distances [B0, B1] (float64, CPU) between the flattened rows of x0 and x1: the cost of the OT
 /// couplings.

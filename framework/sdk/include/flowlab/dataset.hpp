@@ -22,7 +22,6 @@ struct Batch {
 /// the caching allocator keeps the pinned block until the copy is done); elsewhere a plain .to().
 FLOWLAB_API Tensor to_device(const Tensor& cpu, const at::TensorOptions& o);
 
-
 /// A source of samples x1 of the target (or base) distribution, with optional labels and continuous
 /// attributes: the `dataset` plugin kind. Finite sets also index their training examples (size(), take()) and
 /// hold out reference data for the metrics (reference()).
@@ -59,7 +58,7 @@ class FLOWLAB_API Dataset : public Plugin {
 namespace kinds {
 /// The base class of the `dataset` plugin kind (FLOWLAB_PLUGIN(dataset, ...)).
 using dataset = Dataset;
-}
+}  // namespace kinds
 
 /// The fraction of a finite dataset's examples that holdout_split() holds out when the data has no test set of its
 /// own (digits, tabular): 20%.
@@ -111,6 +110,7 @@ inline Batch planar_batch(const Tensor& x, const Tensor& label) { return {x, lab
 /// The bytes of a data file, gunzipped when the name ends in .gz. A missing or unreadable file throws
 /// flowlab::Error naming the plugin (`owner`), the file and where it comes from (`provenance`, e.g. "the Debian
 /// package dataset-fashion-mnist (scripts/setup.sh installs it)").
-FLOWLAB_API std::string read_data_file(const std::string& owner, const std::string& path, const std::string& provenance);
+FLOWLAB_API std::string read_data_file(const std::string& owner, const std::string& path,
+                                       const std::string& provenance);
 
 }  // namespace flowlab

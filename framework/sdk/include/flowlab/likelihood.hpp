@@ -16,20 +16,20 @@ namespace flowlab {
 
 /// How the divergence along the flow is computed for a log-likelihood.
 struct LikelihoodOptions {
-  bool exact = true;                  ///< exact divergence; false: Hutchinson's estimator
-  int64_t probes = 1;                 ///< Hutchinson probes per sample (averaged)
-  std::string probe = "rademacher";   ///< rademacher or gaussian
-  at::Generator generator;            ///< draws the probes (CPU generator); undefined: torch's default one
+  bool exact = true;                 ///< exact divergence; false: Hutchinson's estimator
+  int64_t probes = 1;                ///< Hutchinson probes per sample (averaged)
+  std::string probe = "rademacher";  ///< rademacher or gaussian
+  at::Generator generator;           ///< draws the probes (CPU generator); undefined: torch's default one
 };
 
 /// Per-sample log-likelihoods and what they were computed from.
 struct LikelihoodResult {
-  Tensor log_p;        ///< log p_1(x_1) [B], nats, float64
-  Tensor log_p0;       ///< log p_0(x_0) [B], the base density at the backward endpoint
-  Tensor divergence;   ///< int_0^1 div v(x_t, t) dt [B]
-  Tensor x0;           ///< x_1 carried back to t = 0
-  int64_t nfe = 0;     ///< evaluations of the augmented field (each one network call plus its vector-Jacobian products)
-  int64_t vjps = 0;    ///< vector-Jacobian products (dimension or probes per evaluation)
+  Tensor log_p;       ///< log p_1(x_1) [B], nats, float64
+  Tensor log_p0;      ///< log p_0(x_0) [B], the base density at the backward endpoint
+  Tensor divergence;  ///< int_0^1 div v(x_t, t) dt [B]
+  Tensor x0;          ///< x_1 carried back to t = 0
+  int64_t nfe = 0;    ///< evaluations of the augmented field (each one network call plus its vector-Jacobian products)
+  int64_t vjps = 0;   ///< vector-Jacobian products (dimension or probes per evaluation)
 };
 
 /// Integrates the augmented state [x, a] with da/dt = div v backward from t = 1 to 0 (as s = 1 - t from 0 to 1, so

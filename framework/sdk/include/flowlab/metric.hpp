@@ -45,6 +45,6 @@ class FLOWLAB_API ModelMetric : public Metric {
 namespace kinds {
 /// The base class of the `metric` plugin kind (FLOWLAB_PLUGIN(metric, ...)).
 using metric = Metric;
-}
+}  // namespace kinds
 
 }  // namespace flowlab

@@ -53,12 +53,12 @@ class FLOWLAB_API MultistepSolver : public Solver {
  protected:
   /// One solve as the method sees it.
   struct Run {
-    std::vector<double> t;        ///< the grid t_0 < ... < t_N
-    std::vector<Tensor> outputs;  ///< output() of the evaluation at each t_j so far, oldest first; those more
-                                  ///< than three steps back are released (undefined)
-    Tensor last_x;                ///< the state the previous step started from (after correct())
+    std::vector<double> t;                 ///< the grid t_0 < ... < t_N
+    std::vector<Tensor> outputs;           ///< output() of the evaluation at each t_j so far, oldest first; those more
+                                           ///< than three steps back are released (undefined)
+    Tensor last_x;                         ///< the state the previous step started from (after correct())
     std::optional<DataSchedule> schedule;  ///< set by data-prediction methods in prepare()
-    const SampleOptions* opt = nullptr;  ///< the options of this solve
+    const SampleOptions* opt = nullptr;    ///< the options of this solve
   };
   /// Per-solve setup before the first evaluation (reading the path's schedule, say). Default: nothing.
   virtual void prepare(Run& run) const { (void)run; }

@@ -29,6 +29,6 @@ FLOWLAB_API std::shared_ptr<Noise> noise_from_dataset(std::shared_ptr<const Data
 namespace kinds {
 /// The base class of the `noise` plugin kind (FLOWLAB_PLUGIN(noise, ...)).
 using noise = Noise;
-}
+}  // namespace kinds
 
 }  // namespace flowlab

@@ -15,9 +15,9 @@ namespace flowlab {
 
 /// What an objective reads besides the batch: the trial's model section.
 struct ObjectiveContext {
-  const Path* path = nullptr;                  ///< model.path
-  const TimeSampler* time_sampler = nullptr;   ///< model.time_sampler
-  const Weighting* weighting = nullptr;        ///< model.weighting
+  const Path* path = nullptr;                 ///< model.path
+  const TimeSampler* time_sampler = nullptr;  ///< model.time_sampler
+  const Weighting* weighting = nullptr;       ///< model.weighting
   /// The weighting is 1 at every time (weighting/uniform): a weighted mean may be computed as a plain one.
   bool uniform_weight = false;
   /// The feature extractor of Objective::features(), differentiable in its input (its own weights fixed); empty when
@@ -27,9 +27,9 @@ struct ObjectiveContext {
 
 /// The random draws of one training step (Objective::draw), made before the condition's dropout is drawn.
 struct ObjectiveDraw {
-  Tensor t;       ///< the times [B] the network is evaluated at
-  Tensor d;       ///< the step input [B] of few-step objectives (ArchitectureSpec::step_input); else undefined
-  Tensor xt;      ///< the network's input [B, ...]
+  Tensor t;   ///< the times [B] the network is evaluated at
+  Tensor d;   ///< the step input [B] of few-step objectives (ArchitectureSpec::step_input); else undefined
+  Tensor xt;  ///< the network's input [B, ...]
   /// The path's velocity u_t at (xt, t) (flow matching's target). Every objective fills it: a guide network for
   /// autoguidance (eval.guidance.guide.architecture) learns it beside the model, whatever the model learns.
   Tensor target;
@@ -65,7 +65,7 @@ class FLOWLAB_API Objective : public Plugin {
 namespace kinds {
 /// The base class of the `objective` plugin kind (FLOWLAB_PLUGIN(objective, ...)).
 using objective = Objective;
-}
+}  // namespace kinds
 
 /// The weighted mean over rows of per-element squared errors, E_rows[w(t) mean(|pred - target|^2)], as flow
 /// matching's loss: with ctx.uniform_weight one at::mse_loss (the same value up to the order of the float sums).
@@ -74,8 +74,8 @@ FLOWLAB_API Tensor weighted_squared_error(const Tensor& pred, const Tensor& targ
 
 /// f(primals) and its Jacobian-vector product in the direction `tangents` (one per primal, same shapes), by
 /// forward-mode AD (at::_make_dual). The value keeps its autograd graph (a loss on it trains the parameters); the
-/// product is exact, not a finite difference, and detached (the objectives use it under a stop-gradient). While f runs, forward_mode_ad() is true, so flowlab's fused CPU ops
-/// step aside to ATen's, which have forward derivatives.
+/// product is exact, not a finite difference, and detached (the objectives use it under a stop-gradient). While f runs,
+/// forward_mode_ad() is true, so flowlab's fused CPU ops step aside to ATen's, which have forward derivatives.
 FLOWLAB_API std::pair<Tensor, Tensor> jvp(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                                           const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents);
 

@@ -21,11 +21,11 @@ using ParamValue =
 
 /// One entry of a plugin's parameter schema, as declared by FLOWLAB_PARAM.
 struct FLOWLAB_API ParamSpec {
-  std::string name;  ///< the parameter's name
+  std::string name;                    ///< the parameter's name
   ParamType type = ParamType::String;  ///< its type
-  std::vector<std::string> choices;  ///< for Enum
-  std::string default_text;          ///< the default, as written in the plugin
-  std::string doc;  ///< one line of documentation
+  std::vector<std::string> choices;    ///< for Enum
+  std::string default_text;            ///< the default, as written in the plugin
+  std::string doc;                     ///< one line of documentation
   /// "int", "float", "enum(silu|relu)", ...
   std::string type_name() const;
 };
@@ -75,7 +75,6 @@ class FLOWLAB_API Params {
 
 /// Validates `raw` against `schema`: unknown names, wrong types and bad enum choices throw ParamError that
 /// lists the known parameters with their types; missing ones get their defaults. `owner` is "kind/name".
-FLOWLAB_API Params resolve_params(const std::string& owner, const std::vector<ParamSpec>& schema,
-                                  const Params& raw);
+FLOWLAB_API Params resolve_params(const std::string& owner, const std::vector<ParamSpec>& schema, const Params& raw);
 
 }  // namespace flowlab

@@ -13,7 +13,7 @@ struct PathSample {
   Tensor x0, x1, t;  ///< noise [B, ...], data [B, ...], times [B]
   ///@}
   ///@{
-  Tensor xt, ut;     ///< point on the path and its target velocity d/dt x_t, both [B, ...]
+  Tensor xt, ut;  ///< point on the path and its target velocity d/dt x_t, both [B, ...]
   ///@}
 };
 
@@ -70,8 +70,7 @@ class FLOWLAB_API Path : public Plugin {
 /// Base for affine paths: implement schedule(); sample() follows from it.
 class FLOWLAB_API AffinePath : public Path {
  public:
-  PathSample sample(const Tensor& x0, const Tensor& x1, const Tensor& t,
-                    const Tensor& eps = Tensor()) const override;
+  PathSample sample(const Tensor& x0, const Tensor& x1, const Tensor& t, const Tensor& eps = Tensor()) const override;
   bool affine() const override { return true; }
   Schedule schedule(const Tensor& t) const override = 0;
 };
@@ -79,6 +78,6 @@ class FLOWLAB_API AffinePath : public Path {
 namespace kinds {
 /// The base class of the `path` plugin kind (FLOWLAB_PLUGIN(path, ...)).
 using path = Path;
-}
+}  // namespace kinds
 
 }  // namespace flowlab

@@ -44,20 +44,21 @@ FLOWLAB_API const std::vector<std::string>& plugin_kinds();
 #define FLOWLAB_PARAM(name, type, default_text, doc) #name "\x1d" #type "\x1d" default_text "\x1d" doc "\x1e"
 
 /// The raw record; FLOWLAB_PLUGIN fills in the current API version. Exposed for the registry's tests.
-#define FLOWLAB_PLUGIN_RECORD(api, kind, name, cls, version, description, ...)                            \
-  extern "C" __attribute__((used, visibility("default"), section("flowlab_plugins")))                    \
-  const char flowlab_info_##kind##_##name[] = "\x02" "FLOWLAB\x1f" FLOWLAB_STRINGIFY(api) "\x1f" #kind     \
-                                              "\x1f" #name "\x1f" version "\x1f" description "\x1f"      \
-                                              __VA_ARGS__;                                               \
-  extern "C" __attribute__((visibility("default"))) ::flowlab::Plugin* flowlab_create_##kind##_##name(     \
-      const ::flowlab::Params& params) {                                                                 \
-    return new cls(params);                                                                              \
+#define FLOWLAB_PLUGIN_RECORD(api, kind, name, cls, version, description, ...)                         \
+  extern "C" __attribute__((used, visibility("default"), section("flowlab_plugins")))                  \
+  const char flowlab_info_##kind##_##name[] =                                                          \
+      "\x02"                                                                                           \
+      "FLOWLAB\x1f" FLOWLAB_STRINGIFY(api) "\x1f" #kind "\x1f" #name "\x1f" version "\x1f" description \
+                                           "\x1f" __VA_ARGS__;                                         \
+  extern "C" __attribute__((visibility("default"))) ::flowlab::Plugin* flowlab_create_##kind##_##name( \
+      const ::flowlab::Params& params) {                                                               \
+    return new cls(params);                                                                            \
   }
 
 /// Declares plugin `kind/name`, implemented by class `cls` (constructible from `const flowlab::Params&`).
 /// Example: FLOWLAB_PLUGIN(solver, rk4, Rk4Solver, "1.0.0", "classic RK4",
 ///                         FLOWLAB_PARAM(steps, int, "10", "number of uniform steps"))
-#define FLOWLAB_PLUGIN(kind, name, cls, version, description, ...)                                       \
-  static_assert(std::is_base_of<::flowlab::kinds::kind, cls>::value,                                     \
+#define FLOWLAB_PLUGIN(kind, name, cls, version, description, ...)                                            \
+  static_assert(std::is_base_of<::flowlab::kinds::kind, cls>::value,                                          \
                 "FLOWLAB_PLUGIN(" #kind ", " #name "): " #cls " does not implement the " #kind " interface"); \
   FLOWLAB_PLUGIN_RECORD(FLOWLAB_API_VERSION, kind, name, cls, version, description, "" __VA_ARGS__)

@@ -12,10 +12,10 @@ namespace flowlab {
 /// c_i, a_ij (lower triangular, row i has i entries), weights b and, for embedded pairs, the error weights
 /// e = b - b_hat. `fsal`: the last stage is f(t + h, x_new) (first same as last).
 struct ButcherTableau {
-  std::vector<double> c;  ///< the stages' times c_i
+  std::vector<double> c;               ///< the stages' times c_i
   std::vector<std::vector<double>> a;  ///< the coefficients a_ij, row i with i entries
-  std::vector<double> b;  ///< the weights b_i of the solution
-  std::vector<double> e;  ///< empty for fixed-step methods
+  std::vector<double> b;               ///< the weights b_i of the solution
+  std::vector<double> e;               ///< empty for fixed-step methods
   /// A second error estimate (DOP853's E3, with e its E5): when set, the error norm is Hairer's dop853.f
   /// |h| ||E5 k||^2 / sqrt(n (||E5 k||^2 + 0.01 ||E3 k||^2)) on scaled vectors, as SciPy's DOP853; e and e_aux then
   /// exclude the factor h. Empty otherwise.
@@ -26,9 +26,9 @@ struct ButcherTableau {
   /// Weights giving the state at the step's midpoint, x + h sum mid_i k_i, for torchdiffeq's quartic interpolation
   /// to the end time (controller torchdiffeq); empty when the method has none.
   std::vector<double> mid;
-  int order = 1;          ///< order of b
-  int error_order = 0;    ///< order of the error estimate (the lower order of the pair); 0 if none
-  bool fsal = false;  ///< the last stage is f(t + h, x_new) (first same as last)
+  int order = 1;        ///< order of b
+  int error_order = 0;  ///< order of the error estimate (the lower order of the pair); 0 if none
+  bool fsal = false;    ///< the last stage is f(t + h, x_new) (first same as last)
   int64_t stages() const { return static_cast<int64_t>(b.size()); }  ///< the number of stages
 };
 
@@ -59,15 +59,15 @@ struct FixedStepOptions {
 
 /// Declares fixed-step solver `solver/<name>` from a function returning its Butcher tableau: the whole plugin is
 /// the tableau plus this line. Example: FLOWLAB_FIXED_STEP_SOLVER(rk4, rk4_tableau, "1.0.0", "classic RK4")
-#define FLOWLAB_FIXED_STEP_SOLVER(name, tableau_fn, version, description)                                  \
-  namespace {                                                                                             \
-  class FixedStepSolver_##name final : public ::flowlab::FixedStepRungeKutta {                             \
-   public:                                                                                                \
-    explicit FixedStepSolver_##name(const ::flowlab::Params& p)                                           \
-        : FixedStepRungeKutta(tableau_fn(), ::flowlab::FixedStepOptions(p).steps, "solver/" #name) {}     \
-  };                                                                                                      \
-  }                                                                                                       \
-  FLOWLAB_PLUGIN(solver, name, FixedStepSolver_##name, version, description,                               \
+#define FLOWLAB_FIXED_STEP_SOLVER(name, tableau_fn, version, description)                             \
+  namespace {                                                                                         \
+  class FixedStepSolver_##name final : public ::flowlab::FixedStepRungeKutta {                        \
+   public:                                                                                            \
+    explicit FixedStepSolver_##name(const ::flowlab::Params& p)                                       \
+        : FixedStepRungeKutta(tableau_fn(), ::flowlab::FixedStepOptions(p).steps, "solver/" #name) {} \
+  };                                                                                                  \
+  }                                                                                                   \
+  FLOWLAB_PLUGIN(solver, name, FixedStepSolver_##name, version, description,                          \
                  FLOWLAB_PARAM(steps, int, "10", "number of uniform steps on [0, 1]"))
 
 /// Which step-size controller an adaptive method follows.
@@ -84,13 +84,13 @@ enum class Controller { scipy, torchdiffeq };
 /// schema (FLOWLAB_PARAM), the one place it is written. The constructor of
 /// AdaptiveRungeKutta rejects rtol <= 0, atol < 0, max_steps <= 0 and factors out of range (ParamError).
 struct FLOWLAB_API AdaptiveOptions {
-  double rtol;  ///< relative tolerance, > 0
-  double atol;  ///< absolute tolerance, >= 0
-  double safety;       ///< factor = safety * err^(-1/(error_order+1))
-  double min_factor;   ///< the most a step may shrink
-  double max_factor;   ///< the most a step may grow
-  int64_t max_steps;   ///< attempted steps before SolverError
-  double first_step;   ///< 0: choose it (Hairer's algorithm)
+  double rtol;                                ///< relative tolerance, > 0
+  double atol;                                ///< absolute tolerance, >= 0
+  double safety;                              ///< factor = safety * err^(-1/(error_order+1))
+  double min_factor;                          ///< the most a step may shrink
+  double max_factor;                          ///< the most a step may grow
+  int64_t max_steps;                          ///< attempted steps before SolverError
+  double first_step;                          ///< 0: choose it (Hairer's algorithm)
   Controller controller = Controller::scipy;  ///< whose step-size control to follow
   int64_t max_nfe = 0;  ///< evaluations allowed per solve, 0 = no cap; a step that would pass it fails (SolverError)
   AdaptiveOptions() = default;
@@ -127,22 +127,23 @@ class FLOWLAB_API AdaptiveRungeKutta : public Solver {
 
 /// Declares adaptive solver `solver/<name>` from a function returning its embedded-pair tableau, with the controller
 /// parameters every adaptive solver takes: the whole plugin is the tableau plus this line.
-#define FLOWLAB_ADAPTIVE_SOLVER(name, tableau_fn, version, description)                                    \
-  namespace {                                                                                             \
-  class AdaptiveSolver_##name final : public ::flowlab::AdaptiveRungeKutta {                               \
-   public:                                                                                                \
-    explicit AdaptiveSolver_##name(const ::flowlab::Params& p)                                            \
-        : AdaptiveRungeKutta(tableau_fn(), ::flowlab::AdaptiveOptions(p), "solver/" #name) {}             \
-  };                                                                                                      \
-  }                                                                                                       \
-  FLOWLAB_PLUGIN(solver, name, AdaptiveSolver_##name, version, description,                                \
-                 FLOWLAB_PARAM(rtol, float, "1e-5", "relative tolerance")                                  \
-                 FLOWLAB_PARAM(atol, float, "1e-5", "absolute tolerance")                                  \
-                 FLOWLAB_PARAM(safety, float, "0.9", "safety factor on the optimal step")                  \
-                 FLOWLAB_PARAM(min_factor, float, "0.2", "smallest step ratio after a step")               \
-                 FLOWLAB_PARAM(max_factor, float, "10", "largest step ratio after a step")                 \
-                 FLOWLAB_PARAM(max_steps, int, "10000", "attempted steps before the solve fails")          \
-                 FLOWLAB_PARAM(first_step, float, "0", "first step size; 0 selects it (Hairer II.4)")      \
-                 FLOWLAB_PARAM(controller, enum(scipy|torchdiffeq), "scipy",                               \
-                               "step-size control as SciPy's solve_ivp or as torchdiffeq's odeint")       \
-                 FLOWLAB_PARAM(max_nfe, int, "0", "evaluations allowed per solve; 0: no cap"))
+#define FLOWLAB_ADAPTIVE_SOLVER(name, tableau_fn, version, description)                                              \
+  namespace {                                                                                                        \
+  class AdaptiveSolver_##name final : public ::flowlab::AdaptiveRungeKutta {                                         \
+   public:                                                                                                           \
+    explicit AdaptiveSolver_##name(const ::flowlab::Params& p)                                                       \
+        : AdaptiveRungeKutta(tableau_fn(), ::flowlab::AdaptiveOptions(p), "solver/" #name) {}                        \
+  };                                                                                                                 \
+  }                                                                                                                  \
+  FLOWLAB_PLUGIN(                                                                                                    \
+      solver, name, AdaptiveSolver_##name, version, description,                                                     \
+      FLOWLAB_PARAM(rtol, float, "1e-5", "relative tolerance")                                                       \
+          FLOWLAB_PARAM(atol, float, "1e-5", "absolute tolerance")                                                   \
+              FLOWLAB_PARAM(safety, float, "0.9", "safety factor on the optimal step")                               \
+                  FLOWLAB_PARAM(min_factor, float, "0.2", "smallest step ratio after a step")                        \
+                      FLOWLAB_PARAM(max_factor, float, "10", "largest step ratio after a step")                      \
+                          FLOWLAB_PARAM(max_steps, int, "10000", "attempted steps before the solve fails")           \
+                              FLOWLAB_PARAM(first_step, float, "0", "first step size; 0 selects it (Hairer II.4)")   \
+                                  FLOWLAB_PARAM(controller, enum(scipy | torchdiffeq), "scipy",                      \
+                                                "step-size control as SciPy's solve_ivp or as torchdiffeq's odeint") \
+                                      FLOWLAB_PARAM(max_nfe, int, "0", "evaluations allowed per solve; 0: no cap"))

@@ -54,11 +54,11 @@ class FLOWLAB_API Field {
 
 /// Per-call overrides, as in FlowMatching.sample(return_all_steps, inference_step).
 struct SampleOptions {
-  std::optional<int64_t> steps;   ///< overrides the solver's `steps` for this call (fixed-step solvers)
-  Tensor grid;                    ///< a custom increasing time grid [T+1] (fixed-step solvers)
-  bool return_trajectory = false; ///< also return the states at every grid point / accepted step
-  double t0 = 0.0;                ///< start time (noise)
-  double t1 = 1.0;                ///< end time (data)
+  std::optional<int64_t> steps;    ///< overrides the solver's `steps` for this call (fixed-step solvers)
+  Tensor grid;                     ///< a custom increasing time grid [T+1] (fixed-step solvers)
+  bool return_trajectory = false;  ///< also return the states at every grid point / accepted step
+  double t0 = 0.0;                 ///< start time (noise)
+  double t1 = 1.0;                 ///< end time (data)
   /// The path the field was trained on, for solvers that use its schedule (data-prediction multistep solvers,
   /// which convert the velocity to an x1 prediction through Path::velocity_to_x1). Null when the caller has none;
   /// such a solver then refuses with a SolverError.
@@ -91,10 +91,10 @@ struct SampleOptions {
 
 /// What a solve returns: the final state, the optional trajectory and the step counts.
 struct SampleResult {
-  Tensor x;           ///< the state at t1, shaped like the initial x
-  Tensor trajectory;  ///< [B, T+1, ...] when return_trajectory, including the initial state
-  Tensor times;       ///< [T+1] float64, when return_trajectory
-  int64_t nfe = 0;    ///< evaluations of the field, counted by the framework
+  Tensor x;                    ///< the state at t1, shaped like the initial x
+  Tensor trajectory;           ///< [B, T+1, ...] when return_trajectory, including the initial state
+  Tensor times;                ///< [T+1] float64, when return_trajectory
+  int64_t nfe = 0;             ///< evaluations of the field, counted by the framework
   int64_t accepted_steps = 0;  ///< steps taken (adaptive solvers: accepted ones)
   int64_t rejected_steps = 0;  ///< adaptive solvers only
 };
@@ -137,6 +137,6 @@ FLOWLAB_API std::vector<double> step_grid(const SampleOptions& opt, int64_t step
 namespace kinds {
 /// The base class of the `solver` plugin kind (FLOWLAB_PLUGIN(solver, ...)).
 using solver = Solver;
-}
+}  // namespace kinds
 
 }  // namespace flowlab

@@ -43,6 +43,6 @@ FLOWLAB_API double time_at_noise_to_signal(const Path* path, double ratio, const
 namespace kinds {
 /// The base class of the `time_grid` plugin kind (FLOWLAB_PLUGIN(time_grid, ...)).
 using time_grid = TimeGrid;
-}
+}  // namespace kinds
 
 }  // namespace flowlab

@@ -18,6 +18,6 @@ class FLOWLAB_API TimeSampler : public Plugin {
 namespace kinds {
 /// The base class of the `time_sampler` plugin kind (FLOWLAB_PLUGIN(time_sampler, ...)).
 using time_sampler = TimeSampler;
-}
+}  // namespace kinds
 
 }  // namespace flowlab

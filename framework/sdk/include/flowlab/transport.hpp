@@ -15,8 +15,8 @@ struct SparsePlan {
   ///@{
   Tensor rows, cols;  ///< int64 [K]
   ///@}
-  Tensor mass;        ///< float64 [K]
-  double cost = 0;    ///< sum_k mass[k] cost[rows[k], cols[k]] under the float64 costs, summed in long double
+  Tensor mass;      ///< float64 [K]
+  double cost = 0;  ///< sum_k mass[k] cost[rows[k], cols[k]] under the float64 costs, summed in long double
 };
 
 /// Exact optimal transport for the cost matrix [N, M] (any floating type and device; solved in float64 on the CPU).
@@ -37,8 +37,8 @@ FLOWLAB_API Tensor optimal_assignment(const Tensor& cost, const std::string& own
 /// when the largest row-sum error is below `tol` / N (column sums are exact after each update) or after
 /// `max_iter` iterations (then throws Error, naming `owner`, epsilon and the error reached).
 struct DensePlan {
-  Tensor plan;      ///< float64 [N, M] on the CPU
-  double cost = 0;  ///< sum_ij P_ij cost_ij
+  Tensor plan;             ///< float64 [N, M] on the CPU
+  double cost = 0;         ///< sum_ij P_ij cost_ij
   int64_t iterations = 0;  ///< Sinkhorn iterations run
 };
 FLOWLAB_API DensePlan sinkhorn_transport(const Tensor& cost, double epsilon, double tol, int64_t max_iter,

@@ -18,6 +18,6 @@ class FLOWLAB_API Weighting : public Plugin {
 namespace kinds {
 /// The base class of the `weighting` plugin kind (FLOWLAB_PLUGIN(weighting, ...)).
 using weighting = Weighting;
-}
+}  // namespace kinds
 
 }  // namespace flowlab
