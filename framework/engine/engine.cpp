@@ -724,7 +724,7 @@ class TrialRun {
   TrialResult diverged(size_t k);
   /// Keeps stage `k`'s trained state (raw weights, EMA, post-hoc EMA snapshots, teacher pairs) in carry_.finished.
   void finish_stage(size_t k, FlatAdamW& opt, const FlatEma& ema);
-  /// Writes the checkpoint of the current stage at `next_step` and tells hooks_ (checkpointed).
+  /// Writes the checkpoint of the current stage at `next_step`, after telling hooks_ (checkpointing).
   void checkpoint(Architecture& model, const FlatEma& ema, const FlatAdamW& opt, int64_t next_step,
                   const std::vector<at::Tensor>& ahead = {});
   /// Sets what the results file says about the evaluation (noise, reference, metrics) from `in`.
@@ -990,8 +990,9 @@ int64_t TrialRun::trial_step(const EvalRow& row) const {
 
 void TrialRun::checkpoint(Architecture& model, const FlatEma& ema, const FlatAdamW& opt, int64_t next_step,
                           const std::vector<at::Tensor>& ahead) {
+  // The loggers first: once the checkpoint exists, a resume starts after what they hold, so that must be written.
+  if (hooks_.checkpointing) hooks_.checkpointing();
   save_checkpoint(checkpoint_, model, ema, opt, next_step, out_.train, carry_, ahead);
-  if (hooks_.checkpointed) hooks_.checkpointed();
 }
 
 bool TrialRun::train_stage(size_t k, int64_t first_step, FlatAdamW& opt, FlatEma& ema) {

@@ -914,6 +914,20 @@ void print_aligned(std::ostream& out, const std::vector<std::vector<std::string>
   }
 }
 
+// A table, its first row the header: Markdown (`right` columns aligned right) or text aligned in columns.
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right,
+                 bool md) {
+  if (!md) return print_aligned(out, rows, right);
+  out << "\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
+    if (i > 0) continue;
+    out << "|";
+    for (size_t c = 0; c < rows[0].size(); ++c) out << (c < right.size() && right[c] ? "---:|" : "---|");
+    out << "\n";
+  }
+}
+
 std::string pick_text(const Report& rep, const ReportGroup& g, const QualityPick& p) {
   if (p.row) {
     const auto& r = g.rows[*p.row];
@@ -959,19 +973,7 @@ void write_curves(const Report& rep, const ReportGroup& g, bool md, std::ostream
       rows.push_back(cells);
     }
     const std::vector<bool> right(head.size(), true);
-    if (md) {
-      out << "\n";
-      for (size_t i = 0; i < rows.size(); ++i) {
-        out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
-        if (i == 0) {
-          out << "|";
-          for (size_t c = 0; c < head.size(); ++c) out << "---:|";
-          out << "\n";
-        }
-      }
-    } else {
-      print_aligned(out, rows, right);
-    }
+    print_table(out, rows, right, md);
   }
 }
 
@@ -996,16 +998,8 @@ void write_methods(const Report& rep, const MethodComparison& c, bool md, std::o
                     l.nfe_within ? fmt::format("{:g} ({})", *l.nfe_within, l.within_run) : "-",
                     fmt::format("{:.3g}", l.train_calls), fmt::format("{:.1f}", l.train_seconds)});
   std::vector<bool> right = {false, true, true, true, true, true, true, true};
-  if (md) {
-    out << "\n";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
-      if (i == 0) out << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
-    }
-    out << "\n";
-  } else {
-    print_aligned(out, rows, right);
-  }
+  print_table(out, rows, right, md);
+  if (md) out << "\n";
 }
 
 void write_steps_to_quality(const Report& rep, const ReportGroup& g, bool md, std::ostream& out) {
@@ -1108,20 +1102,8 @@ void write_group(const Report& rep, const ReportGroup& g, bool md, std::ostream&
   }
   std::vector<bool> right(head.size(), true);
   right[0] = false;
-  if (md) {
-    out << "\n";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
-      if (i == 0) {
-        out << "|";
-        for (size_t c = 0; c < head.size(); ++c) out << (right[c] ? "---:|" : "---|");
-        out << "\n";
-      }
-    }
-    out << "\n";
-  } else {
-    print_aligned(out, rows, right);
-  }
+  print_table(out, rows, right, md);
+  if (md) out << "\n";
   write_steps_to_quality(rep, g, md, out);
   write_curves(rep, g, md, out);
 }
@@ -1150,16 +1132,8 @@ void write_round_comparison(const Report& rep, const RoundComparison& c, bool md
                     l.one_step_run.empty() ? "-" : fmt::format("{} ({})", num(l.one_step), l.one_step_run),
                     fmt::format("{:.1f}", l.train_seconds), std::to_string(l.train_steps)});
   std::vector<bool> right = {false, true, true, true, true, true, true};
-  if (md) {
-    out << "\n";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      out << "| " << fmt::format("{}", fmt::join(rows[i], " | ")) << " |\n";
-      if (i == 0) out << "|---|---:|---:|---:|---:|---:|---:|\n";
-    }
-    out << "\n";
-  } else {
-    print_aligned(out, rows, right);
-  }
+  print_table(out, rows, right, md);
+  if (md) out << "\n";
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ void TensorBoardLog::flush() {
 TrialHooks TensorBoardLog::hooks() {
   TrialHooks h;
   h.evaluated = [this](int64_t step, const EvalRow& row) { evaluated(step, row); };
-  h.checkpointed = [this] { flush(); };
+  h.checkpointing = [this] { flush(); };
   return h;
 }
 

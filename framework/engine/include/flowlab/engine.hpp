@@ -68,8 +68,9 @@ struct TrialHooks {
   /// resumed from a checkpoint reports again the rows that the checkpoint holds at or after its step, so that a log
   /// which drops what it wrote from that step on still has them.
   std::function<void(int64_t step, const EvalRow& row)> evaluated;
-  /// After each checkpoint is written: whatever a logger holds up to here is to be handed to the system.
-  std::function<void()> checkpointed;
+  /// Before each checkpoint is written: whatever a logger holds up to here is to be handed to the system, since a
+  /// trial resumed from that checkpoint logs only what comes after it.
+  std::function<void()> checkpointing;
 };
 
 FLOWLAB_API TrialResult run_trial(const TrialConfig& trial, const Registry& registry, const std::string& device,

@@ -30,8 +30,9 @@ class TensorBoardWriter;
 /// Steps count over every stage (round 0, reflow rounds, distillation), from 0. Every file starts with a SessionLog
 /// START at the step training starts from (0, or the checkpoint's on a resume), so TensorBoard drops what earlier
 /// files of the trial hold from that step on: a trial run again or resumed after a kill shows each step once.
-/// Events are handed to the system at each checkpoint and evaluation, at most a second apart while training, and at
-/// the end (close). Write errors throw flowlab::WriteError (files.hpp) naming the file.
+/// Events are handed to the system before each checkpoint is written (a resume from it must find them), after each
+/// evaluation, at most a second apart while training, and at the end. Write errors throw flowlab::WriteError
+/// (files.hpp) naming the file.
 class FLOWLAB_API TensorBoardLog {
  public:
   TensorBoardLog(const std::string& dir, const TrialConfig& trial, int64_t start_step);
@@ -48,7 +49,7 @@ class FLOWLAB_API TensorBoardLog {
   void progress(const Progress& p);
   /// An evaluation row (TrialHooks::evaluated).
   void evaluated(int64_t step, const EvalRow& row);
-  /// Hands what was written to the system (TrialHooks::checkpointed, and the end of the trial).
+  /// Hands what was written to the system (before each checkpoint: TrialHooks::checkpointing; and at the end).
   void flush();
   /// The hooks that call evaluated() and flush(), for run_trial; valid while this log is.
   TrialHooks hooks();
