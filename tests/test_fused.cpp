@@ -82,10 +82,11 @@ TEST_CASE("mlp_layers equals linear_activation layer by layer and addmm, forward
   const Tensor y = flowlab::mlp_layers(x, params, act);
   const Tensor y_ref = reference(x);
   // The same BLAS calls with the same arguments, the same activation loops: the same bits on Debian's LibTorch
-  // (OpenBLAS). With PyPI's torch (MKL) on an AMD EPYC, the 3-hidden-layer stacks differed in the last bits from
-  // addmm's (a float ulp; MKL's kernels are not bitwise reproducible across calls and shapes): there, to 1e-6 relative.
+  // (OpenBLAS). With PyPI's torch (MKL) on an AMD EPYC, the 3-hidden-layer stacks differed from addmm's by up to
+  // 3.7e-6 relative (MKL's kernels are not bitwise reproducible across calls and shapes): there, to 1e-5 relative, the
+  // bound the gradients and the float64 reference below are held to.
   if (FLOWLAB_SYSTEM_TORCH) CHECK(at::equal(y, y_ref));
-  else CHECK(max_rel(y, y_ref) < 1e-6);
+  else CHECK(max_rel(y, y_ref) < 1e-5);
   const auto grads = torch::autograd::grad({y}, inputs, {g});
   const auto grads_ref = torch::autograd::grad({y_ref}, inputs, {g});
   for (size_t i = 0; i < grads.size(); ++i) {
