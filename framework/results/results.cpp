@@ -412,15 +412,14 @@ std::optional<std::string> trial_file_status(const std::string& path) {
   return info->status;
 }
 
-std::vector<MergeProblem> merge_experiment(const std::string& output, const Experiment& ex,
-                                           const std::vector<std::string>& trial_files) {
-  Silence s;
-  std::vector<MergeProblem> problems;
-  if (fs::path(output).has_parent_path()) fs::create_directories(fs::path(output).parent_path());
+namespace {
+
+// Which file holds which trial of `ex`: the id is the name of the file's only group, read from the file. Files of
+// other experiments or configurations (stale: rerun by --resume) are left out; unreadable ones are `problems`.
+std::map<std::string, std::string> trial_files_by_id(const Experiment& ex, const std::vector<std::string>& trial_files,
+                                                     std::vector<MergeProblem>& problems) {
   std::map<std::string, const TrialConfig*> trial_of;
   for (const auto& t : ex.trials) trial_of[t.id] = &t;
-
-  // Which file holds which trial: the id is the name of the file's only group, read from the file.
   std::map<std::string, std::string> file_of;
   for (const auto& tf : trial_files) {
     try {
@@ -437,6 +436,69 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
       problems.push_back({tf, "", e.what()});
     }
   }
+  return file_of;
+}
+
+// The last logged training loss of the trial group `g` (NaN when none was logged).
+double final_loss(hid_t g, const std::string& id) {
+  const H5Handle loss(H5Dopen2(g, "train/loss", H5P_DEFAULT), "opening train/loss of " + id);
+  const H5Handle space(H5Dget_space(loss), "the dataspace of train/loss");
+  hsize_t n = 0;
+  check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of train/loss");
+  if (n > 0) {
+    std::vector<double> v(n);
+    check(H5Dread(loss, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "reading train/loss of " + id);
+    return v.back();
+  }
+  return std::nan("");
+}
+
+// Metrics: the eval table's metric columns, read by name, of the final evaluation's round 0 rows (in run
+// order; the rows evaluated during training, train_step below train.steps, are left out).
+std::vector<double> summary_metrics(hid_t g, const TrialConfig& t, const TrialConfig& first, size_t columns) {
+  std::vector<double> metrics(columns, std::nan(""));
+  const H5Handle ev(H5Dopen2(g, "eval", H5P_DEFAULT), "opening eval of " + t.id);
+  const H5Handle space(H5Dget_space(ev), "the dataspace of eval");
+  hsize_t n = 0;
+  check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of eval");
+  auto int_column = [&](const char* name) {
+    std::vector<int64_t> v(n, -1);
+    const H5Handle type(H5Dget_type(ev), "the row type of eval");
+    if (n == 0 || H5Tget_member_index(type, name) < 0) return v;
+    const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(int64_t)), "an int column type");
+    check(H5Tinsert(mt, name, 0, H5T_NATIVE_INT64), fmt::format("column {}", name));
+    check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+          fmt::format("reading column {} of {}/eval", name, t.id));
+    return v;
+  };
+  const std::vector<int64_t> round = int_column("round"), train_step = int_column("train_step");
+  std::vector<size_t> final_rows;  // files without train_step: every row is final
+  for (size_t i = 0; i < n; ++i)
+    if (train_step[i] < 0 || (round[i] <= 0 && train_step[i] == t.train.steps)) final_rows.push_back(i);
+  size_t k = 0;
+  for (const auto& m : first.eval.metric_labels) {
+    if (n > 0) {
+      const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(double)), "a metric column type");
+      check(H5Tinsert(mt, m.c_str(), 0, H5T_NATIVE_DOUBLE), "column " + m);
+      std::vector<double> v(n);
+      check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
+            fmt::format("reading column {} of {}/eval", m, t.id));
+      for (size_t i = 0; i < first.eval.runs.size() && i < final_rows.size(); ++i)
+        metrics[k * first.eval.runs.size() + i] = v[final_rows[i]];
+    }
+    ++k;
+  }
+  return metrics;
+}
+
+}  // namespace
+
+std::vector<MergeProblem> merge_experiment(const std::string& output, const Experiment& ex,
+                                           const std::vector<std::string>& trial_files) {
+  Silence s;
+  std::vector<MergeProblem> problems;
+  if (fs::path(output).has_parent_path()) fs::create_directories(fs::path(output).parent_path());
+  const std::map<std::string, std::string> file_of = trial_files_by_id(ex, trial_files, problems);
 
   MemoryFile f(output);
   attr_string(f, "flowlab_version", FLOWLAB_VERSION);
@@ -483,62 +545,15 @@ std::vector<MergeProblem> merge_experiment(const std::string& output, const Expe
         // Values for the summary row, read back from the copied group.
         const H5Handle g(H5Gopen2(trials, t.id.c_str(), H5P_DEFAULT), "opening the copied group " + t.id);
         const std::string status = read_attr_string(g, "status", true);
-        double final_loss = std::nan("");
-        {
-          const H5Handle loss(H5Dopen2(g, "train/loss", H5P_DEFAULT), "opening train/loss of " + t.id);
-          const H5Handle space(H5Dget_space(loss), "the dataspace of train/loss");
-          hsize_t n = 0;
-          check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of train/loss");
-          if (n > 0) {
-            std::vector<double> v(n);
-            check(H5Dread(loss, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
-                  "reading train/loss of " + t.id);
-            final_loss = v.back();
-          }
-        }
-        // Metrics: the eval table's metric columns, read by name, of the final evaluation's round 0 rows (in run
-        // order; the rows evaluated during training, train_step below train.steps, are left out).
-        std::vector<double> metrics(metric_cols.size(), std::nan(""));
-        {
-          const H5Handle ev(H5Dopen2(g, "eval", H5P_DEFAULT), "opening eval of " + t.id);
-          const H5Handle space(H5Dget_space(ev), "the dataspace of eval");
-          hsize_t n = 0;
-          check(H5Sget_simple_extent_dims(space, &n, nullptr), "the size of eval");
-          auto int_column = [&](const char* name) {
-            std::vector<int64_t> v(n, -1);
-            const H5Handle type(H5Dget_type(ev), "the row type of eval");
-            if (n == 0 || H5Tget_member_index(type, name) < 0) return v;
-            const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(int64_t)), "an int column type");
-            check(H5Tinsert(mt, name, 0, H5T_NATIVE_INT64), fmt::format("column {}", name));
-            check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
-                  fmt::format("reading column {} of {}/eval", name, t.id));
-            return v;
-          };
-          const std::vector<int64_t> round = int_column("round"), train_step = int_column("train_step");
-          std::vector<size_t> final_rows;  // files without train_step: every row is final
-          for (size_t i = 0; i < n; ++i)
-            if (train_step[i] < 0 || (round[i] <= 0 && train_step[i] == t.train.steps)) final_rows.push_back(i);
-          size_t k = 0;
-          for (const auto& m : first.eval.metric_labels) {
-            if (n > 0) {
-              const H5Handle mt(H5Tcreate(H5T_COMPOUND, sizeof(double)), "a metric column type");
-              check(H5Tinsert(mt, m.c_str(), 0, H5T_NATIVE_DOUBLE), "column " + m);
-              std::vector<double> v(n);
-              check(H5Dread(ev, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()),
-                    fmt::format("reading column {} of {}/eval", m, t.id));
-              for (size_t i = 0; i < first.eval.runs.size() && i < final_rows.size(); ++i)
-                metrics[k * first.eval.runs.size() + i] = v[final_rows[i]];
-            }
-            ++k;
-          }
-        }
+        const double loss = final_loss(g, t.id);
+        const std::vector<double> metrics = summary_metrics(g, t, first, metric_cols.size());
         summary.new_row();
         size_t col = 0;
         summary.set(col++, t.id);
         summary.set(col++, status);
         summary.set(col++, t.seed);
         for (const auto& kv : t.swept) summary.set(col++, kv.second);
-        summary.set(col++, final_loss);
+        summary.set(col++, loss);
         for (double v : metrics) summary.set(col++, v);
       } catch (const Error& e) {
         problems.push_back({it->second, t.id, e.what()});
