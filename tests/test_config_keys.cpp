@@ -248,3 +248,28 @@ TEST_CASE("every trial key changes the resolved configuration, so config_hash se
        << fmt::format("{}", fmt::join(unseen, ", ")));
   CHECK(unseen.empty());
 }
+
+TEST_CASE("the experiments in the tree hash as they did before the schema tables", "[config][guard]") {
+  // tests/data/config_hashes.txt: FILE, TRIAL ID and config_hash of every trial, from commit d88b87d. A refactor of
+  // the reader or the writers that moves one byte of a resolved configuration fails here, naming the trial.
+  const fs::path root = fs::path(FLOWLAB_TEST_DATA).parent_path().parent_path();
+  std::ifstream in(fs::path(FLOWLAB_TEST_DATA) / "config_hashes.txt");
+  REQUIRE(in);
+  std::map<std::string, std::map<std::string, std::string>> want;  // file -> trial id -> hash
+  size_t count = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t a = line.find('\t'), b = line.rfind('\t');
+    REQUIRE(a != b);
+    want[line.substr(0, a)][line.substr(a + 1, b - a - 1)] = line.substr(b + 1);
+    ++count;
+  }
+  CHECK(count == 140);
+  for (const auto& [file, trials] : want) {
+    const auto ex = flowlab::load_experiment((root / file).string(), registry());
+    std::map<std::string, std::string> got;
+    for (const auto& t : ex.trials) got[t.id] = flowlab::config_hash(t.resolved_yaml);
+    INFO(file);
+    CHECK(got == trials);
+  }
+}

@@ -46,6 +46,24 @@ TEST_CASE("minibatch_ot recovers a known assignment and never costs more than th
   }
 }
 
+TEST_CASE("contract: a coupling that keeps_order() pairs (k, k); the others permute a batch", "[coupling]") {
+  // The engine skips pair() for a coupling that keeps order, so one that claims it must return the identity.
+  at::manual_seed(3);
+  const at::Tensor x0 = at::randn({64, 2}), x1 = at::randn({64, 2}) + 4;
+  const at::Tensor k = at::arange(64, at::kLong);
+  std::vector<std::string> keeping;
+  for (const auto& info : registry().list("coupling")) {
+    const auto c = registry().create<flowlab::Coupling>("coupling", info.name);
+    if (c->needs_teacher()) continue;  // pair() is never called
+    const flowlab::Pairing p = c->pair(x0, x1);
+    const bool identity = p.i0.equal(k) && p.i1.equal(k);
+    INFO("coupling/" << info.name);
+    CHECK(c->keeps_order() == identity);
+    if (c->keeps_order()) keeping.push_back(info.name);
+  }
+  CHECK(keeping == std::vector<std::string>{"independent"});
+}
+
 TEST_CASE("minibatch_ot's total cost equals SciPy's linear_sum_assignment on 200 points", "[coupling]") {
   std::ifstream in(std::string(FLOWLAB_TEST_DATA) + "/coupling_reference.csv");
   std::string line;

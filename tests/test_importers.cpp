@@ -433,6 +433,10 @@ TEST_CASE("frechet: reads and writes pytorch-fid's (mu, sigma) .npz statistics",
   auto m = registry().create<flowlab::Metric>("metric", "frechet", p);
   // the reference argument is not used: the file's statistics (NumPy's mean and np.cov of set B) stand in for it
   CHECK(std::abs(m->compute(a, at::zeros({2, 3}, at::kDouble)) - expected) <= 1e-9 * (1 + std::abs(expected)));
+  // so it says so, and the engine hands it no reference at all (an undefined tensor)
+  CHECK_FALSE(m->uses_reference());
+  CHECK(registry().create<flowlab::Metric>("metric", "frechet")->uses_reference());
+  CHECK(std::abs(m->compute(a, Tensor()) - expected) <= 1e-9 * (1 + std::abs(expected)));
 
   ScratchDir dir("flowlab_frechet_stats");
   flowlab::Params w;

@@ -2,6 +2,7 @@
 // through the registry, and sweep expansion (grid x zip x seeds) into fully resolved trials.
 #include "flowlab/config.hpp"
 #include "flowlab/choices.hpp"
+#include "schema.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -25,6 +26,8 @@
 #include "flowlab/registry.hpp"
 
 namespace flowlab {
+
+using namespace schema;
 
 ConfigError::~ConfigError() = default;
 
@@ -54,7 +57,7 @@ std::vector<RoundRecord> plan_stages(const TrialConfig& trial) {
     RoundRecord s;
     s.round = r;
     s.stage = Stage::reflow;
-    s.mix = trial.coupling.name == "reflow" ? 1.0 : trial.reflow.mix(r);
+    s.mix = trial.teacher_coupling ? 1.0 : trial.reflow.mix(r);  // every pair from the teacher
     s.steps = trial.reflow.train.steps;
     s.teacher = trial.reflow.teacher.label;
     stages.push_back(s);
@@ -99,260 +102,21 @@ const std::vector<std::string> kTopKeys = {"name",    "output",
                                            "train",   "eval",
                                            "reflow",  "distill",
                                            "sweep"};
-const std::vector<std::string> kLimitKeys = {"trials", "pairs_gb"};
-const std::vector<std::string> kLogKeys = {"tensorboard"};
 // The most YAML nodes an experiment may have with its aliases expanded.
 constexpr size_t kMaxNodes = 100000;
 const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
                                              "architecture", "condition", "coupling",     "objective"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
-const std::vector<std::string> kTrainKeys = {
-    "steps",     "batch_size",       "lr",       "betas",     "weight_decay", "warmup", "schedule", "ema", "grad_clip",
-    "log_every", "checkpoint_every", "p_uncond", "precision", "phema"};
-const std::vector<std::string> kPhemaKeys = {"stds", "snapshots"};
 const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp", "guide"};
 const std::vector<std::string> kGuideKeys = {"step", "architecture"};
-const std::vector<std::string> kEvalKeys = {"samples", "use_ema", "guidance",   "store_samples", "store_trajectories",
-                                            "solvers", "metrics", "cuda_graph", "every",         "during",
-                                            "as_path", "ema_std"};
-const std::vector<std::string> kReflowKeys = {"rounds", "pairs", "teacher_solver", "mix", "init", "train"};
-const std::vector<std::string> kMixKeys = {"start", "end"};
-const std::vector<std::string> kInits = {"warm", "fresh"};
-const std::vector<std::string> kDistillKeys = {"steps", "loss", "pairs", "train"};
-const std::vector<std::string> kDistillLosses = {"l2", "l1"};
-const std::vector<std::string> kTeacherKeys = {"solver", "steps", "params"};
 const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
-const std::vector<std::string> kPluginKeys = {"name", "params"};
-const std::vector<std::string> kDataKeys = {"dataset", "params"};
 const std::vector<std::string> kSolverKeys = {"solver", "steps", "params", "grid"};
-// Upper bounds that keep a typo from running for ever: reflow rounds, and the step count of one solver run.
-constexpr int64_t kMaxRounds = 100;
+// Upper bound that keeps a typo from running for ever: the step count of one solver run.
 constexpr int64_t kMaxSteps = 1000000;
 // Defaults of the model section when a key is left out.
 const std::map<std::string, std::string> kModelDefaults = {{"path", "rectified"},       {"weighting", "uniform"},
                                                            {"time_sampler", "uniform"}, {"noise", "gaussian"},
                                                            {"coupling", "independent"}, {"objective", "flow_matching"}};
-
-// A number as YAML text in its shortest round-trip form (0.9, not 0.90000000000000002).
-std::string number_text(double v) { return fmt::format("{}", v); }
-
-std::string kind_name(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", n.Scalar());
-    default: return "an undefined value";
-  }
-}
-
-std::string suggestion(const std::string& word, const std::vector<std::string>& valid) {
-  const std::string near = nearest(word, valid);
-  return near.empty() ? fmt::format("valid: {}", fmt::join(valid, ", "))
-                      : fmt::format("did you mean '{}'? valid: {}", near, fmt::join(valid, ", "));
-}
-
-/// Reads one parsed experiment document; every error carries the file and the node's position.
-class Reader {
- public:
-  /// `datasets`: also create each dataset once (ranges, files, shapes); a worker reading its snapshot skips it,
-  /// since it creates the dataset right after.
-  Reader(std::string file, const Registry& reg, bool datasets = true)
-      : file_(std::move(file)), reg_(reg), datasets_(datasets) {}
-
-  /// Bounds on what one experiment may ask for (the top-level `limits:` section).
-  ExperimentLimits limits;
-
-  /// How many distinct plugin configurations were created to check them (each once, however many trials use it).
-  size_t plugins_checked() const { return checked_.size(); }
-
-  /// Whether solver/NAME chooses its own steps (Solver::adaptive()); one that does not must take `steps`.
-  bool adaptive_solver(const std::string& name, const YAML::Node& at, const std::string& path) const {
-    const auto it = adaptive_.find(name);
-    if (it != adaptive_.end()) return it->second;
-    const bool adaptive = reg_.create<Solver>("solver", name)->adaptive();
-    const auto& specs = reg_.info("solver", name).params;
-    if (!adaptive && std::none_of(specs.begin(), specs.end(), [](const ParamSpec& p) { return p.name == "steps"; }))
-      fail(at, path,
-           fmt::format("solver/{} is not adaptive, but has no parameter 'steps' to set its step count", name));
-    return adaptive_.emplace(name, adaptive).first->second;
-  }
-
-  /// The event shape of a dataset configuration checked before (empty when datasets are not created).
-  std::vector<int64_t> event_shape(const PluginChoice& p) const {
-    const auto it = checked_.find(check_key(p));
-    return it == checked_.end() ? std::vector<int64_t>() : it->second;
-  }
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& path, const std::string& what) const {
-    const YAML::Mark m = at.Mark();
-    throw ConfigError(fmt::format("{}:{}:{}: {}: {}", file_, m.line + 1, m.column + 1, path, what));
-  }
-
-  /// A mapping key as text; a key that is itself a mapping or a list is an error at its position.
-  std::string key_text(const YAML::Node& key, const std::string& path) const {
-    if (!key.IsScalar())
-      fail(key, path.empty() ? "(top level)" : path,
-           fmt::format("expected a plain key, got {} as a key", kind_name(key)));
-    return key.Scalar();
-  }
-
-  void expect_map(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsMap()) fail(n, path, fmt::format("expected a mapping, got {}", kind_name(n)));
-  }
-
-  void check_keys(const YAML::Node& n, const std::string& path, const std::vector<std::string>& valid) const {
-    expect_map(n, path);
-    for (const auto& kv : n) {
-      const std::string key = key_text(kv.first, path);
-      if (std::find(valid.begin(), valid.end(), key) == valid.end())
-        fail(kv.first, path.empty() ? key : path + "." + key,
-             fmt::format("unknown key '{}' ({})", key, suggestion(key, valid)));
-    }
-  }
-
-  template <class T>
-  T scalar(const YAML::Node& n, const std::string& path, const char* expected) const {
-    if (!n.IsScalar()) fail(n, path, fmt::format("expected {}, got {}", expected, kind_name(n)));
-    try {
-      return n.as<T>();
-    } catch (const YAML::Exception&) {
-      fail(n, path, fmt::format("expected {}, got {}", expected, kind_name(n)));
-    }
-  }
-  int64_t integer(const YAML::Node& n, const std::string& path, int64_t min) const {
-    const auto v = scalar<int64_t>(n, path, "an integer");
-    if (v < min) fail(n, path, fmt::format("expected an integer >= {}, got {}", min, v));
-    return v;
-  }
-  int64_t integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) const {
-    const auto v = scalar<int64_t>(n, path, "an integer");
-    if (v < min || v > max) fail(n, path, fmt::format("expected an integer in [{}, {}], got {}", min, max, v));
-    return v;
-  }
-  double real(const YAML::Node& n, const std::string& path, double min, double max) const {
-    const auto v = scalar<double>(n, path, "a number");
-    if (!(v >= min && v <= max)) fail(n, path, fmt::format("expected a number in [{}, {}], got {}", min, max, v));
-    return v;
-  }
-  std::string text(const YAML::Node& n, const std::string& path) const {
-    return scalar<std::string>(n, path, "a string");
-  }
-
-  const Registry& registry() const { return reg_; }
-
-  template <class T>
-  std::shared_ptr<T> create(const std::string& kind, const PluginChoice& p) const {
-    return reg_.create<T>(kind, p.name, p.params);
-  }
-
-  /// A plugin given as `name` or {name: ..., params: {...}} (datasets: {dataset: ..., params: ...}).
-  PluginChoice plugin(const std::string& kind, const YAML::Node& n, const std::string& path,
-                      const std::string& name_key = "name") const {
-    // Nodes are bound at construction only: assigning a YAML::Node overwrites the node it refers to.
-    const YAML::Node& cn = n;
-    if (n.IsMap()) {
-      check_keys(n, path, name_key == "name" ? kPluginKeys : kDataKeys);
-      if (!cn[name_key]) fail(n, path, fmt::format("missing key '{}' (the {} plugin to use)", name_key, kind));
-    }
-    const YAML::Node name_node = n.IsMap() ? cn[name_key] : n;
-    const YAML::Node params_node = n.IsMap() ? cn["params"] : YAML::Node();
-    const std::string name = text(name_node, path + (n.IsMap() ? "." + name_key : ""));
-    return plugin_with_params(kind, name, name_node, params_node, path);
-  }
-
-  PluginChoice plugin_with_params(const std::string& kind, const std::string& name, const YAML::Node& name_node,
-                                  const YAML::Node& params_node, const std::string& path) const {
-    auto [known, fresh] = names_.try_emplace(kind);
-    std::vector<std::string>& names = known->second;
-    if (fresh)
-      for (const auto& p : reg_.list(kind)) names.push_back(p.name);
-    if (std::find(names.begin(), names.end(), name) == names.end())
-      fail(name_node, path, fmt::format("unknown {} '{}' ({})", kind, name, suggestion(name, names)));
-    const PluginInfo& info = reg_.info(kind, name);
-    Params raw(info.key());
-    std::map<std::string, YAML::Node> where;
-    if (params_node && !params_node.IsNull()) {
-      expect_map(params_node, path + ".params");
-      for (const auto& kv : params_node) {
-        const std::string key = key_text(kv.first, path + ".params");
-        where[key] = kv.second;
-        if (kv.second.IsScalar()) {
-          raw.set(key, kv.second.Scalar());
-        } else if (kv.second.IsSequence()) {
-          std::string joined;
-          for (const auto& item : kv.second) {
-            if (!item.IsScalar()) fail(item, path + ".params." + key, "expected a list of numbers");
-            joined += (joined.empty() ? "" : ",") + item.Scalar();
-          }
-          raw.set(key, joined);
-        } else {
-          fail(kv.second, path + ".params." + key, fmt::format("expected a value, got {}", kind_name(kv.second)));
-        }
-      }
-    }
-    PluginChoice out{kind, name, info.version, Params()};
-    try {
-      out.params = resolve_params(info.key(), info.params, raw);
-    } catch (const ParamError& e) {
-      const bool known =
-          std::any_of(info.params.begin(), info.params.end(), [&](const ParamSpec& p) { return p.name == e.param(); });
-      if (!known && params_node)  // an unknown name: point at the key, or at the value where a sweep made the key
-        for (const auto& kv : params_node)
-          if (kv.first.as<std::string>() == e.param())
-            fail(kv.first.Mark().is_null() ? kv.second : kv.first, path + ".params." + e.param(), e.what());
-      const auto it = where.find(e.param());
-      if (it == where.end()) {
-        for (const auto& kv : params_node)
-          if (kv.first.as<std::string>() == e.param()) fail(kv.first, path + ".params." + e.param(), e.what());
-        fail(params_node ? params_node : name_node, path + ".params", e.what());
-      }
-      fail(it->second, path + ".params." + e.param(), e.what());
-    }
-    // Range checks live in the plugins' constructors: each distinct configuration is created once. Datasets too
-    // (their files are read and parsed), unless this reader skips them.
-    if (kind == "dataset" && !datasets_) return out;
-    const std::string key = check_key(out);
-    if (checked_.count(key)) return out;
-    std::vector<int64_t> shape;
-    try {
-      const auto made = reg_.create<Plugin>(kind, name, out.params);
-      if (kind == "dataset") shape = dynamic_cast<const Dataset&>(*made).event_shape();
-    } catch (const ParamError& e) {
-      const auto it = where.find(e.param());
-      fail(it != where.end() ? it->second : name_node, path + ".params." + e.param(), e.what());
-    } catch (const CreateError& e) {
-      fail(name_node, path, plugin_message(e.what()));
-    } catch (const Error& e) {
-      fail(name_node, path, e.what());
-    } catch (const std::exception& e) {
-      fail(name_node, path, fmt::format("{}/{}: {}", kind, name, e.what()));
-    }
-    checked_.emplace(key, shape);
-    return out;
-  }
-
- private:
-  static std::string check_key(const PluginChoice& p) {
-    std::string k = p.kind + "/" + p.name;
-    for (const auto& [key, value] : p.params.values()) k += "\x1f" + key + "=" + to_string(value);
-    return k;
-  }
-  /// A plugin's own message from a CreateError ("KIND/NAME: construction failed (LIBRARY): MESSAGE"), without the
-  /// library's path, which differs between machines.
-  static std::string plugin_message(const std::string& what) {
-    const size_t at = what.find(": construction failed (");
-    const size_t end = at == std::string::npos ? at : what.find("): ", at);
-    return end == std::string::npos ? what : what.substr(end + 3);
-  }
-
-  std::string file_;
-  const Registry& reg_;
-  bool datasets_ = true;
-  mutable std::map<std::string, std::vector<int64_t>> checked_;    ///< check_key -> a dataset's event shape
-  mutable std::map<std::string, std::vector<std::string>> names_;  ///< kind -> its plugins' names
-  mutable std::map<std::string, bool> adaptive_;                   ///< solver name -> Solver::adaptive()
-};
 
 // Rebinds `cur` to child `key`, creating a map there if needed (Node::reset, since Node assignment copies).
 void descend(YAML::Node& cur, const std::string& key) {
@@ -368,6 +132,37 @@ std::vector<std::string> split_dots(const std::string& s) {
   return out;
 }
 
+const Table<EvalConfig, TrialConfig>& eval_table();
+
+// Checks the dotted sweep key `key` (split into `parts`) in a section whose keys are swept whole (train, eval).
+template <class S, class C>
+std::string check_flat_key(const schema::Table<S, C>& table, const std::vector<std::string>& parts,
+                           const std::string& key, const char* setting) {
+  const schema::Field<S, C>* field = table.find(parts[1]);
+  if (!field || !field->sweep)
+    return fmt::format("unknown key '{}' in '{}' ({})", parts[1], key, suggestion(parts[1], table.swept_keys()));
+  return parts.size() == 2 ? "" : fmt::format("'{}' goes below {} setting", key, setting);
+}
+
+// Checks the dotted sweep key `key` (split into `parts`) below a section that has a table: a key with a table
+// below it (reflow.train, reflow.mix) is swept one of that table's keys at a time.
+template <class S, class C>
+std::string check_section_key(const schema::Table<S, C>& table, const std::vector<std::string>& parts,
+                              const std::string& key) {
+  const std::string& s = parts[0];
+  const schema::Field<S, C>* field = table.find(parts[1]);
+  if (!field || !field->sweep)
+    return fmt::format("unknown key '{}' in '{}' ({})", parts[1], key, suggestion(parts[1], table.swept_keys()));
+  if (!field->below) return parts.size() == 2 ? "" : fmt::format("'{}' goes below a {} setting", key, s);
+  const std::vector<std::string> below = field->below();
+  if (parts.size() < 3) return fmt::format("'{}' names a whole section; sweep one of its keys", key);
+  if (std::find(below.begin(), below.end(), parts[2]) == below.end())
+    return fmt::format("unknown key '{}' in '{}' ({})", parts[2], key, suggestion(parts[2], below));
+  if (parts[2] == "params")
+    return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
+  return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
+}
+
 // Checks a dotted sweep key against the schema; returns "" if valid, else the message.
 std::string check_sweep_key(const std::string& key) {
   const auto parts = split_dots(key);
@@ -379,30 +174,10 @@ std::string check_sweep_key(const std::string& key) {
     return bad(parts.empty() ? "" : parts[0], sweepable);
   if (parts.size() < 2) return fmt::format("'{}' names a whole section; sweep one of its keys", key);
   const std::string& s = parts[0];
-  if (s == "train") {
-    if (std::find(kTrainKeys.begin(), kTrainKeys.end(), parts[1]) == kTrainKeys.end()) return bad(parts[1], kTrainKeys);
-    return parts.size() == 2 ? "" : fmt::format("'{}' goes below a train setting", key);
-  }
-  if (s == "reflow" || s == "distill") {
-    const std::vector<std::string>& keys = s == "reflow" ? kReflowKeys : kDistillKeys;
-    if (std::find(keys.begin(), keys.end(), parts[1]) == keys.end()) return bad(parts[1], keys);
-    const std::vector<std::string>* below = parts[1] == "train"            ? &kTrainKeys
-                                            : parts[1] == "mix"            ? &kMixKeys
-                                            : parts[1] == "teacher_solver" ? &kTeacherKeys
-                                                                           : nullptr;
-    if (!below) return parts.size() == 2 ? "" : fmt::format("'{}' goes below a {} setting", key, s);
-    if (parts.size() < 3) return fmt::format("'{}' names a whole section; sweep one of its keys", key);
-    if (std::find(below->begin(), below->end(), parts[2]) == below->end()) return bad(parts[2], *below);
-    if (parts[2] == "params")
-      return parts.size() == 4 ? "" : fmt::format("sweep one parameter: {}.{}.params.NAME", s, parts[1]);
-    return parts.size() == 3 ? "" : fmt::format("'{}' goes below a {}.{} setting", key, s, parts[1]);
-  }
-  if (s == "eval") {
-    const std::vector<std::string> ok = {"samples", "use_ema", "guidance", "cuda_graph",
-                                         "every",   "as_path", "solvers",  "ema_std"};
-    if (std::find(ok.begin(), ok.end(), parts[1]) == ok.end()) return bad(parts[1], ok);
-    return parts.size() == 2 ? "" : fmt::format("'{}' goes below an eval setting", key);
-  }
+  if (s == "train") return check_flat_key(train_table(), parts, key, "a train");  // train.phema as a mapping
+  if (s == "reflow") return check_section_key(reflow_table(), parts, key);
+  if (s == "distill") return check_section_key(distill_table(), parts, key);
+  if (s == "eval") return check_flat_key(eval_table(), parts, key, "an eval");
   const std::vector<std::string>& first = s == "data" ? kDataKeys : kModelKeys;
   if (std::find(first.begin(), first.end(), parts[1]) == first.end()) return bad(parts[1], first);
   if (parts[1] == "condition") return parts.size() == 2 ? "" : "'model.condition' is a single value";
@@ -452,143 +227,21 @@ std::string sweep_value_text(const std::string& key, const YAML::Node& value) {
   return fmt::format("{}", fmt::join(names, "+"));
 }
 
-void emit_plugin(YAML::Emitter& e, const std::string& key, const PluginChoice& p) {
-  e << YAML::Key << key << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "name" << YAML::Value << p.name << YAML::Key << "version" << YAML::Value << p.version;
-  e << YAML::Key << "params" << YAML::Value << YAML::BeginMap;
-  for (const auto& [k, v] : p.params.values()) e << YAML::Key << k << YAML::Value << to_string(v);
-  e << YAML::EndMap << YAML::EndMap;
-}
-
-// Relative stds of power-function EMA profiles at `path` (train.phema.stds, eval.ema_std): a number or a list of
-// numbers, each in (0, kPhemaMaxStd), none twice.
-std::vector<double> read_ema_stds(const Reader& r, const YAML::Node& n, const std::string& path) {
-  std::vector<YAML::Node> items;
-  if (n.IsSequence()) {
-    if (n.size() == 0) r.fail(n, path, "empty list: give at least one relative std, e.g. [0.05, 0.1]");
-    for (const auto& item : n) items.push_back(item);
-  } else {
-    items.push_back(n);
-  }
-  std::vector<double> out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const std::string at = n.IsSequence() ? fmt::format("{}[{}]", path, i) : path;
-    const double v = r.scalar<double>(items[i], at, "a number");
-    if (!(v > 0 && v < kPhemaMaxStd))
-      r.fail(items[i], at,
-             fmt::format("{} is outside the reconstructable range of post-hoc EMA stds (0, {:.6f}): a power-function "
-                         "profile's relative std is below 1/sqrt(12), the uniform average over all of training",
-                         v, kPhemaMaxStd));
-    if (std::find(out.begin(), out.end(), v) != out.end()) r.fail(items[i], at, fmt::format("{} is listed twice", v));
-    out.push_back(v);
-  }
-  return out;
-}
-
-// train.phema: {stds: [...], snapshots: K} (EDM2's post-hoc EMA; defaults: stds [0.05, 0.1], 16 snapshots).
-void read_phema(const Reader& r, const YAML::Node& ph, const std::string& path, TrainConfig& c) {
-  if (!ph.IsMap())
-    r.fail(ph, path, fmt::format("expected a map {{stds: [0.05, 0.1], snapshots: 16}}, got {}", kind_name(ph)));
-  r.check_keys(ph, path, kPhemaKeys);
-  c.phema_stds = ph["stds"] ? read_ema_stds(r, ph["stds"], path + ".stds") : std::vector<double>{0.05, 0.1};
-  c.phema_snapshots = ph["snapshots"] ? r.integer(ph["snapshots"], path + ".snapshots", 1, 100000) : 16;
-}
-
-// The keys of `tr` (a train section at `path`: train, reflow.train, distill.train) over the values already in `c`.
-void read_train(const Reader& r, const YAML::Node& tr, const std::string& path, TrainConfig& c) {
-  r.check_keys(tr, path, kTrainKeys);
-  const std::string at = path + ".";
-  if (tr["steps"]) c.steps = r.integer(tr["steps"], at + "steps", 0);  // 0: evaluate the model as it starts
-  if (tr["batch_size"]) c.batch_size = r.integer(tr["batch_size"], at + "batch_size", 1);
-  if (tr["lr"]) {
-    c.lr = r.real(tr["lr"], at + "lr", 0, 1e3);
-    // An error rather than a warning: a sweep that trains nothing for hours is worse than a refused file.
-    if (c.lr == 0) r.fail(tr["lr"], at + "lr", "a learning rate of 0 never moves the weights: give one in (0, 1000]");
-  }
-  if (tr["betas"]) {
-    const YAML::Node b = tr["betas"];
-    if (!b.IsSequence() || b.size() != 2)
-      r.fail(b, at + "betas", fmt::format("expected a list of 2 numbers, got {}", kind_name(b)));
-    c.beta1 = r.real(b[0], at + "betas[0]", 0, 0.999999);
-    c.beta2 = r.real(b[1], at + "betas[1]", 0, 0.999999);
-  }
-  if (tr["weight_decay"]) c.weight_decay = r.real(tr["weight_decay"], at + "weight_decay", 0, 1e3);
-  if (tr["warmup"]) c.warmup = r.integer(tr["warmup"], at + "warmup", 0);
-  if (tr["schedule"]) {
-    c.schedule = r.text(tr["schedule"], at + "schedule");
-    const std::vector<std::string> ok = {"cosine", "constant"};
-    if (std::find(ok.begin(), ok.end(), c.schedule) == ok.end())
-      r.fail(tr["schedule"], at + "schedule",
-             fmt::format("unknown schedule '{}' ({})", c.schedule, suggestion(c.schedule, ok)));
-  }
-  if (tr["ema"]) c.ema = r.real(tr["ema"], at + "ema", 0, 0.999999999);
-  if (tr["grad_clip"]) c.grad_clip = r.real(tr["grad_clip"], at + "grad_clip", 0, 1e12);
-  if (tr["log_every"]) c.log_every = r.integer(tr["log_every"], at + "log_every", 1);
-  if (tr["checkpoint_every"]) c.checkpoint_every = r.integer(tr["checkpoint_every"], at + "checkpoint_every", 0);
-  if (tr["p_uncond"]) c.p_uncond = r.real(tr["p_uncond"], at + "p_uncond", 0, 1);
-  if (tr["precision"]) {
-    c.precision = r.text(tr["precision"], at + "precision");
-    const std::vector<std::string>& ok = precisions();
-    if (std::find(ok.begin(), ok.end(), c.precision) == ok.end())
-      r.fail(tr["precision"], at + "precision",
-             fmt::format("unknown precision '{}' ({})", c.precision, suggestion(c.precision, ok)));
-  }
-  if (const YAML::Node ph = tr["phema"]) read_phema(r, ph, at + "phema", c);
-}
-
-// A one-of-`valid` word at `path`.
-std::string choice(const Reader& r, const YAML::Node& n, const std::string& path, const std::vector<std::string>& valid,
-                   const char* what) {
-  const std::string v = r.text(n, path);
-  if (std::find(valid.begin(), valid.end(), v) == valid.end())
-    r.fail(n, path, fmt::format("unknown {} '{}' ({})", what, v, suggestion(v, valid)));
-  return v;
-}
-
 // reflow: {rounds, pairs, teacher_solver: {solver, steps, params}, mix: {start, end}, init, train: {...}} and
-// distill: {steps, loss, pairs, train: {...}}; both need the train section read first (their train overrides it).
+// distill: {steps, loss, pairs, train: {...}} (schema.cpp's tables); both need the train section read first (their
+// train overrides it). Then what the two sections say together with the model.
 void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
   ReflowConfig& rf = t.reflow;
   rf.train = t.train;
   rf.teacher.solver = r.plugin_with_params("solver", "rk4", root, YAML::Node(), "reflow.teacher_solver");
   rf.teacher.steps = 20;
-  if (const YAML::Node n = root["reflow"]) {
-    r.check_keys(n, "reflow", kReflowKeys);
-    if (n["rounds"]) rf.rounds = r.integer(n["rounds"], "reflow.rounds", 0, kMaxRounds);
-    if (n["pairs"]) rf.pairs = r.integer(n["pairs"], "reflow.pairs", 1);
-    if (const YAML::Node ts = n["teacher_solver"]) {
-      r.check_keys(ts, "reflow.teacher_solver", kTeacherKeys);
-      if (!ts["solver"]) r.fail(ts, "reflow.teacher_solver", "missing key 'solver' (e.g. {solver: rk4, steps: 20})");
-      const std::string name = r.text(ts["solver"], "reflow.teacher_solver.solver");
-      rf.teacher.solver = r.plugin_with_params("solver", name, ts["solver"], ts["params"], "reflow.teacher_solver");
-      const bool fixed = !r.adaptive_solver(name, ts["solver"], "reflow.teacher_solver.solver");
-      rf.teacher.steps = 0;
-      if (ts["steps"] && ts["params"] && ts["params"].IsMap() && ts["params"]["steps"])
-        r.fail(ts["params"]["steps"], "reflow.teacher_solver.params.steps",
-               "steps given twice (also as reflow.teacher_solver.steps): give it once");
-      if (ts["steps"]) {
-        if (!fixed)
-          r.fail(ts["steps"], "reflow.teacher_solver.steps",
-                 fmt::format("solver/{} is adaptive and takes no steps (set rtol/atol in params)", name));
-        rf.teacher.steps = r.integer(ts["steps"], "reflow.teacher_solver.steps", 1);
-      } else if (fixed) {
-        rf.teacher.steps = rf.teacher.solver.params.integer("steps");
-      }
-    }
-    if (const YAML::Node mix = n["mix"]) {
-      r.check_keys(mix, "reflow.mix", kMixKeys);
-      if (mix["start"]) rf.mix_start = r.real(mix["start"], "reflow.mix.start", 0, 1);
-      if (mix["end"]) rf.mix_end = r.real(mix["end"], "reflow.mix.end", 0, 1);
-    }
-    if (n["init"]) rf.init = choice(r, n["init"], "reflow.init", kInits, "init");
-    if (n["train"]) read_train(r, n["train"], "reflow.train", rf.train);
-  }
+  if (const YAML::Node n = root["reflow"]) reflow_table().read(r, n, "reflow", rf, t);
   if (rf.teacher.steps > 0) rf.teacher.solver.params.set("steps", rf.teacher.steps);
   rf.teacher.label = rf.teacher.steps > 0 ? fmt::format("{}:steps={}", rf.teacher.solver.name, rf.teacher.steps)
                                           : rf.teacher.solver.name;
   // A coupling that pairs noise with a teacher's samples needs rounds that have a teacher.
-  const bool needs_teacher = r.create<Coupling>("coupling", t.coupling)->needs_teacher();
-  if (needs_teacher && rf.rounds < 1) {
+  t.teacher_coupling = r.create<Coupling>("coupling", t.coupling)->needs_teacher();
+  if (t.teacher_coupling && rf.rounds < 1) {
     const YAML::Node model = root["model"];
     r.fail(model["coupling"] ? model["coupling"] : model, "model.coupling",
            fmt::format("coupling/{} pairs noise with a teacher's samples, and this trial has no teacher: add "
@@ -605,39 +258,14 @@ void read_reflow(const Reader& r, const YAML::Node& root, TrialConfig& t) {
   d.train = t.train;
   d.pairs = rf.pairs;
   if (const YAML::Node n = root["distill"]) {
-    r.check_keys(n, "distill", kDistillKeys);
-    d.enabled = true;
-    if (n["steps"]) d.steps = r.integer(n["steps"], "distill.steps", 0);
+    distill_table().read(r, n, "distill", d, t);
     d.enabled = d.steps > 0;  // steps: 0 turns the stage off (a sweep compares with and without it)
-    if (n["loss"]) d.loss = choice(r, n["loss"], "distill.loss", kDistillLosses, "loss");
-    if (n["pairs"]) d.pairs = r.integer(n["pairs"], "distill.pairs", 1);
-    if (n["train"]) read_train(r, n["train"], "distill.train", d.train);
     if (t.condition != "none")
       r.fail(n, "distill",
              fmt::format("a conditioned model (model.condition: {}) cannot be distilled yet: the "
                          "teacher pairs carry no condition; use model.condition: none",
                          t.condition));
   }
-}
-
-void emit_train(YAML::Emitter& e, const char* key, const TrainConfig& c) {
-  e << YAML::Key << key << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << c.steps << YAML::Key
-    << "batch_size" << YAML::Value << c.batch_size << YAML::Key << "lr" << YAML::Value << number_text(c.lr) << YAML::Key
-    << "betas" << YAML::Value << YAML::Flow << std::vector<std::string>{number_text(c.beta1), number_text(c.beta2)}
-    << YAML::Key << "weight_decay" << YAML::Value << number_text(c.weight_decay) << YAML::Key << "warmup" << YAML::Value
-    << c.warmup << YAML::Key << "schedule" << YAML::Value << c.schedule << YAML::Key << "ema" << YAML::Value
-    << number_text(c.ema) << YAML::Key << "grad_clip" << YAML::Value << number_text(c.grad_clip) << YAML::Key
-    << "log_every" << YAML::Value << c.log_every << YAML::Key << "checkpoint_every" << YAML::Value << c.checkpoint_every
-    << YAML::Key << "p_uncond" << YAML::Value << number_text(c.p_uncond);
-  // Written only when not the default, so that the configurations (and hashes) of earlier results stay the same.
-  if (c.precision != "fp32") e << YAML::Key << "precision" << YAML::Value << c.precision;
-  if (!c.phema_stds.empty()) {  // only when set, as precision
-    e << YAML::Key << "phema" << YAML::Value << YAML::BeginMap << YAML::Key << "stds" << YAML::Value << YAML::Flow
-      << YAML::BeginSeq;
-    for (const double v : c.phema_stds) e << number_text(v);
-    e << YAML::EndSeq << YAML::Key << "snapshots" << YAML::Value << c.phema_snapshots << YAML::EndMap;
-  }
-  e << YAML::EndMap;
 }
 
 // What a trial's datasets say about it, where they were created: a noise dataset has the data's shape, and the
@@ -800,9 +428,8 @@ bool same_run(const EvalRun& a, const EvalRun& b) {
 // eval.during: solver entries as in eval.solvers, each run one of eval.solvers' runs (the evaluations during training
 // are a subset of the final one, so that each run's curve ends at its final row). Kept as indices into `runs` in
 // their order; listing every run is the same as listing none.
-void read_during(const Reader& r, const YAML::Node& ev, const YAML::Node& during, const PluginChoice& path_choice,
-                 EvalConfig& eval) {
-  if (!ev["every"])
+void read_during(const Reader& r, const YAML::Node& during, const PluginChoice& path_choice, EvalConfig& eval) {
+  if (eval.every == 0)  // not given (eval.every is at least 1 when it is)
     r.fail(during, "eval.during",
            "needs eval.every: the runs listed here are evaluated every eval.every training steps");
   std::vector<size_t> entry;
@@ -1102,42 +729,120 @@ void label_runs(const Reader& r, const YAML::Node& solvers, TrialConfig& t) {
   }
 }
 
-// eval: samples, guidance, the solver runs and their labels, metrics, evaluation during training, post-hoc EMA.
-void read_eval(const Reader& r, const YAML::Node& ev, TrialConfig& t) {
-  r.check_keys(ev, "eval", kEvalKeys);
-  if (ev["samples"]) t.eval.samples = r.integer(ev["samples"], "eval.samples", 2);
-  if (ev["use_ema"]) t.eval.use_ema = r.scalar<bool>(ev["use_ema"], "eval.use_ema", "true or false");
-  if (ev["store_samples"]) t.eval.store_samples = r.integer(ev["store_samples"], "eval.store_samples", -1);
-  if (ev["store_trajectories"])
-    t.eval.store_trajectories = r.integer(ev["store_trajectories"], "eval.store_trajectories", 0);
-  if (ev["cuda_graph"]) t.eval.cuda_graph = r.scalar<bool>(ev["cuda_graph"], "eval.cuda_graph", "true or false");
-  if (const YAML::Node g = ev["guidance"]) read_guidance(r, g, t);
-  if (const YAML::Node as = ev["as_path"]) {
-    t.eval.as_path = r.plugin("path", as, "eval.as_path");
-    if (t.eval.cuda_graph)
-      r.fail(as, "eval.as_path",
-             "matches each time on the host, which a CUDA graph cannot capture: set eval.cuda_graph: false");
-    if (!r.create<Path>("path", t.path)->affine() || !r.create<Path>("path", t.eval.as_path)->affine())
-      r.fail(as, "eval.as_path",
-             fmt::format("the schedule transform maps one affine path (x_t = alpha_t x1 + sigma_t x0) to another, and "
-                         "path/{} is not affine",
-                         r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
-  }
-  const PluginChoice& sampled = t.eval.as_path.name.empty() ? t.path : t.eval.as_path;  // the path the solvers see
-  if (const YAML::Node solvers = ev["solvers"]) {
-    t.eval.runs = read_solver_runs(r, solvers, "eval.solvers", sampled);
-    check_step_solvers(r, solvers, t);
-  }
-  if (const YAML::Node metrics = ev["metrics"]) read_metrics(r, metrics, t);
-  if (const YAML::Node solvers = ev["solvers"]) label_runs(r, solvers, t);
-  if (ev["every"]) {
-    t.eval.every = r.integer(ev["every"], "eval.every", 1);
-    if (t.eval.runs.empty())
-      r.fail(ev["every"], "eval.every",
-             "there are no eval.solvers to evaluate during training: list them in eval.solvers");
-  }
-  if (const YAML::Node during = ev["during"]) read_during(r, ev, during, sampled, t.eval);
-  if (const YAML::Node stds = ev["ema_std"]) t.eval.ema_stds = read_ema_stds(r, stds, "eval.ema_std");
+// eval.as_path: sample the model as if trained on another affine path (schedule_transform.hpp).
+void read_as_path(const Reader& r, const YAML::Node& as, const std::string& path, TrialConfig& t) {
+  t.eval.as_path = r.plugin("path", as, path);
+  if (t.eval.cuda_graph)
+    r.fail(as, path, "matches each time on the host, which a CUDA graph cannot capture: set eval.cuda_graph: false");
+  if (!r.create<Path>("path", t.path)->affine() || !r.create<Path>("path", t.eval.as_path)->affine())
+    r.fail(as, path,
+           fmt::format("the schedule transform maps one affine path (x_t = alpha_t x1 + sigma_t x0) to another, and "
+                       "path/{} is not affine",
+                       r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
+}
+
+// The eval section's table: its plugin lists (solvers, metrics, as_path, guidance) are read by the functions above,
+// so it lives here rather than in schema.cpp. Its rows are in the order its keys are listed; the resolved
+// configuration writes them in the order earlier results' hashes fixed (write_order).
+const Table<EvalConfig, TrialConfig>& eval_table() {
+  using E = EvalConfig;
+  using T = TrialConfig;
+  using Node = YAML::Node;
+  using Out = YAML::Emitter;
+  // The path the solvers see: eval.as_path when given, else the model's.
+  auto sampled = [](const T& t) -> const PluginChoice& {
+    return t.eval.as_path.name.empty() ? t.path : t.eval.as_path;
+  };
+  static const Table<E, T> table{
+      {
+          integer<E, T>("samples", &E::samples, 2),
+          flag<E, T>("use_ema", &E::use_ema),
+          custom<E, T>(
+              "guidance", [](const Reader& r, const Node& g, const std::string&, E&, T& t) { read_guidance(r, g, t); },
+              [](Out& e, const E& ev, const T&) {
+                e << YAML::Key << "guidance" << YAML::Value << number_text(ev.guidance);
+                if (ev.guidance_schedule == "interval")  // only when set: earlier hashes hold
+                  e << YAML::Key << "guidance_interval" << YAML::Value << YAML::Flow << YAML::BeginSeq
+                    << number_text(ev.guidance_interval[0]) << number_text(ev.guidance_interval[1]) << YAML::EndSeq;
+                else if (ev.guidance_schedule != "constant")
+                  e << YAML::Key << "guidance_ramp" << YAML::Value << ev.guidance_schedule;
+                if (ev.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << ev.guide_step;
+                if (!ev.guide_architecture.name.empty())
+                  emit_plugin(e, "guidance_guide_architecture", ev.guide_architecture);
+              }),
+          integer<E, T>("store_samples", &E::store_samples, -1).not_swept(),
+          integer<E, T>("store_trajectories", &E::store_trajectories, 0).not_swept(),
+          custom<E, T>(
+              "solvers",
+              [sampled](const Reader& r, const Node& solvers, const std::string& path, E& ev, T& t) {
+                ev.runs = read_solver_runs(r, solvers, path, sampled(t));
+                check_step_solvers(r, solvers, t);
+                label_runs(r, solvers, t);
+              },
+              [](Out& e, const E& ev, const T&) {
+                e << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
+                for (const auto& run : ev.runs) {
+                  e << YAML::BeginMap;
+                  emit_plugin(e, "solver", run.solver);
+                  if (!run.grid.name.empty()) emit_plugin(e, "grid", run.grid);  // only when set: earlier hashes hold
+                  e << YAML::EndMap;
+                }
+                e << YAML::EndSeq;
+              }),
+          custom<E, T>(
+              "metrics", [](const Reader& r, const Node& m, const std::string&, E&, T& t) { read_metrics(r, m, t); },
+              [](Out& e, const E& ev, const T&) {
+                e << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
+                for (const auto& m : ev.metrics) {
+                  e << YAML::BeginMap;
+                  emit_plugin(e, "metric", m);
+                  e << YAML::EndMap;
+                }
+                e << YAML::EndSeq;
+              })
+              .not_swept(),
+          flag<E, T>("cuda_graph", &E::cuda_graph, Emit::unless_default).read_first(),
+          custom<E, T>(
+              "every",
+              [](const Reader& r, const Node& n, const std::string& path, E& ev, T&) {
+                ev.every = r.integer(n, path, 1);
+                if (ev.runs.empty())
+                  r.fail(n, path, "there are no eval.solvers to evaluate during training: list them in eval.solvers");
+              },
+              member_writer<E, T>("every", &E::every, Emit::unless_default))
+              .read_late(),
+          custom<E, T>(
+              "during",
+              [sampled](const Reader& r, const Node& n, const std::string&, E& ev, T& t) {
+                read_during(r, n, sampled(t), ev);
+              },
+              [](Out& e, const E& ev, const T&) {
+                if (ev.every == 0 || ev.during.empty()) return;
+                e << YAML::Key << "during" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+                for (size_t k : ev.during) e << ev.runs[k].label;
+                e << YAML::EndSeq;
+              })
+              .read_late()
+              .not_swept(),
+          custom<E, T>(
+              "as_path",
+              [](const Reader& r, const Node& as, const std::string& path, E&, T& t) { read_as_path(r, as, path, t); },
+              [](Out& e, const E& ev, const T&) {
+                if (!ev.as_path.name.empty()) emit_plugin(e, "as_path", ev.as_path);  // only when set
+              })
+              .read_first(),
+          custom<E, T>(
+              "ema_std",
+              [](const Reader& r, const Node& n, const std::string& path, E& ev, T&) {
+                ev.ema_stds = read_ema_stds(r, n, path);
+              },
+              [](Out& e, const E& ev, const T&) {
+                if (!ev.ema_stds.empty()) write_numbers(e, "ema_std", ev.ema_stds);  // only when set
+              }),
+      },
+      {"samples", "use_ema", "guidance", "store_samples", "store_trajectories", "cuda_graph", "as_path", "ema_std",
+       "every", "during", "solvers", "metrics"}};
+  return table;
 }
 
 // The resolved configuration's model section.
@@ -1160,71 +865,17 @@ void emit_model(YAML::Emitter& e, const Reader& r, const TrialConfig& t) {
   e << YAML::EndMap;
 }
 
-// The resolved configuration's eval section.
-void emit_eval(YAML::Emitter& e, const TrialConfig& t) {
-  e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap << YAML::Key << "samples" << YAML::Value << t.eval.samples
-    << YAML::Key << "use_ema" << YAML::Value << t.eval.use_ema << YAML::Key << "guidance" << YAML::Value
-    << number_text(t.eval.guidance);
-  if (t.eval.guidance_schedule == "interval")  // only when set: earlier hashes hold
-    e << YAML::Key << "guidance_interval" << YAML::Value << YAML::Flow << YAML::BeginSeq
-      << number_text(t.eval.guidance_interval[0]) << number_text(t.eval.guidance_interval[1]) << YAML::EndSeq;
-  else if (t.eval.guidance_schedule != "constant")
-    e << YAML::Key << "guidance_ramp" << YAML::Value << t.eval.guidance_schedule;
-  if (t.eval.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << t.eval.guide_step;
-  if (!t.eval.guide_architecture.name.empty()) emit_plugin(e, "guidance_guide_architecture", t.eval.guide_architecture);
-  e << YAML::Key << "store_samples" << YAML::Value << t.eval.store_samples << YAML::Key << "store_trajectories"
-    << YAML::Value << t.eval.store_trajectories;
-  if (t.eval.cuda_graph) e << YAML::Key << "cuda_graph" << YAML::Value << true;  // only when on: earlier hashes hold
-  if (!t.eval.as_path.name.empty()) emit_plugin(e, "as_path", t.eval.as_path);   // only when set, as cuda_graph
-  if (!t.eval.ema_stds.empty()) {                                                // only when set, as cuda_graph
-    e << YAML::Key << "ema_std" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const double v : t.eval.ema_stds) e << number_text(v);
-    e << YAML::EndSeq;
-  }
-  if (t.eval.every > 0) {  // only when set, as cuda_graph
-    e << YAML::Key << "every" << YAML::Value << t.eval.every;
-    if (!t.eval.during.empty()) {
-      e << YAML::Key << "during" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-      for (size_t k : t.eval.during) e << t.eval.runs[k].label;
-      e << YAML::EndSeq;
-    }
-  }
-  e << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
-  for (const auto& run : t.eval.runs) {
-    e << YAML::BeginMap;
-    emit_plugin(e, "solver", run.solver);
-    if (!run.grid.name.empty()) emit_plugin(e, "grid", run.grid);  // only when set: earlier hashes hold
-    e << YAML::EndMap;
-  }
-  e << YAML::EndSeq << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
-  for (const auto& m : t.eval.metrics) {
-    e << YAML::BeginMap;
-    emit_plugin(e, "metric", m);
-    e << YAML::EndMap;
-  }
-  e << YAML::EndSeq << YAML::EndMap;
-}
-
-// The resolved configuration's reflow and distill sections.
+// The resolved configuration's reflow and distill sections, only when used, so that the configurations (and
+// hashes) of trials without them stay as they were.
 void emit_stages(YAML::Emitter& e, const TrialConfig& t) {
-  // Only when used, so that the configurations (and hashes) of trials without them stay as they were.
   if (t.reflow.rounds > 0) {
-    const ReflowConfig& rf = t.reflow;
-    e << YAML::Key << "reflow" << YAML::Value << YAML::BeginMap << YAML::Key << "rounds" << YAML::Value << rf.rounds
-      << YAML::Key << "pairs" << YAML::Value << rf.pairs;
-    emit_plugin(e, "teacher_solver", rf.teacher.solver);
-    e << YAML::Key << "mix" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value
-      << number_text(rf.mix_start) << YAML::Key << "end" << YAML::Value << number_text(rf.mix_end) << YAML::EndMap
-      << YAML::Key << "init" << YAML::Value << rf.init;
-    emit_train(e, "train", rf.train);
+    e << YAML::Key << "reflow" << YAML::Value << YAML::BeginMap;
+    reflow_table().write(e, t.reflow, t);
     e << YAML::EndMap;
   }
   if (t.distill.enabled) {
-    const DistillConfig& d = t.distill;
-    e << YAML::Key << "distill" << YAML::Value << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << d.steps
-      << YAML::Key << "loss" << YAML::Value << d.loss << YAML::Key << "pairs" << YAML::Value << d.pairs;
-    if (t.reflow.rounds == 0) emit_plugin(e, "teacher_solver", t.reflow.teacher.solver);
-    emit_train(e, "train", d.train);
+    e << YAML::Key << "distill" << YAML::Value << YAML::BeginMap;
+    distill_table().write(e, t.distill, t);
     e << YAML::EndMap;
   }
 }
@@ -1236,8 +887,12 @@ std::string resolved_yaml(const Reader& r, const TrialConfig& t) {
   e << YAML::BeginMap;
   emit_plugin(e, "data", t.data);
   emit_model(e, r, t);
-  emit_train(e, "train", t.train);
-  emit_eval(e, t);
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  train_table().write(e, t.train, t);
+  e << YAML::EndMap;
+  e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
+  eval_table().write(e, t.eval, t);
+  e << YAML::EndMap;
   emit_stages(e, t);
   e << YAML::EndMap;
   return e.c_str();
@@ -1248,8 +903,8 @@ TrialConfig read_trial(const Reader& r, const YAML::Node& root, bool documents =
   if (!root["data"]) r.fail(root, "data", "missing section 'data' (e.g. data: {dataset: ring_gaussians})");
   t.data = r.plugin("dataset", root["data"], "data", "dataset");
   read_model(r, root, t);
-  if (const YAML::Node tr = root["train"]) read_train(r, tr, "train", t.train);
-  if (const YAML::Node ev = root["eval"]) read_eval(r, ev, t);
+  if (const YAML::Node tr = root["train"]) train_table().read(r, tr, "train", t.train, t);
+  if (const YAML::Node ev = root["eval"]) eval_table().read(r, ev, "eval", t.eval, t);
   read_reflow(r, root, t);
   check_every(r, root, t);
   check_phema(r, root, t);
@@ -1355,31 +1010,13 @@ void read_devices(const Reader& r, const YAML::Node& root, Experiment& ex) {
   }
 }
 
-void read_limits(const Reader& r, const YAML::Node& root, ExperimentLimits& limits) {
-  const YAML::Node n = root["limits"];
-  if (!n) return;
-  r.check_keys(n, "limits", kLimitKeys);
-  if (n["trials"]) limits.trials = r.integer(n["trials"], "limits.trials", 1);
-  if (n["pairs_gb"]) limits.pairs_gb = r.real(n["pairs_gb"], "limits.pairs_gb", 1e-9, 1e9);
+void read_limits(const Reader& r, const YAML::Node& root, Experiment& ex) {
+  if (const YAML::Node n = root["limits"]) limits_table().read(r, n, "limits", ex.limits, ex);
 }
 
-// log: where the trials' logs go beside the results: tensorboard, a directory (made when missing) of one run per trial.
+// log: where the trials' logs go beside the results.
 void read_log(const Reader& r, const YAML::Node& root, Experiment& ex) {
-  const YAML::Node n = root["log"];
-  if (!n) return;
-  r.check_keys(n, "log", kLogKeys);
-  if (!n["tensorboard"]) return;
-  const std::string dir = r.text(n["tensorboard"], "log.tensorboard");
-  std::error_code ec;
-  const auto st = std::filesystem::status(dir, ec);
-  std::string bad;
-  if (dir.empty()) bad = "is empty";
-  else if (dir.find('\0') != std::string::npos) bad = "holds a NUL character";
-  else if (std::filesystem::exists(st) && !std::filesystem::is_directory(st)) bad = "exists and is not a directory";
-  if (!bad.empty())
-    r.fail(n["tensorboard"], "log.tensorboard",
-           fmt::format("'{}' {}: give a directory for TensorBoard's event files, e.g. runs/{}", dir, bad, ex.name));
-  ex.tensorboard = dir;
+  if (const YAML::Node n = root["log"]) log_table().read(r, n, "log", ex, ex);
 }
 
 /// The sweep axes: grid keys cross, zip keys pair, seeds multiply.
@@ -1586,7 +1223,7 @@ Experiment load_experiment_text(const std::string& file, const std::string& text
     ex.workers_per_device = r.integer(root["workers_per_device"], "workers_per_device", 1);
   if (root["threads"]) ex.threads = r.integer(root["threads"], "threads", 1);
   if (root["max_trial_seconds"]) ex.max_trial_seconds = r.real(root["max_trial_seconds"], "max_trial_seconds", 0, 1e9);
-  read_limits(r, root, ex.limits);
+  read_limits(r, root, ex);
   read_log(r, root, ex);
   r.limits = ex.limits;
   const Sweep sweep = read_sweep(r, root);
@@ -1646,22 +1283,22 @@ TrialConfig load_trial_snapshot(const std::string& file, const Registry& registr
 const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sections() {
   static const std::vector<std::pair<std::string, std::vector<std::string>>> sections = {
       {"", kTopKeys},
-      {"limits", kLimitKeys},
-      {"log", kLogKeys},
+      {"limits", limits_table().keys()},
+      {"log", log_table().keys()},
       {"data", kDataKeys},
       {"model", kModelKeys},
-      {"train", kTrainKeys},
-      {"train.phema", kPhemaKeys},
-      {"eval", kEvalKeys},
+      {"train", train_table().keys()},
+      {"train.phema", phema_table().keys()},
+      {"eval", eval_table().keys()},
       {"eval.guidance", kGuidanceKeys},
       {"eval.guidance.guide", kGuideKeys},
       {"eval.solvers[]", kSolverKeys},
-      {"reflow", kReflowKeys},
-      {"reflow.mix", kMixKeys},
+      {"reflow", reflow_table().keys()},
+      {"reflow.mix", mix_table().keys()},
       {"reflow.teacher_solver", kTeacherKeys},
-      {"reflow.train", kTrainKeys},
-      {"distill", kDistillKeys},
-      {"distill.train", kTrainKeys},
+      {"reflow.train", train_table().keys()},
+      {"distill", distill_table().keys()},
+      {"distill.train", train_table().keys()},
       {"sweep", kSweepKeys},
   };
   return sections;

@@ -796,7 +796,7 @@ void TrialRun::setup() {
       make<Objective>(reg_, trial_.objective.name.empty() ? PluginChoice{"objective", "flow_matching", "", Params()}
                                                           : trial_.objective);
   // A teacher coupling (reflow) pairs nothing within a batch: round 0 trains on independent pairs.
-  independent_ = !coupling_ || trial_.coupling.name == "independent" || coupling_->needs_teacher();
+  independent_ = !coupling_ || coupling_->keeps_order() || coupling_->needs_teacher();
   draw_ahead_ = !independent_ && !coupling_->draws_random() && dev_.is_cpu();
   if (draw_ahead_ && pairing_ahead.load()) pairing_thread_ = std::make_unique<PairingThread>();
   // Conditioning: the dataset's labels and/or continuous attributes.
@@ -1212,10 +1212,10 @@ EvalInputs TrialRun::prepare_eval() const {
     }
     const std::string spec = mc.params.has("features") ? mc.params.str("features") : "raw";
     in.metric_spec.push_back(spec);
-    if (spec != "raw" && !in.extractors.count(spec)) {
-      in.extractors[spec] = make_feature_extractor(spec, reg_, device_);
+    if (spec != "raw" && !in.extractors.count(spec)) in.extractors[spec] = make_feature_extractor(spec, reg_, device_);
+    // The reference's features once per spec, and only for a metric that compares with them.
+    if (spec != "raw" && in.metrics.back()->uses_reference() && !in.reference_features.count(spec))
       in.reference_features[spec] = in.extractors[spec]->features(in.reference);
-    }
     in.metric_features.push_back(spec == "raw" ? "raw" : in.extractors[spec]->describe());
   }
   return in;
@@ -1491,12 +1491,14 @@ EvalRow TrialRun::evaluate_run(const EvalRun& run, size_t index, const EvalInput
         row.metrics.push_back(model_values.values[i]);
         continue;
       }
+      const bool uses_reference = in.metrics[i]->uses_reference();
       if (spec == "raw") {
-        row.metrics.push_back(in.metrics[i]->compute(r.x, in.reference));
+        row.metrics.push_back(in.metrics[i]->compute(r.x, uses_reference ? in.reference : at::Tensor()));
         continue;
       }
       if (!sample_features.count(spec)) sample_features[spec] = in.extractors.at(spec)->features(r.x);
-      row.metrics.push_back(in.metrics[i]->compute(sample_features[spec], in.reference_features.at(spec)));
+      row.metrics.push_back(in.metrics[i]->compute(sample_features[spec],
+                                                   uses_reference ? in.reference_features.at(spec) : at::Tensor()));
     }
   } catch (const std::exception& e) {
     row.error = e.what();

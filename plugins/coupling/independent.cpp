@@ -11,6 +11,7 @@ class IndependentCoupling final : public flowlab::Coupling {
     const at::Tensor k = at::arange(x0.size(0), at::kLong);
     return {k, k};
   }
+  bool keeps_order() const override { return true; }
 };
 
 }  // namespace

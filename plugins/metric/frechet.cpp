@@ -61,6 +61,7 @@ class FrechetMetric final : public flowlab::Metric {
       throw flowlab::Error(fmt::format("{}: '{}': sigma has shape [{}], expected [{}, {}] for mu of [{}]", kOwner,
                                        opt_.stats, fmt::join(sigma_.sizes(), ", "), d, d, d));
   }
+  bool uses_reference() const override { return opt_.stats.empty(); }
   double compute(const at::Tensor& samples, const at::Tensor& reference) const override {
     const at::Tensor a = samples.flatten(1).to(at::kCPU, at::kDouble);
     if (a.size(0) < 2)

@@ -148,6 +148,9 @@ struct TrialConfig {
   PluginChoice noise_dataset;      ///< set when model.noise names a dataset: x0 is drawn from it instead of `noise`
   PluginChoice objective;          ///< the target and loss of training (default flow_matching)
   std::string condition = "none";  ///< none, label, attr or both: what the model is conditioned on
+  /// The coupling pairs noise with the previous round's samples only (Coupling::needs_teacher(): coupling/reflow):
+  /// each reflow round trains on teacher pairs alone (mix 1).
+  bool teacher_coupling = false;
   TrainConfig train;
   EvalConfig eval;
   ReflowConfig reflow;

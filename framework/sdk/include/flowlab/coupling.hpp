@@ -28,6 +28,9 @@ class FLOWLAB_API Coupling : public Plugin {
   /// batch's pairing on a helper thread while the current step trains (the same pairs, the same random stream);
   /// pair() must then touch no state that another thread uses.
   virtual bool draws_random() const { return true; }
+  /// True for a coupling whose pair() returns (k, k) for every batch (coupling/independent): the engine then does
+  /// not call it.
+  virtual bool keeps_order() const { return false; }
 };
 
 namespace kinds {

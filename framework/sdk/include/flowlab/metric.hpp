@@ -20,6 +20,9 @@ class FLOWLAB_API Metric : public Plugin {
   virtual double compute(const Tensor& samples, const Tensor& reference) const = 0;
   /// True for metrics where larger values are better (none of the built-in ones).
   virtual bool higher_is_better() const { return false; }
+  /// False for a metric that compares with reference statistics of its own (frechet's `stats`): the engine then
+  /// neither featurises the reference for it nor hands it one (compute() gets an undefined tensor).
+  virtual bool uses_reference() const { return true; }
 };
 
 /// What the engine hands a metric of the model: the trained field, the base density and a way to build solvers.

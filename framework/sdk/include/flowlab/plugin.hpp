@@ -18,7 +18,7 @@
 
 /// The plugin ABI version. Bump it whenever an installed SDK header's declarations change, and record the new
 /// hash in framework/sdk/api_versions.txt (tests/test_api_version.cpp fails until both are done).
-#define FLOWLAB_API_VERSION 8
+#define FLOWLAB_API_VERSION 9
 
 namespace flowlab {
 
