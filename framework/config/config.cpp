@@ -104,8 +104,6 @@ const std::vector<std::string> kTopKeys = {"name",    "output",
                                            "sweep"};
 // The most YAML nodes an experiment may have with its aliases expanded.
 constexpr size_t kMaxNodes = 100000;
-const std::vector<std::string> kModelKeys = {"path",         "weighting", "time_sampler", "noise",
-                                             "architecture", "condition", "coupling",     "objective"};
 const std::vector<std::string> kConditions = {"none", "label", "attr", "both"};
 const std::vector<std::string> kGuidanceKeys = {"scale", "interval", "ramp", "guide"};
 const std::vector<std::string> kGuideKeys = {"step", "architecture"};
@@ -113,10 +111,6 @@ const std::vector<std::string> kSweepKeys = {"grid", "zip", "seeds"};
 const std::vector<std::string> kSolverKeys = {"solver", "steps", "params", "grid"};
 // Upper bound that keeps a typo from running for ever: the step count of one solver run.
 constexpr int64_t kMaxSteps = 1000000;
-// Defaults of the model section when a key is left out.
-const std::map<std::string, std::string> kModelDefaults = {{"path", "rectified"},       {"weighting", "uniform"},
-                                                           {"time_sampler", "uniform"}, {"noise", "gaussian"},
-                                                           {"coupling", "independent"}, {"objective", "flow_matching"}};
 
 // Rebinds `cur` to child `key`, creating a map there if needed (Node::reset, since Node assignment copies).
 void descend(YAML::Node& cur, const std::string& key) {
@@ -133,6 +127,7 @@ std::vector<std::string> split_dots(const std::string& s) {
 }
 
 const Table<EvalConfig, TrialConfig>& eval_table();
+const Table<TrialConfig, const Reader>& model_table();
 
 // Checks the dotted sweep key `key` (split into `parts`) in a section whose keys are swept whole (train, eval).
 template <class S, class C>
@@ -178,7 +173,7 @@ std::string check_sweep_key(const std::string& key) {
   if (s == "reflow") return check_section_key(reflow_table(), parts, key);
   if (s == "distill") return check_section_key(distill_table(), parts, key);
   if (s == "eval") return check_flat_key(eval_table(), parts, key, "an eval");
-  const std::vector<std::string>& first = s == "data" ? kDataKeys : kModelKeys;
+  const std::vector<std::string> first = s == "data" ? kDataKeys : model_table().keys();
   if (std::find(first.begin(), first.end(), parts[1]) == first.end()) return bad(parts[1], first);
   if (parts[1] == "condition") return parts.size() == 2 ? "" : "'model.condition' is a single value";
   if (s == "data")
@@ -633,37 +628,78 @@ void check_step_solvers(const Reader& r, const YAML::Node& solvers, const TrialC
   }
 }
 
-// Everything of one trial, from its (overridden) document.
-// model: the plugins of the model section (defaults where not given), the condition and the architecture.
+// The model section's table: its plugins, each with its default where the file leaves it out, the condition and
+// the architecture (required). Its context is the reader, which writing the objective needs.
+const Table<TrialConfig, const Reader>& model_table() {
+  using T = TrialConfig;
+  using R = const Reader;
+  // A plugin of kind `key` in member `m`, `def` with its default parameters when left out.
+  auto plugin = [](const char* key, PluginChoice T::*m, const char* def) {
+    return custom<T, R>(
+               key,
+               [key, m](const Reader& r, const YAML::Node& n, const std::string& path, T& t, R&) {
+                 t.*m = r.plugin(key, n, path);
+               },
+               [key, m](YAML::Emitter& e, const T& t, R&) { emit_plugin(e, key, t.*m); })
+        .when_absent([key, m, def](const Reader& r, const YAML::Node& model, const std::string& path, T& t, R&) {
+          t.*m = r.plugin_with_params(key, def, model, YAML::Node(), path);
+        });
+  };
+  static const Table<T, R> table{{
+      plugin("path", &T::path, "rectified"),
+      plugin("weighting", &T::weighting, "uniform"),
+      plugin("time_sampler", &T::time_sampler, "uniform"),
+      // Any dataset as the base distribution: model.noise: {dataset: eight_gaussians, params: {...}}.
+      custom<T, R>(
+          "noise",
+          [](const Reader& r, const YAML::Node& n, const std::string& path, T& t, R&) {
+            if (n.IsMap() && n["dataset"]) {
+              t.noise_dataset = r.plugin("dataset", n, path, "dataset");
+              t.noise = r.plugin_with_params("noise", "gaussian", n, YAML::Node(), path);
+            } else {
+              t.noise = r.plugin("noise", n, path);
+            }
+          },
+          [](YAML::Emitter& e, const T& t, R&) {
+            if (t.noise_dataset.name.empty()) return emit_plugin(e, "noise", t.noise);
+            e << YAML::Key << "noise" << YAML::Value << YAML::BeginMap;
+            emit_plugin(e, "dataset", t.noise_dataset);
+            e << YAML::EndMap;
+          })
+          .when_absent([](const Reader& r, const YAML::Node& model, const std::string& path, T& t, R&) {
+            t.noise = r.plugin_with_params("noise", "gaussian", model, YAML::Node(), path);
+          }),
+      custom<T, R>(
+          "architecture",
+          [](const Reader& r, const YAML::Node& n, const std::string& path, T& t, R&) {
+            t.architecture = r.plugin("architecture", n, path);
+          },
+          [](YAML::Emitter& e, const T& t, R&) { emit_plugin(e, "architecture", t.architecture); })
+          .when_absent([](const Reader& r, const YAML::Node& model, const std::string& path, T&, R&) {
+            r.fail(model, path, "missing key 'architecture' (e.g. {name: mlp})");
+          }),
+      word<T, R>("condition", &T::condition, kConditions, "condition"),
+      plugin("coupling", &T::coupling, "independent"),
+      custom<T, R>(
+          "objective",
+          [](const Reader& r, const YAML::Node& n, const std::string& path, T& t, R&) {
+            t.objective = r.plugin("objective", n, path);
+          },
+          [](YAML::Emitter& e, const T& t, R& r) {
+            if (!is_default_objective(r, t.objective)) emit_plugin(e, "objective", t.objective);  // earlier hashes hold
+          })
+          .when_absent([](const Reader& r, const YAML::Node& model, const std::string& path, T& t, R&) {
+            t.objective = r.plugin_with_params("objective", "flow_matching", model, YAML::Node(), path);
+          }),
+  }};
+  return table;
+}
+
+// model: the model_table's keys, then the objective against the architecture and the coupling.
 void read_model(const Reader& r, const YAML::Node& root, TrialConfig& t) {
   if (!root["model"]) r.fail(root, "model", "missing section 'model' (at least model.architecture)");
   const YAML::Node model = root["model"];
-  r.check_keys(model, "model", kModelKeys);
-  for (const auto& [key, def] : kModelDefaults) {
-    PluginChoice& slot = key == "path"           ? t.path
-                         : key == "weighting"    ? t.weighting
-                         : key == "time_sampler" ? t.time_sampler
-                         : key == "coupling"     ? t.coupling
-                         : key == "objective"    ? t.objective
-                                                 : t.noise;
-    const YAML::Node given = model[key];
-    if (key == "noise" && given && given.IsMap() && given["dataset"]) {
-      // Any dataset as the base distribution: model.noise: {dataset: eight_gaussians, params: {...}}.
-      t.noise_dataset = r.plugin("dataset", given, "model.noise", "dataset");
-      slot = r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
-      continue;
-    }
-    slot = given ? r.plugin(key, given, "model." + key)
-                 : r.plugin_with_params(key, def, model, YAML::Node(), "model." + key);
-  }
-  if (const YAML::Node cond = model["condition"]) {
-    t.condition = r.text(cond, "model.condition");
-    if (std::find(kConditions.begin(), kConditions.end(), t.condition) == kConditions.end())
-      r.fail(cond, "model.condition",
-             fmt::format("unknown condition '{}' ({})", t.condition, suggestion(t.condition, kConditions)));
-  }
-  if (!model["architecture"]) r.fail(model, "model.architecture", "missing key 'architecture' (e.g. {name: mlp})");
-  t.architecture = r.plugin("architecture", model["architecture"], "model.architecture");
+  model_table().read(r, model, "model", t, r);
   check_objective(r, model, t);
 }
 
@@ -845,26 +881,6 @@ const Table<EvalConfig, TrialConfig>& eval_table() {
   return table;
 }
 
-// The resolved configuration's model section.
-void emit_model(YAML::Emitter& e, const Reader& r, const TrialConfig& t) {
-  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
-  emit_plugin(e, "path", t.path);
-  emit_plugin(e, "weighting", t.weighting);
-  emit_plugin(e, "time_sampler", t.time_sampler);
-  if (t.noise_dataset.name.empty()) {
-    emit_plugin(e, "noise", t.noise);
-  } else {
-    e << YAML::Key << "noise" << YAML::Value << YAML::BeginMap;
-    emit_plugin(e, "dataset", t.noise_dataset);
-    e << YAML::EndMap;
-  }
-  emit_plugin(e, "architecture", t.architecture);
-  e << YAML::Key << "condition" << YAML::Value << t.condition;
-  emit_plugin(e, "coupling", t.coupling);
-  if (!is_default_objective(r, t.objective)) emit_plugin(e, "objective", t.objective);  // earlier hashes hold
-  e << YAML::EndMap;
-}
-
 // The resolved configuration's reflow and distill sections, only when used, so that the configurations (and
 // hashes) of trials without them stay as they were.
 void emit_stages(YAML::Emitter& e, const TrialConfig& t) {
@@ -886,7 +902,9 @@ std::string resolved_yaml(const Reader& r, const TrialConfig& t) {
   YAML::Emitter e;
   e << YAML::BeginMap;
   emit_plugin(e, "data", t.data);
-  emit_model(e, r, t);
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  model_table().write(e, t, r);
+  e << YAML::EndMap;
   e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
   train_table().write(e, t.train, t);
   e << YAML::EndMap;
@@ -1286,7 +1304,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& config_sect
       {"limits", limits_table().keys()},
       {"log", log_table().keys()},
       {"data", kDataKeys},
-      {"model", kModelKeys},
+      {"model", model_table().keys()},
       {"train", train_table().keys()},
       {"train.phema", phema_table().keys()},
       {"eval", eval_table().keys()},

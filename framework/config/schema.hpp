@@ -5,8 +5,8 @@
 //     (always, only when not the default, or not at all with the reason why it is not part of a trial);
 //   - whether a sweep may set it, and the table below it, if any.
 // The key checks (unknown keys, with the nearest valid one), reading, emitting, config_sections() and the sweep's
-// key checks all derive from the rows. The tables themselves are in schema.cpp; a new YAML key is a member in
-// config.hpp and a row there.
+// key checks all derive from the rows. The tables are in schema.cpp, except model's and eval's, which are in
+// config.cpp beside the readers of their plugin lists; a new YAML key is a member in config.hpp and a row.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +36,10 @@ struct Field {
   using Read = std::function<void(const Reader&, const YAML::Node& value, const std::string& path, S&, C&)>;
   using Write = std::function<void(YAML::Emitter&, const S&, const C&)>;
   std::string key;
-  Read read;    ///< empty: a derived entry, written (emit) but not a key of the file
+  Read read;  ///< empty: a derived entry, written (emit) but not a key of the file
+  /// Called in the key's turn when the file leaves it out, with the section's node (to fill a default that needs
+  /// the reader, or to fail on a required key); empty: the member keeps its default.
+  Read absent;
   Write write;  ///< writes "key: value" (or nothing); empty: not part of a trial, `not_hashed` says why
   std::string not_hashed;
   bool sweep = true;  ///< a sweep axis may set it (sweep.grid / sweep.zip)
@@ -48,6 +51,7 @@ struct Field {
   std::function<std::vector<std::string>()> below;
 
   Field& not_swept() { return sweep = false, *this; }
+  Field& when_absent(Read fill) { return absent = std::move(fill), *this; }
   Field& read_first() { return order = -1, *this; }
   Field& read_late() { return order = 1, *this; }
   Field& not_in_trial(std::string why) { return write = nullptr, not_hashed = std::move(why), *this; }
@@ -96,8 +100,11 @@ struct Table {
     r.check_keys(n, path, keys());
     for (const int order : {-1, 0, 1})
       for (const auto& f : fields)
-        if (f.read && f.order == order)
-          if (const YAML::Node v = n[f.key]) f.read(r, v, path.empty() ? f.key : path + "." + f.key, s, ctx);
+        if (f.read && f.order == order) {
+          const std::string at = path.empty() ? f.key : path + "." + f.key;
+          if (const YAML::Node v = n[f.key]) f.read(r, v, at, s, ctx);
+          else if (f.absent) f.absent(r, n, at, s, ctx);
+        }
   }
   /// Writes the section's rows into an open mapping of the resolved configuration.
   void write(YAML::Emitter& e, const S& s, const C& ctx) const {
