@@ -777,6 +777,70 @@ void read_as_path(const Reader& r, const YAML::Node& as, const std::string& path
                        r.create<Path>("path", t.path)->affine() ? t.eval.as_path.name : t.path.name));
 }
 
+// The path eval's solvers see: eval.as_path when given, else the model's.
+const PluginChoice& sampled_path(const TrialConfig& t) { return t.eval.as_path.name.empty() ? t.path : t.eval.as_path; }
+
+// eval.solvers: the runs, checked against the objective's step input, and their labels.
+void read_runs(const Reader& r, const YAML::Node& solvers, const std::string& path, EvalConfig& ev, TrialConfig& t) {
+  ev.runs = read_solver_runs(r, solvers, path, sampled_path(t));
+  check_step_solvers(r, solvers, t);
+  label_runs(r, solvers, t);
+}
+
+// eval.guidance in the resolved configuration: the weight, and its schedule and guide only when set (earlier hashes
+// hold).
+void write_guidance(YAML::Emitter& e, const EvalConfig& ev, const TrialConfig&) {
+  e << YAML::Key << "guidance" << YAML::Value << number_text(ev.guidance);
+  if (ev.guidance_schedule == "interval")
+    e << YAML::Key << "guidance_interval" << YAML::Value << YAML::Flow << YAML::BeginSeq
+      << number_text(ev.guidance_interval[0]) << number_text(ev.guidance_interval[1]) << YAML::EndSeq;
+  else if (ev.guidance_schedule != "constant") e << YAML::Key << "guidance_ramp" << YAML::Value << ev.guidance_schedule;
+  if (ev.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << ev.guide_step;
+  if (!ev.guide_architecture.name.empty()) emit_plugin(e, "guidance_guide_architecture", ev.guide_architecture);
+}
+
+// eval.solvers as `runs` (each run's solver, and its grid only when set: earlier hashes hold), eval.metrics.
+void write_runs(YAML::Emitter& e, const EvalConfig& ev, const TrialConfig&) {
+  e << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
+  for (const auto& run : ev.runs) {
+    e << YAML::BeginMap;
+    emit_plugin(e, "solver", run.solver);
+    if (!run.grid.name.empty()) emit_plugin(e, "grid", run.grid);
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+}
+void write_metrics(YAML::Emitter& e, const EvalConfig& ev, const TrialConfig&) {
+  e << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
+  for (const auto& m : ev.metrics) {
+    e << YAML::BeginMap;
+    emit_plugin(e, "metric", m);
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+}
+
+// eval.during (with eval.every), eval.as_path and eval.ema_std, each only when set.
+void write_during(YAML::Emitter& e, const EvalConfig& ev, const TrialConfig&) {
+  if (ev.every == 0 || ev.during.empty()) return;
+  e << YAML::Key << "during" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (size_t k : ev.during) e << ev.runs[k].label;
+  e << YAML::EndSeq;
+}
+void write_as_path(YAML::Emitter& e, const EvalConfig& ev, const TrialConfig&) {
+  if (!ev.as_path.name.empty()) emit_plugin(e, "as_path", ev.as_path);
+}
+void write_ema_stds(YAML::Emitter& e, const EvalConfig& ev, const TrialConfig&) {
+  if (!ev.ema_stds.empty()) write_numbers(e, "ema_std", ev.ema_stds);
+}
+
+// eval.every: evaluate during training, which needs runs to evaluate.
+void read_every(const Reader& r, const YAML::Node& n, const std::string& path, EvalConfig& ev, TrialConfig&) {
+  ev.every = r.integer(n, path, 1);
+  if (ev.runs.empty())
+    r.fail(n, path, "there are no eval.solvers to evaluate during training: list them in eval.solvers");
+}
+
 // The eval section's table: its plugin lists (solvers, metrics, as_path, guidance) are read by the functions above,
 // so it lives here rather than in schema.cpp. Its rows are in the order its keys are listed; the resolved
 // configuration writes them in the order earlier results' hashes fixed (write_order).
@@ -784,97 +848,41 @@ const Table<EvalConfig, TrialConfig>& eval_table() {
   using E = EvalConfig;
   using T = TrialConfig;
   using Node = YAML::Node;
-  using Out = YAML::Emitter;
-  // The path the solvers see: eval.as_path when given, else the model's.
-  auto sampled = [](const T& t) -> const PluginChoice& {
-    return t.eval.as_path.name.empty() ? t.path : t.eval.as_path;
-  };
   static const Table<E, T> table{
       {
           integer<E, T>("samples", &E::samples, 2),
           flag<E, T>("use_ema", &E::use_ema),
           custom<E, T>(
               "guidance", [](const Reader& r, const Node& g, const std::string&, E&, T& t) { read_guidance(r, g, t); },
-              [](Out& e, const E& ev, const T&) {
-                e << YAML::Key << "guidance" << YAML::Value << number_text(ev.guidance);
-                if (ev.guidance_schedule == "interval")  // only when set: earlier hashes hold
-                  e << YAML::Key << "guidance_interval" << YAML::Value << YAML::Flow << YAML::BeginSeq
-                    << number_text(ev.guidance_interval[0]) << number_text(ev.guidance_interval[1]) << YAML::EndSeq;
-                else if (ev.guidance_schedule != "constant")
-                  e << YAML::Key << "guidance_ramp" << YAML::Value << ev.guidance_schedule;
-                if (ev.guide_step >= 0) e << YAML::Key << "guidance_guide_step" << YAML::Value << ev.guide_step;
-                if (!ev.guide_architecture.name.empty())
-                  emit_plugin(e, "guidance_guide_architecture", ev.guide_architecture);
-              }),
+              write_guidance),
           integer<E, T>("store_samples", &E::store_samples, -1).not_swept(),
           integer<E, T>("store_trajectories", &E::store_trajectories, 0).not_swept(),
-          custom<E, T>(
-              "solvers",
-              [sampled](const Reader& r, const Node& solvers, const std::string& path, E& ev, T& t) {
-                ev.runs = read_solver_runs(r, solvers, path, sampled(t));
-                check_step_solvers(r, solvers, t);
-                label_runs(r, solvers, t);
-              },
-              [](Out& e, const E& ev, const T&) {
-                e << YAML::Key << "runs" << YAML::Value << YAML::BeginSeq;
-                for (const auto& run : ev.runs) {
-                  e << YAML::BeginMap;
-                  emit_plugin(e, "solver", run.solver);
-                  if (!run.grid.name.empty()) emit_plugin(e, "grid", run.grid);  // only when set: earlier hashes hold
-                  e << YAML::EndMap;
-                }
-                e << YAML::EndSeq;
-              }),
+          custom<E, T>("solvers", read_runs, write_runs),
           custom<E, T>(
               "metrics", [](const Reader& r, const Node& m, const std::string&, E&, T& t) { read_metrics(r, m, t); },
-              [](Out& e, const E& ev, const T&) {
-                e << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
-                for (const auto& m : ev.metrics) {
-                  e << YAML::BeginMap;
-                  emit_plugin(e, "metric", m);
-                  e << YAML::EndMap;
-                }
-                e << YAML::EndSeq;
-              })
+              write_metrics)
               .not_swept(),
           flag<E, T>("cuda_graph", &E::cuda_graph, Emit::unless_default).read_first(),
-          custom<E, T>(
-              "every",
-              [](const Reader& r, const Node& n, const std::string& path, E& ev, T&) {
-                ev.every = r.integer(n, path, 1);
-                if (ev.runs.empty())
-                  r.fail(n, path, "there are no eval.solvers to evaluate during training: list them in eval.solvers");
-              },
-              member_writer<E, T>("every", &E::every, Emit::unless_default))
-              .read_late(),
+          custom<E, T>("every", read_every, member_writer<E, T>("every", &E::every, Emit::unless_default)).read_late(),
           custom<E, T>(
               "during",
-              [sampled](const Reader& r, const Node& n, const std::string&, E& ev, T& t) {
-                read_during(r, n, sampled(t), ev);
+              [](const Reader& r, const Node& n, const std::string&, E& ev, T& t) {
+                read_during(r, n, sampled_path(t), ev);
               },
-              [](Out& e, const E& ev, const T&) {
-                if (ev.every == 0 || ev.during.empty()) return;
-                e << YAML::Key << "during" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-                for (size_t k : ev.during) e << ev.runs[k].label;
-                e << YAML::EndSeq;
-              })
+              write_during)
               .read_late()
               .not_swept(),
           custom<E, T>(
               "as_path",
               [](const Reader& r, const Node& as, const std::string& path, E&, T& t) { read_as_path(r, as, path, t); },
-              [](Out& e, const E& ev, const T&) {
-                if (!ev.as_path.name.empty()) emit_plugin(e, "as_path", ev.as_path);  // only when set
-              })
+              write_as_path)
               .read_first(),
           custom<E, T>(
               "ema_std",
               [](const Reader& r, const Node& n, const std::string& path, E& ev, T&) {
                 ev.ema_stds = read_ema_stds(r, n, path);
               },
-              [](Out& e, const E& ev, const T&) {
-                if (!ev.ema_stds.empty()) write_numbers(e, "ema_std", ev.ema_stds);  // only when set
-              }),
+              write_ema_stds),
       },
       {"samples", "use_ema", "guidance", "store_samples", "store_trajectories", "cuda_graph", "as_path", "ema_std",
        "every", "during", "solvers", "metrics"}};
