@@ -28,8 +28,8 @@ libtorch=$(grep -m1 -o 'Torch_DIR:PATH=.*' "$build/CMakeCache.txt" 2>/dev/null |
 echo "$(date -I), $(lscpu | sed -n 's/^Model name: *//p'); $versions;" \
      "$("$build/bin/flowlab" --version) ($build, LibTorch from ${libtorch:-?}); 1 thread a side."
 echo "Same recipe on both sides: sigma = 0, t ~ U[0, 1], 3 hidden layers of 64 with SELU, Adam 1e-3, batch 256, no" \
-     "EMA. The networks differ in their time input: TorchCFM's MLP takes the raw t beside x (3 inputs), flowlab's mlp" \
-     "its default time features. OT-CFM: TorchCFM draws the batch's pairs from the exact plan (with replacement);" \
+     "EMA. The networks: TorchCFM's MLP takes the raw t beside x (3 inputs); flowlab's mlp its default time features" \
+     "(raw t too since mlp 1.3.0: the same layer shapes, with flowlab's own initialisation and draws). OT-CFM: TorchCFM draws the batch's pairs from the exact plan (with replacement);" \
      "flowlab's minibatch_ot with resample: true does the same. Sampling: torchdiffeq's odeint on TorchCFM's" \
      "torch_wrapper (its rk4 is the 3/8 rule, flowlab's the classic tableau; both 4 NFE a step); dopri5 from t = 0" \
      "to 1 on both sides. W2 for both tools with TorchCFM's wasserstein() against the same reference sets."

@@ -39,14 +39,16 @@ def sinusoidal(t, dim, max_frequency=1000.0):
 def mlp(weights, params):
     act = activation(params["activation"])
     depth, time_dim = int(params["depth"]), int(params["time_dim"])
-    sinus = params["time_embedding"] == "sinusoidal"
+    embedding = params["time_embedding"]
     layers = [(weights[f"layers.{i}.weight"], weights[f"layers.{i}.bias"]) for i in range(depth)]
     w_out, b_out = weights["out.weight"], weights["out.bias"]
 
     def v(x, t):
         b = x.shape[0]
         tt = np.full(b, t, dtype=np.float32)
-        if sinus:
+        if embedding == "raw":
+            temb = tt.reshape(b, 1)
+        elif embedding == "sinusoidal":
             temb = sinusoidal(tt, time_dim, float(params.get("max_frequency", "1000")))
         else:
             h = act(tt.reshape(b, 1) @ weights["time_in.weight"].T + weights["time_in.bias"])

@@ -195,7 +195,7 @@ TEST_CASE("the fused silu is within a few float ulp of ATen's over [-100, 100]",
 }
 
 TEST_CASE("mlp: one t for every row (a solver's step) gives the concatenated network's values and gradients", "[fused][architecture]") {
-  const std::string embedding = GENERATE(std::string("sinusoidal"), std::string("mlp"));
+  const std::string embedding = GENERATE(std::string("sinusoidal"), std::string("mlp"), std::string("raw"));
   const bool conditioned = GENERATE(false, true);
   INFO(embedding << (conditioned ? ", conditioned" : ""));
   flowlab::Params p;

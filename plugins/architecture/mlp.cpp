@@ -1,11 +1,14 @@
 // MLP velocity field for vectors (any event shape, flattened): v = MLP([x, emb(t), emb(cond)]).
-// Time embedding: sinusoidal features, or the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)).
-// The sinusoidal frequencies run from pi to max_frequency (default 10 rad per unit t). Chosen by measurement
-// (issue 25; TorchCFM's recipe, w=64 SELU, 5000 steps, 3 seeds, dopri5 at rtol = atol = 1e-5, gauss -> 8 Gaussians):
-// max_frequency 1000 (the DDPM range, the default before 1.2.0) took 598 NFE (I-CFM) and 462 (OT-CFM); 100: 140/106;
-// 30: 98/66; 10: 90/54; pi: 90/50; TorchCFM's MLP on raw t: 68/44. W2 at 10 was within the seeds' spread of 1000's
-// (0.61 +- 0.30 vs 0.61 +- 0.24, I-CFM). High frequencies make the learned field oscillate in t, and the step-size
-// controller follows the oscillation rather than the flow's curvature.
+// Time embedding: sinusoidal features, the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)), or raw: t
+// itself as one more input, as TorchCFM's MLP (time_varying=True) takes it.
+// The default, raw, was chosen by measurement (issue 25; 3 seeds each, dopri5 at rtol = atol = 1e-5; the numbers
+// and the experiment files are in benchmarks/results/time_features_mlp_2026-12-07.md). Sinusoidal features add
+// curvature in t of their own (the k-th derivative of cos(f t) is f^k), and the step-size controller follows it
+// rather than the flow's: raw t took fewer NFE than sinusoidal features (max_frequency 10, the default of 1.2) on all
+// four of TorchCFM's 2D tasks, on reflow_rounds.yaml's recipe in every round, and on sklearn's digits, with W2 and
+// feature Frechet distance equal or better. Before 1.2.0 the default was sinusoidal with max_frequency 1000 (DDPM's
+// range), which took 5 to 10 times TorchCFM's NFE.
+// The sinusoidal frequencies run from pi to max_frequency (default 10 rad per unit t).
 // With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d),
 // emb(cond)], emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
 // When every row shares one t (a solver's step, flowlab::shared_time), the first layer takes emb(t) as a bias:
@@ -33,8 +36,9 @@ struct MlpOptions {
   int64_t depth;                   ///< number of hidden layers
   std::string act;                 ///< silu, relu, gelu or selu
   flowlab::Activation activation;  ///< as act
-  bool sinusoidal_time;            ///< time_embedding: sinusoidal or mlp
-  int64_t time_dim;                ///< width of the time embedding
+  bool sinusoidal_time;            ///< time_embedding: sinusoidal
+  bool raw_time;                   ///< time_embedding: raw (t itself, one input)
+  int64_t time_dim;                ///< width of the time embedding (1 when raw)
   double max_frequency;            ///< highest frequency of the sinusoidal features, radians per unit t
   int64_t cond_dim;                ///< width of the condition embedding
   explicit MlpOptions(const flowlab::Params& p)
@@ -43,7 +47,8 @@ struct MlpOptions {
         act(p.str("activation")),
         activation(flowlab::activation_from_name(act)),
         sinusoidal_time(p.str("time_embedding") == "sinusoidal"),
-        time_dim(p.integer("time_dim")),
+        raw_time(p.str("time_embedding") == "raw"),
+        time_dim(raw_time ? 1 : p.integer("time_dim")),
         max_frequency(p.real("max_frequency")),
         cond_dim(p.integer("cond_dim")) {
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
@@ -51,6 +56,19 @@ struct MlpOptions {
         throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
     if (!(max_frequency >= M_PI))
       throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
+    // A width or frequency range the chosen embedding does not use is refused rather than ignored. The values
+    // compared are the FLOWLAB_PARAM defaults below, which every embedding accepts.
+    const std::string& emb = p.str("time_embedding");
+    if (raw_time && p.integer("time_dim") != 64)
+      throw flowlab::ParamError(p.owner(), "time_dim",
+                                fmt::format("is not used by time_embedding '{}' (t is one input), got {}; it sets the "
+                                            "width of time_embedding 'sinusoidal' or 'mlp'",
+                                            emb, p.integer("time_dim")));
+    if (!sinusoidal_time && max_frequency != 10.0)
+      throw flowlab::ParamError(p.owner(), "max_frequency",
+                                fmt::format("is not used by time_embedding '{}', got {}; it sets the range of "
+                                            "time_embedding 'sinusoidal'",
+                                            emb, max_frequency));
   }
 };
 
@@ -61,12 +79,12 @@ class MlpArchitecture final : public flowlab::Architecture {
   void build(const flowlab::ArchitectureSpec& spec) override {
     shape_ = spec.event_shape;
     const int64_t d = std::accumulate(shape_.begin(), shape_.end(), int64_t{1}, std::multiplies<int64_t>());
-    if (!opt_.sinusoidal_time) {
+    if (!opt_.sinusoidal_time && !opt_.raw_time) {
       time_in_ = register_module("time_in", torch::nn::Linear(1, opt_.time_dim));
       time_out_ = register_module("time_out", torch::nn::Linear(opt_.time_dim, opt_.time_dim));
     }
     step_ = spec.step_input;
-    if (step_ && !opt_.sinusoidal_time) {
+    if (step_ && !opt_.sinusoidal_time && !opt_.raw_time) {
       step_in_ = register_module("step_in", torch::nn::Linear(1, opt_.time_dim));
       step_out_ = register_module("step_out", torch::nn::Linear(opt_.time_dim, opt_.time_dim));
     }
@@ -85,6 +103,7 @@ class MlpArchitecture final : public flowlab::Architecture {
     const int64_t b = x.size(0);
     auto embed = [&](const Tensor& s, torch::nn::Linear& in, torch::nn::Linear& out) {
       const Tensor ss = s.to(x.dtype());
+      if (opt_.raw_time) return ss.reshape({-1, 1});
       return opt_.sinusoidal_time ? flowlab::sinusoidal_embedding(ss, opt_.time_dim, opt_.max_frequency)
                                   : out->forward(flowlab::activate(in->forward(ss.reshape({-1, 1})), opt_.activation));
     };
@@ -107,7 +126,8 @@ class MlpArchitecture final : public flowlab::Architecture {
     const bool shared = flowlab::shared_time(t);
     const Tensor ts = (shared ? t.narrow(0, 0, 1) : t).to(x.dtype());
     const Tensor temb =
-        opt_.sinusoidal_time
+        opt_.raw_time ? ts.reshape({-1, 1})
+        : opt_.sinusoidal_time
             ? flowlab::sinusoidal_embedding(ts, opt_.time_dim, opt_.max_frequency)
             : time_out_->forward(flowlab::activate(time_in_->forward(ts.reshape({-1, 1})), opt_.activation));
     const Tensor xf = x.dim() == 2 ? x : x.flatten(1);  // flatten, not reshape({b, -1}): a trace takes any batch
@@ -184,12 +204,12 @@ class MlpArchitecture final : public flowlab::Architecture {
 }  // namespace
 
 FLOWLAB_PLUGIN(
-    architecture, mlp, MlpArchitecture, "1.2.0", "MLP on [x, emb(t), emb(cond)], any event shape",
+    architecture, mlp, MlpArchitecture, "1.3.0", "MLP on [x, emb(t), emb(cond)], any event shape",
     FLOWLAB_PARAM(width, int, "256", "hidden width") FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
         FLOWLAB_PARAM(activation, enum(silu | relu | gelu | selu), "silu", "activation function")
-            FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp), "sinusoidal",
-                          "sinusoidal features of t, or a small MLP on t (the textbook's)")
-                FLOWLAB_PARAM(time_dim, int, "64", "width of the time embedding")
+            FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp | raw), "raw",
+                          "sinusoidal features of t, a small MLP on t (the textbook's), or t itself (TorchCFM's MLP)")
+                FLOWLAB_PARAM(time_dim, int, "64", "width of the sinusoidal or mlp time embedding")
                     FLOWLAB_PARAM(max_frequency, float, "10",
-                                  "highest frequency of the sinusoidal time features (rad per unit t, >= pi)")
+                                  "highest frequency of the sinusoidal time embedding (rad per unit t, >= pi)")
                         FLOWLAB_PARAM(cond_dim, int, "64", "width of the condition embedding"))
