@@ -10,7 +10,7 @@ Sampling: the peer through torchdiffeq's odeint on TorchCFM's torch_wrapper, flo
 both, TorchCFM's torchcfm.optimal_transport.wasserstein (POT's ot.emd2 on torch.cdist(x, y) ** 2, then sqrt)
 between the generated points and one reference set per task and seed drawn by TorchCFM's sampler.
 Prints a Markdown table of mean +- std over the seeds.
-Usage: vs_torchcfm.py BUILD_DIR [--quick]
+Usage: vs_torchcfm.py BUILD_DIR [--quick] [--time-embedding NAME]
        vs_torchcfm.py --peer TASK METHOD SEED STEPS POINTS OUT.npz   (one peer run; prints one JSON line)"""
 import json
 import os
@@ -25,6 +25,8 @@ from flowlab_trial import (PLAIN, TORCHCFM_8GAUSSIANS, TORCHCFM_MLP, TORCHCFM_MO
                            read_eval_samples, run_experiment)
 
 QUICK = "--quick" in sys.argv
+# --time-embedding NAME: flowlab's mlp with that time embedding; without it, the mlp's default.
+EMBEDDING = sys.argv[sys.argv.index("--time-embedding") + 1] if "--time-embedding" in sys.argv else None
 STEPS = 50 if QUICK else 5000    # training steps, both sides
 SEEDS = [0] if QUICK else [0, 1, 2]
 POINTS = 2000                    # generated points and reference points for W2
@@ -127,12 +129,13 @@ def experiment(task, method):
     coupling = "independent" if method == "icfm" else "{name: minibatch_ot, params: {resample: true}}"
     solvers = (f"{{solver: euler, steps: [{', '.join(str(n) for _, s, n, _ in SOLVERS if s == 'euler')}]}}, "
                f"{{solver: rk4, steps: [5]}}, {{solver: dopri5, params: {{rtol: {TOL:.1e}, atol: {TOL:.1e}}}}}")
-    # No time_dim/time_embedding: flowlab's default time features.
+    # Without --time-embedding: flowlab's default time features.
+    architecture = TORCHCFM_MLP if EMBEDDING is None else TORCHCFM_MLP.replace("}}", f", time_embedding: {EMBEDDING}}}}}")
     return f"""name: vs_torchcfm_{task}_{method}
 devices: [cpu]
 threads: 1
 data: {data}
-model: {{architecture: {TORCHCFM_MLP}, coupling: {coupling}{noise}}}
+model: {{architecture: {architecture}, coupling: {coupling}{noise}}}
 train: {{steps: {STEPS}, batch_size: {BATCH}, {PLAIN}}}
 eval: {{samples: {POINTS}, metrics: [], solvers: [{solvers}]}}
 sweep: {{seeds: [{', '.join(str(s) for s in SEEDS)}]}}

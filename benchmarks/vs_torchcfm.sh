@@ -8,14 +8,23 @@
 # .wasserstein, i.e. POT's ot.emd2 on squared Euclidean cost then sqrt, over 2000 points, for both tools' samples)
 # and NFE for Euler 1/2/5/10/100, RK4 5 and dopri5 rtol = atol = 1e-5, mean ± std over the seeds
 # (benchmarks/vs_torchcfm.py).
-#   benchmarks/vs_torchcfm.sh [--quick] [build dir, default build/torch2]
-# --quick: a smoke run (50 steps, 1 seed). torchcfm, torchdiffeq, pot, h5py and numpy are installed into
+#   benchmarks/vs_torchcfm.sh [--quick] [--time-embedding NAME] [build dir, default build/torch2]
+# --quick: a smoke run (50 steps, 1 seed). --time-embedding: flowlab's mlp with time_embedding NAME (sinusoidal, mlp
+# or raw; raw is TorchCFM's own time input) instead of its default. torchcfm, torchdiffeq, pot, h5py and numpy are installed into
 # build/torch-pip/venv (scripts/setup.sh --torch pip) from PyPI if missing, with the venv's torch held at its version.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 quick=()
 if [ "${1:-}" = --quick ]; then quick=(--quick); shift; fi
+embedding=()
+embedding_text="its default time features (sinusoidal)"
+if [ "${1:-}" = --time-embedding ]; then
+  embedding=(--time-embedding "${2:?--time-embedding needs a value: sinusoidal, mlp or raw}")
+  embedding_text="with time_embedding: $2"
+  [ "$2" = raw ] && embedding_text="$embedding_text (the same layer shapes as TorchCFM's, flowlab's own initialisation and draws)"
+  shift 2
+fi
 build=${1:-build/torch2}
 [ -x "$build/bin/flowlab" ] ||
   { echo "vs_torchcfm: $build/bin/flowlab is missing: build the torch2 preset (or name a build dir)" >&2; exit 1; }
@@ -28,10 +37,10 @@ libtorch=$(grep -m1 -o 'Torch_DIR:PATH=.*' "$build/CMakeCache.txt" 2>/dev/null |
 echo "$(date -I), $(lscpu | sed -n 's/^Model name: *//p'); $versions;" \
      "$("$build/bin/flowlab" --version) ($build, LibTorch from ${libtorch:-?}); 1 thread a side."
 echo "Same recipe on both sides: sigma = 0, t ~ U[0, 1], 3 hidden layers of 64 with SELU, Adam 1e-3, batch 256, no" \
-     "EMA. The networks: TorchCFM's MLP takes the raw t beside x (3 inputs); flowlab's mlp its default time features" \
-     "(raw t too since mlp 1.3.0: the same layer shapes, with flowlab's own initialisation and draws). OT-CFM: TorchCFM draws the batch's pairs from the exact plan (with replacement);" \
+     "EMA. The networks: TorchCFM's MLP takes the raw t beside x (3 inputs); flowlab's mlp ${embedding_text}." \
+     "OT-CFM: TorchCFM draws the batch's pairs from the exact plan (with replacement);" \
      "flowlab's minibatch_ot with resample: true does the same. Sampling: torchdiffeq's odeint on TorchCFM's" \
      "torch_wrapper (its rk4 is the 3/8 rule, flowlab's the classic tableau; both 4 NFE a step); dopri5 from t = 0" \
      "to 1 on both sides. W2 for both tools with TorchCFM's wasserstein() against the same reference sets."
 echo
-exec nice "$py" "$here/vs_torchcfm.py" "$build" "${quick[@]}"
+exec nice "$py" "$here/vs_torchcfm.py" "$build" "${quick[@]}" "${embedding[@]}"

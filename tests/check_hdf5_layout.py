@@ -39,7 +39,7 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     check(a["train_seconds"] > 0 and a["eval_seconds"] > 0, f"{tid}: timings")
     check(a["sweep:train.lr"] == tid.split(",")[0].split("=")[1], f"{tid}: sweep attribute")
     cfg = a["config"]
-    for needle in ["name: ring_gaussians", "modes: 4", "name: mlp", "width: 16", "time_embedding: raw",
+    for needle in ["name: ring_gaussians", "modes: 4", "name: mlp", "width: 16", "time_embedding: sinusoidal",
                    "name: rectified", "version: 1.0.0", "name: frechet"]:
         check(needle in cfg, f"{tid}: config lacks {needle!r}")
     # Train log: every 5 steps and the last; lr follows warmup (4 steps) then cosine.
@@ -95,7 +95,7 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     # Weights: one dataset per state-dict key, and the architecture's resolved parameters.
     w = g["weights"]
     check(sorted(w.keys()) == ["layers.0.bias", "layers.0.weight", "out.bias", "out.weight"], f"{tid}: weights {list(w.keys())}")
-    check(w["layers.0.weight"].shape == (16, 2 + 1) and w["out.weight"].shape == (2, 16), f"{tid}: weight shapes")
+    check(w["layers.0.weight"].shape == (16, 2 + 64) and w["out.weight"].shape == (2, 16), f"{tid}: weight shapes")
     check(w.attrs["architecture"] == "mlp" and w.attrs["param:width"] == "16" and w.attrs["param:depth"] == "1",
           f"{tid}: architecture attributes")
     check(list(w.attrs["event_shape"]) == [2] and w.attrs["condition"] == "none", f"{tid}: event shape, condition")

@@ -1,13 +1,14 @@
 // MLP velocity field for vectors (any event shape, flattened): v = MLP([x, emb(t), emb(cond)]).
 // Time embedding: sinusoidal features, the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)), or raw: t
 // itself as one more input, as TorchCFM's MLP (time_varying=True) takes it.
-// The default, raw, was chosen by measurement (issue 25; 3 seeds each, dopri5 at rtol = atol = 1e-5; the numbers
-// and the experiment files are in benchmarks/results/time_features_mlp_2026-12-07.md). Sinusoidal features add
-// curvature in t of their own (the k-th derivative of cos(f t) is f^k), and the step-size controller follows it
-// rather than the flow's: raw t took fewer NFE than sinusoidal features (max_frequency 10, the default of 1.2) on all
-// four of TorchCFM's 2D tasks, on reflow_rounds.yaml's recipe in every round, and on sklearn's digits, with W2 and
-// feature Frechet distance equal or better. Before 1.2.0 the default was sinusoidal with max_frequency 1000 (DDPM's
-// range), which took 5 to 10 times TorchCFM's NFE.
+// The default stays sinusoidal up to 10 rad per unit t, by measurement (issue 25; 3 seeds each, dopri5 at rtol = atol
+// = 1e-5; numbers and experiment files in benchmarks/results/time_features_mlp_2026-12-07.md). Raw t costs fewer NFE
+// everywhere: sinusoidal features add curvature in t of their own (the k-th derivative of cos(f t) is f^k), which the
+// step-size controller follows. On a fitted constant field raw t costs the minimum (20 NFE against 38); on TorchCFM's
+// four 2D tasks 74/44/114/56 NFE against 90/54/150/58, at equal W2. But its quality is not uniformly as good: better
+// on reflow_rounds.yaml's recipe (W2 0.18 against 0.24) and in digits' Frechet distance, worse on the main job's ring
+// (W2 0.61 against 0.55, every seed) and in digits' KID (14.4 against 4.3). Before 1.2.0 the default was sinusoidal
+// up to 1000 (DDPM's range), which took 5 to 10 times TorchCFM's NFE.
 // The sinusoidal frequencies run from pi to max_frequency (default 10 rad per unit t).
 // With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d),
 // emb(cond)], emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
@@ -207,7 +208,7 @@ FLOWLAB_PLUGIN(
     architecture, mlp, MlpArchitecture, "1.3.0", "MLP on [x, emb(t), emb(cond)], any event shape",
     FLOWLAB_PARAM(width, int, "256", "hidden width") FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
         FLOWLAB_PARAM(activation, enum(silu | relu | gelu | selu), "silu", "activation function")
-            FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp | raw), "raw",
+            FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp | raw), "sinusoidal",
                           "sinusoidal features of t, a small MLP on t (the textbook's), or t itself (TorchCFM's MLP)")
                 FLOWLAB_PARAM(time_dim, int, "64", "width of the sinusoidal or mlp time embedding")
                     FLOWLAB_PARAM(max_frequency, float, "10",
