@@ -4,7 +4,7 @@ sample quality side by side. Tasks: Gaussian -> 8 Gaussians and 8 Gaussians -> m
 8 Gaussians), each with I-CFM (TorchCFM's ConditionalFlowMatcher; flowlab's independent coupling) and OT-CFM
 (ExactOptimalTransportConditionalFlowMatcher; flowlab's minibatch_ot with resample: true, pairs drawn from the exact
 plan as TorchCFM draws them). Both: sigma = 0 (flowlab's rectified path), t ~ U[0, 1], TorchCFM's MLP
-(w = 64, 3 hidden layers, SELU) and flowlab's mlp of the same widths with its default time features, Adam 1e-3,
+(w = 64, 3 hidden layers, SELU) and flowlab's mlp of the same widths with its default time features (or --time-embedding's), Adam 1e-3,
 batch 256, no EMA, 1 thread; TorchCFM's samplers (torchcfm.utils) and flowlab's `preset: torchcfm` datasets.
 Sampling: the peer through torchdiffeq's odeint on TorchCFM's torch_wrapper, flowlab through its eval rows. W2: for
 both, TorchCFM's torchcfm.optimal_transport.wasserstein (POT's ot.emd2 on torch.cdist(x, y) ** 2, then sqrt)

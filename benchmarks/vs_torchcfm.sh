@@ -2,7 +2,7 @@
 # TorchCFM's own 2D tasks, in the tree: TorchCFM's classes from PyPI (ConditionalFlowMatcher for I-CFM,
 # ExactOptimalTransportConditionalFlowMatcher for OT-CFM, its MLP w=64 with SELU, its samplers, its 2D tutorial's
 # loop; torchdiffeq for sampling) against `flowlab run` with the same recipe (mlp 3x64 SELU with flowlab's default
-# time features, independent vs minibatch_ot coupling, the `preset: torchcfm` datasets), on Gaussian -> 8 Gaussians
+# time features or --time-embedding's, independent vs minibatch_ot coupling, the `preset: torchcfm` datasets), on Gaussian -> 8 Gaussians
 # and 8 Gaussians -> moons (the 8 Gaussians as flowlab's source: model.noise: {dataset: ...}), 5000 steps of batch
 # 256, Adam 1e-3, no EMA, 3 seeds. Prints a Markdown table of W2 (TorchCFM's own torchcfm.optimal_transport
 # .wasserstein, i.e. POT's ot.emd2 on squared Euclidean cost then sqrt, over 2000 points, for both tools' samples)
@@ -16,15 +16,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 quick=()
-if [ "${1:-}" = --quick ]; then quick=(--quick); shift; fi
 embedding=()
 embedding_text="its default time features (sinusoidal)"
-if [ "${1:-}" = --time-embedding ]; then
-  embedding=(--time-embedding "${2:?--time-embedding needs a value: sinusoidal, mlp or raw}")
-  embedding_text="with time_embedding: $2"
-  [ "$2" = raw ] && embedding_text="$embedding_text (the same layer shapes as TorchCFM's, flowlab's own initialisation and draws)"
-  shift 2
-fi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=(--quick); shift ;;
+    --time-embedding)
+      embedding=(--time-embedding "${2:?--time-embedding needs a value: sinusoidal, mlp or raw}")
+      embedding_text="with time_embedding: $2"
+      [ "$2" = raw ] && embedding_text="$embedding_text (the same layer shapes as TorchCFM's, flowlab's own initialisation and draws)"
+      shift 2 ;;
+    --*) echo "vs_torchcfm: unknown option '$1' (valid: --quick, --time-embedding NAME)" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
 build=${1:-build/torch2}
 [ -x "$build/bin/flowlab" ] ||
   { echo "vs_torchcfm: $build/bin/flowlab is missing: build the torch2 preset (or name a build dir)" >&2; exit 1; }

@@ -173,23 +173,33 @@ TEST_CASE("mlp supports every activation and every time embedding", "[architectu
 }
 
 TEST_CASE("mlp raw time: the first layer sees t itself, as TorchCFM's MLP", "[architecture][time]") {
-  // With time_embedding raw the network is [x, t] -> Linear -> act -> ... -> Linear: moving t by dt moves the first
-  // layer's pre-activation by W[:, d] dt exactly.
+  // With time_embedding raw the network is [x, t] -> Linear -> act -> ... -> Linear, with a step input
+  // [x, t, d] -> ...: checked against that formula on per-row t, on one t shared by every row (the solver's path,
+  // where t enters the first layer's bias), and with the step input.
   at::manual_seed(3);
   flowlab::Params p;
   p.set("width", std::int64_t{8}).set("depth", std::int64_t{1}).set("activation", std::string("relu"));
   p.set("time_embedding", std::string("raw"));
+  auto formula = [](const std::shared_ptr<flowlab::Architecture>& a, const Tensor& input) {
+    auto params = a->named_parameters();
+    return at::relu(input.matmul(params["layers.0.weight"].t()) + params["layers.0.bias"])
+               .matmul(params["out.weight"].t()) +
+           params["out.bias"];
+  };
   auto a = registry().create<flowlab::Architecture>("architecture", "mlp", p);
   a->build({{2}, 0, 0});
-  const auto params = a->named_parameters();
-  const Tensor w0 = params["layers.0.weight"], b0 = params["layers.0.bias"];
-  const Tensor w1 = params["out.weight"], b1 = params["out.bias"];
   at::NoGradGuard g;
   const Tensor x = at::randn({5, 2}), t = at::rand({5});
-  const Tensor want = at::relu(at::cat({x, t.reshape({5, 1})}, 1).matmul(w0.t()) + b0).matmul(w1.t()) + b1;
-  CHECK(max_abs(a->forward(x, t) - want) < 1e-6);
-  CHECK(max_abs(a->forward(x, at::full({5}, 0.25)) -
-                (at::relu(at::cat({x, at::full({5, 1}, 0.25)}, 1).matmul(w0.t()) + b0).matmul(w1.t()) + b1)) < 1e-6);
+  CHECK(max_abs(a->forward(x, t) - formula(a, at::cat({x, t.reshape({5, 1})}, 1))) < 1e-6);
+  const Tensor shared = at::scalar_tensor(0.25).expand({5});
+  REQUIRE(flowlab::shared_time(shared));
+  CHECK(max_abs(a->forward(x, shared) - formula(a, at::cat({x, at::full({5, 1}, 0.25)}, 1))) < 1e-6);
+  auto s = registry().create<flowlab::Architecture>("architecture", "mlp", p);
+  s->build({{2}, 0, 0, true});
+  const Tensor d = at::rand({5});
+  CHECK(s->named_parameters()["layers.0.weight"].size(1) == 4);
+  CHECK(max_abs(s->forward_step(x, t, d, flowlab::Condition()) -
+                formula(s, at::cat({x, t.reshape({5, 1}), d.reshape({5, 1})}, 1))) < 1e-6);
 }
 
 TEST_CASE("mlp refuses a time parameter its time embedding does not use, naming the one that does",
@@ -210,6 +220,13 @@ TEST_CASE("mlp refuses a time parameter its time embedding does not use, naming 
         "of time_embedding 'sinusoidal'");
   CHECK(message("mlp", "max_frequency", 30.0) ==
         "architecture/mlp: parameter 'max_frequency' is not used by time_embedding 'mlp', got 30; it sets the range "
+        "of time_embedding 'sinusoidal'");
+  // An unused parameter is refused as unused, not first sent round its range check.
+  CHECK(message("raw", "time_dim", std::int64_t{0}) ==
+        "architecture/mlp: parameter 'time_dim' is not used by time_embedding 'raw' (t is one input), got 0; it sets "
+        "the width of time_embedding 'sinusoidal' or 'mlp'");
+  CHECK(message("mlp", "max_frequency", 1.0) ==
+        "architecture/mlp: parameter 'max_frequency' is not used by time_embedding 'mlp', got 1; it sets the range "
         "of time_embedding 'sinusoidal'");
   // The defaults themselves, and the parameters of the embedding that uses them, are accepted.
   CHECK_NOTHROW(create("raw", "time_dim", std::int64_t{64}));

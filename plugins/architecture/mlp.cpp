@@ -2,13 +2,14 @@
 // Time embedding: sinusoidal features, the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)), or raw: t
 // itself as one more input, as TorchCFM's MLP (time_varying=True) takes it.
 // The default stays sinusoidal up to 10 rad per unit t, by measurement (issue 25; 3 seeds each, dopri5 at rtol = atol
-// = 1e-5; numbers and experiment files in benchmarks/results/time_features_mlp_2026-12-07.md). Raw t costs fewer NFE
-// everywhere: sinusoidal features add curvature in t of their own (the k-th derivative of cos(f t) is f^k), which the
-// step-size controller follows. On a fitted constant field raw t costs the minimum (20 NFE against 38); on TorchCFM's
-// four 2D tasks 74/44/114/56 NFE against 90/54/150/58, at equal W2. But its quality is not uniformly as good: better
+// = 1e-5; numbers and experiment files in benchmarks/results/time_features_mlp_2026-12-07.md). Raw t costs fewer or
+// as many NFE on every task but one (the main job's ring on the cosine path, 62 against 58): sinusoidal features add
+// curvature in t of their own (the k-th derivative of cos(f t) has amplitude f^k), which the step-size controller
+// follows. On a fitted constant field raw t costs the minimum (20 NFE against 38); on TorchCFM's four 2D tasks
+// 74/44/114/56 NFE against 90/54/150/58, W2 within the seeds' spread. But its quality is not uniformly as good: better
 // on reflow_rounds.yaml's recipe (W2 0.18 against 0.24) and in digits' Frechet distance, worse on the main job's ring
 // (W2 0.61 against 0.55, every seed) and in digits' KID (14.4 against 4.3). Before 1.2.0 the default was sinusoidal
-// up to 1000 (DDPM's range), which took 5 to 10 times TorchCFM's NFE.
+// up to 1000 (DDPM's range), which took 6 to 10 times TorchCFM's NFE.
 // The sinusoidal frequencies run from pi to max_frequency (default 10 rad per unit t).
 // With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d),
 // emb(cond)], emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
@@ -31,6 +32,14 @@ using flowlab::Tensor;
 // L2 cache. Measured for 10 000 points through 4 x 256: 512 rows 22 NFE/s, 256 and 2048 rows 21, all at once 16.5.
 constexpr int64_t kRowBlock = 512;
 
+// The defaults of time_dim and max_frequency, in the plugin record (as text) and in the refusals below.
+#define FLOWLAB_MLP_TIME_DIM 64
+#define FLOWLAB_MLP_MAX_FREQUENCY 10
+#define FLOWLAB_MLP_TEXT_(x) #x
+#define FLOWLAB_MLP_TEXT(x) FLOWLAB_MLP_TEXT_(x)
+constexpr int64_t kDefaultTimeDim = FLOWLAB_MLP_TIME_DIM;
+constexpr double kDefaultMaxFrequency = FLOWLAB_MLP_MAX_FREQUENCY;
+
 /// Options of architecture/mlp.
 struct MlpOptions {
   int64_t width;                   ///< hidden width
@@ -52,24 +61,25 @@ struct MlpOptions {
         time_dim(raw_time ? 1 : p.integer("time_dim")),
         max_frequency(p.real("max_frequency")),
         cond_dim(p.integer("cond_dim")) {
+    // A width or frequency range the chosen embedding does not use is refused rather than ignored (before the
+    // ranges, which would otherwise ask for a valid value of a parameter that is then refused). The values compared
+    // are the FLOWLAB_PARAM defaults below, which every embedding accepts.
+    const std::string& emb = p.str("time_embedding");
+    if (raw_time && p.integer("time_dim") != kDefaultTimeDim)
+      throw flowlab::ParamError(p.owner(), "time_dim",
+                                fmt::format("is not used by time_embedding '{}' (t is one input), got {}; it sets the "
+                                            "width of time_embedding 'sinusoidal' or 'mlp'",
+                                            emb, p.integer("time_dim")));
+    if (!sinusoidal_time && max_frequency != kDefaultMaxFrequency)
+      throw flowlab::ParamError(p.owner(), "max_frequency",
+                                fmt::format("is not used by time_embedding '{}', got {}; it sets the range of "
+                                            "time_embedding 'sinusoidal'",
+                                            emb, max_frequency));
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
     if (!(max_frequency >= M_PI))
       throw flowlab::ParamError(p.owner(), "max_frequency", fmt::format("must be >= pi, got {}", max_frequency));
-    // A width or frequency range the chosen embedding does not use is refused rather than ignored. The values
-    // compared are the FLOWLAB_PARAM defaults below, which every embedding accepts.
-    const std::string& emb = p.str("time_embedding");
-    if (raw_time && p.integer("time_dim") != 64)
-      throw flowlab::ParamError(p.owner(), "time_dim",
-                                fmt::format("is not used by time_embedding '{}' (t is one input), got {}; it sets the "
-                                            "width of time_embedding 'sinusoidal' or 'mlp'",
-                                            emb, p.integer("time_dim")));
-    if (!sinusoidal_time && max_frequency != 10.0)
-      throw flowlab::ParamError(p.owner(), "max_frequency",
-                                fmt::format("is not used by time_embedding '{}', got {}; it sets the range of "
-                                            "time_embedding 'sinusoidal'",
-                                            emb, max_frequency));
   }
 };
 
@@ -210,7 +220,8 @@ FLOWLAB_PLUGIN(
         FLOWLAB_PARAM(activation, enum(silu | relu | gelu | selu), "silu", "activation function")
             FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp | raw), "sinusoidal",
                           "sinusoidal features of t, a small MLP on t (the textbook's), or t itself (TorchCFM's MLP)")
-                FLOWLAB_PARAM(time_dim, int, "64", "width of the sinusoidal or mlp time embedding")
-                    FLOWLAB_PARAM(max_frequency, float, "10",
+                FLOWLAB_PARAM(time_dim, int, FLOWLAB_MLP_TEXT(FLOWLAB_MLP_TIME_DIM),
+                              "width of the sinusoidal or mlp time embedding")
+                    FLOWLAB_PARAM(max_frequency, float, FLOWLAB_MLP_TEXT(FLOWLAB_MLP_MAX_FREQUENCY),
                                   "highest frequency of the sinusoidal time embedding (rad per unit t, >= pi)")
                         FLOWLAB_PARAM(cond_dim, int, "64", "width of the condition embedding"))
