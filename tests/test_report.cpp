@@ -246,6 +246,24 @@ TEST_CASE("report: rows and mean ± sample std over seeds match the eval tables"
   }
   CHECK(checked == 8);  // 2 learning rates x 4 runs
 
+  // --by seed: a group per seed (paired comparisons), each row the trial's own value.
+  const auto per_seed = flowlab_cmd("report " + file + " --format csv --by train.lr --by seed");
+  REQUIRE(per_seed.status == 0);
+  const auto seed_lines = split(per_seed.out, '\n');
+  CHECK(split(seed_lines[0], ',')[1] == "seed");
+  size_t seed_rows = 0;
+  for (size_t i = 1; i < seed_lines.size(); ++i) {
+    if (seed_lines[i].empty()) continue;
+    const auto f = split(seed_lines[i], ',');
+    const auto& cells = by.at({f[c_lr], f[c_label + 1]});
+    const Cell& cell = cells.at(std::stoul(f[1]));  // collected in seed order 0, 1
+    CHECK(std::stod(f[c_mean + 1]) == cell.metric);
+    CHECK(std::stod(f[c_nfe + 1]) == double(cell.nfe));
+    CHECK(f[c_n + 1] == "1");
+    ++seed_rows;
+  }
+  CHECK(seed_rows == 16);  // 2 learning rates x 2 seeds x 4 runs
+
   const auto term = flowlab_cmd("report " + file);
   REQUIRE(term.status == 0);
   CHECK_THAT(term.out, ContainsSubstring("train.lr=1.0e-2 (2 trials)"));
@@ -299,7 +317,7 @@ TEST_CASE("report: bad input lists the valid choices", "[report]") {
   r = flowlab_cmd("report " + file + " --by lr");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, ContainsSubstring("--by: 'lr' is not a swept key of"));
-  CHECK_THAT(r.err, ContainsSubstring("(valid: train.lr)"));
+  CHECK_THAT(r.err, ContainsSubstring("(valid: train.lr, seed)"));
   r = flowlab_cmd("report " + file + " --format xml");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, ContainsSubstring("(valid: md, csv, term)"));

@@ -332,7 +332,8 @@ CLI::App* add_plot(CLI::App& app, PlotArgs& a) {
                                  "(eval.every), training, samples");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
   cmd->add_option("--out", a.out, "directory for the PNGs and their gnuplot scripts")->required()->type_name("DIR");
-  cmd->add_option("--by", a.by, "group by these swept keys (repeatable; default: every swept key)")->type_name("KEY");
+  cmd->add_option("--by", a.by, "group by these swept keys, or seed (repeatable; default: every swept key)")
+      ->type_name("KEY");
   cmd->add_option("--metric", a.metric, "the metric against NFE (default: the first)")->type_name("NAME");
   cmd->add_option("--trial", a.trial, "the trial whose samples are drawn (default: the first completed)")
       ->type_name("ID");

@@ -11,7 +11,8 @@ namespace flowlab::cli {
 CLI::App* add_report(CLI::App& app, ReportArgs& a) {
   auto* cmd = app.add_subcommand("report", "print the quality-vs-steps table of a results file (finished or partial)");
   cmd->add_option("results", a.file, "the HDF5 results file")->required();
-  cmd->add_option("--by", a.by, "group by these swept keys (repeatable; default: every swept key)")->type_name("KEY");
+  cmd->add_option("--by", a.by, "group by these swept keys, or seed (repeatable; default: every swept key)")
+      ->type_name("KEY");
   cmd->add_option("--metric", a.metrics,
                   "metrics to show (repeatable; default: all); the first one decides steps to quality")
       ->type_name("NAME");

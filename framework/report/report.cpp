@@ -634,11 +634,13 @@ void choose_keys_and_metrics(Report& rep, const StoredResults& results, const Re
   if (options.by.empty()) {
     rep.group_keys = keys;
   } else {
+    // The seed is a key too, asked for by name: a group per seed puts paired comparisons side by side.
+    std::vector<std::string> valid = keys;
+    if (std::find(valid.begin(), valid.end(), "seed") == valid.end()) valid.push_back("seed");
     for (const auto& k : options.by) {
-      if (std::find(keys.begin(), keys.end(), k) == keys.end())
-        throw Error(fmt::format("--by: '{}' is not a swept key of {} (valid: {})", k, results.path,
-                                keys.empty() ? std::string("none: nothing was swept but the seed")
-                                             : fmt::format("{}", fmt::join(keys, ", "))));
+      if (std::find(valid.begin(), valid.end(), k) == valid.end())
+        throw Error(
+            fmt::format("--by: '{}' is not a swept key of {} (valid: {})", k, results.path, fmt::join(valid, ", ")));
       rep.group_keys.push_back(k);
     }
   }
@@ -825,7 +827,7 @@ Report build_report(const StoredResults& results, const ReportOptions& options) 
     const StoredTrial& t = *tp;
     std::vector<std::string> values;
     for (const auto& k : rep.group_keys) {
-      std::string v;
+      std::string v = k == "seed" ? std::to_string(t.seed) : std::string();  // unless a swept key is named seed
       for (const auto& kv : t.swept)
         if (kv.first == k) v = kv.second;
       values.push_back(v);
