@@ -125,8 +125,9 @@ struct Running {
   std::string out_buf, err_buf;
   std::string write_error;  ///< from a WRITE_ERROR line: the disk error that ended the worker
   Progress progress;
-  TrainLog log;           ///< from the PROGRESS lines: what a `timeout` record holds
-  ino_t file_before = 0;  ///< the inode of the trial's result file at launch (0: none), to tell a new one
+  int64_t reported_step = -1;  ///< the step of the last progress line printed (not a tty): each step once
+  TrainLog log;                ///< from the PROGRESS lines: what a `timeout` record holds
+  ino_t file_before = 0;       ///< the inode of the trial's result file at launch (0: none), to tell a new one
   Clock::time_point started;
   bool stopping = false, killed = false, timed_out = false;
   Clock::time_point stop_sent;
@@ -912,10 +913,12 @@ void Scheduler::report() {
     }
     log_.flush();
   } else if (Clock::now() - last_report_ > std::chrono::seconds(5)) {
-    for (const auto& r : running_)
-      if (r.pid > 0)
+    for (auto& r : running_)
+      if (r.pid > 0 && r.progress.step != r.reported_step) {  // evaluation after the last step: no repeats
         emit(fmt::format("[{}] {} step {}/{} loss {:.4g}\n", r.slot, ex_.trials[r.trial].id, r.progress.step,
                          r.progress.total, r.progress.loss));
+        r.reported_step = r.progress.step;
+      }
     last_report_ = Clock::now();
   }
 }
