@@ -10,7 +10,9 @@ Sampling: the peer through torchdiffeq's odeint on TorchCFM's torch_wrapper, flo
 both, TorchCFM's torchcfm.optimal_transport.wasserstein (POT's ot.emd2 on torch.cdist(x, y) ** 2, then sqrt)
 between the generated points and one reference set per task and seed drawn by TorchCFM's sampler.
 Prints a Markdown table of mean +- std over the seeds.
-Usage: vs_torchcfm.py BUILD_DIR [--quick] [--time-embedding NAME]
+The peer's runs are kept in --peer-cache DIR (default results/vs_torchcfm_peer), one subdirectory per versions, so a
+rerun for another flowlab setting trains only flowlab.
+Usage: vs_torchcfm.py BUILD_DIR [--quick] [--time-embedding NAME] [--peer-cache DIR]
        vs_torchcfm.py --peer TASK METHOD SEED STEPS POINTS OUT.npz   (one peer run; prints one JSON line)"""
 import json
 import os
@@ -38,6 +40,17 @@ SOLVERS = [(f"euler{n}", "euler", n, f"Euler {n}") for n in (1, 2, 5, 10, 100)] 
     ("rk4_5", "rk4", 5, "RK4 5"), ("dopri5", "dopri5", 0, "dopri5 1e-5")]
 TOL = 1e-5
 REFERENCE_SEED = 10_000  # the reference set of seed s is drawn after torch.manual_seed / np.random.seed(10000 + s)
+
+
+def peer_cache():
+    """The directory of the peer's runs: one per versions of torch, torchcfm, torchdiffeq and POT, under
+    --peer-cache DIR (default: results/vs_torchcfm_peer beside the build directory's results)."""
+    import importlib.metadata as m
+    import torch
+    base = (sys.argv[sys.argv.index("--peer-cache") + 1] if "--peer-cache" in sys.argv
+            else os.path.join("results", "vs_torchcfm_peer"))
+    versions = "_".join([f"torch{torch.__version__}"] + [f"{p}{m.version(p)}" for p in ("torchcfm", "torchdiffeq", "pot")])
+    return os.path.join(base, versions.replace("+", "-"))
 
 
 def samplers(task):
@@ -149,6 +162,8 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                FLOWLAB_PLUGIN_PATH="")
     work = tempfile.mkdtemp(prefix="vs_torchcfm_")
+    cache = peer_cache()
+    os.makedirs(cache, exist_ok=True)
     # results[(task, method, tool, solver key)] = ([W2 per seed], [NFE per seed])
     results, floor = {}, {}
     t_start = time.time()
@@ -174,11 +189,20 @@ def main():
                         entry[0].append(w2(row["samples"], refs[seed]))
                         entry[1].append(row["nfe"])
                 for seed in SEEDS:
-                    npz = os.path.join(work, f"peer_{task}_{method}_{seed}.npz")
-                    line = subprocess.run([sys.executable, os.path.abspath(__file__), "--peer", task, method,
-                                           str(seed), str(STEPS), str(POINTS), npz],
-                                          env=env, check=True, capture_output=True, text=True).stdout
-                    r = json.loads(line.strip().splitlines()[-1])
+                    # The peer's run depends only on its task, method, seed, sizes and versions: kept in the cache,
+                    # so that a rerun for another flowlab setting only runs flowlab.
+                    stem = os.path.join(cache, f"peer_{task}_{method}_{seed}_{STEPS}_{POINTS}")
+                    npz, nfe_json = stem + ".npz", stem + ".json"
+                    if not (os.path.exists(npz) and os.path.exists(nfe_json)):
+                        line = subprocess.run([sys.executable, os.path.abspath(__file__), "--peer", task, method,
+                                               str(seed), str(STEPS), str(POINTS), npz + ".tmp.npz"],
+                                              env=env, check=True, capture_output=True, text=True).stdout
+                        with open(nfe_json + ".tmp", "w") as f:
+                            f.write(line.strip().splitlines()[-1])
+                        os.replace(npz + ".tmp.npz", npz)
+                        os.replace(nfe_json + ".tmp", nfe_json)
+                    with open(nfe_json) as f:
+                        r = json.load(f)
                     samples = np.load(npz)
                     for key, *_ in SOLVERS:
                         entry = results.setdefault((task, method, "torchcfm", key), ([], []))
