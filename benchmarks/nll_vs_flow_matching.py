@@ -65,7 +65,7 @@ class FlowlabMLP(torch.nn.Module):
         self.act = {"silu": F.silu, "relu": F.relu, "gelu": F.gelu, "selu": F.selu}[params.get("activation", "silu")]
         self.shape = tuple(event_shape)
         self.d = int(np.prod(event_shape))
-        self.time_dim = int(params.get("time_dim", 64))
+        self.time_dim = int(params.get("time_dim", 2))  # the stored params name it; 2 is the default since mlp 1.4.0
         max_frequency = float(params.get("max_frequency", 10))
         half = self.time_dim // 2
         k = np.arange(half, dtype=np.float64)

@@ -66,7 +66,7 @@ if PRECISION == "tf32":
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
 torch.manual_seed(0)
-TIME_DIM = 64  # flowlab mlp: time_dim
+TIME_DIM = 64  # flowlab mlp: time_dim, as python_vs_flowlab.py sets it (the default before mlp 1.4.0)
 CPU = 0.0  # CPU seconds of the last timed loop
 
 

@@ -36,7 +36,7 @@ EXPERIMENTS = {
 devices: [cpu]
 threads: 1
 data: {{dataset: ring_gaussians}}
-model: {{architecture: {{name: mlp, params: {{width: 256, depth: 4, activation: silu}}}}}}
+model: {{architecture: {{name: mlp, params: {{width: 256, depth: 4, activation: silu, time_dim: 64}}}}}}
 train: {{steps: {TRAIN_STEPS['mlp256']}, batch_size: 256, {PLAIN}}}
 eval: {{samples: 10000, metrics: [], solvers: [{{solver: euler, steps: [100]}}, {{solver: rk4, steps: [25]}}]}}
 """,
@@ -44,7 +44,7 @@ eval: {{samples: 10000, metrics: [], solvers: [{{solver: euler, steps: [100]}}, 
 devices: [cpu]
 threads: 1
 data: {{dataset: ring_gaussians}}
-model: {{architecture: {{name: mlp, params: {{width: 256, depth: 4, activation: silu}}}}}}
+model: {{architecture: {{name: mlp, params: {{width: 256, depth: 4, activation: silu, time_dim: 64}}}}}}
 train: {{steps: {TRAIN_STEPS['recipe']}, batch_size: 256, {RECIPE}}}
 {NO_EVAL}
 """,
@@ -52,7 +52,7 @@ train: {{steps: {TRAIN_STEPS['recipe']}, batch_size: 256, {RECIPE}}}
 devices: [cpu]
 threads: 1
 data: {{dataset: ring_gaussians}}
-model: {{architecture: {{name: mlp, params: {{width: 64, depth: 3, activation: selu}}}}}}
+model: {{architecture: {{name: mlp, params: {{width: 64, depth: 3, activation: selu, time_dim: 64}}}}}}
 train: {{steps: {TRAIN_STEPS['mlp64']}, batch_size: 256, {PLAIN}}}
 {NO_EVAL}
 """,

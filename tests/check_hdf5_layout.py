@@ -95,9 +95,10 @@ for tid, lr in zip(ids, [1e-2, 1e-3]):
     # Weights: one dataset per state-dict key, and the architecture's resolved parameters.
     w = g["weights"]
     check(sorted(w.keys()) == ["layers.0.bias", "layers.0.weight", "out.bias", "out.weight"], f"{tid}: weights {list(w.keys())}")
-    check(w["layers.0.weight"].shape == (16, 2 + 64) and w["out.weight"].shape == (2, 16), f"{tid}: weight shapes")
-    check(w.attrs["architecture"] == "mlp" and w.attrs["param:width"] == "16" and w.attrs["param:depth"] == "1",
-          f"{tid}: architecture attributes")
+    # x (2), then the default time embedding's 2 features (cos pi t, sin pi t; mlp 1.4.0)
+    check(w["layers.0.weight"].shape == (16, 2 + 2) and w["out.weight"].shape == (2, 16), f"{tid}: weight shapes")
+    check(w.attrs["architecture"] == "mlp" and w.attrs["param:width"] == "16" and w.attrs["param:depth"] == "1"
+          and w.attrs["param:time_dim"] == "2", f"{tid}: architecture attributes")
     check(list(w.attrs["event_shape"]) == [2] and w.attrs["condition"] == "none", f"{tid}: event shape, condition")
 
 s = pd.DataFrame(f["summary"][:])

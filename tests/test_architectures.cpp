@@ -167,8 +167,8 @@ TEST_CASE("mlp supports every activation and every time embedding", "[architectu
       const Tensor x = at::randn({4, 2});
       CHECK(a->forward(x, at::rand({4})).sizes() == x.sizes());
       CHECK(a->named_parameters().contains("time_in.weight") == (std::string(temb) == "mlp"));
-      // The first layer's input: x (2), then emb(t): 64 sinusoidal or mlp features, or t itself.
-      CHECK(a->named_parameters()["layers.0.weight"].size(1) == 2 + (std::string(temb) == "raw" ? 1 : 64));
+      // The first layer's input: x (2), then emb(t): the default width, 2, of sinusoidal or mlp features, or t.
+      CHECK(a->named_parameters()["layers.0.weight"].size(1) == 2 + (std::string(temb) == "raw" ? 1 : 2));
     }
 }
 
@@ -200,6 +200,16 @@ TEST_CASE("mlp raw time: the first layer sees t itself, as TorchCFM's MLP", "[ar
   CHECK(s->named_parameters()["layers.0.weight"].size(1) == 4);
   CHECK(max_abs(s->forward_step(x, t, d, flowlab::Condition()) -
                 formula(s, at::cat({x, t.reshape({5, 1}), d.reshape({5, 1})}, 1))) < 1e-6);
+  // The default embedding (mlp 1.4.0): the two features (cos pi t, sin pi t), on per-row and on shared t.
+  flowlab::Params q = p;
+  q.set("time_embedding", std::string("sinusoidal"));
+  auto c = registry().create<flowlab::Architecture>("architecture", "mlp", q);
+  c->build({{2}, 0, 0});
+  auto features = [](const Tensor& tt) {
+    return at::cat({at::cos(M_PI * tt.reshape({-1, 1})), at::sin(M_PI * tt.reshape({-1, 1}))}, 1);
+  };
+  CHECK(max_abs(c->forward(x, t) - formula(c, at::cat({x, features(t)}, 1))) < 1e-6);
+  CHECK(max_abs(c->forward(x, shared) - formula(c, at::cat({x, features(at::full({5}, 0.25))}, 1))) < 1e-6);
 }
 
 TEST_CASE("mlp refuses a time parameter its time embedding does not use, naming the one that does",
@@ -228,10 +238,22 @@ TEST_CASE("mlp refuses a time parameter its time embedding does not use, naming 
   CHECK(message("mlp", "max_frequency", 1.0) ==
         "architecture/mlp: parameter 'max_frequency' is not used by time_embedding 'mlp', got 1; it sets the range "
         "of time_embedding 'sinusoidal'");
+  // At the default width, 2, the sinusoidal embedding is (cos pi t, sin pi t): max_frequency has nothing to set.
+  CHECK(message("sinusoidal", "max_frequency", 30.0) ==
+        "architecture/mlp: parameter 'max_frequency' is not used at time_dim 2 (the one frequency is pi), got 30; it "
+        "sets the highest of time_dim / 2 frequencies from time_dim 4");
+  flowlab::Params narrow;
+  narrow.set("time_dim", std::int64_t{3}).set("max_frequency", 1000.0);
+  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", narrow); }) ==
+        "architecture/mlp: parameter 'max_frequency' is not used at time_dim 3 (the one frequency is pi), got 1000; "
+        "it sets the highest of time_dim / 2 frequencies from time_dim 4");
   // The defaults themselves, and the parameters of the embedding that uses them, are accepted.
-  CHECK_NOTHROW(create("raw", "time_dim", std::int64_t{64}));
-  CHECK_NOTHROW(create("sinusoidal", "max_frequency", 30.0));
+  CHECK_NOTHROW(create("raw", "time_dim", std::int64_t{2}));
+  CHECK_NOTHROW(create("sinusoidal", "max_frequency", 10.0));
   CHECK_NOTHROW(create("mlp", "time_dim", std::int64_t{16}));
+  flowlab::Params wide;
+  wide.set("time_dim", std::int64_t{4}).set("max_frequency", 30.0);
+  CHECK_NOTHROW(registry().create<flowlab::Architecture>("architecture", "mlp", wide));
 }
 
 TEST_CASE("guidance: w = 0 is exactly unconditional, w = 1 exactly conditional", "[architecture][cfg]") {
@@ -290,32 +312,38 @@ int64_t fitted_nfe(const flowlab::Params& extra, const Tensor& c) {
 
 }  // namespace
 
-TEST_CASE("time features: a straight field learned by the mlp on raw t costs dopri5 its minimum, sinusoidal features more",
+TEST_CASE("time features: a straight field learned by the default mlp costs dopri5 its minimum, wide embeddings more",
           "[architecture][time]") {
   const Tensor c = at::tensor({1.5f, -0.5f});
   const int64_t minimum = dopri5_nfe([&](const Tensor& x, const Tensor&) { return c.expand_as(x).clone(); });
+  const int64_t fitted = fitted_nfe(flowlab::Params(), c);  // the default: (cos pi t, sin pi t)
   flowlab::Params raw_time;
   raw_time.set("time_embedding", std::string("raw"));
   const int64_t raw = fitted_nfe(raw_time, c);
-  const int64_t smooth = fitted_nfe(flowlab::Params(), c);  // the default: sinusoidal features up to 10 rad per unit t
+  flowlab::Params wide;
+  wide.set("time_dim", std::int64_t{64});  // mlp 1.3's default: 64 features up to 10 rad per unit t
+  const int64_t wide_nfe = fitted_nfe(wide, c);
   flowlab::Params rough;
-  rough.set("max_frequency", 1000.0);  // the DDPM range the mlp used before 1.2: the field follows cos(1000 t)
+  rough.set("time_dim", std::int64_t{64}).set("max_frequency", 1000.0);  // before mlp 1.2: the field follows cos(1000 t)
   const int64_t oscillating = fitted_nfe(rough, c);
-  INFO("dopri5 NFE: exact constant field " << minimum << ", raw t " << raw << ", default (sinusoidal up to 10) "
-                                            << smooth << ", up to 1000 " << oscillating);
-  // Measured (Debian's LibTorch 1.13): minimum 20, raw t 20, sinusoidal up to 10: 38, up to 1000: 74. (TorchCFM's
-  // MLP, SELU 64 x 3 on raw t, fitted the same way takes 32 with torchdiffeq's dopri5: benchmarks/constant_field.py.)
-  // The bounds: raw t costs the minimum, give or take one step of 6 evaluations (another BLAS rounds the fit
-  // differently), less than sinusoidal features, and those cost less as their range narrows.
+  INFO("dopri5 NFE: exact constant field " << minimum << ", default " << fitted << ", raw t " << raw
+                                            << ", 64 features up to 10 " << wide_nfe << ", up to 1000 " << oscillating);
+  // Measured (Debian's LibTorch 1.13): minimum 20, default 20, raw t 20, 64 features up to 10: 38, up to 1000: 74.
+  // (TorchCFM's MLP, SELU 64 x 3 on raw t, fitted the same way takes 32 with torchdiffeq's dopri5:
+  // benchmarks/constant_field.py.) The bounds: the default and raw t cost the minimum, give or take one step of 6
+  // evaluations (another BLAS rounds the fit differently), less than 64 features, and those cost less as their
+  // range narrows.
+  CHECK(fitted <= minimum + 6);
   CHECK(raw <= minimum + 6);
-  CHECK(raw < smooth);
-  CHECK(3 * smooth <= 2 * oscillating);  // the test can tell: high frequencies in t do raise the NFE
+  CHECK(fitted < wide_nfe);
+  CHECK(3 * wide_nfe <= 2 * oscillating);  // the test can tell: high frequencies in t do raise the NFE
 }
 
 TEST_CASE("max_frequency below pi is refused by every architecture, naming the parameter", "[architecture][time][errors]") {
   for (const char* name : {"mlp", "unet", "dit"}) {
     flowlab::Params p;
     p.set("max_frequency", 3.0);
+    if (std::string(name) == "mlp") p.set("time_dim", std::int64_t{4});  // at its default width, 2, it is unused
     CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", name, p); }) ==
           fmt::format("architecture/{}: parameter 'max_frequency' must be >= pi, got 3", name));
   }

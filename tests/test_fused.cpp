@@ -272,7 +272,9 @@ TEST_CASE("mlp: evaluation without autograd in blocks of rows equals the one-pas
   for (const Tensor& t : {at::rand({b}), at::scalar_tensor(0.3).expand({b})}) {
     const Tensor whole = a->forward(x, t, c);  // with autograd: one pass over all rows
     at::NoGradGuard no_grad;
-    CHECK(max_rel(a->forward(x, t, c), whole) < 1e-5);  // not bit for bit: silu as a / (1 + e^-a) vs a sigmoid(a)
+    // Not bit for bit: silu as a / (1 + e^-a) vs a sigmoid(a), in float32 through 3 layers (measured up to 2.0e-5
+    // with the default time features; a wrong block is off by O(1)).
+    CHECK(max_rel(a->forward(x, t, c), whole) < 5e-5);
   }
 }
 

@@ -1,16 +1,19 @@
 // MLP velocity field for vectors (any event shape, flattened): v = MLP([x, emb(t), emb(cond)]).
 // Time embedding: sinusoidal features, the textbook's small MLP on t (Linear(1, d), act, Linear(d, d)), or raw: t
 // itself as one more input, as TorchCFM's MLP (time_varying=True) takes it.
-// The default stays sinusoidal up to 10 rad per unit t, by measurement (issue 25; 3 seeds each, dopri5 at rtol = atol
-// = 1e-5; numbers and experiment files in benchmarks/results/time_features_mlp_2026-12-07.md). Raw t costs fewer or
-// as many NFE on every task but one (the main job's ring on the cosine path, 62 against 58): sinusoidal features add
-// curvature in t of their own (the k-th derivative of cos(f t) has amplitude f^k), which the step-size controller
-// follows. On a fitted constant field raw t costs the minimum (20 NFE against 38); on TorchCFM's four 2D tasks
-// 74/44/114/56 NFE against 90/54/150/58, W2 within the seeds' spread. But its quality is not uniformly as good: better
-// on reflow_rounds.yaml's recipe (W2 0.18 against 0.24) and in digits' Frechet distance, worse on the main job's ring
-// (W2 0.61 against 0.55, every seed) and in digits' KID (14.4 against 4.3). Before 1.2.0 the default was sinusoidal
-// up to 1000 (DDPM's range), which took 6 to 10 times TorchCFM's NFE.
-// The sinusoidal frequencies run from pi to max_frequency (default 10 rad per unit t).
+// The default is two sinusoidal features, (cos pi t, sin pi t), since 1.4.0, by measurement (issue 25; 10 seeds
+// each, dopri5 at rtol = atol = 1e-5; numbers and experiment files in benchmarks/results/time_dim_2026-12-07.md).
+// Against 1.3's 64 features up to 10 rad per unit t, on TorchCFM's four 2D tasks: 80/46/133/51 NFE against
+// 89/55/146/60 (TorchCFM's own MLP: 68/44/104/50), W2 within the seeds' spread on each; the main job's ring: the
+// same W2 (0.53/0.52 against 0.50/0.52); a fitted constant field: dopri5's minimum, 20 NFE, against 38. Wider
+// embeddings add curvature in t of their own (the k-th derivative of cos(f t) has amplitude f^k, and each feature
+// is one more input the fit leaves a little of), which the step-size controller follows. On digits (mlp 256 x 3)
+// the quality metrics disagree: Frechet 40.2 against 44.2 and pixel W2 better, KID 11.0 against 6.2 worse, at 45
+// NFE against 50. Raw t (t itself, TorchCFM's input) costs as little, but its W2 on the ring is worse (0.54 against
+// 0.50, 10 seeds). Before 1.2.0 the default was 64 features up to 1000 rad (DDPM's range): 6 to 10 times TorchCFM's
+// NFE. max_frequency (default 10) sets the highest of time_dim / 2 frequencies geometric from pi, so it matters
+// from time_dim 4; below that the one frequency is pi, and a max_frequency other than the default is refused.
+// time_dim also sets the width of time_embedding mlp, whose textbook width is 64: set it with that embedding.
 // With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d),
 // emb(cond)], emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
 // When every row shares one t (a solver's step, flowlab::shared_time), the first layer takes emb(t) as a bias:
@@ -33,7 +36,7 @@ using flowlab::Tensor;
 constexpr int64_t kRowBlock = 512;
 
 // The defaults of time_dim and max_frequency, in the plugin record (as text) and in the refusals below.
-#define FLOWLAB_MLP_TIME_DIM 64
+#define FLOWLAB_MLP_TIME_DIM 2
 #define FLOWLAB_MLP_MAX_FREQUENCY 10
 #define FLOWLAB_MLP_TEXT_(x) #x
 #define FLOWLAB_MLP_TEXT(x) FLOWLAB_MLP_TEXT_(x)
@@ -75,6 +78,11 @@ struct MlpOptions {
                                 fmt::format("is not used by time_embedding '{}', got {}; it sets the range of "
                                             "time_embedding 'sinusoidal'",
                                             emb, max_frequency));
+    if (sinusoidal_time && p.integer("time_dim") < 4 && max_frequency != kDefaultMaxFrequency)
+      throw flowlab::ParamError(p.owner(), "max_frequency",
+                                fmt::format("is not used at time_dim {} (the one frequency is pi), got {}; it sets "
+                                            "the highest of time_dim / 2 frequencies from time_dim 4",
+                                            p.integer("time_dim"), max_frequency));
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
@@ -215,13 +223,13 @@ class MlpArchitecture final : public flowlab::Architecture {
 }  // namespace
 
 FLOWLAB_PLUGIN(
-    architecture, mlp, MlpArchitecture, "1.3.0", "MLP on [x, emb(t), emb(cond)], any event shape",
+    architecture, mlp, MlpArchitecture, "1.4.0", "MLP on [x, emb(t), emb(cond)], any event shape",
     FLOWLAB_PARAM(width, int, "256", "hidden width") FLOWLAB_PARAM(depth, int, "4", "number of hidden layers")
         FLOWLAB_PARAM(activation, enum(silu | relu | gelu | selu), "silu", "activation function")
             FLOWLAB_PARAM(time_embedding, enum(sinusoidal | mlp | raw), "sinusoidal",
                           "sinusoidal features of t, a small MLP on t (the textbook's), or t itself (TorchCFM's MLP)")
                 FLOWLAB_PARAM(time_dim, int, FLOWLAB_MLP_TEXT(FLOWLAB_MLP_TIME_DIM),
-                              "width of the sinusoidal or mlp time embedding")
+                              "width of the sinusoidal or mlp time embedding (2: cos pi t, sin pi t)")
                     FLOWLAB_PARAM(max_frequency, float, FLOWLAB_MLP_TEXT(FLOWLAB_MLP_MAX_FREQUENCY),
                                   "highest frequency of the sinusoidal time embedding (rad per unit t, >= pi)")
                         FLOWLAB_PARAM(cond_dim, int, "64", "width of the condition embedding"))
