@@ -12,7 +12,7 @@ between the generated points and one reference set per task and seed drawn by To
 Prints a Markdown table of mean +- std over the seeds.
 The peer's runs are kept in --peer-cache DIR (default results/vs_torchcfm_peer), one subdirectory per versions, so a
 rerun for another flowlab setting trains only flowlab.
-Usage: vs_torchcfm.py BUILD_DIR [--quick] [--time-embedding NAME] [--peer-cache DIR]
+Usage: vs_torchcfm.py BUILD_DIR [--quick] [--time-embedding NAME] [--peer-cache DIR] [--seeds N] [--only TASK:METHOD]
        vs_torchcfm.py --peer TASK METHOD SEED STEPS POINTS OUT.npz   (one peer run; prints one JSON line)"""
 import json
 import os
@@ -30,7 +30,9 @@ QUICK = "--quick" in sys.argv
 # --time-embedding NAME: flowlab's mlp with that time embedding; without it, the mlp's default.
 EMBEDDING = sys.argv[sys.argv.index("--time-embedding") + 1] if "--time-embedding" in sys.argv else None
 STEPS = 50 if QUICK else 5000    # training steps, both sides
-SEEDS = [0] if QUICK else [0, 1, 2]
+# --seeds N: seeds 0 .. N-1 (default 3); --only TASK:METHOD: that pair alone (e.g. gauss_8gaussians:otcfm).
+SEEDS = [0] if QUICK else list(range(int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 3))
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 POINTS = 2000                    # generated points and reference points for W2
 BATCH = 256
 TASKS = {"gauss_8gaussians": "Gaussian -> 8 Gaussians", "8gaussians_moons": "8 Gaussians -> moons"}
@@ -170,6 +172,8 @@ def main():
     try:
         for task in TASKS:
             for method in METHODS:
+                if ONLY and ONLY != f"{task}:{method}":
+                    continue
                 refs = {seed: reference(task, seed) for seed in SEEDS}
                 if method == "icfm":  # the floor: W2 between two independent sets of the target, per seed
                     floor[task] = [w2(refs[seed], reference(task, seed + len(SEEDS) * 1000)) for seed in SEEDS]
@@ -224,6 +228,8 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for task, task_name in TASKS.items():
         for method, method_name in METHODS.items():
+            if (task, method, "flowlab", SOLVERS[0][0]) not in results:  # left out by --only
+                continue
             for key, _, _, label in SOLVERS:
                 (pw, pn), (fw, fn) = results[(task, method, "torchcfm", key)], results[(task, method, "flowlab", key)]
                 print(f"| {task_name} | {method_name} | {label} | {stat(pw, '.3f')} | {stat(fw, '.3f')} | "

@@ -8,7 +8,10 @@
 # .wasserstein, i.e. POT's ot.emd2 on squared Euclidean cost then sqrt, over 2000 points, for both tools' samples)
 # and NFE for Euler 1/2/5/10/100, RK4 5 and dopri5 rtol = atol = 1e-5, mean ± std over the seeds
 # (benchmarks/vs_torchcfm.py).
-#   benchmarks/vs_torchcfm.sh [--quick] [--time-embedding NAME] [--peer-cache DIR] [build dir, default build/torch2]
+#   benchmarks/vs_torchcfm.sh [--quick] [--time-embedding NAME] [--peer-cache DIR] [--seeds N] [--only TASK:METHOD]
+#                             [build dir, default build/torch2]
+# --seeds N: seeds 0 .. N-1 (default 3). --only TASK:METHOD: one of gauss_8gaussians or 8gaussians_moons with icfm
+# or otcfm.
 # The peer's runs are kept in DIR (default results/vs_torchcfm_peer), one subdirectory per versions of torch,
 # torchcfm, torchdiffeq and POT: a rerun for another flowlab setting trains only flowlab.
 # --quick: a smoke run (50 steps, 1 seed). --time-embedding: flowlab's mlp with time_embedding NAME (sinusoidal, mlp
@@ -19,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 quick=()
 embedding=()
-peer_cache=()
+options=()
 embedding_text="its default time features (sinusoidal)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,8 +32,10 @@ while [ $# -gt 0 ]; do
       embedding_text="with time_embedding: $2"
       [ "$2" = raw ] && embedding_text="$embedding_text (the same layer shapes as TorchCFM's, flowlab's own initialisation and draws)"
       shift 2 ;;
-    --peer-cache) peer_cache=(--peer-cache "${2:?--peer-cache needs a directory}"); shift 2 ;;
-    --*) echo "vs_torchcfm: unknown option '$1' (valid: --quick, --time-embedding NAME, --peer-cache DIR)" >&2; exit 2 ;;
+    --peer-cache) options+=(--peer-cache "${2:?--peer-cache needs a directory}"); shift 2 ;;
+    --seeds) options+=(--seeds "${2:?--seeds needs a number}"); shift 2 ;;
+    --only) options+=(--only "${2:?--only needs TASK:METHOD, e.g. gauss_8gaussians:otcfm}"); shift 2 ;;
+    --*) echo "vs_torchcfm: unknown option '$1' (valid: --quick, --time-embedding NAME, --peer-cache DIR, --seeds N, --only TASK:METHOD)" >&2; exit 2 ;;
     *) break ;;
   esac
 done
@@ -52,4 +57,4 @@ echo "Same recipe on both sides: sigma = 0, t ~ U[0, 1], 3 hidden layers of 64 w
      "torch_wrapper (its rk4 is the 3/8 rule, flowlab's the classic tableau; both 4 NFE a step); dopri5 from t = 0" \
      "to 1 on both sides. W2 for both tools with TorchCFM's wasserstein() against the same reference sets."
 echo
-exec nice "$py" "$here/vs_torchcfm.py" "$build" "${quick[@]}" "${embedding[@]}" "${peer_cache[@]}"
+exec nice "$py" "$here/vs_torchcfm.py" "$build" "${quick[@]}" "${embedding[@]}" "${options[@]}"

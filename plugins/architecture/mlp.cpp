@@ -9,10 +9,11 @@
 // embeddings add curvature in t of their own (the k-th derivative of cos(f t) has amplitude f^k, and each feature
 // is one more input the fit leaves a little of), which the step-size controller follows. On digits (mlp 256 x 3)
 // the quality metrics disagree: Frechet 40.2 against 44.2 and pixel W2 better, KID 11.0 against 6.2 worse, at 45
-// NFE against 50. Raw t (t itself, TorchCFM's input) costs as little, but its W2 on the ring is worse (0.54 against
-// 0.50, 10 seeds). Before 1.2.0 the default was 64 features up to 1000 rad (DDPM's range): 6 to 10 times TorchCFM's
-// NFE. max_frequency (default 10) sets the highest of time_dim / 2 frequencies geometric from pi, so it matters
-// from time_dim 4; below that the one frequency is pi, and a max_frequency other than the default is refused.
+// NFE against 50. On reflow_rounds.yaml's recipe (3 seeds) it costs more, 68 NFE in round 2 against 54, at a better
+// W2 (0.19 against 0.23). Raw t (t itself, TorchCFM's input) costs as little or less, but its W2 on the ring is worse
+// (0.54 against 0.50, 10 seeds). Before 1.2.0 the default was 64 features up to 1000 rad (DDPM's range): 6 to 10 times
+// TorchCFM's NFE. max_frequency (default 10) sets the highest of time_dim / 2 frequencies geometric from pi, so it
+// matters from time_dim 4; below that the one frequency is pi, and a max_frequency other than the default is refused.
 // time_dim also sets the width of time_embedding mlp, whose textbook width is 64: set it with that embedding.
 // With a step input (ArchitectureSpec::step_input, for few-step objectives) the input is [x, emb(t), emb(d),
 // emb(cond)], emb(d) of the same kind as emb(t) with weights of its own, and forward(x, t) is forward_step(x, t, 0).
