@@ -81,7 +81,7 @@ def peer(kind, steps, points):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-EXPERIMENTS = {  # flowlab's side: the closest network (sinusoidal time features of width 64 in its first layer)
+EXPERIMENTS = {  # flowlab's side: the closest network (the mlp's default sinusoidal time features, 2 since mlp 1.4.0, 64 before, in its first layer)
     "icfm": f"""name: icfm
 devices: [cpu]
 threads: 1

@@ -23,7 +23,7 @@ print("torch", torch.__version__ + ", torchcfm", m.version("torchcfm") + ", torc
 echo "$(date -I), $(lscpu | sed -n 's/^Model name: *//p'), $versions; 1 thread (OMP_NUM_THREADS=1," \
      "torch.set_num_threads(1), FLOWLAB_PLUGIN_PATH=\"\")."
 echo "The networks are near-equal, not identical: both are 3 hidden layers of 64 with SELU, but TorchCFM's MLP" \
-     "concatenates the raw t to x (3 inputs), flowlab's mlp sinusoidal features of t of width 64 (66 inputs; when" \
+     "concatenates the raw t to x (3 inputs), flowlab's mlp sinusoidal features of t (its default since 1.4.0: 2, so 4 inputs; 66 before; when" \
      "sampling, its t is shared by the batch and enters as a bias). Per-step cost is compared on these."
 echo
 exec "$py" "$here/peers_vs_flowlab.py" "$build" "$reps" "${quick[@]}"

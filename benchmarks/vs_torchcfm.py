@@ -41,18 +41,34 @@ METHODS = {"icfm": "I-CFM", "otcfm": "OT-CFM"}
 SOLVERS = [(f"euler{n}", "euler", n, f"Euler {n}") for n in (1, 2, 5, 10, 100)] + [
     ("rk4_5", "rk4", 5, "RK4 5"), ("dopri5", "dopri5", 0, "dopri5 1e-5")]
 TOL = 1e-5
+if "--peer" not in sys.argv[1:2]:
+    if not SEEDS:
+        sys.exit("vs_torchcfm: --seeds must be at least 1")
+    if QUICK and "--seeds" in sys.argv:
+        sys.exit("vs_torchcfm: --quick runs seed 0 only; leave out --seeds")
+    if ONLY is not None and ONLY not in [f"{t}:{m}" for t in TASKS for m in METHODS]:
+        sys.exit(f"vs_torchcfm: --only {ONLY}: not a task:method (valid: "
+                 + ", ".join(f"{t}:{m}" for t in TASKS for m in METHODS) + ")")
 REFERENCE_SEED = 10_000  # the reference set of seed s is drawn after torch.manual_seed / np.random.seed(10000 + s)
 
 
 def peer_cache():
-    """The directory of the peer's runs: one per versions of torch, torchcfm, torchdiffeq and POT, under
-    --peer-cache DIR (default: results/vs_torchcfm_peer beside the build directory's results)."""
+    """The directory of the peer's runs: one per versions of torch, torchcfm, torchdyn, torchdiffeq, POT and numpy and
+    per settings of the peer's run (batch, tolerance, solvers, reference seed, and the source of peer() itself), under
+    --peer-cache DIR (vs_torchcfm.sh's default: results/vs_torchcfm_peer in the repository; without the option,
+    relative to the working directory). A change of any of them starts a new directory: a cached run is never one of other
+    settings."""
+    import hashlib
     import importlib.metadata as m
+    import inspect
     import torch
     base = (sys.argv[sys.argv.index("--peer-cache") + 1] if "--peer-cache" in sys.argv
             else os.path.join("results", "vs_torchcfm_peer"))
-    versions = "_".join([f"torch{torch.__version__}"] + [f"{p}{m.version(p)}" for p in ("torchcfm", "torchdiffeq", "pot")])
-    return os.path.join(base, versions.replace("+", "-"))
+    versions = "_".join([f"torch{torch.__version__}"] +
+                        [f"{p}{m.version(p)}" for p in ("torchcfm", "torchdyn", "torchdiffeq", "pot", "numpy")])
+    settings = repr((BATCH, TOL, SOLVERS, REFERENCE_SEED)) + inspect.getsource(peer) + inspect.getsource(samplers)
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    return os.path.join(base, versions.replace("+", "-") + "_" + digest)
 
 
 def samplers(task):
@@ -145,7 +161,9 @@ def experiment(task, method):
     solvers = (f"{{solver: euler, steps: [{', '.join(str(n) for _, s, n, _ in SOLVERS if s == 'euler')}]}}, "
                f"{{solver: rk4, steps: [5]}}, {{solver: dopri5, params: {{rtol: {TOL:.1e}, atol: {TOL:.1e}}}}}")
     # Without --time-embedding: flowlab's default time features.
-    architecture = TORCHCFM_MLP if EMBEDDING is None else TORCHCFM_MLP.replace("}}", f", time_embedding: {EMBEDDING}}}}}")
+    # The learned time MLP at its textbook width, 64 (the mlp's time_dim default, 2, is the sinusoidal embedding's).
+    extra = f", time_embedding: {EMBEDDING}" + (", time_dim: 64" if EMBEDDING == "mlp" else "")
+    architecture = TORCHCFM_MLP if EMBEDDING is None else TORCHCFM_MLP.replace("}}", extra + "}}")
     return f"""name: vs_torchcfm_{task}_{method}
 devices: [cpu]
 threads: 1
@@ -176,7 +194,7 @@ def main():
                     continue
                 refs = {seed: reference(task, seed) for seed in SEEDS}
                 if task not in floor:  # the floor: W2 between two independent sets of the target, per seed
-                    floor[task] = [w2(refs[seed], reference(task, seed + len(SEEDS) * 1000)) for seed in SEEDS]
+                    floor[task] = [w2(refs[seed], reference(task, seed + 3000)) for seed in SEEDS]  # 3000: as 3 seeds had it
                 yaml, out = os.path.join(work, f"{task}_{method}.yaml"), os.path.join(work, f"{task}_{method}.h5")
                 with open(yaml, "w") as f:
                     f.write(experiment(task, method))

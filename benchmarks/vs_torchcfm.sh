@@ -57,4 +57,5 @@ echo "Same recipe on both sides: sigma = 0, t ~ U[0, 1], 3 hidden layers of 64 w
      "torch_wrapper (its rk4 is the 3/8 rule, flowlab's the classic tableau; both 4 NFE a step); dopri5 from t = 0" \
      "to 1 on both sides. W2 for both tools with TorchCFM's wasserstein() against the same reference sets."
 echo
+[[ " ${options[*]} " == *" --peer-cache "* ]] || options+=(--peer-cache "$root/results/vs_torchcfm_peer")
 exec nice "$py" "$here/vs_torchcfm.py" "$build" "${quick[@]}" "${embedding[@]}" "${options[@]}"

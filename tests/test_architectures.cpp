@@ -247,13 +247,28 @@ TEST_CASE("mlp refuses a time parameter its time embedding does not use, naming 
   CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", narrow); }) ==
         "architecture/mlp: parameter 'max_frequency' is not used at time_dim 3 (the one frequency is pi), got 1000; "
         "it sets the highest of time_dim / 2 frequencies from time_dim 4");
-  // The defaults themselves, and the parameters of the embedding that uses them, are accepted.
-  CHECK_NOTHROW(create("raw", "time_dim", std::int64_t{2}));
-  CHECK_NOTHROW(create("sinusoidal", "max_frequency", 10.0));
+  flowlab::Params single;
+  single.set("time_dim", std::int64_t{1}).set("max_frequency", 30.0);
+  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", single); }) ==
+        "architecture/mlp: parameter 'max_frequency' is not used at time_dim 1 (the one feature is 2t - 1), got 30; "
+        "it sets the highest of time_dim / 2 frequencies from time_dim 4");
+  // A width out of range is refused as such, not as leaving max_frequency unused.
+  flowlab::Params zero;
+  zero.set("time_dim", std::int64_t{0}).set("max_frequency", 30.0);
+  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", zero); }) ==
+        "architecture/mlp: parameter 'time_dim' must be > 0, got 0");
+  // Accepted: raw t with time_dim 64, as results files of mlp 1.3 store it (its default then), so that their
+  // models are rebuilt; the parameters of the embedding that uses them.
+  auto stored = create("raw", "time_dim", std::int64_t{64});
+  stored->build({{2}, 0, 0});
+  CHECK(stored->named_parameters()["layers.0.weight"].size(1) == 3);  // x and t: the stored 64 changes nothing
   CHECK_NOTHROW(create("mlp", "time_dim", std::int64_t{16}));
   flowlab::Params wide;
   wide.set("time_dim", std::int64_t{4}).set("max_frequency", 30.0);
   CHECK_NOTHROW(registry().create<flowlab::Architecture>("architecture", "mlp", wide));
+  CHECK(message("raw", "time_dim", std::int64_t{63}) ==
+        "architecture/mlp: parameter 'time_dim' is not used by time_embedding 'raw' (t is one input), got 63; it sets "
+        "the width of time_embedding 'sinusoidal' or 'mlp'");
 }
 
 TEST_CASE("guidance: w = 0 is exactly unconditional, w = 1 exactly conditional", "[architecture][cfg]") {

@@ -260,8 +260,9 @@ TEST_CASE("the rectified path's own sample() equals the affine formula from its 
 
 TEST_CASE("mlp: evaluation without autograd in blocks of rows equals the one-pass forward", "[fused][architecture]") {
   const bool conditioned = GENERATE(false, true);
+  const int64_t time_dim = GENERATE(2, 64);  // the default, and 32 frequencies
   flowlab::Params p;
-  p.set("width", std::int64_t{48}).set("depth", std::int64_t{3});
+  p.set("width", std::int64_t{48}).set("depth", std::int64_t{3}).set("time_dim", time_dim);
   torch::manual_seed(6);
   auto a = registry().create<flowlab::Architecture>("architecture", "mlp", p);
   a->build({{2}, conditioned ? 4 : 0, 0});

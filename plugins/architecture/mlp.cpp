@@ -3,15 +3,16 @@
 // itself as one more input, as TorchCFM's MLP (time_varying=True) takes it.
 // The default is two sinusoidal features, (cos pi t, sin pi t), since 1.4.0, by measurement (issue 25; 10 seeds
 // each, dopri5 at rtol = atol = 1e-5; numbers and experiment files in benchmarks/results/time_dim_2026-12-07.md).
-// Against 1.3's 64 features up to 10 rad per unit t, on TorchCFM's four 2D tasks: 80/46/133/51 NFE against
-// 89/55/146/60 (TorchCFM's own MLP: 68/44/104/50), W2 within the seeds' spread on each; the main job's ring: the
-// same W2 (0.53/0.52 against 0.50/0.52); a fitted constant field: dopri5's minimum, 20 NFE, against 38. Wider
-// embeddings add curvature in t of their own (the k-th derivative of cos(f t) has amplitude f^k, and each feature
-// is one more input the fit leaves a little of), which the step-size controller follows. On digits (mlp 256 x 3)
-// the quality metrics disagree: Frechet 40.2 against 44.2 and pixel W2 better, KID 11.0 against 6.2 worse, at 45
-// NFE against 50. On reflow_rounds.yaml's recipe (3 seeds) it costs more, 68 NFE in round 2 against 54, at a better
-// W2 (0.19 against 0.23). Raw t (t itself, TorchCFM's input) costs as little or less, but its W2 on the ring is worse
-// (0.54 against 0.50, 10 seeds). Before 1.2.0 the default was 64 features up to 1000 rad (DDPM's range): 6 to 10 times
+// Against 1.3's 64 features up to 10 rad per unit t, on TorchCFM's four 2D tasks (benchmarks/time_dim_*.yaml):
+// 80/46/133/51 NFE against 89/55/146/60 (TorchCFM's own MLP: 68/44/104/50), W2 within the seeds' spread on each; the
+// main job's ring: the same W2 (0.53/0.52 against 0.50/0.52); a fitted constant field: dopri5's minimum, 20 NFE,
+// against 38. Wider embeddings add curvature in t of their own (the k-th derivative of cos(f t) has amplitude f^k, and
+// each feature is one more input the fit leaves a little of), which the step-size controller follows. On digits (mlp
+// 256 x 3) the quality metrics disagree: Frechet 40.2 against 44.2 and pixel W2 better, KID 11.0 against 6.2 worse, at
+// 45 NFE against 50. On reflow_rounds.yaml's recipe (3 seeds) it costs more, 68 NFE in round 2 against 54, at a better
+// W2 (0.19 against 0.23). Raw t (t itself, TorchCFM's input) costs fewer NFE on the I-CFM tasks and more on the
+// ring's cosine path (61 against 53), and its ring W2 is the worst of the six inputs measured (0.54 against 0.53 /
+// 0.52 at width 2, 10 seeds). Before 1.2.0 the default was 64 features up to 1000 rad (DDPM's range): 6 to 10 times
 // TorchCFM's NFE. max_frequency (default 10) sets the highest of time_dim / 2 frequencies geometric from pi, so it
 // matters from time_dim 4; below that the one frequency is pi, and a max_frequency other than the default is refused.
 // time_dim also sets the width of time_embedding mlp, whose textbook width is 64: set it with that embedding.
@@ -42,6 +43,7 @@ constexpr int64_t kRowBlock = 512;
 #define FLOWLAB_MLP_TEXT_(x) #x
 #define FLOWLAB_MLP_TEXT(x) FLOWLAB_MLP_TEXT_(x)
 constexpr int64_t kDefaultTimeDim = FLOWLAB_MLP_TIME_DIM;
+constexpr int64_t kTimeDimBefore14 = 64;  // the default of mlp 1.2 and 1.3, in their results files
 constexpr double kDefaultMaxFrequency = FLOWLAB_MLP_MAX_FREQUENCY;
 
 /// Options of architecture/mlp.
@@ -68,8 +70,10 @@ struct MlpOptions {
     // A width or frequency range the chosen embedding does not use is refused rather than ignored (before the
     // ranges, which would otherwise ask for a valid value of a parameter that is then refused). The values compared
     // are the FLOWLAB_PARAM defaults below, which every embedding accepts.
+    // A results file of mlp 1.3 (raw t, whose time_dim then defaulted to 64) stores time_dim: 64, and its models are
+    // rebuilt from those stored values (flowlab sample, export): 64 is accepted with raw t as well.
     const std::string& emb = p.str("time_embedding");
-    if (raw_time && p.integer("time_dim") != kDefaultTimeDim)
+    if (raw_time && p.integer("time_dim") != kDefaultTimeDim && p.integer("time_dim") != kTimeDimBefore14)
       throw flowlab::ParamError(p.owner(), "time_dim",
                                 fmt::format("is not used by time_embedding '{}' (t is one input), got {}; it sets the "
                                             "width of time_embedding 'sinusoidal' or 'mlp'",
@@ -79,11 +83,13 @@ struct MlpOptions {
                                 fmt::format("is not used by time_embedding '{}', got {}; it sets the range of "
                                             "time_embedding 'sinusoidal'",
                                             emb, max_frequency));
-    if (sinusoidal_time && p.integer("time_dim") < 4 && max_frequency != kDefaultMaxFrequency)
-      throw flowlab::ParamError(p.owner(), "max_frequency",
-                                fmt::format("is not used at time_dim {} (the one frequency is pi), got {}; it sets "
-                                            "the highest of time_dim / 2 frequencies from time_dim 4",
-                                            p.integer("time_dim"), max_frequency));
+    const int64_t td = p.integer("time_dim");
+    if (sinusoidal_time && td >= 1 && td < 4 && max_frequency != kDefaultMaxFrequency)
+      throw flowlab::ParamError(
+          p.owner(), "max_frequency",
+          fmt::format("is not used at time_dim {} ({}), got {}; it sets the highest of "
+                      "time_dim / 2 frequencies from time_dim 4",
+                      td, td == 1 ? "the one feature is 2t - 1" : "the one frequency is pi", max_frequency));
     for (const char* name : {"width", "depth", "time_dim", "cond_dim"})
       if (p.integer(name) <= 0)
         throw flowlab::ParamError(p.owner(), name, fmt::format("must be > 0, got {}", p.integer(name)));
