@@ -12,8 +12,9 @@
 #                             [build dir, default build/torch2]
 # --seeds N: seeds 0 .. N-1 (default 3). --only TASK:METHOD: one of gauss_8gaussians or 8gaussians_moons with icfm
 # or otcfm.
-# The peer's runs are kept in DIR (default results/vs_torchcfm_peer), one subdirectory per versions of torch,
-# torchcfm, torchdiffeq and POT: a rerun for another flowlab setting trains only flowlab.
+# The peer's runs are kept in DIR (default results/vs_torchcfm_peer in the repository), one subdirectory per
+# versions of the peer's packages and digest of its settings and code: a rerun for another flowlab setting trains
+# only flowlab.
 # --quick: a smoke run (50 steps, 1 seed). --time-embedding: flowlab's mlp with time_embedding NAME (sinusoidal, mlp
 # or raw; raw is TorchCFM's own time input) instead of its default. torchcfm, torchdiffeq, pot, h5py and numpy are installed into
 # build/torch-pip/venv (scripts/setup.sh --torch pip) from PyPI if missing, with the venv's torch held at its version.
