@@ -214,61 +214,55 @@ TEST_CASE("mlp raw time: the first layer sees t itself, as TorchCFM's MLP", "[ar
 
 TEST_CASE("mlp refuses a time parameter its time embedding does not use, naming the one that does",
           "[architecture][time][errors]") {
-  auto create = [](const char* emb, const char* name, auto value) {
+  // The mlp's time parameters as a YAML file sets them: an empty embedding name or a negative number is "not set".
+  struct Given {
+    const char* time_embedding;
+    std::int64_t time_dim;
+    double max_frequency;
+  };
+  auto create = [](const Given& g) {
     flowlab::Params p;
-    p.set("time_embedding", std::string(emb)).set(name, value);
+    if (*g.time_embedding) p.set("time_embedding", std::string(g.time_embedding));
+    if (g.time_dim >= 0) p.set("time_dim", g.time_dim);
+    if (g.max_frequency >= 0) p.set("max_frequency", g.max_frequency);
     return registry().create<flowlab::Architecture>("architecture", "mlp", p);
   };
-  auto message = [&](const char* emb, const char* name, auto value) {
-    return message_of<flowlab::ParamError>([&] { create(emb, name, value); });
+  const std::string unused_dim_raw =
+      "architecture/mlp: parameter 'time_dim' is not used by time_embedding 'raw' (t is one input), got {}; it sets "
+      "the width of time_embedding 'sinusoidal' or 'mlp'";
+  const std::string unused_frequency =
+      "architecture/mlp: parameter 'max_frequency' is not used by time_embedding '{}', got {}; it sets the range of "
+      "time_embedding 'sinusoidal'";
+  const std::string narrow_frequency =
+      "architecture/mlp: parameter 'max_frequency' is not used at time_dim {} ({}), got {}; it sets the highest of "
+      "time_dim / 2 frequencies from time_dim 4";
+  const std::vector<std::pair<Given, std::string>> refused{
+      {{"raw", 16, -1}, fmt::format(fmt::runtime(unused_dim_raw), 16)},
+      {{"raw", 63, -1}, fmt::format(fmt::runtime(unused_dim_raw), 63)},
+      {{"raw", -1, 30}, fmt::format(fmt::runtime(unused_frequency), "raw", 30)},
+      {{"mlp", -1, 30}, fmt::format(fmt::runtime(unused_frequency), "mlp", 30)},
+      // An unused parameter is refused as unused, not first sent round its range check.
+      {{"raw", 0, -1}, fmt::format(fmt::runtime(unused_dim_raw), 0)},
+      {{"mlp", -1, 1}, fmt::format(fmt::runtime(unused_frequency), "mlp", 1)},
+      // At the default width, 2, the sinusoidal embedding is (cos pi t, sin pi t): max_frequency has nothing to set.
+      {{"sinusoidal", -1, 30}, fmt::format(fmt::runtime(narrow_frequency), 2, "the one frequency is pi", 30)},
+      {{"", 3, 1000}, fmt::format(fmt::runtime(narrow_frequency), 3, "the one frequency is pi", 1000)},
+      {{"", 1, 30}, fmt::format(fmt::runtime(narrow_frequency), 1, "the one feature is 2t - 1", 30)},
+      // A width out of range is refused as such, not as leaving max_frequency unused.
+      {{"", 0, 30}, "architecture/mlp: parameter 'time_dim' must be > 0, got 0"},
   };
-  CHECK(message("raw", "time_dim", std::int64_t{16}) ==
-        "architecture/mlp: parameter 'time_dim' is not used by time_embedding 'raw' (t is one input), got 16; it sets "
-        "the width of time_embedding 'sinusoidal' or 'mlp'");
-  CHECK(message("raw", "max_frequency", 30.0) ==
-        "architecture/mlp: parameter 'max_frequency' is not used by time_embedding 'raw', got 30; it sets the range "
-        "of time_embedding 'sinusoidal'");
-  CHECK(message("mlp", "max_frequency", 30.0) ==
-        "architecture/mlp: parameter 'max_frequency' is not used by time_embedding 'mlp', got 30; it sets the range "
-        "of time_embedding 'sinusoidal'");
-  // An unused parameter is refused as unused, not first sent round its range check.
-  CHECK(message("raw", "time_dim", std::int64_t{0}) ==
-        "architecture/mlp: parameter 'time_dim' is not used by time_embedding 'raw' (t is one input), got 0; it sets "
-        "the width of time_embedding 'sinusoidal' or 'mlp'");
-  CHECK(message("mlp", "max_frequency", 1.0) ==
-        "architecture/mlp: parameter 'max_frequency' is not used by time_embedding 'mlp', got 1; it sets the range "
-        "of time_embedding 'sinusoidal'");
-  // At the default width, 2, the sinusoidal embedding is (cos pi t, sin pi t): max_frequency has nothing to set.
-  CHECK(message("sinusoidal", "max_frequency", 30.0) ==
-        "architecture/mlp: parameter 'max_frequency' is not used at time_dim 2 (the one frequency is pi), got 30; it "
-        "sets the highest of time_dim / 2 frequencies from time_dim 4");
-  flowlab::Params narrow;
-  narrow.set("time_dim", std::int64_t{3}).set("max_frequency", 1000.0);
-  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", narrow); }) ==
-        "architecture/mlp: parameter 'max_frequency' is not used at time_dim 3 (the one frequency is pi), got 1000; "
-        "it sets the highest of time_dim / 2 frequencies from time_dim 4");
-  flowlab::Params single;
-  single.set("time_dim", std::int64_t{1}).set("max_frequency", 30.0);
-  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", single); }) ==
-        "architecture/mlp: parameter 'max_frequency' is not used at time_dim 1 (the one feature is 2t - 1), got 30; "
-        "it sets the highest of time_dim / 2 frequencies from time_dim 4");
-  // A width out of range is refused as such, not as leaving max_frequency unused.
-  flowlab::Params zero;
-  zero.set("time_dim", std::int64_t{0}).set("max_frequency", 30.0);
-  CHECK(message_of<flowlab::ParamError>([&] { registry().create<flowlab::Architecture>("architecture", "mlp", zero); }) ==
-        "architecture/mlp: parameter 'time_dim' must be > 0, got 0");
+  for (const auto& [given, expected] : refused) {
+    INFO("time_embedding '" << given.time_embedding << "', time_dim " << given.time_dim << ", max_frequency "
+                            << given.max_frequency);
+    CHECK(message_of<flowlab::ParamError>([&] { create(given); }) == expected);
+  }
   // Accepted: raw t with time_dim 64, as results files of mlp 1.3 store it (its default then), so that their
   // models are rebuilt; the parameters of the embedding that uses them.
-  auto stored = create("raw", "time_dim", std::int64_t{64});
+  auto stored = create({"raw", 64, -1});
   stored->build({{2}, 0, 0});
   CHECK(stored->named_parameters()["layers.0.weight"].size(1) == 3);  // x and t: the stored 64 changes nothing
-  CHECK_NOTHROW(create("mlp", "time_dim", std::int64_t{16}));
-  flowlab::Params wide;
-  wide.set("time_dim", std::int64_t{4}).set("max_frequency", 30.0);
-  CHECK_NOTHROW(registry().create<flowlab::Architecture>("architecture", "mlp", wide));
-  CHECK(message("raw", "time_dim", std::int64_t{63}) ==
-        "architecture/mlp: parameter 'time_dim' is not used by time_embedding 'raw' (t is one input), got 63; it sets "
-        "the width of time_embedding 'sinusoidal' or 'mlp'");
+  CHECK_NOTHROW(create({"mlp", 16, -1}));
+  CHECK_NOTHROW(create({"", 4, 30}));
 }
 
 TEST_CASE("guidance: w = 0 is exactly unconditional, w = 1 exactly conditional", "[architecture][cfg]") {
