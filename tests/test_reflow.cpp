@@ -28,7 +28,8 @@ struct Scratch : flowlab::test::ScratchDir {
 };
 
 /// 8 Gaussians -> moons, a small MLP; `extra` goes at the end of the document (reflow:, distill:, ...).
-std::string experiment(const Scratch& s, const std::string& extra, int64_t steps = 600) {
+std::string experiment(const Scratch& s, const std::string& extra, int64_t steps = 600,
+                       const std::string& solvers = "[{solver: euler, steps: [1, 50]}]") {
   const std::string path = s.file("reflow.yaml");
   std::ofstream(path) << fmt::format(R"(name: reflow_test
 data: {{dataset: moons}}
@@ -38,10 +39,10 @@ model:
 train: {{steps: {}, batch_size: 256, lr: 3.0e-3, ema: 0.99, log_every: 50}}
 eval:
   samples: 1000
-  solvers: [{{solver: euler, steps: [1, 50]}}]
+  solvers: {}
   metrics: [w2]
 {})",
-                                     steps, extra);
+                                     steps, solvers, extra);
   return path;
 }
 
@@ -207,6 +208,43 @@ TEST_CASE("reflow: the trial file holds the rounds and pairs; report compares th
       "round comparison\n  steps: the fewest within 10% of round 0's best converged w2 {:.4g} (euler:steps=50)",
       c.reference_value)));
   CHECK_THAT(out.str(), ContainsSubstring("round    Euler steps  RK4 steps"));
+}
+
+TEST_CASE("reflow: the round comparison shows each round's adaptive NFE, of its tightest tolerance",
+          "[reflow][report]") {
+  Scratch s;
+  const auto ex = flowlab::load_experiment(
+      experiment(s, "reflow: {rounds: 1, pairs: 256, teacher_solver: {solver: euler, steps: 2}, train: {steps: 20}}\n",
+                 20,
+                 "[{solver: euler, steps: [1]}, {solver: dopri5, params: {rtol: 1.0e-3, atol: 1.0e-3}}, "
+                 "{solver: dopri5, params: {rtol: 1.0e-5, atol: 1.0e-5}}]"),
+      registry());
+  const auto r = flowlab::run_trial(ex.trials.at(0), registry(), "cpu");
+  const std::string file = s.file("trial.h5");
+  flowlab::write_trial_file(file, ex.trials.at(0), r);
+  const auto rep = flowlab::build_report(flowlab::read_results(file), {});
+  REQUIRE(rep.rounds.size() == 1);
+  const auto& lines = rep.rounds[0].lines;
+  REQUIRE(lines.size() == 2);
+  for (int64_t k = 0; k < 2; ++k) {
+    std::vector<const flowlab::EvalRow*> adaptive;
+    for (const auto& e : r.eval)
+      if (e.round == k && e.steps == 0) adaptive.push_back(&e);
+    REQUIRE(adaptive.size() == 2);
+    // The tighter tolerance takes more NFE than the looser one, and is the one shown.
+    CHECK(adaptive[1]->nfe > adaptive[0]->nfe);
+    CHECK(lines[size_t(k)].adaptive_nfe == double(adaptive[1]->nfe));
+    CHECK(lines[size_t(k)].adaptive_run == "dopri5:rtol=1e-05,atol=1e-05");
+  }
+  std::ostringstream out, notes;
+  flowlab::write_report(rep, "term", out, notes);
+  // The column is as wide as its widest cell, "NFE (label)", right-aligned, between RK4 steps and straightness.
+  const std::string cell0 = fmt::format("{} (dopri5:rtol=1e-05,atol=1e-05)", lines[0].adaptive_nfe);
+  const std::string cell1 = fmt::format("{} (dopri5:rtol=1e-05,atol=1e-05)", lines[1].adaptive_nfe);
+  const size_t width = std::max(cell0.size(), cell1.size());
+  CHECK_THAT(out.str(), ContainsSubstring(fmt::format("round  Euler steps  RK4 steps  {:>{}}  ", "adaptive NFE", width)));
+  CHECK_THAT(out.str(), ContainsSubstring(fmt::format("          -  {:>{}}  ", cell0, width)));
+  CHECK_THAT(out.str(), ContainsSubstring(fmt::format("          -  {:>{}}  ", cell1, width)));
 }
 
 TEST_CASE("reflow: bad input gets located errors that list the valid choices", "[reflow][config]") {

@@ -379,6 +379,8 @@ void compare_rounds(Report& rep) {
         const ReportRow& r = g.rows[i];
         if (r.n == 0) continue;
         if (!accurate || r.nfe > g.rows[*accurate].nfe) accurate = i;
+        if (r.steps == 0 && (line.adaptive_run.empty() || r.nfe > line.adaptive_nfe))
+          line.adaptive_nfe = r.nfe, line.adaptive_run = r.label;
         if (!rep.metrics.empty() && std::isfinite(r.mean[0]) && (!cheapest || r.nfe < g.rows[*cheapest].nfe))
           cheapest = i;
         if (!has_reference || !std::isfinite(r.mean[0]) || r.mean[0] > c.threshold || r.steps == 0) continue;
@@ -1126,14 +1128,15 @@ void write_round_comparison(const Report& rep, const RoundComparison& c, bool md
         << "\n";
   const std::string one = rep.metrics.empty() ? "cheapest run" : rep.metrics[0] + " of the cheapest run";
   std::vector<std::vector<std::string>> rows = {
-      {"round", "Euler steps", "RK4 steps", "straightness", one, "train+pairs s", "train steps"}};
+      {"round", "Euler steps", "RK4 steps", "adaptive NFE", "straightness", one, "train+pairs s", "train steps"}};
   auto steps_text = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("-"); };
   for (const auto& l : c.lines)
     rows.push_back({l.round, steps_text(l.euler_steps), steps_text(l.rk4_steps),
+                    l.adaptive_run.empty() ? "-" : fmt::format("{} ({})", nfe_text(l.adaptive_nfe), l.adaptive_run),
                     l.straightness_run.empty() ? "-" : fmt::format("{} ({})", num(l.straightness), l.straightness_run),
                     l.one_step_run.empty() ? "-" : fmt::format("{} ({})", num(l.one_step), l.one_step_run),
                     fmt::format("{:.1f}", l.train_seconds), std::to_string(l.train_steps)});
-  std::vector<bool> right = {false, true, true, true, true, true, true};
+  std::vector<bool> right = {false, true, true, true, true, true, true, true};
   print_table(out, rows, right, md);
   if (md) out << "\n";
 }
