@@ -216,6 +216,16 @@ TEST_CASE("a segfaulting and a throwing plugin fail their trials only; NaN marks
     CHECK(again.err == "flowlab: error: " + out + " already exists: use --resume to finish that sweep, or choose another --out\n");
     CHECK(inode(out) == before);
   }
+  SECTION("without the results file, its trial files left behind are named, and nothing is touched") {
+    const auto trial = inode(flowlab::trial_file_path(out, "architecture=mlp,seed=0"));
+    fs::remove(out);
+    const auto again = flowlab_cmd("run " + exp);
+    CHECK(again.status == 1);
+    CHECK(again.err == "flowlab: error: " + out + ".trials already exists (the trial files of a sweep to " + out +
+                           "): use --resume to finish that sweep, remove it, or choose another --out\n");
+    CHECK(inode(flowlab::trial_file_path(out, "architecture=mlp,seed=0")) == trial);
+    CHECK_FALSE(fs::exists(out));
+  }
 }
 
 TEST_CASE("fail-fast: the --fail-fast flag stops at the first failure", "[runner]") {

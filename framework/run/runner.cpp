@@ -612,8 +612,12 @@ void Scheduler::check_output() {
     for (size_t i = 0; i < ex_.trials.size(); ++i) mine_.push_back(i);
   }
   for (size_t i : mine_) my_stems_.insert(trial_file_stem(ex_.trials[i].id));
-  if (!opt_.resume && !sharded_ && (fs::exists(output_) || fs::exists(trial_dir_)))
+  if (!opt_.resume && !sharded_ && fs::exists(output_))
     throw Error(fmt::format("{} already exists: use --resume to finish that sweep, or choose another --out", output_));
+  if (!opt_.resume && !sharded_ && fs::exists(trial_dir_))
+    throw Error(fmt::format("{} already exists (the trial files of a sweep to {}): use --resume to finish that sweep, "
+                            "remove it, or choose another --out",
+                            trial_dir_, output_));
   // --resume rewrites the experiment file: never over a file that is not this experiment's results.
   const Emit emit_line = [this](const std::string& line) { emit(line); };
   if (opt_.resume && !sharded_ && fs::exists(output_) && !set_aside_damaged_output(output_, emit_line)) {
