@@ -235,6 +235,9 @@ TEST_CASE("reflow: the round comparison shows each round's adaptive NFE, of its 
     CHECK(adaptive[1]->nfe > adaptive[0]->nfe);
     CHECK(lines[size_t(k)].adaptive_nfe == double(adaptive[1]->nfe));
     CHECK(lines[size_t(k)].adaptive_run == "dopri5:rtol=1e-05,atol=1e-05");
+    // The run that the round's steps to quality refers to.
+    REQUIRE(rep.groups[size_t(k)].reference_row);
+    CHECK(rep.groups[size_t(k)].rows[*rep.groups[size_t(k)].reference_row].label == lines[size_t(k)].adaptive_run);
   }
   std::ostringstream out, notes;
   flowlab::write_report(rep, "term", out, notes);

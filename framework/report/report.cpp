@@ -284,6 +284,14 @@ double sample_std(const std::vector<double>& v) {
 
 bool adaptive(const ReportRow& r) { return r.steps == 0 && std::isfinite(r.rtol); }
 
+// Of two adaptive rows, is a the more accurate: dopri5 first, then the smaller rtol, then the smaller atol.
+bool more_accurate_adaptive(const ReportRow& a, const ReportRow& b) {
+  const bool da = a.solver == "dopri5", db = b.solver == "dopri5";
+  if (da != db) return da;
+  if (a.rtol != b.rtol) return a.rtol < b.rtol;
+  return a.atol < b.atol;
+}
+
 std::string round_label(const RoundRecord& r) {
   return r.stage == Stage::distill ? "distill" : std::to_string(r.round);
 }
@@ -374,13 +382,13 @@ void compare_rounds(Report& rep) {
       line.train_steps = g.train_steps;
       line.straightness = std::nan("");
       line.one_step = std::nan("");
-      std::optional<size_t> accurate, cheapest;
+      std::optional<size_t> accurate, cheapest, tightest;
       for (size_t i = 0; i < g.rows.size(); ++i) {
         const ReportRow& r = g.rows[i];
         if (r.n == 0) continue;
         if (!accurate || r.nfe > g.rows[*accurate].nfe) accurate = i;
-        if (r.steps == 0 && (line.adaptive_run.empty() || r.nfe > line.adaptive_nfe))
-          line.adaptive_nfe = r.nfe, line.adaptive_run = r.label;
+        // The adaptive run steps to quality refers to (the tightest tolerance): the round's cost at that accuracy.
+        if (adaptive(r) && (!tightest || more_accurate_adaptive(r, g.rows[*tightest]))) tightest = i;
         if (!rep.metrics.empty() && std::isfinite(r.mean[0]) && (!cheapest || r.nfe < g.rows[*cheapest].nfe))
           cheapest = i;
         if (!has_reference || !std::isfinite(r.mean[0]) || r.mean[0] > c.threshold || r.steps == 0) continue;
@@ -389,6 +397,7 @@ void compare_rounds(Report& rep) {
         if (!slot || r.steps < *slot) slot = r.steps;
       }
       if (accurate) line.straightness = g.rows[*accurate].straightness, line.straightness_run = g.rows[*accurate].label;
+      if (tightest) line.adaptive_nfe = g.rows[*tightest].nfe, line.adaptive_run = g.rows[*tightest].label;
       if (cheapest) line.one_step = g.rows[*cheapest].mean[0], line.one_step_run = g.rows[*cheapest].label;
       c.lines.push_back(std::move(line));
     }
@@ -767,14 +776,8 @@ void fill_rows(ReportGroup& g, const std::vector<const StoredTrial*>& members, c
 void pick_steps_to_quality(ReportGroup& g, double within) {
   auto has_value = [&](size_t i) { return std::isfinite(g.rows[i].mean[0]); };
   std::optional<size_t> ref;
-  auto better_adaptive = [&](size_t a, size_t b) {  // is a a better reference than b
-    const bool da = g.rows[a].solver == "dopri5", db = g.rows[b].solver == "dopri5";
-    if (da != db) return da;
-    if (g.rows[a].rtol != g.rows[b].rtol) return g.rows[a].rtol < g.rows[b].rtol;
-    return g.rows[a].atol < g.rows[b].atol;
-  };
   for (size_t i = 0; i < g.rows.size(); ++i)
-    if (has_value(i) && adaptive(g.rows[i]) && (!ref || better_adaptive(i, *ref))) ref = i;
+    if (has_value(i) && adaptive(g.rows[i]) && (!ref || more_accurate_adaptive(g.rows[i], g.rows[*ref]))) ref = i;
   if (!ref)
     for (size_t i = 0; i < g.rows.size(); ++i)
       if (has_value(i) && (!ref || g.rows[i].steps > g.rows[*ref].steps ||

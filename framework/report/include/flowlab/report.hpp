@@ -133,9 +133,9 @@ struct ReportGroup {
 struct RoundLine {
   std::string round;                              ///< "0", "1", ..., or "distill"
   std::optional<int64_t> euler_steps, rk4_steps;  ///< fewest steps within round 0's threshold (nullopt: none)
-  double adaptive_nfe = 0;  ///< mean NFE of its adaptive run with the most NFE (the tightest tolerance)
+  double adaptive_nfe = 0;   ///< mean NFE of its most accurate adaptive run (dopri5 first, then rtol, atol)
   std::string adaptive_run;  ///< that run's label; empty: the round has no adaptive run
-  double straightness = 0;                        ///< of its most accurate run (the most NFE), mean over seeds
+  double straightness = 0;   ///< of its most accurate run (the most NFE), mean over seeds
   std::string straightness_run;
   double one_step = 0;  ///< the quality metric of its cheapest run (fewest NFE)
   std::string one_step_run;
