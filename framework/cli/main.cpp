@@ -87,21 +87,6 @@ int cmd_validate(const flowlab::Registry& registry, const std::string& file) {
   return 0;
 }
 
-// A range check that says what it wants in words ("--workers must be at least 1").
-CLI::Validator at_least_one(const std::string& option) {
-  return CLI::Validator(
-      [option](std::string& value) -> std::string {
-        try {
-          size_t used = 0;
-          const long long v = std::stoll(value, &used);
-          if (used == value.size() && v >= 1) return "";
-        } catch (const std::exception&) {
-        }
-        return fmt::format("{} must be at least 1 (got '{}')", option, value);
-      },
-      "INT >= 1");
-}
-
 // The first word that is not an option (or an option's value): the subcommand the user asked for.
 std::string requested_subcommand(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -141,37 +126,8 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "check an experiment file: schema, plugins and their parameters");
   validate->add_option("experiment", exp_file, "the experiment YAML")->required();
 
-  flowlab::RunOptions run_opt;
-  auto* run = app.add_subcommand("run", "run an experiment's sweep and write its HDF5 results");
-  run->add_option("experiment", exp_file, "the experiment YAML")->required();
-  run->add_flag("--dry-run", run_opt.dry_run, "print the trial table and run nothing");
-  run->add_option("--devices", run_opt.devices, "devices, overriding the YAML: auto, cpu, cuda:N (repeatable)");
-  run->add_option("--workers", run_opt.workers, "workers per device")->check(at_least_one("--workers"));
-  run->add_option("--threads", run_opt.threads, "threads per worker")->check(at_least_one("--threads"));
-  run->add_option("--out", run_opt.out, "the HDF5 file, overriding the YAML's output");
-  run->add_flag("--resume", run_opt.resume, "finish an interrupted sweep without redoing finished trials");
-  run->add_flag("--retry-failed", run_opt.retry_failed, "with --resume: rerun the failed trials too");
-  run->add_flag("--fail-fast", run_opt.fail_fast, "stop at the first failed trial");
-  std::string shard;
-  run->add_option("--shard", shard,
-                  "run only shard I of N (0-based: trials i with i % N == I); default from SLURM_ARRAY_TASK_ID and "
-                  "SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) when set")
-      ->type_name("I/N")
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            try {
-              flowlab::parse_shard(v);
-              return "";
-            } catch (const std::exception& e) {
-              const std::string m = e.what();  // CLI11 puts "--shard: " before it
-              return m.rfind("--shard ", 0) == 0 ? m.substr(8) : m;
-            }
-          },
-          ""));
-  run->add_option("--merge-every", run_opt.merge_every,
-                  "rebuild the experiment file at most every S seconds (and at the end); 0: after every trial")
-      ->type_name("S")
-      ->check(CLI::NonNegativeNumber);
+  const auto run_cmd = flowlab::cli::add_run_command(
+      app, [&] { return self_path(argv[0]); }, plugin_path);
 
   flowlab::cli::ReportArgs report_args;
   auto* report = flowlab::cli::add_report(app, report_args);
@@ -188,19 +144,7 @@ int main(int argc, char** argv) {
   flowlab::cli::TuneGridArgs tune_args;
   auto* tune = flowlab::cli::add_tune_grid(app, tune_args);
 
-  flowlab::worker::Job job;  // internal: one trial in a worker process (the protocol is in flowlab/worker.hpp)
-  auto* trial = app.add_subcommand("_trial", "");
-  trial->group("");
-  trial->add_option("experiment", job.experiment_file);
-  trial->add_option("--snapshot", job.snapshot);
-  trial->add_option("--id", job.id)->required();
-  trial->add_option("--device", job.device);
-  trial->add_option("--threads", job.threads);
-  trial->add_option("--out", job.out)->required();
-  trial->add_option("--checkpoint", job.checkpoint);
-  trial->add_option("--tensorboard", job.tensorboard);
-  trial->add_option("--config-hash", job.config_hash);
-
+  const auto trial_cmd = flowlab::cli::add_trial_command(app);  // internal: one trial in a worker process
   const auto merge_cmd = flowlab::cli::add_merge_command(app);
   const auto slurm_cmd = flowlab::cli::add_slurm_command(
       app, [&] { return self_path(argv[0]); }, plugin_path);
@@ -234,14 +178,12 @@ int main(int argc, char** argv) {
   try {
     if (*devices) return flowlab::worker::run_devices();
     flowlab::Registry registry(plugin_path);
-    if (!*trial) print_problems(registry);
+    if (!*trial_cmd.app) print_problems(registry);
     if (*plugins) return cmd_plugins(registry, kind);
     if (*describe) return cmd_describe(registry, what);
     if (*validate) return cmd_validate(registry, exp_file);
-    if (*trial) {
-      if (job.snapshot.empty() && job.experiment_file.empty()) throw flowlab::Error("_trial: give --snapshot or EXP");
-      return flowlab::worker::run_worker(job, registry);
-    }
+    if (*trial_cmd.app) return trial_cmd.run(registry);
+    if (*run_cmd.app) return run_cmd.run(registry);
     if (*merge_cmd.app) return merge_cmd.run(registry);
     if (*slurm_cmd.app) return slurm_cmd.run(registry);
     using flowlab::cli::naming_file;
@@ -253,18 +195,6 @@ int main(int argc, char** argv) {
     if (*ema) return naming_file(ema_args.file, [&] { return flowlab::cli::run_ema(registry, ema_args); });
     if (*verify) return flowlab::cli::run_verify(verify_args);
     if (*tune) return naming_file(tune_args.file, [&] { return flowlab::cli::run_tune_grid(registry, tune_args); });
-    if (*run) {
-      if (run_opt.retry_failed && !run_opt.resume) throw flowlab::Error("--retry-failed needs --resume");
-      run_opt.self = self_path(argv[0]);
-      run_opt.plugin_paths = plugin_path;
-      // A shard: --shard I/N, else the Slurm array task's (SLURM_ARRAY_TASK_ID, ...), else the whole sweep.
-      const auto sh = !shard.empty()
-                          ? flowlab::parse_shard(shard)
-                          : flowlab::shard_from_env([](const char* n) -> const char* { return std::getenv(n); });
-      run_opt.shard_index = sh.index, run_opt.shard_count = sh.count;
-      const auto ex = flowlab::load_experiment(exp_file, registry);
-      return flowlab::run_experiment(ex, run_opt, std::cout);
-    }
   } catch (const std::exception& e) {
     std::cerr << "flowlab: error: " << e.what() << "\n";
     return 1;
