@@ -4,7 +4,8 @@
 For every trial and round with stored trajectories (eval.store_trajectories) of a fixed-step run with at least 20
 steps (Euler 100 by preference), the largest change of velocity over a tenth of the time, as a fraction of the
 trajectory's length |x1 - x0| (0 for a straight path; the median and 90th percentile over the stored trajectories),
-and the accepted step sizes of the round's adaptive run with the most NFE (its stored state times). Reads the file
+and the accepted step sizes of the round's adaptive run with the most accepted steps (its stored state times); of
+rows evaluated during training (eval.every), only the round's final ones. Reads the file
 with h5py (Debian's python3-h5py). A distilled student is the round after the last reflow round.
 
     /usr/bin/python3 benchmarks/trajectory_turns.py results/reflow_rounds.h5
@@ -25,11 +26,15 @@ def turns(trajectory, times):
 
 
 def main(path):
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        sys.exit(f"trajectory_turns: {path} is not a readable HDF5 file ({e})")
+    with f:
         if "trials" not in f:
             sys.exit(f"trajectory_turns: {path} is not a flowlab results file (no /trials)")
         print("trial, round: velocity change over 0.1 of t / |x1 - x0| (median, p90 over stored trajectories); "
-              "adaptive run: NFE, accepted steps")
+              "the adaptive run with the most accepted steps: their sizes")
         found = False
         for trial in sorted(f["trials"]):
             rows = f["trials"][trial].get("rows")
@@ -40,8 +45,11 @@ def main(path):
                 row = rows[name]
                 by_round.setdefault(int(row.attrs["round"]), []).append(row)
             for rnd in sorted(by_round):
-                fixed = [r for r in by_round[rnd] if "trajectory" in r and int(r.attrs["steps"]) >= 20]
-                adaptive = [r for r in by_round[rnd] if int(r.attrs["steps"]) == 0 and "times" in r]
+                # The round's final rows: with eval.every, rows evaluated during training carry earlier train_steps.
+                last = max(int(r.attrs.get("train_step", 0)) for r in by_round[rnd])
+                final = [r for r in by_round[rnd] if int(r.attrs.get("train_step", 0)) == last]
+                fixed = [r for r in final if "trajectory" in r and int(r.attrs["steps"]) >= 20]
+                adaptive = [r for r in final if int(r.attrs["steps"]) == 0 and "times" in r]
                 if not fixed:
                     continue
                 found = True

@@ -202,7 +202,8 @@ def main():
                 trials = read_eval_samples(out)
                 if sorted(trials) != SEEDS:
                     raise RuntimeError(f"{out}: trials for seeds {sorted(trials)}, expected {SEEDS}")
-                for seed, rows in trials.items():
+                for seed in SEEDS:  # in SEEDS' order, as the peer's below: the lists pair seed by seed
+                    rows = trials[seed]
                     for key, solver, n, _ in SOLVERS:
                         (row,) = [r for r in rows if r["solver"] == solver and (solver == "dopri5" or r["steps"] == n)]
                         if row["error"]:
@@ -242,8 +243,16 @@ def main():
     def nfe(values):  # fixed-step NFE are the same for every seed; dopri5's mean and std get one decimal
         return str(values[0]) if len(set(values)) == 1 else stat(values, ".1f")
 
-    print("| task | method | solver | W2 TorchCFM | W2 flowlab | NFE TorchCFM | NFE flowlab |")
-    print("|---|---|---|---|---|---|---|")
+    def paired(flowlab_w2, peer_w2):
+        # flowlab - TorchCFM seed by seed (same seed, same reference set): mean ± its standard error, std / sqrt(n).
+        d = [f - p for f, p in zip(flowlab_w2, peer_w2)]
+        if len(d) == 1:
+            return format(d[0], "+.3f")
+        return f"{statistics.mean(d):+.3f} ± {statistics.stdev(d) / len(d) ** 0.5:.3f}"
+
+    print("| task | method | solver | W2 TorchCFM | W2 flowlab | W2 flowlab - TorchCFM, paired | NFE TorchCFM | "
+          "NFE flowlab |")
+    print("|---|---|---|---|---|---|---|---|")
     for task, task_name in TASKS.items():
         for method, method_name in METHODS.items():
             if (task, method, "flowlab", SOLVERS[0][0]) not in results:  # left out by --only
@@ -251,8 +260,9 @@ def main():
             for key, _, _, label in SOLVERS:
                 (pw, pn), (fw, fn) = results[(task, method, "torchcfm", key)], results[(task, method, "flowlab", key)]
                 print(f"| {task_name} | {method_name} | {label} | {stat(pw, '.3f')} | {stat(fw, '.3f')} | "
-                      f"{nfe(pn)} | {nfe(fn)} |")
-    print(f"\n{STEPS} training steps, batch {BATCH}, seeds {SEEDS} (mean ± sample std over the seeds); W2 between "
+                      f"{paired(fw, pw)} | {nfe(pn)} | {nfe(fn)} |")
+    print(f"\n{STEPS} training steps, batch {BATCH}, seeds {SEEDS} (mean ± sample std over the seeds; the paired "
+          f"difference: mean ± standard error over the seeds); W2 between "
           f"{POINTS} generated points and {POINTS} reference points of TorchCFM's sampler (one set per task and "
           f"seed, the same for both tools); {time.time() - t_start:.0f} s in all.")
     print("The floor, W2 between two independent sets of " + f"{POINTS} points of the target (TorchCFM's sampler): " +

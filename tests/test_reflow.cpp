@@ -231,8 +231,7 @@ TEST_CASE("reflow: the round comparison shows each round's adaptive NFE, of its 
     for (const auto& e : r.eval)
       if (e.round == k && e.steps == 0) adaptive.push_back(&e);
     REQUIRE(adaptive.size() == 2);
-    // The tighter tolerance takes more NFE than the looser one, and is the one shown.
-    CHECK(adaptive[1]->nfe > adaptive[0]->nfe);
+    // The tighter tolerance is the one shown, whichever takes more NFE.
     CHECK(lines[size_t(k)].adaptive_nfe == double(adaptive[1]->nfe));
     CHECK(lines[size_t(k)].adaptive_run == "dopri5:rtol=1e-05,atol=1e-05");
     // The run that the round's steps to quality refers to.

@@ -387,8 +387,10 @@ void compare_rounds(Report& rep) {
         const ReportRow& r = g.rows[i];
         if (r.n == 0) continue;
         if (!accurate || r.nfe > g.rows[*accurate].nfe) accurate = i;
-        // The adaptive run steps to quality refers to (the tightest tolerance): the round's cost at that accuracy.
-        if (adaptive(r) && (!tightest || more_accurate_adaptive(r, g.rows[*tightest]))) tightest = i;
+        // The adaptive run steps to quality refers to (the most accurate one with a value): the round's cost there.
+        if (adaptive(r) && (rep.metrics.empty() || std::isfinite(r.mean[0])) &&
+            (!tightest || more_accurate_adaptive(r, g.rows[*tightest])))
+          tightest = i;
         if (!rep.metrics.empty() && std::isfinite(r.mean[0]) && (!cheapest || r.nfe < g.rows[*cheapest].nfe))
           cheapest = i;
         if (!has_reference || !std::isfinite(r.mean[0]) || r.mean[0] > c.threshold || r.steps == 0) continue;
